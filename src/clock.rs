@@ -1,0 +1,143 @@
+//! Injectable time and id sources, so tests can be deterministic.
+//!
+//! [`Segments`](crate::Segments) reads the time from a [`Clock`] and new ids
+//! from an [`IdGenerator`]. The defaults are the system clock and UUID v7;
+//! tests plug a [`ManualClock`] and [`SequentialIds`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use uuid::Uuid;
+
+use crate::SegmentId;
+
+/// A source of the current time.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time. The service truncates it to microseconds.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that shows a set time until it is moved. Clones share the time.
+///
+/// ```
+/// use chrono::{TimeDelta, TimeZone, Utc};
+/// use segments::clock::{Clock, ManualClock};
+/// let clock = ManualClock::new(Utc.with_ymd_and_hms(2024, 1, 15, 10, 30, 45).unwrap());
+/// clock.advance(TimeDelta::seconds(1));
+/// assert_eq!(clock.now(), Utc.with_ymd_and_hms(2024, 1, 15, 10, 30, 46).unwrap());
+/// ```
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl ManualClock {
+    /// A clock showing `at`.
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(Arc::new(Mutex::new(at)))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+
+    /// Moves the time by `by` (which may be negative).
+    pub fn advance(&self, by: TimeDelta) {
+        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A source of new segment ids.
+pub trait IdGenerator: Send + Sync + fmt::Debug {
+    /// A fresh id, never returned before by this generator.
+    fn next_id(&self) -> SegmentId;
+}
+
+/// UUID v7 from the system clock: time-ordered within the process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UuidV7;
+
+impl IdGenerator for UuidV7 {
+    fn next_id(&self) -> SegmentId {
+        SegmentId::now_v7()
+    }
+}
+
+/// Deterministic, well-formed UUID v7 ids: a fixed timestamp and a counter.
+/// Clones share the counter.
+///
+/// ```
+/// use segments::clock::{IdGenerator, SequentialIds};
+/// let ids = SequentialIds::new();
+/// assert_eq!(ids.next_id().to_string(), "00000000-0000-7000-8000-000000000001");
+/// assert_eq!(ids.next_id().to_string(), "00000000-0000-7000-8000-000000000002");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SequentialIds(Arc<AtomicU64>);
+
+impl SequentialIds {
+    /// A generator whose first id ends in `1`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl IdGenerator for SequentialIds {
+    fn next_id(&self) -> SegmentId {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        // Version 7 nibble and RFC 4122 variant bits, counter in the low 64 bits.
+        let bits = (0x7u128 << 76) | (0x8u128 << 60) | u128::from(n & 0x0fff_ffff_ffff_ffff);
+        SegmentId::from_uuid(Uuid::from_u128(bits))
+    }
+}
+
+/// `at` with its sub-microsecond part dropped.
+pub(crate) fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    let nanos = at.timestamp_subsec_nanos();
+    at - TimeDelta::nanoseconds(i64::from(nanos % 1_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn truncation_keeps_microseconds() {
+        let at = Utc.timestamp_opt(1_705_314_645, 123_456_789).unwrap();
+        let t = truncate_to_micros(at);
+        assert_eq!(t.timestamp_subsec_nanos(), 123_456_000);
+        assert_eq!(truncate_to_micros(t), t);
+        let before_epoch = Utc.timestamp_opt(-5, 999_999_999).unwrap();
+        assert_eq!(truncate_to_micros(before_epoch).timestamp_subsec_nanos(), 999_999_000);
+    }
+
+    #[test]
+    fn sequential_ids_are_v7() {
+        let ids = SequentialIds::new();
+        let a = ids.next_id();
+        let b = ids.clone().next_id();
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+        assert_eq!(a.as_uuid().get_variant(), uuid::Variant::RFC4122);
+        assert!(a < b, "clones share the counter");
+    }
+}

@@ -1,0 +1,40 @@
+//! The numeric limits of the domain, as public constants.
+//!
+//! Every limit the crate enforces is one of these constants, so a host can
+//! show them, test against them, or validate early with the same numbers.
+
+/// Maximum length of a segment name, in characters (Unicode scalar values),
+/// after surrounding whitespace is trimmed.
+pub const MAX_NAME_CHARS: usize = 255;
+
+/// Maximum length of a segment description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
+
+/// Maximum length of a segment's source label, in characters.
+pub const MAX_SOURCE_CHARS: usize = 64;
+
+/// The source label given to segments whose creator sets none, as documented
+/// ("Segments created via API are automatically tagged with `source: \"api\"`").
+pub const DEFAULT_SOURCE: &str = "api";
+
+/// Maximum length of an organization id, in bytes.
+pub const MAX_ORG_ID_BYTES: usize = 128;
+
+/// Maximum length of the part of a PID after `p-`, in characters.
+pub const MAX_PID_HASH_CHARS: usize = 64;
+
+/// Maximum number of PIDs in one `add_members` or `remove_members` call.
+/// A larger call is refused whole with [`Error::TooLarge`](crate::Error::TooLarge).
+pub const MAX_PIDS_PER_CALL: usize = 100_000;
+
+/// Number of members in one page of the documented page API (fixed).
+pub const MEMBERS_PAGE_SIZE: usize = 5_000;
+
+/// Largest `limit` accepted by the cursor APIs (members and segments).
+pub const MAX_PAGE_LIMIT: usize = 10_000;
+
+/// The `limit` the cursor APIs use when the caller sets none.
+pub const DEFAULT_PAGE_LIMIT: usize = 100;
+
+/// Largest request body the wire adapter accepts, in bytes (16 MiB).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;

@@ -1,0 +1,7 @@
+//! The domain: ids, names, PIDs, segments, limits. No storage, no HTTP.
+
+pub(crate) mod ids;
+pub mod limits;
+pub(crate) mod name;
+pub(crate) mod pid;
+pub(crate) mod segment;

@@ -1,0 +1,94 @@
+//! # segments
+//!
+//! An embedded segments engine. A **segment** is a named, per-organization
+//! list of people (person ids, "PIDs", like `p-a1b2c3d4e5f6`) that a program
+//! creates, fills, reads and tracks. This crate is that whole system as a
+//! library: no HTTP needed, SQLite by default, or in memory.
+//!
+//! ```
+//! use segments::{Error, NewSegment, OrgId, Segments, SqliteStore};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("segments.db");
+//! let segments = Segments::new(SqliteStore::open(&path)?); // or MemoryStore::new()
+//! let org = OrgId::new("acme")?;
+//! let s = segments.create(&org, NewSegment::new("Q1 2024 Enterprise Prospects")
+//!     .description("500+ employees, tech"))?;
+//! assert_eq!(s.current_size, 0);
+//! assert_eq!(segments.get(&org, s.id)?, s);
+//!
+//! // Names are unique per org, ignoring case, spacing and Unicode form.
+//! match segments.create(&org, NewSegment::new("q1 2024  enterprise prospects")) {
+//!     Err(e @ Error::DuplicateName { .. }) => assert_eq!(e.status_code(), 404),
+//!     other => panic!("expected a duplicate, got {other:?}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Layers
+//! - **Domain**: [`OrgId`], [`SegmentId`], [`SegmentName`], [`Pid`],
+//!   [`Segment`], the [`limits`], and one [`Error`] whose variants know the
+//!   documented status code.
+//! - **Service**: [`Segments`] validates input, stamps times (from an
+//!   injectable [`Clock`](clock::Clock), truncated to microseconds) and ids
+//!   (UUID v7 by default), and calls the store.
+//! - **Stores**: the [`SegmentStore`] trait; [`MemoryStore`]; [`SqliteStore`]
+//!   (feature `sqlite`, on by default, with SQLite bundled).
+//! - **Conformance** (feature `conformance`): the shared suite every store
+//!   passes, public so other backends can run it too.
+//!
+//! ## Decisions where the documented API is silent
+//! - A duplicate name answers [`Error::DuplicateName`] with status **404**, as
+//!   documented, not 409.
+//! - Names are stored trimmed; uniqueness is by key: NFC, internal whitespace
+//!   runs collapsed to one space, lowercased (`str::to_lowercase`). A
+//!   segment may be renamed to a name with its own key.
+//! - Segment ids are UUID v7; listing is in creation order (`created_at`,
+//!   then id) with a cursor that survives the deletion of the segment it
+//!   came from.
+//! - `updated_at` moves on rename and description changes, not on
+//!   membership changes.
+//! - Source labels are 1–64 ASCII letters, digits, `-`, `_`, `.`, `:`.
+//! - Org ids are 1–128 bytes, any printable characters but whitespace.
+//! - Deleting a segment frees its name at once.
+//! - [`Segments::find_by_name`] with a string that cannot be a name is an
+//!   `Invalid` error, not `Ok(None)`.
+//!
+//! ## Features
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sqlite` | yes | [`SqliteStore`], with SQLite compiled in (rusqlite `bundled`) |
+//! | `conformance` | no | `segments::conformance`, the shared store suite |
+//! | `serde` | no | `Serialize`/`Deserialize` for the domain types |
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod domain;
+mod error;
+mod service;
+mod store;
+
+pub use domain::ids::{OrgId, SegmentId};
+pub use domain::limits;
+pub use domain::name::SegmentName;
+pub use domain::pid::{Pid, is_well_formed as is_well_formed_pid};
+pub use domain::segment::{
+    ListOptions, NewSegment, Segment, SegmentChange, SegmentCursor, SegmentInsert, SegmentPage,
+};
+pub use error::{Error, Field, Result, Rule, ValidationError};
+pub use service::Segments;
+pub use store::SegmentStore;
+pub use store::memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::{SqliteStore, SqliteStoreBuilder, Synchronous};

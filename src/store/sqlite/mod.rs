@@ -1,0 +1,464 @@
+//! [`SqliteStore`]: segments in a SQLite file (or SQLite in memory).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::{
+    Error, OrgId, Result, Segment, SegmentChange, SegmentCursor, SegmentId, SegmentInsert,
+    SegmentStore,
+};
+
+mod schema;
+
+/// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
+///
+/// With WAL, neither mode can corrupt the database on a crash. They differ
+/// on power loss or an OS crash: with [`Normal`](Synchronous::Normal) the
+/// last transactions before the crash may be rolled back; with
+/// [`Full`](Synchronous::Full) a transaction is durable once its call
+/// returns, at the cost of an fsync per commit. A process crash (even
+/// SIGKILL) loses nothing that committed in either mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// `synchronous=NORMAL`: the default.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`.
+    Full,
+}
+
+impl Synchronous {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
+}
+
+/// Options of a [`SqliteStore`], set before it opens.
+///
+/// ```
+/// use std::time::Duration;
+/// use segments::{SqliteStore, Synchronous};
+/// # let dir = tempfile::tempdir()?;
+/// let store = SqliteStore::builder()
+///     .synchronous(Synchronous::Full)
+///     .busy_timeout(Duration::from_secs(10))
+///     .open(dir.path().join("segments.db"))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct SqliteStoreBuilder {
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+    max_idle_readers: usize,
+}
+
+impl Default for SqliteStoreBuilder {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+            max_idle_readers: 4,
+        }
+    }
+}
+
+impl SqliteStoreBuilder {
+    /// `PRAGMA synchronous`; [`Synchronous::Normal`] by default.
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// How long a call waits for another connection's write lock (another
+    /// process, usually) before it fails; 5 s by default.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// How many idle read connections are kept for reuse; 4 by default.
+    /// More are opened when more threads read at once.
+    pub fn max_idle_readers(mut self, n: usize) -> Self {
+        self.max_idle_readers = n;
+        self
+    }
+
+    /// Opens (creating if needed) the database file at `path` and brings its
+    /// schema up to date.
+    ///
+    /// # Errors
+    /// [`Error::SchemaTooNew`] when a newer version of this crate wrote the
+    /// file (the file is left untouched); `Storage` when the file cannot be
+    /// opened, is not a database, or cannot be written.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = Connection::open(&path).db()?;
+        writer.busy_timeout(self.busy_timeout).db()?;
+        // Refuse a newer database before any PRAGMA can write to it.
+        schema::check_not_newer(&writer)?;
+        self.configure(&writer, true)?;
+        schema::migrate(&mut writer, Utc::now().timestamp_micros())?;
+        Ok(SqliteStore::from_parts(writer, Some(path), self))
+    }
+
+    /// Opens a private database in memory, gone when the store is dropped.
+    /// Reads share the one connection with writes.
+    ///
+    /// # Errors
+    /// `Storage` if SQLite cannot allocate the database.
+    pub fn open_in_memory(self) -> Result<SqliteStore> {
+        let mut writer = Connection::open_in_memory().db()?;
+        self.configure(&writer, false)?;
+        schema::migrate(&mut writer, Utc::now().timestamp_micros())?;
+        Ok(SqliteStore::from_parts(writer, None, self))
+    }
+
+    /// The PRAGMAs every connection gets when it opens, in this order.
+    fn configure(&self, conn: &Connection, file: bool) -> Result<()> {
+        conn.busy_timeout(self.busy_timeout).db()?;
+        if file {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .db()?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(Error::storage(format!(
+                    "SQLite refused WAL mode (journal_mode is {mode})"
+                )));
+            }
+        }
+        conn.pragma_update(None, "synchronous", self.synchronous.pragma_value())
+            .db()?;
+        conn.pragma_update(None, "foreign_keys", "ON").db()?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(())
+    }
+}
+
+/// Segments in SQLite: one file, no server, safe across threads and
+/// processes.
+///
+/// - SQLite is compiled in (rusqlite `bundled`): no system library.
+/// - Files use WAL, `synchronous=NORMAL` by default (see [`Synchronous`]),
+///   `busy_timeout` 5 s and `foreign_keys=ON`, set on every connection as it
+///   opens. Statements are prepared once per connection and cached.
+/// - One connection writes (calls that write take turns); reads use their
+///   own connections, so readers never wait on the writer. Several processes
+///   may open one file; SQLite's locks order their writes.
+/// - Name uniqueness is a unique index: of two racing creates, even in two
+///   processes, exactly one wins.
+/// - The schema version is kept in the table `segments_schema`; a file from
+///   a newer version of the crate is refused with
+///   [`Error::SchemaTooNew`] and left untouched.
+///
+/// Clones share the connections.
+///
+/// ```
+/// use segments::{NewSegment, OrgId, Segments, SqliteStore};
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("segments.db");
+/// let org = OrgId::new("acme")?;
+/// let id = Segments::new(SqliteStore::open(&path)?)
+///     .create(&org, NewSegment::new("Watchlist"))?
+///     .id;
+/// // Reopened, the file still holds it.
+/// let segments = Segments::new(SqliteStore::open(&path)?);
+/// assert_eq!(segments.get(&org, id)?.name, "Watchlist");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    /// Idle read connections; `None` for an in-memory database, whose reads
+    /// use the writer.
+    readers: Option<Mutex<Vec<Connection>>>,
+    path: Option<PathBuf>,
+    options: SqliteStoreBuilder,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` with the
+    /// default options; see [`SqliteStore::builder`] for others.
+    ///
+    /// # Errors
+    /// As [`SqliteStoreBuilder::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder().open(path)
+    }
+
+    /// A private database in memory, gone when the store is dropped.
+    ///
+    /// # Errors
+    /// As [`SqliteStoreBuilder::open_in_memory`].
+    pub fn open_in_memory() -> Result<Self> {
+        Self::builder().open_in_memory()
+    }
+
+    /// Options to set before opening.
+    pub fn builder() -> SqliteStoreBuilder {
+        SqliteStoreBuilder::default()
+    }
+
+    /// The database file, or `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    fn from_parts(writer: Connection, path: Option<PathBuf>, options: SqliteStoreBuilder) -> Self {
+        let readers = path.as_ref().map(|_| Mutex::new(Vec::new()));
+        Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                path,
+                options,
+            }),
+        }
+    }
+
+    /// The write connection. A panic in another thread while it held the
+    /// lock rolled its transaction back (rusqlite's `Transaction` rolls back
+    /// on drop), so the connection is sound to use.
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on a read connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let (Some(pool), Some(path)) = (&self.inner.readers, &self.inner.path) else {
+            return f(&self.writer());
+        };
+        let idle = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open(path).db()?;
+                self.inner.options.configure(&conn, true)?;
+                conn.pragma_update(None, "query_only", "ON").db()?;
+                conn
+            }
+        };
+        let out = f(&conn);
+        let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.inner.options.max_idle_readers {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("synchronous", &self.inner.options.synchronous)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The one place rusqlite's errors become the crate's: a backend failure,
+/// with rusqlite's error kept as the source. Constraint violations that mean
+/// something in the domain never get here: the statements detect them
+/// (`ON CONFLICT`, reads under the write lock) and answer the domain error.
+trait Db<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T> {
+        self.map_err(Error::storage)
+    }
+}
+
+const SEGMENT_COLUMNS: &str =
+    "id, name, description, source, current_size, created_at, updated_at";
+
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn segment_from_row(row: &Row<'_>) -> rusqlite::Result<Segment> {
+    let time = |i: usize| -> rusqlite::Result<DateTime<Utc>> {
+        let v: i64 = row.get(i)?;
+        DateTime::from_timestamp_micros(v).ok_or(rusqlite::Error::IntegralValueOutOfRange(i, v))
+    };
+    let id: [u8; 16] = row.get(0)?;
+    let size: i64 = row.get(4)?;
+    Ok(Segment {
+        id: SegmentId::from_uuid(uuid::Uuid::from_bytes(id)),
+        name: row.get(1)?,
+        description: row.get(2)?,
+        source: row.get(3)?,
+        current_size: u64::try_from(size)
+            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(4, size))?,
+        created_at: time(5)?,
+        updated_at: time(6)?,
+    })
+}
+
+fn select_segment(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<Segment> {
+    conn.prepare_cached(&format!(
+        "SELECT {SEGMENT_COLUMNS} FROM segments WHERE id = ?1 AND org = ?2"
+    ))
+    .db()?
+    .query_row(params![id.as_bytes(), org.as_str()], segment_from_row)
+    .optional()
+    .db()?
+    .ok_or(Error::NotFound { id })
+}
+
+impl SegmentStore for SqliteStore {
+    fn insert_segment(&self, org: &OrgId, new: &SegmentInsert) -> Result<()> {
+        let conn = self.writer();
+        // One statement in autocommit: atomic, and the unique index decides
+        // between racing creates, in this process or another.
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO segments (id, org, name, name_key, description, source, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                 ON CONFLICT (org, name_key) DO NOTHING",
+            )
+            .db()?
+            .execute(params![
+                new.id.as_bytes(),
+                org.as_str(),
+                new.name.as_str(),
+                new.name.key(),
+                new.description,
+                new.source,
+                micros(new.created_at),
+            ])
+            .db()?;
+        if inserted == 0 {
+            return Err(Error::DuplicateName {
+                name: new.name.as_str().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
+        self.read(|conn| select_segment(conn, org, id))
+    }
+
+    fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {SEGMENT_COLUMNS} FROM segments WHERE org = ?1 AND name_key = ?2"
+            ))
+            .db()?
+            .query_row(params![org.as_str(), key], segment_from_row)
+            .optional()
+            .db()
+        })
+    }
+
+    fn segments(
+        &self,
+        org: &OrgId,
+        after: Option<SegmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Segment>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let rows = match after {
+                None => conn
+                    .prepare_cached(&format!(
+                        "SELECT {SEGMENT_COLUMNS} FROM segments WHERE org = ?1
+                         ORDER BY created_at, id LIMIT ?2"
+                    ))
+                    .db()?
+                    .query_map(params![org.as_str(), limit], segment_from_row)
+                    .db()?
+                    .collect::<rusqlite::Result<Vec<_>>>(),
+                Some(c) => conn
+                    .prepare_cached(&format!(
+                        "SELECT {SEGMENT_COLUMNS} FROM segments
+                         WHERE org = ?1 AND (created_at, id) > (?2, ?3)
+                         ORDER BY created_at, id LIMIT ?4"
+                    ))
+                    .db()?
+                    .query_map(
+                        params![org.as_str(), micros(c.created_at()), c.id().as_bytes(), limit],
+                        segment_from_row,
+                    )
+                    .db()?
+                    .collect(),
+            };
+            rows.db()
+        })
+    }
+
+    fn update_segment(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        change: &SegmentChange,
+        at: DateTime<Utc>,
+    ) -> Result<Segment> {
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        select_segment(&tx, org, id)?;
+        match change {
+            SegmentChange::Rename(name) => {
+                // Under the write lock this read is the truth; the unique
+                // index stays the last word.
+                let holder: Option<[u8; 16]> = tx
+                    .prepare_cached("SELECT id FROM segments WHERE org = ?1 AND name_key = ?2")
+                    .db()?
+                    .query_row(params![org.as_str(), name.key()], |r| r.get(0))
+                    .optional()
+                    .db()?;
+                if holder.is_some_and(|h| h != *id.as_bytes()) {
+                    return Err(Error::DuplicateName {
+                        name: name.as_str().to_owned(),
+                    });
+                }
+                tx.prepare_cached(
+                    "UPDATE segments SET name = ?1, name_key = ?2, updated_at = ?3 WHERE id = ?4",
+                )
+                .db()?
+                .execute(params![name.as_str(), name.key(), micros(at), id.as_bytes()])
+                .db()?;
+            }
+            SegmentChange::Describe(description) => {
+                tx.prepare_cached(
+                    "UPDATE segments SET description = ?1, updated_at = ?2 WHERE id = ?3",
+                )
+                .db()?
+                .execute(params![description, micros(at), id.as_bytes()])
+                .db()?;
+            }
+        }
+        let segment = select_segment(&tx, org, id)?;
+        tx.commit().db()?;
+        Ok(segment)
+    }
+
+    fn delete_segment(&self, org: &OrgId, id: SegmentId) -> Result<()> {
+        let conn = self.writer();
+        let deleted = conn
+            .prepare_cached("DELETE FROM segments WHERE id = ?1 AND org = ?2")
+            .db()?
+            .execute(params![id.as_bytes(), org.as_str()])
+            .db()?;
+        if deleted == 0 {
+            return Err(Error::NotFound { id });
+        }
+        Ok(())
+    }
+}

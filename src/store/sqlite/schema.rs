@@ -1,0 +1,134 @@
+//! The SQLite schema, its version table and its migrations.
+//!
+//! The version lives in `segments_schema`, a table of the crate's own (not
+//! `PRAGMA user_version`, which a host may use for its own tables in the same
+//! file). Migrations are plain SQL, applied in order inside one `IMMEDIATE`
+//! transaction; they hold no PRAGMAs.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::Db;
+use crate::{Error, Result};
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: segments.
+    "CREATE TABLE segments (
+        seq          INTEGER PRIMARY KEY,
+        id           BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
+        org          TEXT    NOT NULL,
+        name         TEXT    NOT NULL,
+        name_key     TEXT    NOT NULL,
+        description  TEXT,
+        source       TEXT    NOT NULL,
+        current_size INTEGER NOT NULL DEFAULT 0 CHECK (current_size >= 0),
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX segments_by_name_key ON segments (org, name_key);
+    CREATE INDEX segments_by_creation ON segments (org, created_at, id);",
+];
+
+/// The schema version this build of the crate writes and reads.
+pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// The schema version of the database behind `conn`; 0 for a database this
+/// crate never touched. Reads only.
+pub(super) fn version(conn: &Connection) -> Result<i64> {
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'segments_schema')",
+            [],
+            |r| r.get(0),
+        )
+        .db()?;
+    if !has_table {
+        return Ok(0);
+    }
+    conn.query_row("SELECT coalesce(max(version), 0) FROM segments_schema", [], |r| r.get(0))
+        .db()
+}
+
+/// Refuses a database from a newer version of the crate, before anything
+/// is written to it.
+pub(super) fn check_not_newer(conn: &Connection) -> Result<i64> {
+    let found = version(conn)?;
+    if found > LATEST {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: LATEST,
+        });
+    }
+    Ok(found)
+}
+
+/// Brings the database up to [`LATEST`]. Safe against other processes
+/// migrating the same file at the same time: the version is read again under
+/// the write lock.
+pub(super) fn migrate(conn: &mut Connection, now_micros: i64) -> Result<()> {
+    if check_not_newer(conn)? == LATEST {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS segments_schema (
+            version    INTEGER PRIMARY KEY,
+            applied_at INTEGER NOT NULL
+        )",
+    )
+    .db()?;
+    let current = check_not_newer(&tx)?;
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql).db()?;
+        tx.execute(
+            "INSERT INTO segments_schema (version, applied_at) VALUES (?1, ?2)",
+            (from as i64 + 1, now_micros),
+        )
+        .db()?;
+    }
+    tx.commit().db()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_in_order_and_record_the_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(version(&conn).unwrap(), 0);
+        migrate(&mut conn, 1).unwrap();
+        assert_eq!(version(&conn).unwrap(), LATEST);
+        // A second run is a no-op.
+        migrate(&mut conn, 2).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM segments_schema", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, LATEST, "one row per applied migration");
+        let fk_problems: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk_problems, 0);
+    }
+
+    #[test]
+    fn migrations_hold_no_pragmas() {
+        for sql in MIGRATIONS {
+            assert!(!sql.to_ascii_lowercase().contains("pragma"), "migrations hold no PRAGMA: {sql}");
+        }
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, 1).unwrap();
+        conn.execute("INSERT INTO segments_schema VALUES (?1, 0)", [LATEST + 1]).unwrap();
+        let err = migrate(&mut conn, 2).unwrap_err();
+        assert!(
+            matches!(err, Error::SchemaTooNew { found, supported } if found == LATEST + 1 && supported == LATEST),
+            "got {err:?}"
+        );
+    }
+}
