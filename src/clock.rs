@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(t.timestamp_subsec_nanos(), 123_456_000);
         assert_eq!(truncate_to_micros(t), t);
         let before_epoch = Utc.timestamp_opt(-5, 999_999_999).unwrap();
-        assert_eq!(truncate_to_micros(before_epoch).timestamp_subsec_nanos(), 999_999_000);
+        assert_eq!(
+            truncate_to_micros(before_epoch).timestamp_subsec_nanos(),
+            999_999_000
+        );
     }
 
     #[test]

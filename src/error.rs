@@ -75,7 +75,9 @@ pub enum Error {
 
     /// The database was written by a newer version of this crate. It was
     /// left untouched.
-    #[error("database schema version {found} is newer than the newest this crate knows ({supported})")]
+    #[error(
+        "database schema version {found} is newer than the newest this crate knows ({supported})"
+    )]
     SchemaTooNew {
         /// The schema version found in the database.
         found: i64,
@@ -117,7 +119,9 @@ impl Error {
     /// details must not leak.
     pub fn public_message(&self) -> Cow<'static, str> {
         match self {
-            Self::SchemaTooNew { .. } | Self::Storage { .. } => Cow::Borrowed("Internal server error"),
+            Self::SchemaTooNew { .. } | Self::Storage { .. } => {
+                Cow::Borrowed("Internal server error")
+            }
             Self::Unauthorized => Cow::Borrowed("Unauthorized"),
             other => Cow::Owned(other.to_string()),
         }
@@ -269,7 +273,10 @@ impl fmt::Display for ValidationError {
             Rule::NulCharacter => write!(f, "'{field}' must not contain NUL characters"),
             Rule::Whitespace => write!(f, "'{field}' must not contain whitespace"),
             Rule::OutOfRange { min, max: None } => write!(f, "'{field}' must be at least {min}"),
-            Rule::OutOfRange { min, max: Some(max) } => {
+            Rule::OutOfRange {
+                min,
+                max: Some(max),
+            } => {
                 write!(f, "'{field}' must be between {min} and {max}")
             }
         }
@@ -285,12 +292,20 @@ mod tests {
     #[test]
     fn documented_messages_and_status_codes() {
         let missing = Error::from(ValidationError::new(Field::Name, Rule::Missing));
-        assert_eq!(missing.to_string(), "Input data must contain a 'name' field");
+        assert_eq!(
+            missing.to_string(),
+            "Input data must contain a 'name' field"
+        );
         assert_eq!(missing.status_code(), 422);
         let not_object = ValidationError::new(Field::Body, Rule::NotAnObject);
         assert_eq!(not_object.to_string(), "Request body must be a JSON object");
         assert_eq!(not_object.status_code(), 400);
-        let wrong = ValidationError::new(Field::Name, Rule::WrongType { expected: "a string" });
+        let wrong = ValidationError::new(
+            Field::Name,
+            Rule::WrongType {
+                expected: "a string",
+            },
+        );
         assert_eq!(wrong.to_string(), "'name' must be a string");
         assert_eq!(wrong.status_code(), 400);
         let page = ValidationError::new(Field::Page, Rule::OutOfRange { min: 1, max: None });
@@ -299,7 +314,10 @@ mod tests {
         let dup = Error::DuplicateName {
             name: "Q1 2024 Enterprise Leads".into(),
         };
-        assert_eq!(dup.to_string(), "Segment name Q1 2024 Enterprise Leads already exists");
+        assert_eq!(
+            dup.to_string(),
+            "Segment name Q1 2024 Enterprise Leads already exists"
+        );
         assert_eq!(dup.status_code(), 404);
         let id = SegmentId::parse("550e8400-e29b-41d4-a716-446655440000").unwrap();
         assert_eq!(
@@ -331,6 +349,9 @@ mod tests {
         assert_eq!(err.public_message(), "Internal server error");
         let source = err.source().expect("the source is chained");
         assert_eq!(source.to_string(), "disk on fire at /secret/path");
-        assert!(source.downcast_ref::<std::io::Error>().is_some(), "the source keeps its type");
+        assert!(
+            source.downcast_ref::<std::io::Error>().is_some(),
+            "the source keeps its type"
+        );
     }
 }

@@ -142,9 +142,9 @@ impl SegmentId {
     /// # Errors
     /// [`ValidationError`] on field `segment_id` when `s` is not a UUID.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        Uuid::try_parse(s)
-            .map(Self)
-            .map_err(|_| ValidationError::new(Field::SegmentId, Rule::Malformed { expected: "a UUID" }))
+        Uuid::try_parse(s).map(Self).map_err(|_| {
+            ValidationError::new(Field::SegmentId, Rule::Malformed { expected: "a UUID" })
+        })
     }
 }
 
@@ -191,7 +191,13 @@ mod tests {
         assert!(OrgId::new("x".repeat(MAX_ORG_ID_BYTES)).is_ok());
         let rule = |s: &str| OrgId::new(s).unwrap_err().rule().clone();
         assert_eq!(rule(""), Rule::Blank);
-        assert_eq!(rule(&"x".repeat(MAX_ORG_ID_BYTES + 1)), Rule::TooLong { max: 128, unit: "bytes" });
+        assert_eq!(
+            rule(&"x".repeat(MAX_ORG_ID_BYTES + 1)),
+            Rule::TooLong {
+                max: 128,
+                unit: "bytes"
+            }
+        );
         // 43 three-byte characters are 129 bytes: the limit is in bytes.
         assert!(matches!(rule(&"€".repeat(43)), Rule::TooLong { .. }));
         assert_eq!(rule("a b"), Rule::Whitespace);
@@ -205,7 +211,10 @@ mod tests {
     fn segment_id_text_form_is_lowercase_hyphenated() {
         let id = SegmentId::parse("550E8400E29B41D4A716446655440000").unwrap();
         assert_eq!(id.to_string(), "550e8400-e29b-41d4-a716-446655440000");
-        assert_eq!(format!("{id:?}"), "SegmentId(550e8400-e29b-41d4-a716-446655440000)");
+        assert_eq!(
+            format!("{id:?}"),
+            "SegmentId(550e8400-e29b-41d4-a716-446655440000)"
+        );
         let err = SegmentId::parse("not-a-uuid").unwrap_err();
         assert_eq!(err.field(), Field::SegmentId);
         assert_eq!(err.to_string(), "'segment_id' must be a UUID");

@@ -197,7 +197,11 @@ mod tests {
     fn key_collapses_whitespace_lowercases_and_normalizes() {
         assert_eq!(key("Q1 Leads"), "q1 leads");
         assert_eq!(key(" q1   leads "), "q1 leads");
-        assert_eq!(key("Q1\u{a0}\u{2003}Leads"), "q1 leads", "Unicode whitespace collapses too");
+        assert_eq!(
+            key("Q1\u{a0}\u{2003}Leads"),
+            "q1 leads",
+            "Unicode whitespace collapses too"
+        );
         // "é" precomposed vs "e" + combining acute: one key.
         assert_eq!(key("Caf\u{e9}"), key("Cafe\u{301}"));
         assert_eq!(key("CAF\u{c9}"), "caf\u{e9}");
@@ -213,10 +217,16 @@ mod tests {
         assert_eq!(rule("a\nb"), Rule::ControlCharacter);
         assert_eq!(rule("a\u{0}b"), Rule::ControlCharacter);
         assert_eq!(rule("a\u{85}b"), Rule::ControlCharacter, "C1 controls too");
-        assert!(SegmentName::parse(&"é".repeat(MAX_NAME_CHARS)).is_ok(), "the limit is in characters");
+        assert!(
+            SegmentName::parse(&"é".repeat(MAX_NAME_CHARS)).is_ok(),
+            "the limit is in characters"
+        );
         assert_eq!(
             rule(&"x".repeat(MAX_NAME_CHARS + 1)),
-            Rule::TooLong { max: 255, unit: "characters" }
+            Rule::TooLong {
+                max: 255,
+                unit: "characters"
+            }
         );
         assert!(SegmentName::parse(&format!("  {}  ", "x".repeat(MAX_NAME_CHARS))).is_ok());
     }
@@ -227,10 +237,18 @@ mod tests {
         assert!(validate_description("line one\nline two\ttabbed").is_ok());
         assert!(validate_description(&"é".repeat(MAX_DESCRIPTION_CHARS)).is_ok());
         assert_eq!(
-            validate_description(&"x".repeat(MAX_DESCRIPTION_CHARS + 1)).unwrap_err().rule(),
-            &Rule::TooLong { max: 2000, unit: "characters" }
+            validate_description(&"x".repeat(MAX_DESCRIPTION_CHARS + 1))
+                .unwrap_err()
+                .rule(),
+            &Rule::TooLong {
+                max: 2000,
+                unit: "characters"
+            }
         );
-        assert_eq!(validate_description("a\0b").unwrap_err().rule(), &Rule::NulCharacter);
+        assert_eq!(
+            validate_description("a\0b").unwrap_err().rule(),
+            &Rule::NulCharacter
+        );
         assert!(validate_source("api").is_ok());
         assert!(validate_source("crm:import-2024_v1.2").is_ok());
         assert!(validate_source("").is_err());

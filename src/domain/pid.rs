@@ -55,7 +55,9 @@ pub fn is_well_formed(s: &str) -> bool {
         [b'p', b'-', hash @ ..] => {
             !hash.is_empty()
                 && hash.len() <= MAX_PID_HASH_CHARS
-                && hash.iter().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+                && hash
+                    .iter()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
         }
         _ => false,
     }
@@ -111,7 +113,12 @@ mod tests {
 
     #[test]
     fn pid_form() {
-        for ok in ["p-a1b2c3d4e5f6", "p-x9y8z7w6v5u4", "p-0", "p-ceef1fd768e389abd4d33fdd901a5964"] {
+        for ok in [
+            "p-a1b2c3d4e5f6",
+            "p-x9y8z7w6v5u4",
+            "p-0",
+            "p-ceef1fd768e389abd4d33fdd901a5964",
+        ] {
             assert!(is_well_formed(ok), "{ok} is well formed");
         }
         assert!(is_well_formed(&format!("p-{}", "a".repeat(64))));

@@ -110,7 +110,8 @@ impl SegmentStore for MemoryStore {
             key: new.name.key().to_owned(),
         });
         org.by_key.insert(new.name.key().to_owned(), new.id);
-        org.by_creation.insert(SegmentCursor::new(new.created_at, new.id));
+        org.by_creation
+            .insert(SegmentCursor::new(new.created_at, new.id));
         Ok(())
     }
 
@@ -158,7 +159,11 @@ impl SegmentStore for MemoryStore {
         let org = state.orgs.get_mut(org_id).ok_or(Error::NotFound { id })?;
         org.get(id)?;
         if let SegmentChange::Rename(name) = change {
-            if org.by_key.get(name.key()).is_some_and(|holder| *holder != id) {
+            if org
+                .by_key
+                .get(name.key())
+                .is_some_and(|holder| *holder != id)
+            {
                 return Err(Error::DuplicateName {
                     name: name.as_str().to_owned(),
                 });
@@ -188,5 +193,17 @@ impl SegmentStore for MemoryStore {
         org.by_key.remove(&stored.key);
         org.by_creation.remove(&stored.segment.cursor());
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "conformance"))]
+mod conformance {
+    use super::*;
+
+    crate::conformance_tests!(MemoryStore::new());
+
+    mod through_arc_dyn {
+        use super::*;
+        crate::conformance_tests!(Arc::new(MemoryStore::new()) as Arc<dyn SegmentStore>);
     }
 }

@@ -282,8 +282,7 @@ impl<T> Db<T> for rusqlite::Result<T> {
     }
 }
 
-const SEGMENT_COLUMNS: &str =
-    "id, name, description, source, current_size, created_at, updated_at";
+const SEGMENT_COLUMNS: &str = "id, name, description, source, current_size, created_at, updated_at";
 
 fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
@@ -391,7 +390,12 @@ impl SegmentStore for SqliteStore {
                     ))
                     .db()?
                     .query_map(
-                        params![org.as_str(), micros(c.created_at()), c.id().as_bytes(), limit],
+                        params![
+                            org.as_str(),
+                            micros(c.created_at()),
+                            c.id().as_bytes(),
+                            limit
+                        ],
                         segment_from_row,
                     )
                     .db()?
@@ -432,7 +436,12 @@ impl SegmentStore for SqliteStore {
                     "UPDATE segments SET name = ?1, name_key = ?2, updated_at = ?3 WHERE id = ?4",
                 )
                 .db()?
-                .execute(params![name.as_str(), name.key(), micros(at), id.as_bytes()])
+                .execute(params![
+                    name.as_str(),
+                    name.key(),
+                    micros(at),
+                    id.as_bytes()
+                ])
                 .db()?;
             }
             SegmentChange::Describe(description) => {
@@ -462,3 +471,6 @@ impl SegmentStore for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

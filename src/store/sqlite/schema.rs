@@ -45,8 +45,12 @@ pub(super) fn version(conn: &Connection) -> Result<i64> {
     if !has_table {
         return Ok(0);
     }
-    conn.query_row("SELECT coalesce(max(version), 0) FROM segments_schema", [], |r| r.get(0))
-        .db()
+    conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM segments_schema",
+        [],
+        |r| r.get(0),
+    )
+    .db()
 }
 
 /// Refuses a database from a newer version of the crate, before anything
@@ -108,7 +112,9 @@ mod tests {
             .unwrap();
         assert_eq!(rows, LATEST, "one row per applied migration");
         let fk_problems: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(fk_problems, 0);
     }
@@ -116,7 +122,10 @@ mod tests {
     #[test]
     fn migrations_hold_no_pragmas() {
         for sql in MIGRATIONS {
-            assert!(!sql.to_ascii_lowercase().contains("pragma"), "migrations hold no PRAGMA: {sql}");
+            assert!(
+                !sql.to_ascii_lowercase().contains("pragma"),
+                "migrations hold no PRAGMA: {sql}"
+            );
         }
     }
 
@@ -124,7 +133,8 @@ mod tests {
     fn a_newer_schema_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn, 1).unwrap();
-        conn.execute("INSERT INTO segments_schema VALUES (?1, 0)", [LATEST + 1]).unwrap();
+        conn.execute("INSERT INTO segments_schema VALUES (?1, 0)", [LATEST + 1])
+            .unwrap();
         let err = migrate(&mut conn, 2).unwrap_err();
         assert!(
             matches!(err, Error::SchemaTooNew { found, supported } if found == LATEST + 1 && supported == LATEST),

@@ -1,0 +1,207 @@
+//! SQLite-specific tests: configuration, files, schema versions; and the
+//! conformance suite on every configuration.
+
+use super::*;
+use crate::{NewSegment, Segments};
+
+fn file_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("segments.db")).unwrap();
+    (dir, store)
+}
+
+#[cfg(feature = "conformance")]
+mod conformance {
+    use super::*;
+
+    mod in_memory {
+        use super::*;
+        crate::conformance_tests!(SqliteStore::open_in_memory().unwrap());
+    }
+
+    mod wal_file {
+        use super::*;
+        crate::conformance_tests!(file_store());
+    }
+
+    mod wal_file_full_sync {
+        use super::*;
+        crate::conformance_tests!({
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::builder()
+                .synchronous(Synchronous::Full)
+                .open(dir.path().join("segments.db"))
+                .unwrap();
+            (dir, store)
+        });
+    }
+
+    mod wal_file_through_arc_dyn {
+        use super::*;
+        crate::conformance_tests!({
+            let (dir, store) = file_store();
+            (dir, Arc::new(store) as Arc<dyn SegmentStore>)
+        });
+    }
+}
+
+fn pragma(conn: &Connection, name: &str) -> String {
+    conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+        r.get::<_, rusqlite::types::Value>(0)
+    })
+    .map(|v| match v {
+        rusqlite::types::Value::Integer(i) => i.to_string(),
+        rusqlite::types::Value::Text(t) => t,
+        other => format!("{other:?}"),
+    })
+    .unwrap()
+}
+
+#[test]
+fn every_connection_gets_the_pragmas() {
+    let (_dir, store) = file_store();
+    let check = |conn: &Connection, role: &str| {
+        assert_eq!(pragma(conn, "journal_mode"), "wal", "{role}: WAL");
+        assert_eq!(
+            pragma(conn, "synchronous"),
+            "1",
+            "{role}: synchronous=NORMAL"
+        );
+        assert_eq!(pragma(conn, "foreign_keys"), "1", "{role}: foreign_keys=ON");
+        assert_eq!(
+            pragma(conn, "busy_timeout"),
+            "5000",
+            "{role}: busy_timeout 5 s"
+        );
+    };
+    check(&store.writer(), "writer");
+    store
+        .read(|conn| {
+            check(conn, "reader");
+            assert_eq!(pragma(conn, "query_only"), "1", "readers are read-only");
+            Ok(())
+        })
+        .unwrap();
+    let full = SqliteStore::builder()
+        .synchronous(Synchronous::Full)
+        .open(_dir.path().join("full.db"))
+        .unwrap();
+    assert_eq!(
+        pragma(&full.writer(), "synchronous"),
+        "2",
+        "synchronous=FULL when chosen"
+    );
+}
+
+#[test]
+fn a_reopened_file_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("segments.db");
+    let org = OrgId::new("acme").unwrap();
+    let created = {
+        let segments = Segments::new(SqliteStore::open(&path).unwrap());
+        let a = segments
+            .create(
+                &org,
+                NewSegment::new("Kept")
+                    .description("across opens")
+                    .source("import"),
+            )
+            .unwrap();
+        let b = segments.create(&org, NewSegment::new("Renamed")).unwrap();
+        let b = segments.rename(&org, b.id, "Renamed Again").unwrap();
+        let c = segments.create(&org, NewSegment::new("Deleted")).unwrap();
+        segments.delete(&org, c.id).unwrap();
+        vec![a, b]
+    };
+    let segments = Segments::new(SqliteStore::open(&path).unwrap());
+    let listed = segments.list(&org, crate::ListOptions::new()).unwrap();
+    assert_eq!(
+        listed.segments, created,
+        "every segment and change survives a reopen, exactly"
+    );
+    assert!(
+        matches!(
+            segments.create(&org, NewSegment::new("kept")),
+            Err(Error::DuplicateName { .. })
+        ),
+        "uniqueness survives a reopen"
+    );
+    segments
+        .create(&org, NewSegment::new("deleted"))
+        .expect("a deleted name stays free");
+}
+
+#[test]
+fn readers_do_not_wait_for_the_writer() {
+    let (_dir, store) = file_store();
+    let org = OrgId::new("acme").unwrap();
+    let segments = Segments::new(store.clone());
+    let s = segments.create(&org, NewSegment::new("Readable")).unwrap();
+    // Hold the write lock with an open write transaction...
+    let mut writer = store.writer();
+    let tx = writer
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    tx.execute("UPDATE segments SET name = 'uncommitted'", [])
+        .unwrap();
+    // ...and read from this same thread: a reader that waited would hang.
+    let read = segments.get(&org, s.id).unwrap();
+    assert_eq!(
+        read.name, "Readable",
+        "readers see the last commit, not the open transaction"
+    );
+    drop(tx);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("segments.db");
+    drop(SqliteStore::open(&path).unwrap());
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO segments_schema VALUES (?1, 0)",
+            [schema::LATEST + 1],
+        )
+        .unwrap();
+        // Leave the file in rollback-journal mode: the refused open must not
+        // even switch it to WAL.
+        conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+            .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, Error::SchemaTooNew { found, supported } if found == schema::LATEST + 1 && supported == schema::LATEST),
+        "got {err:?}"
+    );
+    assert!(
+        err.to_string().contains("newer"),
+        "the message says why: {err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file is byte for byte untouched"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_a_storage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not.db");
+    std::fs::write(
+        &path,
+        b"this is not a SQLite database, just some text, long enough to have a header",
+    )
+    .unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "got {err:?}");
+    let source = std::error::Error::source(&err).expect("the SQLite error is chained");
+    assert!(
+        source.downcast_ref::<rusqlite::Error>().is_some(),
+        "the source keeps its type"
+    );
+}
