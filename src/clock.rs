@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, TimeDelta, Utc};
-use uuid::Uuid;
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
+use uuid::{ContextV7, Timestamp, Uuid};
 
 use crate::SegmentId;
 
@@ -68,17 +68,25 @@ impl Clock for ManualClock {
 
 /// A source of new segment ids.
 pub trait IdGenerator: Send + Sync + fmt::Debug {
-    /// A fresh id, never returned before by this generator.
-    fn next_id(&self) -> SegmentId;
+    /// A fresh id, never returned before by this generator, for a segment
+    /// created at `at` (the service's clock time).
+    fn next_id(&self, at: DateTime<Utc>) -> SegmentId;
 }
 
-/// UUID v7 from the system clock: time-ordered within the process.
+/// UUID v7 carrying the creation time (the service's clock, to the
+/// millisecond): ids of one process are ordered by that time, and by
+/// creation within one millisecond.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct UuidV7;
 
+static V7_CONTEXT: Mutex<ContextV7> = Mutex::new(ContextV7::new());
+
 impl IdGenerator for UuidV7 {
-    fn next_id(&self) -> SegmentId {
-        SegmentId::now_v7()
+    fn next_id(&self, at: DateTime<Utc>) -> SegmentId {
+        // Times before 1970 cannot be a v7 timestamp: they become the epoch.
+        let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
+        let ts = Timestamp::from_unix(&V7_CONTEXT, seconds, at.timestamp_subsec_nanos());
+        SegmentId::from_uuid(Uuid::new_v7(ts))
     }
 }
 
@@ -88,8 +96,9 @@ impl IdGenerator for UuidV7 {
 /// ```
 /// use segments::clock::{IdGenerator, SequentialIds};
 /// let ids = SequentialIds::new();
-/// assert_eq!(ids.next_id().to_string(), "00000000-0000-7000-8000-000000000001");
-/// assert_eq!(ids.next_id().to_string(), "00000000-0000-7000-8000-000000000002");
+/// let at = chrono::Utc::now();
+/// assert_eq!(ids.next_id(at).to_string(), "00000000-0000-7000-8000-000000000001");
+/// assert_eq!(ids.next_id(at).to_string(), "00000000-0000-7000-8000-000000000002");
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct SequentialIds(Arc<AtomicU64>);
@@ -102,7 +111,7 @@ impl SequentialIds {
 }
 
 impl IdGenerator for SequentialIds {
-    fn next_id(&self) -> SegmentId {
+    fn next_id(&self, _at: DateTime<Utc>) -> SegmentId {
         let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
         // Version 7 nibble and RFC 4122 variant bits, counter in the low 64 bits.
         let bits = (0x7u128 << 76) | (0x8u128 << 60) | u128::from(n & 0x0fff_ffff_ffff_ffff);
@@ -112,8 +121,10 @@ impl IdGenerator for SequentialIds {
 
 /// `at` with its sub-microsecond part dropped.
 pub(crate) fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    let nanos = at.timestamp_subsec_nanos();
-    at - TimeDelta::nanoseconds(i64::from(nanos % 1_000))
+    let nanos = at.nanosecond();
+    // `nanosecond` may exceed 999,999,999 in a leap second; rounding down
+    // keeps it in that range, so `with_nanosecond` cannot fail.
+    at.with_nanosecond(nanos - nanos % 1_000).unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -135,10 +146,27 @@ mod tests {
     }
 
     #[test]
+    fn v7_ids_carry_the_creation_time_and_are_ordered() {
+        let at = Utc.timestamp_opt(1_705_314_645, 123_456_789).unwrap();
+        let a = UuidV7.next_id(at);
+        let b = UuidV7.next_id(at);
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+        let (secs, nanos) = a.as_uuid().get_timestamp().unwrap().to_unix();
+        assert_eq!(
+            (secs, nanos / 1_000_000),
+            (1_705_314_645, 123),
+            "the id holds the time to the ms"
+        );
+        assert!(a < b, "ids of one millisecond are ordered by creation");
+        assert!(UuidV7.next_id(at + TimeDelta::milliseconds(1)) > b);
+    }
+
+    #[test]
     fn sequential_ids_are_v7() {
         let ids = SequentialIds::new();
-        let a = ids.next_id();
-        let b = ids.clone().next_id();
+        let at = Utc::now();
+        let a = ids.next_id(at);
+        let b = ids.clone().next_id(at);
         assert_eq!(a.as_uuid().get_version_num(), 7);
         assert_eq!(a.as_uuid().get_variant(), uuid::Variant::RFC4122);
         assert!(a < b, "clones share the counter");

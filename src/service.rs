@@ -103,15 +103,17 @@ impl<S: SegmentStore> Segments<S> {
             }
             None => DEFAULT_SOURCE.to_owned(),
         };
-        let insert = SegmentInsert {
-            id: self.ids.next_id(),
-            name,
-            description,
-            source,
-            created_at: self.now(),
-        };
-        self.store.insert_segment(org, &insert)?;
-        Ok(insert.to_segment())
+        let created_at = self.now();
+        self.store.insert_segment(
+            org,
+            SegmentInsert {
+                id: self.ids.next_id(created_at),
+                name,
+                description,
+                source,
+                created_at,
+            },
+        )
     }
 
     /// Reads a segment, with its exact `current_size` (O(1)).

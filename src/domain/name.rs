@@ -51,7 +51,12 @@ impl SegmentName {
                 unit: "characters",
             }));
         }
-        if name.chars().any(char::is_control) {
+        let has_control = if name.is_ascii() {
+            name.bytes().any(|b| b.is_ascii_control())
+        } else {
+            name.chars().any(char::is_control)
+        };
+        if has_control {
             return Err(invalid(Rule::ControlCharacter));
         }
         Ok(Self {
@@ -92,9 +97,18 @@ impl fmt::Display for SegmentName {
 }
 
 /// The uniqueness key of an already trimmed name.
-fn name_key(name: &str) -> String {
+pub(crate) fn name_key(name: &str) -> String {
     if name.is_ascii() {
-        // ASCII is always NFC; collapse and lowercase in one pass.
+        // ASCII is always NFC. Names hold no control characters, so the only
+        // ASCII whitespace is ' ': without a double space there is nothing
+        // to collapse.
+        if !name.contains("  ")
+            && !name
+                .bytes()
+                .any(|b| (b as char).is_whitespace() && b != b' ')
+        {
+            return name.to_ascii_lowercase();
+        }
         let mut key = String::with_capacity(name.len());
         let mut space = false;
         for b in name.bytes() {

@@ -110,17 +110,20 @@ pub struct SegmentInsert {
 }
 
 impl SegmentInsert {
-    /// The segment this insert creates: empty, `updated_at == created_at`.
-    pub fn to_segment(&self) -> Segment {
-        Segment {
+    /// The segment this insert creates (empty, `updated_at == created_at`)
+    /// and its name key.
+    pub fn into_segment(self) -> (Segment, String) {
+        let (name, key) = self.name.into_parts();
+        let segment = Segment {
             id: self.id,
-            name: self.name.as_str().to_owned(),
-            description: self.description.clone(),
-            source: self.source.clone(),
+            name,
+            description: self.description,
+            source: self.source,
             current_size: 0,
             created_at: self.created_at,
             updated_at: self.created_at,
-        }
+        };
+        (segment, key)
     }
 }
 

@@ -1,13 +1,16 @@
 //! [`MemoryStore`]: everything in process memory.
 
+use std::collections::BTreeSet;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
+use foldhash::HashMap;
+use uuid::Uuid;
 
+use crate::domain::name::name_key;
 use crate::{
     Error, OrgId, Result, Segment, SegmentChange, SegmentCursor, SegmentId, SegmentInsert,
     SegmentStore,
@@ -38,16 +41,19 @@ struct State {
     orgs: HashMap<OrgId, Org>,
 }
 
+/// One org's segments. A segment's name key lives only in `by_key`; the
+/// rare rename or delete recomputes it from the stored name.
 #[derive(Default)]
 struct Org {
-    segments: HashMap<SegmentId, Stored>,
+    segments: HashMap<SegmentId, Segment>,
     by_key: HashMap<String, SegmentId>,
-    by_creation: BTreeSet<SegmentCursor>,
+    /// (`created_at` in µs, id as an integer): creation order, compared as
+    /// integers.
+    by_creation: BTreeSet<(i64, u128)>,
 }
 
-struct Stored {
-    segment: Segment,
-    key: String,
+fn creation_key(created_at: DateTime<Utc>, id: SegmentId) -> (i64, u128) {
+    (created_at.timestamp_micros(), id.as_uuid().as_u128())
 }
 
 impl MemoryStore {
@@ -81,51 +87,46 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
-impl Org {
-    fn get(&self, id: SegmentId) -> Result<&Stored> {
-        self.segments.get(&id).ok_or(Error::NotFound { id })
-    }
-}
-
 impl SegmentStore for MemoryStore {
-    fn insert_segment(&self, org: &OrgId, new: &SegmentInsert) -> Result<()> {
+    fn insert_segment(&self, org: &OrgId, new: SegmentInsert) -> Result<Segment> {
         let mut state = self.write();
         let org = match state.orgs.get_mut(org) {
             Some(o) => o,
             None => state.orgs.entry(org.clone()).or_default(),
         };
-        if org.by_key.contains_key(new.name.key()) {
-            return Err(Error::DuplicateName {
-                name: new.name.as_str().to_owned(),
-            });
-        }
         let Entry::Vacant(slot) = org.segments.entry(new.id) else {
             return Err(Error::storage(format!(
                 "segment id {} is already in use: the id generator repeated itself",
                 new.id
             )));
         };
-        slot.insert(Stored {
-            segment: new.to_segment(),
-            key: new.name.key().to_owned(),
-        });
-        org.by_key.insert(new.name.key().to_owned(), new.id);
+        let (segment, key) = new.into_segment();
+        match org.by_key.entry(key) {
+            Entry::Occupied(_) => {
+                return Err(Error::DuplicateName { name: segment.name });
+            }
+            Entry::Vacant(k) => k.insert(segment.id),
+        };
         org.by_creation
-            .insert(SegmentCursor::new(new.created_at, new.id));
-        Ok(())
+            .insert(creation_key(segment.created_at, segment.id));
+        Ok(slot.insert(segment).clone())
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
         let state = self.read();
-        let org = state.orgs.get(org).ok_or(Error::NotFound { id })?;
-        Ok(org.get(id)?.segment.clone())
+        state
+            .orgs
+            .get(org)
+            .and_then(|org| org.segments.get(&id))
+            .cloned()
+            .ok_or(Error::NotFound { id })
     }
 
     fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>> {
         let state = self.read();
         Ok(state.orgs.get(org).and_then(|org| {
             let id = org.by_key.get(key)?;
-            Some(org.segments[id].segment.clone())
+            Some(org.segments[id].clone())
         }))
     }
 
@@ -139,12 +140,14 @@ impl SegmentStore for MemoryStore {
         let Some(org) = state.orgs.get(org) else {
             return Ok(Vec::new());
         };
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let start = after.map_or(Bound::Unbounded, |c| {
+            Bound::Excluded(creation_key(c.created_at(), c.id()))
+        });
         Ok(org
             .by_creation
             .range((start, Bound::Unbounded))
             .take(limit)
-            .map(|c| org.segments[&c.id()].segment.clone())
+            .map(|&(_, id)| org.segments[&SegmentId::from_uuid(Uuid::from_u128(id))].clone())
             .collect())
     }
 
@@ -157,41 +160,37 @@ impl SegmentStore for MemoryStore {
     ) -> Result<Segment> {
         let mut state = self.write();
         let org = state.orgs.get_mut(org_id).ok_or(Error::NotFound { id })?;
-        org.get(id)?;
-        if let SegmentChange::Rename(name) = change {
-            if org
-                .by_key
-                .get(name.key())
-                .is_some_and(|holder| *holder != id)
-            {
-                return Err(Error::DuplicateName {
-                    name: name.as_str().to_owned(),
-                });
-            }
-        }
-        // Checks are done: from here on nothing fails.
-        let stored = org.segments.get_mut(&id).expect("checked above");
+        let segment = org.segments.get_mut(&id).ok_or(Error::NotFound { id })?;
         match change {
             SegmentChange::Rename(name) => {
-                org.by_key.remove(&stored.key);
+                if org
+                    .by_key
+                    .get(name.key())
+                    .is_some_and(|holder| *holder != id)
+                {
+                    return Err(Error::DuplicateName {
+                        name: name.as_str().to_owned(),
+                    });
+                }
+                org.by_key.remove(name_key(&segment.name).as_str());
                 org.by_key.insert(name.key().to_owned(), id);
-                stored.key = name.key().to_owned();
-                stored.segment.name = name.as_str().to_owned();
+                segment.name = name.as_str().to_owned();
             }
             SegmentChange::Describe(description) => {
-                stored.segment.description = description.clone();
+                segment.description = description.clone();
             }
         }
-        stored.segment.updated_at = at;
-        Ok(stored.segment.clone())
+        segment.updated_at = at;
+        Ok(segment.clone())
     }
 
     fn delete_segment(&self, org_id: &OrgId, id: SegmentId) -> Result<()> {
         let mut state = self.write();
         let org = state.orgs.get_mut(org_id).ok_or(Error::NotFound { id })?;
-        let stored = org.segments.remove(&id).ok_or(Error::NotFound { id })?;
-        org.by_key.remove(&stored.key);
-        org.by_creation.remove(&stored.segment.cursor());
+        let segment = org.segments.remove(&id).ok_or(Error::NotFound { id })?;
+        org.by_key.remove(name_key(&segment.name).as_str());
+        org.by_creation
+            .remove(&creation_key(segment.created_at, segment.id));
         Ok(())
     }
 }

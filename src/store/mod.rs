@@ -26,13 +26,14 @@ pub(crate) mod sqlite;
 /// exactly as one that does not exist. Every method that writes is atomic:
 /// it applies completely or not at all, and a failed call changes nothing.
 pub trait SegmentStore: Send + Sync + fmt::Debug {
-    /// Inserts a new, empty segment. Never overwrites.
+    /// Inserts a new, empty segment and returns it (`current_size` 0,
+    /// `updated_at == created_at`). Never overwrites.
     ///
     /// # Errors
     /// [`Error::DuplicateName`](crate::Error::DuplicateName) when a segment of
     /// `org` has the same name key (enforced by the storage itself, so of two
     /// racing inserts exactly one wins); `Storage` on backend failure.
-    fn insert_segment(&self, org: &OrgId, segment: &SegmentInsert) -> Result<()>;
+    fn insert_segment(&self, org: &OrgId, segment: SegmentInsert) -> Result<Segment>;
 
     /// Reads one segment, with its exact `current_size`.
     ///
@@ -85,7 +86,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
 macro_rules! forward_store {
     ($($ptr:ty),*) => {$(
         impl<T: SegmentStore + ?Sized> SegmentStore for $ptr {
-            fn insert_segment(&self, org: &OrgId, segment: &SegmentInsert) -> Result<()> {
+            fn insert_segment(&self, org: &OrgId, segment: SegmentInsert) -> Result<Segment> {
                 (**self).insert_segment(org, segment)
             }
             fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {

@@ -319,7 +319,7 @@ fn select_segment(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<Segme
 }
 
 impl SegmentStore for SqliteStore {
-    fn insert_segment(&self, org: &OrgId, new: &SegmentInsert) -> Result<()> {
+    fn insert_segment(&self, org: &OrgId, new: SegmentInsert) -> Result<Segment> {
         let conn = self.writer();
         // One statement in autocommit: atomic, and the unique index decides
         // between racing creates, in this process or another.
@@ -345,7 +345,7 @@ impl SegmentStore for SqliteStore {
                 name: new.name.as_str().to_owned(),
             });
         }
-        Ok(())
+        Ok(new.into_segment().0)
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
