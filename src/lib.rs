@@ -74,13 +74,19 @@
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod directory;
 mod domain;
 mod error;
 mod service;
 mod store;
 
+pub use directory::{KnownPids, PersonDirectory};
 pub use domain::ids::{OrgId, SegmentId};
 pub use domain::limits;
+pub use domain::member::{
+    AddOutcome, Member, MemberCursor, MemberList, MemberOptions, MembersAdded, MembersPage,
+    MembersRemoved, RemoveOutcome,
+};
 pub use domain::name::SegmentName;
 pub use domain::pid::{Pid, is_well_formed as is_well_formed_pid};
 pub use domain::segment::{

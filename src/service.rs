@@ -5,12 +5,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, IdGenerator, SystemClock, UuidV7, truncate_to_micros};
-use crate::domain::limits::{DEFAULT_PAGE_LIMIT, DEFAULT_SOURCE, MAX_PAGE_LIMIT};
+use crate::domain::limits::{
+    DEFAULT_PAGE_LIMIT, DEFAULT_SOURCE, MAX_PAGE_LIMIT, MAX_PIDS_PER_CALL, MEMBERS_PAGE_SIZE,
+};
+use crate::domain::member::SortedPids;
 use crate::domain::name::{validate_description, validate_source};
 use crate::error::{Field, Rule, ValidationError};
 use crate::{
-    ListOptions, NewSegment, OrgId, Result, Segment, SegmentChange, SegmentId, SegmentInsert,
-    SegmentName, SegmentPage, SegmentStore,
+    AddOutcome, Error, ListOptions, Member, MemberList, MemberOptions, MembersPage, NewSegment,
+    OrgId, PersonDirectory, RemoveOutcome, Result, Segment, SegmentChange, SegmentId,
+    SegmentInsert, SegmentName, SegmentPage, SegmentStore,
 };
 
 /// The segments service: validates input, stamps times and ids, and calls
@@ -36,6 +40,7 @@ pub struct Segments<S> {
     store: S,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
+    directory: Option<Arc<dyn PersonDirectory>>,
 }
 
 impl<S: SegmentStore> Segments<S> {
@@ -45,6 +50,7 @@ impl<S: SegmentStore> Segments<S> {
             store,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7),
+            directory: None,
         }
     }
 
@@ -60,6 +66,14 @@ impl<S: SegmentStore> Segments<S> {
     /// [`SequentialIds`](crate::clock::SequentialIds)).
     pub fn with_id_generator(mut self, ids: impl IdGenerator + 'static) -> Self {
         self.ids = Arc::new(ids);
+        self
+    }
+
+    /// Plugs in a directory of known people: well-formed PIDs it does not
+    /// know are reported in [`AddOutcome::invalid_pids`] and not added.
+    /// Without one, every well-formed PID is accepted.
+    pub fn with_person_directory(mut self, directory: impl PersonDirectory + 'static) -> Self {
+        self.directory = Some(Arc::new(directory));
         self
     }
 
@@ -213,6 +227,187 @@ impl<S: SegmentStore> Segments<S> {
     pub fn delete(&self, org: &OrgId, id: SegmentId) -> Result<()> {
         self.store.delete_segment(org, id)
     }
+}
+
+impl<S: SegmentStore> Segments<S> {
+    /// Adds people to a segment.
+    ///
+    /// Each PID that is not a member joins; one that was removed joins again
+    /// with its original `first_added_at`; one that is a member already is
+    /// counted in `n_redundant_additions` and its `last_added_at` moves, as
+    /// do repeats of a PID within the call. Malformed PIDs, and PIDs the
+    /// [`PersonDirectory`] does not know, are listed in `invalid_pids` and
+    /// skipped: they never fail the call.
+    ///
+    /// Atomic: either every valid PID of the call is applied, with
+    /// `current_size`, or none is.
+    ///
+    /// ```
+    /// use segments::{MemoryStore, NewSegment, OrgId, Segments};
+    /// let segments = Segments::new(MemoryStore::new());
+    /// let org = OrgId::new("acme")?;
+    /// let s = segments.create(&org, NewSegment::new("Prospects"))?;
+    /// let out = segments.add_members(&org, s.id, &["p-a1b2c3d4e5f6", "p-x9y8z7w6v5u4", "p-bad!"])?;
+    /// assert_eq!((out.n_added, out.n_redundant_additions, out.new_current_size), (2, 0, 2));
+    /// assert_eq!(out.invalid_pids, ["p-bad!"]);
+    /// let again = segments.add_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
+    /// assert_eq!((again.n_added, again.n_redundant_additions), (0, 1));
+    /// # Ok::<(), segments::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] for more than [`MAX_PIDS_PER_CALL`] PIDs;
+    /// `NotFound` for an unknown id or another org's; an error of the
+    /// person directory; `Storage`. Nothing changes on error.
+    pub fn add_members<P: AsRef<str>>(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[P],
+    ) -> Result<AddOutcome> {
+        check_batch(pids.len())?;
+        let SortedPids {
+            mut valid,
+            mut invalid,
+            repeats,
+        } = SortedPids::new(pids);
+        if let Some(directory) = &self.directory {
+            let known = directory.known(org, &valid)?;
+            if known.len() != valid.len() {
+                return Err(Error::storage(format!(
+                    "the person directory answered for {} PIDs out of {}",
+                    known.len(),
+                    valid.len()
+                )));
+            }
+            let mut known = known.into_iter();
+            valid.retain(|pid| {
+                let keep = known.next().unwrap_or(false);
+                if !keep {
+                    invalid.push(pid.as_str().to_owned());
+                }
+                keep
+            });
+        }
+        let done = self.store.add_members(org, id, &valid, self.now())?;
+        Ok(AddOutcome {
+            n_added: done.n_added,
+            n_redundant_additions: done.n_redundant + repeats,
+            invalid_pids: invalid,
+            new_current_size: done.new_current_size,
+        })
+    }
+
+    /// Removes people from a segment.
+    ///
+    /// Well-formed PIDs that are members stop being members (their history
+    /// is kept: re-added later, they get their original `first_added_at`
+    /// back); well-formed PIDs that are not members are neither counted nor
+    /// an error; malformed PIDs are listed in `invalid_pids`. Atomic.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] for more than [`MAX_PIDS_PER_CALL`] PIDs;
+    /// `NotFound`; `Storage`. Nothing changes on error.
+    pub fn remove_members<P: AsRef<str>>(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[P],
+    ) -> Result<RemoveOutcome> {
+        check_batch(pids.len())?;
+        let sorted = SortedPids::new(pids);
+        let done = self
+            .store
+            .remove_members(org, id, &sorted.valid, self.now())?;
+        Ok(RemoveOutcome {
+            n_deleted: done.n_deleted,
+            invalid_pids: sorted.invalid,
+            new_current_size: done.new_current_size,
+        })
+    }
+
+    /// The documented page API: page `page` (from 1) of the segment's
+    /// members, [`MEMBERS_PAGE_SIZE`] to a page, in order of
+    /// `first_added_at`, then PID. A page past the end is empty, with
+    /// `list_continues` false. `total_count` is the segment's
+    /// `current_size`, read in the same instant as the page.
+    ///
+    /// The cost of a page grows with its number; to walk a large segment,
+    /// use the cursor API, [`Segments::members`].
+    ///
+    /// # Errors
+    /// `Invalid` (field `page`) for page 0; `NotFound`; `Storage`.
+    pub fn members_page(&self, org: &OrgId, id: SegmentId, page: u64) -> Result<MembersPage> {
+        if page == 0 {
+            return Err(
+                ValidationError::new(Field::Page, Rule::OutOfRange { min: 1, max: None }).into(),
+            );
+        }
+        let offset = (page - 1).saturating_mul(MEMBERS_PAGE_SIZE as u64);
+        let (items, total_count) =
+            self.store
+                .members_at_offset(org, id, offset, MEMBERS_PAGE_SIZE)?;
+        let list_continues = offset.saturating_add(items.len() as u64) < total_count;
+        Ok(MembersPage {
+            items,
+            total_count,
+            page,
+            list_continues,
+        })
+    }
+
+    /// The cursor API: up to `limit` members (default
+    /// [`DEFAULT_PAGE_LIMIT`], at most [`MAX_PAGE_LIMIT`]) in order of
+    /// `first_added_at`, then PID, after the cursor. A page costs the same at
+    /// any depth. Pass [`MemberList::next`] to [`MemberOptions::after`] for
+    /// the next page; it is `None` on the last.
+    ///
+    /// ```
+    /// use segments::{MemberOptions, MemoryStore, NewSegment, OrgId, Segments};
+    /// let segments = Segments::new(MemoryStore::new());
+    /// let org = OrgId::new("acme")?;
+    /// let s = segments.create(&org, NewSegment::new("All"))?;
+    /// segments.add_members(&org, s.id, &["p-c", "p-a", "p-b"])?;
+    /// let first = segments.members(&org, s.id, MemberOptions::new().limit(2))?;
+    /// assert_eq!(first.members[0].pid.as_str(), "p-a");
+    /// let rest = segments.members(&org, s.id, MemberOptions::new().after(first.next.unwrap()))?;
+    /// assert_eq!(rest.members[0].pid.as_str(), "p-c");
+    /// assert!(rest.next.is_none());
+    /// # Ok::<(), segments::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Invalid` (field `limit`) for a limit of 0 or over the maximum;
+    /// `NotFound`; `Storage`.
+    pub fn members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        options: MemberOptions,
+    ) -> Result<MemberList> {
+        let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+        check_limit(limit)?;
+        let mut members = self
+            .store
+            .members(org, id, options.after.as_ref(), limit + 1)?;
+        let next = if members.len() > limit {
+            members.truncate(limit);
+            members.last().map(Member::cursor)
+        } else {
+            None
+        };
+        Ok(MemberList { members, next })
+    }
+}
+
+fn check_batch(len: usize) -> Result<()> {
+    if len > MAX_PIDS_PER_CALL {
+        return Err(Error::TooLarge {
+            what: "minerva_pids",
+            limit: MAX_PIDS_PER_CALL,
+        });
+    }
+    Ok(())
 }
 
 fn check_limit(limit: usize) -> Result<(), ValidationError> {

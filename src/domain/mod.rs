@@ -2,6 +2,7 @@
 
 pub(crate) mod ids;
 pub mod limits;
+pub(crate) mod member;
 pub(crate) mod name;
 pub(crate) mod pid;
 pub(crate) mod segment;

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::domain::limits::MAX_PID_HASH_CHARS;
 use crate::error::{Field, Rule, ValidationError};
@@ -9,7 +10,7 @@ use crate::error::{Field, Rule, ValidationError};
 /// A well-formed person id: `p-` followed by 1 to [`MAX_PID_HASH_CHARS`]
 /// characters of `[0-9a-z]`, as documented ("PIDs follow the format `p-{hash}`").
 ///
-/// In member operations a malformed PID is not an error: it is reported in
+/// Clones are cheap (a shared string). In member operations a malformed PID is not an error: it is reported in
 /// `invalid_pids` and skipped. `Pid::parse` is for hosts that want the check
 /// on its own.
 ///
@@ -22,7 +23,7 @@ use crate::error::{Field, Rule, ValidationError};
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
-pub struct Pid(Box<str>);
+pub struct Pid(Arc<str>);
 
 impl Pid {
     /// Checks the form of `s` and wraps it.
@@ -41,6 +42,12 @@ impl Pid {
                 },
             ))
         }
+    }
+
+    /// Wraps text already checked with [`is_well_formed`].
+    pub(crate) fn new_unchecked(s: &str) -> Self {
+        debug_assert!(is_well_formed(s));
+        Self(s.into())
     }
 
     /// The PID as text.
@@ -91,7 +98,7 @@ impl TryFrom<String> for Pid {
 
 impl From<Pid> for String {
     fn from(pid: Pid) -> Self {
-        pid.0.into()
+        pid.0.as_ref().to_owned()
     }
 }
 

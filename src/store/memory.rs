@@ -12,15 +12,16 @@ use uuid::Uuid;
 
 use crate::domain::name::name_key;
 use crate::{
-    Error, OrgId, Result, Segment, SegmentChange, SegmentCursor, SegmentId, SegmentInsert,
-    SegmentStore,
+    Error, Member, MemberCursor, MembersAdded, MembersRemoved, OrgId, Pid, Result, Segment,
+    SegmentChange, SegmentCursor, SegmentId, SegmentInsert, SegmentStore,
 };
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
 ///
 /// Clones share one state, so a `MemoryStore` can be handed to many threads.
 /// Reads take a shared lock and never block each other; each write takes the
-/// exclusive lock once, which makes every write atomic.
+/// exclusive lock once and checks everything before it changes anything,
+/// which makes every write atomic.
 ///
 /// ```
 /// use segments::{MemoryStore, NewSegment, OrgId, Segments};
@@ -45,15 +46,40 @@ struct State {
 /// rare rename or delete recomputes it from the stored name.
 #[derive(Default)]
 struct Org {
-    segments: HashMap<SegmentId, Segment>,
+    segments: HashMap<SegmentId, Stored>,
     by_key: HashMap<String, SegmentId>,
     /// (`created_at` in µs, id as an integer): creation order, compared as
     /// integers.
     by_creation: BTreeSet<(i64, u128)>,
 }
 
+struct Stored {
+    segment: Segment,
+    members: Members,
+}
+
+/// A segment's memberships. `segment.current_size == active.len()` always.
+#[derive(Default)]
+struct Members {
+    /// Every PID that ever joined, active or not: history survives removal.
+    by_pid: HashMap<Pid, Membership>,
+    /// The active members in list order: (`first_added_at` in µs, PID).
+    active: BTreeSet<(i64, Pid)>,
+}
+
+struct Membership {
+    first_added_at: i64,
+    last_added_at: i64,
+    active: bool,
+}
+
 fn creation_key(created_at: DateTime<Utc>, id: SegmentId) -> (i64, u128) {
     (created_at.timestamp_micros(), id.as_uuid().as_u128())
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    // Every stored time came from a `DateTime`, so it converts back.
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }
 
 impl MemoryStore {
@@ -87,6 +113,32 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
+impl State {
+    fn entry(&self, org: &OrgId, id: SegmentId) -> Result<&Stored> {
+        self.orgs
+            .get(org)
+            .and_then(|org| org.segments.get(&id))
+            .ok_or(Error::NotFound { id })
+    }
+
+    fn entry_mut(&mut self, org: &OrgId, id: SegmentId) -> Result<&mut Stored> {
+        self.orgs
+            .get_mut(org)
+            .and_then(|org| org.segments.get_mut(&id))
+            .ok_or(Error::NotFound { id })
+    }
+}
+
+impl Members {
+    fn member(&self, first_added_at: i64, pid: &Pid) -> Member {
+        Member {
+            pid: pid.clone(),
+            first_added_at: time(first_added_at),
+            last_added_at: time(self.by_pid[pid].last_added_at),
+        }
+    }
+}
+
 impl SegmentStore for MemoryStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert) -> Result<Segment> {
         let mut state = self.write();
@@ -109,24 +161,22 @@ impl SegmentStore for MemoryStore {
         };
         org.by_creation
             .insert(creation_key(segment.created_at, segment.id));
-        Ok(slot.insert(segment).clone())
+        let entry = slot.insert(Stored {
+            segment,
+            members: Members::default(),
+        });
+        Ok(entry.segment.clone())
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
-        let state = self.read();
-        state
-            .orgs
-            .get(org)
-            .and_then(|org| org.segments.get(&id))
-            .cloned()
-            .ok_or(Error::NotFound { id })
+        Ok(self.read().entry(org, id)?.segment.clone())
     }
 
     fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>> {
         let state = self.read();
         Ok(state.orgs.get(org).and_then(|org| {
             let id = org.by_key.get(key)?;
-            Some(org.segments[id].clone())
+            Some(org.segments[id].segment.clone())
         }))
     }
 
@@ -147,7 +197,11 @@ impl SegmentStore for MemoryStore {
             .by_creation
             .range((start, Bound::Unbounded))
             .take(limit)
-            .map(|&(_, id)| org.segments[&SegmentId::from_uuid(Uuid::from_u128(id))].clone())
+            .map(|&(_, id)| {
+                org.segments[&SegmentId::from_uuid(Uuid::from_u128(id))]
+                    .segment
+                    .clone()
+            })
             .collect())
     }
 
@@ -160,7 +214,11 @@ impl SegmentStore for MemoryStore {
     ) -> Result<Segment> {
         let mut state = self.write();
         let org = state.orgs.get_mut(org_id).ok_or(Error::NotFound { id })?;
-        let segment = org.segments.get_mut(&id).ok_or(Error::NotFound { id })?;
+        let segment = &mut org
+            .segments
+            .get_mut(&id)
+            .ok_or(Error::NotFound { id })?
+            .segment;
         match change {
             SegmentChange::Rename(name) => {
                 if org
@@ -187,11 +245,127 @@ impl SegmentStore for MemoryStore {
     fn delete_segment(&self, org_id: &OrgId, id: SegmentId) -> Result<()> {
         let mut state = self.write();
         let org = state.orgs.get_mut(org_id).ok_or(Error::NotFound { id })?;
-        let segment = org.segments.remove(&id).ok_or(Error::NotFound { id })?;
-        org.by_key.remove(name_key(&segment.name).as_str());
+        let entry = org.segments.remove(&id).ok_or(Error::NotFound { id })?;
+        org.by_key.remove(name_key(&entry.segment.name).as_str());
         org.by_creation
-            .remove(&creation_key(segment.created_at, segment.id));
+            .remove(&creation_key(entry.segment.created_at, id));
+        // Dropping the members outside the lock keeps a big delete from
+        // stalling other callers.
+        drop(state);
+        drop(entry);
         Ok(())
+    }
+
+    fn add_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        at: DateTime<Utc>,
+    ) -> Result<MembersAdded> {
+        let at = at.timestamp_micros();
+        let mut state = self.write();
+        let entry = state.entry_mut(org, id)?;
+        let members = &mut entry.members;
+        members.by_pid.reserve(pids.len());
+        let (mut n_added, mut n_redundant) = (0, 0);
+        for pid in pids {
+            match members.by_pid.entry(pid.clone()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(Membership {
+                        first_added_at: at,
+                        last_added_at: at,
+                        active: true,
+                    });
+                    members.active.insert((at, pid.clone()));
+                    n_added += 1;
+                }
+                Entry::Occupied(slot) => {
+                    let m = slot.into_mut();
+                    m.last_added_at = at;
+                    if m.active {
+                        n_redundant += 1;
+                    } else {
+                        m.active = true;
+                        members.active.insert((m.first_added_at, pid.clone()));
+                        n_added += 1;
+                    }
+                }
+            }
+        }
+        entry.segment.current_size += n_added;
+        Ok(MembersAdded {
+            n_added,
+            n_redundant,
+            new_current_size: entry.segment.current_size,
+        })
+    }
+
+    fn remove_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        _at: DateTime<Utc>,
+    ) -> Result<MembersRemoved> {
+        let mut state = self.write();
+        let entry = state.entry_mut(org, id)?;
+        let members = &mut entry.members;
+        let mut n_deleted = 0;
+        for pid in pids {
+            if let Some(m) = members.by_pid.get_mut(pid) {
+                if m.active {
+                    m.active = false;
+                    members.active.remove(&(m.first_added_at, pid.clone()));
+                    n_deleted += 1;
+                }
+            }
+        }
+        entry.segment.current_size -= n_deleted;
+        Ok(MembersRemoved {
+            n_deleted,
+            new_current_size: entry.segment.current_size,
+        })
+    }
+
+    fn members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        after: Option<&MemberCursor>,
+        limit: usize,
+    ) -> Result<Vec<Member>> {
+        let state = self.read();
+        let members = &state.entry(org, id)?.members;
+        let start = after.map_or(Bound::Unbounded, |c| {
+            Bound::Excluded((c.first_added_at().timestamp_micros(), c.pid().clone()))
+        });
+        Ok(members
+            .active
+            .range((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(first, pid)| members.member(*first, pid))
+            .collect())
+    }
+
+    fn members_at_offset(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(Vec<Member>, u64)> {
+        let state = self.read();
+        let entry = state.entry(org, id)?;
+        let members = &entry.members;
+        let page = members
+            .active
+            .iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit)
+            .map(|(first, pid)| members.member(*first, pid))
+            .collect();
+        Ok((page, entry.segment.current_size))
     }
 }
 

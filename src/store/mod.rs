@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::{OrgId, Result, Segment, SegmentChange, SegmentCursor, SegmentId, SegmentInsert};
+use crate::{
+    Member, MemberCursor, MembersAdded, MembersRemoved, OrgId, Pid, Result, Segment, SegmentChange,
+    SegmentCursor, SegmentId, SegmentInsert,
+};
 
 pub(crate) mod memory;
 #[cfg(feature = "sqlite")]
@@ -81,6 +84,68 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// `NotFound` when `org` has no segment `id`; `Storage` on backend failure.
     fn delete_segment(&self, org: &OrgId, id: SegmentId) -> Result<()>;
+
+    /// Makes each of `pids` an active member of the segment, at `at`.
+    ///
+    /// A PID that never was a member joins with `first_added_at` and
+    /// `last_added_at` set to `at`; one that was removed joins again with its
+    /// original `first_added_at`; one that is a member already is counted
+    /// redundant and its `last_added_at` moves to `at`. `current_size`
+    /// changes in the same transaction. Atomic: all of `pids` or none.
+    /// The service passes well-formed, distinct PIDs.
+    ///
+    /// # Errors
+    /// `NotFound` when `org` has no segment `id` (then nothing changes);
+    /// `Storage` on backend failure.
+    fn add_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        at: DateTime<Utc>,
+    ) -> Result<MembersAdded>;
+
+    /// Ends the active membership of each of `pids` that has one, keeping its
+    /// history (`first_added_at` comes back on a later add). PIDs that are
+    /// not active members are skipped. `current_size` changes in the same
+    /// transaction. Atomic.
+    ///
+    /// # Errors
+    /// `NotFound` when `org` has no segment `id`; `Storage` on backend failure.
+    fn remove_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        at: DateTime<Utc>,
+    ) -> Result<MembersRemoved>;
+
+    /// Up to `limit` active members in order (`first_added_at`, then PID),
+    /// starting after `after`. The cost does not depend on the depth.
+    ///
+    /// # Errors
+    /// `NotFound` when `org` has no segment `id`; `Storage` on backend failure.
+    fn members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        after: Option<&MemberCursor>,
+        limit: usize,
+    ) -> Result<Vec<Member>>;
+
+    /// The active members at positions `offset..offset + limit` in order, and
+    /// the segment's `current_size`, read at one instant (for the documented
+    /// page API).
+    ///
+    /// # Errors
+    /// `NotFound` when `org` has no segment `id`; `Storage` on backend failure.
+    fn members_at_offset(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(Vec<Member>, u64)>;
 }
 
 macro_rules! forward_store {
@@ -114,6 +179,42 @@ macro_rules! forward_store {
             }
             fn delete_segment(&self, org: &OrgId, id: SegmentId) -> Result<()> {
                 (**self).delete_segment(org, id)
+            }
+            fn add_members(
+                &self,
+                org: &OrgId,
+                id: SegmentId,
+                pids: &[Pid],
+                at: DateTime<Utc>,
+            ) -> Result<MembersAdded> {
+                (**self).add_members(org, id, pids, at)
+            }
+            fn remove_members(
+                &self,
+                org: &OrgId,
+                id: SegmentId,
+                pids: &[Pid],
+                at: DateTime<Utc>,
+            ) -> Result<MembersRemoved> {
+                (**self).remove_members(org, id, pids, at)
+            }
+            fn members(
+                &self,
+                org: &OrgId,
+                id: SegmentId,
+                after: Option<&MemberCursor>,
+                limit: usize,
+            ) -> Result<Vec<Member>> {
+                (**self).members(org, id, after, limit)
+            }
+            fn members_at_offset(
+                &self,
+                org: &OrgId,
+                id: SegmentId,
+                offset: u64,
+                limit: usize,
+            ) -> Result<(Vec<Member>, u64)> {
+                (**self).members_at_offset(org, id, offset, limit)
             }
         }
     )*};

@@ -8,9 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use crate::domain::pid::is_well_formed;
 use crate::{
-    Error, OrgId, Result, Segment, SegmentChange, SegmentCursor, SegmentId, SegmentInsert,
-    SegmentStore,
+    Error, Member, MemberCursor, MembersAdded, MembersRemoved, OrgId, Pid, Result, Segment,
+    SegmentChange, SegmentCursor, SegmentId, SegmentInsert, SegmentStore,
 };
 
 mod schema;
@@ -307,6 +308,56 @@ fn segment_from_row(row: &Row<'_>) -> rusqlite::Result<Segment> {
     })
 }
 
+fn time_at(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let v: i64 = row.get(i)?;
+    DateTime::from_timestamp_micros(v).ok_or(rusqlite::Error::IntegralValueOutOfRange(i, v))
+}
+
+fn member_from_row(row: &Row<'_>) -> rusqlite::Result<Member> {
+    let pid: String = row.get(0)?;
+    if !is_well_formed(&pid) {
+        return Err(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("stored PID {pid:?} is malformed").into(),
+        ));
+    }
+    Ok(Member {
+        pid: Pid::new_unchecked(&pid),
+        first_added_at: time_at(row, 1)?,
+        last_added_at: time_at(row, 2)?,
+    })
+}
+
+/// The row id and size of segment `id` of `org`.
+fn locate(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<(i64, u64)> {
+    let (seq, size): (i64, i64) = conn
+        .prepare_cached("SELECT seq, current_size FROM segments WHERE id = ?1 AND org = ?2")
+        .db()?
+        .query_row(params![id.as_bytes(), org.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .db()?
+        .ok_or(Error::NotFound { id })?;
+    Ok((seq, size_from(size)?))
+}
+
+fn size_from(size: i64) -> Result<u64> {
+    u64::try_from(size)
+        .map_err(|_| Error::storage(format!("stored current_size {size} is negative")))
+}
+
+fn set_size(conn: &Connection, seq: i64, size: u64) -> Result<()> {
+    conn.prepare_cached("UPDATE segments SET current_size = ?1 WHERE seq = ?2")
+        .db()?
+        .execute(params![size as i64, seq])
+        .db()?;
+    Ok(())
+}
+
+const MEMBER_COLUMNS: &str = "pid, first_added_at, last_added_at";
+
 fn select_segment(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<Segment> {
     conn.prepare_cached(&format!(
         "SELECT {SEGMENT_COLUMNS} FROM segments WHERE id = ?1 AND org = ?2"
@@ -456,6 +507,184 @@ impl SegmentStore for SqliteStore {
         let segment = select_segment(&tx, org, id)?;
         tx.commit().db()?;
         Ok(segment)
+    }
+
+    fn add_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        at: DateTime<Utc>,
+    ) -> Result<MembersAdded> {
+        let at = micros(at);
+        // In key order, the B-tree pages each statement touches are the ones
+        // the previous statement touched.
+        let mut sorted: Vec<&str> = pids.iter().map(Pid::as_str).collect();
+        sorted.sort_unstable();
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let (seq, size) = locate(&tx, org, id)?;
+        let mut state = tx
+            .prepare_cached(
+                "SELECT removed_at IS NULL FROM memberships WHERE segment = ?1 AND pid = ?2",
+            )
+            .db()?;
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO memberships (segment, pid, first_added_at, last_added_at)
+                 VALUES (?1, ?2, ?3, ?3)",
+            )
+            .db()?;
+        let mut touch = tx
+            .prepare_cached(
+                "UPDATE memberships SET last_added_at = ?3, removed_at = NULL
+                 WHERE segment = ?1 AND pid = ?2",
+            )
+            .db()?;
+        let (mut n_added, mut n_redundant) = (0, 0);
+        for pid in sorted {
+            let active: Option<bool> = state
+                .query_row(params![seq, pid], |r| r.get(0))
+                .optional()
+                .db()?;
+            match active {
+                None => {
+                    insert.execute(params![seq, pid, at]).db()?;
+                    n_added += 1;
+                }
+                Some(active) => {
+                    touch.execute(params![seq, pid, at]).db()?;
+                    if active {
+                        n_redundant += 1;
+                    } else {
+                        n_added += 1;
+                    }
+                }
+            }
+        }
+        drop((state, insert, touch));
+        let new_current_size = size + n_added;
+        if n_added > 0 {
+            set_size(&tx, seq, new_current_size)?;
+        }
+        tx.commit().db()?;
+        Ok(MembersAdded {
+            n_added,
+            n_redundant,
+            new_current_size,
+        })
+    }
+
+    fn remove_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        at: DateTime<Utc>,
+    ) -> Result<MembersRemoved> {
+        let at = micros(at);
+        let mut sorted: Vec<&str> = pids.iter().map(Pid::as_str).collect();
+        sorted.sort_unstable();
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let (seq, size) = locate(&tx, org, id)?;
+        let mut remove = tx
+            .prepare_cached(
+                "UPDATE memberships SET removed_at = ?3
+                 WHERE segment = ?1 AND pid = ?2 AND removed_at IS NULL",
+            )
+            .db()?;
+        let mut n_deleted = 0;
+        for pid in sorted {
+            n_deleted += remove.execute(params![seq, pid, at]).db()? as u64;
+        }
+        drop(remove);
+        let new_current_size = size.checked_sub(n_deleted).ok_or_else(|| {
+            Error::storage(format!(
+                "segment {id}: current_size {size} is below the {n_deleted} members removed"
+            ))
+        })?;
+        if n_deleted > 0 {
+            set_size(&tx, seq, new_current_size)?;
+        }
+        tx.commit().db()?;
+        Ok(MembersRemoved {
+            n_deleted,
+            new_current_size,
+        })
+    }
+
+    fn members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        after: Option<&MemberCursor>,
+        limit: usize,
+    ) -> Result<Vec<Member>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction().db()?;
+            let (seq, _) = locate(&tx, org, id)?;
+            let rows = match after {
+                None => tx
+                    .prepare_cached(&format!(
+                        "SELECT {MEMBER_COLUMNS} FROM memberships
+                         WHERE segment = ?1 AND removed_at IS NULL
+                         ORDER BY first_added_at, pid LIMIT ?2"
+                    ))
+                    .db()?
+                    .query_map(params![seq, limit], member_from_row)
+                    .db()?
+                    .collect::<rusqlite::Result<Vec<_>>>(),
+                Some(c) => tx
+                    .prepare_cached(&format!(
+                        "SELECT {MEMBER_COLUMNS} FROM memberships
+                         WHERE segment = ?1 AND removed_at IS NULL
+                           AND (first_added_at, pid) > (?2, ?3)
+                         ORDER BY first_added_at, pid LIMIT ?4"
+                    ))
+                    .db()?
+                    .query_map(
+                        params![seq, micros(c.first_added_at()), c.pid().as_str(), limit],
+                        member_from_row,
+                    )
+                    .db()?
+                    .collect(),
+            };
+            rows.db()
+        })
+    }
+
+    fn members_at_offset(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(Vec<Member>, u64)> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            // One read transaction: the page and the size are one snapshot.
+            let tx = conn.unchecked_transaction().db()?;
+            let (seq, size) = locate(&tx, org, id)?;
+            let page = tx
+                .prepare_cached(&format!(
+                    "SELECT {MEMBER_COLUMNS} FROM memberships
+                     WHERE segment = ?1 AND removed_at IS NULL
+                     ORDER BY first_added_at, pid LIMIT ?2 OFFSET ?3"
+                ))
+                .db()?
+                .query_map(params![seq, limit, offset], member_from_row)
+                .db()?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .db()?;
+            Ok((page, size))
+        })
     }
 
     fn delete_segment(&self, org: &OrgId, id: SegmentId) -> Result<()> {

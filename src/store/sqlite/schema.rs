@@ -12,7 +12,7 @@ use crate::{Error, Result};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
-    // 1: segments.
+    // 1: segments and their memberships.
     "CREATE TABLE segments (
         seq          INTEGER PRIMARY KEY,
         id           BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
@@ -26,7 +26,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
         updated_at   INTEGER NOT NULL
     );
     CREATE UNIQUE INDEX segments_by_name_key ON segments (org, name_key);
-    CREATE INDEX segments_by_creation ON segments (org, created_at, id);",
+    CREATE INDEX segments_by_creation ON segments (org, created_at, id);
+    CREATE TABLE memberships (
+        segment        INTEGER NOT NULL REFERENCES segments (seq) ON DELETE CASCADE,
+        pid            TEXT    NOT NULL,
+        first_added_at INTEGER NOT NULL,
+        last_added_at  INTEGER NOT NULL,
+        removed_at     INTEGER,
+        PRIMARY KEY (segment, pid)
+    ) WITHOUT ROWID;
+    -- Active members in list order; covering, so pages are index-only.
+    CREATE INDEX memberships_in_order
+        ON memberships (segment, first_added_at, pid, last_added_at)
+        WHERE removed_at IS NULL;",
 ];
 
 /// The schema version this build of the crate writes and reads.
