@@ -35,9 +35,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         removed_at     INTEGER,
         PRIMARY KEY (segment, pid)
     ) WITHOUT ROWID;
-    -- Active members in list order; covering, so pages are index-only.
+    -- Active members in list order. Covering, so pages are index-only:
+    -- removed_at (always NULL here) is listed so that the queries'
+    -- `removed_at IS NULL` is answered from the index too.
     CREATE INDEX memberships_in_order
-        ON memberships (segment, first_added_at, pid, last_added_at)
+        ON memberships (segment, first_added_at, pid, last_added_at, removed_at)
         WHERE removed_at IS NULL;",
 ];
 

@@ -205,3 +205,104 @@ fn a_file_that_is_not_a_database_is_a_storage_error() {
         "the source keeps its type"
     );
 }
+
+#[test]
+fn a_failure_mid_batch_applies_nothing() {
+    let (_dir, store) = file_store();
+    let org = OrgId::new("acme").unwrap();
+    let segments = Segments::new(store.clone());
+    let s = segments.create(&org, NewSegment::new("Atomic")).unwrap();
+    segments.add_members(&org, s.id, &["p-a", "p-b"]).unwrap();
+    // Make the storage fail on one PID in the middle of a batch.
+    store
+        .writer()
+        .execute_batch(
+            "CREATE TRIGGER fail_on_boom BEFORE INSERT ON memberships
+             WHEN NEW.pid = 'p-m' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .unwrap();
+    let err = segments
+        .add_members(&org, s.id, &["p-a", "p-c", "p-m", "p-z"])
+        .unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "got {err:?}");
+    let members: Vec<_> = segments
+        .members(&org, s.id, crate::MemberOptions::new())
+        .unwrap()
+        .members
+        .into_iter()
+        .map(|m| m.pid.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        members,
+        ["p-a", "p-b"],
+        "no PID of the failed call was applied"
+    );
+    assert_eq!(
+        segments.get(&org, s.id).unwrap().current_size,
+        2,
+        "the size did not move"
+    );
+    // The store keeps working for other calls.
+    store
+        .writer()
+        .execute_batch("DROP TRIGGER fail_on_boom")
+        .unwrap();
+    assert_eq!(
+        segments
+            .add_members(&org, s.id, &["p-c"])
+            .unwrap()
+            .new_current_size,
+        3
+    );
+}
+
+#[test]
+fn member_pages_read_the_covering_index_in_order() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let conn = store.writer();
+    let plan = |sql: &str| -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        rows.join("; ")
+    };
+    for sql in [
+        "SELECT pid, first_added_at, last_added_at FROM memberships
+         WHERE segment = 1 AND removed_at IS NULL AND (first_added_at, pid) > (5, 'p-a')
+         ORDER BY first_added_at, pid LIMIT 10",
+        "SELECT pid, first_added_at, last_added_at FROM memberships
+         WHERE segment = 1 AND removed_at IS NULL
+         ORDER BY first_added_at, pid LIMIT 10 OFFSET 5000",
+    ] {
+        let plan = plan(sql);
+        assert!(
+            plan.contains("USING COVERING INDEX memberships_in_order"),
+            "{sql}\nuses the covering index: {plan}"
+        );
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "{sql}\nneeds no sort: {plan}"
+        );
+    }
+}
+
+#[test]
+fn deleting_a_segment_deletes_its_membership_rows() {
+    let (_dir, store) = file_store();
+    let org = OrgId::new("acme").unwrap();
+    let segments = Segments::new(store.clone());
+    let s = segments.create(&org, NewSegment::new("Gone")).unwrap();
+    let kept = segments.create(&org, NewSegment::new("Kept")).unwrap();
+    segments.add_members(&org, s.id, &["p-a", "p-b"]).unwrap();
+    segments.remove_members(&org, s.id, &["p-a"]).unwrap();
+    segments.add_members(&org, kept.id, &["p-a"]).unwrap();
+    segments.delete(&org, s.id).unwrap();
+    let rows: i64 = store
+        .writer()
+        .query_row("SELECT count(*) FROM memberships", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "only the other segment's membership row is left");
+}

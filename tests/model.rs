@@ -1,0 +1,292 @@
+//! Model-based property test: random sequences of create, delete, add,
+//! remove and clock moves run against every backend and against a plain
+//! in-test model; every outcome, every `current_size` and, at the end, every
+//! member list (order and timestamps) must agree.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use proptest::prelude::*;
+use segments::clock::{ManualClock, SequentialIds};
+use segments::{
+    AddOutcome, Error, MemberOptions, MemoryStore, NewSegment, OrgId, RemoveOutcome, SegmentId,
+    SegmentStore, Segments, SqliteStore,
+};
+
+#[derive(Clone, Debug)]
+enum PidChoice {
+    Valid(u8),
+    Malformed(u8),
+}
+
+impl PidChoice {
+    fn text(&self) -> String {
+        match self {
+            PidChoice::Valid(n) => format!("p-{n:02}"),
+            PidChoice::Malformed(n) => ["p-BAD", "nope", "p-", "p-x!"][*n as usize % 4].to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Create a segment; names collide by key on purpose ("S1" vs "s1 ").
+    Create {
+        name: u8,
+        shout: bool,
+    },
+    Delete {
+        segment: usize,
+    },
+    Add {
+        segment: usize,
+        pids: Vec<PidChoice>,
+    },
+    Remove {
+        segment: usize,
+        pids: Vec<PidChoice>,
+    },
+    Tick {
+        micros: u8,
+    },
+}
+
+fn pid_choice() -> impl Strategy<Value = PidChoice> {
+    prop_oneof![
+        9 => (0u8..40).prop_map(PidChoice::Valid),
+        1 => (0u8..4).prop_map(PidChoice::Malformed),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0u8..6, any::<bool>()).prop_map(|(name, shout)| Op::Create { name, shout }),
+        1 => (0usize..8).prop_map(|segment| Op::Delete { segment }),
+        5 => (0usize..8, prop::collection::vec(pid_choice(), 0..25))
+            .prop_map(|(segment, pids)| Op::Add { segment, pids }),
+        3 => (0usize..8, prop::collection::vec(pid_choice(), 0..25))
+            .prop_map(|(segment, pids)| Op::Remove { segment, pids }),
+        2 => (0u8..3).prop_map(|micros| Op::Tick { micros }),
+    ]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Membership {
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    active: bool,
+}
+
+#[derive(Debug)]
+struct ModelSegment {
+    id: SegmentId,
+    key: String,
+    deleted: bool,
+    members: HashMap<String, Membership>,
+}
+
+impl ModelSegment {
+    fn size(&self) -> u64 {
+        self.members.values().filter(|m| m.active).count() as u64
+    }
+}
+
+/// Partitions a call's PIDs the way the documented API does.
+fn split(pids: &[PidChoice]) -> (Vec<String>, Vec<String>, u64) {
+    let (mut valid, mut invalid, mut repeats) = (Vec::new(), Vec::new(), 0);
+    let mut seen = std::collections::HashSet::new();
+    for p in pids {
+        let text = p.text();
+        let fresh = seen.insert(text.clone());
+        match (p, fresh) {
+            (PidChoice::Valid(_), true) => valid.push(text),
+            (PidChoice::Valid(_), false) => repeats += 1,
+            (PidChoice::Malformed(_), true) => invalid.push(text),
+            (PidChoice::Malformed(_), false) => {}
+        }
+    }
+    (valid, invalid, repeats)
+}
+
+fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
+    let start = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+    let clock = ManualClock::new(start);
+    let segments = Segments::new(store)
+        .with_clock(clock.clone())
+        .with_id_generator(SequentialIds::new());
+    let org = OrgId::new("model").unwrap();
+    let mut now = start;
+    let mut model: Vec<ModelSegment> = Vec::new();
+
+    for op in ops {
+        match op {
+            Op::Create { name, shout } => {
+                let text = if *shout {
+                    format!(" S{name}  ")
+                } else {
+                    format!("s{name}")
+                };
+                let key = format!("s{name}");
+                let taken = model.iter().any(|s| !s.deleted && s.key == key);
+                match segments.create(&org, NewSegment::new(text)) {
+                    Ok(s) => {
+                        prop_assert!(!taken, "create of a taken key succeeded");
+                        prop_assert_eq!(s.current_size, 0);
+                        model.push(ModelSegment {
+                            id: s.id,
+                            key,
+                            deleted: false,
+                            members: HashMap::new(),
+                        });
+                    }
+                    Err(Error::DuplicateName { .. }) => {
+                        prop_assert!(taken, "create of a free key refused")
+                    }
+                    Err(e) => return Err(TestCaseError::fail(format!("create failed: {e}"))),
+                }
+            }
+            Op::Delete { segment } => {
+                let Some(s) = model.get_mut(*segment) else {
+                    continue;
+                };
+                match segments.delete(&org, s.id) {
+                    Ok(()) => prop_assert!(!s.deleted, "deleted twice"),
+                    Err(Error::NotFound { .. }) => {
+                        prop_assert!(s.deleted, "live segment not found")
+                    }
+                    Err(e) => return Err(TestCaseError::fail(format!("delete failed: {e}"))),
+                }
+                s.deleted = true;
+            }
+            Op::Add { segment, pids } => {
+                let Some(s) = model.get_mut(*segment) else {
+                    continue;
+                };
+                let texts: Vec<String> = pids.iter().map(PidChoice::text).collect();
+                let result = segments.add_members(&org, s.id, &texts);
+                if s.deleted {
+                    prop_assert!(
+                        matches!(result, Err(Error::NotFound { .. })),
+                        "add to a deleted segment: {:?}",
+                        result
+                    );
+                    continue;
+                }
+                let (valid, invalid, repeats) = split(pids);
+                let (mut added, mut redundant) = (0, repeats);
+                for pid in valid {
+                    let m = s.members.entry(pid).or_insert(Membership {
+                        first: now,
+                        last: now,
+                        active: false,
+                    });
+                    if m.active {
+                        redundant += 1
+                    } else {
+                        added += 1
+                    }
+                    m.active = true;
+                    m.last = now;
+                }
+                let expected = AddOutcome {
+                    n_added: added,
+                    n_redundant_additions: redundant,
+                    invalid_pids: invalid,
+                    new_current_size: s.size(),
+                };
+                prop_assert_eq!(result.expect("add succeeds"), expected);
+            }
+            Op::Remove { segment, pids } => {
+                let Some(s) = model.get_mut(*segment) else {
+                    continue;
+                };
+                let texts: Vec<String> = pids.iter().map(PidChoice::text).collect();
+                let result = segments.remove_members(&org, s.id, &texts);
+                if s.deleted {
+                    prop_assert!(
+                        matches!(result, Err(Error::NotFound { .. })),
+                        "remove from a deleted segment: {:?}",
+                        result
+                    );
+                    continue;
+                }
+                let (valid, invalid, _) = split(pids);
+                let mut deleted = 0;
+                for pid in valid {
+                    if let Some(m) = s.members.get_mut(&pid).filter(|m| m.active) {
+                        m.active = false;
+                        deleted += 1;
+                    }
+                }
+                let expected = RemoveOutcome {
+                    n_deleted: deleted,
+                    invalid_pids: invalid,
+                    new_current_size: s.size(),
+                };
+                prop_assert_eq!(result.expect("remove succeeds"), expected);
+            }
+            Op::Tick { micros } => {
+                now += TimeDelta::microseconds(i64::from(*micros));
+                clock.set(now);
+            }
+        }
+        for s in model.iter().filter(|s| !s.deleted) {
+            prop_assert_eq!(
+                segments.get(&org, s.id).expect("live segment").current_size,
+                s.size(),
+                "current_size"
+            );
+        }
+    }
+
+    // Every member list, in order, with its timestamps.
+    for s in model.iter().filter(|s| !s.deleted) {
+        let expected: BTreeMap<(DateTime<Utc>, String), DateTime<Utc>> = s
+            .members
+            .iter()
+            .filter(|(_, m)| m.active)
+            .map(|(pid, m)| ((m.first, pid.clone()), m.last))
+            .collect();
+        let listed = segments
+            .members(&org, s.id, MemberOptions::new().limit(10_000))
+            .expect("members");
+        let got: Vec<_> = listed
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    (m.first_added_at, m.pid.as_str().to_owned()),
+                    m.last_added_at,
+                )
+            })
+            .collect();
+        let expected: Vec<_> = expected.into_iter().collect();
+        prop_assert_eq!(got, expected, "member list of {}", s.key);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn memory_store_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
+        run(&MemoryStore::new(), &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    #[test]
+    fn sqlite_in_memory_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
+        run(&SqliteStore::open_in_memory().unwrap(), &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn sqlite_file_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        run(&SqliteStore::open(dir.path().join("model.db")).unwrap(), &ops)?;
+    }
+}
