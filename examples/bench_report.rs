@@ -43,40 +43,47 @@ fn main() {
         arg("--seconds").map_or(1.0, |s| s.parse().expect("--seconds takes a number"));
     let only = arg("--only");
     let budget = Duration::from_secs_f64(seconds);
-    const ROUNDS: usize = 5;
 
     println!("| case | library | floor | ratio | target | met |");
     println!("|---|---|---|---|---|---|");
     let started = Instant::now();
-    for make in cases::all() {
-        let mut case = make();
-        if only.as_deref().is_some_and(|o| !case.id.contains(o)) {
+    for (group, make) in cases::all() {
+        if only.as_deref().is_some_and(|o| !group.contains(o)) {
             continue;
         }
-        // Warm both up once.
-        rate(&mut case.library, case.ops_per_iter, budget / 4);
-        rate(&mut case.floor, case.ops_per_iter, budget / 4);
-        let (mut lib, mut floor) = (Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
-            lib.push(rate(&mut case.library, case.ops_per_iter, budget));
-            floor.push(rate(&mut case.floor, case.ops_per_iter, budget));
+        for case in make() {
+            run(case, budget);
         }
-        let (lib, floor) = (median(lib), median(floor));
-        println!(
-            "| {} | {} {}/s | {} {}/s | {:.2} | {} | {} |",
-            case.name,
-            human(lib),
-            case.unit,
-            human(floor),
-            case.unit,
-            lib / floor,
-            case.target.describe(),
-            if case.target.met(lib, floor) {
-                "yes"
-            } else {
-                "NO"
-            },
-        );
     }
     eprintln!("measured in {:.0?}", started.elapsed());
+}
+
+/// Measures one case and prints its row.
+fn run(mut case: cases::Case, budget: Duration) {
+    const ROUNDS: usize = 5;
+    // Warm both up once.
+    rate(&mut case.library, case.ops_per_iter, budget / 4);
+    rate(&mut case.floor, case.ops_per_iter, budget / 4);
+    let (mut lib, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        lib.push(rate(&mut case.library, case.ops_per_iter, budget));
+        floor.push(rate(&mut case.floor, case.ops_per_iter, budget));
+    }
+    let (lib, floor) = (median(lib), median(floor));
+    let met = if case.target.met(lib, floor) {
+        "yes"
+    } else {
+        "NO"
+    };
+    println!(
+        "| {} | {} {}/s | {} {}/s | {:.2} | {} | {} |",
+        case.name,
+        human(lib),
+        case.unit,
+        human(floor),
+        case.unit,
+        lib / floor,
+        case.target.describe(),
+        met,
+    );
 }

@@ -9,13 +9,14 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
-use segments::{MemoryStore, NewSegment, OrgId, Segments, SqliteStore};
+use rusqlite::Connection;
+use segments::SqliteStore;
 use tempfile::TempDir;
+
+mod create;
+mod members;
 
 /// Runs `iters` iterations and returns how long they took.
 pub type Routine = Box<dyn FnMut(u64) -> Duration>;
@@ -27,6 +28,8 @@ pub enum Target {
     RatioAtLeast(f64),
     /// Library throughput at least this many operations per second.
     RateAtLeast(f64),
+    /// No target: the figures are reported.
+    Report,
 }
 
 impl Target {
@@ -34,6 +37,7 @@ impl Target {
         match self {
             Target::RatioAtLeast(r) => format!("ratio >= {r}"),
             Target::RateAtLeast(r) => format!(">= {}/s", human(r)),
+            Target::Report => "reported".to_owned(),
         }
     }
 
@@ -41,6 +45,7 @@ impl Target {
         match self {
             Target::RatioAtLeast(r) => library_rate / floor_rate >= r,
             Target::RateAtLeast(r) => library_rate >= r,
+            Target::Report => true,
         }
     }
 }
@@ -69,7 +74,7 @@ pub fn human(rate: f64) -> String {
 }
 
 /// The PRAGMAs `SqliteStore` sets, for floors that use raw rusqlite.
-fn raw_connection(path: &std::path::Path) -> Connection {
+pub fn raw_connection(path: &std::path::Path) -> Connection {
     let conn = Connection::open(path).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     let _: String = conn
@@ -82,14 +87,14 @@ fn raw_connection(path: &std::path::Path) -> Connection {
 
 /// A fresh database file with the crate's schema, so that floors write to
 /// exactly the tables and indexes the library does.
-fn fresh_db(name: &str) -> (TempDir, std::path::PathBuf) {
+pub fn fresh_db(name: &str) -> (TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     drop(SqliteStore::open(&path).unwrap());
     (dir, path)
 }
 
-fn timed(iters: u64, mut op: impl FnMut()) -> Duration {
+pub fn timed(iters: u64, mut op: impl FnMut()) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
         op();
@@ -97,146 +102,15 @@ fn timed(iters: u64, mut op: impl FnMut()) -> Duration {
     start.elapsed()
 }
 
-/// `create` on a SQLite file (WAL, synchronous=NORMAL) vs a raw autocommit
-/// INSERT of the same row into the same table, cached statement.
-pub fn create_sqlite() -> Case {
-    let (lib_dir, lib_path) = fresh_db("library.db");
-    let segments = Segments::new(SqliteStore::open(&lib_path).unwrap());
-    let org = OrgId::new("acme").unwrap();
-    let mut n = 0u64;
-    let library: Routine = Box::new(move |iters| {
-        let _keep = &lib_dir;
-        timed(iters, || {
-            n += 1;
-            segments
-                .create(&org, NewSegment::new(format!("segment {n}")))
-                .unwrap();
-        })
-    });
-
-    let (floor_dir, floor_path) = fresh_db("floor.db");
-    let conn = raw_connection(&floor_path);
-    let mut m = 0u64;
-    let floor: Routine = Box::new(move |iters| {
-        let _keep = &floor_dir;
-        timed(iters, || {
-            m += 1;
-            let name = format!("segment {m}");
-            let id = (u128::from(m) | (7 << 76)).to_be_bytes();
-            let now = chrono::Utc::now().timestamp_micros();
-            conn.prepare_cached(
-                "INSERT INTO segments (id, org, name, name_key, description, source, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            )
-            .unwrap()
-            .execute(params![id, "acme", name, name, None::<String>, "api", now])
-            .unwrap();
-        })
-    });
-    Case {
-        id: "create/sqlite_file",
-        name: "create, SqliteStore file (WAL, NORMAL) vs raw INSERT, autocommit",
-        unit: "creates",
-        ops_per_iter: 1,
-        target: Target::RatioAtLeast(0.8),
-        library,
-        floor,
-    }
-}
-
-/// How many segments a memory case puts in one store before it starts over
-/// with an empty one (outside the timed region): the case measures creates
-/// into a store of up to this size, not the cost of growing one forever.
-const MEMORY_STORE_CAP: u64 = 100_000;
-
-/// Times `iters` calls of `op(i)`, replacing the state with `fresh()` every
-/// `cap` calls; replacing and dropping are not timed.
-fn timed_capped<T>(
-    iters: u64,
-    cap: u64,
-    state: &mut T,
-    count: &mut u64,
-    fresh: impl Fn() -> T,
-    mut op: impl FnMut(&T, u64),
-) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        if *count == cap {
-            drop(std::mem::replace(state, fresh()));
-            *count = 0;
-        }
-        let run = left.min(cap - *count);
-        let start = Instant::now();
-        for _ in 0..run {
-            *count += 1;
-            op(state, *count);
-        }
-        total += start.elapsed();
-        left -= run;
-    }
-    total
-}
-
-/// `create` on MemoryStore vs inserting the same record into a bare
-/// `RwLock<HashMap>` keyed by (org, name key); both into a store of up to
-/// 100,000 segments.
-pub fn create_memory() -> Case {
-    let org = OrgId::new("acme").unwrap();
-    let fresh = || Segments::new(MemoryStore::new());
-    let (mut segments, mut n) = (fresh(), 0);
-    let library: Routine = Box::new(move |iters| {
-        timed_capped(
-            iters,
-            MEMORY_STORE_CAP,
-            &mut segments,
-            &mut n,
-            fresh,
-            |s, i| {
-                s.create(&org, NewSegment::new(format!("segment {i}")))
-                    .unwrap();
-            },
-        )
-    });
-
-    struct Row {
-        name: String,
-        source: String,
-        created_at: i64,
-    }
-    type Map = RwLock<HashMap<(String, String), Row>>;
-    let fresh_map = || Map::new(HashMap::new());
-    let (mut map, mut m) = (fresh_map(), 0);
-    let floor: Routine = Box::new(move |iters| {
-        timed_capped(
-            iters,
-            MEMORY_STORE_CAP,
-            &mut map,
-            &mut m,
-            fresh_map,
-            |map, i| {
-                let name = format!("segment {i}");
-                let row = Row {
-                    name: name.clone(),
-                    source: "api".to_owned(),
-                    created_at: i as i64,
-                };
-                map.write().unwrap().insert(("acme".to_owned(), name), row);
-            },
-        )
-    });
-    Case {
-        id: "create/memory",
-        name: "create, MemoryStore (stores of up to 100k) vs bare HashMap insert",
-        unit: "creates",
-        ops_per_iter: 1,
-        target: Target::RateAtLeast(1e6),
-        library,
-        floor,
-    }
-}
-
-/// Every case, in report order.
-pub fn all() -> Vec<fn() -> Case> {
-    vec![create_sqlite, create_memory]
+/// Every group of cases, in report order, with the prefix of its case ids;
+/// a group's constructor may return several cases sharing a costly setup.
+pub fn all() -> Vec<(&'static str, fn() -> Vec<Case>)> {
+    vec![
+        ("create/sqlite_file", || vec![create::sqlite()]),
+        ("create/memory", || vec![create::memory()]),
+        ("add_members/sqlite_file", || vec![members::add_sqlite()]),
+        ("add_members/memory", || vec![members::add_memory()]),
+        ("reads/sqlite_file", members::big_sqlite),
+        ("reads/memory", members::big_memory),
+    ]
 }

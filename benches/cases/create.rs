@@ -1,0 +1,149 @@
+//! `create`: SQLite beside a raw INSERT, memory beside a bare map.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use rusqlite::params;
+use segments::{MemoryStore, NewSegment, OrgId, Segments, SqliteStore};
+
+use super::{Case, Routine, Target, fresh_db, raw_connection, timed};
+
+/// `create` on a SQLite file (WAL, synchronous=NORMAL) vs a raw autocommit
+/// INSERT of the same row into the same table, cached statement.
+pub fn sqlite() -> Case {
+    let (lib_dir, lib_path) = fresh_db("library.db");
+    let segments = Segments::new(SqliteStore::open(&lib_path).unwrap());
+    let org = OrgId::new("acme").unwrap();
+    let mut n = 0u64;
+    let library: Routine = Box::new(move |iters| {
+        let _keep = &lib_dir;
+        timed(iters, || {
+            n += 1;
+            segments
+                .create(&org, NewSegment::new(format!("segment {n}")))
+                .unwrap();
+        })
+    });
+
+    let (floor_dir, floor_path) = fresh_db("floor.db");
+    let conn = raw_connection(&floor_path);
+    let mut m = 0u64;
+    let floor: Routine = Box::new(move |iters| {
+        let _keep = &floor_dir;
+        timed(iters, || {
+            m += 1;
+            let name = format!("segment {m}");
+            let id = (u128::from(m) | (7 << 76)).to_be_bytes();
+            let now = chrono::Utc::now().timestamp_micros();
+            conn.prepare_cached(
+                "INSERT INTO segments (id, org, name, name_key, description, source, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            )
+            .unwrap()
+            .execute(params![id, "acme", name, name, None::<String>, "api", now])
+            .unwrap();
+        })
+    });
+    Case {
+        id: "create/sqlite_file",
+        name: "create, SqliteStore file (WAL, NORMAL) vs raw INSERT, autocommit",
+        unit: "creates",
+        ops_per_iter: 1,
+        target: Target::RatioAtLeast(0.8),
+        library,
+        floor,
+    }
+}
+
+/// How many segments a memory case puts in one store before it starts over
+/// with an empty one (outside the timed region): the case measures creates
+/// into a store of up to this size, not the cost of growing one forever.
+pub const MEMORY_STORE_CAP: u64 = 100_000;
+
+/// Times `iters` calls of `op(i)`, replacing the state with `fresh()` every
+/// `cap` calls; replacing and dropping are not timed.
+pub fn timed_capped<T>(
+    iters: u64,
+    cap: u64,
+    state: &mut T,
+    count: &mut u64,
+    fresh: impl Fn() -> T,
+    mut op: impl FnMut(&T, u64),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        if *count == cap {
+            drop(std::mem::replace(state, fresh()));
+            *count = 0;
+        }
+        let run = left.min(cap - *count);
+        let start = Instant::now();
+        for _ in 0..run {
+            *count += 1;
+            op(state, *count);
+        }
+        total += start.elapsed();
+        left -= run;
+    }
+    total
+}
+
+/// `create` on MemoryStore vs inserting the same record into a bare
+/// `RwLock<HashMap>` keyed by (org, name key); both into a store of up to
+/// 100,000 segments.
+pub fn memory() -> Case {
+    let org = OrgId::new("acme").unwrap();
+    let fresh = || Segments::new(MemoryStore::new());
+    let (mut segments, mut n) = (fresh(), 0);
+    let library: Routine = Box::new(move |iters| {
+        timed_capped(
+            iters,
+            MEMORY_STORE_CAP,
+            &mut segments,
+            &mut n,
+            fresh,
+            |s, i| {
+                s.create(&org, NewSegment::new(format!("segment {i}")))
+                    .unwrap();
+            },
+        )
+    });
+
+    struct Row {
+        name: String,
+        source: String,
+        created_at: i64,
+    }
+    type Map = RwLock<HashMap<(String, String), Row>>;
+    let fresh_map = || Map::new(HashMap::new());
+    let (mut map, mut m) = (fresh_map(), 0);
+    let floor: Routine = Box::new(move |iters| {
+        timed_capped(
+            iters,
+            MEMORY_STORE_CAP,
+            &mut map,
+            &mut m,
+            fresh_map,
+            |map, i| {
+                let name = format!("segment {i}");
+                let row = Row {
+                    name: name.clone(),
+                    source: "api".to_owned(),
+                    created_at: i as i64,
+                };
+                map.write().unwrap().insert(("acme".to_owned(), name), row);
+            },
+        )
+    });
+    Case {
+        id: "create/memory",
+        name: "create, MemoryStore (stores of up to 100k) vs bare HashMap insert",
+        unit: "creates",
+        ops_per_iter: 1,
+        target: Target::RateAtLeast(1e6),
+        library,
+        floor,
+    }
+}
