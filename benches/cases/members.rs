@@ -225,6 +225,9 @@ fn build_big<S: SegmentStore + Clone>(store: S, dir: Option<tempfile::TempDir>) 
     }
 }
 
+/// One read of a [`Big`] fixture.
+type Read<S> = Box<dyn Fn(&Big<S>)>;
+
 /// Reads of the 1M-member segment beside the same reads of the empty
 /// segment or from the start.
 fn big_cases<S: SegmentStore + Clone + 'static>(
@@ -233,7 +236,7 @@ fn big_cases<S: SegmentStore + Clone + 'static>(
     label: &'static str,
 ) -> Vec<Case> {
     let b = std::sync::Arc::new(build_big(store, dir));
-    let routine = |f: Box<dyn Fn(&Big<S>)>| -> Routine {
+    let routine = |f: Read<S>| -> Routine {
         let b = std::sync::Arc::clone(&b);
         Box::new(move |iters| {
             let start = Instant::now();

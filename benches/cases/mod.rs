@@ -102,9 +102,12 @@ pub fn timed(iters: u64, mut op: impl FnMut()) -> Duration {
     start.elapsed()
 }
 
+/// A group of cases: the prefix of its case ids and its constructor.
+pub type Group = (&'static str, fn() -> Vec<Case>);
+
 /// Every group of cases, in report order, with the prefix of its case ids;
 /// a group's constructor may return several cases sharing a costly setup.
-pub fn all() -> Vec<(&'static str, fn() -> Vec<Case>)> {
+pub fn all() -> Vec<Group> {
     vec![
         ("create/sqlite_file", || vec![create::sqlite()]),
         ("create/memory", || vec![create::memory()]),
