@@ -1,5 +1,6 @@
 //! The main job, end to end: an embedded SQLite file, a real segment created
-//! (and a duplicate refused), the result printed.
+//! (and a duplicate refused), people added, removed and listed, the results
+//! printed.
 //!
 //! ```text
 //! cargo run --example quickstart [-- path/to/segments.db]
@@ -10,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use segments::{Error, NewSegment, OrgId, Segments, SqliteStore};
+use segments::{Error, MemberOptions, NewSegment, OrgId, Segments, SqliteStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = match std::env::args_os().nth(1) {
@@ -43,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         )?,
     };
-    println!("created segment:");
+    println!("segment:");
     println!("  id           {}", segment.id);
     println!("  name         {}", segment.name);
     println!(
@@ -65,9 +66,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("expected a duplicate-name error, got {other:?}").into()),
     }
 
+    // Fill it. Malformed PIDs are reported, never fatal.
+    let added = segments.add_members(
+        &org,
+        segment.id,
+        &[
+            "p-a1b2c3d4e5f6",
+            "p-x9y8z7w6v5u4",
+            "p-ceef1fd768e389abd4d33fdd901a5964",
+            "p-invalid!",
+        ],
+    )?;
+    println!(
+        "add_members: n_added={} n_redundant_additions={} invalid_pids={:?} new_current_size={}",
+        added.n_added, added.n_redundant_additions, added.invalid_pids, added.new_current_size
+    );
+    let again = segments.add_members(&org, segment.id, &["p-a1b2c3d4e5f6"])?;
+    println!(
+        "adding p-a1b2c3d4e5f6 again: n_added={} n_redundant_additions={}",
+        again.n_added, again.n_redundant_additions
+    );
+    let removed =
+        segments.remove_members(&org, segment.id, &["p-x9y8z7w6v5u4", "p-not0a0member"])?;
+    println!(
+        "remove_members: n_deleted={} new_current_size={}",
+        removed.n_deleted, removed.new_current_size
+    );
+
+    // Read it back: the documented page API, then the cursor API.
+    let page = segments.members_page(&org, segment.id, 1)?;
+    println!(
+        "members page {}: total_count={} list_continues={}",
+        page.page, page.total_count, page.list_continues
+    );
+    for m in &page.items {
+        println!(
+            "  {:<36} first_added_at {}",
+            m.pid,
+            m.first_added_at.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        );
+    }
+    let first = segments.members(&org, segment.id, MemberOptions::new().limit(1))?;
+    println!(
+        "cursor page of 1: {:?}, next cursor {}",
+        first
+            .members
+            .iter()
+            .map(|m| m.pid.as_str())
+            .collect::<Vec<_>>(),
+        first.next.map_or("none".to_owned(), |c| c.to_string())
+    );
+
     let read = segments.get(&org, segment.id)?;
     println!(
-        "read back: {:?} with {} members",
+        "read back: {:?} with current_size {}",
         read.name, read.current_size
     );
     Ok(())
