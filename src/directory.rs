@@ -15,8 +15,9 @@ use crate::{OrgId, Pid, Result};
 /// Without one, every well-formed PID is accepted. Removal does not consult
 /// the directory: a PID that is not a member is simply not counted.
 pub trait PersonDirectory: Send + Sync + fmt::Debug {
-    /// For each of `pids` (well-formed and distinct), whether it is a known
-    /// person of `org`. Called once per add call, with the whole batch.
+    /// For each of `pids` (well-formed, in the caller's order, repeats
+    /// included), whether it is a known person of `org`. Called once per add
+    /// call, with the whole batch.
     ///
     /// # Errors
     /// Any error fails the add call, which then changes nothing.

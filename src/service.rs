@@ -8,7 +8,7 @@ use crate::clock::{Clock, IdGenerator, SystemClock, UuidV7, truncate_to_micros};
 use crate::domain::limits::{
     DEFAULT_PAGE_LIMIT, DEFAULT_SOURCE, MAX_PAGE_LIMIT, MAX_PIDS_PER_CALL, MEMBERS_PAGE_SIZE,
 };
-use crate::domain::member::SortedPids;
+use crate::domain::member::SplitPids;
 use crate::domain::name::{validate_description, validate_source};
 use crate::error::{Field, Rule, ValidationError};
 use crate::{
@@ -266,11 +266,10 @@ impl<S: SegmentStore> Segments<S> {
         pids: &[P],
     ) -> Result<AddOutcome> {
         check_batch(pids.len())?;
-        let SortedPids {
+        let SplitPids {
             mut valid,
             mut invalid,
-            repeats,
-        } = SortedPids::new(pids);
+        } = SplitPids::new(pids);
         if let Some(directory) = &self.directory {
             let known = directory.known(org, &valid)?;
             if known.len() != valid.len() {
@@ -281,9 +280,10 @@ impl<S: SegmentStore> Segments<S> {
                 )));
             }
             let mut known = known.into_iter();
+            let mut unknown = foldhash::HashSet::default();
             valid.retain(|pid| {
                 let keep = known.next().unwrap_or(false);
-                if !keep {
+                if !keep && unknown.insert(pid.clone()) {
                     invalid.push(pid.as_str().to_owned());
                 }
                 keep
@@ -292,7 +292,7 @@ impl<S: SegmentStore> Segments<S> {
         let done = self.store.add_members(org, id, &valid, self.now())?;
         Ok(AddOutcome {
             n_added: done.n_added,
-            n_redundant_additions: done.n_redundant + repeats,
+            n_redundant_additions: done.n_redundant,
             invalid_pids: invalid,
             new_current_size: done.new_current_size,
         })
@@ -315,13 +315,13 @@ impl<S: SegmentStore> Segments<S> {
         pids: &[P],
     ) -> Result<RemoveOutcome> {
         check_batch(pids.len())?;
-        let sorted = SortedPids::new(pids);
+        let split = SplitPids::new(pids);
         let done = self
             .store
-            .remove_members(org, id, &sorted.valid, self.now())?;
+            .remove_members(org, id, &split.valid, self.now())?;
         Ok(RemoveOutcome {
             n_deleted: done.n_deleted,
-            invalid_pids: sorted.invalid,
+            invalid_pids: split.invalid,
             new_current_size: done.new_current_size,
         })
     }

@@ -187,8 +187,8 @@ impl MemberOptions {
     }
 }
 
-/// What a member store call did; the service adds what it settled itself
-/// (malformed PIDs, repeats within the call) to make an [`AddOutcome`].
+/// What a member store call did; the service adds the malformed PIDs it
+/// settled itself to make an [`AddOutcome`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MembersAdded {
     /// PIDs that were not active members and now are.
@@ -208,33 +208,28 @@ pub struct MembersRemoved {
     pub new_current_size: u64,
 }
 
-/// The PIDs of one member call, sorted out: the well-formed ones once each
-/// in the order first given, the malformed ones once each, and how many
-/// repeats of a well-formed PID the call held.
+/// The PIDs of one member call, split: the well-formed ones in the order
+/// given, repeats included (a store counts a repeat as redundant, because
+/// the first occurrence has made it a member), and the malformed ones once
+/// each, in the order first given.
 #[derive(Debug, Default)]
-pub(crate) struct SortedPids {
+pub(crate) struct SplitPids {
     pub(crate) valid: Vec<Pid>,
     pub(crate) invalid: Vec<String>,
-    pub(crate) repeats: u64,
 }
 
-impl SortedPids {
+impl SplitPids {
     pub(crate) fn new<P: AsRef<str>>(pids: &[P]) -> Self {
-        let mut seen = foldhash::HashSet::default();
-        seen.reserve(pids.len());
         let mut out = Self {
             valid: Vec::with_capacity(pids.len()),
-            ..Self::default()
+            invalid: Vec::new(),
         };
+        let mut seen_invalid = foldhash::HashSet::default();
         for pid in pids {
             let pid = pid.as_ref();
-            if !seen.insert(pid) {
-                if is_well_formed(pid) {
-                    out.repeats += 1;
-                }
-            } else if is_well_formed(pid) {
+            if is_well_formed(pid) {
                 out.valid.push(Pid::new_unchecked(pid));
-            } else {
+            } else if seen_invalid.insert(pid) {
                 out.invalid.push(pid.to_owned());
             }
         }
@@ -247,12 +242,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sorting_pids_dedupes_and_keeps_first_order() {
-        let s = SortedPids::new(&["p-b", "p-bad!", "p-a", "p-b", "p-bad!", "", "p-a", "p-c"]);
+    fn splitting_pids_keeps_order_and_reports_malformed_once() {
+        let s = SplitPids::new(&["p-b", "p-bad!", "p-a", "p-b", "p-bad!", "", "p-a", "p-c"]);
         let valid: Vec<_> = s.valid.iter().map(Pid::as_str).collect();
-        assert_eq!(valid, ["p-b", "p-a", "p-c"]);
-        assert_eq!(s.invalid, ["p-bad!", ""]);
-        assert_eq!(s.repeats, 2, "repeats of well-formed PIDs are counted");
+        assert_eq!(
+            valid,
+            ["p-b", "p-a", "p-b", "p-a", "p-c"],
+            "repeats stay for the store to count"
+        );
+        assert_eq!(
+            s.invalid,
+            ["p-bad!", ""],
+            "each malformed PID once, in order"
+        );
     }
 
     #[test]

@@ -92,7 +92,8 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// original `first_added_at`; one that is a member already is counted
     /// redundant and its `last_added_at` moves to `at`. `current_size`
     /// changes in the same transaction. Atomic: all of `pids` or none.
-    /// The service passes well-formed, distinct PIDs.
+    /// `pids` are well-formed and may repeat: a repeat is redundant, since
+    /// its first occurrence made it a member.
     ///
     /// # Errors
     /// `NotFound` when `org` has no segment `id` (then nothing changes);
