@@ -93,43 +93,14 @@ fn every_connection_gets_the_pragmas() {
     );
 }
 
+#[cfg(feature = "conformance")]
 #[test]
 fn a_reopened_file_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("segments.db");
-    let org = OrgId::new("acme").unwrap();
-    let created = {
-        let segments = Segments::new(SqliteStore::open(&path).unwrap());
-        let a = segments
-            .create(
-                &org,
-                NewSegment::new("Kept")
-                    .description("across opens")
-                    .source("import"),
-            )
-            .unwrap();
-        let b = segments.create(&org, NewSegment::new("Renamed")).unwrap();
-        let b = segments.rename(&org, b.id, "Renamed Again").unwrap();
-        let c = segments.create(&org, NewSegment::new("Deleted")).unwrap();
-        segments.delete(&org, c.id).unwrap();
-        vec![a, b]
-    };
-    let segments = Segments::new(SqliteStore::open(&path).unwrap());
-    let listed = segments.list(&org, crate::ListOptions::new()).unwrap();
-    assert_eq!(
-        listed.segments, created,
-        "every segment and change survives a reopen, exactly"
-    );
-    assert!(
-        matches!(
-            segments.create(&org, NewSegment::new("kept")),
-            Err(Error::DuplicateName { .. })
-        ),
-        "uniqueness survives a reopen"
-    );
-    segments
-        .create(&org, NewSegment::new("deleted"))
-        .expect("a deleted name stays free");
+    crate::conformance::reopened_store_keeps_everything(&|| {
+        Box::new(SqliteStore::open(&path).unwrap()) as Box<dyn SegmentStore>
+    });
 }
 
 #[test]
