@@ -36,6 +36,8 @@
 //!   (feature `sqlite`, on by default, with SQLite bundled).
 //! - **Conformance** (feature `conformance`): the shared suite every store
 //!   passes, public so other backends can run it too.
+//! - **Wire** (feature `wire`): the documented HTTP API as a function from
+//!   `http::Request` to `http::Response`, for any host framework.
 //!
 //! ## Decisions where the documented API is silent
 //! - A duplicate name answers [`Error::DuplicateName`] with status **404**, as
@@ -60,6 +62,7 @@
 //! | `sqlite` | yes | [`SqliteStore`], with SQLite compiled in (rusqlite `bundled`) |
 //! | `conformance` | no | `segments::conformance`, the shared store suite |
 //! | `serde` | no | `Serialize`/`Deserialize` for the domain types |
+//! | `wire` | no | `segments::wire`: the documented HTTP contract, transport-free |
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -79,6 +82,8 @@ mod domain;
 mod error;
 mod service;
 mod store;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 pub use directory::{KnownPids, PersonDirectory};
 pub use domain::ids::{OrgId, SegmentId};

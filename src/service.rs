@@ -87,7 +87,7 @@ impl<S: SegmentStore> Segments<S> {
         self.store
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         truncate_to_micros(self.clock.now())
     }
 

@@ -1,0 +1,286 @@
+//! Request bodies and query strings in, documented JSON out.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Field, Rule, ValidationError};
+use crate::{Member, Segment, SegmentId};
+
+/// The documented timestamp form: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// A request body: a JSON object, or a 400.
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ValidationError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ValidationError::new(Field::Body, Rule::NotAnObject)),
+    }
+}
+
+/// A required string field: absent or null is 422, another type 400.
+pub(crate) fn required_str<'a>(
+    body: &'a Map<String, Value>,
+    field: Field,
+) -> Result<&'a str, ValidationError> {
+    optional_str(body, field)?.ok_or_else(|| ValidationError::new(field, Rule::Missing))
+}
+
+/// An optional string field: absent or null is `None`, another type 400.
+pub(crate) fn optional_str<'a>(
+    body: &'a Map<String, Value>,
+    field: Field,
+) -> Result<Option<&'a str>, ValidationError> {
+    match body.get(field.as_str()) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ValidationError::new(
+            field,
+            Rule::WrongType {
+                expected: "a string",
+            },
+        )),
+    }
+}
+
+/// The required `segment_id` field: a string holding a UUID.
+pub(crate) fn segment_id(body: &Map<String, Value>) -> Result<SegmentId, ValidationError> {
+    SegmentId::parse(required_str(body, Field::SegmentId)?)
+}
+
+/// The required `minerva_pids` field: an array of strings.
+pub(crate) fn pids(body: &Map<String, Value>) -> Result<Vec<&str>, ValidationError> {
+    let wrong = || {
+        ValidationError::new(
+            Field::MinervaPids,
+            Rule::WrongType {
+                expected: "an array of strings",
+            },
+        )
+    };
+    match body.get(Field::MinervaPids.as_str()) {
+        None | Some(Value::Null) => Err(ValidationError::new(Field::MinervaPids, Rule::Missing)),
+        Some(Value::Array(items)) => items.iter().map(|v| v.as_str().ok_or_else(wrong)).collect(),
+        Some(_) => Err(wrong()),
+    }
+}
+
+/// The first value of each query parameter.
+pub(crate) struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub(crate) fn parse(query: Option<&str>) -> Self {
+        Self(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn get(&self, field: Field) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == field.as_str())
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn segment_id(&self) -> Result<SegmentId, ValidationError> {
+        SegmentId::parse(
+            self.get(Field::SegmentId)
+                .ok_or_else(|| ValidationError::new(Field::SegmentId, Rule::Missing))?,
+        )
+    }
+
+    /// An optional non-negative integer parameter.
+    pub(crate) fn number(&self, field: Field) -> Result<Option<u64>, ValidationError> {
+        self.get(field)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ValidationError::new(
+                        field,
+                        Rule::Malformed {
+                            expected: "a whole number",
+                        },
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
+/// `{"api_request_id", "segment_id", "request_completed_at"}`.
+#[derive(Serialize)]
+pub(crate) struct SegmentIdResponse<'a> {
+    pub(crate) api_request_id: &'a str,
+    pub(crate) segment_id: String,
+    pub(crate) request_completed_at: String,
+}
+
+/// `{"api_request_id", "results": …, "request_completed_at"}`.
+#[derive(Serialize)]
+pub(crate) struct ResultsResponse<'a, R> {
+    pub(crate) api_request_id: &'a str,
+    pub(crate) results: R,
+    pub(crate) request_completed_at: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct AddResults<'a> {
+    pub(crate) invalid_minerva_pids: &'a [String],
+    pub(crate) n_redundant_additions: u64,
+    pub(crate) n_added: u64,
+    pub(crate) new_current_size: u64,
+}
+
+#[derive(Serialize)]
+pub(crate) struct RemoveResults<'a> {
+    pub(crate) invalid_minerva_pids: &'a [String],
+    pub(crate) n_deleted: u64,
+    pub(crate) new_current_size: u64,
+}
+
+#[derive(Serialize)]
+pub(crate) struct MemberItem<'a> {
+    pub(crate) minerva_pid: &'a str,
+    pub(crate) first_added_at: String,
+}
+
+impl<'a> From<&'a Member> for MemberItem<'a> {
+    fn from(m: &'a Member) -> Self {
+        Self {
+            minerva_pid: m.pid.as_str(),
+            first_added_at: timestamp(m.first_added_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct MembersResults<'a> {
+    pub(crate) items: Vec<MemberItem<'a>>,
+    pub(crate) total_count: u64,
+    pub(crate) page: u64,
+    pub(crate) list_continues: bool,
+}
+
+/// A segment's metadata (extension routes).
+#[derive(Serialize)]
+pub(crate) struct SegmentItem<'a> {
+    pub(crate) segment_id: String,
+    pub(crate) name: &'a str,
+    pub(crate) description: Option<&'a str>,
+    pub(crate) source: &'a str,
+    pub(crate) current_size: u64,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
+}
+
+impl<'a> From<&'a Segment> for SegmentItem<'a> {
+    fn from(s: &'a Segment) -> Self {
+        Self {
+            segment_id: s.id.to_string(),
+            name: &s.name,
+            description: s.description.as_deref(),
+            source: &s.source,
+            current_size: s.current_size,
+            created_at: timestamp(s.created_at),
+            updated_at: timestamp(s.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct ListResults<'a> {
+    pub(crate) items: Vec<SegmentItem<'a>>,
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// The documented rate-limit shape; `null` means no limit on that axis.
+#[derive(Serialize)]
+pub(crate) struct LimitsResponse<'a> {
+    pub(crate) api_request_id: &'a str,
+    pub(crate) rps_limit: Option<u32>,
+    pub(crate) burst_limit: Option<u32>,
+    pub(crate) daily_quota: Option<u64>,
+    pub(crate) daily_quota_used: Option<u64>,
+    pub(crate) reset_at_utc: Option<String>,
+    pub(crate) request_completed_at: String,
+}
+
+/// The documented error body; `body` is the deprecated JSON-in-a-string
+/// form `{"error": …, "status_code": …}`.
+#[derive(Serialize)]
+pub(crate) struct ErrorResponse<'a> {
+    pub(crate) api_request_id: &'a str,
+    pub(crate) error_message: &'a str,
+    #[serde(rename = "statusCode")]
+    pub(crate) status_code: u16,
+    pub(crate) body: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct LegacyErrorBody<'a> {
+    pub(crate) error: &'a str,
+    pub(crate) status_code: u16,
+}
+
+/// Serializes a response body. The shapes above hold only strings, numbers
+/// and booleans, which always serialize.
+pub(crate) fn to_vec(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).expect("response shapes always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn timestamps_have_six_fractional_digits_and_a_z() {
+        let at = Utc.timestamp_opt(1_705_314_645, 123_456_000).unwrap();
+        assert_eq!(timestamp(at), "2024-01-15T10:30:45.123456Z");
+        let whole = Utc.timestamp_opt(1_705_314_645, 0).unwrap();
+        assert_eq!(timestamp(whole), "2024-01-15T10:30:45.000000Z");
+    }
+
+    #[test]
+    fn fields_are_told_apart_by_presence_and_type() {
+        let body = object(br#"{"name": "x", "n": null, "num": 5, "pids": ["p-a", 3]}"#).unwrap();
+        assert_eq!(required_str(&body, Field::Name).unwrap(), "x");
+        let missing = required_str(&body, Field::Description).unwrap_err();
+        assert_eq!(
+            (missing.status_code(), missing.to_string().as_str()),
+            (422, "Input data must contain a 'description' field")
+        );
+        assert!(object(b"[1, 2]").is_err());
+        assert!(object(b"{not json").is_err());
+        assert!(object(b"").is_err());
+        let wrong = pids(&object(br#"{"minerva_pids": ["p-a", 3]}"#).unwrap()).unwrap_err();
+        assert_eq!(
+            (wrong.status_code(), wrong.to_string().as_str()),
+            (400, "'minerva_pids' must be an array of strings")
+        );
+    }
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        let q = Query::parse(Some(
+            "segment_id=550e8400-e29b-41d4-a716-446655440000&page=2&page=3&x=%20y",
+        ));
+        assert_eq!(
+            q.number(Field::Page).unwrap(),
+            Some(2),
+            "the first value wins"
+        );
+        assert!(q.segment_id().is_ok());
+        assert_eq!(Query::parse(None).get(Field::Page), None);
+        assert_eq!(
+            Query::parse(Some("page=two"))
+                .number(Field::Page)
+                .unwrap_err()
+                .status_code(),
+            422
+        );
+    }
+}

@@ -1,0 +1,452 @@
+//! The documented HTTP contract, transport-free (feature `wire`).
+//!
+//! [`Wire::handle`] takes an [`http::Request`] whose body is bytes and
+//! returns the [`http::Response`] the documented Segments API gives, byte for
+//! byte in shape: field names, JSON types and order, status codes, the
+//! `YYYY-MM-DDTHH:MM:SS.ffffffZ` timestamps, the error body with its
+//! deprecated `statusCode` and `body` fields. Any host serves it from any
+//! framework; the `server` example does it with axum.
+//!
+//! | route | | |
+//! |---|---|---|
+//! | `POST /v2/segments/create` | documented | `{name, description?}` → `segment_id` |
+//! | `POST /v2/segments/members/add` | documented | `{segment_id, minerva_pids}` → `results` |
+//! | `GET /v2/segments/members?segment_id=&page=` | documented | pages of 5,000 → `results` |
+//! | `POST /v2/segments/members/remove` | documented | `{segment_id, minerva_pids}` → `results` |
+//! | `GET /v2/segments/get?segment_id=` | extension | the segment's metadata |
+//! | `GET /v2/segments/list?cursor=&limit=` | extension | the org's segments, in creation order |
+//! | `POST /v2/segments/delete` | extension | `{segment_id}` → `segment_id` |
+//! | `GET /v2/usage/limits` | documented | the org's rate limits |
+//!
+//! Around every request, in this order: the route (`/v1/segments/...` is a
+//! 404 saying only v2 exists; another method is a 405 with `Allow`; an
+//! unknown path a 404), the `x-api-key` (missing or unknown: 401), the org's
+//! rate (over it: 429 with `Retry-After`), the body size (over 16 MiB: 413).
+//! Nothing is done for a request refused on the way. Every response is
+//! `application/json` and carries an `api_request_id`; every 200 carries
+//! `request_completed_at`. Unknown body fields are ignored.
+//!
+//! ```
+//! use segments::wire::{KeyRing, Wire};
+//! use segments::{MemoryStore, OrgId, Segments};
+//!
+//! let mut keys = KeyRing::new();
+//! keys.insert("mk_live_example", OrgId::new("acme")?);
+//! let wire = Wire::new(Segments::new(MemoryStore::new()), keys);
+//!
+//! let request = http::Request::post("/v2/segments/create")
+//!     .header("x-api-key", "mk_live_example")
+//!     .header("content-type", "application/json")
+//!     .body(br#"{"name": "Q1 2024 Enterprise Prospects"}"#.to_vec())?;
+//! let response = wire.handle(request);
+//! assert_eq!(response.status(), 200);
+//! let body: serde_json::Value = serde_json::from_slice(response.body())?;
+//! assert!(body["segment_id"].is_string());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A failed request's [`Error`] rides along in the response's extensions
+//! as an [`ErrorDetail`], so a host can log what a 500 hides from the client.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::Clock as _;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use uuid::Uuid;
+
+use crate::domain::limits::MAX_BODY_BYTES;
+use crate::error::{Field, ValidationError};
+use crate::{Error, ListOptions, NewSegment, OrgId, Result, SegmentCursor, SegmentStore, Segments};
+
+mod auth;
+mod json;
+
+pub use auth::{Authenticator, KeyRing};
+use json::{
+    AddResults, ErrorResponse, LegacyErrorBody, LimitsResponse, ListResults, MemberItem,
+    MembersResults, Query, RemoveResults, ResultsResponse, SegmentIdResponse, SegmentItem,
+};
+
+/// An org's request rate: a sustained rate and a burst above it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per second, sustained.
+    pub per_second: NonZeroU32,
+    /// Requests that may arrive at once.
+    pub burst: NonZeroU32,
+}
+
+impl RateLimit {
+    /// `per_second` sustained, `burst` at once (at least 1 each).
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second: NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN),
+            burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
+        }
+    }
+}
+
+/// The error behind a failed response, in its extensions, for the host's
+/// logs: `response.extensions().get::<ErrorDetail>()`.
+#[derive(Clone, Debug)]
+pub struct ErrorDetail(pub Arc<Error>);
+
+/// The documented API over a [`Segments`] service.
+///
+/// `Wire` is `Send + Sync`: share one in an `Arc` across a server's
+/// threads. [`handle`](Wire::handle) is synchronous; async hosts call it in
+/// `spawn_blocking`.
+pub struct Wire<S> {
+    segments: Segments<S>,
+    auth: Arc<dyn Authenticator>,
+    rate: Option<(RateLimit, DefaultKeyedRateLimiter<OrgId>)>,
+}
+
+impl<S> fmt::Debug for Wire<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wire")
+            .field("auth", &self.auth)
+            .field("rate", &self.rate.as_ref().map(|(r, _)| r))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Create,
+    MembersAdd,
+    Members,
+    MembersRemove,
+    Get,
+    List,
+    Delete,
+    UsageLimits,
+}
+
+/// The routes under `/v2/segments/`, with their method.
+const SEGMENT_ROUTES: &[(&str, Method, Route)] = &[
+    ("create", Method::POST, Route::Create),
+    ("members/add", Method::POST, Route::MembersAdd),
+    ("members", Method::GET, Route::Members),
+    ("members/remove", Method::POST, Route::MembersRemove),
+    ("get", Method::GET, Route::Get),
+    ("list", Method::GET, Route::List),
+    ("delete", Method::POST, Route::Delete),
+];
+
+/// Why a request got no answer from the service.
+enum Refusal {
+    /// The service (or the checks around it) said no.
+    Domain(Error),
+    /// The path or method has no route.
+    Route {
+        status: StatusCode,
+        message: String,
+        allow: Option<&'static str>,
+    },
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Self::Domain(e)
+    }
+}
+
+impl From<ValidationError> for Refusal {
+    fn from(e: ValidationError) -> Self {
+        Self::Domain(e.into())
+    }
+}
+
+impl<S: SegmentStore> Wire<S> {
+    /// The API over `segments`, with `auth` deciding who may call it, and no
+    /// rate limit.
+    pub fn new(segments: Segments<S>, auth: impl Authenticator + 'static) -> Self {
+        Self {
+            segments,
+            auth: Arc::new(auth),
+            rate: None,
+        }
+    }
+
+    /// Limits each org to `rate`; requests over it get a 429 with
+    /// `Retry-After` and do nothing.
+    pub fn with_rate_limit(mut self, rate: RateLimit) -> Self {
+        let quota = Quota::per_second(rate.per_second).allow_burst(rate.burst);
+        self.rate = Some((rate, RateLimiter::keyed(quota)));
+        self
+    }
+
+    /// The service underneath.
+    pub fn segments(&self) -> &Segments<S> {
+        &self.segments
+    }
+
+    /// Answers one request as the documented API does. Never panics on any
+    /// input; a 500 only for a real storage failure, with no detail in the
+    /// body.
+    pub fn handle<B: AsRef<[u8]>>(&self, request: Request<B>) -> Response<Vec<u8>> {
+        let request_id = Uuid::now_v7().hyphenated().to_string();
+        match self.respond(&request, &request_id) {
+            Ok(body) => json_response(StatusCode::OK, body),
+            Err(refusal) => refusal_response(refusal, &request_id),
+        }
+    }
+
+    fn respond<B: AsRef<[u8]>>(
+        &self,
+        request: &Request<B>,
+        request_id: &str,
+    ) -> Result<Vec<u8>, Refusal> {
+        let route = route(request.method(), request.uri().path())?;
+        let org = request
+            .headers()
+            .get("x-api-key")
+            .and_then(|key| key.to_str().ok())
+            .and_then(|key| self.auth.authenticate(key))
+            .ok_or(Error::Unauthorized)?;
+        self.check_rate(&org)?;
+        let body = request.body().as_ref();
+        if body.len() > MAX_BODY_BYTES {
+            return Err(Error::TooLarge {
+                what: "bytes",
+                limit: MAX_BODY_BYTES,
+            }
+            .into());
+        }
+        let query = || Query::parse(request.uri().query());
+        let s = &self.segments;
+        let body = match route {
+            Route::Create => {
+                let body = json::object(body)?;
+                let mut new = NewSegment::new(json::required_str(&body, Field::Name)?);
+                if let Some(d) = json::optional_str(&body, Field::Description)? {
+                    new = new.description(d);
+                }
+                let segment = s.create(&org, new)?;
+                json::to_vec(&SegmentIdResponse {
+                    api_request_id: request_id,
+                    segment_id: segment.id.to_string(),
+                    request_completed_at: self.completed_at(),
+                })
+            }
+            Route::MembersAdd => {
+                let body = json::object(body)?;
+                let id = json::segment_id(&body)?;
+                let out = s.add_members(&org, id, &json::pids(&body)?)?;
+                self.results(
+                    request_id,
+                    AddResults {
+                        invalid_minerva_pids: &out.invalid_pids,
+                        n_redundant_additions: out.n_redundant_additions,
+                        n_added: out.n_added,
+                        new_current_size: out.new_current_size,
+                    },
+                )
+            }
+            Route::MembersRemove => {
+                let body = json::object(body)?;
+                let id = json::segment_id(&body)?;
+                let out = s.remove_members(&org, id, &json::pids(&body)?)?;
+                self.results(
+                    request_id,
+                    RemoveResults {
+                        invalid_minerva_pids: &out.invalid_pids,
+                        n_deleted: out.n_deleted,
+                        new_current_size: out.new_current_size,
+                    },
+                )
+            }
+            Route::Members => {
+                let query = query();
+                let id = query.segment_id()?;
+                let page = query.number(Field::Page)?.unwrap_or(1);
+                let page = s.members_page(&org, id, page)?;
+                self.results(
+                    request_id,
+                    MembersResults {
+                        items: page.items.iter().map(MemberItem::from).collect(),
+                        total_count: page.total_count,
+                        page: page.page,
+                        list_continues: page.list_continues,
+                    },
+                )
+            }
+            Route::Get => {
+                let segment = s.get(&org, query().segment_id()?)?;
+                self.results(request_id, SegmentItem::from(&segment))
+            }
+            Route::List => {
+                let query = query();
+                let mut options = ListOptions::new();
+                if let Some(cursor) = query.get(Field::Cursor) {
+                    options = options.after(cursor.parse::<SegmentCursor>()?);
+                }
+                if let Some(limit) = query.number(Field::Limit)? {
+                    options = options.limit(usize::try_from(limit).unwrap_or(usize::MAX));
+                }
+                let page = s.list(&org, options)?;
+                self.results(
+                    request_id,
+                    ListResults {
+                        items: page.segments.iter().map(SegmentItem::from).collect(),
+                        next_cursor: page.next.map(|c| c.to_string()),
+                    },
+                )
+            }
+            Route::Delete => {
+                let id = json::segment_id(&json::object(body)?)?;
+                s.delete(&org, id)?;
+                json::to_vec(&SegmentIdResponse {
+                    api_request_id: request_id,
+                    segment_id: id.to_string(),
+                    request_completed_at: self.completed_at(),
+                })
+            }
+            Route::UsageLimits => {
+                let rate = self.rate.as_ref().map(|(r, _)| r);
+                json::to_vec(&LimitsResponse {
+                    api_request_id: request_id,
+                    rps_limit: rate.map(|r| r.per_second.get()),
+                    burst_limit: rate.map(|r| r.burst.get()),
+                    daily_quota: None,
+                    daily_quota_used: None,
+                    reset_at_utc: None,
+                    request_completed_at: self.completed_at(),
+                })
+            }
+        };
+        Ok(body)
+    }
+
+    fn check_rate(&self, org: &OrgId) -> Result<(), Error> {
+        let Some((_, limiter)) = &self.rate else {
+            return Ok(());
+        };
+        limiter
+            .check_key(org)
+            .map_err(|not_until| Error::RateLimited {
+                retry_after: not_until.wait_time_from(limiter.clock().now()),
+            })
+    }
+
+    fn completed_at(&self) -> String {
+        json::timestamp(self.segments.now())
+    }
+
+    fn results(&self, request_id: &str, results: impl serde::Serialize) -> Vec<u8> {
+        json::to_vec(&ResultsResponse {
+            api_request_id: request_id,
+            results,
+            request_completed_at: self.completed_at(),
+        })
+    }
+}
+
+/// The route of `path`, or why there is none.
+fn route(method: &Method, path: &str) -> Result<Route, Refusal> {
+    let found = if path == "/v2/usage/limits" {
+        Some((&Method::GET, Route::UsageLimits))
+    } else if let Some(name) = path.strip_prefix("/v2/segments/") {
+        SEGMENT_ROUTES
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, m, r)| (m, *r))
+    } else if let Some(name) = path.strip_prefix("/v1/segments/") {
+        if SEGMENT_ROUTES.iter().any(|(n, _, _)| *n == name) {
+            return Err(Refusal::Route {
+                status: StatusCode::NOT_FOUND,
+                message: format!("Segments {name} endpoint only supports v2 API version"),
+                allow: None,
+            });
+        }
+        None
+    } else {
+        None
+    };
+    match found {
+        None => Err(Refusal::Route {
+            status: StatusCode::NOT_FOUND,
+            message: format!("No endpoint at {path}"),
+            allow: None,
+        }),
+        Some((allowed, _)) if allowed != method => Err(Refusal::Route {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: format!("Method {method} is not allowed; this endpoint accepts {allowed}"),
+            allow: Some(allowed.as_str()),
+        }),
+        Some((_, route)) => Ok(route),
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn refusal_response(refusal: Refusal, request_id: &str) -> Response<Vec<u8>> {
+    let (status, message, allow, retry_after, error) = match refusal {
+        Refusal::Route {
+            status,
+            message,
+            allow,
+        } => (status, message, allow, None, None),
+        Refusal::Domain(error) => {
+            let status = StatusCode::from_u16(error.status_code())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let retry_after = match &error {
+                Error::RateLimited { retry_after } => Some(whole_seconds(*retry_after)),
+                _ => None,
+            };
+            (
+                status,
+                error.public_message().into_owned(),
+                None,
+                retry_after,
+                Some(error),
+            )
+        }
+    };
+    let legacy = json::to_vec(&LegacyErrorBody {
+        error: &message,
+        status_code: status.as_u16(),
+    });
+    let body = json::to_vec(&ErrorResponse {
+        api_request_id: request_id,
+        error_message: &message,
+        status_code: status.as_u16(),
+        body: String::from_utf8(legacy).expect("serde_json writes UTF-8"),
+    });
+    let mut response = json_response(status, body);
+    if let Some(allow) = allow {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(error) = error {
+        response
+            .extensions_mut()
+            .insert(ErrorDetail(Arc::new(error)));
+    }
+    response
+}
+
+/// `Retry-After` is whole seconds: round up, and never 0.
+fn whole_seconds(d: Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
+}
