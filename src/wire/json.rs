@@ -21,18 +21,18 @@ pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ValidationError>
 }
 
 /// A required string field: absent or null is 422, another type 400.
-pub(crate) fn required_str<'a>(
-    body: &'a Map<String, Value>,
+pub(crate) fn required_str(
+    body: &Map<String, Value>,
     field: Field,
-) -> Result<&'a str, ValidationError> {
+) -> Result<&str, ValidationError> {
     optional_str(body, field)?.ok_or_else(|| ValidationError::new(field, Rule::Missing))
 }
 
 /// An optional string field: absent or null is `None`, another type 400.
-pub(crate) fn optional_str<'a>(
-    body: &'a Map<String, Value>,
+pub(crate) fn optional_str(
+    body: &Map<String, Value>,
     field: Field,
-) -> Result<Option<&'a str>, ValidationError> {
+) -> Result<Option<&str>, ValidationError> {
     match body.get(field.as_str()) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
