@@ -56,6 +56,9 @@ fn main() {
         }
     }
     eprintln!("measured in {:.0?}", started.elapsed());
+    if !cfg!(feature = "wire") {
+        eprintln!("the wire adapter's row needs the feature: add --features wire");
+    }
 }
 
 /// Measures one case and prints its row.

@@ -17,6 +17,8 @@ use tempfile::TempDir;
 
 mod create;
 mod members;
+#[cfg(feature = "wire")]
+mod wire;
 
 /// Runs `iters` iterations and returns how long they took.
 pub type Routine = Box<dyn FnMut(u64) -> Duration>;
@@ -111,6 +113,8 @@ pub fn all() -> Vec<Group> {
     vec![
         ("create/sqlite_file", || vec![create::sqlite()]),
         ("create/memory", || vec![create::memory()]),
+        #[cfg(feature = "wire")]
+        ("create/wire_sqlite_file", || vec![wire::create_sqlite()]),
         ("add_members/sqlite_file", || vec![members::add_sqlite()]),
         ("add_members/memory", || vec![members::add_memory()]),
         ("reads/sqlite_file", members::big_sqlite),
