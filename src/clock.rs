@@ -6,8 +6,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use uuid::{ContextV7, Timestamp, Uuid};
@@ -73,19 +73,51 @@ pub trait IdGenerator: Send + Sync + fmt::Debug {
     fn next_id(&self, at: DateTime<Utc>) -> SegmentId;
 }
 
-/// UUID v7 carrying the creation time (the service's clock, to the
-/// millisecond): ids of one process are ordered by that time, and by
-/// creation within one millisecond.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct UuidV7;
+/// UUID v7 ids holding the creation time (the service's clock), to the
+/// millisecond.
+///
+/// The ids of one sequence never go backwards: an id asked for a time
+/// earlier than one the sequence already used holds that later time
+/// instead, and ids within one millisecond count up. So a sequence's ids
+/// sort in the order they were made. [`UuidV7::shared`] (the default, and
+/// what [`SegmentId::now_v7`] uses) is one sequence for the whole process;
+/// [`UuidV7::independent`] starts a sequence of its own.
+#[derive(Clone, Debug)]
+pub struct UuidV7 {
+    sequence: Arc<Mutex<ContextV7>>,
+}
 
-static V7_CONTEXT: Mutex<ContextV7> = Mutex::new(ContextV7::new());
+static SHARED_SEQUENCE: LazyLock<Arc<Mutex<ContextV7>>> =
+    LazyLock::new(|| Arc::new(Mutex::new(ContextV7::new())));
+
+impl UuidV7 {
+    /// The process-wide sequence.
+    pub fn shared() -> Self {
+        Self {
+            sequence: Arc::clone(&SHARED_SEQUENCE),
+        }
+    }
+
+    /// A sequence of its own, ordered only with itself.
+    pub fn independent() -> Self {
+        Self {
+            sequence: Arc::new(Mutex::new(ContextV7::new())),
+        }
+    }
+}
+
+impl Default for UuidV7 {
+    /// [`UuidV7::shared`].
+    fn default() -> Self {
+        Self::shared()
+    }
+}
 
 impl IdGenerator for UuidV7 {
     fn next_id(&self, at: DateTime<Utc>) -> SegmentId {
         // Times before 1970 cannot be a v7 timestamp: they become the epoch.
         let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
-        let ts = Timestamp::from_unix(&V7_CONTEXT, seconds, at.timestamp_subsec_nanos());
+        let ts = Timestamp::from_unix(&*self.sequence, seconds, at.timestamp_subsec_nanos());
         SegmentId::from_uuid(Uuid::new_v7(ts))
     }
 }
@@ -147,18 +179,36 @@ mod tests {
 
     #[test]
     fn v7_ids_carry_the_creation_time_and_are_ordered() {
+        let ids = UuidV7::independent();
         let at = Utc.timestamp_opt(1_705_314_645, 123_456_789).unwrap();
-        let a = UuidV7.next_id(at);
-        let b = UuidV7.next_id(at);
+        let a = ids.next_id(at);
+        let b = ids.next_id(at);
         assert_eq!(a.as_uuid().get_version_num(), 7);
-        let (secs, nanos) = a.as_uuid().get_timestamp().unwrap().to_unix();
+        let millis = |id: SegmentId| {
+            let (secs, nanos) = id.as_uuid().get_timestamp().unwrap().to_unix();
+            (secs, nanos / 1_000_000)
+        };
         assert_eq!(
-            (secs, nanos / 1_000_000),
+            millis(a),
             (1_705_314_645, 123),
             "the id holds the time to the ms"
         );
         assert!(a < b, "ids of one millisecond are ordered by creation");
-        assert!(UuidV7.next_id(at + TimeDelta::milliseconds(1)) > b);
+        let later = ids.next_id(at + TimeDelta::milliseconds(1));
+        assert!(later > b);
+        let earlier = ids.next_id(at - TimeDelta::seconds(5));
+        assert!(earlier > later, "a sequence never goes backwards");
+        assert_eq!(
+            millis(earlier),
+            (1_705_314_645, 124),
+            "it holds the latest time used"
+        );
+        let fresh = UuidV7::independent().next_id(at - TimeDelta::seconds(5));
+        assert_eq!(
+            millis(fresh),
+            (1_705_314_640, 123),
+            "another sequence is not held back"
+        );
     }
 
     #[test]

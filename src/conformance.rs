@@ -73,6 +73,8 @@ macro_rules! conformance_tests {
             limits_are_inclusive,
             find_by_name_compares_keys,
             list_pages_in_creation_order,
+            list_order_is_created_at_then_id_not_insertion,
+            segment_ids_are_unique_across_orgs,
             list_cursor_survives_deletion,
             list_limit_is_checked,
             rename_keeps_names_unique,
@@ -593,6 +595,63 @@ pub fn list_pages_in_creation_order(store: &dyn SegmentStore) {
         exact.next, None,
         "a page that ends the list has no next cursor"
     );
+}
+
+/// Creation order means `created_at`, then id, not the order rows were
+/// stored in: a clock set back and ids that count down still list by time,
+/// then by id.
+pub fn list_order_is_created_at_then_id_not_insertion(store: &dyn SegmentStore) {
+    #[derive(Debug)]
+    struct CountDown(std::sync::atomic::AtomicU64);
+    impl crate::clock::IdGenerator for CountDown {
+        fn next_id(&self, _: DateTime<Utc>) -> SegmentId {
+            let n = self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            SegmentId::from_uuid(uuid::Uuid::from_u128(
+                (0x7u128 << 76) | (0x8u128 << 60) | u128::from(n),
+            ))
+        }
+    }
+    let clock = ManualClock::new(start());
+    let segments = Segments::new(store)
+        .with_clock(clock.clone())
+        .with_id_generator(CountDown(100.into()));
+    let acme = org("acme");
+    clock.advance(TimeDelta::seconds(10));
+    segments.create(&acme, NewSegment::new("late")).unwrap();
+    clock.advance(TimeDelta::seconds(-10));
+    let early_b = segments.create(&acme, NewSegment::new("early b")).unwrap();
+    let early_a = segments.create(&acme, NewSegment::new("early a")).unwrap();
+    assert!(early_a.id < early_b.id, "ids count down");
+    let listed: Vec<_> = all(&segments, &acme).into_iter().map(|s| s.name).collect();
+    assert_eq!(
+        listed,
+        ["early a", "early b", "late"],
+        "by created_at, then id"
+    );
+}
+
+/// Segment ids are unique across orgs, as a UUID is: an id generator that
+/// repeats an id another org holds gets a `Storage` error, and nothing is
+/// created. Every backend behaves the same way.
+pub fn segment_ids_are_unique_across_orgs(store: &dyn SegmentStore) {
+    let (a, b) = (org("org-a"), org("org-b"));
+    let (first, _) = service(store);
+    let (repeating, _) = service(store); // a second SequentialIds: the same ids again
+    let s = first.create(&a, NewSegment::new("First")).unwrap();
+    match repeating.create(&b, NewSegment::new("Second")) {
+        Err(Error::Storage { .. }) => {}
+        other => panic!("a repeated id is a storage error, got {other:?}"),
+    }
+    assert!(
+        all(&repeating, &b).is_empty(),
+        "nothing was created in org B"
+    );
+    assert_eq!(
+        first.get(&a, s.id).unwrap(),
+        s,
+        "org A's segment is untouched"
+    );
+    assert_not_found(repeating.get(&b, s.id), s.id, "the id stays A's");
 }
 
 /// A cursor is a position, not a row: listing after a segment that has since

@@ -76,6 +76,7 @@
 
 pub mod clock;
 #[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod directory;
 mod domain;
@@ -83,6 +84,7 @@ mod error;
 mod service;
 mod store;
 #[cfg(feature = "wire")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
 pub mod wire;
 
 pub use directory::{KnownPids, PersonDirectory};
@@ -102,6 +104,7 @@ pub use service::Segments;
 pub use store::SegmentStore;
 pub use store::memory::MemoryStore;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::sqlite::{SqliteStore, SqliteStoreBuilder, Synchronous};
 
 /// The README's examples, compiled and run as doctests.

@@ -49,7 +49,7 @@ impl<S: SegmentStore> Segments<S> {
         Self {
             store,
             clock: Arc::new(SystemClock),
-            ids: Arc::new(UuidV7),
+            ids: Arc::new(UuidV7::shared()),
             directory: None,
         }
     }
@@ -257,8 +257,9 @@ impl<S: SegmentStore> Segments<S> {
     ///
     /// # Errors
     /// [`Error::TooLarge`] for more than [`MAX_PIDS_PER_CALL`] PIDs;
-    /// `NotFound` for an unknown id or another org's; an error of the
-    /// person directory; `Storage`. Nothing changes on error.
+    /// an error of the person directory (asked before the store, when the
+    /// call holds a well-formed PID); `NotFound` for an unknown id or another
+    /// org's; `Storage`. Nothing changes on error.
     pub fn add_members<P: AsRef<str>>(
         &self,
         org: &OrgId,
@@ -270,7 +271,7 @@ impl<S: SegmentStore> Segments<S> {
             mut valid,
             mut invalid,
         } = SplitPids::new(pids);
-        if let Some(directory) = &self.directory {
+        if let Some(directory) = self.directory.as_ref().filter(|_| !valid.is_empty()) {
             let known = directory.known(org, &valid)?;
             if known.len() != valid.len() {
                 return Err(Error::storage(format!(

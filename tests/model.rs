@@ -1,7 +1,8 @@
-//! Model-based property test: random sequences of create, delete, add,
-//! remove and clock moves run against every backend and against a plain
-//! in-test model; every outcome, every `current_size` and, at the end, every
-//! member list (order and timestamps) must agree.
+//! Model-based property test: random sequences of create, rename, delete,
+//! add, remove, another org's intrusions and clock moves (back as well as
+//! forth) run against every backend and against a plain in-test model; every
+//! outcome, every `current_size` and, at the end, every member list (order
+//! and timestamps, walked with a small cursor page) must agree.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,6 +36,11 @@ enum Op {
         name: u8,
         shout: bool,
     },
+    Rename {
+        segment: usize,
+        name: u8,
+        shout: bool,
+    },
     Delete {
         segment: usize,
     },
@@ -46,8 +52,14 @@ enum Op {
         segment: usize,
         pids: Vec<PidChoice>,
     },
+    /// Another org acts on the segment: always `NotFound`, nothing changes.
+    Intrude {
+        segment: usize,
+        pids: Vec<PidChoice>,
+    },
+    /// Moves the clock, backwards too.
     Tick {
-        micros: u8,
+        micros: i8,
     },
 }
 
@@ -59,14 +71,17 @@ fn pid_choice() -> impl Strategy<Value = PidChoice> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
+    let pids = || prop::collection::vec(pid_choice(), 0..25);
     prop_oneof![
         2 => (0u8..6, any::<bool>()).prop_map(|(name, shout)| Op::Create { name, shout }),
+        1 => (0usize..8, 0u8..6, any::<bool>())
+            .prop_map(|(segment, name, shout)| Op::Rename { segment, name, shout }),
         1 => (0usize..8).prop_map(|segment| Op::Delete { segment }),
-        5 => (0usize..8, prop::collection::vec(pid_choice(), 0..25))
-            .prop_map(|(segment, pids)| Op::Add { segment, pids }),
-        3 => (0usize..8, prop::collection::vec(pid_choice(), 0..25))
-            .prop_map(|(segment, pids)| Op::Remove { segment, pids }),
-        2 => (0u8..3).prop_map(|micros| Op::Tick { micros }),
+        5 => (0usize..8, pids()).prop_map(|(segment, pids)| Op::Add { segment, pids }),
+        3 => (0usize..8, pids()).prop_map(|(segment, pids)| Op::Remove { segment, pids }),
+        1 => (0usize..8, prop::collection::vec(pid_choice(), 0..5))
+            .prop_map(|(segment, pids)| Op::Intrude { segment, pids }),
+        2 => (-2i8..4).prop_map(|micros| Op::Tick { micros }),
     ]
 }
 
@@ -108,6 +123,15 @@ fn split(pids: &[PidChoice]) -> (Vec<String>, Vec<String>, u64) {
     (valid, invalid, repeats)
 }
 
+fn spelled(name: u8, shout: bool) -> (String, String) {
+    let text = if shout {
+        format!(" S{name}  ")
+    } else {
+        format!("s{name}")
+    };
+    (text, format!("s{name}"))
+}
+
 fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
     let start = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
     let clock = ManualClock::new(start);
@@ -115,18 +139,14 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
         .with_clock(clock.clone())
         .with_id_generator(SequentialIds::new());
     let org = OrgId::new("model").unwrap();
+    let intruder = OrgId::new("intruder").unwrap();
     let mut now = start;
     let mut model: Vec<ModelSegment> = Vec::new();
 
     for op in ops {
         match op {
             Op::Create { name, shout } => {
-                let text = if *shout {
-                    format!(" S{name}  ")
-                } else {
-                    format!("s{name}")
-                };
-                let key = format!("s{name}");
+                let (text, key) = spelled(*name, *shout);
                 let taken = model.iter().any(|s| !s.deleted && s.key == key);
                 match segments.create(&org, NewSegment::new(text)) {
                     Ok(s) => {
@@ -144,6 +164,64 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                     Err(e) => return Err(TestCaseError::fail(format!("create failed: {e}"))),
                 }
+            }
+            Op::Rename {
+                segment,
+                name,
+                shout,
+            } => {
+                let Some(target) = model.get(*segment) else {
+                    continue;
+                };
+                let (text, key) = spelled(*name, *shout);
+                let (id, deleted) = (target.id, target.deleted);
+                let taken = model
+                    .iter()
+                    .any(|s| !s.deleted && s.key == key && s.id != id);
+                match segments.rename(&org, id, &text) {
+                    Ok(s) => {
+                        prop_assert!(
+                            !deleted && !taken,
+                            "rename onto a taken key, or of a deleted segment, succeeded"
+                        );
+                        prop_assert_eq!(s.name.as_str(), text.trim());
+                        model[*segment].key = key;
+                    }
+                    Err(Error::DuplicateName { .. }) => {
+                        prop_assert!(!deleted && taken, "rename to a free key refused")
+                    }
+                    Err(Error::NotFound { .. }) => {
+                        prop_assert!(deleted, "rename of a live segment: not found")
+                    }
+                    Err(e) => return Err(TestCaseError::fail(format!("rename failed: {e}"))),
+                }
+            }
+            Op::Intrude { segment, pids } => {
+                let Some(s) = model.get(*segment) else {
+                    continue;
+                };
+                let texts: Vec<String> = pids.iter().map(PidChoice::text).collect();
+                let not_found = |r: Result<(), Error>| matches!(r, Err(Error::NotFound { .. }));
+                prop_assert!(
+                    not_found(segments.get(&intruder, s.id).map(drop)),
+                    "another org's get"
+                );
+                prop_assert!(
+                    not_found(segments.add_members(&intruder, s.id, &texts).map(drop)),
+                    "another org's add"
+                );
+                prop_assert!(
+                    not_found(segments.remove_members(&intruder, s.id, &texts).map(drop)),
+                    "another org's remove"
+                );
+                prop_assert!(
+                    not_found(segments.rename(&intruder, s.id, "stolen").map(drop)),
+                    "another org's rename"
+                );
+                prop_assert!(
+                    not_found(segments.delete(&intruder, s.id)),
+                    "another org's delete"
+                );
             }
             Op::Delete { segment } => {
                 let Some(s) = model.get_mut(*segment) else {
@@ -247,20 +325,31 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
             .filter(|(_, m)| m.active)
             .map(|(pid, m)| ((m.first, pid.clone()), m.last))
             .collect();
-        let listed = segments
-            .members(&org, s.id, MemberOptions::new().limit(10_000))
-            .expect("members");
-        let got: Vec<_> = listed
-            .members
-            .iter()
-            .map(|m| {
+        let mut got = Vec::new();
+        let mut options = MemberOptions::new().limit(3);
+        loop {
+            let page = segments
+                .members(&org, s.id, options.clone())
+                .expect("members");
+            got.extend(page.members.iter().map(|m| {
                 (
                     (m.first_added_at, m.pid.as_str().to_owned()),
                     m.last_added_at,
                 )
-            })
-            .collect();
+            }));
+            match page.next {
+                Some(next) => options = MemberOptions::new().after(next).limit(3),
+                None => break,
+            }
+        }
         let expected: Vec<_> = expected.into_iter().collect();
+        let page = segments.members_page(&org, s.id, 1).expect("members page");
+        prop_assert_eq!(
+            page.total_count as usize,
+            expected.len(),
+            "total_count of {}",
+            s.key
+        );
         prop_assert_eq!(got, expected, "member list of {}", s.key);
     }
     Ok(())

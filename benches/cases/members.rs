@@ -113,7 +113,7 @@ pub fn add_sqlite() -> Case {
             {
                 let mut upsert = tx
                     .prepare_cached(
-                        "INSERT INTO memberships (segment, pid, first_added_at, last_added_at)
+                        "INSERT INTO segment_memberships (segment, pid, first_added_at, last_added_at)
                          VALUES (?1, ?2, ?3, ?3)
                          ON CONFLICT (segment, pid) DO UPDATE SET last_added_at = excluded.last_added_at",
                     )
@@ -139,7 +139,7 @@ pub fn add_sqlite() -> Case {
     }
 }
 
-/// The row id of a segment, for floors that write memberships directly.
+/// The row id of a segment, for floors that write segment_memberships directly.
 fn conn_seq(segments: &Segments<SqliteStore>, id: SegmentId) -> i64 {
     let conn = raw_connection(segments.store().path().unwrap());
     conn.query_row(

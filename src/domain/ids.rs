@@ -121,10 +121,12 @@ impl SegmentId {
         Self(uuid)
     }
 
-    /// A fresh UUID v7 for the current time, ordered after every id this
-    /// process generated before it.
+    /// A fresh UUID v7 for the current time from the process-wide sequence
+    /// ([`UuidV7::shared`](crate::clock::UuidV7::shared)): ordered after
+    /// every id that sequence made before it.
     pub fn now_v7() -> Self {
-        Self(Uuid::now_v7())
+        use crate::clock::{IdGenerator, UuidV7};
+        UuidV7::shared().next_id(chrono::Utc::now())
     }
 
     /// The UUID inside.

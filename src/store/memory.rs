@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 use uuid::Uuid;
 
+use crate::clock::truncate_to_micros;
 use crate::domain::name::name_key;
 use crate::{
     Error, Member, MemberCursor, MembersAdded, MembersRemoved, OrgId, Pid, Result, Segment,
@@ -39,14 +40,17 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
+    /// Every segment, by id: ids are unique across orgs, as in SQLite.
+    segments: HashMap<SegmentId, Stored>,
     orgs: HashMap<OrgId, Org>,
 }
 
-/// One org's segments. A segment's name key lives only in `by_key`; the
+/// One org's indexes. A segment's name key lives only in `by_key`; the
 /// rare rename or delete recomputes it from the stored name.
 #[derive(Default)]
 struct Org {
-    segments: HashMap<SegmentId, Stored>,
+    /// Tells this org's segments from other orgs' in `State::segments`.
+    number: u32,
     by_key: HashMap<String, SegmentId>,
     /// (`created_at` in µs, id as an integer): creation order, compared as
     /// integers.
@@ -54,11 +58,13 @@ struct Org {
 }
 
 struct Stored {
+    org: u32,
+    /// The segment as stored; its `current_size` is not kept here but read
+    /// from `members`, so the two cannot disagree.
     segment: Segment,
     members: Members,
 }
 
-/// A segment's memberships. `segment.current_size == active.len()` always.
 #[derive(Default)]
 struct Members {
     /// Every PID that ever joined, active or not: history survives removal.
@@ -105,31 +111,44 @@ impl fmt::Debug for MemoryStore {
         let state = self.read();
         f.debug_struct("MemoryStore")
             .field("orgs", &state.orgs.len())
-            .field(
-                "segments",
-                &state.orgs.values().map(|o| o.segments.len()).sum::<usize>(),
-            )
+            .field("segments", &state.segments.len())
             .finish()
     }
 }
 
 impl State {
-    fn entry(&self, org: &OrgId, id: SegmentId) -> Result<&Stored> {
-        self.orgs
-            .get(org)
-            .and_then(|org| org.segments.get(&id))
+    fn stored(&self, org: &OrgId, id: SegmentId) -> Result<&Stored> {
+        let number = self.orgs.get(org).map(|o| o.number);
+        self.segments
+            .get(&id)
+            .filter(|s| Some(s.org) == number)
             .ok_or(Error::NotFound { id })
     }
 
-    fn entry_mut(&mut self, org: &OrgId, id: SegmentId) -> Result<&mut Stored> {
-        self.orgs
-            .get_mut(org)
-            .and_then(|org| org.segments.get_mut(&id))
+    fn stored_mut(&mut self, org: &OrgId, id: SegmentId) -> Result<&mut Stored> {
+        let number = self.orgs.get(org).map(|o| o.number);
+        self.segments
+            .get_mut(&id)
+            .filter(|s| Some(s.org) == number)
             .ok_or(Error::NotFound { id })
     }
 }
 
+impl Stored {
+    /// The segment with its current size.
+    fn segment(&self) -> Segment {
+        Segment {
+            current_size: self.members.size(),
+            ..self.segment.clone()
+        }
+    }
+}
+
 impl Members {
+    fn size(&self) -> u64 {
+        self.active.len() as u64
+    }
+
     fn member(&self, first_added_at: i64, pid: &Pid) -> Member {
         Member {
             pid: pid.clone(),
@@ -142,17 +161,25 @@ impl Members {
 impl SegmentStore for MemoryStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert) -> Result<Segment> {
         let mut state = self.write();
-        let org = match state.orgs.get_mut(org) {
-            Some(o) => o,
-            None => state.orgs.entry(org.clone()).or_default(),
-        };
-        let Entry::Vacant(slot) = org.segments.entry(new.id) else {
+        let state = &mut *state;
+        let Entry::Vacant(slot) = state.segments.entry(new.id) else {
             return Err(Error::storage(format!(
                 "segment id {} is already in use: the id generator repeated itself",
                 new.id
             )));
         };
-        let (segment, key) = new.into_segment();
+        let next_number = state.orgs.len() as u32;
+        let org = match state.orgs.get_mut(org) {
+            Some(o) => o,
+            None => state.orgs.entry(org.clone()).or_insert_with(|| Org {
+                number: next_number,
+                ..Org::default()
+            }),
+        };
+        let (mut segment, key) = new.into_segment();
+        // Stores keep microseconds, whoever built the insert.
+        segment.created_at = truncate_to_micros(segment.created_at);
+        segment.updated_at = segment.created_at;
         match org.by_key.entry(key) {
             Entry::Occupied(_) => {
                 return Err(Error::DuplicateName { name: segment.name });
@@ -161,22 +188,23 @@ impl SegmentStore for MemoryStore {
         };
         org.by_creation
             .insert(creation_key(segment.created_at, segment.id));
-        let entry = slot.insert(Stored {
+        let stored = slot.insert(Stored {
+            org: org.number,
             segment,
             members: Members::default(),
         });
-        Ok(entry.segment.clone())
+        Ok(stored.segment.clone())
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
-        Ok(self.read().entry(org, id)?.segment.clone())
+        Ok(self.read().stored(org, id)?.segment())
     }
 
     fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>> {
         let state = self.read();
-        Ok(state.orgs.get(org).and_then(|org| {
-            let id = org.by_key.get(key)?;
-            Some(org.segments[id].segment.clone())
+        Ok(state.orgs.get(org).and_then(|o| {
+            let id = o.by_key.get(key)?;
+            Some(state.segments[id].segment())
         }))
     }
 
@@ -197,11 +225,7 @@ impl SegmentStore for MemoryStore {
             .by_creation
             .range((start, Bound::Unbounded))
             .take(limit)
-            .map(|&(_, id)| {
-                org.segments[&SegmentId::from_uuid(Uuid::from_u128(id))]
-                    .segment
-                    .clone()
-            })
+            .map(|&(_, id)| state.segments[&SegmentId::from_uuid(Uuid::from_u128(id))].segment())
             .collect())
     }
 
@@ -213,12 +237,14 @@ impl SegmentStore for MemoryStore {
         at: DateTime<Utc>,
     ) -> Result<Segment> {
         let mut state = self.write();
+        let state = &mut *state;
         let org = state.orgs.get_mut(org_id).ok_or(Error::NotFound { id })?;
-        let segment = &mut org
+        let stored = state
             .segments
             .get_mut(&id)
-            .ok_or(Error::NotFound { id })?
-            .segment;
+            .filter(|s| s.org == org.number)
+            .ok_or(Error::NotFound { id })?;
+        let segment = &mut stored.segment;
         match change {
             SegmentChange::Rename(name) => {
                 if org
@@ -238,21 +264,25 @@ impl SegmentStore for MemoryStore {
                 segment.description = description.clone();
             }
         }
-        segment.updated_at = at;
-        Ok(segment.clone())
+        segment.updated_at = truncate_to_micros(at);
+        Ok(stored.segment())
     }
 
     fn delete_segment(&self, org_id: &OrgId, id: SegmentId) -> Result<()> {
         let mut state = self.write();
-        let org = state.orgs.get_mut(org_id).ok_or(Error::NotFound { id })?;
-        let entry = org.segments.remove(&id).ok_or(Error::NotFound { id })?;
-        org.by_key.remove(name_key(&entry.segment.name).as_str());
+        state.stored(org_id, id)?;
+        let stored = state.segments.remove(&id).ok_or(Error::NotFound { id })?;
+        let org = state
+            .orgs
+            .get_mut(org_id)
+            .expect("a stored segment's org has indexes");
+        org.by_key.remove(name_key(&stored.segment.name).as_str());
         org.by_creation
-            .remove(&creation_key(entry.segment.created_at, id));
+            .remove(&creation_key(stored.segment.created_at, id));
         // Dropping the members outside the lock keeps a big delete from
         // stalling other callers.
         drop(state);
-        drop(entry);
+        drop(stored);
         Ok(())
     }
 
@@ -265,8 +295,7 @@ impl SegmentStore for MemoryStore {
     ) -> Result<MembersAdded> {
         let at = at.timestamp_micros();
         let mut state = self.write();
-        let entry = state.entry_mut(org, id)?;
-        let members = &mut entry.members;
+        let members = &mut state.stored_mut(org, id)?.members;
         members.by_pid.reserve(pids.len());
         let (mut n_added, mut n_redundant) = (0, 0);
         for pid in pids {
@@ -293,11 +322,10 @@ impl SegmentStore for MemoryStore {
                 }
             }
         }
-        entry.segment.current_size += n_added;
         Ok(MembersAdded {
             n_added,
             n_redundant,
-            new_current_size: entry.segment.current_size,
+            new_current_size: members.size(),
         })
     }
 
@@ -309,8 +337,7 @@ impl SegmentStore for MemoryStore {
         _at: DateTime<Utc>,
     ) -> Result<MembersRemoved> {
         let mut state = self.write();
-        let entry = state.entry_mut(org, id)?;
-        let members = &mut entry.members;
+        let members = &mut state.stored_mut(org, id)?.members;
         let mut n_deleted = 0;
         for pid in pids {
             if let Some(m) = members.by_pid.get_mut(pid) {
@@ -321,10 +348,9 @@ impl SegmentStore for MemoryStore {
                 }
             }
         }
-        entry.segment.current_size -= n_deleted;
         Ok(MembersRemoved {
             n_deleted,
-            new_current_size: entry.segment.current_size,
+            new_current_size: members.size(),
         })
     }
 
@@ -336,7 +362,7 @@ impl SegmentStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Member>> {
         let state = self.read();
-        let members = &state.entry(org, id)?.members;
+        let members = &state.stored(org, id)?.members;
         let start = after.map_or(Bound::Unbounded, |c| {
             Bound::Excluded((c.first_added_at().timestamp_micros(), c.pid().clone()))
         });
@@ -356,8 +382,7 @@ impl SegmentStore for MemoryStore {
         limit: usize,
     ) -> Result<(Vec<Member>, u64)> {
         let state = self.read();
-        let entry = state.entry(org, id)?;
-        let members = &entry.members;
+        let members = &state.stored(org, id)?.members;
         let page = members
             .active
             .iter()
@@ -365,7 +390,7 @@ impl SegmentStore for MemoryStore {
             .take(limit)
             .map(|(first, pid)| members.member(*first, pid))
             .collect();
-        Ok((page, entry.segment.current_size))
+        Ok((page, members.size()))
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::domain::pid::is_well_formed;
 use crate::{
@@ -103,6 +103,8 @@ impl SqliteStoreBuilder {
     pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let mut writer = Connection::open(&path).db()?;
+        // The version check may wait for another process's lock, so the
+        // timeout comes first; `configure` sets it again with the rest.
         writer.busy_timeout(self.busy_timeout).db()?;
         // Refuse a newer database before any PRAGMA can write to it.
         schema::check_not_newer(&writer)?;
@@ -151,9 +153,12 @@ impl SqliteStoreBuilder {
 /// - Files use WAL, `synchronous=NORMAL` by default (see [`Synchronous`]),
 ///   `busy_timeout` 5 s and `foreign_keys=ON`, set on every connection as it
 ///   opens. Statements are prepared once per connection and cached.
-/// - One connection writes (calls that write take turns); reads use their
-///   own connections, so readers never wait on the writer. Several processes
-///   may open one file; SQLite's locks order their writes.
+/// - One connection writes (calls that write take turns); on a file, reads
+///   use their own connections, so readers never wait on the writer (in
+///   memory, reads share the one connection). Several processes may open
+///   one file; SQLite's locks order their writes.
+/// - The crate's tables are `segments`, `segment_memberships` and
+///   `segments_schema`; the file may hold a host's tables beside them.
 /// - Name uniqueness is a unique index: of two racing creates, even in two
 ///   processes, exactly one wins.
 /// - The schema version is kept in the table `segments_schema`; a file from
@@ -245,15 +250,22 @@ impl SqliteStore {
         let conn = match idle {
             Some(conn) => conn,
             None => {
-                let conn = Connection::open(path).db()?;
+                // Without CREATE: a reader never makes an empty database
+                // where the file went missing.
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(path, flags).db()?;
                 self.inner.options.configure(&conn, true)?;
                 conn.pragma_update(None, "query_only", "ON").db()?;
                 conn
             }
         };
         let out = f(&conn);
+        // A connection that failed in the backend is not trusted again.
+        let healthy = !matches!(out, Err(Error::Storage { .. }));
         let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.inner.options.max_idle_readers {
+        if healthy && idle.len() < self.inner.options.max_idle_readers {
             idle.push(conn);
         }
         out
@@ -290,21 +302,15 @@ fn micros(at: DateTime<Utc>) -> i64 {
 }
 
 fn segment_from_row(row: &Row<'_>) -> rusqlite::Result<Segment> {
-    let time = |i: usize| -> rusqlite::Result<DateTime<Utc>> {
-        let v: i64 = row.get(i)?;
-        DateTime::from_timestamp_micros(v).ok_or(rusqlite::Error::IntegralValueOutOfRange(i, v))
-    };
     let id: [u8; 16] = row.get(0)?;
-    let size: i64 = row.get(4)?;
     Ok(Segment {
         id: SegmentId::from_uuid(uuid::Uuid::from_bytes(id)),
         name: row.get(1)?,
         description: row.get(2)?,
         source: row.get(3)?,
-        current_size: u64::try_from(size)
-            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(4, size))?,
-        created_at: time(5)?,
-        updated_at: time(6)?,
+        current_size: count_at(row, 4)?,
+        created_at: time_at(row, 5)?,
+        updated_at: time_at(row, 6)?,
     })
 }
 
@@ -331,21 +337,20 @@ fn member_from_row(row: &Row<'_>) -> rusqlite::Result<Member> {
 
 /// The row id and size of segment `id` of `org`.
 fn locate(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<(i64, u64)> {
-    let (seq, size): (i64, i64) = conn
-        .prepare_cached("SELECT seq, current_size FROM segments WHERE id = ?1 AND org = ?2")
+    conn.prepare_cached("SELECT seq, current_size FROM segments WHERE id = ?1 AND org = ?2")
         .db()?
         .query_row(params![id.as_bytes(), org.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, count_at(r, 1)?))
         })
         .optional()
         .db()?
-        .ok_or(Error::NotFound { id })?;
-    Ok((seq, size_from(size)?))
+        .ok_or(Error::NotFound { id })
 }
 
-fn size_from(size: i64) -> Result<u64> {
-    u64::try_from(size)
-        .map_err(|_| Error::storage(format!("stored current_size {size} is negative")))
+/// A count column; a negative value is a corrupt row, not a number.
+fn count_at(row: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(i)?;
+    u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, v))
 }
 
 fn set_size(conn: &Connection, seq: i64, size: u64) -> Result<()> {
@@ -528,18 +533,18 @@ impl SegmentStore for SqliteStore {
         let (seq, size) = locate(&tx, org, id)?;
         let mut state = tx
             .prepare_cached(
-                "SELECT removed_at IS NULL FROM memberships WHERE segment = ?1 AND pid = ?2",
+                "SELECT removed_at IS NULL FROM segment_memberships WHERE segment = ?1 AND pid = ?2",
             )
             .db()?;
         let mut insert = tx
             .prepare_cached(
-                "INSERT INTO memberships (segment, pid, first_added_at, last_added_at)
+                "INSERT INTO segment_memberships (segment, pid, first_added_at, last_added_at)
                  VALUES (?1, ?2, ?3, ?3)",
             )
             .db()?;
         let mut touch = tx
             .prepare_cached(
-                "UPDATE memberships SET last_added_at = ?3, removed_at = NULL
+                "UPDATE segment_memberships SET last_added_at = ?3, removed_at = NULL
                  WHERE segment = ?1 AND pid = ?2",
             )
             .db()?;
@@ -594,7 +599,7 @@ impl SegmentStore for SqliteStore {
         let (seq, size) = locate(&tx, org, id)?;
         let mut remove = tx
             .prepare_cached(
-                "UPDATE memberships SET removed_at = ?3
+                "UPDATE segment_memberships SET removed_at = ?3
                  WHERE segment = ?1 AND pid = ?2 AND removed_at IS NULL",
             )
             .db()?;
@@ -632,7 +637,7 @@ impl SegmentStore for SqliteStore {
             let rows = match after {
                 None => tx
                     .prepare_cached(&format!(
-                        "SELECT {MEMBER_COLUMNS} FROM memberships
+                        "SELECT {MEMBER_COLUMNS} FROM segment_memberships
                          WHERE segment = ?1 AND removed_at IS NULL
                          ORDER BY first_added_at, pid LIMIT ?2"
                     ))
@@ -642,7 +647,7 @@ impl SegmentStore for SqliteStore {
                     .collect::<rusqlite::Result<Vec<_>>>(),
                 Some(c) => tx
                     .prepare_cached(&format!(
-                        "SELECT {MEMBER_COLUMNS} FROM memberships
+                        "SELECT {MEMBER_COLUMNS} FROM segment_memberships
                          WHERE segment = ?1 AND removed_at IS NULL
                            AND (first_added_at, pid) > (?2, ?3)
                          ORDER BY first_added_at, pid LIMIT ?4"
@@ -674,7 +679,7 @@ impl SegmentStore for SqliteStore {
             let (seq, size) = locate(&tx, org, id)?;
             let page = tx
                 .prepare_cached(&format!(
-                    "SELECT {MEMBER_COLUMNS} FROM memberships
+                    "SELECT {MEMBER_COLUMNS} FROM segment_memberships
                      WHERE segment = ?1 AND removed_at IS NULL
                      ORDER BY first_added_at, pid LIMIT ?2 OFFSET ?3"
                 ))

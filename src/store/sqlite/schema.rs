@@ -12,9 +12,10 @@ use crate::{Error, Result};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
-    // 1: segments and their memberships.
+    // 1: segments and their memberships. `seq` is AUTOINCREMENT so that a
+    // deleted segment's row id is never given to another.
     "CREATE TABLE segments (
-        seq          INTEGER PRIMARY KEY,
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
         id           BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
         org          TEXT    NOT NULL,
         name         TEXT    NOT NULL,
@@ -27,7 +28,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX segments_by_name_key ON segments (org, name_key);
     CREATE INDEX segments_by_creation ON segments (org, created_at, id);
-    CREATE TABLE memberships (
+    CREATE TABLE segment_memberships (
         segment        INTEGER NOT NULL REFERENCES segments (seq) ON DELETE CASCADE,
         pid            TEXT    NOT NULL,
         first_added_at INTEGER NOT NULL,
@@ -38,8 +39,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- Active members in list order. Covering, so pages are index-only:
     -- removed_at (always NULL here) is listed so that the queries'
     -- `removed_at IS NULL` is answered from the index too.
-    CREATE INDEX memberships_in_order
-        ON memberships (segment, first_added_at, pid, last_added_at, removed_at)
+    CREATE INDEX segment_memberships_in_order
+        ON segment_memberships (segment, first_added_at, pid, last_added_at, removed_at)
         WHERE removed_at IS NULL;",
 ];
 

@@ -19,6 +19,13 @@ mod conformance {
         crate::conformance_tests!(SqliteStore::open_in_memory().unwrap());
     }
 
+    mod in_memory_through_arc_dyn {
+        use super::*;
+        crate::conformance_tests!(
+            Arc::new(SqliteStore::open_in_memory().unwrap()) as Arc<dyn SegmentStore>
+        );
+    }
+
     mod wal_file {
         use super::*;
         crate::conformance_tests!(file_store());
@@ -188,7 +195,7 @@ fn a_failure_mid_batch_applies_nothing() {
     store
         .writer()
         .execute_batch(
-            "CREATE TRIGGER fail_on_boom BEFORE INSERT ON memberships
+            "CREATE TRIGGER fail_on_boom BEFORE INSERT ON segment_memberships
              WHEN NEW.pid = 'p-m' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
         )
         .unwrap();
@@ -227,36 +234,69 @@ fn a_failure_mid_batch_applies_nothing() {
     );
 }
 
+/// The query plan of `sql`, one step per line.
+fn plan(conn: &Connection, sql: &str) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap();
+    rows.join("; ")
+}
+
 #[test]
-fn member_pages_read_the_covering_index_in_order() {
+fn every_query_reads_an_index_in_order() {
     let store = SqliteStore::open_in_memory().unwrap();
     let conn = store.writer();
-    let plan = |sql: &str| -> String {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .unwrap();
-        rows.join("; ")
-    };
-    for sql in [
-        "SELECT pid, first_added_at, last_added_at FROM memberships
-         WHERE segment = 1 AND removed_at IS NULL AND (first_added_at, pid) > (5, 'p-a')
-         ORDER BY first_added_at, pid LIMIT 10",
-        "SELECT pid, first_added_at, last_added_at FROM memberships
-         WHERE segment = 1 AND removed_at IS NULL
-         ORDER BY first_added_at, pid LIMIT 10 OFFSET 5000",
-    ] {
-        let plan = plan(sql);
+    let cases: [(&str, &str); 6] = [
+        (
+            &format!(
+                "SELECT {MEMBER_COLUMNS} FROM segment_memberships
+                 WHERE segment = 1 AND removed_at IS NULL AND (first_added_at, pid) > (5, 'p-a')
+                 ORDER BY first_added_at, pid LIMIT 10"
+            ),
+            "USING COVERING INDEX segment_memberships_in_order",
+        ),
+        (
+            &format!(
+                "SELECT {MEMBER_COLUMNS} FROM segment_memberships
+                 WHERE segment = 1 AND removed_at IS NULL
+                 ORDER BY first_added_at, pid LIMIT 10 OFFSET 5000"
+            ),
+            "USING COVERING INDEX segment_memberships_in_order",
+        ),
+        (
+            &format!(
+                "SELECT {SEGMENT_COLUMNS} FROM segments WHERE org = 'acme' AND (created_at, id) > (5, x'00')
+                 ORDER BY created_at, id LIMIT 10"
+            ),
+            "INDEX segments_by_creation (org=? AND (created_at,id)>(?,?))",
+        ),
+        (
+            "SELECT seq, current_size FROM segments WHERE id = x'00' AND org = 'acme'",
+            "USING INDEX sqlite_autoindex_segments_1 (id=?)",
+        ),
+        (
+            &format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE org = 'acme' AND name_key = 'x'"),
+            "INDEX segments_by_name_key (org=? AND name_key=?)",
+        ),
+        (
+            "SELECT removed_at IS NULL FROM segment_memberships WHERE segment = 1 AND pid = 'p-a'",
+            "USING PRIMARY KEY (segment=? AND pid=?)",
+        ),
+    ];
+    for (sql, expected) in cases {
+        let plan = plan(&conn, sql);
         assert!(
-            plan.contains("USING COVERING INDEX memberships_in_order"),
-            "{sql}\nuses the covering index: {plan}"
+            plan.contains(expected),
+            "{sql}\nshould use {expected}: {plan}"
         );
         assert!(
             !plan.contains("TEMP B-TREE"),
             "{sql}\nneeds no sort: {plan}"
         );
+        assert!(!plan.starts_with("SCAN"), "{sql}\nscans a table: {plan}");
     }
 }
 
@@ -273,7 +313,7 @@ fn deleting_a_segment_deletes_its_membership_rows() {
     segments.delete(&org, s.id).unwrap();
     let rows: i64 = store
         .writer()
-        .query_row("SELECT count(*) FROM memberships", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM segment_memberships", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 1, "only the other segment's membership row is left");
 }
