@@ -32,7 +32,7 @@
 //! - **Service**: [`Segments`] validates input, stamps times (from an
 //!   injectable [`Clock`](clock::Clock), truncated to microseconds) and ids
 //!   (UUID v7 by default), and calls the store.
-//! - **Stores**: the [`SegmentStore`] trait; [`MemoryStore`]; [`SqliteStore`]
+//! - **Stores**: the [`SegmentStore`] trait; [`MemoryStore`]; `SqliteStore`
 //!   (feature `sqlite`, on by default, with SQLite bundled).
 //! - **Conformance** (feature `conformance`): the shared suite every store
 //!   passes, public so other backends can run it too.
@@ -59,7 +59,7 @@
 //! ## Features
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `sqlite` | yes | [`SqliteStore`], with SQLite compiled in (rusqlite `bundled`) |
+//! | `sqlite` | yes | `SqliteStore`, with SQLite compiled in (rusqlite `bundled`) |
 //! | `conformance` | no | `segments::conformance`, the shared store suite |
 //! | `serde` | no | `Serialize`/`Deserialize` for the domain types |
 //! | `wire` | no | `segments::wire`: the documented HTTP contract, transport-free |

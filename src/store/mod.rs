@@ -22,7 +22,7 @@ pub(crate) mod memory;
 pub(crate) mod sqlite;
 
 /// Where segments live. Implemented by [`MemoryStore`](crate::MemoryStore)
-/// and [`SqliteStore`](crate::SqliteStore), and by `&T`, `Box<T>` and
+/// and `SqliteStore` (feature `sqlite`), and by `&T`, `Box<T>` and
 /// `Arc<T>` of any store (so `Arc<dyn SegmentStore>` is a store too).
 ///
 /// Every method is scoped by an [`OrgId`]: a segment of another org behaves
