@@ -90,9 +90,9 @@ pub fn timed_capped<T>(
     total
 }
 
-/// `create` on MemoryStore vs inserting the same record into a bare
-/// `RwLock<HashMap>` keyed by (org, name key); both into a store of up to
-/// 100,000 segments.
+/// `create` on MemoryStore vs the raw work with no library: a UUID v7, the
+/// time, and the row inserted into a bare `RwLock<HashMap>` keyed by (org,
+/// name); both into a store of up to 100,000 segments.
 pub fn memory() -> Case {
     let org = OrgId::new("acme").unwrap();
     let fresh = || Segments::new(MemoryStore::new());
@@ -112,9 +112,10 @@ pub fn memory() -> Case {
     });
 
     struct Row {
+        id: uuid::Uuid,
         name: String,
         source: String,
-        created_at: i64,
+        created_at: chrono::DateTime<chrono::Utc>,
     }
     type Map = RwLock<HashMap<(String, String), Row>>;
     let fresh_map = || Map::new(HashMap::new());
@@ -127,11 +128,13 @@ pub fn memory() -> Case {
             &mut m,
             fresh_map,
             |map, i| {
+                // The raw work of a create: an id, a time, the row.
                 let name = format!("segment {i}");
                 let row = Row {
+                    id: uuid::Uuid::now_v7(),
                     name: name.clone(),
                     source: "api".to_owned(),
-                    created_at: i as i64,
+                    created_at: chrono::Utc::now(),
                 };
                 map.write().unwrap().insert(("acme".to_owned(), name), row);
             },
@@ -139,7 +142,7 @@ pub fn memory() -> Case {
     });
     Case {
         id: "create/memory",
-        name: "create, MemoryStore (stores of up to 100k) vs bare HashMap insert",
+        name: "create, MemoryStore (stores of up to 100k) vs UUID v7 + clock + bare HashMap insert",
         unit: "creates",
         ops_per_iter: 1,
         target: Target::RateAtLeast(1e6),
