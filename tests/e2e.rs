@@ -504,7 +504,7 @@ fn a_body_over_16_mib_is_413_and_one_at_the_limit_is_served() {
 
 #[test]
 fn over_the_rate_is_429_with_retry_after_per_org() {
-    let server = Server::start_with(Some(RateLimit::new(1, 1)));
+    let server = Server::start_with(RateLimit::new(1, 1));
 
     let limits = server.get("/v2/usage/limits", Some(ACME)).ok();
     assert_eq!(

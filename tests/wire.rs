@@ -372,7 +372,7 @@ fn missing_or_unknown_keys_are_unauthorized_and_do_nothing() {
 
 #[test]
 fn rate_limits_answer_429_with_retry_after_and_do_nothing() {
-    let wire = wire().with_rate_limit(RateLimit::new(1, 2));
+    let wire = wire().with_rate_limit(RateLimit::new(1, 2).unwrap());
     assert_eq!(
         post(&wire, "/v2/segments/create", json!({"name": "one"})).status,
         200
@@ -409,7 +409,12 @@ fn rate_limits_answer_429_with_retry_after_and_do_nothing() {
 
 #[test]
 fn usage_limits_have_the_documented_shape() {
-    let wire = wire().with_rate_limit(RateLimit::new(100, 150));
+    let wire = wire().with_rate_limit(RateLimit::new(100, 150).unwrap());
+    assert_eq!(
+        RateLimit::new(0, 150),
+        None,
+        "a zero rate is refused, not rounded"
+    );
     let a = get(&wire, "/v2/usage/limits");
     assert_eq!(a.status, 200);
     assert_eq!(
@@ -982,4 +987,39 @@ proptest! {
         check_shape(&a)?;
         prop_assert_eq!(a.status, 200, "malformed PIDs never fail an add");
     }
+}
+
+#[test]
+fn heads_are_admitted_or_refused_before_any_body_is_read() {
+    let wire = wire().with_rate_limit(RateLimit::new(1, 1).unwrap());
+    let head = |key: Option<&str>, path: &str| {
+        let mut request = Request::post(path);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.body(()).unwrap().into_parts().0
+    };
+    let refused = wire.admit(&head(None, "/v2/segments/create")).unwrap_err();
+    assert_eq!(refused.status(), 401, "no key: refused on the head");
+    let refused = wire
+        .admit(&head(Some(KEY), "/v1/segments/create"))
+        .unwrap_err();
+    assert_eq!(refused.status(), 404, "a v1 path: refused on the head");
+    let admitted = wire
+        .admit(&head(Some(KEY), "/v2/segments/create"))
+        .expect("admitted");
+    assert_eq!(admitted.org().as_str(), "acme");
+    let limited = wire
+        .admit(&head(Some(KEY), "/v2/segments/create"))
+        .unwrap_err();
+    assert_eq!(limited.status(), 429, "admitting counts against the rate");
+    let request_id = admitted.request_id().to_owned();
+    let response = wire.respond(admitted, br#"{"name": "Admitted"}"#);
+    assert_eq!(response.status(), 200);
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(
+        body["api_request_id"],
+        request_id.as_str(),
+        "the response carries the admitted id"
+    );
 }

@@ -1,9 +1,11 @@
 //! The HTTP side of the `server` example: one axum handler that gives every
-//! request, whatever its method and path, to [`Wire::handle`].
+//! request, whatever its method and path, to the adapter: first its head to
+//! [`Wire::admit`], then, if admitted, its body to [`Wire::respond`].
 //!
 //! The adapter decides everything (routes, `405` with `Allow`, `401`, `429`,
 //! `413`, the error bodies); this module only moves bytes between axum and
-//! [`http`] types, runs the synchronous store call in
+//! [`http`] types, reads no body for a refused head, runs the synchronous
+//! store call in
 //! [`tokio::task::spawn_blocking`] so it never stalls the async workers, and
 //! prints one line per request to stdout ([`log_line`]).
 //!
@@ -66,27 +68,27 @@ async fn handle(State(wire): State<SharedWire>, request: Request) -> Response {
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
 
-    let response = match read_body(body, MAX_BODY_BYTES + 1).await {
-        Ok(bytes) => {
-            let mut request = http::Request::new(bytes);
-            *request.method_mut() = parts.method;
-            *request.uri_mut() = parts.uri;
-            *request.version_mut() = parts.version;
-            *request.headers_mut() = parts.headers;
-            match tokio::task::spawn_blocking(move || wire.handle(request)).await {
-                Ok(response) => response,
-                Err(join) => host_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal server error",
-                    &format!("the request task failed: {join}"),
-                ),
+    // Route, key and rate are checked on the head: a refused request costs
+    // no body read.
+    let response = match wire.admit(&parts) {
+        Err(refused) => refused,
+        Ok(admitted) => match read_body(body, MAX_BODY_BYTES + 1).await {
+            Ok(bytes) => {
+                match tokio::task::spawn_blocking(move || wire.respond(admitted, &bytes)).await {
+                    Ok(response) => response,
+                    Err(join) => host_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Internal server error",
+                        &format!("the request task failed: {join}"),
+                    ),
+                }
             }
-        }
-        Err(read) => host_error(
-            StatusCode::BAD_REQUEST,
-            "Request body could not be read",
-            &format!("reading the body failed: {read}"),
-        ),
+            Err(read) => host_error(
+                StatusCode::BAD_REQUEST,
+                "Request body could not be read",
+                &format!("reading the body failed: {read}"),
+            ),
+        },
     };
 
     println!("{}", log_line(&method, &path, &response, started.elapsed()));

@@ -115,7 +115,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
         );
     }
     let rate = match (rps, burst) {
-        (Some(rps), burst) => Some(RateLimit::new(rps, burst.unwrap_or(rps))),
+        // `positive` refused zeros above, so the limit exists.
+        (Some(rps), burst) => RateLimit::new(rps, burst.unwrap_or(rps)),
         (None, Some(_)) => return Err("--burst needs --rps".into()),
         (None, None) => None,
     };
@@ -263,11 +264,7 @@ mod tests {
             panic!("a key and --rps are enough");
         };
         assert_eq!(args.db, PathBuf::from("segments.db"));
-        assert_eq!(
-            args.rate,
-            Some(RateLimit::new(5, 5)),
-            "burst defaults to rps"
-        );
+        assert_eq!(args.rate, RateLimit::new(5, 5), "burst defaults to rps");
         assert!(parse(&["--api-key", "k"]).unwrap_err().contains("KEY=ORG"));
         assert!(
             parse(&["--api-key", "k=a b"])

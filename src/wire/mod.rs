@@ -22,7 +22,10 @@
 //! 404 saying only v2 exists; another method is a 405 with `Allow`; an
 //! unknown path a 404), the `x-api-key` (missing or unknown: 401), the org's
 //! rate (over it: 429 with `Retry-After`), the body size (over 16 MiB: 413).
-//! Nothing is done for a request refused on the way. Every response is
+//! Nothing is done for a request refused on the way. A host that reads
+//! bodies itself checks the head first with [`Wire::admit`] and reads the
+//! body only for an admitted request, then calls [`Wire::respond`]; the
+//! body `Content-Type` is not checked. Every response is
 //! `application/json` and carries an `api_request_id`; every 200 carries
 //! `request_completed_at`. Unknown body fields are ignored.
 //!
@@ -81,12 +84,13 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// `per_second` sustained, `burst` at once (at least 1 each).
-    pub fn new(per_second: u32, burst: u32) -> Self {
-        Self {
-            per_second: NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN),
-            burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
-        }
+    /// `per_second` sustained, `burst` at once; `None` if either is 0 (a
+    /// limit of 0 would refuse every request: leave the limit off instead).
+    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
+        Some(Self {
+            per_second: NonZeroU32::new(per_second)?,
+            burst: NonZeroU32::new(burst)?,
+        })
     }
 }
 
@@ -94,6 +98,28 @@ impl RateLimit {
 /// logs: `response.extensions().get::<ErrorDetail>()`.
 #[derive(Clone, Debug)]
 pub struct ErrorDetail(pub Arc<Error>);
+
+/// A request whose head passed [`Wire::admit`]: its route, org and
+/// `api_request_id`, waiting for its body.
+#[derive(Debug)]
+pub struct Admitted {
+    request_id: String,
+    route: Route,
+    org: OrgId,
+    query: Option<String>,
+}
+
+impl Admitted {
+    /// The org the request acts for.
+    pub fn org(&self) -> &OrgId {
+        &self.org
+    }
+
+    /// The `api_request_id` its response will carry.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
 
 /// The documented API over a [`Segments`] service.
 ///
@@ -190,27 +216,66 @@ impl<S: SegmentStore> Wire<S> {
     /// input; a 500 only for a real storage failure, with no detail in the
     /// body.
     pub fn handle<B: AsRef<[u8]>>(&self, request: Request<B>) -> Response<Vec<u8>> {
-        let request_id = Uuid::now_v7().hyphenated().to_string();
-        match self.respond(&request, &request_id) {
-            Ok(body) => json_response(StatusCode::OK, body),
-            Err(refusal) => refusal_response(refusal, &request_id),
+        let (head, body) = request.into_parts();
+        match self.admit(&head) {
+            Ok(admitted) => self.respond(admitted, body.as_ref()),
+            Err(refused) => refused,
         }
     }
 
-    fn respond<B: AsRef<[u8]>>(
-        &self,
-        request: &Request<B>,
-        request_id: &str,
-    ) -> Result<Vec<u8>, Refusal> {
-        let route = route(request.method(), request.uri().path())?;
-        let org = request
-            .headers()
-            .get("x-api-key")
-            .and_then(|key| key.to_str().ok())
-            .and_then(|key| self.auth.authenticate(key))
-            .ok_or(Error::Unauthorized)?;
-        self.check_rate(&org)?;
-        let body = request.body().as_ref();
+    /// The checks on a request's head, before its body is read: route,
+    /// API key, rate. A host that reads bodies itself calls this first, so a
+    /// caller without a key, or over its rate, costs it no body read; then
+    /// [`respond`](Wire::respond) with the body. [`handle`](Wire::handle)
+    /// does both.
+    ///
+    /// # Errors
+    /// The response to send as it is (404, 405, 401 or 429), when the head
+    /// is refused. Admitting counts against the org's rate.
+    // The refusal is a whole response, moved once per refused request: not
+    // worth a box.
+    #[allow(clippy::result_large_err)]
+    pub fn admit(&self, head: &http::request::Parts) -> Result<Admitted, Response<Vec<u8>>> {
+        let request_id = Uuid::now_v7().hyphenated().to_string();
+        let checked = route(&head.method, head.uri.path()).and_then(|route| {
+            let org = head
+                .headers
+                .get("x-api-key")
+                .and_then(|key| key.to_str().ok())
+                .and_then(|key| self.auth.authenticate(key))
+                .ok_or(Error::Unauthorized)?;
+            self.check_rate(&org)?;
+            Ok((route, org))
+        });
+        match checked {
+            Ok((route, org)) => Ok(Admitted {
+                request_id,
+                route,
+                org,
+                query: head.uri.query().map(str::to_owned),
+            }),
+            Err(refusal) => Err(refusal_response(refusal, &request_id)),
+        }
+    }
+
+    /// Answers an admitted request with its body (at most
+    /// [`MAX_BODY_BYTES`] are read: a host may cut the body one byte past
+    /// it, and the answer is the documented 413).
+    pub fn respond(&self, admitted: Admitted, body: &[u8]) -> Response<Vec<u8>> {
+        match self.dispatch(&admitted, body) {
+            Ok(body) => json_response(StatusCode::OK, body),
+            Err(refusal) => refusal_response(refusal, &admitted.request_id),
+        }
+    }
+
+    fn dispatch(&self, admitted: &Admitted, body: &[u8]) -> Result<Vec<u8>, Refusal> {
+        let Admitted {
+            request_id,
+            route,
+            org,
+            query,
+        } = admitted;
+        let (request_id, org) = (request_id.as_str(), org);
         if body.len() > MAX_BODY_BYTES {
             return Err(Error::TooLarge {
                 what: "bytes",
@@ -218,16 +283,16 @@ impl<S: SegmentStore> Wire<S> {
             }
             .into());
         }
-        let query = || Query::parse(request.uri().query());
+        let query = || Query::parse(query.as_deref());
         let s = &self.segments;
-        let body = match route {
+        let body = match *route {
             Route::Create => {
                 let body = json::object(body)?;
                 let mut new = NewSegment::new(json::required_str(&body, Field::Name)?);
                 if let Some(d) = json::optional_str(&body, Field::Description)? {
                     new = new.description(d);
                 }
-                let segment = s.create(&org, new)?;
+                let segment = s.create(org, new)?;
                 json::to_vec(&SegmentIdResponse {
                     api_request_id: request_id,
                     segment_id: segment.id.to_string(),
@@ -237,7 +302,7 @@ impl<S: SegmentStore> Wire<S> {
             Route::MembersAdd => {
                 let body = json::object(body)?;
                 let id = json::segment_id(&body)?;
-                let out = s.add_members(&org, id, &json::pids(&body)?)?;
+                let out = s.add_members(org, id, &json::pids(&body)?)?;
                 self.results(
                     request_id,
                     AddResults {
@@ -251,7 +316,7 @@ impl<S: SegmentStore> Wire<S> {
             Route::MembersRemove => {
                 let body = json::object(body)?;
                 let id = json::segment_id(&body)?;
-                let out = s.remove_members(&org, id, &json::pids(&body)?)?;
+                let out = s.remove_members(org, id, &json::pids(&body)?)?;
                 self.results(
                     request_id,
                     RemoveResults {
@@ -265,7 +330,7 @@ impl<S: SegmentStore> Wire<S> {
                 let query = query();
                 let id = query.segment_id()?;
                 let page = query.number(Field::Page)?.unwrap_or(1);
-                let page = s.members_page(&org, id, page)?;
+                let page = s.members_page(org, id, page)?;
                 self.results(
                     request_id,
                     MembersResults {
@@ -277,7 +342,7 @@ impl<S: SegmentStore> Wire<S> {
                 )
             }
             Route::Get => {
-                let segment = s.get(&org, query().segment_id()?)?;
+                let segment = s.get(org, query().segment_id()?)?;
                 self.results(request_id, SegmentItem::from(&segment))
             }
             Route::List => {
@@ -289,7 +354,7 @@ impl<S: SegmentStore> Wire<S> {
                 if let Some(limit) = query.number(Field::Limit)? {
                     options = options.limit(usize::try_from(limit).unwrap_or(usize::MAX));
                 }
-                let page = s.list(&org, options)?;
+                let page = s.list(org, options)?;
                 self.results(
                     request_id,
                     ListResults {
@@ -300,7 +365,7 @@ impl<S: SegmentStore> Wire<S> {
             }
             Route::Delete => {
                 let id = json::segment_id(&json::object(body)?)?;
-                s.delete(&org, id)?;
+                s.delete(org, id)?;
                 json::to_vec(&SegmentIdResponse {
                     api_request_id: request_id,
                     segment_id: id.to_string(),
