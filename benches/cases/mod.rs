@@ -37,7 +37,7 @@ pub enum Target {
 impl Target {
     pub fn describe(self) -> String {
         match self {
-            Target::RatioAtLeast(r) => format!("ratio >= {r}"),
+            Target::RatioAtLeast(r) => format!("ratio >= {r:.2}"),
             Target::RateAtLeast(r) => format!(">= {}/s", human(r)),
             Target::Report => "reported".to_owned(),
         }
