@@ -153,6 +153,22 @@ pub enum Field {
     Cursor,
     /// The list of PIDs of a member operation.
     MinervaPids,
+    /// The PID of a death record.
+    MinervaPid,
+    /// A death record's obituary id.
+    ObituaryId,
+    /// A death record's date of death.
+    DateOfDeath,
+    /// A death record's publication update date.
+    PublicationLastUpdateDate,
+    /// A death signal's source.
+    SignalSource,
+    /// A death signal's obituary link.
+    ObituaryUrl,
+    /// A death signal's publication name.
+    PublicationName,
+    /// A death signal's confidence.
+    ConfidenceScore,
 }
 
 impl Field {
@@ -169,6 +185,14 @@ impl Field {
             Self::Limit => "limit",
             Self::Cursor => "cursor",
             Self::MinervaPids => "minerva_pids",
+            Self::MinervaPid => "minerva_pid",
+            Self::ObituaryId => "obituary_id",
+            Self::DateOfDeath => "date_of_death",
+            Self::PublicationLastUpdateDate => "publication_last_update_date",
+            Self::SignalSource => "source",
+            Self::ObituaryUrl => "obituary_url",
+            Self::PublicationName => "publication_name",
+            Self::ConfidenceScore => "confidence_score",
         }
     }
 }
@@ -211,6 +235,13 @@ pub enum Rule {
     Malformed {
         /// The expected form, with its article: `a UUID`.
         expected: &'static str,
+    },
+    /// A real number outside its range (or not a number at all).
+    NotBetween {
+        /// The smallest accepted value, as written in messages.
+        min: &'static str,
+        /// The largest accepted value, as written in messages.
+        max: &'static str,
     },
     /// A number outside its range.
     OutOfRange {
@@ -272,6 +303,7 @@ impl fmt::Display for ValidationError {
             Rule::ControlCharacter => write!(f, "'{field}' must not contain control characters"),
             Rule::NulCharacter => write!(f, "'{field}' must not contain NUL characters"),
             Rule::Whitespace => write!(f, "'{field}' must not contain whitespace"),
+            Rule::NotBetween { min, max } => write!(f, "'{field}' must be between {min} and {max}"),
             Rule::OutOfRange { min, max: None } => write!(f, "'{field}' must be at least {min}"),
             Rule::OutOfRange {
                 min,

@@ -88,6 +88,11 @@ mod store;
 pub mod wire;
 
 pub use directory::{KnownPids, PersonDirectory};
+pub use domain::death::{
+    DeathCursor, DeathRecord, DeathReport, DeathSignals, DeathsIngested, RejectedDeath,
+    SignalMetadata,
+};
+pub use domain::history::{Change, ChangeKind, ChangePage, MembersAsOf, PastMember, Stamp};
 pub use domain::ids::{OrgId, SegmentId};
 pub use domain::limits;
 pub use domain::member::{

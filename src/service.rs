@@ -6,15 +6,17 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, IdGenerator, SystemClock, UuidV7, truncate_to_micros};
 use crate::domain::limits::{
-    DEFAULT_PAGE_LIMIT, DEFAULT_SOURCE, MAX_PAGE_LIMIT, MAX_PIDS_PER_CALL, MEMBERS_PAGE_SIZE,
+    DEFAULT_PAGE_LIMIT, DEFAULT_SOURCE, MAX_DEATHS_PER_CALL, MAX_PAGE_LIMIT, MAX_PIDS_PER_CALL,
+    MEMBERS_PAGE_SIZE,
 };
 use crate::domain::member::SplitPids;
 use crate::domain::name::{validate_description, validate_source};
 use crate::error::{Field, Rule, ValidationError};
 use crate::{
-    AddOutcome, Error, ListOptions, Member, MemberList, MemberOptions, MembersPage, NewSegment,
-    OrgId, PersonDirectory, RemoveOutcome, Result, Segment, SegmentChange, SegmentId,
-    SegmentInsert, SegmentName, SegmentPage, SegmentStore,
+    AddOutcome, ChangePage, DeathCursor, DeathRecord, DeathReport, DeathSignals, DeathsIngested,
+    Error, ListOptions, Member, MemberList, MemberOptions, MembersAsOf, MembersPage, NewSegment,
+    OrgId, PersonDirectory, Pid, RejectedDeath, RemoveOutcome, Result, Segment, SegmentChange,
+    SegmentId, SegmentInsert, SegmentName, SegmentPage, SegmentStore, Stamp,
 };
 
 /// The segments service: validates input, stamps times and ids, and calls
@@ -41,6 +43,7 @@ pub struct Segments<S> {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     directory: Option<Arc<dyn PersonDirectory>>,
+    request_id: Option<Arc<str>>,
 }
 
 impl<S: SegmentStore> Segments<S> {
@@ -51,6 +54,7 @@ impl<S: SegmentStore> Segments<S> {
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7::shared()),
             directory: None,
+            request_id: None,
         }
     }
 
@@ -77,6 +81,29 @@ impl<S: SegmentStore> Segments<S> {
         self
     }
 
+    /// The same service, for one request: every change it makes is recorded
+    /// in the ledger with `request_id`. Cheap (it borrows the store).
+    ///
+    /// ```
+    /// use segments::{ChangeKind, MemoryStore, NewSegment, OrgId, Segments};
+    /// let segments = Segments::new(MemoryStore::new());
+    /// let org = OrgId::new("acme")?;
+    /// segments.for_request("req_seg123").create(&org, NewSegment::new("Tracked"))?;
+    /// let feed = segments.changes_since(&org, 0, 10)?;
+    /// assert_eq!(feed.changes[0].request_id.as_deref(), Some("req_seg123"));
+    /// assert!(matches!(feed.changes[0].kind, ChangeKind::Created { .. }));
+    /// # Ok::<(), segments::Error>(())
+    /// ```
+    pub fn for_request(&self, request_id: impl Into<String>) -> Segments<&S> {
+        Segments {
+            store: &self.store,
+            clock: Arc::clone(&self.clock),
+            ids: Arc::clone(&self.ids),
+            directory: self.directory.clone(),
+            request_id: Some(Arc::from(request_id.into())),
+        }
+    }
+
     /// The store underneath.
     pub fn store(&self) -> &S {
         &self.store
@@ -89,6 +116,13 @@ impl<S: SegmentStore> Segments<S> {
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
         truncate_to_micros(self.clock.now())
+    }
+
+    fn stamp(&self) -> Stamp<'_> {
+        Stamp {
+            at: self.now(),
+            request_id: self.request_id.as_deref(),
+        }
     }
 
     /// Creates an empty segment in `org`.
@@ -117,17 +151,14 @@ impl<S: SegmentStore> Segments<S> {
             }
             None => DEFAULT_SOURCE.to_owned(),
         };
-        let created_at = self.now();
-        self.store.insert_segment(
-            org,
-            SegmentInsert {
-                id: self.ids.next_id(created_at),
-                name,
-                description,
-                source,
-                created_at,
-            },
-        )
+        let stamp = self.stamp();
+        let insert = SegmentInsert {
+            id: self.ids.next_id(stamp.at),
+            name,
+            description,
+            source,
+        };
+        self.store.insert_segment(org, insert, stamp)
     }
 
     /// Reads a segment, with its exact `current_size` (O(1)).
@@ -198,7 +229,7 @@ impl<S: SegmentStore> Segments<S> {
     pub fn rename(&self, org: &OrgId, id: SegmentId, name: &str) -> Result<Segment> {
         let name = SegmentName::parse(name)?;
         self.store
-            .update_segment(org, id, &SegmentChange::Rename(name), self.now())
+            .update_segment(org, id, &SegmentChange::Rename(name), self.stamp())
     }
 
     /// Sets or clears (`None`) a segment's description. Moves `updated_at`.
@@ -216,7 +247,7 @@ impl<S: SegmentStore> Segments<S> {
             validate_description(d)?;
         }
         let change = SegmentChange::Describe(description.map(str::to_owned));
-        self.store.update_segment(org, id, &change, self.now())
+        self.store.update_segment(org, id, &change, self.stamp())
     }
 
     /// Deletes a segment with all its memberships. Its name is free again at
@@ -225,7 +256,7 @@ impl<S: SegmentStore> Segments<S> {
     /// # Errors
     /// `NotFound` for an unknown id or another org's; `Storage`.
     pub fn delete(&self, org: &OrgId, id: SegmentId) -> Result<()> {
-        self.store.delete_segment(org, id)
+        self.store.delete_segment(org, id, self.stamp())
     }
 }
 
@@ -290,7 +321,7 @@ impl<S: SegmentStore> Segments<S> {
                 keep
             });
         }
-        let done = self.store.add_members(org, id, &valid, self.now())?;
+        let done = self.store.add_members(org, id, &valid, self.stamp())?;
         Ok(AddOutcome {
             n_added: done.n_added,
             n_redundant_additions: done.n_redundant,
@@ -319,7 +350,7 @@ impl<S: SegmentStore> Segments<S> {
         let split = SplitPids::new(pids);
         let done = self
             .store
-            .remove_members(org, id, &split.valid, self.now())?;
+            .remove_members(org, id, &split.valid, self.stamp())?;
         Ok(RemoveOutcome {
             n_deleted: done.n_deleted,
             invalid_pids: split.invalid,
@@ -398,6 +429,148 @@ impl<S: SegmentStore> Segments<S> {
             None
         };
         Ok(MemberList { members, next })
+    }
+}
+
+impl<S: SegmentStore> Segments<S> {
+    /// The org's change feed: up to `limit` ledger entries after sequence
+    /// `after` (0 for the beginning), in order. Poll with the returned
+    /// [`ChangePage::next`] and no entry is missed or seen twice, whatever
+    /// else writes in between. A page costs the same however long the ledger.
+    ///
+    /// # Errors
+    /// `Invalid` (field `limit`) for a limit of 0 or over
+    /// [`MAX_PAGE_LIMIT`]; `Storage`.
+    pub fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<ChangePage> {
+        check_limit(limit)?;
+        let changes = self.store.changes_since(org, after, limit)?;
+        let next = changes.last().map_or(after, |c| c.seq);
+        Ok(ChangePage { changes, next })
+    }
+
+    /// One person's joins and leaves across the org's segments, deleted ones
+    /// included, in order.
+    ///
+    /// # Errors
+    /// `Invalid` (field `minerva_pids`) for a malformed PID; `Storage`.
+    pub fn timeline(&self, org: &OrgId, pid: &str) -> Result<Vec<crate::Change>> {
+        self.store.timeline(org, &Pid::parse(pid)?)
+    }
+
+    /// How many members the segment had at `at`: after every ledger entry
+    /// recorded at or before that time. 0 before its first member joined.
+    /// Reads two index entries, whatever the length of the ledger.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown, deleted or other org's segment; `Storage`.
+    pub fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
+        self.store.size_as_of(org, id, at)
+    }
+
+    /// The members the segment had at `at`, in PID order, a page of up to
+    /// `limit` (1 to [`MAX_PAGE_LIMIT`]) after `after`.
+    ///
+    /// # Errors
+    /// `Invalid` for a bad limit or a malformed `after`; `NotFound`;
+    /// `Storage`.
+    pub fn members_as_of(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        at: DateTime<Utc>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<MembersAsOf> {
+        check_limit(limit)?;
+        let after = after.map(Pid::parse).transpose()?;
+        let mut members = self
+            .store
+            .members_as_of(org, id, at, after.as_ref(), limit + 1)?;
+        let next = if members.len() > limit {
+            members.truncate(limit);
+            members.last().map(|m| m.pid.clone())
+        } else {
+            None
+        };
+        Ok(MembersAsOf { members, next })
+    }
+
+    /// Ingests death records. Each report is checked on its own: bad ones
+    /// (a malformed PID, a date that is not `YYYY-MM-DD`, a confidence
+    /// outside 0–1, …) are returned with their reason, the rest are stored in
+    /// one transaction. Reporting a known `obituary_id` again updates the
+    /// record but keeps its first `first_observed_at` and its place in the
+    /// death feed. A report without `first_observed_at` is observed now.
+    ///
+    /// Death records are facts about people, shared by every org: each org
+    /// sees those of its own segments' members.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] for more than
+    /// [`MAX_DEATHS_PER_CALL`] reports; `Storage` (then nothing is stored).
+    pub fn ingest_deaths(&self, reports: Vec<DeathReport>) -> Result<DeathsIngested> {
+        if reports.len() > MAX_DEATHS_PER_CALL {
+            return Err(Error::TooLarge {
+                what: "death records",
+                limit: MAX_DEATHS_PER_CALL,
+            });
+        }
+        let now = self.now();
+        let mut records = Vec::with_capacity(reports.len());
+        let mut rejected = Vec::new();
+        for (index, report) in reports.into_iter().enumerate() {
+            let obituary_id = report.obituary_id.clone();
+            match report.check(now) {
+                Ok(record) => records.push(record),
+                Err(reason) => rejected.push(RejectedDeath {
+                    index,
+                    obituary_id,
+                    reason,
+                }),
+            }
+        }
+        let (n_inserted, n_updated) = self.store.upsert_deaths(&records, now)?;
+        Ok(DeathsIngested {
+            n_inserted,
+            n_updated,
+            rejected,
+        })
+    }
+
+    /// The death records of the segment's current members, in the order they
+    /// entered the death feed: the documented `signals/deaths` answer.
+    ///
+    /// # Errors
+    /// `NotFound`; `Storage`.
+    pub fn death_signals(&self, org: &OrgId, id: SegmentId) -> Result<Vec<DeathRecord>> {
+        let signals = self
+            .store
+            .death_signals(org, id, DeathCursor::START, usize::MAX)?;
+        Ok(signals.into_iter().map(|(_, record)| record).collect())
+    }
+
+    /// For monitoring: the death records of the segment's current members
+    /// that entered the death feed after `since`, up to `limit` (1 to
+    /// [`MAX_PAGE_LIMIT`]). Keep the returned [`DeathSignals::next`] and pass
+    /// it next time to see only new records. An updated record does not come
+    /// again.
+    ///
+    /// # Errors
+    /// `Invalid` for a bad limit; `NotFound`; `Storage`.
+    pub fn death_signals_since(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        since: DeathCursor,
+        limit: usize,
+    ) -> Result<DeathSignals> {
+        check_limit(limit)?;
+        let signals = self.store.death_signals(org, id, since, limit)?;
+        let next = signals.last().map_or(since, |(cursor, _)| *cursor);
+        Ok(DeathSignals {
+            records: signals.into_iter().map(|(_, record)| record).collect(),
+            next,
+        })
     }
 }
 

@@ -10,8 +10,9 @@ use proptest::prelude::*;
 use segments::clock::{ManualClock, SequentialIds};
 use segments::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
 use segments::{
-    Error, Member, MemberCursor, MembersAdded, MembersRemoved, MemoryStore, OrgId, Pid, Result,
-    Segment, SegmentChange, SegmentCursor, SegmentId, SegmentInsert, SegmentStore, Segments,
+    Change, DeathCursor, DeathRecord, Error, Member, MemberCursor, MembersAdded, MembersRemoved,
+    MemoryStore, OrgId, PastMember, Pid, Result, Segment, SegmentChange, SegmentCursor, SegmentId,
+    SegmentInsert, SegmentStore, Segments, Stamp,
 };
 use serde_json::{Value, json};
 
@@ -764,7 +765,7 @@ fn broken<T>() -> Result<T> {
 }
 
 impl SegmentStore for Broken {
-    fn insert_segment(&self, _: &OrgId, _: SegmentInsert) -> Result<Segment> {
+    fn insert_segment(&self, _: &OrgId, _: SegmentInsert, _: Stamp<'_>) -> Result<Segment> {
         broken()
     }
     fn segment(&self, _: &OrgId, _: SegmentId) -> Result<Segment> {
@@ -781,11 +782,11 @@ impl SegmentStore for Broken {
         _: &OrgId,
         _: SegmentId,
         _: &SegmentChange,
-        _: DateTime<Utc>,
+        _: Stamp<'_>,
     ) -> Result<Segment> {
         broken()
     }
-    fn delete_segment(&self, _: &OrgId, _: SegmentId) -> Result<()> {
+    fn delete_segment(&self, _: &OrgId, _: SegmentId, _: Stamp<'_>) -> Result<()> {
         broken()
     }
     fn add_members(
@@ -793,7 +794,7 @@ impl SegmentStore for Broken {
         _: &OrgId,
         _: SegmentId,
         _: &[Pid],
-        _: DateTime<Utc>,
+        _: Stamp<'_>,
     ) -> Result<MembersAdded> {
         broken()
     }
@@ -802,7 +803,7 @@ impl SegmentStore for Broken {
         _: &OrgId,
         _: SegmentId,
         _: &[Pid],
-        _: DateTime<Utc>,
+        _: Stamp<'_>,
     ) -> Result<MembersRemoved> {
         broken()
     }
@@ -822,6 +823,37 @@ impl SegmentStore for Broken {
         _: u64,
         _: usize,
     ) -> Result<(Vec<Member>, u64)> {
+        broken()
+    }
+    fn changes_since(&self, _: &OrgId, _: u64, _: usize) -> Result<Vec<Change>> {
+        broken()
+    }
+    fn timeline(&self, _: &OrgId, _: &Pid) -> Result<Vec<Change>> {
+        broken()
+    }
+    fn size_as_of(&self, _: &OrgId, _: SegmentId, _: DateTime<Utc>) -> Result<u64> {
+        broken()
+    }
+    fn members_as_of(
+        &self,
+        _: &OrgId,
+        _: SegmentId,
+        _: DateTime<Utc>,
+        _: Option<&Pid>,
+        _: usize,
+    ) -> Result<Vec<PastMember>> {
+        broken()
+    }
+    fn upsert_deaths(&self, _: &[DeathRecord], _: DateTime<Utc>) -> Result<(u64, u64)> {
+        broken()
+    }
+    fn death_signals(
+        &self,
+        _: &OrgId,
+        _: SegmentId,
+        _: DeathCursor,
+        _: usize,
+    ) -> Result<Vec<(DeathCursor, DeathRecord)>> {
         broken()
     }
 }

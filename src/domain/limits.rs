@@ -38,3 +38,15 @@ pub const DEFAULT_PAGE_LIMIT: usize = 100;
 
 /// Largest request body the wire adapter accepts, in bytes (16 MiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Longest `obituary_id` of a death record, in characters.
+pub const MAX_OBITUARY_ID_CHARS: usize = 255;
+
+/// Longest `obituary_url` of a death record, in characters.
+pub const MAX_URL_CHARS: usize = 2_048;
+
+/// Longest `source` or `publication_name` of a death record, in characters.
+pub const MAX_LABEL_CHARS: usize = 255;
+
+/// Most death reports in one ingestion call.
+pub const MAX_DEATHS_PER_CALL: usize = 100_000;

@@ -1,5 +1,7 @@
 //! The domain: ids, names, PIDs, segments, limits. No storage, no HTTP.
 
+pub(crate) mod death;
+pub(crate) mod history;
 pub(crate) mod ids;
 pub mod limits;
 pub(crate) mod member;

@@ -105,14 +105,12 @@ pub struct SegmentInsert {
     pub description: Option<String>,
     /// Its source label, already validated.
     pub source: String,
-    /// Creation time, truncated to microseconds; also its first `updated_at`.
-    pub created_at: DateTime<Utc>,
 }
 
 impl SegmentInsert {
-    /// The segment this insert creates (empty, `updated_at == created_at`)
-    /// and its name key.
-    pub fn into_segment(self) -> (Segment, String) {
+    /// The segment this insert creates at `created_at` (empty,
+    /// `updated_at == created_at`) and its name key.
+    pub fn into_segment(self, created_at: DateTime<Utc>) -> (Segment, String) {
         let (name, key) = self.name.into_parts();
         let segment = Segment {
             id: self.id,
@@ -120,8 +118,8 @@ impl SegmentInsert {
             description: self.description,
             source: self.source,
             current_size: 0,
-            created_at: self.created_at,
-            updated_at: self.created_at,
+            created_at,
+            updated_at: created_at,
         };
         (segment, key)
     }

@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: everything in process memory.
 
 use std::collections::BTreeSet;
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::Entry as Entry_;
 use std::fmt;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -13,8 +13,9 @@ use uuid::Uuid;
 use crate::clock::truncate_to_micros;
 use crate::domain::name::name_key;
 use crate::{
-    Error, Member, MemberCursor, MembersAdded, MembersRemoved, OrgId, Pid, Result, Segment,
-    SegmentChange, SegmentCursor, SegmentId, SegmentInsert, SegmentStore,
+    Change, ChangeKind, DeathCursor, DeathRecord, Error, Member, MemberCursor, MembersAdded,
+    MembersRemoved, OrgId, PastMember, Pid, Result, Segment, SegmentChange, SegmentCursor,
+    SegmentId, SegmentInsert, SegmentStore, Stamp,
 };
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
@@ -43,10 +44,11 @@ struct State {
     /// Every segment, by id: ids are unique across orgs, as in SQLite.
     segments: HashMap<SegmentId, Stored>,
     orgs: HashMap<OrgId, Org>,
+    deaths: Deaths,
 }
 
-/// One org's indexes. A segment's name key lives only in `by_key`; the
-/// rare rename or delete recomputes it from the stored name.
+/// One org's indexes and ledger. A segment's name key lives only in
+/// `by_key`; the rare rename or delete recomputes it from the stored name.
 #[derive(Default)]
 struct Org {
     /// Tells this org's segments from other orgs' in `State::segments`.
@@ -55,6 +57,7 @@ struct Org {
     /// (`created_at` in µs, id as an integer): creation order, compared as
     /// integers.
     by_creation: BTreeSet<(i64, u128)>,
+    ledger: Ledger,
 }
 
 struct Stored {
@@ -63,6 +66,9 @@ struct Stored {
     /// from `members`, so the two cannot disagree.
     segment: Segment,
     members: Members,
+    /// (ledger `seq`, size after it) for every call that changed the size,
+    /// in order: `size_as_of` is a binary search.
+    sizes: Vec<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -79,6 +85,30 @@ struct Membership {
     active: bool,
 }
 
+/// An org's ledger: entry `seq` is `entries[seq - 1]`, and entry times
+/// never go backwards.
+#[derive(Default)]
+struct Ledger {
+    entries: Vec<Entry>,
+    /// Each person's membership entries, as indexes into `entries`.
+    by_person: HashMap<Pid, Vec<usize>>,
+}
+
+struct Entry {
+    at: DateTime<Utc>,
+    request_id: Option<Arc<str>>,
+    segment: SegmentId,
+    kind: ChangeKind,
+}
+
+/// Death records, in feed order: record `n` (from 1) is `records[n - 1]`.
+#[derive(Default)]
+struct Deaths {
+    records: Vec<DeathRecord>,
+    by_obituary: HashMap<String, usize>,
+    by_pid: HashMap<Pid, Vec<usize>>,
+}
+
 fn creation_key(created_at: DateTime<Utc>, id: SegmentId) -> (i64, u128) {
     (created_at.timestamp_micros(), id.as_uuid().as_u128())
 }
@@ -86,6 +116,54 @@ fn creation_key(created_at: DateTime<Utc>, id: SegmentId) -> (i64, u128) {
 fn time(micros: i64) -> DateTime<Utc> {
     // Every stored time came from a `DateTime`, so it converts back.
     DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+impl Ledger {
+    /// The time the next entry gets: the stamp's, or the last entry's if
+    /// that is later.
+    fn next_at(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        self.entries.last().map_or(at, |last| last.at.max(at))
+    }
+
+    /// Appends an entry at `at` (from `next_at`); returns its `seq`.
+    fn append(
+        &mut self,
+        at: DateTime<Utc>,
+        request_id: &Option<Arc<str>>,
+        segment: SegmentId,
+        kind: ChangeKind,
+    ) -> u64 {
+        if let Some(pid) = kind.pid() {
+            self.by_person
+                .entry(pid.clone())
+                .or_default()
+                .push(self.entries.len());
+        }
+        self.entries.push(Entry {
+            at,
+            request_id: request_id.clone(),
+            segment,
+            kind,
+        });
+        self.entries.len() as u64
+    }
+
+    /// The number of entries recorded at or before `at`: entries
+    /// `1..=bound` are the ledger as of then.
+    fn bound(&self, at: DateTime<Utc>) -> usize {
+        self.entries.partition_point(|e| e.at <= at)
+    }
+
+    fn change(&self, index: usize) -> Change {
+        let e = &self.entries[index];
+        Change {
+            seq: index as u64 + 1,
+            at: e.at,
+            request_id: e.request_id.as_deref().map(str::to_owned),
+            segment_id: e.segment,
+            kind: e.kind.clone(),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -112,25 +190,30 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("orgs", &state.orgs.len())
             .field("segments", &state.segments.len())
+            .field("death_records", &state.deaths.records.len())
             .finish()
     }
 }
 
 impl State {
-    fn stored(&self, org: &OrgId, id: SegmentId) -> Result<&Stored> {
-        let number = self.orgs.get(org).map(|o| o.number);
-        self.segments
+    fn stored(&self, org: &OrgId, id: SegmentId) -> Result<(&Org, &Stored)> {
+        let org = self.orgs.get(org).ok_or(Error::NotFound { id })?;
+        let stored = self
+            .segments
             .get(&id)
-            .filter(|s| Some(s.org) == number)
-            .ok_or(Error::NotFound { id })
+            .filter(|s| s.org == org.number)
+            .ok_or(Error::NotFound { id })?;
+        Ok((org, stored))
     }
 
-    fn stored_mut(&mut self, org: &OrgId, id: SegmentId) -> Result<&mut Stored> {
-        let number = self.orgs.get(org).map(|o| o.number);
-        self.segments
+    fn stored_mut(&mut self, org: &OrgId, id: SegmentId) -> Result<(&mut Org, &mut Stored)> {
+        let org = self.orgs.get_mut(org).ok_or(Error::NotFound { id })?;
+        let stored = self
+            .segments
             .get_mut(&id)
-            .filter(|s| Some(s.org) == number)
-            .ok_or(Error::NotFound { id })
+            .filter(|s| s.org == org.number)
+            .ok_or(Error::NotFound { id })?;
+        Ok((org, stored))
     }
 }
 
@@ -149,6 +232,10 @@ impl Members {
         self.active.len() as u64
     }
 
+    fn is_active(&self, pid: &Pid) -> bool {
+        self.by_pid.get(pid).is_some_and(|m| m.active)
+    }
+
     fn member(&self, first_added_at: i64, pid: &Pid) -> Member {
         Member {
             pid: pid.clone(),
@@ -159,10 +246,10 @@ impl Members {
 }
 
 impl SegmentStore for MemoryStore {
-    fn insert_segment(&self, org: &OrgId, new: SegmentInsert) -> Result<Segment> {
+    fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
         let mut state = self.write();
         let state = &mut *state;
-        let Entry::Vacant(slot) = state.segments.entry(new.id) else {
+        let Entry_::Vacant(slot) = state.segments.entry(new.id) else {
             return Err(Error::storage(format!(
                 "segment id {} is already in use: the id generator repeated itself",
                 new.id
@@ -176,28 +263,37 @@ impl SegmentStore for MemoryStore {
                 ..Org::default()
             }),
         };
-        let (mut segment, key) = new.into_segment();
-        // Stores keep microseconds, whoever built the insert.
-        segment.created_at = truncate_to_micros(segment.created_at);
-        segment.updated_at = segment.created_at;
+        // Stores keep microseconds, whoever built the stamp.
+        let (segment, key) = new.into_segment(truncate_to_micros(stamp.at));
         match org.by_key.entry(key) {
-            Entry::Occupied(_) => {
+            Entry_::Occupied(_) => {
                 return Err(Error::DuplicateName { name: segment.name });
             }
-            Entry::Vacant(k) => k.insert(segment.id),
+            Entry_::Vacant(k) => k.insert(segment.id),
         };
         org.by_creation
             .insert(creation_key(segment.created_at, segment.id));
+        let at = org.ledger.next_at(segment.created_at);
+        org.ledger.append(
+            at,
+            &stamp.request_id.map(Arc::from),
+            segment.id,
+            ChangeKind::Created {
+                name: segment.name.clone(),
+                description: segment.description.clone(),
+            },
+        );
         let stored = slot.insert(Stored {
             org: org.number,
             segment,
             members: Members::default(),
+            sizes: Vec::new(),
         });
         Ok(stored.segment.clone())
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
-        Ok(self.read().stored(org, id)?.segment())
+        Ok(self.read().stored(org, id)?.1.segment())
     }
 
     fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>> {
@@ -234,18 +330,12 @@ impl SegmentStore for MemoryStore {
         org_id: &OrgId,
         id: SegmentId,
         change: &SegmentChange,
-        at: DateTime<Utc>,
+        stamp: Stamp<'_>,
     ) -> Result<Segment> {
         let mut state = self.write();
-        let state = &mut *state;
-        let org = state.orgs.get_mut(org_id).ok_or(Error::NotFound { id })?;
-        let stored = state
-            .segments
-            .get_mut(&id)
-            .filter(|s| s.org == org.number)
-            .ok_or(Error::NotFound { id })?;
+        let (org, stored) = state.stored_mut(org_id, id)?;
         let segment = &mut stored.segment;
-        match change {
+        let kind = match change {
             SegmentChange::Rename(name) => {
                 if org
                     .by_key
@@ -259,16 +349,25 @@ impl SegmentStore for MemoryStore {
                 org.by_key.remove(name_key(&segment.name).as_str());
                 org.by_key.insert(name.key().to_owned(), id);
                 segment.name = name.as_str().to_owned();
+                ChangeKind::Renamed {
+                    name: segment.name.clone(),
+                }
             }
             SegmentChange::Describe(description) => {
                 segment.description = description.clone();
+                ChangeKind::DescriptionChanged {
+                    description: description.clone(),
+                }
             }
-        }
-        segment.updated_at = truncate_to_micros(at);
+        };
+        segment.updated_at = truncate_to_micros(stamp.at);
+        let at = org.ledger.next_at(segment.updated_at);
+        org.ledger
+            .append(at, &stamp.request_id.map(Arc::from), id, kind);
         Ok(stored.segment())
     }
 
-    fn delete_segment(&self, org_id: &OrgId, id: SegmentId) -> Result<()> {
+    fn delete_segment(&self, org_id: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
         let mut state = self.write();
         state.stored(org_id, id)?;
         let stored = state.segments.remove(&id).ok_or(Error::NotFound { id })?;
@@ -279,6 +378,13 @@ impl SegmentStore for MemoryStore {
         org.by_key.remove(name_key(&stored.segment.name).as_str());
         org.by_creation
             .remove(&creation_key(stored.segment.created_at, id));
+        let at = org.ledger.next_at(truncate_to_micros(stamp.at));
+        org.ledger.append(
+            at,
+            &stamp.request_id.map(Arc::from),
+            id,
+            ChangeKind::Deleted,
+        );
         // Dropping the members outside the lock keeps a big delete from
         // stalling other callers.
         drop(state);
@@ -291,36 +397,45 @@ impl SegmentStore for MemoryStore {
         org: &OrgId,
         id: SegmentId,
         pids: &[Pid],
-        at: DateTime<Utc>,
+        stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        let at = at.timestamp_micros();
+        let micros = stamp.at.timestamp_micros();
+        let request_id = stamp.request_id.map(Arc::from);
         let mut state = self.write();
-        let members = &mut state.stored_mut(org, id)?.members;
+        let (org, stored) = state.stored_mut(org, id)?;
+        let ledger_at = org.ledger.next_at(truncate_to_micros(stamp.at));
+        let members = &mut stored.members;
         members.by_pid.reserve(pids.len());
         let (mut n_added, mut n_redundant) = (0, 0);
+        let mut last_seq = None;
         for pid in pids {
-            match members.by_pid.entry(pid.clone()) {
-                Entry::Vacant(slot) => {
+            let kind = match members.by_pid.entry(pid.clone()) {
+                Entry_::Vacant(slot) => {
                     slot.insert(Membership {
-                        first_added_at: at,
-                        last_added_at: at,
+                        first_added_at: micros,
+                        last_added_at: micros,
                         active: true,
                     });
-                    members.active.insert((at, pid.clone()));
-                    n_added += 1;
+                    members.active.insert((micros, pid.clone()));
+                    ChangeKind::MemberAdded { pid: pid.clone() }
                 }
-                Entry::Occupied(slot) => {
+                Entry_::Occupied(slot) => {
                     let m = slot.into_mut();
-                    m.last_added_at = at;
+                    m.last_added_at = micros;
                     if m.active {
                         n_redundant += 1;
-                    } else {
-                        m.active = true;
-                        members.active.insert((m.first_added_at, pid.clone()));
-                        n_added += 1;
+                        continue;
                     }
+                    m.active = true;
+                    members.active.insert((m.first_added_at, pid.clone()));
+                    ChangeKind::MemberReAdded { pid: pid.clone() }
                 }
-            }
+            };
+            n_added += 1;
+            last_seq = Some(org.ledger.append(ledger_at, &request_id, id, kind));
+        }
+        if let Some(seq) = last_seq {
+            stored.sizes.push((seq, members.size()));
         }
         Ok(MembersAdded {
             n_added,
@@ -334,19 +449,26 @@ impl SegmentStore for MemoryStore {
         org: &OrgId,
         id: SegmentId,
         pids: &[Pid],
-        _at: DateTime<Utc>,
+        stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
+        let request_id = stamp.request_id.map(Arc::from);
         let mut state = self.write();
-        let members = &mut state.stored_mut(org, id)?.members;
+        let (org, stored) = state.stored_mut(org, id)?;
+        let ledger_at = org.ledger.next_at(truncate_to_micros(stamp.at));
+        let members = &mut stored.members;
         let mut n_deleted = 0;
+        let mut last_seq = None;
         for pid in pids {
-            if let Some(m) = members.by_pid.get_mut(pid) {
-                if m.active {
-                    m.active = false;
-                    members.active.remove(&(m.first_added_at, pid.clone()));
-                    n_deleted += 1;
-                }
+            if let Some(m) = members.by_pid.get_mut(pid).filter(|m| m.active) {
+                m.active = false;
+                members.active.remove(&(m.first_added_at, pid.clone()));
+                n_deleted += 1;
+                let kind = ChangeKind::MemberRemoved { pid: pid.clone() };
+                last_seq = Some(org.ledger.append(ledger_at, &request_id, id, kind));
             }
+        }
+        if let Some(seq) = last_seq {
+            stored.sizes.push((seq, members.size()));
         }
         Ok(MembersRemoved {
             n_deleted,
@@ -362,7 +484,7 @@ impl SegmentStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Member>> {
         let state = self.read();
-        let members = &state.stored(org, id)?.members;
+        let members = &state.stored(org, id)?.1.members;
         let start = after.map_or(Bound::Unbounded, |c| {
             Bound::Excluded((c.first_added_at().timestamp_micros(), c.pid().clone()))
         });
@@ -382,7 +504,7 @@ impl SegmentStore for MemoryStore {
         limit: usize,
     ) -> Result<(Vec<Member>, u64)> {
         let state = self.read();
-        let members = &state.stored(org, id)?.members;
+        let members = &state.stored(org, id)?.1.members;
         let page = members
             .active
             .iter()
@@ -391,6 +513,139 @@ impl SegmentStore for MemoryStore {
             .map(|(first, pid)| members.member(*first, pid))
             .collect();
         Ok((page, members.size()))
+    }
+
+    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+        let state = self.read();
+        let Some(org) = state.orgs.get(org) else {
+            return Ok(Vec::new());
+        };
+        let start = usize::try_from(after).unwrap_or(usize::MAX);
+        let end = start.saturating_add(limit).min(org.ledger.entries.len());
+        Ok((start..end).map(|i| org.ledger.change(i)).collect())
+    }
+
+    fn timeline(&self, org: &OrgId, pid: &Pid) -> Result<Vec<Change>> {
+        let state = self.read();
+        Ok(state
+            .orgs
+            .get(org)
+            .and_then(|org| {
+                let entries = org.ledger.by_person.get(pid)?;
+                Some(entries.iter().map(|&i| org.ledger.change(i)).collect())
+            })
+            .unwrap_or_default())
+    }
+
+    fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
+        let state = self.read();
+        let (org, stored) = state.stored(org, id)?;
+        let bound = org.ledger.bound(at) as u64;
+        let samples = stored.sizes.partition_point(|&(seq, _)| seq <= bound);
+        Ok(samples.checked_sub(1).map_or(0, |i| stored.sizes[i].1))
+    }
+
+    fn members_as_of(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        at: DateTime<Utc>,
+        after: Option<&Pid>,
+        limit: usize,
+    ) -> Result<Vec<PastMember>> {
+        let state = self.read();
+        let (org, stored) = state.stored(org, id)?;
+        let ledger = &org.ledger;
+        let bound = ledger.bound(at);
+        let mut past: Vec<PastMember> = stored
+            .members
+            .by_pid
+            .iter()
+            .filter(|(pid, _)| after.is_none_or(|a| *pid > a))
+            .filter_map(|(pid, m)| {
+                // The person's last entry in this segment as of `at`.
+                let last = ledger
+                    .by_person
+                    .get(pid)?
+                    .iter()
+                    .rev()
+                    .find(|&&i| i < bound && ledger.entries[i].segment == id)?;
+                let entry = &ledger.entries[*last];
+                entry.kind.joins().then(|| PastMember {
+                    pid: pid.clone(),
+                    first_added_at: time(m.first_added_at),
+                    joined_at: entry.at,
+                })
+            })
+            .collect();
+        past.sort_unstable_by(|a, b| a.pid.cmp(&b.pid));
+        past.truncate(limit);
+        Ok(past)
+    }
+
+    fn upsert_deaths(&self, records: &[DeathRecord], _at: DateTime<Utc>) -> Result<(u64, u64)> {
+        let mut state = self.write();
+        let deaths = &mut state.deaths;
+        let (mut inserted, mut updated) = (0, 0);
+        for record in records {
+            match deaths.by_obituary.get(&record.obituary_id) {
+                Some(&i) => {
+                    let old = &mut deaths.records[i];
+                    if old.minerva_pid != record.minerva_pid {
+                        if let Some(list) = deaths.by_pid.get_mut(&old.minerva_pid) {
+                            list.retain(|&j| j != i);
+                        }
+                        deaths
+                            .by_pid
+                            .entry(record.minerva_pid.clone())
+                            .or_default()
+                            .push(i);
+                    }
+                    *old = DeathRecord {
+                        first_observed_at: old.first_observed_at,
+                        ..record.clone()
+                    };
+                    updated += 1;
+                }
+                None => {
+                    let i = deaths.records.len();
+                    deaths.records.push(record.clone());
+                    deaths.by_obituary.insert(record.obituary_id.clone(), i);
+                    deaths
+                        .by_pid
+                        .entry(record.minerva_pid.clone())
+                        .or_default()
+                        .push(i);
+                    inserted += 1;
+                }
+            }
+        }
+        Ok((inserted, updated))
+    }
+
+    fn death_signals(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        after: DeathCursor,
+        limit: usize,
+    ) -> Result<Vec<(DeathCursor, DeathRecord)>> {
+        let state = self.read();
+        let members = &state.stored(org, id)?.1.members;
+        let deaths = &state.deaths;
+        let mut found: Vec<usize> = deaths
+            .by_pid
+            .iter()
+            .filter(|(pid, _)| members.is_active(pid))
+            .flat_map(|(_, list)| list.iter().copied())
+            .filter(|&i| i as u64 + 1 > after.get())
+            .collect();
+        found.sort_unstable();
+        Ok(found
+            .into_iter()
+            .take(limit)
+            .map(|i| (DeathCursor::new(i as u64 + 1), deaths.records[i].clone()))
+            .collect())
     }
 }
 

@@ -8,13 +8,18 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
+use crate::clock::truncate_to_micros;
 use crate::domain::pid::is_well_formed;
 use crate::{
-    Error, Member, MemberCursor, MembersAdded, MembersRemoved, OrgId, Pid, Result, Segment,
-    SegmentChange, SegmentCursor, SegmentId, SegmentInsert, SegmentStore,
+    Change, ChangeKind, DeathCursor, DeathRecord, Error, Member, MemberCursor, MembersAdded,
+    MembersRemoved, OrgId, PastMember, Pid, Result, Segment, SegmentChange, SegmentCursor,
+    SegmentId, SegmentInsert, SegmentStore, Stamp,
 };
 
+mod history;
 mod schema;
+
+use history::{Ledger, Membership};
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
 ///
@@ -375,11 +380,14 @@ fn select_segment(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<Segme
 }
 
 impl SegmentStore for SqliteStore {
-    fn insert_segment(&self, org: &OrgId, new: SegmentInsert) -> Result<Segment> {
-        let conn = self.writer();
-        // One statement in autocommit: atomic, and the unique index decides
-        // between racing creates, in this process or another.
-        let inserted = conn
+    fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        // The unique index decides between racing creates, in this process
+        // or another; `ON CONFLICT` tells its answer without matching text.
+        let inserted = tx
             .prepare_cached(
                 "INSERT INTO segments (id, org, name, name_key, description, source, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
@@ -393,7 +401,7 @@ impl SegmentStore for SqliteStore {
                 new.name.key(),
                 new.description,
                 new.source,
-                micros(new.created_at),
+                micros(stamp.at),
             ])
             .db()?;
         if inserted == 0 {
@@ -401,7 +409,14 @@ impl SegmentStore for SqliteStore {
                 name: new.name.as_str().to_owned(),
             });
         }
-        Ok(new.into_segment().0)
+        let (segment, _) = new.into_segment(truncate_to_micros(stamp.at));
+        let created = ChangeKind::Created {
+            name: segment.name.clone(),
+            description: segment.description.clone(),
+        };
+        Ledger::open(&tx, org.as_str(), stamp)?.append(&tx, segment.id, &created)?;
+        tx.commit().db()?;
+        Ok(segment)
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
@@ -466,14 +481,15 @@ impl SegmentStore for SqliteStore {
         org: &OrgId,
         id: SegmentId,
         change: &SegmentChange,
-        at: DateTime<Utc>,
+        stamp: Stamp<'_>,
     ) -> Result<Segment> {
+        let at = stamp.at;
         let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
         select_segment(&tx, org, id)?;
-        match change {
+        let kind = match change {
             SegmentChange::Rename(name) => {
                 // Under the write lock this read is the truth; the unique
                 // index stays the last word.
@@ -499,6 +515,9 @@ impl SegmentStore for SqliteStore {
                     id.as_bytes()
                 ])
                 .db()?;
+                ChangeKind::Renamed {
+                    name: name.as_str().to_owned(),
+                }
             }
             SegmentChange::Describe(description) => {
                 tx.prepare_cached(
@@ -507,8 +526,12 @@ impl SegmentStore for SqliteStore {
                 .db()?
                 .execute(params![description, micros(at), id.as_bytes()])
                 .db()?;
+                ChangeKind::DescriptionChanged {
+                    description: description.clone(),
+                }
             }
-        }
+        };
+        Ledger::open(&tx, org.as_str(), stamp)?.append(&tx, id, &kind)?;
         let segment = select_segment(&tx, org, id)?;
         tx.commit().db()?;
         Ok(segment)
@@ -519,9 +542,9 @@ impl SegmentStore for SqliteStore {
         org: &OrgId,
         id: SegmentId,
         pids: &[Pid],
-        at: DateTime<Utc>,
+        stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        let at = micros(at);
+        let at = micros(stamp.at);
         // In key order, the B-tree pages each statement touches are the ones
         // the previous statement touched.
         let mut sorted: Vec<&str> = pids.iter().map(Pid::as_str).collect();
@@ -531,6 +554,7 @@ impl SegmentStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
         let (seq, size) = locate(&tx, org, id)?;
+        let mut ledger = Ledger::open(&tx, org.as_str(), stamp)?;
         let mut state = tx
             .prepare_cached(
                 "SELECT removed_at IS NULL FROM segment_memberships WHERE segment = ?1 AND pid = ?2",
@@ -542,37 +566,47 @@ impl SegmentStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?3)",
             )
             .db()?;
-        let mut touch = tx
+        let mut rejoin = tx
             .prepare_cached(
                 "UPDATE segment_memberships SET last_added_at = ?3, removed_at = NULL
                  WHERE segment = ?1 AND pid = ?2",
             )
             .db()?;
+        let mut touch = tx
+            .prepare_cached(
+                "UPDATE segment_memberships SET last_added_at = ?3 WHERE segment = ?1 AND pid = ?2",
+            )
+            .db()?;
         let (mut n_added, mut n_redundant) = (0, 0);
+        let mut last_entry = None;
         for pid in sorted {
             let active: Option<bool> = state
                 .query_row(params![seq, pid], |r| r.get(0))
                 .optional()
                 .db()?;
-            match active {
+            let entry = match active {
+                Some(true) => {
+                    touch.execute(params![seq, pid, at]).db()?;
+                    n_redundant += 1;
+                    continue;
+                }
+                Some(false) => {
+                    rejoin.execute(params![seq, pid, at]).db()?;
+                    Membership::ReAdded
+                }
                 None => {
                     insert.execute(params![seq, pid, at]).db()?;
-                    n_added += 1;
+                    Membership::Added
                 }
-                Some(active) => {
-                    touch.execute(params![seq, pid, at]).db()?;
-                    if active {
-                        n_redundant += 1;
-                    } else {
-                        n_added += 1;
-                    }
-                }
-            }
+            };
+            n_added += 1;
+            last_entry = Some(ledger.member(&tx, id, entry, pid)?);
         }
-        drop((state, insert, touch));
+        drop((state, insert, rejoin, touch));
         let new_current_size = size + n_added;
-        if n_added > 0 {
+        if let Some(entry) = last_entry {
             set_size(&tx, seq, new_current_size)?;
+            history::record_size(&tx, seq, entry, new_current_size)?;
         }
         tx.commit().db()?;
         Ok(MembersAdded {
@@ -587,9 +621,9 @@ impl SegmentStore for SqliteStore {
         org: &OrgId,
         id: SegmentId,
         pids: &[Pid],
-        at: DateTime<Utc>,
+        stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
-        let at = micros(at);
+        let at = micros(stamp.at);
         let mut sorted: Vec<&str> = pids.iter().map(Pid::as_str).collect();
         sorted.sort_unstable();
         let mut conn = self.writer();
@@ -597,6 +631,7 @@ impl SegmentStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
         let (seq, size) = locate(&tx, org, id)?;
+        let mut ledger = Ledger::open(&tx, org.as_str(), stamp)?;
         let mut remove = tx
             .prepare_cached(
                 "UPDATE segment_memberships SET removed_at = ?3
@@ -604,8 +639,12 @@ impl SegmentStore for SqliteStore {
             )
             .db()?;
         let mut n_deleted = 0;
+        let mut last_entry = None;
         for pid in sorted {
-            n_deleted += remove.execute(params![seq, pid, at]).db()? as u64;
+            if remove.execute(params![seq, pid, at]).db()? > 0 {
+                n_deleted += 1;
+                last_entry = Some(ledger.member(&tx, id, Membership::Removed, pid)?);
+            }
         }
         drop(remove);
         let new_current_size = size.checked_sub(n_deleted).ok_or_else(|| {
@@ -613,8 +652,9 @@ impl SegmentStore for SqliteStore {
                 "segment {id}: current_size {size} is below the {n_deleted} members removed"
             ))
         })?;
-        if n_deleted > 0 {
+        if let Some(entry) = last_entry {
             set_size(&tx, seq, new_current_size)?;
+            history::record_size(&tx, seq, entry, new_current_size)?;
         }
         tx.commit().db()?;
         Ok(MembersRemoved {
@@ -692,9 +732,12 @@ impl SegmentStore for SqliteStore {
         })
     }
 
-    fn delete_segment(&self, org: &OrgId, id: SegmentId) -> Result<()> {
-        let conn = self.writer();
-        let deleted = conn
+    fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let deleted = tx
             .prepare_cached("DELETE FROM segments WHERE id = ?1 AND org = ?2")
             .db()?
             .execute(params![id.as_bytes(), org.as_str()])
@@ -702,7 +745,153 @@ impl SegmentStore for SqliteStore {
         if deleted == 0 {
             return Err(Error::NotFound { id });
         }
-        Ok(())
+        Ledger::open(&tx, org.as_str(), stamp)?.append(&tx, id, &ChangeKind::Deleted)?;
+        tx.commit().db()
+    }
+
+    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM segment_ledger WHERE org = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                history::CHANGE_COLUMNS
+            ))
+            .db()?
+            .query_map(
+                params![org.as_str(), after, limit],
+                history::change_from_row,
+            )
+            .db()?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .db()
+        })
+    }
+
+    fn timeline(&self, org: &OrgId, pid: &Pid) -> Result<Vec<Change>> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM segment_ledger WHERE org = ?1 AND pid = ?2 ORDER BY seq",
+                history::CHANGE_COLUMNS
+            ))
+            .db()?
+            .query_map(
+                params![org.as_str(), pid.as_str()],
+                history::change_from_row,
+            )
+            .db()?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .db()
+        })
+    }
+
+    fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction().db()?;
+            let (seq, _) = locate(&tx, org, id)?;
+            let bound = history::bound(&tx, org.as_str(), at)?;
+            let size: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT size FROM segment_sizes WHERE segment = ?1 AND seq <= ?2
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .db()?
+                .query_row(params![seq, bound], |r| r.get(0))
+                .optional()
+                .db()?;
+            Ok(size.map_or(0, |s| s.max(0) as u64))
+        })
+    }
+
+    fn members_as_of(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        at: DateTime<Utc>,
+        after: Option<&Pid>,
+        limit: usize,
+    ) -> Result<Vec<PastMember>> {
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction().db()?;
+            let (seq, _) = locate(&tx, org, id)?;
+            let bound = history::bound(&tx, org.as_str(), at)?;
+            let mut last_entry = tx
+                .prepare_cached(
+                    "SELECT kind, at FROM segment_ledger
+                     WHERE org = ?1 AND pid = ?2 AND seq <= ?3 AND segment = ?4
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .db()?;
+            let mut candidates = tx
+                .prepare_cached(
+                    "SELECT pid, first_added_at, last_added_at FROM segment_memberships
+                     WHERE segment = ?1 AND pid > ?2 ORDER BY pid",
+                )
+                .db()?;
+            let mut rows = candidates
+                .query(params![seq, after.map_or("", Pid::as_str)])
+                .db()?;
+            let mut past = Vec::new();
+            while past.len() < limit {
+                let Some(row) = rows.next().db()? else { break };
+                let member = member_from_row(row).db()?;
+                let entry: Option<(i64, i64)> = last_entry
+                    .query_row(
+                        params![org.as_str(), member.pid.as_str(), bound, id.as_bytes()],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .db()?;
+                if let Some((_, joined)) = entry.filter(|(kind, _)| history::joins(*kind)) {
+                    past.push(PastMember {
+                        joined_at: DateTime::from_timestamp_micros(joined).ok_or_else(|| {
+                            Error::storage(format!("stored time {joined} is out of range"))
+                        })?,
+                        pid: member.pid,
+                        first_added_at: member.first_added_at,
+                    });
+                }
+            }
+            Ok(past)
+        })
+    }
+
+    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<(u64, u64)> {
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let counts = history::upsert_deaths(&tx, records, at)?;
+        tx.commit().db()?;
+        Ok(counts)
+    }
+
+    fn death_signals(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        after: DeathCursor,
+        limit: usize,
+    ) -> Result<Vec<(DeathCursor, DeathRecord)>> {
+        let after = i64::try_from(after.get()).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction().db()?;
+            let (seq, _) = locate(&tx, org, id)?;
+            tx.prepare_cached(&format!(
+                "SELECT {} FROM death_records d
+                 JOIN segment_memberships m
+                   ON m.segment = ?1 AND m.pid = d.pid AND m.removed_at IS NULL
+                 WHERE d.seq > ?2 ORDER BY d.seq LIMIT ?3",
+                history::DEATH_COLUMNS
+            ))
+            .db()?
+            .query_map(params![seq, after, limit], history::death_from_row)
+            .db()?
+            .map(|r| r.map(|(n, record)| (DeathCursor::new(n), record)))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .db()
+        })
     }
 }
 

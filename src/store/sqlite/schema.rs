@@ -12,7 +12,8 @@ use crate::{Error, Result};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
-    // 1: segments and their memberships. `seq` is AUTOINCREMENT so that a
+    // 1: segments, memberships, the ledger, sizes over time, death records.
+    // `segments.seq` is AUTOINCREMENT so that a
     // deleted segment's row id is never given to another.
     "CREATE TABLE segments (
         seq          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -41,7 +42,46 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- `removed_at IS NULL` is answered from the index too.
     CREATE INDEX segment_memberships_in_order
         ON segment_memberships (segment, first_added_at, pid, last_added_at, removed_at)
-        WHERE removed_at IS NULL;",
+        WHERE removed_at IS NULL;
+    -- The ledger: every change, numbered per org in commit order. Segments
+    -- are named by id, so entries outlive the segments they describe.
+    CREATE TABLE segment_ledger (
+        org         TEXT    NOT NULL,
+        seq         INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        request_id  TEXT,
+        segment     BLOB    NOT NULL,
+        kind        INTEGER NOT NULL,
+        pid         TEXT,
+        name        TEXT,
+        description TEXT,
+        PRIMARY KEY (org, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX segment_ledger_by_person
+        ON segment_ledger (org, pid, seq)
+        WHERE pid IS NOT NULL;
+    -- A segment's size after each call that changed it, by ledger seq.
+    CREATE TABLE segment_sizes (
+        segment INTEGER NOT NULL REFERENCES segments (seq) ON DELETE CASCADE,
+        seq     INTEGER NOT NULL,
+        size    INTEGER NOT NULL CHECK (size >= 0),
+        PRIMARY KEY (segment, seq)
+    ) WITHOUT ROWID;
+    -- Death records, shared by every org; seq is the death feed's order.
+    CREATE TABLE death_records (
+        seq                          INTEGER PRIMARY KEY AUTOINCREMENT,
+        obituary_id                  TEXT    NOT NULL UNIQUE,
+        pid                          TEXT    NOT NULL,
+        date_of_death                TEXT    NOT NULL,
+        publication_last_update_date TEXT,
+        first_observed_at            INTEGER NOT NULL,
+        source                       TEXT    NOT NULL,
+        obituary_url                 TEXT,
+        publication_name             TEXT,
+        confidence_score             REAL    NOT NULL,
+        updated_at                   INTEGER NOT NULL
+    );
+    CREATE INDEX death_records_by_person ON death_records (pid, seq);",
 ];
 
 /// The schema version this build of the crate writes and reads.

@@ -1,0 +1,306 @@
+//! The ledger, sizes over time and death records, in SQL.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Db, count_at, micros, time_at};
+use crate::domain::pid::is_well_formed;
+use crate::{Change, ChangeKind, DeathRecord, Pid, Result, SegmentId, SignalMetadata, Stamp};
+
+/// The columns [`change_from_row`] reads.
+pub(super) const CHANGE_COLUMNS: &str =
+    "seq, at, request_id, segment, kind, pid, name, description";
+
+const CREATED: i64 = 1;
+const RENAMED: i64 = 2;
+const DESCRIBED: i64 = 3;
+const DELETED: i64 = 4;
+const ADDED: i64 = 5;
+const READDED: i64 = 6;
+const REMOVED: i64 = 7;
+
+/// Writes one transaction's ledger entries for one org.
+pub(super) struct Ledger<'a> {
+    org: &'a str,
+    request_id: Option<&'a str>,
+    /// The time every entry of this transaction gets: the stamp's, or the
+    /// org's last entry's if that is later (entry times never go back).
+    at: i64,
+    last: i64,
+}
+
+impl<'a> Ledger<'a> {
+    /// Reads where the org's ledger ends. Call inside the write transaction.
+    pub(super) fn open(conn: &Connection, org: &'a str, stamp: Stamp<'a>) -> Result<Self> {
+        let last: Option<(i64, i64)> = conn
+            .prepare_cached(
+                "SELECT seq, at FROM segment_ledger WHERE org = ?1 ORDER BY seq DESC LIMIT 1",
+            )
+            .db()?
+            .query_row([org], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .db()?;
+        let (last, last_at) = last.unwrap_or((0, i64::MIN));
+        Ok(Self {
+            org,
+            request_id: stamp.request_id,
+            at: micros(stamp.at).max(last_at),
+            last,
+        })
+    }
+
+    /// Appends an entry; returns its `seq`.
+    pub(super) fn append(
+        &mut self,
+        conn: &Connection,
+        segment: SegmentId,
+        kind: &ChangeKind,
+    ) -> Result<i64> {
+        let (code, pid, name, description) = match kind {
+            ChangeKind::Created { name, description } => {
+                (CREATED, None, Some(name.as_str()), description.as_deref())
+            }
+            ChangeKind::Renamed { name } => (RENAMED, None, Some(name.as_str()), None),
+            ChangeKind::DescriptionChanged { description } => {
+                (DESCRIBED, None, None, description.as_deref())
+            }
+            ChangeKind::Deleted => (DELETED, None, None, None),
+            ChangeKind::MemberAdded { pid } => (ADDED, Some(pid.as_str()), None, None),
+            ChangeKind::MemberReAdded { pid } => (READDED, Some(pid.as_str()), None, None),
+            ChangeKind::MemberRemoved { pid } => (REMOVED, Some(pid.as_str()), None, None),
+        };
+        self.last += 1;
+        conn.prepare_cached(
+            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, pid, name, description)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .db()?
+        .execute(params![
+            self.org,
+            self.last,
+            self.at,
+            self.request_id,
+            segment.as_bytes(),
+            code,
+            pid,
+            name,
+            description
+        ])
+        .db()?;
+        Ok(self.last)
+    }
+
+    /// Appends a membership entry of `pid`.
+    pub(super) fn member(
+        &mut self,
+        conn: &Connection,
+        segment: SegmentId,
+        code: Membership,
+        pid: &str,
+    ) -> Result<i64> {
+        self.last += 1;
+        conn.prepare_cached(
+            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, pid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .db()?
+        .execute(params![
+            self.org,
+            self.last,
+            self.at,
+            self.request_id,
+            segment.as_bytes(),
+            code as i64,
+            pid
+        ])
+        .db()?;
+        Ok(self.last)
+    }
+}
+
+/// The membership entries, by their ledger code.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Membership {
+    Added = ADDED as isize,
+    ReAdded = READDED as isize,
+    Removed = REMOVED as isize,
+}
+
+/// Whether a ledger code makes the person a member.
+pub(super) fn joins(code: i64) -> bool {
+    code == ADDED || code == READDED
+}
+
+/// Records the segment's size after ledger entry `seq`.
+pub(super) fn record_size(conn: &Connection, segment: i64, seq: i64, size: u64) -> Result<()> {
+    conn.prepare_cached("INSERT INTO segment_sizes (segment, seq, size) VALUES (?1, ?2, ?3)")
+        .db()?
+        .execute(params![segment, seq, size as i64])
+        .db()?;
+    Ok(())
+}
+
+fn corrupt(i: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into())
+}
+
+fn pid_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Pid> {
+    let pid: String = row.get(i)?;
+    if is_well_formed(&pid) {
+        Ok(Pid::new_unchecked(&pid))
+    } else {
+        Err(corrupt(i, format!("stored PID {pid:?} is malformed")))
+    }
+}
+
+/// A ledger row, read with [`CHANGE_COLUMNS`].
+pub(super) fn change_from_row(row: &Row<'_>) -> rusqlite::Result<Change> {
+    let code: i64 = row.get(4)?;
+    let name = || row.get::<_, String>(6);
+    let description = || row.get::<_, Option<String>>(7);
+    let kind = match code {
+        CREATED => ChangeKind::Created {
+            name: name()?,
+            description: description()?,
+        },
+        RENAMED => ChangeKind::Renamed { name: name()? },
+        DESCRIBED => ChangeKind::DescriptionChanged {
+            description: description()?,
+        },
+        DELETED => ChangeKind::Deleted,
+        ADDED => ChangeKind::MemberAdded {
+            pid: pid_at(row, 5)?,
+        },
+        READDED => ChangeKind::MemberReAdded {
+            pid: pid_at(row, 5)?,
+        },
+        REMOVED => ChangeKind::MemberRemoved {
+            pid: pid_at(row, 5)?,
+        },
+        other => return Err(corrupt(4, format!("unknown ledger entry kind {other}"))),
+    };
+    let segment: [u8; 16] = row.get(3)?;
+    Ok(Change {
+        seq: count_at(row, 0)?,
+        at: time_at(row, 1)?,
+        request_id: row.get(2)?,
+        segment_id: SegmentId::from_uuid(uuid::Uuid::from_bytes(segment)),
+        kind,
+    })
+}
+
+/// The number of the org's ledger entries recorded at or before `at`.
+/// Entry times never go back, so a binary search over `seq` finds it with
+/// a few primary-key reads, whatever the length of the ledger.
+pub(super) fn bound(conn: &Connection, org: &str, at: DateTime<Utc>) -> Result<i64> {
+    let at = micros(at);
+    let mut at_of = conn
+        .prepare_cached("SELECT at FROM segment_ledger WHERE org = ?1 AND seq = ?2")
+        .db()?;
+    let last: i64 = conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM segment_ledger WHERE org = ?1")
+        .db()?
+        .query_row([org], |r| r.get(0))
+        .db()?;
+    // Invariant: entries 1..=lo are at or before `at`; entries after hi are
+    // after it.
+    let (mut lo, mut hi) = (0, last);
+    while lo < hi {
+        let mid = lo + (hi - lo + 1) / 2;
+        let mid_at: i64 = at_of.query_row(params![org, mid], |r| r.get(0)).db()?;
+        if mid_at <= at {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(lo)
+}
+
+fn date_at(row: &Row<'_>, i: usize) -> rusqlite::Result<NaiveDate> {
+    let s: String = row.get(i)?;
+    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+        .map_err(|_| corrupt(i, format!("stored date {s:?} is malformed")))
+}
+
+/// The columns [`death_from_row`] reads.
+pub(super) const DEATH_COLUMNS: &str = "d.seq, d.pid, d.obituary_id, d.date_of_death, \
+     d.publication_last_update_date, d.first_observed_at, d.source, d.obituary_url, \
+     d.publication_name, d.confidence_score";
+
+/// A death record and its feed position, read with [`DEATH_COLUMNS`].
+pub(super) fn death_from_row(row: &Row<'_>) -> rusqlite::Result<(u64, DeathRecord)> {
+    Ok((
+        count_at(row, 0)?,
+        DeathRecord {
+            minerva_pid: pid_at(row, 1)?,
+            obituary_id: row.get(2)?,
+            date_of_death: date_at(row, 3)?,
+            publication_last_update_date: row
+                .get::<_, Option<String>>(4)?
+                .map(|_| date_at(row, 4))
+                .transpose()?,
+            first_observed_at: time_at(row, 5)?,
+            signal_metadata: SignalMetadata {
+                source: row.get(6)?,
+                obituary_url: row.get(7)?,
+                publication_name: row.get(8)?,
+                confidence_score: row.get(9)?,
+            },
+        },
+    ))
+}
+
+/// Inserts or updates each record (keeping a known obituary's
+/// `first_observed_at` and feed position); returns (inserted, updated).
+/// Call inside a write transaction.
+pub(super) fn upsert_deaths(
+    conn: &Connection,
+    records: &[DeathRecord],
+    at: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    let mut known = conn
+        .prepare_cached("SELECT 1 FROM death_records WHERE obituary_id = ?1")
+        .db()?;
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT INTO death_records (obituary_id, pid, date_of_death, publication_last_update_date,
+                 first_observed_at, source, obituary_url, publication_name, confidence_score, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (obituary_id) DO UPDATE SET
+                 pid = excluded.pid,
+                 date_of_death = excluded.date_of_death,
+                 publication_last_update_date = excluded.publication_last_update_date,
+                 source = excluded.source,
+                 obituary_url = excluded.obituary_url,
+                 publication_name = excluded.publication_name,
+                 confidence_score = excluded.confidence_score,
+                 updated_at = excluded.updated_at",
+        )
+        .db()?;
+    let (mut inserted, mut updated) = (0, 0);
+    for r in records {
+        if known.exists([&r.obituary_id]).db()? {
+            updated += 1;
+        } else {
+            inserted += 1;
+        }
+        let m = &r.signal_metadata;
+        upsert
+            .execute(params![
+                r.obituary_id,
+                r.minerva_pid.as_str(),
+                r.date_of_death.format("%Y-%m-%d").to_string(),
+                r.publication_last_update_date
+                    .map(|d| d.format("%Y-%m-%d").to_string()),
+                micros(r.first_observed_at),
+                m.source,
+                m.obituary_url,
+                m.publication_name,
+                m.confidence_score,
+                micros(at),
+            ])
+            .db()?;
+    }
+    Ok((inserted, updated))
+}
