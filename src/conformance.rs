@@ -31,8 +31,9 @@ use crate::limits::{
     MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_PAGE_LIMIT, MAX_PIDS_PER_CALL, MEMBERS_PAGE_SIZE,
 };
 use crate::{
-    AddOutcome, Error, Field, KnownPids, ListOptions, Member, MemberOptions, NewSegment, OrgId,
-    RemoveOutcome, Rule, Segment, SegmentId, SegmentStore, Segments,
+    AddOutcome, ChangeKind, DeathCursor, DeathReport, Error, Field, KnownPids, ListOptions, Member,
+    MemberOptions, NewSegment, OrgId, Pid, RemoveOutcome, Rule, Segment, SegmentId, SegmentStore,
+    Segments, SignalMetadata,
 };
 
 /// What a conformance test runs against: a store, or a store with a guard
@@ -94,6 +95,16 @@ macro_rules! conformance_tests {
             person_directory_rejects_unknown_pids,
             empty_member_calls_change_nothing,
             racing_member_calls_keep_current_size_exact,
+            every_change_is_in_the_ledger,
+            failed_writes_record_nothing,
+            ledgers_are_per_org,
+            the_change_feed_never_misses_or_repeats,
+            the_ledger_survives_removal_and_deletion,
+            ledger_times_never_go_backwards,
+            size_and_members_as_of_past_times,
+            death_records_are_checked_stored_and_updated,
+            death_signals_show_current_members_only,
+            death_signals_since_returns_only_new_records,
         }
     };
 }
@@ -1455,5 +1466,558 @@ pub fn reopened_store_keeps_everything(open: &dyn Fn() -> Box<dyn SegmentStore>)
         back[1].first_added_at,
         start_micros(),
         "history of a removed member survives a reopen"
+    );
+}
+
+fn whole_ledger(segments: &Segments<&dyn SegmentStore>, org: &OrgId) -> Vec<crate::Change> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = segments
+            .changes_since(org, after, 7)
+            .expect("changes_since succeeds");
+        if page.changes.is_empty() {
+            return out;
+        }
+        after = page.next;
+        out.extend(page.changes);
+    }
+}
+
+fn pid(s: &str) -> Pid {
+    Pid::parse(s).expect("test PIDs are well formed")
+}
+
+/// Every change (created, renamed, description changed, added, re-added,
+/// removed, deleted) is one ledger entry, numbered from 1 without gaps,
+/// with its time and the request id when the caller named one. Redundant
+/// adds and malformed PIDs record nothing.
+pub fn every_change_is_in_the_ledger(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    let s = segments
+        .for_request("req-1")
+        .create(&acme, NewSegment::new("Ledgered").description("d0"))
+        .unwrap();
+    clock.advance(TimeDelta::seconds(1));
+    segments.rename(&acme, s.id, "Ledgered Again").unwrap();
+    segments.set_description(&acme, s.id, None).unwrap();
+    let add = segments.for_request("req-2");
+    add.add_members(&acme, s.id, &["p-b", "p-a", "p-a", "bad!"])
+        .unwrap();
+    add.add_members(&acme, s.id, &["p-a"]).unwrap();
+    clock.advance(TimeDelta::seconds(1));
+    segments
+        .remove_members(&acme, s.id, &["p-a", "p-zz"])
+        .unwrap();
+    segments.add_members(&acme, s.id, &["p-a"]).unwrap();
+    segments.delete(&acme, s.id).unwrap();
+    let ledger = whole_ledger(&segments, &acme);
+    let kinds: Vec<ChangeKind> = ledger.iter().map(|c| c.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ChangeKind::Created {
+                name: "Ledgered".into(),
+                description: Some("d0".into())
+            },
+            ChangeKind::Renamed {
+                name: "Ledgered Again".into()
+            },
+            ChangeKind::DescriptionChanged { description: None },
+            ChangeKind::MemberAdded { pid: pid("p-b") },
+            ChangeKind::MemberAdded { pid: pid("p-a") },
+            ChangeKind::MemberRemoved { pid: pid("p-a") },
+            ChangeKind::MemberReAdded { pid: pid("p-a") },
+            ChangeKind::Deleted,
+        ],
+        "one entry per change, in order (within a call, in the order given); repeats and redundant adds record nothing"
+    );
+    let seqs: Vec<u64> = ledger.iter().map(|c| c.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=8).collect::<Vec<_>>(),
+        "numbered from 1 without gaps"
+    );
+    assert!(ledger.iter().all(|c| c.segment_id == s.id));
+    let requests: Vec<Option<&str>> = ledger.iter().map(|c| c.request_id.as_deref()).collect();
+    assert_eq!(
+        requests,
+        [
+            Some("req-1"),
+            None,
+            None,
+            Some("req-2"),
+            Some("req-2"),
+            None,
+            None,
+            None
+        ]
+    );
+    assert_eq!(
+        ledger[0].at,
+        start_micros(),
+        "entries carry the change's time"
+    );
+    assert_eq!(ledger[7].at, start_micros() + TimeDelta::seconds(2));
+}
+
+/// A refused write records nothing: a duplicate name, an unknown segment,
+/// another org's segment, a call over the PID limit.
+pub fn failed_writes_record_nothing(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let (acme, other) = (org("acme"), org("other"));
+    let s = segments.create(&acme, NewSegment::new("Only")).unwrap();
+    let before = whole_ledger(&segments, &acme);
+    let _ = segments.create(&acme, NewSegment::new("only"));
+    let _ = segments.add_members(&other, s.id, &["p-a"]);
+    let _ = segments.rename(&other, s.id, "stolen");
+    let _ = segments.delete(&other, s.id);
+    let ghost = SegmentId::parse("550e8400-e29b-41d4-a716-446655440000").unwrap();
+    let _ = segments.add_members(&acme, ghost, &["p-a"]);
+    let too_many: Vec<String> = (0..=crate::limits::MAX_PIDS_PER_CALL)
+        .map(|i| format!("p-{i}"))
+        .collect();
+    let _ = segments.add_members(&acme, s.id, &too_many);
+    assert_eq!(
+        whole_ledger(&segments, &acme),
+        before,
+        "refused writes left no entry"
+    );
+    assert!(
+        whole_ledger(&segments, &other).is_empty(),
+        "nor in the other org"
+    );
+}
+
+/// Each org has its own ledger, numbered from 1, and sees nothing of
+/// another's: not in the feed, not in a person's timeline.
+pub fn ledgers_are_per_org(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let (a, b) = (org("org-a"), org("org-b"));
+    let sa = segments.create(&a, NewSegment::new("A")).unwrap();
+    segments.add_members(&a, sa.id, &["p-shared"]).unwrap();
+    let sb = segments.create(&b, NewSegment::new("B")).unwrap();
+    segments.add_members(&b, sb.id, &["p-shared"]).unwrap();
+    let la = whole_ledger(&segments, &a);
+    let lb = whole_ledger(&segments, &b);
+    assert_eq!(la.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        lb.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        [1, 2],
+        "each org counts from 1"
+    );
+    assert!(
+        lb.iter().all(|c| c.segment_id == sb.id),
+        "B's feed holds only B's segment"
+    );
+    let ta = segments.timeline(&a, "p-shared").unwrap();
+    assert_eq!(ta.len(), 1);
+    assert_eq!(ta[0].segment_id, sa.id, "a timeline stays in its org");
+    assert!(
+        segments
+            .timeline(&org("org-c"), "p-shared")
+            .unwrap()
+            .is_empty()
+    );
+    assert_invalid(
+        segments.timeline(&a, "P-BAD"),
+        Field::MinervaPids,
+        "a malformed PID",
+    );
+}
+
+/// Polling the feed while others write sees every entry exactly once, in
+/// order: no entry is missed, none is repeated.
+pub fn the_change_feed_never_misses_or_repeats(store: &dyn SegmentStore) {
+    const WRITERS: usize = 3;
+    let acme = org("acme");
+    let s = Segments::new(store)
+        .create(&acme, NewSegment::new("Busy"))
+        .unwrap();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let seen = std::thread::scope(|scope| {
+        for w in 0..WRITERS {
+            let (acme, done) = (&acme, &done);
+            scope.spawn(move || {
+                let segments = Segments::new(store);
+                for round in 0..30 {
+                    let pids: Vec<String> = (0..5)
+                        .map(|i| format!("p-{w}x{}", (round * 5 + i) % 40))
+                        .collect();
+                    if round % 4 == 3 {
+                        segments.remove_members(acme, s.id, &pids).unwrap();
+                    } else {
+                        segments.add_members(acme, s.id, &pids).unwrap();
+                    }
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        let segments = Segments::new(store);
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let finished = done.load(std::sync::atomic::Ordering::SeqCst) == WRITERS;
+            let page = segments.changes_since(&acme, after, 13).unwrap();
+            after = page.next;
+            let empty = page.changes.is_empty();
+            seen.extend(page.changes.into_iter().map(|c| c.seq));
+            if finished && empty {
+                return seen;
+            }
+        }
+    });
+    let total = whole_ledger(&Segments::new(store), &acme).len() as u64;
+    assert_eq!(
+        seen,
+        (1..=total).collect::<Vec<_>>(),
+        "every entry once, in order, while writers wrote"
+    );
+}
+
+/// History outlives the state it describes: a member's removal and return
+/// stay in their timeline, and a deleted segment's entries stay in the
+/// feed and in timelines.
+pub fn the_ledger_survives_removal_and_deletion(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    let s = segments
+        .create(&acme, NewSegment::new("Short-lived"))
+        .unwrap();
+    let t = segments.create(&acme, NewSegment::new("Other")).unwrap();
+    segments.add_members(&acme, s.id, &["p-x"]).unwrap();
+    segments.add_members(&acme, t.id, &["p-x"]).unwrap();
+    clock.advance(TimeDelta::seconds(1));
+    segments.remove_members(&acme, s.id, &["p-x"]).unwrap();
+    segments.add_members(&acme, s.id, &["p-x"]).unwrap();
+    segments.delete(&acme, s.id).unwrap();
+    let timeline: Vec<(SegmentId, ChangeKind)> = segments
+        .timeline(&acme, "p-x")
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.segment_id, c.kind))
+        .collect();
+    let x = || pid("p-x");
+    assert_eq!(
+        timeline,
+        vec![
+            (s.id, ChangeKind::MemberAdded { pid: x() }),
+            (t.id, ChangeKind::MemberAdded { pid: x() }),
+            (s.id, ChangeKind::MemberRemoved { pid: x() }),
+            (s.id, ChangeKind::MemberReAdded { pid: x() }),
+        ],
+        "joins and leaves across segments, a deleted one included"
+    );
+    let ledger = whole_ledger(&segments, &acme);
+    assert_eq!(ledger.len(), 7, "nothing was dropped by the deletion");
+    assert_eq!(ledger.last().unwrap().kind, ChangeKind::Deleted);
+    assert_not_found(
+        segments.size_as_of(&acme, s.id, start()),
+        s.id,
+        "as-of reads of a deleted segment",
+    );
+}
+
+/// Ledger times never go backwards within an org: a change stamped before
+/// the last entry is recorded at the last entry's time, so "as of" reads
+/// are well defined. The segment itself keeps the time it was given.
+pub fn ledger_times_never_go_backwards(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    clock.advance(TimeDelta::seconds(10));
+    let late = segments.create(&acme, NewSegment::new("Late")).unwrap();
+    clock.advance(TimeDelta::seconds(-10));
+    let early = segments.create(&acme, NewSegment::new("Early")).unwrap();
+    assert_eq!(
+        early.created_at,
+        start_micros(),
+        "the segment keeps its own time"
+    );
+    let ledger = whole_ledger(&segments, &acme);
+    assert_eq!(ledger[0].at, late.created_at);
+    assert_eq!(
+        ledger[1].at, late.created_at,
+        "the entry is not earlier than the one before"
+    );
+}
+
+/// `size_as_of` and `members_as_of` answer for any past time: 0 and nobody
+/// before the first member, then each call's result from its time on.
+pub fn size_and_members_as_of_past_times(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    let s = segments
+        .create(&acme, NewSegment::new("Through time"))
+        .unwrap();
+    let t0 = start_micros();
+    let at = |secs: i64| t0 + TimeDelta::seconds(secs);
+    clock.set(at(10));
+    segments
+        .add_members(&acme, s.id, &["p-a", "p-b", "p-c"])
+        .unwrap();
+    clock.set(at(20));
+    segments.remove_members(&acme, s.id, &["p-b"]).unwrap();
+    clock.set(at(30));
+    segments.add_members(&acme, s.id, &["p-b", "p-d"]).unwrap();
+    let other = segments.create(&acme, NewSegment::new("Noise")).unwrap();
+    segments
+        .add_members(&acme, other.id, &["p-a", "p-q"])
+        .unwrap();
+    for (secs, size, pids) in [
+        (-5, 0, vec![]),
+        (0, 0, vec![]),
+        (9, 0, vec![]),
+        (10, 3, vec!["p-a", "p-b", "p-c"]),
+        (15, 3, vec!["p-a", "p-b", "p-c"]),
+        (20, 2, vec!["p-a", "p-c"]),
+        (29, 2, vec!["p-a", "p-c"]),
+        (30, 4, vec!["p-a", "p-b", "p-c", "p-d"]),
+        (1_000, 4, vec!["p-a", "p-b", "p-c", "p-d"]),
+    ] {
+        assert_eq!(
+            segments.size_as_of(&acme, s.id, at(secs)).unwrap(),
+            size,
+            "size as of +{secs}s"
+        );
+        let mut listed = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = segments
+                .members_as_of(&acme, s.id, at(secs), after.as_deref(), 2)
+                .unwrap();
+            listed.extend(page.members.iter().map(|m| m.pid.as_str().to_owned()));
+            match page.next {
+                Some(next) => after = Some(next.as_str().to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(
+            listed, pids,
+            "members as of +{secs}s, in PID order, over pages of 2"
+        );
+    }
+    let b = segments
+        .members_as_of(&acme, s.id, at(35), None, 10)
+        .unwrap();
+    let b = b.members.iter().find(|m| m.pid.as_str() == "p-b").unwrap();
+    assert_eq!(
+        (b.first_added_at, b.joined_at),
+        (at(10), at(30)),
+        "first join and the join in effect"
+    );
+    assert_not_found(
+        segments.size_as_of(&org("other"), s.id, at(30)),
+        s.id,
+        "another org's segment",
+    );
+}
+
+fn report(pid: &str, obituary: &str, confidence: f64) -> DeathReport {
+    DeathReport {
+        minerva_pid: pid.into(),
+        obituary_id: obituary.into(),
+        date_of_death: "2023-12-15".into(),
+        publication_last_update_date: Some("2023-12-18".into()),
+        first_observed_at: Some(Utc.with_ymd_and_hms(2023, 12, 20, 8, 30, 0).unwrap()),
+        signal_metadata: SignalMetadata {
+            source: "obituary_database".into(),
+            obituary_url: Some(format!("https://example.com/obituary/{obituary}")),
+            publication_name: Some("Local News".into()),
+            confidence_score: confidence,
+        },
+    }
+}
+
+/// Death reports are checked one by one: bad ones come back with their
+/// position and reason, the rest are stored. Reporting an obituary again
+/// updates it but keeps its first `first_observed_at`.
+pub fn death_records_are_checked_stored_and_updated(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Watched")).unwrap();
+    segments
+        .add_members(&acme, s.id, &["p-a1b2c3d4e5f6", "p-x9y8z7w6v5u4"])
+        .unwrap();
+    let mut bad_date = report("p-x9y8z7w6v5u4", "obit-bad-date", 0.5);
+    bad_date.date_of_death = "2023-02-30".into();
+    let out = segments
+        .ingest_deaths(vec![
+            report("p-a1b2c3d4e5f6", "obit-xyz789", 0.95),
+            report("P-BAD", "obit-bad-pid", 0.5),
+            bad_date,
+            report("p-x9y8z7w6v5u4", "obit-too-sure", 1.5),
+            report("p-x9y8z7w6v5u4", "obit-second", 0.6),
+        ])
+        .unwrap();
+    assert_eq!(
+        (out.n_inserted, out.n_updated),
+        (2, 0),
+        "two good records stored"
+    );
+    let rejected: Vec<(usize, &str, Field)> = out
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.obituary_id.as_str(), r.reason.field()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (1, "obit-bad-pid", Field::MinervaPid),
+            (2, "obit-bad-date", Field::DateOfDeath),
+            (3, "obit-too-sure", Field::ConfidenceScore)
+        ],
+        "each bad record with its position and the field at fault"
+    );
+    clock.advance(TimeDelta::days(3));
+    let mut again = report("p-a1b2c3d4e5f6", "obit-xyz789", 0.99);
+    again.first_observed_at = Some(start());
+    again.signal_metadata.publication_name = Some("Daily Paper".into());
+    let out = segments.ingest_deaths(vec![again]).unwrap();
+    assert_eq!(
+        (out.n_inserted, out.n_updated),
+        (0, 1),
+        "a known obituary is updated"
+    );
+    let signals = segments.death_signals(&acme, s.id).unwrap();
+    let first = signals
+        .iter()
+        .find(|r| r.obituary_id == "obit-xyz789")
+        .unwrap();
+    assert_eq!(
+        first.signal_metadata.confidence_score, 0.99,
+        "the update is stored"
+    );
+    assert_eq!(
+        first.signal_metadata.publication_name.as_deref(),
+        Some("Daily Paper")
+    );
+    assert_eq!(
+        first.first_observed_at,
+        Utc.with_ymd_and_hms(2023, 12, 20, 8, 30, 0).unwrap(),
+        "the first observation time is kept"
+    );
+    assert_eq!(first.date_of_death.to_string(), "2023-12-15");
+    let unobserved = DeathReport {
+        first_observed_at: None,
+        ..report("p-a1b2c3d4e5f6", "obit-now", 0.7)
+    };
+    segments.ingest_deaths(vec![unobserved]).unwrap();
+    let now = segments
+        .death_signals(&acme, s.id)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.obituary_id == "obit-now")
+        .unwrap();
+    assert_eq!(
+        now.first_observed_at,
+        start_micros() + TimeDelta::days(3),
+        "observed at ingestion when not said"
+    );
+}
+
+/// The documented answer: death records of the segment's current members
+/// only (not of removed members, not of strangers), none for another org.
+pub fn death_signals_show_current_members_only(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Cohort")).unwrap();
+    segments
+        .add_members(&acme, s.id, &["p-member", "p-leaver"])
+        .unwrap();
+    segments.remove_members(&acme, s.id, &["p-leaver"]).unwrap();
+    segments
+        .ingest_deaths(vec![
+            report("p-member", "o-1", 0.9),
+            report("p-leaver", "o-2", 0.9),
+            report("p-stranger", "o-3", 0.9),
+            report("p-member", "o-4", 0.8),
+        ])
+        .unwrap();
+    let ids: Vec<String> = segments
+        .death_signals(&acme, s.id)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.obituary_id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["o-1", "o-4"],
+        "current members' records, in feed order"
+    );
+    let empty = segments.create(&acme, NewSegment::new("Empty")).unwrap();
+    assert!(
+        segments.death_signals(&acme, empty.id).unwrap().is_empty(),
+        "an empty array when none"
+    );
+    assert_not_found(
+        segments.death_signals(&org("other"), s.id),
+        s.id,
+        "another org's segment",
+    );
+    segments.add_members(&acme, s.id, &["p-leaver"]).unwrap();
+    assert_eq!(
+        segments.death_signals(&acme, s.id).unwrap().len(),
+        3,
+        "a member who returns is watched again"
+    );
+}
+
+/// For monitoring: after a cursor, only records new to the feed come; an
+/// updated record does not come again; an empty answer keeps the cursor.
+pub fn death_signals_since_returns_only_new_records(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    let s = segments
+        .create(&acme, NewSegment::new("Monitored"))
+        .unwrap();
+    segments
+        .add_members(&acme, s.id, &["p-a", "p-b", "p-c"])
+        .unwrap();
+    segments
+        .ingest_deaths(vec![report("p-a", "o-a", 0.9), report("p-z", "o-z", 0.9)])
+        .unwrap();
+    let first = segments
+        .death_signals_since(&acme, s.id, DeathCursor::START, 100)
+        .unwrap();
+    assert_eq!(first.records.len(), 1);
+    let quiet = segments
+        .death_signals_since(&acme, s.id, first.next, 100)
+        .unwrap();
+    assert!(quiet.records.is_empty(), "nothing new");
+    assert_eq!(quiet.next, first.next, "an empty answer keeps the cursor");
+    segments
+        .ingest_deaths(vec![
+            report("p-a", "o-a", 0.5),
+            report("p-b", "o-b", 0.9),
+            report("p-c", "o-c", 0.9),
+        ])
+        .unwrap();
+    let page = segments
+        .death_signals_since(&acme, s.id, first.next, 1)
+        .unwrap();
+    assert_eq!(
+        page.records
+            .iter()
+            .map(|r| r.obituary_id.as_str())
+            .collect::<Vec<_>>(),
+        ["o-b"],
+        "new records only, a page of 1"
+    );
+    let rest = segments
+        .death_signals_since(&acme, s.id, page.next, 100)
+        .unwrap();
+    assert_eq!(
+        rest.records
+            .iter()
+            .map(|r| r.obituary_id.as_str())
+            .collect::<Vec<_>>(),
+        ["o-c"],
+        "the update of o-a did not come again"
+    );
+    assert_invalid(
+        segments.death_signals_since(&acme, s.id, DeathCursor::START, 0),
+        Field::Limit,
+        "limit 0",
     );
 }

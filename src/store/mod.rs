@@ -104,7 +104,8 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// is counted redundant and its `last_added_at` moves (and nothing is
     /// recorded for it). `current_size` changes in the same transaction.
     /// `pids` are well-formed and may repeat: a repeat is redundant, since
-    /// its first occurrence made it a member.
+    /// its first occurrence made it a member. Ledger entries are written in
+    /// the order `pids` gives.
     ///
     /// # Errors
     /// `NotFound` when `org` has no segment `id` (then nothing changes);

@@ -366,6 +366,32 @@ fn set_size(conn: &Connection, seq: i64, size: u64) -> Result<()> {
     Ok(())
 }
 
+/// `pids` with their positions, in key order: the B-tree pages each
+/// statement touches are then the ones the previous statement touched. The
+/// sort is stable, so repeats stay in the order given and the first one is
+/// the one that counts.
+fn key_order(pids: &[Pid]) -> Vec<(usize, &str)> {
+    let mut sorted: Vec<(usize, &str)> = pids.iter().map(Pid::as_str).enumerate().collect();
+    sorted.sort_by(|a, b| a.1.cmp(b.1));
+    sorted
+}
+
+/// Writes membership entries in the order the caller gave the PIDs (the
+/// order every store records them in); returns the last entry's `seq`.
+fn record_in_given_order(
+    conn: &Connection,
+    ledger: &mut Ledger<'_>,
+    id: SegmentId,
+    mut entries: Vec<(usize, Membership, &str)>,
+) -> Result<Option<i64>> {
+    entries.sort_unstable_by_key(|(given, _, _)| *given);
+    let mut last = None;
+    for (_, kind, pid) in entries {
+        last = Some(ledger.member(conn, id, kind, pid)?);
+    }
+    Ok(last)
+}
+
 const MEMBER_COLUMNS: &str = "pid, first_added_at, last_added_at";
 
 fn select_segment(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<Segment> {
@@ -545,10 +571,7 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
         let at = micros(stamp.at);
-        // In key order, the B-tree pages each statement touches are the ones
-        // the previous statement touched.
-        let mut sorted: Vec<&str> = pids.iter().map(Pid::as_str).collect();
-        sorted.sort_unstable();
+        let sorted = key_order(pids);
         let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -577,9 +600,9 @@ impl SegmentStore for SqliteStore {
                 "UPDATE segment_memberships SET last_added_at = ?3 WHERE segment = ?1 AND pid = ?2",
             )
             .db()?;
-        let (mut n_added, mut n_redundant) = (0, 0);
-        let mut last_entry = None;
-        for pid in sorted {
+        let mut n_redundant = 0;
+        let mut joined = Vec::new();
+        for (given, pid) in sorted {
             let active: Option<bool> = state
                 .query_row(params![seq, pid], |r| r.get(0))
                 .optional()
@@ -599,10 +622,11 @@ impl SegmentStore for SqliteStore {
                     Membership::Added
                 }
             };
-            n_added += 1;
-            last_entry = Some(ledger.member(&tx, id, entry, pid)?);
+            joined.push((given, entry, pid));
         }
         drop((state, insert, rejoin, touch));
+        let n_added = joined.len() as u64;
+        let last_entry = record_in_given_order(&tx, &mut ledger, id, joined)?;
         let new_current_size = size + n_added;
         if let Some(entry) = last_entry {
             set_size(&tx, seq, new_current_size)?;
@@ -624,8 +648,7 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
         let at = micros(stamp.at);
-        let mut sorted: Vec<&str> = pids.iter().map(Pid::as_str).collect();
-        sorted.sort_unstable();
+        let sorted = key_order(pids);
         let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -638,15 +661,15 @@ impl SegmentStore for SqliteStore {
                  WHERE segment = ?1 AND pid = ?2 AND removed_at IS NULL",
             )
             .db()?;
-        let mut n_deleted = 0;
-        let mut last_entry = None;
-        for pid in sorted {
+        let mut left = Vec::new();
+        for (given, pid) in sorted {
             if remove.execute(params![seq, pid, at]).db()? > 0 {
-                n_deleted += 1;
-                last_entry = Some(ledger.member(&tx, id, Membership::Removed, pid)?);
+                left.push((given, Membership::Removed, pid));
             }
         }
         drop(remove);
+        let n_deleted = left.len() as u64;
+        let last_entry = record_in_given_order(&tx, &mut ledger, id, left)?;
         let new_current_size = size.checked_sub(n_deleted).ok_or_else(|| {
             Error::storage(format!(
                 "segment {id}: current_size {size} is below the {n_deleted} members removed"
