@@ -123,6 +123,50 @@ fn split(pids: &[PidChoice]) -> (Vec<String>, Vec<String>, u64) {
     (valid, invalid, repeats)
 }
 
+/// The ledger, as the model sees it: times never go backwards within the
+/// org, and each membership change is an event at its ledger time.
+#[derive(Default)]
+struct History {
+    last: Option<DateTime<Utc>>,
+    /// (ledger time, segment index, PID, joined?)
+    events: Vec<(DateTime<Utc>, usize, String, bool)>,
+}
+
+impl History {
+    /// The ledger time of an entry written at `now`.
+    fn stamp(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let at = self.last.map_or(now, |last| last.max(now));
+        self.last = Some(at);
+        at
+    }
+
+    fn record(&mut self, now: DateTime<Utc>, segment: usize, pids: Vec<String>, join: bool) {
+        if pids.is_empty() {
+            return;
+        }
+        let at = self.stamp(now);
+        self.events
+            .extend(pids.into_iter().map(|pid| (at, segment, pid, join)));
+    }
+
+    /// Members of `segment` after every event at or before `t`, in PID
+    /// order, each with the time of the join in effect.
+    fn as_of(&self, segment: usize, t: DateTime<Utc>) -> BTreeMap<String, DateTime<Utc>> {
+        let mut members = BTreeMap::new();
+        for (at, s, pid, join) in &self.events {
+            if *s != segment || *at > t {
+                continue;
+            }
+            if *join {
+                members.insert(pid.clone(), *at);
+            } else {
+                members.remove(pid);
+            }
+        }
+        members
+    }
+}
+
 fn spelled(name: u8, shout: bool) -> (String, String) {
     let text = if shout {
         format!(" S{name}  ")
@@ -142,6 +186,8 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
     let intruder = OrgId::new("intruder").unwrap();
     let mut now = start;
     let mut model: Vec<ModelSegment> = Vec::new();
+    let mut history = History::default();
+    let mut times = vec![start - TimeDelta::seconds(1), start];
 
     for op in ops {
         match op {
@@ -152,6 +198,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                     Ok(s) => {
                         prop_assert!(!taken, "create of a taken key succeeded");
                         prop_assert_eq!(s.current_size, 0);
+                        history.stamp(now);
                         model.push(ModelSegment {
                             id: s.id,
                             key,
@@ -186,6 +233,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                         );
                         prop_assert_eq!(s.name.as_str(), text.trim());
                         model[*segment].key = key;
+                        history.stamp(now);
                     }
                     Err(Error::DuplicateName { .. }) => {
                         prop_assert!(!deleted && taken, "rename to a free key refused")
@@ -228,7 +276,10 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                     continue;
                 };
                 match segments.delete(&org, s.id) {
-                    Ok(()) => prop_assert!(!s.deleted, "deleted twice"),
+                    Ok(()) => {
+                        prop_assert!(!s.deleted, "deleted twice");
+                        history.stamp(now);
+                    }
                     Err(Error::NotFound { .. }) => {
                         prop_assert!(s.deleted, "live segment not found")
                     }
@@ -252,8 +303,9 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
                 let (valid, invalid, repeats) = split(pids);
                 let (mut added, mut redundant) = (0, repeats);
+                let mut joined = Vec::new();
                 for pid in valid {
-                    let m = s.members.entry(pid).or_insert(Membership {
+                    let m = s.members.entry(pid.clone()).or_insert(Membership {
                         first: now,
                         last: now,
                         active: false,
@@ -261,11 +313,13 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                     if m.active {
                         redundant += 1
                     } else {
-                        added += 1
+                        added += 1;
+                        joined.push(pid.clone());
                     }
                     m.active = true;
                     m.last = now;
                 }
+                history.record(now, *segment, joined, true);
                 let expected = AddOutcome {
                     n_added: added,
                     n_redundant_additions: redundant,
@@ -290,12 +344,15 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
                 let (valid, invalid, _) = split(pids);
                 let mut deleted = 0;
+                let mut left = Vec::new();
                 for pid in valid {
                     if let Some(m) = s.members.get_mut(&pid).filter(|m| m.active) {
                         m.active = false;
                         deleted += 1;
+                        left.push(pid);
                     }
                 }
+                history.record(now, *segment, left, false);
                 let expected = RemoveOutcome {
                     n_deleted: deleted,
                     invalid_pids: invalid,
@@ -306,6 +363,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Tick { micros } => {
                 now += TimeDelta::microseconds(i64::from(*micros));
                 clock.set(now);
+                times.extend([now - TimeDelta::microseconds(1), now]);
             }
         }
         for s in model.iter().filter(|s| !s.deleted) {
@@ -314,6 +372,45 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 s.size(),
                 "current_size"
             );
+        }
+    }
+
+    // As of every time the run passed through, each live segment's size and
+    // members agree with the model's replay of its history.
+    for (index, s) in model.iter().enumerate().filter(|(_, s)| !s.deleted) {
+        for &t in &times {
+            let expected = history.as_of(index, t);
+            prop_assert_eq!(
+                segments.size_as_of(&org, s.id, t).expect("size_as_of"),
+                expected.len() as u64,
+                "size of {} as of {}",
+                s.key,
+                t
+            );
+            let mut got = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = segments
+                    .members_as_of(&org, s.id, t, after.as_deref(), 4)
+                    .expect("members_as_of");
+                got.extend(
+                    page.members
+                        .iter()
+                        .map(|m| (m.pid.as_str().to_owned(), (m.first_added_at, m.joined_at))),
+                );
+                match page.next {
+                    Some(next) => after = Some(next.as_str().to_owned()),
+                    None => break,
+                }
+            }
+            let expected: Vec<_> = expected
+                .into_iter()
+                .map(|(pid, joined)| {
+                    let first = s.members[&pid].first;
+                    (pid, (first, joined))
+                })
+                .collect();
+            prop_assert_eq!(got, expected, "members of {} as of {}", s.key, t);
         }
     }
 
