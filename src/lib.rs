@@ -55,6 +55,15 @@
 //! - Deleting a segment frees its name at once.
 //! - [`Segments::find_by_name`] with a string that cannot be a name is an
 //!   `Invalid` error, not `Ok(None)`.
+//! - The ledger's times never go backwards within an org (a change stamped
+//!   earlier than the last entry is recorded at that entry's time), so "as
+//!   of" reads are a prefix of the ledger. Within one member call, entries
+//!   follow the order the PIDs were given. `members_as_of` lists in PID
+//!   order; before a segment's first member its size is 0.
+//! - Death records are facts about people, shared by every org (the host
+//!   ingests them once; each org sees those of its own members). The death
+//!   feed's order is the order obituaries were first ingested; an update
+//!   keeps a record's place and its first `first_observed_at`.
 //!
 //! ## Features
 //! | feature | default | what it adds |

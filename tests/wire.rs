@@ -890,6 +890,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v2/segments/members"),
     ("GET", "/v2/segments/get"),
     ("GET", "/v2/segments/list"),
+    ("GET", "/v2/segments/signals/deaths"),
     ("GET", "/v2/usage/limits"),
 ];
 
@@ -1053,5 +1054,140 @@ fn heads_are_admitted_or_refused_before_any_body_is_read() {
         body["api_request_id"],
         request_id.as_str(),
         "the response carries the admitted id"
+    );
+}
+
+#[test]
+fn death_signals_answer_the_documented_shape() {
+    use segments::{DeathReport, SignalMetadata};
+    let wire = wire();
+    let id = create(&wire, "Watched");
+    post(
+        &wire,
+        "/v2/segments/members/add",
+        json!({"segment_id": id, "minerva_pids": ["p-a1b2c3d4e5f6", "p-alive"]}),
+    );
+    let empty = get(
+        &wire,
+        &format!("/v2/segments/signals/deaths?segment_id={id}"),
+    );
+    assert_eq!(
+        empty.json["results"],
+        json!([]),
+        "an empty array when no member has a signal"
+    );
+    let out = wire
+        .segments()
+        .ingest_deaths(vec![DeathReport {
+            minerva_pid: "p-a1b2c3d4e5f6".into(),
+            obituary_id: "obit-xyz789".into(),
+            date_of_death: "2023-12-15".into(),
+            publication_last_update_date: Some("2023-12-18".into()),
+            first_observed_at: Some(Utc.with_ymd_and_hms(2023, 12, 20, 8, 30, 0).unwrap()),
+            signal_metadata: SignalMetadata {
+                source: "obituary_database".into(),
+                obituary_url: Some("https://example.com/obituary/xyz789".into()),
+                publication_name: Some("Local News".into()),
+                confidence_score: 0.95,
+            },
+        }])
+        .unwrap();
+    assert_eq!(out.n_inserted, 1);
+    let a = get(
+        &wire,
+        &format!("/v2/segments/signals/deaths?segment_id={id}"),
+    );
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.keys_in_order(),
+        ["api_request_id", "results", "request_completed_at"]
+    );
+    assert_eq!(
+        a.json["results"],
+        json!([{
+            "minerva_pid": "p-a1b2c3d4e5f6",
+            "obituary_id": "obit-xyz789",
+            "date_of_death": "2023-12-15",
+            "publication_last_update_date": "2023-12-18",
+            "first_observed_at": "2023-12-20T08:30:00.000000Z",
+            "signal_metadata": {
+                "source": "obituary_database",
+                "obituary_url": "https://example.com/obituary/xyz789",
+                "publication_name": "Local News",
+                "confidence_score": 0.95
+            }
+        }]),
+        "the documented example, field for field"
+    );
+    let order: Vec<usize> = [
+        "minerva_pid",
+        "obituary_id",
+        "date_of_death",
+        "publication_last_update_date",
+        "first_observed_at",
+        "signal_metadata",
+        "\"source",
+        "obituary_url",
+        "publication_name",
+        "confidence_score",
+    ]
+    .iter()
+    .map(|k| a.raw().find(k).unwrap())
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "fields in the documented order: {}",
+        a.raw()
+    );
+    assert_error(
+        &get(&wire, "/v2/segments/signals/deaths"),
+        422,
+        "Input data must contain a 'segment_id' field",
+    );
+    let other = call(
+        &wire,
+        Method::GET,
+        &format!("/v2/segments/signals/deaths?segment_id={id}"),
+        Some(OTHER_KEY),
+        b"",
+    );
+    assert_error(&other, 404, &format!("Segment {id} not found"));
+    assert_error(
+        &call(
+            &wire,
+            Method::GET,
+            "/v1/segments/signals/deaths",
+            Some(KEY),
+            b"",
+        ),
+        404,
+        "Segments signals/deaths endpoint only supports v2 API version",
+    );
+}
+
+#[test]
+fn changes_made_through_the_api_carry_its_request_id() {
+    let wire = wire();
+    let created = post(&wire, "/v2/segments/create", json!({"name": "Traced"}));
+    let id = created.json["segment_id"].as_str().unwrap().to_owned();
+    let added = post(
+        &wire,
+        "/v2/segments/members/add",
+        json!({"segment_id": id, "minerva_pids": ["p-a"]}),
+    );
+    let org = OrgId::new("acme").unwrap();
+    let feed = wire.segments().changes_since(&org, 0, 10).unwrap();
+    let ids: Vec<Option<&str>> = feed
+        .changes
+        .iter()
+        .map(|c| c.request_id.as_deref())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            created.json["api_request_id"].as_str(),
+            added.json["api_request_id"].as_str()
+        ],
+        "each ledger entry names the api_request_id of the call that made it"
     );
 }

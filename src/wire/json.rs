@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Field, Rule, ValidationError};
-use crate::{Member, Segment, SegmentId};
+use crate::{DeathRecord, Member, Segment, SegmentId};
 
 /// The documented timestamp form: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
@@ -196,6 +196,46 @@ pub(crate) struct ListResults<'a> {
     pub(crate) next_cursor: Option<String>,
 }
 
+/// A death record, in the documented `signals/deaths` shape.
+#[derive(Serialize)]
+pub(crate) struct DeathItem<'a> {
+    pub(crate) minerva_pid: &'a str,
+    pub(crate) obituary_id: &'a str,
+    pub(crate) date_of_death: String,
+    pub(crate) publication_last_update_date: Option<String>,
+    pub(crate) first_observed_at: String,
+    pub(crate) signal_metadata: SignalItem<'a>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct SignalItem<'a> {
+    pub(crate) source: &'a str,
+    pub(crate) obituary_url: Option<&'a str>,
+    pub(crate) publication_name: Option<&'a str>,
+    pub(crate) confidence_score: f64,
+}
+
+impl<'a> From<&'a DeathRecord> for DeathItem<'a> {
+    fn from(r: &'a DeathRecord) -> Self {
+        let m = &r.signal_metadata;
+        Self {
+            minerva_pid: r.minerva_pid.as_str(),
+            obituary_id: &r.obituary_id,
+            date_of_death: r.date_of_death.format("%Y-%m-%d").to_string(),
+            publication_last_update_date: r
+                .publication_last_update_date
+                .map(|d| d.format("%Y-%m-%d").to_string()),
+            first_observed_at: timestamp(r.first_observed_at),
+            signal_metadata: SignalItem {
+                source: &m.source,
+                obituary_url: m.obituary_url.as_deref(),
+                publication_name: m.publication_name.as_deref(),
+                confidence_score: m.confidence_score,
+            },
+        }
+    }
+}
+
 /// The documented rate-limit shape; `null` means no limit on that axis.
 #[derive(Serialize)]
 pub(crate) struct LimitsResponse<'a> {
@@ -225,8 +265,9 @@ pub(crate) struct LegacyErrorBody<'a> {
     pub(crate) status_code: u16,
 }
 
-/// Serializes a response body. The shapes above hold only strings, numbers
-/// and booleans, which always serialize.
+/// Serializes a response body. The shapes above hold only strings,
+/// booleans, integers and checked confidence scores (finite, 0 to 1), which
+/// always serialize.
 pub(crate) fn to_vec(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).expect("response shapes always serialize")
 }

@@ -16,6 +16,7 @@
 //! | `GET /v2/segments/get?segment_id=` | extension | the segment's metadata |
 //! | `GET /v2/segments/list?cursor=&limit=` | extension | the org's segments, in creation order |
 //! | `POST /v2/segments/delete` | extension | `{segment_id}` → `segment_id` |
+//! | `GET /v2/segments/signals/deaths?segment_id=` | documented | death records of current members |
 //! | `GET /v2/usage/limits` | documented | the org's rate limits |
 //!
 //! Around every request, in this order: the route (`/v1/segments/...` is a
@@ -70,7 +71,7 @@ mod json;
 
 pub use auth::{Authenticator, KeyRing};
 use json::{
-    AddResults, ErrorResponse, LegacyErrorBody, LimitsResponse, ListResults, MemberItem,
+    AddResults, DeathItem, ErrorResponse, LegacyErrorBody, LimitsResponse, ListResults, MemberItem,
     MembersResults, Query, RemoveResults, ResultsResponse, SegmentIdResponse, SegmentItem,
 };
 
@@ -150,6 +151,7 @@ enum Route {
     Get,
     List,
     Delete,
+    Deaths,
     UsageLimits,
 }
 
@@ -162,6 +164,7 @@ const SEGMENT_ROUTES: &[(&str, Method, Route)] = &[
     ("get", Method::GET, Route::Get),
     ("list", Method::GET, Route::List),
     ("delete", Method::POST, Route::Delete),
+    ("signals/deaths", Method::GET, Route::Deaths),
 ];
 
 /// Why a request got no answer from the service.
@@ -284,7 +287,8 @@ impl<S: SegmentStore> Wire<S> {
             .into());
         }
         let query = || Query::parse(query.as_deref());
-        let s = &self.segments;
+        // Every change is recorded in the ledger with this request's id.
+        let s = &self.segments.for_request(request_id);
         let body = match *route {
             Route::Create => {
                 let body = json::object(body)?;
@@ -371,6 +375,13 @@ impl<S: SegmentStore> Wire<S> {
                     segment_id: id.to_string(),
                     request_completed_at: self.completed_at(),
                 })
+            }
+            Route::Deaths => {
+                let records = s.death_signals(org, query().segment_id()?)?;
+                self.results(
+                    request_id,
+                    records.iter().map(DeathItem::from).collect::<Vec<_>>(),
+                )
             }
             Route::UsageLimits => {
                 let rate = self.rate.as_ref().map(|(r, _)| r);
