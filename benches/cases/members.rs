@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use rusqlite::params;
 use segments::{
     MemberCursor, MemberOptions, MemoryStore, NewSegment, OrgId, SegmentId, SegmentStore, Segments,
@@ -129,8 +131,8 @@ pub fn add_sqlite() -> Case {
         total
     });
     Case {
-        id: "add_members/sqlite_file",
-        name: "add_members, 10k-PID batches up to 1M members, SqliteStore file vs raw INSERT … ON CONFLICT, one transaction",
+        id: "add_members/sqlite_file".into(),
+        name: "add_members (with its ledger), 10k-PID batches up to 1M members, SqliteStore file vs raw INSERT … ON CONFLICT without a ledger, one transaction".into(),
         unit: "PIDs",
         ops_per_iter: BATCH,
         target: Target::RatioAtLeast(0.6),
@@ -179,8 +181,8 @@ pub fn add_memory() -> Case {
         total
     });
     Case {
-        id: "add_members/memory",
-        name: "add_members, 10k-PID batches up to 1M members, MemoryStore vs bare HashMap insert",
+        id: "add_members/memory".into(),
+        name: "add_members (with its ledger), 10k-PID batches up to 1M members, MemoryStore vs bare HashMap insert".into(),
         unit: "PIDs",
         ops_per_iter: BATCH,
         target: Target::RateAtLeast(5e6),
@@ -189,7 +191,9 @@ pub fn add_memory() -> Case {
     }
 }
 
-/// A 1M-member segment and an empty one, and a cursor near the end of the big one.
+/// A 1M-member segment (so a 1M-entry ledger) and an empty one in org
+/// `acme`; a cursor near the end of the big one; a time halfway through its
+/// filling; and org `small`, whose ledger holds a dozen entries.
 struct Big<S> {
     /// Keeps a database directory alive as long as any routine.
     _dir: Option<tempfile::TempDir>,
@@ -198,6 +202,9 @@ struct Big<S> {
     big: SegmentId,
     empty: SegmentId,
     deep: MemberCursor,
+    halfway: DateTime<Utc>,
+    small_org: OrgId,
+    small: SegmentId,
 }
 
 fn build_big<S: SegmentStore + Clone>(store: S, dir: Option<tempfile::TempDir>) -> Big<S> {
@@ -208,13 +215,27 @@ fn build_big<S: SegmentStore + Clone>(store: S, dir: Option<tempfile::TempDir>) 
         .unwrap()
         .id;
     let empty = segments.create(&org, NewSegment::new("empty")).unwrap().id;
+    let mut halfway = Utc::now();
     for batch in 0..FULL / BATCH {
         segments
             .add_members(&org, big, &pids(batch * BATCH, BATCH))
             .unwrap();
+        if batch == FULL / BATCH / 2 - 1 {
+            std::thread::sleep(Duration::from_millis(2));
+            halfway = Utc::now();
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
     // Page 200 starts at member 995,000.
     let deep = segments.members_page(&org, big, 200).unwrap().items[0].cursor();
+    let small_org = OrgId::new("small").unwrap();
+    let small = segments
+        .create(&small_org, NewSegment::new("small"))
+        .unwrap()
+        .id;
+    segments
+        .add_members(&small_org, small, &pids(0, 10))
+        .unwrap();
     Big {
         _dir: dir,
         segments,
@@ -222,18 +243,21 @@ fn build_big<S: SegmentStore + Clone>(store: S, dir: Option<tempfile::TempDir>) 
         big,
         empty,
         deep,
+        halfway,
+        small_org,
+        small,
     }
 }
 
 /// One read of a [`Big`] fixture.
 type Read<S> = Box<dyn Fn(&Big<S>)>;
 
-/// Reads of the 1M-member segment beside the same reads of the empty
-/// segment or from the start.
+/// Reads of the 1M-member segment (and its 1M-entry ledger) beside the same
+/// reads of an empty segment, a small ledger, or the start.
 fn big_cases<S: SegmentStore + Clone + 'static>(
     store: S,
     dir: Option<tempfile::TempDir>,
-    label: &'static str,
+    label: &str,
 ) -> Vec<Case> {
     let b = std::sync::Arc::new(build_big(store, dir));
     let routine = |f: Read<S>| -> Routine {
@@ -246,96 +270,93 @@ fn big_cases<S: SegmentStore + Clone + 'static>(
             start.elapsed()
         })
     };
-    let names: [&'static str; 3] = match label {
-        "sqlite" => [
-            "get (current_size), SqliteStore file: 1M-member vs empty segment",
-            "cursor page of 1,000, SqliteStore file: depth 995k vs depth 0",
-            "documented page API, SqliteStore file: page 200 (1M members) vs page 1",
-        ],
-        _ => [
-            "get (current_size), MemoryStore: 1M-member vs empty segment",
-            "cursor page of 1,000, MemoryStore: depth 995k vs depth 0",
-            "documented page API, MemoryStore: page 200 (1M members) vs page 1",
-        ],
+    let (store_name, id) = match label {
+        "sqlite" => ("SqliteStore file", "sqlite_file"),
+        _ => ("MemoryStore", "memory"),
     };
-    let ids: [&'static str; 3] = match label {
-        "sqlite" => [
-            "get/sqlite_file",
-            "cursor/sqlite_file",
-            "page200/sqlite_file",
-        ],
-        _ => ["get/memory", "cursor/memory", "page200/memory"],
+    let case = |group: &str, name: &str, unit: &'static str, target, library, floor| Case {
+        id: format!("{group}/{id}"),
+        name: format!("{name}, {store_name}"),
+        unit,
+        ops_per_iter: 1,
+        target,
+        library,
+        floor,
     };
     vec![
-        Case {
-            id: ids[0],
-            name: names[0],
-            unit: "gets",
-            ops_per_iter: 1,
-            target: Target::RatioAtLeast(0.5),
-            library: routine(Box::new(|b| {
+        case(
+            "get",
+            "get (current_size): 1M-member vs empty segment",
+            "gets",
+            Target::RatioAtLeast(0.5),
+            routine(Box::new(|b| {
                 assert_eq!(b.segments.get(&b.org, b.big).unwrap().current_size, FULL);
             })),
-            floor: routine(Box::new(|b| {
+            routine(Box::new(|b| {
                 assert_eq!(b.segments.get(&b.org, b.empty).unwrap().current_size, 0);
             })),
-        },
-        Case {
-            id: ids[1],
-            name: names[1],
-            unit: "pages",
-            ops_per_iter: 1,
-            target: Target::RatioAtLeast(0.5),
-            library: routine(Box::new(|b| {
+        ),
+        case(
+            "cursor",
+            "cursor page of 1,000: depth 995k vs depth 0",
+            "pages",
+            Target::RatioAtLeast(0.5),
+            routine(Box::new(|b| {
                 let page = MemberOptions::new().after(b.deep.clone()).limit(PAGE);
-                assert_eq!(
-                    b.segments
-                        .members(&b.org, b.big, page)
-                        .unwrap()
-                        .members
-                        .len(),
-                    PAGE
-                );
+                let got = b.segments.members(&b.org, b.big, page).unwrap();
+                assert_eq!(got.members.len(), PAGE);
             })),
-            floor: routine(Box::new(|b| {
+            routine(Box::new(|b| {
                 let page = MemberOptions::new().limit(PAGE);
-                assert_eq!(
-                    b.segments
-                        .members(&b.org, b.big, page)
-                        .unwrap()
-                        .members
-                        .len(),
-                    PAGE
-                );
+                let got = b.segments.members(&b.org, b.big, page).unwrap();
+                assert_eq!(got.members.len(), PAGE);
             })),
-        },
-        Case {
-            id: ids[2],
-            name: names[2],
-            unit: "pages",
-            ops_per_iter: 1,
-            target: Target::Report,
-            library: routine(Box::new(|b| {
-                assert_eq!(
-                    b.segments
-                        .members_page(&b.org, b.big, 200)
-                        .unwrap()
-                        .items
-                        .len(),
-                    5_000
-                );
+        ),
+        case(
+            "page200",
+            "documented page API: page 200 (1M members) vs page 1",
+            "pages",
+            Target::Report,
+            routine(Box::new(|b| {
+                let page = b.segments.members_page(&b.org, b.big, 200).unwrap();
+                assert_eq!(page.items.len(), 5_000);
             })),
-            floor: routine(Box::new(|b| {
-                assert_eq!(
-                    b.segments
-                        .members_page(&b.org, b.big, 1)
-                        .unwrap()
-                        .items
-                        .len(),
-                    5_000
-                );
+            routine(Box::new(|b| {
+                let page = b.segments.members_page(&b.org, b.big, 1).unwrap();
+                assert_eq!(page.items.len(), 5_000);
             })),
-        },
+        ),
+        case(
+            "size_as_of",
+            "size_as_of halfway through a 1M-entry ledger vs a 12-entry ledger",
+            "reads",
+            Target::RatioAtLeast(0.5),
+            routine(Box::new(|b| {
+                let size = b.segments.size_as_of(&b.org, b.big, b.halfway).unwrap();
+                assert_eq!(size, FULL / 2);
+            })),
+            routine(Box::new(|b| {
+                let size = b
+                    .segments
+                    .size_as_of(&b.small_org, b.small, Utc::now())
+                    .unwrap();
+                assert_eq!(size, 10);
+            })),
+        ),
+        case(
+            "changes_since",
+            "changes_since, 1,000 entries: after entry 995k vs after 0 of a 1M-entry ledger",
+            "pages",
+            Target::RatioAtLeast(0.5),
+            routine(Box::new(|b| {
+                let page = b.segments.changes_since(&b.org, 995_000, PAGE).unwrap();
+                assert_eq!(page.changes.len(), PAGE);
+            })),
+            routine(Box::new(|b| {
+                let page = b.segments.changes_since(&b.org, 0, PAGE).unwrap();
+                assert_eq!(page.changes.len(), PAGE);
+            })),
+        ),
     ]
 }
 

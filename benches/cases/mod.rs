@@ -55,9 +55,9 @@ impl Target {
 /// One row of the report, one group of the criterion benches.
 pub struct Case {
     /// Short id for criterion (`create/sqlite_file`).
-    pub id: &'static str,
+    pub id: String,
     /// The report's description of the case.
-    pub name: &'static str,
+    pub name: String,
     /// What one operation is (`creates`, `PIDs`).
     pub unit: &'static str,
     pub ops_per_iter: u64,
@@ -111,7 +111,9 @@ pub type Group = (&'static str, fn() -> Vec<Case>);
 /// a group's constructor may return several cases sharing a costly setup.
 pub fn all() -> Vec<Group> {
     vec![
-        ("create/sqlite_file", || vec![create::sqlite()]),
+        ("create/sqlite_file", || {
+            vec![create::sqlite(), create::sqlite_with_ledger()]
+        }),
         ("create/memory", || vec![create::memory()]),
         #[cfg(feature = "wire")]
         ("create/wire_sqlite_file", || vec![wire::create_sqlite()]),

@@ -42,8 +42,8 @@ pub fn create_sqlite() -> Case {
         })
     });
     Case {
-        id: "create/wire_sqlite_file",
-        name: "create through the wire adapter vs direct create, SqliteStore file (target: at most 1.15x the time)",
+        id: "create/wire_sqlite_file".into(),
+        name: "create through the wire adapter vs direct create, SqliteStore file (target: at most 1.15x the time)".into(),
         unit: "creates",
         ops_per_iter: 1,
         target: Target::RatioAtLeast(1.0 / 1.15),

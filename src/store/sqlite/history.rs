@@ -1,5 +1,7 @@
 //! The ledger, sizes over time and death records, in SQL.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -19,34 +21,88 @@ const ADDED: i64 = 5;
 const READDED: i64 = 6;
 const REMOVED: i64 = 7;
 
-/// Writes one transaction's ledger entries for one org.
-pub(super) struct Ledger<'a> {
-    org: &'a str,
-    request_id: Option<&'a str>,
-    /// The time every entry of this transaction gets: the stamp's, or the
-    /// org's last entry's if that is later (entry times never go back).
-    at: i64,
-    last: i64,
+/// The last ledger entry (`seq`, `at`) of each org, as the write connection
+/// last wrote or read it, so that a write does not have to look it up.
+///
+/// Valid only while no other connection has committed: `PRAGMA
+/// data_version` (read under the write lock, it changes when another
+/// connection, in this process or another, commits) says when to forget it.
+#[derive(Debug, Default)]
+pub(super) struct Tails {
+    version: Option<i64>,
+    by_org: HashMap<String, (i64, i64)>,
 }
 
-impl<'a> Ledger<'a> {
-    /// Reads where the org's ledger ends. Call inside the write transaction.
-    pub(super) fn open(conn: &Connection, org: &'a str, stamp: Stamp<'a>) -> Result<Self> {
-        let last: Option<(i64, i64)> = conn
+impl Tails {
+    /// The org's last entry, from memory when no one else wrote since.
+    /// Call inside the write transaction.
+    fn get(&mut self, conn: &Connection, org: &str) -> Result<(i64, i64)> {
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .db()?
+            .query_row([], |r| r.get(0))
+            .db()?;
+        if self.version != Some(version) {
+            self.by_org.clear();
+            self.version = Some(version);
+        }
+        if let Some(tail) = self.by_org.get(org) {
+            return Ok(*tail);
+        }
+        let tail = conn
             .prepare_cached(
                 "SELECT seq, at FROM segment_ledger WHERE org = ?1 ORDER BY seq DESC LIMIT 1",
             )
             .db()?
             .query_row([org], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
-            .db()?;
-        let (last, last_at) = last.unwrap_or((0, i64::MIN));
+            .db()?
+            .unwrap_or((0, i64::MIN));
+        self.by_org.insert(org.to_owned(), tail);
+        Ok(tail)
+    }
+}
+
+/// Writes one transaction's ledger entries for one org.
+pub(super) struct Ledger<'a> {
+    org: &'a str,
+    request_id: Option<&'a str>,
+    tails: &'a mut Tails,
+    /// The time every entry of this transaction gets: the stamp's, or the
+    /// org's last entry's if that is later (entry times never go back).
+    at: i64,
+    last: i64,
+    appended: bool,
+}
+
+impl<'a> Ledger<'a> {
+    /// Finds where the org's ledger ends. Call inside the write transaction.
+    pub(super) fn open(
+        conn: &Connection,
+        tails: &'a mut Tails,
+        org: &'a str,
+        stamp: Stamp<'a>,
+    ) -> Result<Self> {
+        let (last, last_at) = tails.get(conn, org)?;
         Ok(Self {
             org,
             request_id: stamp.request_id,
+            tails,
             at: micros(stamp.at).max(last_at),
             last,
+            appended: false,
         })
+    }
+
+    /// Remembers where the ledger now ends. Call once the transaction has
+    /// committed; a transaction that did not commit must not call it.
+    pub(super) fn committed(self) {
+        // Without new entries the remembered tail (and its time) still holds.
+        if self.appended {
+            self.tails
+                .by_org
+                .insert(self.org.to_owned(), (self.last, self.at));
+        }
     }
 
     /// Appends an entry; returns its `seq`.
@@ -70,6 +126,7 @@ impl<'a> Ledger<'a> {
             ChangeKind::MemberRemoved { pid } => (REMOVED, Some(pid.as_str()), None, None),
         };
         self.last += 1;
+        self.appended = true;
         conn.prepare_cached(
             "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, pid, name, description)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -99,6 +156,7 @@ impl<'a> Ledger<'a> {
         pid: &str,
     ) -> Result<i64> {
         self.last += 1;
+        self.appended = true;
         conn.prepare_cached(
             "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, pid)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use crate::clock::truncate_to_micros;
 use crate::domain::pid::is_well_formed;
@@ -19,7 +19,7 @@ use crate::{
 mod history;
 mod schema;
 
-use history::{Ledger, Membership};
+use history::{Ledger, Membership, Tails};
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
 ///
@@ -190,8 +190,56 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
+/// A write transaction: `BEGIN IMMEDIATE` takes the write lock at once (a
+/// transaction that read first and upgraded later could meet a busy error
+/// the busy handler cannot wait out), and `BEGIN`/`COMMIT` are cached
+/// statements like the rest. Rolled back when dropped uncommitted, so an
+/// early `?` undoes everything.
+struct WriteTx<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> WriteTx<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self> {
+        conn.prepare_cached("BEGIN IMMEDIATE")
+            .db()?
+            .execute([])
+            .db()?;
+        Ok(Self { conn, open: true })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        self.conn.prepare_cached("COMMIT").db()?.execute([]).db()?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.conn.is_autocommit() {
+            // Nothing to report from a rollback: the call already failed.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// The write connection and what it remembers between transactions.
+struct Writer {
+    conn: Connection,
+    tails: Tails,
+}
+
 struct Inner {
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
     /// Idle read connections; `None` for an in-memory database, whose reads
     /// use the writer.
     readers: Option<Mutex<Vec<Connection>>>,
@@ -231,7 +279,10 @@ impl SqliteStore {
         let readers = path.as_ref().map(|_| Mutex::new(Vec::new()));
         Self {
             inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
+                writer: Mutex::new(Writer {
+                    conn: writer,
+                    tails: Tails::default(),
+                }),
                 readers,
                 path,
                 options,
@@ -242,14 +293,14 @@ impl SqliteStore {
     /// The write connection. A panic in another thread while it held the
     /// lock rolled its transaction back (rusqlite's `Transaction` rolls back
     /// on drop), so the connection is sound to use.
-    fn writer(&self) -> MutexGuard<'_, Connection> {
+    fn writer(&self) -> MutexGuard<'_, Writer> {
         self.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` on a read connection.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let (Some(pool), Some(path)) = (&self.inner.readers, &self.inner.path) else {
-            return f(&self.writer());
+            return f(&self.writer().conn);
         };
         let idle = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match idle {
@@ -407,10 +458,9 @@ fn select_segment(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<Segme
 
 impl SegmentStore for SqliteStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .db()?;
+        let mut writer = self.writer();
+        let Writer { conn, tails } = &mut *writer;
+        let tx = WriteTx::begin(conn)?;
         // The unique index decides between racing creates, in this process
         // or another; `ON CONFLICT` tells its answer without matching text.
         let inserted = tx
@@ -440,8 +490,10 @@ impl SegmentStore for SqliteStore {
             name: segment.name.clone(),
             description: segment.description.clone(),
         };
-        Ledger::open(&tx, org.as_str(), stamp)?.append(&tx, segment.id, &created)?;
-        tx.commit().db()?;
+        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
+        ledger.append(&tx, segment.id, &created)?;
+        tx.commit()?;
+        ledger.committed();
         Ok(segment)
     }
 
@@ -510,10 +562,9 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
         let at = stamp.at;
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .db()?;
+        let mut writer = self.writer();
+        let Writer { conn, tails } = &mut *writer;
+        let tx = WriteTx::begin(conn)?;
         select_segment(&tx, org, id)?;
         let kind = match change {
             SegmentChange::Rename(name) => {
@@ -557,9 +608,11 @@ impl SegmentStore for SqliteStore {
                 }
             }
         };
-        Ledger::open(&tx, org.as_str(), stamp)?.append(&tx, id, &kind)?;
+        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
+        ledger.append(&tx, id, &kind)?;
         let segment = select_segment(&tx, org, id)?;
-        tx.commit().db()?;
+        tx.commit()?;
+        ledger.committed();
         Ok(segment)
     }
 
@@ -572,12 +625,11 @@ impl SegmentStore for SqliteStore {
     ) -> Result<MembersAdded> {
         let at = micros(stamp.at);
         let sorted = key_order(pids);
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .db()?;
+        let mut writer = self.writer();
+        let Writer { conn, tails } = &mut *writer;
+        let tx = WriteTx::begin(conn)?;
         let (seq, size) = locate(&tx, org, id)?;
-        let mut ledger = Ledger::open(&tx, org.as_str(), stamp)?;
+        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
         let mut state = tx
             .prepare_cached(
                 "SELECT removed_at IS NULL FROM segment_memberships WHERE segment = ?1 AND pid = ?2",
@@ -632,7 +684,8 @@ impl SegmentStore for SqliteStore {
             set_size(&tx, seq, new_current_size)?;
             history::record_size(&tx, seq, entry, new_current_size)?;
         }
-        tx.commit().db()?;
+        tx.commit()?;
+        ledger.committed();
         Ok(MembersAdded {
             n_added,
             n_redundant,
@@ -649,12 +702,11 @@ impl SegmentStore for SqliteStore {
     ) -> Result<MembersRemoved> {
         let at = micros(stamp.at);
         let sorted = key_order(pids);
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .db()?;
+        let mut writer = self.writer();
+        let Writer { conn, tails } = &mut *writer;
+        let tx = WriteTx::begin(conn)?;
         let (seq, size) = locate(&tx, org, id)?;
-        let mut ledger = Ledger::open(&tx, org.as_str(), stamp)?;
+        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
         let mut remove = tx
             .prepare_cached(
                 "UPDATE segment_memberships SET removed_at = ?3
@@ -679,7 +731,8 @@ impl SegmentStore for SqliteStore {
             set_size(&tx, seq, new_current_size)?;
             history::record_size(&tx, seq, entry, new_current_size)?;
         }
-        tx.commit().db()?;
+        tx.commit()?;
+        ledger.committed();
         Ok(MembersRemoved {
             n_deleted,
             new_current_size,
@@ -756,10 +809,9 @@ impl SegmentStore for SqliteStore {
     }
 
     fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .db()?;
+        let mut writer = self.writer();
+        let Writer { conn, tails } = &mut *writer;
+        let tx = WriteTx::begin(conn)?;
         let deleted = tx
             .prepare_cached("DELETE FROM segments WHERE id = ?1 AND org = ?2")
             .db()?
@@ -768,8 +820,11 @@ impl SegmentStore for SqliteStore {
         if deleted == 0 {
             return Err(Error::NotFound { id });
         }
-        Ledger::open(&tx, org.as_str(), stamp)?.append(&tx, id, &ChangeKind::Deleted)?;
-        tx.commit().db()
+        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
+        ledger.append(&tx, id, &ChangeKind::Deleted)?;
+        tx.commit()?;
+        ledger.committed();
+        Ok(())
     }
 
     fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
@@ -880,12 +935,10 @@ impl SegmentStore for SqliteStore {
     }
 
     fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<(u64, u64)> {
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .db()?;
+        let writer = self.writer();
+        let tx = WriteTx::begin(&writer.conn)?;
         let counts = history::upsert_deaths(&tx, records, at)?;
-        tx.commit().db()?;
+        tx.commit()?;
         Ok(counts)
     }
 

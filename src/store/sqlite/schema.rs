@@ -16,7 +16,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // `segments.seq` is AUTOINCREMENT so that a
     // deleted segment's row id is never given to another.
     "CREATE TABLE segments (
-        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq          INTEGER PRIMARY KEY,
         id           BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
         org          TEXT    NOT NULL,
         name         TEXT    NOT NULL,

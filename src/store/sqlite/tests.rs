@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::{NewSegment, Segments};
+use rusqlite::TransactionBehavior;
 
 fn file_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +82,7 @@ fn every_connection_gets_the_pragmas() {
             "{role}: busy_timeout 5 s"
         );
     };
-    check(&store.writer(), "writer");
+    check(&store.writer().conn, "writer");
     store
         .read(|conn| {
             check(conn, "reader");
@@ -94,7 +95,7 @@ fn every_connection_gets_the_pragmas() {
         .open(_dir.path().join("full.db"))
         .unwrap();
     assert_eq!(
-        pragma(&full.writer(), "synchronous"),
+        pragma(&full.writer().conn, "synchronous"),
         "2",
         "synchronous=FULL when chosen"
     );
@@ -119,6 +120,7 @@ fn readers_do_not_wait_for_the_writer() {
     // Hold the write lock with an open write transaction...
     let mut writer = store.writer();
     let tx = writer
+        .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .unwrap();
     tx.execute("UPDATE segments SET name = 'uncommitted'", [])
@@ -194,6 +196,7 @@ fn a_failure_mid_batch_applies_nothing() {
     // Make the storage fail on one PID in the middle of a batch.
     store
         .writer()
+        .conn
         .execute_batch(
             "CREATE TRIGGER fail_on_boom BEFORE INSERT ON segment_memberships
              WHEN NEW.pid = 'p-m' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
@@ -223,6 +226,7 @@ fn a_failure_mid_batch_applies_nothing() {
     // The store keeps working for other calls.
     store
         .writer()
+        .conn
         .execute_batch("DROP TRIGGER fail_on_boom")
         .unwrap();
     assert_eq!(
@@ -248,7 +252,8 @@ fn plan(conn: &Connection, sql: &str) -> String {
 #[test]
 fn every_query_reads_an_index_in_order() {
     let store = SqliteStore::open_in_memory().unwrap();
-    let conn = store.writer();
+    let writer = store.writer();
+    let conn = &writer.conn;
     let cases: [(&str, &str); 6] = [
         (
             &format!(
@@ -287,7 +292,7 @@ fn every_query_reads_an_index_in_order() {
         ),
     ];
     for (sql, expected) in cases {
-        let plan = plan(&conn, sql);
+        let plan = plan(conn, sql);
         assert!(
             plan.contains(expected),
             "{sql}\nshould use {expected}: {plan}"
@@ -313,7 +318,48 @@ fn deleting_a_segment_deletes_its_membership_rows() {
     segments.delete(&org, s.id).unwrap();
     let rows: i64 = store
         .writer()
+        .conn
         .query_row("SELECT count(*) FROM segment_memberships", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 1, "only the other segment's membership row is left");
+}
+
+#[test]
+fn two_stores_on_one_file_keep_one_gapless_ledger() {
+    // Each store has its own write connection and remembers its orgs' ledger
+    // tails; a commit by the other must make it look again.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = Segments::new(SqliteStore::open(&path).unwrap());
+    let b = Segments::new(SqliteStore::open(&path).unwrap());
+    let org = OrgId::new("acme").unwrap();
+    let s = a.create(&org, NewSegment::new("Shared")).unwrap();
+    for round in 0..20 {
+        let (writer, other) = if round % 3 == 0 { (&b, &a) } else { (&a, &b) };
+        writer
+            .add_members(&org, s.id, &[format!("p-{round}")])
+            .unwrap();
+        if round % 5 == 0 {
+            other
+                .remove_members(&org, s.id, &[format!("p-{round}")])
+                .unwrap();
+        }
+    }
+    let feed = a.changes_since(&org, 0, 1_000).unwrap();
+    let seqs: Vec<u64> = feed.changes.iter().map(|c| c.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "one gapless ledger"
+    );
+    assert_eq!(
+        seqs.len(),
+        1 + 20 + 4,
+        "every change of both stores is in it"
+    );
+    assert_eq!(
+        b.changes_since(&org, 0, 1_000).unwrap(),
+        feed,
+        "both stores read the same ledger"
+    );
 }
