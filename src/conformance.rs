@@ -1430,9 +1430,11 @@ pub fn reopened_store_keeps_everything(open: &dyn Fn() -> Box<dyn SegmentStore>)
         clock.advance(TimeDelta::seconds(1));
         segments.remove_members(&acme, kept.id, &["p-b"]).unwrap();
         let members = every_member(&segments, &acme, kept.id);
+        let ledger = whole_ledger(&segments, &acme);
         (
             vec![segments.get(&acme, kept.id).unwrap(), renamed],
             members,
+            ledger,
         )
     };
     let store = open();
@@ -1450,6 +1452,11 @@ pub fn reopened_store_keeps_everything(open: &dyn Fn() -> Box<dyn SegmentStore>)
         written.1,
         "members and their timestamps survive a reopen"
     );
+    assert_eq!(
+        whole_ledger(&segments, &acme),
+        written.2,
+        "the ledger survives a reopen"
+    );
     assert_duplicate(
         segments.create(&acme, NewSegment::new("kept")),
         "kept",
@@ -1466,6 +1473,14 @@ pub fn reopened_store_keeps_everything(open: &dyn Fn() -> Box<dyn SegmentStore>)
         back[1].first_added_at,
         start_micros(),
         "history of a removed member survives a reopen"
+    );
+    let ledger = whole_ledger(&segments, &acme);
+    let next: Vec<u64> = ledger[written.2.len()..].iter().map(|c| c.seq).collect();
+    let from = written.2.len() as u64 + 1;
+    assert_eq!(
+        next,
+        (from..from + next.len() as u64).collect::<Vec<_>>(),
+        "the ledger goes on without a gap after a reopen"
     );
 }
 
