@@ -85,20 +85,76 @@ pub enum Error {
         supported: i64,
     },
 
-    /// The storage backend failed. The cause is chained as the source.
-    #[error("storage backend failed")]
+    /// The storage backend failed. What kind of failure is in `kind`; the
+    /// backend's own error is chained as the source. Nothing was changed.
+    #[error("storage failure: {kind}")]
     Storage {
+        /// The kind of failure, for callers that react to some (retry when
+        /// busy, alert when full).
+        kind: StorageFailure,
         /// What the backend reported.
         #[source]
         source: Box<dyn StdError + Send + Sync + 'static>,
     },
 }
 
+/// The kinds of [`Error::Storage`], as a backend classifies its failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StorageFailure {
+    /// The database cannot be written: a read-only file, directory or mount.
+    ReadOnly,
+    /// The disk, or a size limit of the database, is full.
+    Full,
+    /// The file is not a database, or is damaged.
+    Corrupt,
+    /// Another connection held a lock for longer than the store waits.
+    Busy,
+    /// The database file cannot be opened.
+    CannotOpen,
+    /// The operating system failed to read or write the file.
+    Io,
+    /// Any other failure of the backend.
+    Other,
+}
+
+impl fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ReadOnly => "the database is read-only",
+            Self::Full => "the disk or the database is full",
+            Self::Corrupt => "the database file is damaged or not a database",
+            Self::Busy => "the database stayed locked by another connection",
+            Self::CannotOpen => "the database file cannot be opened",
+            Self::Io => "reading or writing the database file failed",
+            Self::Other => "the storage backend failed",
+        })
+    }
+}
+
 impl Error {
-    /// Wraps a backend failure, keeping it as the source.
+    /// Wraps a backend failure of no particular kind, keeping it as the
+    /// source.
     pub fn storage(source: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
+        Self::storage_failure(StorageFailure::Other, source)
+    }
+
+    /// Wraps a backend failure of a known kind, keeping it as the source.
+    pub fn storage_failure(
+        kind: StorageFailure,
+        source: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
+    ) -> Self {
         Self::Storage {
+            kind,
             source: source.into(),
+        }
+    }
+
+    /// The kind of a storage failure; `None` for other errors.
+    pub fn storage_kind(&self) -> Option<StorageFailure> {
+        match self {
+            Self::Storage { kind, .. } => Some(*kind),
+            _ => None,
         }
     }
 

@@ -113,7 +113,7 @@ pub use domain::pid::{Pid, is_well_formed as is_well_formed_pid};
 pub use domain::segment::{
     ListOptions, NewSegment, Segment, SegmentChange, SegmentCursor, SegmentInsert, SegmentPage,
 };
-pub use error::{Error, Field, Result, Rule, ValidationError};
+pub use error::{Error, Field, Result, Rule, StorageFailure, ValidationError};
 pub use service::Segments;
 pub use store::SegmentStore;
 pub use store::memory::MemoryStore;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
+use crate::StorageFailure;
 use crate::clock::truncate_to_micros;
 use crate::domain::pid::is_well_formed;
 use crate::{
@@ -111,10 +112,16 @@ impl SqliteStoreBuilder {
         // The version check may wait for another process's lock, so the
         // timeout comes first; `configure` sets it again with the rest.
         writer.busy_timeout(self.busy_timeout).db()?;
-        // Refuse a newer database before any PRAGMA can write to it.
-        schema::check_not_newer(&writer)?;
-        self.configure(&writer, true)?;
-        schema::migrate(&mut writer, Utc::now().timestamp_micros())?;
+        // Processes opening one new file at once take turns; every step
+        // can be retried (migrations run in one transaction).
+        when_busy(self.busy_timeout, || {
+            // Refuse a newer database before any PRAGMA can write to it.
+            schema::check_not_newer(&writer)?;
+            self.configure(&writer, true)
+        })?;
+        when_busy(self.busy_timeout, || {
+            schema::migrate(&mut writer, Utc::now().timestamp_micros())
+        })?;
         Ok(SqliteStore::from_parts(writer, Some(path), self))
     }
 
@@ -201,11 +208,15 @@ struct WriteTx<'c> {
 }
 
 impl<'c> WriteTx<'c> {
-    fn begin(conn: &'c Connection) -> Result<Self> {
-        conn.prepare_cached("BEGIN IMMEDIATE")
-            .db()?
-            .execute([])
-            .db()?;
+    /// Takes the write lock, waiting for other connections as long as
+    /// `patience` allows (see [`when_busy`]).
+    fn begin(conn: &'c Connection, patience: Duration) -> Result<Self> {
+        when_busy(patience, || {
+            conn.prepare_cached("BEGIN IMMEDIATE")
+                .db()?
+                .execute([])
+                .db()
+        })?;
         Ok(Self { conn, open: true })
     }
 
@@ -229,6 +240,31 @@ impl std::ops::Deref for WriteTx<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
         self.conn
+    }
+}
+
+/// Runs `attempt` again while it fails because the database is busy, for
+/// up to `patience` in all, with short growing pauses.
+///
+/// SQLite's busy handler already waits for locks (`busy_timeout`); a few
+/// waits it cannot cover (a reader meeting another process's WAL recovery,
+/// a lock handed over at the wrong instant) surface as `SQLITE_BUSY`. Every
+/// retried attempt is a whole statement or read that changed nothing, so
+/// retrying is safe. No busy error reaches a caller before `patience` is
+/// spent.
+fn when_busy<T>(patience: Duration, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match attempt() {
+            Err(e) if e.storage_kind() == Some(StorageFailure::Busy)
+                && started.elapsed() + pause < patience =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -298,7 +334,13 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a read connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on a read connection, again if the database was busy (reads
+    /// change nothing, so a retry is safe).
+    fn read<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
+        when_busy(self.inner.options.busy_timeout, || self.read_once(&f))
+    }
+
+    fn read_once<T>(&self, f: &impl Fn(&Connection) -> Result<T>) -> Result<T> {
         let (Some(pool), Some(path)) = (&self.inner.readers, &self.inner.path) else {
             return f(&self.writer().conn);
         };
@@ -318,8 +360,12 @@ impl SqliteStore {
             }
         };
         let out = f(&conn);
-        // A connection that failed in the backend is not trusted again.
-        let healthy = !matches!(out, Err(Error::Storage { .. }));
+        // A connection that failed in the backend is not trusted again
+        // (a busy one is: it only waited).
+        let healthy = !matches!(
+            out.as_ref().map_err(Error::storage_kind),
+            Err(Some(kind)) if kind != StorageFailure::Busy
+        );
         let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
         if healthy && idle.len() < self.inner.options.max_idle_readers {
             idle.push(conn);
@@ -338,16 +384,29 @@ impl fmt::Debug for SqliteStore {
 }
 
 /// The one place rusqlite's errors become the crate's: a backend failure,
-/// with rusqlite's error kept as the source. Constraint violations that mean
-/// something in the domain never get here: the statements detect them
-/// (`ON CONFLICT`, reads under the write lock) and answer the domain error.
+/// classified by SQLite's result code, with rusqlite's error kept as the
+/// source. Constraint violations that mean something in the domain never get
+/// here: the statements detect them (`ON CONFLICT`, reads under the write
+/// lock) and answer the domain error.
 trait Db<T> {
     fn db(self) -> Result<T>;
 }
 
 impl<T> Db<T> for rusqlite::Result<T> {
     fn db(self) -> Result<T> {
-        self.map_err(Error::storage)
+        self.map_err(|e| {
+            use rusqlite::ErrorCode as C;
+            let kind = match e.sqlite_error_code() {
+                Some(C::ReadOnly) => StorageFailure::ReadOnly,
+                Some(C::DiskFull) => StorageFailure::Full,
+                Some(C::DatabaseCorrupt | C::NotADatabase) => StorageFailure::Corrupt,
+                Some(C::DatabaseBusy | C::DatabaseLocked) => StorageFailure::Busy,
+                Some(C::CannotOpen) => StorageFailure::CannotOpen,
+                Some(C::SystemIoFailure) => StorageFailure::Io,
+                _ => StorageFailure::Other,
+            };
+            Error::storage_failure(kind, e)
+        })
     }
 }
 
@@ -460,7 +519,7 @@ impl SegmentStore for SqliteStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
-        let tx = WriteTx::begin(conn)?;
+        let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
         // The unique index decides between racing creates, in this process
         // or another; `ON CONFLICT` tells its answer without matching text.
         let inserted = tx
@@ -564,7 +623,7 @@ impl SegmentStore for SqliteStore {
         let at = stamp.at;
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
-        let tx = WriteTx::begin(conn)?;
+        let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
         select_segment(&tx, org, id)?;
         let kind = match change {
             SegmentChange::Rename(name) => {
@@ -627,7 +686,7 @@ impl SegmentStore for SqliteStore {
         let sorted = key_order(pids);
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
-        let tx = WriteTx::begin(conn)?;
+        let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
         let (seq, size) = locate(&tx, org, id)?;
         let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
         let mut state = tx
@@ -704,7 +763,7 @@ impl SegmentStore for SqliteStore {
         let sorted = key_order(pids);
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
-        let tx = WriteTx::begin(conn)?;
+        let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
         let (seq, size) = locate(&tx, org, id)?;
         let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
         let mut remove = tx
@@ -811,7 +870,7 @@ impl SegmentStore for SqliteStore {
     fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
-        let tx = WriteTx::begin(conn)?;
+        let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
         let deleted = tx
             .prepare_cached("DELETE FROM segments WHERE id = ?1 AND org = ?2")
             .db()?
@@ -936,7 +995,7 @@ impl SegmentStore for SqliteStore {
 
     fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<(u64, u64)> {
         let writer = self.writer();
-        let tx = WriteTx::begin(&writer.conn)?;
+        let tx = WriteTx::begin(&writer.conn, self.inner.options.busy_timeout)?;
         let counts = history::upsert_deaths(&tx, records, at)?;
         tx.commit()?;
         Ok(counts)
