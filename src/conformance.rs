@@ -1734,9 +1734,9 @@ pub fn the_ledger_survives_removal_and_deletion(store: &dyn SegmentStore) {
     );
 }
 
-/// Ledger times never go backwards within an org: a change stamped before
-/// the last entry is recorded at the last entry's time, so "as of" reads
-/// are well defined. The segment itself keeps the time it was given.
+/// Times never go backwards within an org: a change stamped before the
+/// org's last ledger entry is made at that entry's time, in its rows and in
+/// the ledger alike, so "as of" reads agree with what the rows say.
 pub fn ledger_times_never_go_backwards(store: &dyn SegmentStore) {
     let (segments, clock) = service(store);
     let acme = org("acme");
@@ -1745,15 +1745,33 @@ pub fn ledger_times_never_go_backwards(store: &dyn SegmentStore) {
     clock.advance(TimeDelta::seconds(-10));
     let early = segments.create(&acme, NewSegment::new("Early")).unwrap();
     assert_eq!(
-        early.created_at,
-        start_micros(),
-        "the segment keeps its own time"
+        early.created_at, late.created_at,
+        "the change is not earlier than the one before"
+    );
+    assert_eq!(
+        segments.get(&acme, early.id).unwrap().created_at,
+        late.created_at,
+        "as stored"
     );
     let ledger = whole_ledger(&segments, &acme);
     assert_eq!(ledger[0].at, late.created_at);
     assert_eq!(
         ledger[1].at, late.created_at,
-        "the entry is not earlier than the one before"
+        "the entry carries the same time as the row"
+    );
+    segments.add_members(&acme, early.id, &["p-a"]).unwrap();
+    let member = &every_member(&segments, &acme, early.id)[0];
+    assert_eq!(
+        member.first_added_at, late.created_at,
+        "member times follow the same rule"
+    );
+    let as_of = segments
+        .members_as_of(&acme, early.id, member.first_added_at, None, 10)
+        .unwrap();
+    assert_eq!(
+        as_of.members.len(),
+        1,
+        "a member is a member as of its own first_added_at"
     );
 }
 

@@ -578,7 +578,7 @@ fn the_log_line_carries_the_error_chain_of_a_5xx() {
     );
     assert_eq!(
         line,
-        "POST /v2/segments/create 500 1.5ms error: storage failure: reading or writing the database file failed: disk I/O error"
+        "POST /v2/segments/create 500 1.5ms error: storage failure: the storage backend failed: disk I/O error"
     );
 
     *response.status_mut() = http::StatusCode::NOT_FOUND;

@@ -133,9 +133,15 @@ struct History {
 }
 
 impl History {
+    /// The time of a change made at `now`: never before the org's last
+    /// ledger entry. Rows and ledger entries of the change both carry it.
+    fn effective(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.last.map_or(now, |last| last.max(now))
+    }
+
     /// The ledger time of an entry written at `now`.
     fn stamp(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let at = self.last.map_or(now, |last| last.max(now));
+        let at = self.effective(now);
         self.last = Some(at);
         at
     }
@@ -304,10 +310,11 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 let (valid, invalid, repeats) = split(pids);
                 let (mut added, mut redundant) = (0, repeats);
                 let mut joined = Vec::new();
+                let at = history.effective(now);
                 for pid in valid {
                     let m = s.members.entry(pid.clone()).or_insert(Membership {
-                        first: now,
-                        last: now,
+                        first: at,
+                        last: at,
                         active: false,
                     });
                     if m.active {
@@ -317,7 +324,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                         joined.push(pid.clone());
                     }
                     m.active = true;
-                    m.last = now;
+                    m.last = at;
                 }
                 history.record(now, *segment, joined, true);
                 let expected = AddOutcome {

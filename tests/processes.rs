@@ -37,7 +37,10 @@ fn main() {
         Ok("writer") => writer_child(),
         Ok(other) => panic!("unknown child mode {other:?}"),
         Err(_) => {
-            let soak: usize = std::env::var("SEGMENTS_SOAK").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+            let soak: usize = std::env::var("SEGMENTS_SOAK")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1);
             let started = Instant::now();
             races_across_processes_have_one_winner_per_name(soak);
             killed_writers_leave_whole_batches(soak);
@@ -51,7 +54,12 @@ fn org() -> OrgId {
 }
 
 fn open(path: &Path, sync: Synchronous) -> Segments<SqliteStore> {
-    Segments::new(SqliteStore::builder().synchronous(sync).open(path).expect("the file opens"))
+    Segments::new(
+        SqliteStore::builder()
+            .synchronous(sync)
+            .open(path)
+            .expect("the file opens"),
+    )
 }
 
 fn spawn(mode: &str, db: &Path, sync: &str, seed: u64) -> Child {
@@ -72,7 +80,10 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 
@@ -82,9 +93,15 @@ impl Rng {
 }
 
 fn seed() -> u64 {
-    std::env::var("SEGMENTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    })
+    std::env::var("SEGMENTS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -101,13 +118,20 @@ fn race(segments: &Segments<SqliteStore>, seed: u64, out: &mut impl Write) {
     let mut rng = Rng(seed);
     for _ in 0..RACE_ROUNDS {
         let n = rng.below(NAMES);
-        let spelled = if rng.below(2) == 0 { format!("Shared {n}") } else { format!("  shared   {n} ") };
+        let spelled = if rng.below(2) == 0 {
+            format!("Shared {n}")
+        } else {
+            format!("  shared   {n} ")
+        };
         match segments.create(&org, NewSegment::new(spelled)) {
             Ok(_) => writeln!(out, "created shared {n}").unwrap(),
             Err(Error::DuplicateName { .. }) => {}
             Err(e) => panic!("create failed: {e:?}"),
         }
-        let Some(target) = segments.find_by_name(&org, &format!("shared {}", rng.below(NAMES))).unwrap() else {
+        let Some(target) = segments
+            .find_by_name(&org, &format!("shared {}", rng.below(NAMES)))
+            .unwrap()
+        else {
             continue;
         };
         let pids: Vec<String> = (0..20).map(|_| format!("p-{}", rng.below(60))).collect();
@@ -145,9 +169,13 @@ fn races_across_processes_have_one_winner_per_name(soak: usize) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("race.db");
         let base = seed();
-        println!("race round {round}: seed {base}, {PROCESSES} processes and {THREADS} threads on one file");
+        println!(
+            "race round {round}: seed {base}, {PROCESSES} processes and {THREADS} threads on one file"
+        );
         // No one creates the file first: the processes race to do it.
-        let children: Vec<Child> = (0..PROCESSES).map(|i| spawn("race", &db, "normal", base + i as u64)).collect();
+        let children: Vec<Child> = (0..PROCESSES)
+            .map(|i| spawn("race", &db, "normal", base + i as u64))
+            .collect();
         let mut wins: HashMap<String, usize> = HashMap::new();
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..THREADS)
@@ -169,7 +197,11 @@ fn races_across_processes_have_one_winner_per_name(soak: usize) {
         });
         for child in children {
             let output = child.wait_with_output().unwrap();
-            assert!(output.status.success(), "a racing process failed: {:?}", output.status);
+            assert!(
+                output.status.success(),
+                "a racing process failed: {:?}",
+                output.status
+            );
             let text = String::from_utf8(output.stdout).unwrap();
             assert!(text.ends_with("done\n"), "the racing process finished");
             for line in text.lines().filter(|l| l.starts_with("created")) {
@@ -180,13 +212,28 @@ fn races_across_processes_have_one_winner_per_name(soak: usize) {
         // hold is that live names are unique and sizes are exact.
         let segments = open(&db, Synchronous::Normal);
         let org = org();
-        let live = segments.list(&org, ListOptions::new().limit(1_000)).unwrap().segments;
+        let live = segments
+            .list(&org, ListOptions::new().limit(1_000))
+            .unwrap()
+            .segments;
         let mut keys = BTreeMap::new();
         for s in &live {
-            let key = s.name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-            assert!(keys.insert(key.clone(), s.id).is_none(), "two live segments named {key:?}");
+            let key = s
+                .name
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase();
+            assert!(
+                keys.insert(key.clone(), s.id).is_none(),
+                "two live segments named {key:?}"
+            );
             let listed = members_of(&segments, &org, s.id);
-            assert_eq!(s.current_size, listed, "current_size of {:?} equals its members", s.name);
+            assert_eq!(
+                s.current_size, listed,
+                "current_size of {:?} equals its members",
+                s.name
+            );
         }
         let total_wins: usize = wins.values().sum();
         let deletions = segments
@@ -196,8 +243,15 @@ fn races_across_processes_have_one_winner_per_name(soak: usize) {
             .iter()
             .filter(|c| c.kind == segments::ChangeKind::Deleted)
             .count();
-        assert_eq!(total_wins, live.len() + deletions, "every win is a live segment or a deleted one");
-        println!("race round {round}: {total_wins} creates won, {deletions} deleted, {} live, sizes exact", live.len());
+        assert_eq!(
+            total_wins,
+            live.len() + deletions,
+            "every win is a live segment or a deleted one"
+        );
+        println!(
+            "race round {round}: {total_wins} creates won, {deletions} deleted, {} live, sizes exact",
+            live.len()
+        );
     }
 }
 
@@ -260,11 +314,19 @@ fn killed_writers_leave_whole_batches(soak: usize) {
     for kill in 0..kills {
         // Both durability modes, on files of their own: after a process
         // crash neither may lose a batch whose call returned.
-        let (sync, db) = if kill % 2 == 0 { ("normal", dir.path().join("normal.db")) } else { ("full", dir.path().join("full.db")) };
+        let (sync, db) = if kill % 2 == 0 {
+            ("normal", dir.path().join("normal.db"))
+        } else {
+            ("full", dir.path().join("full.db"))
+        };
         let mut child = spawn("writer", &db, sync, kill as u64 + 1);
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        assert_eq!(lines.next().unwrap().unwrap(), "ready", "the writer started");
+        assert_eq!(
+            lines.next().unwrap().unwrap(),
+            "ready",
+            "the writer started"
+        );
         std::thread::sleep(Duration::from_millis(20 + rng.below(180)));
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
@@ -277,25 +339,38 @@ fn killed_writers_leave_whole_batches(soak: usize) {
         check_file(&db, &seen, sync);
         committed.extend(seen);
     }
-    println!("crash: {kills} kills, {} batches committed before a kill, every one whole and present", committed.len());
+    println!(
+        "crash: {kills} kills, {} batches committed before a kill, every one whole and present",
+        committed.len()
+    );
 }
 
 /// After a kill: the file is sound, every batch is whole or absent, the
 /// reported ones are present, and the size is exact.
 fn check_file(db: &Path, reported: &[(u64, bool)], sync: &str) {
     let raw = rusqlite::Connection::open(db).unwrap();
-    let integrity: String = raw.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let integrity: String = raw
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(integrity, "ok", "integrity_check after a kill ({sync})");
     drop(raw);
     let segments = open(db, Synchronous::Normal);
     let org = org();
-    let s = segments.find_by_name(&org, "crash").unwrap().expect("the segment survived");
+    let s = segments
+        .find_by_name(&org, "crash")
+        .unwrap()
+        .expect("the segment survived");
     let mut by_batch: BTreeMap<u64, usize> = BTreeMap::new();
     let mut options = MemberOptions::new().limit(10_000);
     loop {
         let page = segments.members(&org, s.id, options.clone()).unwrap();
         for m in &page.members {
-            let batch: u64 = m.pid.as_str()[2..].split('x').next().unwrap().parse().unwrap();
+            let batch: u64 = m.pid.as_str()[2..]
+                .split('x')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             *by_batch.entry(batch).or_default() += 1;
         }
         match page.next {
@@ -311,8 +386,15 @@ fn check_file(db: &Path, reported: &[(u64, bool)], sync: &str) {
     }
     for (batch, halved) in reported {
         let expected = if *halved { BATCH / 2 } else { BATCH };
-        assert_eq!(by_batch.get(batch), Some(&expected), "batch {batch}, committed before the kill, is there ({sync})");
+        assert_eq!(
+            by_batch.get(batch),
+            Some(&expected),
+            "batch {batch}, committed before the kill, is there ({sync})"
+        );
     }
     let total: usize = by_batch.values().sum();
-    assert_eq!(s.current_size as usize, total, "current_size matches the members after a kill ({sync})");
+    assert_eq!(
+        s.current_size as usize, total,
+        "current_size matches the members after a kill ({sync})"
+    );
 }

@@ -264,7 +264,9 @@ impl SegmentStore for MemoryStore {
             }),
         };
         // Stores keep microseconds, whoever built the stamp.
-        let (segment, key) = new.into_segment(truncate_to_micros(stamp.at));
+        // Rows and ledger share one time, which never goes back in an org.
+        let at = org.ledger.next_at(truncate_to_micros(stamp.at));
+        let (segment, key) = new.into_segment(at);
         match org.by_key.entry(key) {
             Entry_::Occupied(_) => {
                 return Err(Error::DuplicateName { name: segment.name });
@@ -273,7 +275,6 @@ impl SegmentStore for MemoryStore {
         };
         org.by_creation
             .insert(creation_key(segment.created_at, segment.id));
-        let at = org.ledger.next_at(segment.created_at);
         org.ledger.append(
             at,
             &stamp.request_id.map(Arc::from),
@@ -360,8 +361,8 @@ impl SegmentStore for MemoryStore {
                 }
             }
         };
-        segment.updated_at = truncate_to_micros(stamp.at);
-        let at = org.ledger.next_at(segment.updated_at);
+        let at = org.ledger.next_at(truncate_to_micros(stamp.at));
+        segment.updated_at = at;
         org.ledger
             .append(at, &stamp.request_id.map(Arc::from), id, kind);
         Ok(stored.segment())
@@ -399,11 +400,11 @@ impl SegmentStore for MemoryStore {
         pids: &[Pid],
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        let micros = stamp.at.timestamp_micros();
         let request_id = stamp.request_id.map(Arc::from);
         let mut state = self.write();
         let (org, stored) = state.stored_mut(org, id)?;
         let ledger_at = org.ledger.next_at(truncate_to_micros(stamp.at));
+        let micros = ledger_at.timestamp_micros();
         let members = &mut stored.members;
         members.by_pid.reserve(pids.len());
         let (mut n_added, mut n_redundant) = (0, 0);

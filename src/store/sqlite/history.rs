@@ -94,6 +94,18 @@ impl<'a> Ledger<'a> {
         })
     }
 
+    /// The time of this transaction's changes: the stamp's, or the org's last
+    /// entry's if that is later. Rows written in the transaction carry it
+    /// too, so rows and ledger always agree.
+    pub(super) fn at(&self) -> i64 {
+        self.at
+    }
+
+    /// [`Ledger::at`] as a time.
+    pub(super) fn time(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.at).unwrap_or_default()
+    }
+
     /// Remembers where the ledger now ends. Call once the transaction has
     /// committed; a transaction that did not commit must not call it.
     pub(super) fn committed(self) {

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use crate::StorageFailure;
-use crate::clock::truncate_to_micros;
 use crate::domain::pid::is_well_formed;
 use crate::{
     Change, ChangeKind, DeathCursor, DeathRecord, Error, Member, MemberCursor, MembersAdded,
@@ -257,8 +256,9 @@ fn when_busy<T>(patience: Duration, mut attempt: impl FnMut() -> Result<T>) -> R
     let mut pause = Duration::from_millis(1);
     loop {
         match attempt() {
-            Err(e) if e.storage_kind() == Some(StorageFailure::Busy)
-                && started.elapsed() + pause < patience =>
+            Err(e)
+                if e.storage_kind() == Some(StorageFailure::Busy)
+                    && started.elapsed() + pause < patience =>
             {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));
@@ -520,6 +520,7 @@ impl SegmentStore for SqliteStore {
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
         let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
+        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
         // The unique index decides between racing creates, in this process
         // or another; `ON CONFLICT` tells its answer without matching text.
         let inserted = tx
@@ -536,7 +537,7 @@ impl SegmentStore for SqliteStore {
                 new.name.key(),
                 new.description,
                 new.source,
-                micros(stamp.at),
+                ledger.at(),
             ])
             .db()?;
         if inserted == 0 {
@@ -544,12 +545,11 @@ impl SegmentStore for SqliteStore {
                 name: new.name.as_str().to_owned(),
             });
         }
-        let (segment, _) = new.into_segment(truncate_to_micros(stamp.at));
+        let (segment, _) = new.into_segment(ledger.time());
         let created = ChangeKind::Created {
             name: segment.name.clone(),
             description: segment.description.clone(),
         };
-        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
         ledger.append(&tx, segment.id, &created)?;
         tx.commit()?;
         ledger.committed();
@@ -620,11 +620,12 @@ impl SegmentStore for SqliteStore {
         change: &SegmentChange,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        let at = stamp.at;
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
         let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
         select_segment(&tx, org, id)?;
+        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
+        let at = ledger.at();
         let kind = match change {
             SegmentChange::Rename(name) => {
                 // Under the write lock this read is the truth; the unique
@@ -644,12 +645,7 @@ impl SegmentStore for SqliteStore {
                     "UPDATE segments SET name = ?1, name_key = ?2, updated_at = ?3 WHERE id = ?4",
                 )
                 .db()?
-                .execute(params![
-                    name.as_str(),
-                    name.key(),
-                    micros(at),
-                    id.as_bytes()
-                ])
+                .execute(params![name.as_str(), name.key(), at, id.as_bytes()])
                 .db()?;
                 ChangeKind::Renamed {
                     name: name.as_str().to_owned(),
@@ -660,14 +656,13 @@ impl SegmentStore for SqliteStore {
                     "UPDATE segments SET description = ?1, updated_at = ?2 WHERE id = ?3",
                 )
                 .db()?
-                .execute(params![description, micros(at), id.as_bytes()])
+                .execute(params![description, at, id.as_bytes()])
                 .db()?;
                 ChangeKind::DescriptionChanged {
                     description: description.clone(),
                 }
             }
         };
-        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
         ledger.append(&tx, id, &kind)?;
         let segment = select_segment(&tx, org, id)?;
         tx.commit()?;
@@ -682,13 +677,13 @@ impl SegmentStore for SqliteStore {
         pids: &[Pid],
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        let at = micros(stamp.at);
         let sorted = key_order(pids);
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
         let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
         let (seq, size) = locate(&tx, org, id)?;
         let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
+        let at = ledger.at();
         let mut state = tx
             .prepare_cached(
                 "SELECT removed_at IS NULL FROM segment_memberships WHERE segment = ?1 AND pid = ?2",
@@ -759,13 +754,13 @@ impl SegmentStore for SqliteStore {
         pids: &[Pid],
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
-        let at = micros(stamp.at);
         let sorted = key_order(pids);
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
         let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
         let (seq, size) = locate(&tx, org, id)?;
         let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
+        let at = ledger.at();
         let mut remove = tx
             .prepare_cached(
                 "UPDATE segment_memberships SET removed_at = ?3

@@ -2,9 +2,9 @@
 //! conformance suite on every configuration.
 
 use super::*;
+use crate::StorageFailure;
 use crate::{NewSegment, Segments};
 use rusqlite::TransactionBehavior;
-use crate::StorageFailure;
 
 fn file_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -372,7 +372,9 @@ fn seeded_store() -> (tempfile::TempDir, SqliteStore, OrgId, SegmentId) {
     let org = OrgId::new("acme").unwrap();
     let segments = Segments::new(store.clone());
     let s = segments.create(&org, NewSegment::new("Seeded")).unwrap();
-    segments.add_members(&org, s.id, &["p-a", "p-b", "p-c"]).unwrap();
+    segments
+        .add_members(&org, s.id, &["p-a", "p-b", "p-c"])
+        .unwrap();
     (dir, store, org, s.id)
 }
 
@@ -384,8 +386,13 @@ fn a_read_only_file_reads_and_refuses_writes_cleanly() {
     // `mode=ro` makes the file read-only even for root, as a read-only
     // mount would.
     let uri = format!("file:{}?mode=ro", path.display());
-    let segments = Segments::new(SqliteStore::open(&uri).expect("a read-only file opens for reading"));
-    assert_eq!(segments.get(&org, id).unwrap().current_size, 3, "reads work");
+    let segments =
+        Segments::new(SqliteStore::open(&uri).expect("a read-only file opens for reading"));
+    assert_eq!(
+        segments.get(&org, id).unwrap().current_size,
+        3,
+        "reads work"
+    );
     let refused = [
         segments.create(&org, NewSegment::new("New")).map(drop),
         segments.add_members(&org, id, &["p-d"]).map(drop),
@@ -395,35 +402,84 @@ fn a_read_only_file_reads_and_refuses_writes_cleanly() {
     ];
     for result in refused {
         let err = result.expect_err("a write to a read-only file fails");
-        assert_eq!(err.storage_kind(), Some(StorageFailure::ReadOnly), "a typed read-only error: {err:?}");
+        assert_eq!(
+            err.storage_kind(),
+            Some(StorageFailure::ReadOnly),
+            "a typed read-only error: {err:?}"
+        );
         assert_eq!(err.status_code(), 500);
     }
-    assert_eq!(segments.get(&org, id).unwrap().current_size, 3, "nothing was changed");
-    assert_eq!(segments.changes_since(&org, 0, 100).unwrap().changes.len(), 4, "nothing was recorded");
+    assert_eq!(
+        segments.get(&org, id).unwrap().current_size,
+        3,
+        "nothing was changed"
+    );
+    assert_eq!(
+        segments.changes_since(&org, 0, 100).unwrap().changes.len(),
+        4,
+        "nothing was recorded"
+    );
 }
 
 #[test]
 fn a_full_database_fails_whole_calls_and_recovers() {
     let (_dir, store, org, id) = seeded_store();
     let segments = Segments::new(store.clone());
-    let pages: i64 = store.writer().conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    let pages: i64 = store
+        .writer()
+        .conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
     // No room for more pages: a big batch cannot fit.
-    store.writer().conn.pragma_update(None, "max_page_count", pages).unwrap();
+    store
+        .writer()
+        .conn
+        .pragma_update(None, "max_page_count", pages)
+        .unwrap();
     let big: Vec<String> = (0..5_000).map(|i| format!("p-{i:08}")).collect();
     let err = segments.add_members(&org, id, &big).unwrap_err();
-    assert_eq!(err.storage_kind(), Some(StorageFailure::Full), "a typed full error: {err:?}");
-    assert!(err.to_string().contains("full"), "the message says so: {err}");
-    assert_eq!(segments.get(&org, id).unwrap().current_size, 3, "nothing of the batch was applied");
     assert_eq!(
-        segments.members(&org, id, crate::MemberOptions::new()).unwrap().members.len(),
+        err.storage_kind(),
+        Some(StorageFailure::Full),
+        "a typed full error: {err:?}"
+    );
+    assert!(
+        err.to_string().contains("full"),
+        "the message says so: {err}"
+    );
+    assert_eq!(
+        segments.get(&org, id).unwrap().current_size,
+        3,
+        "nothing of the batch was applied"
+    );
+    assert_eq!(
+        segments
+            .members(&org, id, crate::MemberOptions::new())
+            .unwrap()
+            .members
+            .len(),
         3,
         "no member was added"
     );
-    assert_eq!(segments.changes_since(&org, 0, 100).unwrap().changes.len(), 4, "nothing was recorded");
+    assert_eq!(
+        segments.changes_since(&org, 0, 100).unwrap().changes.len(),
+        4,
+        "nothing was recorded"
+    );
     // Reads and small writes that fit go on; room again, the batch goes in.
     segments.remove_members(&org, id, &["p-a"]).unwrap();
-    store.writer().conn.pragma_update(None, "max_page_count", 1_000_000).unwrap();
-    assert_eq!(segments.add_members(&org, id, &big).unwrap().new_current_size, 5_002);
+    store
+        .writer()
+        .conn
+        .pragma_update(None, "max_page_count", 1_000_000)
+        .unwrap();
+    assert_eq!(
+        segments
+            .add_members(&org, id, &big)
+            .unwrap()
+            .new_current_size,
+        5_002
+    );
 }
 
 #[test]
@@ -441,16 +497,26 @@ fn a_corrupt_file_is_a_typed_error_and_other_stores_go_on() {
         Err(e) => e,
         Ok(store) => Segments::new(store).get(&org, id).unwrap_err(),
     };
-    assert_eq!(err.storage_kind(), Some(StorageFailure::Corrupt), "a typed corruption error: {err:?}");
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::Corrupt),
+        "a typed corruption error: {err:?}"
+    );
     // The process keeps working with other databases.
     let (_other_dir, other) = file_store();
     let segments = Segments::new(other);
-    segments.create(&org, NewSegment::new("Elsewhere")).expect("another store works");
+    segments
+        .create(&org, NewSegment::new("Elsewhere"))
+        .expect("another store works");
 }
 
 #[test]
 fn a_missing_directory_cannot_be_opened() {
     let dir = tempfile::tempdir().unwrap();
     let err = SqliteStore::open(dir.path().join("no/such/dir/segments.db")).unwrap_err();
-    assert_eq!(err.storage_kind(), Some(StorageFailure::CannotOpen), "{err:?}");
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::CannotOpen),
+        "{err:?}"
+    );
 }
