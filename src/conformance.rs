@@ -105,6 +105,9 @@ macro_rules! conformance_tests {
             death_records_are_checked_stored_and_updated,
             death_signals_show_current_members_only,
             death_signals_since_returns_only_new_records,
+            a_record_that_names_another_person_is_new_to_them,
+            no_op_changes_record_nothing,
+            a_cursor_past_the_ledger_is_refused,
         }
     };
 }
@@ -2052,5 +2055,121 @@ pub fn death_signals_since_returns_only_new_records(store: &dyn SegmentStore) {
         segments.death_signals_since(&acme, s.id, DeathCursor::START, 0),
         Field::Limit,
         "limit 0",
+    );
+}
+
+/// An obituary re-reported for another person (a corrected match) leaves
+/// the first person's segments, and is new to the second person's: their
+/// monitors see it after their cursor. Its first observation time stays.
+pub fn a_record_that_names_another_person_is_new_to_them(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    let first = segments.create(&acme, NewSegment::new("First")).unwrap();
+    let second = segments.create(&acme, NewSegment::new("Second")).unwrap();
+    segments.add_members(&acme, first.id, &["p-wrong"]).unwrap();
+    segments
+        .add_members(&acme, second.id, &["p-right"])
+        .unwrap();
+    segments
+        .ingest_deaths(vec![report("p-wrong", "o-1", 0.6)])
+        .unwrap();
+    let cursor = segments
+        .death_signals_since(&acme, second.id, DeathCursor::START, 100)
+        .unwrap();
+    assert!(cursor.records.is_empty());
+    let mut corrected = report("p-right", "o-1", 0.9);
+    corrected.first_observed_at = Some(start());
+    let out = segments.ingest_deaths(vec![corrected]).unwrap();
+    assert_eq!(
+        (out.n_inserted, out.n_updated),
+        (0, 1),
+        "the same obituary, updated"
+    );
+    assert!(
+        segments.death_signals(&acme, first.id).unwrap().is_empty(),
+        "it left the first person's segment"
+    );
+    let new = segments
+        .death_signals_since(&acme, second.id, cursor.next, 100)
+        .unwrap();
+    assert_eq!(
+        new.records.len(),
+        1,
+        "the second person's monitor sees it as new"
+    );
+    assert_eq!(new.records[0].minerva_pid.as_str(), "p-right");
+    assert_eq!(
+        new.records[0].first_observed_at,
+        Utc.with_ymd_and_hms(2023, 12, 20, 8, 30, 0).unwrap(),
+        "the first observation time stays"
+    );
+}
+
+/// Renaming to the name a segment has, or setting the description it has,
+/// changes nothing: no ledger entry, `updated_at` unmoved.
+pub fn no_op_changes_record_nothing(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    let s = segments
+        .create(&acme, NewSegment::new("Same").description("same"))
+        .unwrap();
+    clock.advance(TimeDelta::seconds(5));
+    assert_eq!(
+        segments.rename(&acme, s.id, "  Same ").unwrap(),
+        s,
+        "the same name: nothing changes"
+    );
+    assert_eq!(
+        segments.set_description(&acme, s.id, Some("same")).unwrap(),
+        s,
+        "the same description: nothing changes"
+    );
+    assert_eq!(
+        whole_ledger(&segments, &acme).len(),
+        1,
+        "only the creation is recorded"
+    );
+    let recased = segments.rename(&acme, s.id, "SAME").unwrap();
+    assert_eq!(
+        recased.updated_at,
+        start_micros() + TimeDelta::seconds(5),
+        "another spelling is a change"
+    );
+    assert_eq!(whole_ledger(&segments, &acme).len(), 2);
+}
+
+/// A feed cursor past the end of the org's ledger (from another store, or
+/// a database restored from an older copy) is refused rather than silently
+/// skipping the entries that will take those numbers.
+pub fn a_cursor_past_the_ledger_is_refused(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    segments.create(&acme, NewSegment::new("One")).unwrap();
+    assert!(
+        segments
+            .changes_since(&acme, 1, 10)
+            .unwrap()
+            .changes
+            .is_empty(),
+        "the end itself is fine"
+    );
+    assert_eq!(segments.changes_since(&acme, 1, 10).unwrap().next, 1);
+    assert!(
+        segments
+            .changes_since(&org("empty"), 0, 10)
+            .unwrap()
+            .changes
+            .is_empty(),
+        "an empty ledger from 0 is fine"
+    );
+    assert_invalid(
+        segments.changes_since(&acme, 2, 10),
+        Field::Cursor,
+        "a cursor past the end",
+    );
+    assert_invalid(
+        segments.changes_since(&org("empty"), 5, 10),
+        Field::Cursor,
+        "a cursor of another org",
     );
 }

@@ -440,10 +440,26 @@ impl<S: SegmentStore> Segments<S> {
     ///
     /// # Errors
     /// `Invalid` (field `limit`) for a limit of 0 or over
-    /// [`MAX_PAGE_LIMIT`]; `Storage`.
+    /// [`MAX_PAGE_LIMIT`]; `Invalid` (field `cursor`) when `after` is past
+    /// the end of the org's ledger (a cursor from another store, or from a
+    /// database since restored from an older copy); `Storage`.
     pub fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<ChangePage> {
         check_limit(limit)?;
         let changes = self.store.changes_since(org, after, limit)?;
+        // Nothing new: make sure `after` is a place in this ledger, not a
+        // cursor of another store or org, which would skip what comes next.
+        if changes.is_empty()
+            && after > 0
+            && self.store.changes_since(org, after - 1, 1)?.is_empty()
+        {
+            return Err(ValidationError::new(
+                Field::Cursor,
+                Rule::Malformed {
+                    expected: "a sequence number this org's ledger has reached",
+                },
+            )
+            .into());
+        }
         let next = changes.last().map_or(after, |c| c.seq);
         Ok(ChangePage { changes, next })
     }
@@ -459,7 +475,9 @@ impl<S: SegmentStore> Segments<S> {
 
     /// How many members the segment had at `at`: after every ledger entry
     /// recorded at or before that time. 0 before its first member joined.
-    /// Reads two index entries, whatever the length of the ledger.
+    /// A binary search over the ledger's sequence numbers and one index
+    /// read: the cost grows with the logarithm of the ledger, never with its
+    /// length.
     ///
     /// # Errors
     /// `NotFound` for an unknown, deleted or other org's segment; `Storage`.
@@ -553,7 +571,10 @@ impl<S: SegmentStore> Segments<S> {
     /// that entered the death feed after `since`, up to `limit` (1 to
     /// [`MAX_PAGE_LIMIT`]). Keep the returned [`DeathSignals::next`] and pass
     /// it next time to see only new records. An updated record does not come
-    /// again.
+    /// again (unless it now names another person: then it is new to that
+    /// person's segments). The feed follows records, not members: a person
+    /// who joins the segment after their record entered the feed is in
+    /// [`death_signals`](Segments::death_signals) but not here.
     ///
     /// # Errors
     /// `Invalid` for a bad limit; `NotFound`; `Storage`.

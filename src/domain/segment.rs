@@ -136,6 +136,17 @@ pub enum SegmentChange {
     Describe(Option<String>),
 }
 
+impl SegmentChange {
+    /// Whether `segment` already is as this change would make it: then the
+    /// change is no change, and nothing is written or recorded.
+    pub fn is_no_op(&self, segment: &Segment) -> bool {
+        match self {
+            Self::Rename(name) => segment.name == name.as_str(),
+            Self::Describe(description) => segment.description == *description,
+        }
+    }
+}
+
 /// A position in the list of an org's segments, in creation order
 /// (`created_at`, then id).
 ///

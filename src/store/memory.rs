@@ -20,6 +20,10 @@ use crate::{
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
 ///
+/// Costs to know: `members_as_of` looks at every person who ever joined the
+/// segment (linear in that number, per page); `death_signals` at every
+/// person with a death record.
+///
 /// Clones share one state, so a `MemoryStore` can be handed to many threads.
 /// Reads take a shared lock and never block each other; each write takes the
 /// exclusive lock once and checks everything before it changes anything,
@@ -104,7 +108,8 @@ struct Entry {
 /// Death records, in feed order: record `n` (from 1) is `records[n - 1]`.
 #[derive(Default)]
 struct Deaths {
-    records: Vec<DeathRecord>,
+    /// `None` where a record was before it moved to the end of the feed.
+    records: Vec<Option<DeathRecord>>,
     by_obituary: HashMap<String, usize>,
     by_pid: HashMap<Pid, Vec<usize>>,
 }
@@ -335,6 +340,9 @@ impl SegmentStore for MemoryStore {
     ) -> Result<Segment> {
         let mut state = self.write();
         let (org, stored) = state.stored_mut(org_id, id)?;
+        if change.is_no_op(&stored.segment) {
+            return Ok(stored.segment());
+        }
         let segment = &mut stored.segment;
         let kind = match change {
             SegmentChange::Rename(name) => {
@@ -579,8 +587,13 @@ impl SegmentStore for MemoryStore {
                 })
             })
             .collect();
+        // The page is the `limit` smallest PIDs: select them in linear time,
+        // then sort only those.
+        if past.len() > limit {
+            past.select_nth_unstable_by(limit, |a, b| a.pid.cmp(&b.pid));
+            past.truncate(limit);
+        }
         past.sort_unstable_by(|a, b| a.pid.cmp(&b.pid));
-        past.truncate(limit);
         Ok(past)
     }
 
@@ -589,37 +602,33 @@ impl SegmentStore for MemoryStore {
         let deaths = &mut state.deaths;
         let (mut inserted, mut updated) = (0, 0);
         for record in records {
-            match deaths.by_obituary.get(&record.obituary_id) {
-                Some(&i) => {
-                    let old = &mut deaths.records[i];
-                    if old.minerva_pid != record.minerva_pid {
-                        if let Some(list) = deaths.by_pid.get_mut(&old.minerva_pid) {
-                            list.retain(|&j| j != i);
-                        }
-                        deaths
-                            .by_pid
-                            .entry(record.minerva_pid.clone())
-                            .or_default()
-                            .push(i);
-                    }
-                    *old = DeathRecord {
-                        first_observed_at: old.first_observed_at,
-                        ..record.clone()
-                    };
-                    updated += 1;
+            let mut record = record.clone();
+            if let Some(&i) = deaths.by_obituary.get(&record.obituary_id) {
+                let old = deaths.records[i]
+                    .as_mut()
+                    .expect("the index points at the record");
+                record.first_observed_at = old.first_observed_at;
+                updated += 1;
+                if old.minerva_pid == record.minerva_pid {
+                    *old = record;
+                    continue;
                 }
-                None => {
-                    let i = deaths.records.len();
-                    deaths.records.push(record.clone());
-                    deaths.by_obituary.insert(record.obituary_id.clone(), i);
-                    deaths
-                        .by_pid
-                        .entry(record.minerva_pid.clone())
-                        .or_default()
-                        .push(i);
-                    inserted += 1;
+                // Another person now: the record moves to the end of the feed.
+                let old = deaths.records[i].take().expect("checked above");
+                if let Some(list) = deaths.by_pid.get_mut(&old.minerva_pid) {
+                    list.retain(|&j| j != i);
                 }
+            } else {
+                inserted += 1;
             }
+            let i = deaths.records.len();
+            deaths.by_obituary.insert(record.obituary_id.clone(), i);
+            deaths
+                .by_pid
+                .entry(record.minerva_pid.clone())
+                .or_default()
+                .push(i);
+            deaths.records.push(Some(record));
         }
         Ok((inserted, updated))
     }
@@ -645,7 +654,10 @@ impl SegmentStore for MemoryStore {
         Ok(found
             .into_iter()
             .take(limit)
-            .map(|i| (DeathCursor::new(i as u64 + 1), deaths.records[i].clone()))
+            .filter_map(|i| {
+                let record = deaths.records[i].clone()?;
+                Some((DeathCursor::new(i as u64 + 1), record))
+            })
             .collect())
     }
 }

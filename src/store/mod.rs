@@ -74,7 +74,9 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     ) -> Result<Vec<Segment>>;
 
     /// Applies `change`, sets `updated_at` to `stamp.at` and records the
-    /// change; returns the segment as it now is.
+    /// change; returns the segment as it now is. A change to the value the
+    /// segment already has ([`SegmentChange::is_no_op`]) writes and records
+    /// nothing.
     ///
     /// # Errors
     /// `NotFound` when `org` has no segment `id`; `DuplicateName` when a

@@ -27,6 +27,8 @@ const REMOVED: i64 = 7;
 /// Valid only while no other connection has committed: `PRAGMA
 /// data_version` (read under the write lock, it changes when another
 /// connection, in this process or another, commits) says when to forget it.
+const MAX_REMEMBERED_ORGS: usize = 10_000;
+
 #[derive(Debug, Default)]
 pub(super) struct Tails {
     version: Option<i64>,
@@ -48,6 +50,11 @@ impl Tails {
         }
         if let Some(tail) = self.by_org.get(org) {
             return Ok(*tail);
+        }
+        // One entry per org written since: a store serving very many orgs
+        // starts over now and then rather than growing without end.
+        if self.by_org.len() >= MAX_REMEMBERED_ORGS {
+            self.by_org.clear();
         }
         let tail = conn
             .prepare_cached(
@@ -73,6 +80,7 @@ pub(super) struct Ledger<'a> {
     at: i64,
     last: i64,
     appended: bool,
+    done: bool,
 }
 
 impl<'a> Ledger<'a> {
@@ -91,6 +99,7 @@ impl<'a> Ledger<'a> {
             at: micros(stamp.at).max(last_at),
             last,
             appended: false,
+            done: false,
         })
     }
 
@@ -108,7 +117,8 @@ impl<'a> Ledger<'a> {
 
     /// Remembers where the ledger now ends. Call once the transaction has
     /// committed; a transaction that did not commit must not call it.
-    pub(super) fn committed(self) {
+    pub(super) fn committed(mut self) {
+        self.done = true;
         // Without new entries the remembered tail (and its time) still holds.
         if self.appended {
             self.tails
@@ -137,6 +147,30 @@ impl<'a> Ledger<'a> {
             ChangeKind::MemberReAdded { pid } => (READDED, Some(pid.as_str()), None, None),
             ChangeKind::MemberRemoved { pid } => (REMOVED, Some(pid.as_str()), None, None),
         };
+        self.insert(conn, segment, code, pid, name, description)
+    }
+
+    /// Appends a membership entry of `pid` (without building a
+    /// [`ChangeKind`], which would copy the PID).
+    pub(super) fn member(
+        &mut self,
+        conn: &Connection,
+        segment: SegmentId,
+        code: Membership,
+        pid: &str,
+    ) -> Result<i64> {
+        self.insert(conn, segment, code as i64, Some(pid), None, None)
+    }
+
+    fn insert(
+        &mut self,
+        conn: &Connection,
+        segment: SegmentId,
+        code: i64,
+        pid: Option<&str>,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<i64> {
         self.last += 1;
         self.appended = true;
         conn.prepare_cached(
@@ -158,33 +192,16 @@ impl<'a> Ledger<'a> {
         .db()?;
         Ok(self.last)
     }
+}
 
-    /// Appends a membership entry of `pid`.
-    pub(super) fn member(
-        &mut self,
-        conn: &Connection,
-        segment: SegmentId,
-        code: Membership,
-        pid: &str,
-    ) -> Result<i64> {
-        self.last += 1;
-        self.appended = true;
-        conn.prepare_cached(
-            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, pid)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .db()?
-        .execute(params![
-            self.org,
-            self.last,
-            self.at,
-            self.request_id,
-            segment.as_bytes(),
-            code as i64,
-            pid
-        ])
-        .db()?;
-        Ok(self.last)
+impl Drop for Ledger<'_> {
+    /// A ledger dropped without [`Ledger::committed`] belongs to a
+    /// transaction that rolled back, or failed in a way nobody can be sure
+    /// of: forget the org's tail, so the next write reads it again.
+    fn drop(&mut self) {
+        if !self.done {
+            self.tails.by_org.remove(self.org);
+        }
     }
 }
 
@@ -321,8 +338,10 @@ pub(super) fn death_from_row(row: &Row<'_>) -> rusqlite::Result<(u64, DeathRecor
     ))
 }
 
-/// Inserts or updates each record (keeping a known obituary's
-/// `first_observed_at` and feed position); returns (inserted, updated).
+/// Inserts or updates each record. A known obituary keeps its
+/// `first_observed_at` and, when its PID is the same, its feed position;
+/// one that now names another person goes to the end of the feed, so the
+/// segments of that person see it as new. Returns (inserted, updated).
 /// Call inside a write transaction.
 pub(super) fn upsert_deaths(
     conn: &Connection,
@@ -330,40 +349,75 @@ pub(super) fn upsert_deaths(
     at: DateTime<Utc>,
 ) -> Result<(u64, u64)> {
     let mut known = conn
-        .prepare_cached("SELECT 1 FROM death_records WHERE obituary_id = ?1")
+        .prepare_cached(
+            "SELECT seq, pid, first_observed_at FROM death_records WHERE obituary_id = ?1",
+        )
         .db()?;
-    let mut upsert = conn
+    let mut insert = conn
         .prepare_cached(
             "INSERT INTO death_records (obituary_id, pid, date_of_death, publication_last_update_date,
                  first_observed_at, source, obituary_url, publication_name, confidence_score, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (obituary_id) DO UPDATE SET
-                 pid = excluded.pid,
-                 date_of_death = excluded.date_of_death,
-                 publication_last_update_date = excluded.publication_last_update_date,
-                 source = excluded.source,
-                 obituary_url = excluded.obituary_url,
-                 publication_name = excluded.publication_name,
-                 confidence_score = excluded.confidence_score,
-                 updated_at = excluded.updated_at",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
+        .db()?;
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE death_records SET date_of_death = ?2, publication_last_update_date = ?3,
+                 source = ?4, obituary_url = ?5, publication_name = ?6, confidence_score = ?7,
+                 updated_at = ?8
+             WHERE seq = ?1",
+        )
+        .db()?;
+    let mut forget = conn
+        .prepare_cached("DELETE FROM death_records WHERE seq = ?1")
         .db()?;
     let (mut inserted, mut updated) = (0, 0);
     for r in records {
-        if known.exists([&r.obituary_id]).db()? {
-            updated += 1;
-        } else {
-            inserted += 1;
-        }
         let m = &r.signal_metadata;
-        upsert
+        let date = r.date_of_death.format("%Y-%m-%d").to_string();
+        let updated_date = r
+            .publication_last_update_date
+            .map(|d| d.format("%Y-%m-%d").to_string());
+        let existing: Option<(i64, String, i64)> = known
+            .query_row([&r.obituary_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()
+            .db()?;
+        let first_observed_at = match existing {
+            Some((seq, pid, _)) if pid == r.minerva_pid.as_str() => {
+                update
+                    .execute(params![
+                        seq,
+                        date,
+                        updated_date,
+                        m.source,
+                        m.obituary_url,
+                        m.publication_name,
+                        m.confidence_score,
+                        micros(at)
+                    ])
+                    .db()?;
+                updated += 1;
+                continue;
+            }
+            Some((seq, _, first)) => {
+                forget.execute([seq]).db()?;
+                updated += 1;
+                first
+            }
+            None => {
+                inserted += 1;
+                micros(r.first_observed_at)
+            }
+        };
+        insert
             .execute(params![
                 r.obituary_id,
                 r.minerva_pid.as_str(),
-                r.date_of_death.format("%Y-%m-%d").to_string(),
-                r.publication_last_update_date
-                    .map(|d| d.format("%Y-%m-%d").to_string()),
-                micros(r.first_observed_at),
+                date,
+                updated_date,
+                first_observed_at,
                 m.source,
                 m.obituary_url,
                 m.publication_name,

@@ -168,7 +168,8 @@ impl SqliteStoreBuilder {
 ///   use their own connections, so readers never wait on the writer (in
 ///   memory, reads share the one connection). Several processes may open
 ///   one file; SQLite's locks order their writes.
-/// - The crate's tables are `segments`, `segment_memberships` and
+/// - The crate's tables are `segments`, `segment_memberships`,
+///   `segment_ledger`, `segment_sizes`, `death_records` and
 ///   `segments_schema`; the file may hold a host's tables beside them.
 /// - Name uniqueness is a unique index: of two racing creates, even in two
 ///   processes, exactly one wins.
@@ -623,7 +624,10 @@ impl SegmentStore for SqliteStore {
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
         let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
-        select_segment(&tx, org, id)?;
+        let current = select_segment(&tx, org, id)?;
+        if change.is_no_op(&current) {
+            return Ok(current);
+        }
         let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
         let at = ledger.at();
         let kind = match change {

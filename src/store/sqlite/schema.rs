@@ -16,7 +16,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // `segments.seq` is AUTOINCREMENT so that a
     // deleted segment's row id is never given to another.
     "CREATE TABLE segments (
-        seq          INTEGER PRIMARY KEY,
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
         id           BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
         org          TEXT    NOT NULL,
         name         TEXT    NOT NULL,
@@ -58,7 +58,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (org, seq)
     ) WITHOUT ROWID;
     CREATE INDEX segment_ledger_by_person
-        ON segment_ledger (org, pid, seq)
+        ON segment_ledger (org, pid, segment, seq)
         WHERE pid IS NOT NULL;
     -- A segment's size after each call that changed it, by ledger seq.
     CREATE TABLE segment_sizes (

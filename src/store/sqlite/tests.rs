@@ -255,7 +255,7 @@ fn every_query_reads_an_index_in_order() {
     let store = SqliteStore::open_in_memory().unwrap();
     let writer = store.writer();
     let conn = &writer.conn;
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 10] = [
         (
             &format!(
                 "SELECT {MEMBER_COLUMNS} FROM segment_memberships
@@ -291,6 +291,27 @@ fn every_query_reads_an_index_in_order() {
             "SELECT removed_at IS NULL FROM segment_memberships WHERE segment = 1 AND pid = 'p-a'",
             "USING PRIMARY KEY (segment=? AND pid=?)",
         ),
+        (
+            &format!(
+                "SELECT {} FROM segment_ledger WHERE org = 'acme' AND seq > 5 ORDER BY seq LIMIT 10",
+                history::CHANGE_COLUMNS
+            ),
+            "USING PRIMARY KEY (org=? AND seq>?)",
+        ),
+        (
+            "SELECT at FROM segment_ledger WHERE org = 'acme' AND seq = 5",
+            "USING PRIMARY KEY (org=? AND seq=?)",
+        ),
+        (
+            "SELECT kind, at FROM segment_ledger
+             WHERE org = 'acme' AND pid = 'p-a' AND seq <= 9 AND segment = x'00'
+             ORDER BY seq DESC LIMIT 1",
+            "USING INDEX segment_ledger_by_person (org=? AND pid=? AND segment=? AND seq<?)",
+        ),
+        (
+            "SELECT size FROM segment_sizes WHERE segment = 1 AND seq <= 9 ORDER BY seq DESC LIMIT 1",
+            "USING PRIMARY KEY (segment=? AND seq<?)",
+        ),
     ];
     for (sql, expected) in cases {
         let plan = plan(conn, sql);
@@ -304,6 +325,32 @@ fn every_query_reads_an_index_in_order() {
         );
         assert!(!plan.starts_with("SCAN"), "{sql}\nscans a table: {plan}");
     }
+}
+
+#[test]
+fn death_signals_walk_the_members_and_look_each_up() {
+    // A segment's active members, each looked up in the death records by
+    // PID: no table is scanned; only the few matches are sorted.
+    let store = SqliteStore::open_in_memory().unwrap();
+    let writer = store.writer();
+    let plan = plan(
+        &writer.conn,
+        &format!(
+            "SELECT {} FROM death_records d
+             JOIN segment_memberships m ON m.segment = 1 AND m.pid = d.pid AND m.removed_at IS NULL
+             WHERE d.seq > 0 ORDER BY d.seq LIMIT 10",
+            history::DEATH_COLUMNS
+        ),
+    );
+    assert!(
+        plan.contains("USING COVERING INDEX segment_memberships_in_order (segment=?)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("USING INDEX death_records_by_person (pid=? AND seq>?)"),
+        "{plan}"
+    );
+    assert!(!plan.contains("SCAN"), "{plan}");
 }
 
 #[test]
