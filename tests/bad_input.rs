@@ -42,21 +42,32 @@ fn nasty() -> impl Strategy<Value = String> {
 fn documented(e: &Error) -> bool {
     matches!(
         e,
-        Error::Invalid(_) | Error::DuplicateName { .. } | Error::NotFound { .. } | Error::TooLarge { .. }
+        Error::Invalid(_)
+            | Error::DuplicateName { .. }
+            | Error::NotFound { .. }
+            | Error::TooLarge { .. }
     )
 }
 
 /// Everything an org can read, to check that a refused call changed nothing.
 fn snapshot(s: &Segments<&dyn SegmentStore>, org: &OrgId) -> String {
-    let mut out = format!("{:?}", s.list(org, ListOptions::new().limit(10_000)).unwrap());
-    for seg in s.list(org, ListOptions::new().limit(10_000)).unwrap().segments {
-        out += &format!("{:?}", s.members(org, seg.id, MemberOptions::new().limit(10_000)).unwrap());
+    let list = s.list(org, ListOptions::new().limit(10_000)).unwrap();
+    let mut out = format!("{list:?}");
+    for seg in list.segments {
+        out += &format!(
+            "{:?}",
+            s.members(org, seg.id, MemberOptions::new().limit(10_000))
+                .unwrap()
+        );
         out += &format!("{:?}", s.death_signals(org, seg.id).unwrap());
     }
     out + &format!("{:?}", s.changes_since(org, 0, 10_000).unwrap())
 }
 
-fn check<T: std::fmt::Debug>(what: &str, result: segments::Result<T>) -> Result<bool, TestCaseError> {
+fn check<T: std::fmt::Debug>(
+    what: &str,
+    result: segments::Result<T>,
+) -> Result<bool, TestCaseError> {
     match result {
         Ok(_) => Ok(true),
         Err(e) => {
@@ -81,8 +92,12 @@ fn run(store: &dyn SegmentStore, a: &str, b: &str, pids: &[String]) -> Result<()
         .with_clock(ManualClock::new(chrono::Utc::now()))
         .with_id_generator(SequentialIds::new());
     let org = OrgId::new("acme").unwrap();
-    let s = segments.create(&org, NewSegment::new("Target").description("kept")).unwrap();
-    segments.add_members(&org, s.id, &["p-one", "p-two"]).unwrap();
+    let s = segments
+        .create(&org, NewSegment::new("Target").description("kept"))
+        .unwrap();
+    segments
+        .add_members(&org, s.id, &["p-one", "p-two"])
+        .unwrap();
 
     // Each call either succeeds or fails with a documented error; a failed
     // call leaves everything as it was.
@@ -90,24 +105,47 @@ fn run(store: &dyn SegmentStore, a: &str, b: &str, pids: &[String]) -> Result<()
         ($what:expr, $call:expr) => {{
             let before = snapshot(&segments, &org);
             if !check($what, $call)? {
-                prop_assert_eq!(snapshot(&segments, &org), before, "{}: a refused call changed something", $what);
+                prop_assert_eq!(
+                    snapshot(&segments, &org),
+                    before,
+                    "{}: a refused call changed something",
+                    $what
+                );
             }
         }};
     }
-    call!("create", segments.create(&org, NewSegment::new(a).description(b)));
-    call!("create with a source", segments.create(&org, NewSegment::new(b).source(a)));
+    call!(
+        "create",
+        segments.create(&org, NewSegment::new(a).description(b))
+    );
+    call!(
+        "create with a source",
+        segments.create(&org, NewSegment::new(b).source(a))
+    );
     call!("find_by_name", segments.find_by_name(&org, a));
     call!("rename", segments.rename(&org, s.id, a));
-    call!("set_description", segments.set_description(&org, s.id, Some(a)));
+    call!(
+        "set_description",
+        segments.set_description(&org, s.id, Some(a))
+    );
     call!("add_members", segments.add_members(&org, s.id, pids));
     call!("remove_members", segments.remove_members(&org, s.id, pids));
-    call!("members_as_of", segments.members_as_of(&org, s.id, chrono::Utc::now(), Some(a), 10));
+    call!(
+        "members_as_of",
+        segments.members_as_of(&org, s.id, chrono::Utc::now(), Some(a), 10)
+    );
     call!("timeline", segments.timeline(&org, a));
     if let Ok(cursor) = a.parse::<MemberCursor>() {
-        call!("members after a cursor", segments.members(&org, s.id, MemberOptions::new().after(cursor)));
+        call!(
+            "members after a cursor",
+            segments.members(&org, s.id, MemberOptions::new().after(cursor))
+        );
     }
     if let Ok(cursor) = a.parse::<SegmentCursor>() {
-        call!("list after a cursor", segments.list(&org, ListOptions::new().after(cursor)));
+        call!(
+            "list after a cursor",
+            segments.list(&org, ListOptions::new().after(cursor))
+        );
     }
     let report = DeathReport {
         minerva_pid: a.to_owned(),
@@ -123,7 +161,11 @@ fn run(store: &dyn SegmentStore, a: &str, b: &str, pids: &[String]) -> Result<()
         },
     };
     let out = segments.ingest_deaths(vec![report]);
-    prop_assert!(out.is_ok(), "a bad death report is rejected with a reason, not an error: {:?}", out);
+    prop_assert!(
+        out.is_ok(),
+        "a bad death report is rejected with a reason, not an error: {:?}",
+        out
+    );
     Ok(())
 }
 

@@ -64,16 +64,26 @@ fn view(s: &Segments<&dyn SegmentStore>, org: &OrgId) -> String {
     let list = s.list(org, ListOptions::new().limit(1_000)).unwrap();
     let mut out = format!("{list:?}");
     for seg in &list.segments {
-        out += &format!("{:?}", s.members(org, seg.id, MemberOptions::new().limit(1_000)).unwrap());
+        out += &format!(
+            "{:?}",
+            s.members(org, seg.id, MemberOptions::new().limit(1_000))
+                .unwrap()
+        );
         out += &format!("{:?}", s.death_signals(org, seg.id).unwrap());
     }
     out + &format!("{:?}", s.changes_since(org, 0, 10_000).unwrap())
 }
 
-fn not_found<T: std::fmt::Debug>(r: segments::Result<T>, id: SegmentId, what: &str) -> Result<(), TestCaseError> {
+fn not_found<T: std::fmt::Debug>(
+    r: segments::Result<T>,
+    id: SegmentId,
+    what: &str,
+) -> Result<(), TestCaseError> {
     match r {
         Err(Error::NotFound { id: got }) if got == id => Ok(()),
-        other => Err(TestCaseError::fail(format!("{what} on another org's segment: {other:?}"))),
+        other => Err(TestCaseError::fail(format!(
+            "{what} on another org's segment: {other:?}"
+        ))),
     }
 }
 
@@ -85,7 +95,9 @@ fn run(store: &dyn SegmentStore, intrusions: &[(usize, Intrusion)]) -> Result<()
     let mut ids = Vec::new();
     for name in NAMES {
         let s = segments.create(&a, NewSegment::new(name)).unwrap();
-        segments.add_members(&a, s.id, &[pid(0), pid(1), pid(2)]).unwrap();
+        segments
+            .add_members(&a, s.id, &[pid(0), pid(1), pid(2)])
+            .unwrap();
         ids.push(s.id);
     }
     segments
@@ -111,44 +123,84 @@ fn run(store: &dyn SegmentStore, intrusions: &[(usize, Intrusion)]) -> Result<()
         let id = ids[*target % ids.len()];
         match intrusion {
             Intrusion::Get => not_found(segments.get(&b, id), id, "get")?,
-            Intrusion::Rename(n) => not_found(segments.rename(&b, id, NAMES[*n as usize]), id, "rename")?,
-            Intrusion::Describe => not_found(segments.set_description(&b, id, Some("B's")), id, "describe")?,
+            Intrusion::Rename(n) => {
+                not_found(segments.rename(&b, id, NAMES[*n as usize]), id, "rename")?
+            }
+            Intrusion::Describe => not_found(
+                segments.set_description(&b, id, Some("B's")),
+                id,
+                "describe",
+            )?,
             Intrusion::Delete => not_found(segments.delete(&b, id), id, "delete")?,
             Intrusion::Add(n) => not_found(segments.add_members(&b, id, &[pid(*n)]), id, "add")?,
-            Intrusion::Remove(n) => not_found(segments.remove_members(&b, id, &[pid(*n)]), id, "remove")?,
-            Intrusion::Members => not_found(segments.members(&b, id, MemberOptions::new()), id, "members")?,
-            Intrusion::Page => not_found(segments.members_page(&b, id, 1), id, "members_page")?,
-            Intrusion::AsOf => not_found(segments.members_as_of(&b, id, Utc::now(), None, 10), id, "members_as_of")?,
-            Intrusion::Size => not_found(segments.size_as_of(&b, id, Utc::now()), id, "size_as_of")?,
-            Intrusion::Deaths => not_found(segments.death_signals(&b, id), id, "death_signals")?,
-            Intrusion::DeathsSince => {
-                not_found(segments.death_signals_since(&b, id, DeathCursor::START, 10), id, "death_signals_since")?
+            Intrusion::Remove(n) => {
+                not_found(segments.remove_members(&b, id, &[pid(*n)]), id, "remove")?
             }
+            Intrusion::Members => not_found(
+                segments.members(&b, id, MemberOptions::new()),
+                id,
+                "members",
+            )?,
+            Intrusion::Page => not_found(segments.members_page(&b, id, 1), id, "members_page")?,
+            Intrusion::AsOf => not_found(
+                segments.members_as_of(&b, id, Utc::now(), None, 10),
+                id,
+                "members_as_of",
+            )?,
+            Intrusion::Size => {
+                not_found(segments.size_as_of(&b, id, Utc::now()), id, "size_as_of")?
+            }
+            Intrusion::Deaths => not_found(segments.death_signals(&b, id), id, "death_signals")?,
+            Intrusion::DeathsSince => not_found(
+                segments.death_signals_since(&b, id, DeathCursor::START, 10),
+                id,
+                "death_signals_since",
+            )?,
             Intrusion::FindByName(n) => {
                 let found = segments.find_by_name(&b, NAMES[*n as usize]).unwrap();
-                prop_assert!(found.is_none_or(|s| own.contains(&s.id)), "find_by_name finds only B's own");
+                prop_assert!(
+                    found.is_none_or(|s| own.contains(&s.id)),
+                    "find_by_name finds only B's own"
+                );
             }
-            Intrusion::CreateSameName(n) => match segments.create(&b, NewSegment::new(NAMES[*n as usize])) {
-                Ok(s) => {
-                    prop_assert!(!ids.contains(&s.id), "B creates its own segment");
-                    own.push(s.id);
+            Intrusion::CreateSameName(n) => {
+                match segments.create(&b, NewSegment::new(NAMES[*n as usize])) {
+                    Ok(s) => {
+                        prop_assert!(!ids.contains(&s.id), "B creates its own segment");
+                        own.push(s.id);
+                    }
+                    Err(Error::DuplicateName { .. }) => {
+                        prop_assert!(
+                            segments
+                                .find_by_name(&b, NAMES[*n as usize])
+                                .unwrap()
+                                .is_some(),
+                            "only B's own names collide"
+                        )
+                    }
+                    Err(e) => return Err(TestCaseError::fail(format!("create: {e:?}"))),
                 }
-                Err(Error::DuplicateName { .. }) => {
-                    prop_assert!(segments.find_by_name(&b, NAMES[*n as usize]).unwrap().is_some(), "only B's own names collide")
-                }
-                Err(e) => return Err(TestCaseError::fail(format!("create: {e:?}"))),
-            },
+            }
             Intrusion::List => {
                 let listed = segments.list(&b, ListOptions::new()).unwrap();
-                prop_assert!(listed.segments.iter().all(|s| !ids.contains(&s.id)), "B lists only its own");
+                prop_assert!(
+                    listed.segments.iter().all(|s| !ids.contains(&s.id)),
+                    "B lists only its own"
+                );
             }
             Intrusion::Feed => {
                 let feed = segments.changes_since(&b, 0, 1_000).unwrap();
-                prop_assert!(feed.changes.iter().all(|c| !ids.contains(&c.segment_id)), "B's feed holds only B's");
+                prop_assert!(
+                    feed.changes.iter().all(|c| !ids.contains(&c.segment_id)),
+                    "B's feed holds only B's"
+                );
             }
             Intrusion::Timeline(n) => {
                 let timeline = segments.timeline(&b, &pid(*n)).unwrap();
-                prop_assert!(timeline.iter().all(|c| !ids.contains(&c.segment_id)), "B's timelines hold only B's");
+                prop_assert!(
+                    timeline.iter().all(|c| !ids.contains(&c.segment_id)),
+                    "B's timelines hold only B's"
+                );
             }
         }
     }
