@@ -208,14 +208,8 @@ impl<S: SegmentStore> Segments<S> {
     pub fn list(&self, org: &OrgId, options: ListOptions) -> Result<SegmentPage> {
         let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
         check_limit(limit)?;
-        // One more than asked tells whether another page exists.
-        let mut segments = self.store.segments(org, options.after, limit + 1)?;
-        let next = if segments.len() > limit {
-            segments.truncate(limit);
-            segments.last().map(Segment::cursor)
-        } else {
-            None
-        };
+        let found = self.store.segments(org, options.after, limit + 1)?;
+        let (segments, next) = page(found, limit, Segment::cursor);
         Ok(SegmentPage { segments, next })
     }
 
@@ -419,15 +413,10 @@ impl<S: SegmentStore> Segments<S> {
     ) -> Result<MemberList> {
         let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
         check_limit(limit)?;
-        let mut members = self
+        let found = self
             .store
             .members(org, id, options.after.as_ref(), limit + 1)?;
-        let next = if members.len() > limit {
-            members.truncate(limit);
-            members.last().map(Member::cursor)
-        } else {
-            None
-        };
+        let (members, next) = page(found, limit, Member::cursor);
         Ok(MemberList { members, next })
     }
 }
@@ -501,15 +490,10 @@ impl<S: SegmentStore> Segments<S> {
     ) -> Result<MembersAsOf> {
         check_limit(limit)?;
         let after = after.map(Pid::parse).transpose()?;
-        let mut members = self
+        let found = self
             .store
             .members_as_of(org, id, at, after.as_ref(), limit + 1)?;
-        let next = if members.len() > limit {
-            members.truncate(limit);
-            members.last().map(|m| m.pid.clone())
-        } else {
-            None
-        };
+        let (members, next) = page(found, limit, |m| m.pid.clone());
         Ok(MembersAsOf { members, next })
     }
 
@@ -592,6 +576,19 @@ impl<S: SegmentStore> Segments<S> {
             records: signals.into_iter().map(|(_, record)| record).collect(),
             next,
         })
+    }
+}
+
+/// A page from `limit + 1` items asked of a store: the one more than asked
+/// tells whether another page exists, and the page's last item gives the
+/// cursor to it.
+fn page<T, C>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> C) -> (Vec<T>, Option<C>) {
+    if items.len() > limit {
+        items.truncate(limit);
+        let next = items.last().map(cursor);
+        (items, next)
+    } else {
+        (items, None)
     }
 }
 

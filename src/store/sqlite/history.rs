@@ -231,7 +231,8 @@ fn corrupt(i: usize, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into())
 }
 
-fn pid_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Pid> {
+/// A PID column; a malformed one is a damaged row.
+pub(super) fn pid_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Pid> {
     let pid: String = row.get(i)?;
     if is_well_formed(&pid) {
         Ok(Pid::new_unchecked(&pid))

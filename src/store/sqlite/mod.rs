@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use crate::StorageFailure;
-use crate::domain::pid::is_well_formed;
 use crate::{
     Change, ChangeKind, DeathCursor, DeathRecord, Error, Member, MemberCursor, MembersAdded,
     MembersRemoved, OrgId, PastMember, Pid, Result, Segment, SegmentChange, SegmentCursor,
@@ -436,16 +435,8 @@ fn time_at(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
 }
 
 fn member_from_row(row: &Row<'_>) -> rusqlite::Result<Member> {
-    let pid: String = row.get(0)?;
-    if !is_well_formed(&pid) {
-        return Err(rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("stored PID {pid:?} is malformed").into(),
-        ));
-    }
     Ok(Member {
-        pid: Pid::new_unchecked(&pid),
+        pid: history::pid_at(row, 0)?,
         first_added_at: time_at(row, 1)?,
         last_added_at: time_at(row, 2)?,
     })
