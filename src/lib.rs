@@ -27,11 +27,14 @@
 //!
 //! ## Layers
 //! - **Domain**: [`OrgId`], [`SegmentId`], [`SegmentName`], [`Pid`],
-//!   [`Segment`], the [`limits`], and one [`Error`] whose variants know the
-//!   documented status code.
+//!   [`Segment`], [`Member`], the ledger's [`Change`], [`DeathRecord`], the
+//!   [`limits`], and one [`Error`] whose variants know the documented status
+//!   code.
 //! - **Service**: [`Segments`] validates input, stamps times (from an
 //!   injectable [`Clock`](clock::Clock), truncated to microseconds) and ids
-//!   (UUID v7 by default), and calls the store.
+//!   (UUID v7 by default), and calls the store: segments, members (page and
+//!   cursor), history (change feed, timelines, as-of reads) and death
+//!   signals.
 //! - **Stores**: the [`SegmentStore`] trait; [`MemoryStore`]; `SqliteStore`
 //!   (feature `sqlite`, on by default, with SQLite bundled).
 //! - **Conformance** (feature `conformance`): the shared suite every store
