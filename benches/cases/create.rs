@@ -9,9 +9,8 @@ use segments::{MemoryStore, NewSegment, OrgId, Segments, SqliteStore};
 
 use super::{Case, Routine, Target, fresh_db, raw_connection, timed};
 
-/// `create` on a SQLite file (WAL, synchronous=NORMAL) vs a raw autocommit
-/// INSERT of the same row into the same table, cached statement.
-pub fn sqlite() -> Case {
+/// `create` of new names on a fresh SQLite file (WAL, synchronous=NORMAL).
+fn library_creates_on_a_file() -> Routine {
     let (lib_dir, lib_path) = fresh_db("library.db");
     let segments = Segments::new(SqliteStore::open(&lib_path).unwrap());
     let org = OrgId::new("acme").unwrap();
@@ -25,6 +24,13 @@ pub fn sqlite() -> Case {
                 .unwrap();
         })
     });
+    library
+}
+
+/// `create` on a SQLite file (WAL, synchronous=NORMAL) vs a raw autocommit
+/// INSERT of the same row into the same table, cached statement.
+pub fn sqlite() -> Case {
+    let library = library_creates_on_a_file();
 
     let (floor_dir, floor_path) = fresh_db("floor.db");
     let conn = raw_connection(&floor_path);
@@ -61,19 +67,7 @@ pub fn sqlite() -> Case {
 /// library adds on top of the ledger (the row above shows what the ledger
 /// costs).
 pub fn sqlite_with_ledger() -> Case {
-    let (lib_dir, lib_path) = fresh_db("library.db");
-    let segments = Segments::new(SqliteStore::open(&lib_path).unwrap());
-    let org = OrgId::new("acme").unwrap();
-    let mut n = 0u64;
-    let library: Routine = Box::new(move |iters| {
-        let _keep = &lib_dir;
-        timed(iters, || {
-            n += 1;
-            segments
-                .create(&org, NewSegment::new(format!("segment {n}")))
-                .unwrap();
-        })
-    });
+    let library = library_creates_on_a_file();
 
     let (floor_dir, floor_path) = fresh_db("floor.db");
     let mut conn = raw_connection(&floor_path);
