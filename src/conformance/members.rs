@@ -1,0 +1,508 @@
+//! Members: adds, removals, pages, cursors, sizes.
+
+use super::*;
+
+/// The documented example: two new PIDs and one malformed one add two,
+/// report the malformed one, and count the size; repeats within a call and
+/// PIDs already present are redundant.
+pub fn add_members_reports_the_documented_counts(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    let s = segments
+        .create(&acme, NewSegment::new("Prospects"))
+        .unwrap();
+    let out = segments
+        .add_members(
+            &acme,
+            s.id,
+            &["p-a1b2c3d4e5f6", "p-x9y8z7w6v5u4", "p-invalid!"],
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        AddOutcome {
+            n_added: 2,
+            n_redundant_additions: 0,
+            invalid_pids: vec!["p-invalid!".into()],
+            new_current_size: 2
+        },
+        "two added, one malformed"
+    );
+    let out = segments
+        .add_members(
+            &acme,
+            s.id,
+            &["p-a1b2c3d4e5f6", "p-new1", "p-new1", "p-new1"],
+        )
+        .unwrap();
+    assert_eq!(
+        (out.n_added, out.n_redundant_additions, out.new_current_size),
+        (1, 3, 3),
+        "one member already present and two repeats are redundant; one PID is new"
+    );
+    assert_eq!(
+        segments.get(&acme, s.id).unwrap().current_size,
+        3,
+        "get shows the new size"
+    );
+}
+
+/// Malformed PIDs are reported, each once and in the order given, and never
+/// fail the call, even when no PID is valid.
+pub fn malformed_pids_never_fail_the_call(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Strict")).unwrap();
+    let bad = [
+        "p-BAD",
+        "",
+        "p-",
+        "h-abc123",
+        "p-abc ",
+        "p-bad!",
+        "p-BAD",
+        "'; DROP TABLE memberships;--",
+    ];
+    let out = segments.add_members(&acme, s.id, &bad).unwrap();
+    assert_eq!(out.n_added, 0, "nothing valid, nothing added");
+    assert_eq!(
+        out.invalid_pids,
+        [
+            "p-BAD",
+            "",
+            "p-",
+            "h-abc123",
+            "p-abc ",
+            "p-bad!",
+            "'; DROP TABLE memberships;--"
+        ],
+        "each malformed PID once, in order"
+    );
+    let out = segments
+        .remove_members(&acme, s.id, &["p-ok", "p-NOPE"])
+        .unwrap();
+    assert_eq!(
+        out,
+        RemoveOutcome {
+            n_deleted: 0,
+            invalid_pids: vec!["p-NOPE".into()],
+            new_current_size: 0
+        }
+    );
+    assert!(
+        every_member(&segments, &acme, s.id).is_empty(),
+        "no member was added"
+    );
+}
+
+/// A redundant add moves `last_added_at` and nothing else.
+pub fn redundant_adds_move_last_added_at(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Touched")).unwrap();
+    segments.add_members(&acme, s.id, &["p-a", "p-b"]).unwrap();
+    clock.advance(TimeDelta::seconds(10));
+    segments.add_members(&acme, s.id, &["p-a"]).unwrap();
+    let members = every_member(&segments, &acme, s.id);
+    assert_eq!(pids_of(&members), ["p-a", "p-b"]);
+    let later = start_micros() + TimeDelta::seconds(10);
+    assert_eq!(
+        (members[0].first_added_at, members[0].last_added_at),
+        (start_micros(), later),
+        "p-a: last_added_at moved"
+    );
+    assert_eq!(
+        (members[1].first_added_at, members[1].last_added_at),
+        (start_micros(), start_micros()),
+        "p-b untouched"
+    );
+    assert_eq!(
+        segments.get(&acme, s.id).unwrap().current_size,
+        2,
+        "a redundant add does not grow the segment"
+    );
+}
+
+/// Removal counts only members; well-formed non-members are not counted and
+/// are no error. Removal keeps history: a re-added member gets its original
+/// `first_added_at` back and counts as added again.
+pub fn removal_keeps_history(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Churn")).unwrap();
+    segments
+        .add_members(&acme, s.id, &["p-a", "p-b", "p-c"])
+        .unwrap();
+    clock.advance(TimeDelta::seconds(1));
+    let out = segments
+        .remove_members(&acme, s.id, &["p-a", "p-never", "p-a", "p-x!"])
+        .unwrap();
+    assert_eq!(
+        out,
+        RemoveOutcome {
+            n_deleted: 1,
+            invalid_pids: vec!["p-x!".into()],
+            new_current_size: 2
+        },
+        "one member removed; a non-member and a repeat are not counted"
+    );
+    assert_eq!(
+        pids_of(&every_member(&segments, &acme, s.id)),
+        ["p-b", "p-c"],
+        "p-a is gone from the list"
+    );
+    let again = segments.remove_members(&acme, s.id, &["p-a"]).unwrap();
+    assert_eq!(
+        again.n_deleted, 0,
+        "removing a removed member counts nothing"
+    );
+    clock.advance(TimeDelta::seconds(1));
+    let out = segments.add_members(&acme, s.id, &["p-a"]).unwrap();
+    assert_eq!(
+        (out.n_added, out.n_redundant_additions, out.new_current_size),
+        (1, 0, 3),
+        "a re-add is an add"
+    );
+    let members = every_member(&segments, &acme, s.id);
+    assert_eq!(
+        pids_of(&members),
+        ["p-a", "p-b", "p-c"],
+        "the re-added member is back in its original place"
+    );
+    assert_eq!(
+        members[0].first_added_at,
+        start_micros(),
+        "the original first_added_at is restored"
+    );
+    assert_eq!(
+        members[0].last_added_at,
+        start_micros() + TimeDelta::seconds(2),
+        "last_added_at is the re-add"
+    );
+}
+
+/// Members are ordered by `first_added_at`, then PID, whatever order the
+/// calls gave them in.
+pub fn member_order_is_first_added_then_pid(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Ordered")).unwrap();
+    segments
+        .add_members(&acme, s.id, &["p-z", "p-b", "p-m"])
+        .unwrap();
+    clock.advance(TimeDelta::microseconds(1));
+    segments.add_members(&acme, s.id, &["p-a", "p-y"]).unwrap();
+    clock.advance(TimeDelta::microseconds(1));
+    segments.add_members(&acme, s.id, &["p-b", "p-0"]).unwrap();
+    assert_eq!(
+        pids_of(&every_member(&segments, &acme, s.id)),
+        ["p-b", "p-m", "p-z", "p-a", "p-y", "p-0"],
+        "by first_added_at, then PID"
+    );
+}
+
+/// The documented page API: pages of exactly 5,000 from page 1,
+/// `total_count` the size, `list_continues` until the last page, an empty
+/// page past the end, and page 0 refused.
+pub fn members_page_follows_the_documented_rules(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Big")).unwrap();
+    let pids: Vec<String> = (0..12_500).map(|i| format!("p-{i:06}")).collect();
+    segments.add_members(&acme, s.id, &pids).unwrap();
+    let mut seen = Vec::new();
+    for (page, len, continues) in [
+        (1, MEMBERS_PAGE_SIZE, true),
+        (2, MEMBERS_PAGE_SIZE, true),
+        (3, 2_500, false),
+        (4, 0, false),
+        (99, 0, false),
+    ] {
+        let got = segments.members_page(&acme, s.id, page).unwrap();
+        assert_eq!(got.items.len(), len, "page {page} holds {len} members");
+        assert_eq!(
+            got.total_count, 12_500,
+            "page {page}: total_count is the size"
+        );
+        assert_eq!(got.page, page, "page {page} says which page it is");
+        assert_eq!(got.list_continues, continues, "page {page}: list_continues");
+        seen.extend(got.items.into_iter().map(|m| m.pid.as_str().to_owned()));
+    }
+    assert_eq!(seen, pids, "the pages hold every member once, in order");
+    let rule = assert_invalid(segments.members_page(&acme, s.id, 0), Field::Page, "page 0");
+    assert_eq!(rule, Rule::OutOfRange { min: 1, max: None });
+    let empty = segments.create(&acme, NewSegment::new("Empty")).unwrap();
+    let got = segments.members_page(&acme, empty.id, 1).unwrap();
+    assert_eq!(
+        (got.items.len(), got.total_count, got.list_continues),
+        (0, 0, false),
+        "an empty segment has an empty page 1"
+    );
+}
+
+/// The cursor API visits every member once, in order, in pages of the
+/// limit; a cursor stays valid when its member leaves; limits are checked.
+pub fn member_cursor_walks_every_member_once(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Walked")).unwrap();
+    let mut expected = Vec::new();
+    for batch in 0..5 {
+        clock.advance(TimeDelta::milliseconds(1));
+        let pids: Vec<String> = (0..10).map(|i| format!("p-{batch}{i}")).collect();
+        segments.add_members(&acme, s.id, &pids).unwrap();
+        expected.extend(pids);
+    }
+    let mut seen = Vec::new();
+    let mut options = MemberOptions::new().limit(7);
+    let mut pages = 0;
+    loop {
+        let page = segments.members(&acme, s.id, options.clone()).unwrap();
+        pages += 1;
+        assert!(page.members.len() <= 7, "a page holds at most the limit");
+        seen.extend(page.members.iter().map(|m| m.pid.as_str().to_owned()));
+        match page.next {
+            Some(next) => options = MemberOptions::new().after(next).limit(7),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected, "every member once, in order");
+    assert_eq!(pages, 8, "50 members in pages of 7 make 8 pages");
+    let first = segments
+        .members(&acme, s.id, MemberOptions::new().limit(3))
+        .unwrap();
+    segments
+        .remove_members(&acme, s.id, &[expected[2].as_str()])
+        .unwrap();
+    let rest = segments
+        .members(
+            &acme,
+            s.id,
+            MemberOptions::new().after(first.next.unwrap()).limit(2),
+        )
+        .unwrap();
+    assert_eq!(
+        pids_of(&rest.members),
+        [expected[3].as_str(), expected[4].as_str()],
+        "the cursor outlives its member"
+    );
+    for limit in [0, MAX_PAGE_LIMIT + 1] {
+        assert_invalid(
+            segments.members(&acme, s.id, MemberOptions::new().limit(limit)),
+            Field::Limit,
+            &format!("limit {limit}"),
+        );
+    }
+}
+
+/// More than 100,000 PIDs in one call is `TooLarge` and nothing of it is
+/// applied; exactly 100,000 is accepted.
+pub fn too_many_pids_are_refused_whole(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Bounded")).unwrap();
+    let mut pids: Vec<String> = (0..MAX_PIDS_PER_CALL).map(|i| format!("p-{i}")).collect();
+    pids.push("p-onetoomany".into());
+    for result in [
+        segments.add_members(&acme, s.id, &pids).map(|_| ()),
+        segments.remove_members(&acme, s.id, &pids).map(|_| ()),
+    ] {
+        match result {
+            Err(e @ Error::TooLarge { .. }) => {
+                assert_eq!(e.status_code(), 413);
+                assert_eq!(e.to_string(), "More than 100000 minerva_pids in request");
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        segments.get(&acme, s.id).unwrap().current_size,
+        0,
+        "nothing of a refused call is applied"
+    );
+    // The limit itself is accepted (malformed PIDs keep this cheap).
+    let at_limit: Vec<String> = (0..MAX_PIDS_PER_CALL).map(|i| format!("x-{i}")).collect();
+    let out = segments
+        .add_members(&acme, s.id, &at_limit)
+        .expect("exactly the limit is accepted");
+    assert_eq!(out.invalid_pids.len(), MAX_PIDS_PER_CALL);
+}
+
+/// Member calls on another org's segment are `NotFound` and change nothing
+/// of the owner's.
+pub fn member_calls_on_another_orgs_segment_are_not_found(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let (a, b) = (org("org-a"), org("org-b"));
+    let s = segments.create(&a, NewSegment::new("A's members")).unwrap();
+    segments.add_members(&a, s.id, &["p-a1", "p-a2"]).unwrap();
+    let before = every_member(&segments, &a, s.id);
+    assert_not_found(
+        segments.add_members(&b, s.id, &["p-b1"]),
+        s.id,
+        "add to another org's segment",
+    );
+    assert_not_found(
+        segments.remove_members(&b, s.id, &["p-a1"]),
+        s.id,
+        "remove from another org's segment",
+    );
+    assert_not_found(
+        segments.members(&b, s.id, MemberOptions::new()),
+        s.id,
+        "list another org's members",
+    );
+    assert_not_found(
+        segments.members_page(&b, s.id, 1),
+        s.id,
+        "page through another org's members",
+    );
+    assert_eq!(
+        every_member(&segments, &a, s.id),
+        before,
+        "A's members are unchanged"
+    );
+    assert_eq!(
+        segments.get(&a, s.id).unwrap().current_size,
+        2,
+        "A's size is unchanged"
+    );
+    let ghost = SegmentId::parse("550e8400-e29b-41d4-a716-446655440000").unwrap();
+    assert_not_found(
+        segments.add_members(&a, ghost, &["p-a1", "bad!"]),
+        ghost,
+        "add to an unknown segment, even with bad PIDs",
+    );
+}
+
+/// Deleting a segment takes its memberships with it: a new segment of the
+/// same name starts empty.
+pub fn deleting_a_segment_takes_its_members(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Doomed")).unwrap();
+    segments.add_members(&acme, s.id, &["p-a", "p-b"]).unwrap();
+    segments.delete(&acme, s.id).unwrap();
+    assert_not_found(
+        segments.members(&acme, s.id, MemberOptions::new()),
+        s.id,
+        "members of a deleted segment",
+    );
+    let reborn = segments.create(&acme, NewSegment::new("Doomed")).unwrap();
+    assert_eq!(reborn.current_size, 0);
+    assert!(
+        every_member(&segments, &acme, reborn.id).is_empty(),
+        "a new segment of the same name starts empty"
+    );
+    let out = segments.add_members(&acme, reborn.id, &["p-a"]).unwrap();
+    assert_eq!(
+        out.n_added, 1,
+        "old memberships do not leak into the new segment"
+    );
+}
+
+/// A person directory's unknown PIDs are reported with the malformed ones
+/// and not added.
+pub fn person_directory_rejects_unknown_pids(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let segments =
+        segments.with_person_directory(KnownPids::new(["p-known1", "p-known2"]).unwrap());
+    let acme = org("acme");
+    let s = segments
+        .create(&acme, NewSegment::new("Directory"))
+        .unwrap();
+    let out = segments
+        .add_members(&acme, s.id, &["p-known1", "p-stranger", "bad!", "p-known2"])
+        .unwrap();
+    assert_eq!(
+        (out.n_added, out.new_current_size),
+        (2, 2),
+        "known PIDs are added"
+    );
+    assert_eq!(
+        out.invalid_pids,
+        ["bad!", "p-stranger"],
+        "malformed first, then unknown"
+    );
+    assert_eq!(
+        pids_of(&every_member(&segments, &acme, s.id)),
+        ["p-known1", "p-known2"]
+    );
+}
+
+/// An empty call is valid: it changes nothing and reports the size.
+pub fn empty_member_calls_change_nothing(store: &dyn SegmentStore) {
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Quiet")).unwrap();
+    segments.add_members(&acme, s.id, &["p-a"]).unwrap();
+    let none: [&str; 0] = [];
+    let out = segments.add_members(&acme, s.id, &none).unwrap();
+    assert_eq!(
+        out,
+        AddOutcome {
+            new_current_size: 1,
+            ..AddOutcome::default()
+        }
+    );
+    let out = segments.remove_members(&acme, s.id, &none).unwrap();
+    assert_eq!(
+        out,
+        RemoveOutcome {
+            new_current_size: 1,
+            ..RemoveOutcome::default()
+        }
+    );
+}
+
+/// Concurrent adds and removes of overlapping PIDs keep `current_size`
+/// exactly the number of members, and the outcomes add up to it.
+pub fn racing_member_calls_keep_current_size_exact(store: &dyn SegmentStore) {
+    const THREADS: usize = 4;
+    let (segments, _) = service(store);
+    let acme = org("acme");
+    let s = segments
+        .create(&acme, NewSegment::new("Contested members"))
+        .unwrap();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let net: i64 = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let barrier = Arc::clone(&barrier);
+                let acme = &acme;
+                scope.spawn(move || {
+                    let segments = Segments::new(store);
+                    barrier.wait();
+                    let mut net = 0i64;
+                    for round in 0..20 {
+                        let pids: Vec<String> = (0..30)
+                            .map(|i| format!("p-{}", (i * 7 + round * 3 + t) % 50))
+                            .collect();
+                        if (round + t) % 3 == 0 {
+                            net -= segments
+                                .remove_members(acme, s.id, &pids)
+                                .unwrap()
+                                .n_deleted as i64;
+                        } else {
+                            net += segments.add_members(acme, s.id, &pids).unwrap().n_added as i64;
+                        }
+                    }
+                    net
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no thread panics"))
+            .sum()
+    });
+    let size = segments.get(&acme, s.id).unwrap().current_size;
+    assert_eq!(
+        size as usize,
+        every_member(&segments, &acme, s.id).len(),
+        "current_size is the number of members"
+    );
+    assert_eq!(
+        size as i64, net,
+        "added minus deleted, over all calls, is the size"
+    );
+}
