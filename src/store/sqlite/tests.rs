@@ -1,6 +1,7 @@
 //! SQLite-specific tests: configuration, files, schema versions; and the
 //! conformance suite on every configuration.
 
+use super::store::{MEMBER_COLUMNS, SEGMENT_COLUMNS};
 use super::*;
 use crate::StorageFailure;
 use crate::{NewSegment, Segments};
