@@ -38,12 +38,18 @@ fn locate(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<(i64, u64)> {
         .ok_or(Error::NotFound { id })
 }
 
-fn set_size(conn: &Connection, seq: i64, size: u64) -> Result<()> {
+/// Stores a segment's new size, both as `current_size` and as the size
+/// after ledger entry `entry` (for `size_as_of`). Nothing to do when the
+/// call recorded no entry: the size did not change.
+fn set_size(conn: &Connection, seq: i64, entry: Option<i64>, size: u64) -> Result<()> {
+    let Some(entry) = entry else {
+        return Ok(());
+    };
     conn.prepare_cached("UPDATE segments SET current_size = ?1 WHERE seq = ?2")
         .db()?
         .execute(params![size as i64, seq])
         .db()?;
-    Ok(())
+    history::record_size(conn, seq, entry, size)
 }
 
 /// `pids` with their positions, in key order: the B-tree pages each
@@ -307,10 +313,7 @@ impl SegmentStore for SqliteStore {
         let n_added = joined.len() as u64;
         let last_entry = record_in_given_order(&tx, &mut ledger, id, joined)?;
         let new_current_size = size + n_added;
-        if let Some(entry) = last_entry {
-            set_size(&tx, seq, new_current_size)?;
-            history::record_size(&tx, seq, entry, new_current_size)?;
-        }
+        set_size(&tx, seq, last_entry, new_current_size)?;
         tx.commit()?;
         ledger.committed();
         Ok(MembersAdded {
@@ -354,10 +357,7 @@ impl SegmentStore for SqliteStore {
                 "segment {id}: current_size {size} is below the {n_deleted} members removed"
             ))
         })?;
-        if let Some(entry) = last_entry {
-            set_size(&tx, seq, new_current_size)?;
-            history::record_size(&tx, seq, entry, new_current_size)?;
-        }
+        set_size(&tx, seq, last_entry, new_current_size)?;
         tx.commit()?;
         ledger.committed();
         Ok(MembersRemoved {
