@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use smol_str::SmolStr;
 
 use crate::domain::limits::MAX_PID_HASH_CHARS;
 use crate::error::{Field, Rule, ValidationError};
@@ -10,7 +10,8 @@ use crate::error::{Field, Rule, ValidationError};
 /// A well-formed person id: `p-` followed by 1 to [`MAX_PID_HASH_CHARS`]
 /// characters of `[0-9a-z]`, as documented ("PIDs follow the format `p-{hash}`").
 ///
-/// Clones are cheap (a shared string). In member operations a malformed PID is not an error: it is reported in
+/// Clones are cheap: a PID of up to 23 bytes is kept inline (no
+/// allocation at all), a longer one in a shared string. In member operations a malformed PID is not an error: it is reported in
 /// `invalid_pids` and skipped. `Pid::parse` is for hosts that want the check
 /// on its own.
 ///
@@ -23,7 +24,7 @@ use crate::error::{Field, Rule, ValidationError};
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
-pub struct Pid(Arc<str>);
+pub struct Pid(SmolStr);
 
 impl Pid {
     /// Checks the form of `s` and wraps it.
@@ -33,7 +34,7 @@ impl Pid {
     /// followed by 1–64 of `[0-9a-z]`.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
         if is_well_formed(s) {
-            Ok(Self(s.into()))
+            Ok(Self(SmolStr::new(s)))
         } else {
             Err(ValidationError::new(
                 Field::MinervaPids,
@@ -47,7 +48,7 @@ impl Pid {
     /// Wraps text already checked with [`is_well_formed`].
     pub(crate) fn new_unchecked(s: &str) -> Self {
         debug_assert!(is_well_formed(s));
-        Self(s.into())
+        Self(SmolStr::new(s))
     }
 
     /// The PID as text.
@@ -72,7 +73,7 @@ pub fn is_well_formed(s: &str) -> bool {
 
 impl fmt::Debug for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Pid").field(&&*self.0).finish()
+        f.debug_tuple("Pid").field(&self.0.as_str()).finish()
     }
 }
 
@@ -98,7 +99,7 @@ impl TryFrom<String> for Pid {
 
 impl From<Pid> for String {
     fn from(pid: Pid) -> Self {
-        pid.0.as_ref().to_owned()
+        pid.0.into()
     }
 }
 

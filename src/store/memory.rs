@@ -46,7 +46,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct State {
     /// Every segment, by id: ids are unique across orgs, as in SQLite.
-    segments: HashMap<SegmentId, Stored>,
+    /// Boxed, so that growing the table moves pointers, not segments.
+    segments: HashMap<SegmentId, Box<Stored>>,
     orgs: HashMap<OrgId, Org>,
     deaths: Deaths,
 }
@@ -94,8 +95,10 @@ struct Membership {
 #[derive(Default)]
 struct Ledger {
     entries: Vec<Entry>,
-    /// Each person's membership entries, as indexes into `entries`.
-    by_person: HashMap<Pid, Vec<usize>>,
+    /// Each person's last membership entry, as an index into `entries`;
+    /// earlier ones follow through [`Entry::prev`]. One map slot per
+    /// person, with no list to allocate.
+    last_by_person: HashMap<Pid, usize>,
 }
 
 struct Entry {
@@ -103,7 +106,13 @@ struct Entry {
     request_id: Option<Arc<str>>,
     segment: SegmentId,
     kind: ChangeKind,
+    /// For a membership entry, the same person's previous one
+    /// ([`NO_ENTRY`] if none).
+    prev: usize,
 }
+
+/// The end of a person's chain of entries.
+const NO_ENTRY: usize = usize::MAX;
 
 /// Death records, in feed order: record `n` (from 1) is `records[n - 1]`.
 #[derive(Default)]
@@ -138,19 +147,35 @@ impl Ledger {
         segment: SegmentId,
         kind: ChangeKind,
     ) -> u64 {
-        if let Some(pid) = kind.pid() {
-            self.by_person
-                .entry(pid.clone())
-                .or_default()
-                .push(self.entries.len());
-        }
+        let index = self.entries.len();
+        let prev = match kind.pid() {
+            Some(pid) => match self.last_by_person.entry(pid.clone()) {
+                Entry_::Occupied(mut last) => std::mem::replace(last.get_mut(), index),
+                Entry_::Vacant(slot) => {
+                    slot.insert(index);
+                    NO_ENTRY
+                }
+            },
+            None => NO_ENTRY,
+        };
         self.entries.push(Entry {
             at,
             request_id: request_id.clone(),
             segment,
             kind,
+            prev,
         });
         self.entries.len() as u64
+    }
+
+    /// A person's membership entries, newest first, as indexes into
+    /// `entries`.
+    fn person_entries_rev(&self, pid: &Pid) -> impl Iterator<Item = usize> + '_ {
+        let last = self.last_by_person.get(pid).copied().unwrap_or(NO_ENTRY);
+        std::iter::successors((last != NO_ENTRY).then_some(last), |&i| {
+            let prev = self.entries[i].prev;
+            (prev != NO_ENTRY).then_some(prev)
+        })
     }
 
     /// The number of entries recorded at or before `at`: entries
@@ -289,12 +314,12 @@ impl SegmentStore for MemoryStore {
                 description: segment.description.clone(),
             },
         );
-        let stored = slot.insert(Stored {
+        let stored = slot.insert(Box::new(Stored {
             org: org.number,
             segment,
             members: Members::default(),
             sizes: Vec::new(),
-        });
+        }));
         Ok(stored.segment.clone())
     }
 
@@ -539,9 +564,14 @@ impl SegmentStore for MemoryStore {
         Ok(state
             .orgs
             .get(org)
-            .and_then(|org| {
-                let entries = org.ledger.by_person.get(pid)?;
-                Some(entries.iter().map(|&i| org.ledger.change(i)).collect())
+            .map(|org| {
+                let mut changes: Vec<Change> = org
+                    .ledger
+                    .person_entries_rev(pid)
+                    .map(|i| org.ledger.change(i))
+                    .collect();
+                changes.reverse();
+                changes
             })
             .unwrap_or_default())
     }
@@ -574,12 +604,9 @@ impl SegmentStore for MemoryStore {
             .filter_map(|(pid, m)| {
                 // The person's last entry in this segment as of `at`.
                 let last = ledger
-                    .by_person
-                    .get(pid)?
-                    .iter()
-                    .rev()
-                    .find(|&&i| i < bound && ledger.entries[i].segment == id)?;
-                let entry = &ledger.entries[*last];
+                    .person_entries_rev(pid)
+                    .find(|&i| i < bound && ledger.entries[i].segment == id)?;
+                let entry = &ledger.entries[last];
                 entry.kind.joins().then(|| PastMember {
                     pid: pid.clone(),
                     first_added_at: time(m.first_added_at),
