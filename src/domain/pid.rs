@@ -1,8 +1,8 @@
 //! Person ids (PIDs).
 
+use smol_str::SmolStr;
 use std::fmt;
 use std::str::FromStr;
-use smol_str::SmolStr;
 
 use crate::domain::limits::MAX_PID_HASH_CHARS;
 use crate::error::{Field, Rule, ValidationError};
@@ -10,8 +10,11 @@ use crate::error::{Field, Rule, ValidationError};
 /// A well-formed person id: `p-` followed by 1 to [`MAX_PID_HASH_CHARS`]
 /// characters of `[0-9a-z]`, as documented ("PIDs follow the format `p-{hash}`").
 ///
-/// Clones are cheap: a PID of up to 23 bytes is kept inline (no
-/// allocation at all), a longer one in a shared string. In member operations a malformed PID is not an error: it is reported in
+/// Clones are cheap: a PID of up to 23 bytes (the documented
+/// `p-a1b2c3d4e5f6` form is 14) is kept inline, with no allocation; a
+/// longer one in a shared string.
+///
+/// In member operations a malformed PID is not an error: it is reported in
 /// `invalid_pids` and skipped. `Pid::parse` is for hosts that want the check
 /// on its own.
 ///
