@@ -477,6 +477,12 @@ impl<S: SegmentStore> Segments<S> {
     /// The members the segment had at `at`, in PID order, a page of up to
     /// `limit` (1 to [`MAX_PAGE_LIMIT`]) after `after`.
     ///
+    /// Cost: a page passes over the people who had joined by `at` but were
+    /// not members then (removed before it, back after it); people who first
+    /// joined after `at` are skipped outright. `SqliteStore` walks its
+    /// membership index in PID order and stops at a full page;
+    /// `MemoryStore` looks at everyone who had joined by `at`.
+    ///
     /// # Errors
     /// `Invalid` for a bad limit or a malformed `after`; `NotFound`;
     /// `Storage`.

@@ -95,6 +95,8 @@ struct Membership {
 #[derive(Debug)]
 struct ModelSegment {
     id: SegmentId,
+    /// The name as stored (trimmed), to tell a rename that changes nothing.
+    name: String,
     key: String,
     deleted: bool,
     members: HashMap<String, Membership>,
@@ -207,6 +209,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                         history.stamp(now);
                         model.push(ModelSegment {
                             id: s.id,
+                            name: s.name.clone(),
                             key,
                             deleted: false,
                             members: HashMap::new(),
@@ -238,8 +241,13 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                             "rename onto a taken key, or of a deleted segment, succeeded"
                         );
                         prop_assert_eq!(s.name.as_str(), text.trim());
+                        // A rename to the very name it has is no change, and
+                        // records nothing (so does not hold back later times).
+                        if model[*segment].name != text.trim() {
+                            history.stamp(now);
+                        }
+                        model[*segment].name = text.trim().to_owned();
                         model[*segment].key = key;
-                        history.stamp(now);
                     }
                     Err(Error::DuplicateName { .. }) => {
                         prop_assert!(!deleted && taken, "rename to a free key refused")

@@ -20,9 +20,9 @@ use crate::{
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
 ///
-/// Costs to know: `members_as_of` looks at every person who ever joined the
-/// segment (linear in that number, per page); `death_signals` at every
-/// person with a death record.
+/// Costs to know: `members_as_of` looks at every person who had joined the
+/// segment by the time asked about (linear in that number, per page);
+/// `death_signals` at every person with a death record.
 ///
 /// Clones share one state, so a `MemoryStore` can be handed to many threads.
 /// Reads take a shared lock and never block each other; each write takes the
@@ -600,7 +600,10 @@ impl SegmentStore for MemoryStore {
             .members
             .by_pid
             .iter()
-            .filter(|(pid, _)| after.is_none_or(|a| *pid > a))
+            .filter(|(pid, m)| {
+                // Nobody who first joined after `at` can have been a member then.
+                m.first_added_at <= at.timestamp_micros() && after.is_none_or(|a| *pid > a)
+            })
             .filter_map(|(pid, m)| {
                 // The person's last entry in this segment as of `at`.
                 let last = ledger

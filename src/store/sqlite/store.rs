@@ -530,11 +530,17 @@ impl SegmentStore for SqliteStore {
             let mut candidates = tx
                 .prepare_cached(
                     "SELECT pid, first_added_at, last_added_at FROM segment_memberships
-                     WHERE segment = ?1 AND pid > ?2 ORDER BY pid",
+                     WHERE segment = ?1 AND pid > ?2 AND first_added_at <= ?3 ORDER BY pid",
                 )
                 .db()?;
+            // Nobody who first joined after `at` can have been a member then:
+            // they are skipped without a ledger lookup.
             let mut rows = candidates
-                .query(params![seq, after.map_or("", Pid::as_str)])
+                .query(params![
+                    seq,
+                    after.map_or("", Pid::as_str),
+                    at.timestamp_micros()
+                ])
                 .db()?;
             let mut past = Vec::new();
             while past.len() < limit {
