@@ -140,7 +140,7 @@ impl<S: SegmentStore> Segments<S> {
     /// name key; `Storage` on backend failure. Nothing is created on error.
     pub fn create(&self, org: &OrgId, new: NewSegment) -> Result<Segment> {
         let (name, description, source) = new.into_parts();
-        let name = SegmentName::parse(&name)?;
+        let name = SegmentName::parse_owned(name)?;
         if let Some(d) = &description {
             validate_description(d)?;
         }

@@ -236,13 +236,26 @@ fn races_across_processes_have_one_winner_per_name(soak: usize) {
             );
         }
         let total_wins: usize = wins.values().sum();
-        let deletions = segments
-            .changes_since(&org, 0, 10_000)
-            .unwrap()
-            .changes
-            .iter()
-            .filter(|c| c.kind == segments::ChangeKind::Deleted)
-            .count();
+        let ledger = segments.changes_since(&org, 0, 10_000).unwrap().changes;
+        let seqs: Vec<u64> = ledger.iter().map(|c| c.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=ledger.len() as u64).collect::<Vec<_>>(),
+            "the writers of every process kept one gapless ledger"
+        );
+        assert!(
+            ledger.windows(2).all(|w| w[0].at <= w[1].at),
+            "ledger times never go back, whichever process wrote"
+        );
+        let count = |kind: fn(&segments::ChangeKind) -> bool| {
+            ledger.iter().filter(|c| kind(&c.kind)).count()
+        };
+        let deletions = count(|k| *k == segments::ChangeKind::Deleted);
+        assert_eq!(
+            count(|k| matches!(k, segments::ChangeKind::Created { .. })),
+            total_wins,
+            "every win is in the ledger once"
+        );
         assert_eq!(
             total_wins,
             live.len() + deletions,

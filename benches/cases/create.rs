@@ -42,12 +42,14 @@ pub fn sqlite() -> Case {
             let name = format!("segment {m}");
             let id = (u128::from(m) | (7 << 76)).to_be_bytes();
             let now = chrono::Utc::now().timestamp_micros();
+            // The row id the library gives: org number 1, then the seq.
+            let seq = (1i64 << 40) | m as i64;
             conn.prepare_cached(
-                "INSERT INTO segments (id, org, name, name_key, description, source, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                "INSERT INTO segments (seq, id, org, name, name_key, description, source, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
             )
             .unwrap()
-            .execute(params![id, "acme", name, name, None::<String>, "api", now])
+            .execute(params![seq, id, "acme", name, name, None::<String>, "api", now])
             .unwrap();
         })
     });
@@ -57,53 +59,6 @@ pub fn sqlite() -> Case {
         unit: "creates",
         ops_per_iter: 1,
         target: Target::RatioAtLeast(0.8),
-        library,
-        floor,
-    }
-}
-
-/// `create` on a SQLite file beside the raw work it does since the ledger:
-/// the same row, and its ledger entry, in one transaction. Shows what the
-/// library adds on top of the ledger (the row above shows what the ledger
-/// costs).
-pub fn sqlite_with_ledger() -> Case {
-    let library = library_creates_on_a_file();
-
-    let (floor_dir, floor_path) = fresh_db("floor.db");
-    let mut conn = raw_connection(&floor_path);
-    let mut m = 0u64;
-    let floor: Routine = Box::new(move |iters| {
-        let _keep = &floor_dir;
-        timed(iters, || {
-            m += 1;
-            let name = format!("segment {m}");
-            let id = (u128::from(m) | (7 << 76)).to_be_bytes();
-            let now = chrono::Utc::now().timestamp_micros();
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .unwrap();
-            tx.prepare_cached(
-                "INSERT INTO segments (id, org, name, name_key, description, source, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            )
-            .unwrap()
-            .execute(params![id, "acme", name, name, None::<String>, "api", now])
-            .unwrap();
-            tx.prepare_cached(
-                "INSERT INTO segment_ledger (org, seq, at, segment, kind, name) VALUES (?1, ?2, ?3, ?4, 1, ?5)",
-            )
-            .unwrap()
-            .execute(params!["acme", m as i64, now, id, name])
-            .unwrap();
-            tx.commit().unwrap();
-        })
-    });
-    Case {
-        id: "create/sqlite_file_with_ledger".into(),
-        name: "create, SqliteStore file vs raw INSERT of the row and its ledger entry, one transaction".into(),
-        unit: "creates",
-        ops_per_iter: 1,
-        target: Target::Report,
         library,
         floor,
     }

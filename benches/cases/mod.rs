@@ -111,9 +111,7 @@ pub type Group = (&'static str, fn() -> Vec<Case>);
 /// a group's constructor may return several cases sharing a costly setup.
 pub fn all() -> Vec<Group> {
     vec![
-        ("create/sqlite_file", || {
-            vec![create::sqlite(), create::sqlite_with_ledger()]
-        }),
+        ("create/sqlite_file", || vec![create::sqlite()]),
         ("create/memory", || vec![create::memory()]),
         #[cfg(feature = "wire")]
         ("create/wire_sqlite_file", || vec![wire::create_sqlite()]),

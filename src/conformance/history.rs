@@ -413,3 +413,94 @@ pub fn a_cursor_past_the_ledger_is_refused(store: &dyn SegmentStore) {
         "a cursor of another org",
     );
 }
+
+/// Creations interleave with every other kind of change in one gapless
+/// feed, whatever happens to the segments afterwards: read a page at a time
+/// of any size, the feed is the same, and each `Created` entry keeps the
+/// name, description, time and request id of the creation, through later
+/// renames, new descriptions and deletion.
+pub fn creations_keep_their_place_in_the_feed(store: &dyn SegmentStore) {
+    let (segments, clock) = service(store);
+    let acme = org("acme");
+    let mut created = Vec::new();
+    for i in 0..6 {
+        let s = segments
+            .for_request(format!("create-{i}"))
+            .create(&acme, NewSegment::new(format!("S{i}")).description("first"))
+            .unwrap();
+        created.push(s);
+        clock.advance(TimeDelta::milliseconds(1));
+        if i % 2 == 1 {
+            segments
+                .add_members(&acme, created[i - 1].id, &[format!("p-{i}")])
+                .unwrap();
+        }
+    }
+    segments.rename(&acme, created[0].id, "S0 renamed").unwrap();
+    segments
+        .set_description(&acme, created[1].id, None)
+        .unwrap();
+    segments.delete(&acme, created[2].id).unwrap();
+    segments.rename(&acme, created[3].id, "S3 renamed").unwrap();
+    segments.delete(&acme, created[3].id).unwrap();
+    let whole = segments.changes_since(&acme, 0, 1_000).unwrap().changes;
+    let seqs: Vec<u64> = whole.iter().map(|c| c.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=whole.len() as u64).collect::<Vec<_>>(),
+        "gapless"
+    );
+    assert_eq!(whole.len(), 6 + 3 + 5);
+    for limit in 1..=5 {
+        let (mut paged, mut after) = (Vec::new(), 0);
+        loop {
+            let page = segments.changes_since(&acme, after, limit).unwrap();
+            if page.changes.is_empty() {
+                break;
+            }
+            assert!(page.changes.len() <= limit);
+            after = page.next;
+            paged.extend(page.changes);
+        }
+        assert_eq!(paged, whole, "pages of {limit} read the same feed");
+    }
+    let creations: Vec<&crate::Change> = whole
+        .iter()
+        .filter(|c| matches!(c.kind, ChangeKind::Created { .. }))
+        .collect();
+    assert_eq!(creations.len(), 6);
+    for (i, (c, s)) in creations.iter().zip(&created).enumerate() {
+        assert_eq!(c.segment_id, s.id);
+        assert_eq!(c.at, s.created_at, "creation {i} keeps its time");
+        assert_eq!(
+            c.request_id.as_deref(),
+            Some(format!("create-{i}").as_str())
+        );
+        assert_eq!(
+            c.kind,
+            ChangeKind::Created {
+                name: format!("S{i}"),
+                description: Some("first".into())
+            },
+            "creation {i} keeps what it created"
+        );
+    }
+    let times: Vec<_> = whole.iter().map(|c| c.at).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "times never go back"
+    );
+    // As-of reads count creations too: just before the last creation, the
+    // feed had everything before it.
+    let last = creations[5];
+    let s4 = created[4].id;
+    assert_eq!(
+        segments
+            .size_as_of(&acme, s4, last.at - TimeDelta::microseconds(1))
+            .unwrap(),
+        0
+    );
+    assert_eq!(segments.size_as_of(&acme, s4, last.at).unwrap(), 0);
+    let end = whole.last().unwrap().at;
+    assert_eq!(segments.size_as_of(&acme, s4, end).unwrap(), 1);
+}

@@ -108,6 +108,7 @@ macro_rules! conformance_tests {
             a_record_that_names_another_person_is_new_to_them,
             no_op_changes_record_nothing,
             a_cursor_past_the_ledger_is_refused,
+            creations_keep_their_place_in_the_feed,
         }
     };
 }

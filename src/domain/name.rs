@@ -39,30 +39,25 @@ impl SegmentName {
     /// characters, [`Rule::ControlCharacter`] for any control character.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let name = raw.trim();
-        let invalid = |rule| ValidationError::new(Field::Name, rule);
-        if name.is_empty() {
-            return Err(invalid(Rule::Blank));
-        }
-        // Byte length bounds the character count from above: skip counting
-        // for the common short name.
-        if name.len() > MAX_NAME_CHARS && name.chars().count() > MAX_NAME_CHARS {
-            return Err(invalid(Rule::TooLong {
-                max: MAX_NAME_CHARS,
-                unit: "characters",
-            }));
-        }
-        let has_control = if name.is_ascii() {
-            name.bytes().any(|b| b.is_ascii_control())
-        } else {
-            name.chars().any(char::is_control)
-        };
-        if has_control {
-            return Err(invalid(Rule::ControlCharacter));
-        }
+        check(name)?;
         Ok(Self {
             key: name_key(name),
             name: name.to_owned(),
         })
+    }
+
+    /// [`parse`](Self::parse) of an owned name, which is kept (not copied)
+    /// when it needs no trimming.
+    pub(crate) fn parse_owned(raw: String) -> Result<Self, ValidationError> {
+        let name = raw.trim();
+        check(name)?;
+        let key = name_key(name);
+        let name = if name.len() == raw.len() {
+            raw
+        } else {
+            name.to_owned()
+        };
+        Ok(Self { key, name })
     }
 
     /// The name as stored: the caller's text, trimmed.
@@ -94,6 +89,31 @@ impl fmt::Display for SegmentName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(&self.name)
     }
+}
+
+/// The rules of a trimmed segment name.
+fn check(name: &str) -> Result<(), ValidationError> {
+    let invalid = |rule| ValidationError::new(Field::Name, rule);
+    if name.is_empty() {
+        return Err(invalid(Rule::Blank));
+    }
+    // Byte length bounds the character count from above: skip counting
+    // for the common short name.
+    if name.len() > MAX_NAME_CHARS && name.chars().count() > MAX_NAME_CHARS {
+        return Err(invalid(Rule::TooLong {
+            max: MAX_NAME_CHARS,
+            unit: "characters",
+        }));
+    }
+    let has_control = if name.is_ascii() {
+        name.bytes().any(|b| b.is_ascii_control())
+    } else {
+        name.chars().any(char::is_control)
+    };
+    if has_control {
+        return Err(invalid(Rule::ControlCharacter));
+    }
+    Ok(())
 }
 
 /// The uniqueness key of an already trimmed name.
@@ -195,6 +215,21 @@ pub(crate) fn validate_source(source: &str) -> Result<(), ValidationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owned_name_parses_as_a_borrowed_one() {
+        for raw in ["Q1 Leads", "  Q1   Leads ", "\u{a0}Café\u{2003}", "x"] {
+            let owned = SegmentName::parse_owned(raw.to_owned()).unwrap();
+            assert_eq!(owned, SegmentName::parse(raw).unwrap(), "{raw:?}");
+            assert_eq!(owned.as_str(), raw.trim());
+        }
+        for bad in ["", "   ", "a\u{7}b"] {
+            assert_eq!(
+                SegmentName::parse_owned(bad.to_owned()).unwrap_err(),
+                SegmentName::parse(bad).unwrap_err()
+            );
+        }
+    }
 
     fn key(s: &str) -> String {
         SegmentName::parse(s).unwrap().key().to_owned()

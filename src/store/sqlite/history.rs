@@ -13,6 +13,55 @@ use crate::{Change, ChangeKind, DeathRecord, Pid, Result, SegmentId, SignalMetad
 pub(super) const CHANGE_COLUMNS: &str =
     "seq, at, request_id, segment, kind, pid, name, description";
 
+/// A segment's row id is `org number << ORG_SHIFT | creation seq`.
+const ORG_SHIFT: u32 = 40;
+/// The largest ledger seq an org can reach (about 1.1 × 10^12).
+const MAX_SEQ: i64 = (1 << ORG_SHIFT) - 1;
+/// The largest org number, so that row ids stay below 2^63.
+const MAX_ORG_NUMBER: i64 = (1 << (63 - ORG_SHIFT)) - 1;
+
+/// The row id of the segment created by entry `seq` of org `number`.
+pub(super) fn row_id(number: i64, seq: i64) -> i64 {
+    (number << ORG_SHIFT) | seq
+}
+
+/// The org's number, if it ever had a segment.
+pub(super) fn org_number(conn: &Connection, org: &str) -> Result<Option<i64>> {
+    conn.prepare_cached("SELECT number FROM segment_orgs WHERE org = ?1")
+        .db()?
+        .query_row([org], |r| r.get(0))
+        .optional()
+        .db()
+}
+
+/// The org's last ledger entry (`seq`, `at`), counting the `Created`
+/// entries kept in segment rows; `(0, i64::MIN)` for an empty ledger.
+fn last_entry(conn: &Connection, org: &str, number: Option<i64>) -> Result<(i64, i64)> {
+    let logged: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT seq, at FROM segment_ledger WHERE org = ?1 ORDER BY seq DESC LIMIT 1",
+        )
+        .db()?
+        .query_row([org], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .db()?;
+    let in_rows: Option<(i64, i64)> = match number {
+        None => None,
+        Some(n) => conn
+            .prepare_cached(
+                "SELECT seq - ?1, created_at FROM segments WHERE seq BETWEEN ?1 AND ?2
+                 ORDER BY seq DESC LIMIT 1",
+            )
+            .db()?
+            .query_row(params![row_id(n, 0), row_id(n, MAX_SEQ)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .db()?,
+    };
+    Ok(logged.max(in_rows).unwrap_or((0, i64::MIN)))
+}
+
 const CREATED: i64 = 1;
 const RENAMED: i64 = 2;
 const DESCRIBED: i64 = 3;
@@ -32,13 +81,22 @@ const MAX_REMEMBERED_ORGS: usize = 10_000;
 #[derive(Debug, Default)]
 pub(super) struct Tails {
     version: Option<i64>,
-    by_org: HashMap<String, (i64, i64)>,
+    by_org: HashMap<String, Tail>,
+}
+
+/// Where an org's ledger ends, and the org's number (`None` before its
+/// first segment).
+#[derive(Clone, Copy, Debug)]
+struct Tail {
+    seq: i64,
+    at: i64,
+    number: Option<i64>,
 }
 
 impl Tails {
-    /// The org's last entry, from memory when no one else wrote since.
-    /// Call inside the write transaction.
-    fn get(&mut self, conn: &Connection, org: &str) -> Result<(i64, i64)> {
+    /// The org's last entry and number, from memory when no one else wrote
+    /// since. Call inside the write transaction, before it writes.
+    fn get(&mut self, conn: &Connection, org: &str) -> Result<Tail> {
         let version: i64 = conn
             .prepare_cached("PRAGMA data_version")
             .db()?
@@ -56,15 +114,9 @@ impl Tails {
         if self.by_org.len() >= MAX_REMEMBERED_ORGS {
             self.by_org.clear();
         }
-        let tail = conn
-            .prepare_cached(
-                "SELECT seq, at FROM segment_ledger WHERE org = ?1 ORDER BY seq DESC LIMIT 1",
-            )
-            .db()?
-            .query_row([org], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .db()?
-            .unwrap_or((0, i64::MIN));
+        let number = org_number(conn, org)?;
+        let (seq, at) = last_entry(conn, org, number)?;
+        let tail = Tail { seq, at, number };
         self.by_org.insert(org.to_owned(), tail);
         Ok(tail)
     }
@@ -79,6 +131,7 @@ pub(super) struct Ledger<'a> {
     /// org's last entry's if that is later (entry times never go back).
     at: i64,
     last: i64,
+    number: Option<i64>,
     appended: bool,
     done: bool,
 }
@@ -91,16 +144,58 @@ impl<'a> Ledger<'a> {
         org: &'a str,
         stamp: Stamp<'a>,
     ) -> Result<Self> {
-        let (last, last_at) = tails.get(conn, org)?;
+        let tail = tails.get(conn, org)?;
         Ok(Self {
             org,
             request_id: stamp.request_id,
             tails,
-            at: micros(stamp.at).max(last_at),
-            last,
+            at: micros(stamp.at).max(tail.at),
+            last: tail.seq,
+            number: tail.number,
             appended: false,
             done: false,
         })
+    }
+
+    /// The org's number, given to it now if this is its first segment.
+    pub(super) fn org_number(&mut self, conn: &Connection) -> Result<i64> {
+        if let Some(number) = self.number {
+            return Ok(number);
+        }
+        let number: i64 = conn
+            .prepare_cached("SELECT coalesce(max(number), 0) + 1 FROM segment_orgs")
+            .db()?
+            .query_row([], |r| r.get(0))
+            .db()?;
+        if number > MAX_ORG_NUMBER {
+            return Err(crate::Error::storage(format!(
+                "a database holds at most {MAX_ORG_NUMBER} orgs"
+            )));
+        }
+        conn.prepare_cached("INSERT INTO segment_orgs (number, org) VALUES (?1, ?2)")
+            .db()?
+            .execute(params![number, self.org])
+            .db()?;
+        self.number = Some(number);
+        Ok(number)
+    }
+
+    /// Takes the next `seq` for a `Created` entry that the new segment's
+    /// row holds (see the schema): nothing is written to the ledger table.
+    pub(super) fn reserve(&mut self) -> Result<i64> {
+        self.next_seq()
+    }
+
+    fn next_seq(&mut self) -> Result<i64> {
+        if self.last >= MAX_SEQ {
+            return Err(crate::Error::storage(format!(
+                "org {}: the ledger holds at most {MAX_SEQ} entries",
+                self.org
+            )));
+        }
+        self.last += 1;
+        self.appended = true;
+        Ok(self.last)
     }
 
     /// The time of this transaction's changes: the stamp's, or the org's last
@@ -121,9 +216,12 @@ impl<'a> Ledger<'a> {
         self.done = true;
         // Without new entries the remembered tail (and its time) still holds.
         if self.appended {
-            self.tails
-                .by_org
-                .insert(self.org.to_owned(), (self.last, self.at));
+            let tail = Tail {
+                seq: self.last,
+                at: self.at,
+                number: self.number,
+            };
+            self.tails.by_org.insert(self.org.to_owned(), tail);
         }
     }
 
@@ -171,27 +269,114 @@ impl<'a> Ledger<'a> {
         name: Option<&str>,
         description: Option<&str>,
     ) -> Result<i64> {
-        self.last += 1;
-        self.appended = true;
-        conn.prepare_cached(
-            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, pid, name, description)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .db()?
-        .execute(params![
+        let seq = self.next_seq()?;
+        insert_entry(
+            conn,
             self.org,
-            self.last,
+            seq,
             self.at,
             self.request_id,
-            segment.as_bytes(),
+            segment,
             code,
             pid,
             name,
-            description
-        ])
-        .db()?;
-        Ok(self.last)
+            description,
+        )?;
+        Ok(seq)
     }
+
+    /// Writes the `Created` entry that segment `id`'s row holds into the
+    /// ledger table, under its own seq, and marks the row `logged`; does
+    /// nothing if it is there already. Call before the row changes.
+    pub(super) fn log_creation(&self, conn: &Connection, id: SegmentId) -> Result<()> {
+        conn.prepare_cached(
+            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, name, description)
+             SELECT org, seq & ?2, created_at, request_id, id, ?3, name, description
+             FROM segments WHERE id = ?1 AND logged = 0",
+        )
+        .db()?
+        .execute(params![id.as_bytes(), MAX_SEQ, CREATED])
+        .db()?;
+        conn.prepare_cached("UPDATE segments SET logged = 1 WHERE id = ?1 AND logged = 0")
+            .db()?
+            .execute([id.as_bytes()])
+            .db()?;
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_entry(
+    conn: &Connection,
+    org: &str,
+    seq: i64,
+    at: i64,
+    request_id: Option<&str>,
+    segment: SegmentId,
+    code: i64,
+    pid: Option<&str>,
+    name: Option<&str>,
+    description: Option<&str>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, pid, name, description)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .db()?
+    .execute(params![
+        org,
+        seq,
+        at,
+        request_id,
+        segment.as_bytes(),
+        code,
+        pid,
+        name,
+        description
+    ])
+    .db()?;
+    Ok(())
+}
+
+/// Up to `limit` of the org's entries after `after`, in order: the ledger
+/// table's, merged with the `Created` entries kept in segment rows. Call
+/// inside one read transaction, so both are one snapshot.
+pub(super) fn changes(conn: &Connection, org: &str, after: i64, limit: i64) -> Result<Vec<Change>> {
+    let mut logged = conn
+        .prepare_cached(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM segment_ledger WHERE org = ?1 AND seq > ?2
+             ORDER BY seq LIMIT ?3"
+        ))
+        .db()?
+        .query_map(params![org, after, limit], change_from_row)
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    let Some(number) = org_number(conn, org)? else {
+        return Ok(logged);
+    };
+    let after_row = row_id(number, after.clamp(0, MAX_SEQ));
+    let in_rows = conn
+        .prepare_cached(&format!(
+            "SELECT seq - ?1, created_at, request_id, id, {CREATED}, NULL, name, description
+             FROM segments WHERE seq > ?2 AND seq <= ?3 AND logged = 0
+             ORDER BY seq LIMIT ?4"
+        ))
+        .db()?
+        .query_map(
+            params![row_id(number, 0), after_row, row_id(number, MAX_SEQ), limit],
+            change_from_row,
+        )
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    if in_rows.is_empty() {
+        return Ok(logged);
+    }
+    logged.extend(in_rows);
+    logged.sort_unstable_by_key(|c| c.seq);
+    logged.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(logged)
 }
 
 impl Drop for Ledger<'_> {
@@ -282,21 +467,35 @@ pub(super) fn change_from_row(row: &Row<'_>) -> rusqlite::Result<Change> {
 /// a few primary-key reads, whatever the length of the ledger.
 pub(super) fn bound(conn: &Connection, org: &str, at: DateTime<Utc>) -> Result<i64> {
     let at = micros(at);
-    let mut at_of = conn
+    let number = org_number(conn, org)?;
+    let mut logged_at = conn
         .prepare_cached("SELECT at FROM segment_ledger WHERE org = ?1 AND seq = ?2")
         .db()?;
-    let last: i64 = conn
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM segment_ledger WHERE org = ?1")
-        .db()?
-        .query_row([org], |r| r.get(0))
+    let mut created_at = conn
+        .prepare_cached("SELECT created_at FROM segments WHERE seq = ?1 AND logged = 0")
         .db()?;
+    let mut at_of = |seq: i64| -> Result<i64> {
+        if let Some(t) = logged_at
+            .query_row(params![org, seq], |r| r.get(0))
+            .optional()
+            .db()?
+        {
+            return Ok(t);
+        }
+        let row = number.map(|n| row_id(n, seq));
+        match row {
+            Some(row) => created_at.query_row([row], |r| r.get(0)).optional().db()?,
+            None => None,
+        }
+        .ok_or_else(|| crate::Error::storage(format!("org {org}: ledger entry {seq} is missing")))
+    };
+    let (last, _) = last_entry(conn, org, number)?;
     // Invariant: entries 1..=lo are at or before `at`; entries after hi are
     // after it.
     let (mut lo, mut hi) = (0, last);
     while lo < hi {
         let mid = lo + (hi - lo + 1) / 2;
-        let mid_at: i64 = at_of.query_row(params![org, mid], |r| r.get(0)).db()?;
-        if mid_at <= at {
+        if at_of(mid)? <= at {
             lo = mid;
         } else {
             hi = mid - 1;

@@ -167,9 +167,16 @@ impl SqliteStoreBuilder {
 ///   use their own connections, so readers never wait on the writer (in
 ///   memory, reads share the one connection). Several processes may open
 ///   one file; SQLite's locks order their writes.
-/// - The crate's tables are `segments`, `segment_memberships`,
-///   `segment_ledger`, `segment_sizes`, `death_records` and
-///   `segments_schema`; the file may hold a host's tables beside them.
+/// - The crate's tables are `segment_orgs`, `segments`,
+///   `segment_memberships`, `segment_ledger`, `segment_sizes`,
+///   `death_records` and `segments_schema`; the file may hold a host's
+///   tables beside them.
+/// - A create writes one row. A segment's row is kept in its org's
+///   creation order and is also its `Created` ledger entry, until a rename,
+///   a new description or its deletion moves that entry to the ledger
+///   table (under its own `seq`): the change feed reads both.
+/// - Limits of one file: 8,388,607 orgs, and 2^40 − 1 (about 10^12)
+///   ledger entries per org; past them a write gets [`Error::Storage`].
 /// - Name uniqueness is a unique index: of two racing creates, even in two
 ///   processes, exactly one wins.
 /// - The schema version is kept in the table `segments_schema`; a file from

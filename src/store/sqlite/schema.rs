@@ -12,11 +12,22 @@ use crate::{Error, Result};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
-    // 1: segments, memberships, the ledger, sizes over time, death records.
-    // `segments.seq` is AUTOINCREMENT so that a
-    // deleted segment's row id is never given to another.
-    "CREATE TABLE segments (
-        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    // 1: orgs, segments, memberships, the ledger, sizes over time, death
+    // records.
+    "CREATE TABLE segment_orgs (
+        number INTEGER PRIMARY KEY CHECK (number BETWEEN 1 AND 8388607),
+        org    TEXT    NOT NULL UNIQUE
+    );
+    -- A segment's row id is its org's number (high 23 bits) and the ledger
+    -- seq of its creation (low 40 bits): an org's segments are stored in
+    -- creation order, and a row id is never given twice (seqs are not).
+    -- While `logged` is 0 the row is also the segment's `Created` ledger
+    -- entry (at `created_at`, with `request_id`, `name` and `description`):
+    -- a create writes one row, not two. Before a rename, a new description
+    -- or a delete changes the row, the entry is written to `segment_ledger`
+    -- under its own seq and `logged` becomes 1.
+    CREATE TABLE segments (
+        seq          INTEGER PRIMARY KEY,
         id           BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
         org          TEXT    NOT NULL,
         name         TEXT    NOT NULL,
@@ -25,7 +36,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         source       TEXT    NOT NULL,
         current_size INTEGER NOT NULL DEFAULT 0 CHECK (current_size >= 0),
         created_at   INTEGER NOT NULL,
-        updated_at   INTEGER NOT NULL
+        updated_at   INTEGER NOT NULL,
+        request_id   TEXT,
+        logged       INTEGER NOT NULL DEFAULT 0 CHECK (logged IN (0, 1))
     );
     CREATE UNIQUE INDEX segments_by_name_key ON segments (org, name_key);
     CREATE INDEX segments_by_creation ON segments (org, created_at, id);
@@ -43,8 +56,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX segment_memberships_in_order
         ON segment_memberships (segment, first_added_at, pid, last_added_at, removed_at)
         WHERE removed_at IS NULL;
-    -- The ledger: every change, numbered per org in commit order. Segments
-    -- are named by id, so entries outlive the segments they describe.
+    -- The ledger: every change, numbered per org in commit order (but the
+    -- `Created` entries of unchanged live segments, which are their rows).
+    -- Segments are named by id, so entries outlive the segments they
+    -- describe.
     CREATE TABLE segment_ledger (
         org         TEXT    NOT NULL,
         seq         INTEGER NOT NULL,

@@ -97,16 +97,22 @@ impl SegmentStore for SqliteStore {
         let Writer { conn, tails } = &mut *writer;
         let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
         let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
+        let number = ledger.org_number(&tx)?;
+        // The row is also the segment's `Created` ledger entry (see the
+        // schema), so it takes the entry's seq.
+        let seq = ledger.reserve()?;
         // The unique index decides between racing creates, in this process
         // or another; `ON CONFLICT` tells its answer without matching text.
         let inserted = tx
             .prepare_cached(
-                "INSERT INTO segments (id, org, name, name_key, description, source, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                "INSERT INTO segments (seq, id, org, name, name_key, description, source,
+                                       created_at, updated_at, request_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)
                  ON CONFLICT (org, name_key) DO NOTHING",
             )
             .db()?
             .execute(params![
+                history::row_id(number, seq),
                 new.id.as_bytes(),
                 org.as_str(),
                 new.name.as_str(),
@@ -114,6 +120,7 @@ impl SegmentStore for SqliteStore {
                 new.description,
                 new.source,
                 ledger.at(),
+                stamp.request_id,
             ])
             .db()?;
         if inserted == 0 {
@@ -122,11 +129,6 @@ impl SegmentStore for SqliteStore {
             });
         }
         let (segment, _) = new.into_segment(ledger.time());
-        let created = ChangeKind::Created {
-            name: segment.name.clone(),
-            description: segment.description.clone(),
-        };
-        ledger.append(&tx, segment.id, &created)?;
         tx.commit()?;
         ledger.committed();
         Ok(segment)
@@ -204,6 +206,7 @@ impl SegmentStore for SqliteStore {
             return Ok(current);
         }
         let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
+        ledger.log_creation(&tx, id)?;
         let at = ledger.at();
         let kind = match change {
             SegmentChange::Rename(name) => {
@@ -439,15 +442,14 @@ impl SegmentStore for SqliteStore {
         let mut writer = self.writer();
         let Writer { conn, tails } = &mut *writer;
         let tx = WriteTx::begin(conn, self.inner.options.busy_timeout)?;
-        let deleted = tx
-            .prepare_cached("DELETE FROM segments WHERE id = ?1 AND org = ?2")
+        locate(&tx, org, id)?;
+        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
+        // The row goes: its `Created` entry moves to the ledger table first.
+        ledger.log_creation(&tx, id)?;
+        tx.prepare_cached("DELETE FROM segments WHERE id = ?1 AND org = ?2")
             .db()?
             .execute(params![id.as_bytes(), org.as_str()])
             .db()?;
-        if deleted == 0 {
-            return Err(Error::NotFound { id });
-        }
-        let mut ledger = Ledger::open(&tx, tails, org.as_str(), stamp)?;
         ledger.append(&tx, id, &ChangeKind::Deleted)?;
         tx.commit()?;
         ledger.committed();
@@ -458,18 +460,8 @@ impl SegmentStore for SqliteStore {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {} FROM segment_ledger WHERE org = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                history::CHANGE_COLUMNS
-            ))
-            .db()?
-            .query_map(
-                params![org.as_str(), after, limit],
-                history::change_from_row,
-            )
-            .db()?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .db()
+            let tx = conn.unchecked_transaction().db()?;
+            history::changes(&tx, org.as_str(), after, limit)
         })
     }
 

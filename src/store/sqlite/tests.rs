@@ -256,7 +256,7 @@ fn every_query_reads_an_index_in_order() {
     let store = SqliteStore::open_in_memory().unwrap();
     let writer = store.writer();
     let conn = &writer.conn;
-    let cases: [(&str, &str); 10] = [
+    let cases: [(&str, &str); 14] = [
         (
             &format!(
                 "SELECT {MEMBER_COLUMNS} FROM segment_memberships
@@ -312,6 +312,26 @@ fn every_query_reads_an_index_in_order() {
         (
             "SELECT size FROM segment_sizes WHERE segment = 1 AND seq <= 9 ORDER BY seq DESC LIMIT 1",
             "USING PRIMARY KEY (segment=? AND seq<?)",
+        ),
+        // An org's segment rows, which hold their `Created` entries, are a
+        // range of row ids in seq order.
+        (
+            "SELECT seq - 1, created_at FROM segments WHERE seq BETWEEN 1 AND 9
+             ORDER BY seq DESC LIMIT 1",
+            "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+        ),
+        (
+            "SELECT seq - 1, created_at, request_id, id, 1, NULL, name, description
+             FROM segments WHERE seq > 5 AND seq <= 9 AND logged = 0 ORDER BY seq LIMIT 10",
+            "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+        ),
+        (
+            "SELECT created_at FROM segments WHERE seq = 5 AND logged = 0",
+            "USING INTEGER PRIMARY KEY (rowid=?)",
+        ),
+        (
+            "SELECT number FROM segment_orgs WHERE org = 'acme'",
+            "USING COVERING INDEX sqlite_autoindex_segment_orgs_1 (org=?)",
         ),
     ];
     for (sql, expected) in cases {
@@ -393,6 +413,15 @@ fn two_stores_on_one_file_keep_one_gapless_ledger() {
                 .remove_members(&org, s.id, &[format!("p-{round}")])
                 .unwrap();
         }
+        // A create's entry is its row: the other store must count it too.
+        if round % 4 == 1 {
+            let made = other
+                .create(&org, NewSegment::new(format!("Made {round}")))
+                .unwrap();
+            if round % 8 == 1 {
+                writer.delete(&org, made.id).unwrap();
+            }
+        }
     }
     let feed = a.changes_since(&org, 0, 1_000).unwrap();
     let seqs: Vec<u64> = feed.changes.iter().map(|c| c.seq).collect();
@@ -403,7 +432,7 @@ fn two_stores_on_one_file_keep_one_gapless_ledger() {
     );
     assert_eq!(
         seqs.len(),
-        1 + 20 + 4,
+        1 + 20 + 4 + 5 + 3,
         "every change of both stores is in it"
     );
     assert_eq!(
@@ -411,6 +440,41 @@ fn two_stores_on_one_file_keep_one_gapless_ledger() {
         feed,
         "both stores read the same ledger"
     );
+}
+
+#[test]
+fn a_create_writes_its_ledger_entry_as_its_row_until_the_row_changes() {
+    let (_dir, store) = file_store();
+    let org = OrgId::new("acme").unwrap();
+    let segments = Segments::new(store.clone());
+    let count = |sql: &str| -> i64 {
+        store
+            .writer()
+            .conn
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    };
+    let a = segments.create(&org, NewSegment::new("A")).unwrap();
+    let b = segments.create(&org, NewSegment::new("B")).unwrap();
+    segments.create(&org, NewSegment::new("C")).unwrap();
+    assert_eq!(count("SELECT count(*) FROM segment_ledger"), 0, "rows only");
+    assert_eq!(count("SELECT count(*) FROM segments WHERE logged = 0"), 3);
+    assert_eq!(
+        count("SELECT sum(seq & 1099511627775) FROM segments"),
+        1 + 2 + 3,
+        "each row id ends in its creation's seq"
+    );
+    segments.rename(&org, a.id, "A2").unwrap();
+    segments.delete(&org, b.id).unwrap();
+    assert_eq!(
+        count("SELECT count(*) FROM segment_ledger WHERE kind = 1"),
+        2,
+        "the renamed and the deleted segment's creations moved to the ledger"
+    );
+    assert_eq!(count("SELECT count(*) FROM segments WHERE logged = 0"), 1);
+    let feed = segments.changes_since(&org, 0, 100).unwrap().changes;
+    let seqs: Vec<u64> = feed.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5], "one gapless feed from both places");
 }
 
 /// The org, a store on a fresh file with one segment of three members, and
