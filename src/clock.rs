@@ -154,9 +154,13 @@ impl IdGenerator for SequentialIds {
 /// `at` with its sub-microsecond part dropped.
 pub(crate) fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     let nanos = at.nanosecond();
+    if nanos % 1_000 == 0 {
+        return at;
+    }
     // `nanosecond` may exceed 999,999,999 in a leap second; rounding down
-    // keeps it in that range, so `with_nanosecond` cannot fail.
-    at.with_nanosecond(nanos - nanos % 1_000).unwrap_or(at)
+    // keeps it in that range. Built from the timestamp, with no time zone
+    // arithmetic on the way.
+    DateTime::from_timestamp(at.timestamp(), nanos - nanos % 1_000).unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -175,6 +179,16 @@ mod tests {
             truncate_to_micros(before_epoch).timestamp_subsec_nanos(),
             999_999_000
         );
+        assert_eq!(truncate_to_micros(before_epoch).timestamp(), -5);
+        // A leap second (nanoseconds past 999,999,999) stays in it.
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_234_567_891)
+            .unwrap()
+            .and_utc();
+        let t = truncate_to_micros(leap);
+        assert_eq!(t.timestamp(), leap.timestamp());
+        assert_eq!(t.nanosecond(), 1_234_567_000);
     }
 
     #[test]
