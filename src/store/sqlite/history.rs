@@ -70,14 +70,16 @@ const ADDED: i64 = 5;
 const READDED: i64 = 6;
 const REMOVED: i64 = 7;
 
-/// The last ledger entry (`seq`, `at`) of each org, as the write connection
-/// last wrote or read it, so that a write does not have to look it up.
+/// How many orgs [`Tails`] remembers before it starts over.
+const MAX_REMEMBERED_ORGS: usize = 10_000;
+
+/// The last ledger entry (`seq`, `at`) and the number of each org, as the
+/// write connection last wrote or read them, so that a write does not have
+/// to look them up.
 ///
 /// Valid only while no other connection has committed: `PRAGMA
 /// data_version` (read under the write lock, it changes when another
 /// connection, in this process or another, commits) says when to forget it.
-const MAX_REMEMBERED_ORGS: usize = 10_000;
-
 #[derive(Debug, Default)]
 pub(super) struct Tails {
     version: Option<i64>,
@@ -305,6 +307,17 @@ impl<'a> Ledger<'a> {
     }
 }
 
+impl Drop for Ledger<'_> {
+    /// A ledger dropped without [`Ledger::committed`] belongs to a
+    /// transaction that rolled back, or failed in a way nobody can be sure
+    /// of: forget the org's tail, so the next write reads it again.
+    fn drop(&mut self) {
+        if !self.done {
+            self.tails.by_org.remove(self.org);
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn insert_entry(
     conn: &Connection,
@@ -338,56 +351,88 @@ fn insert_entry(
     Ok(())
 }
 
-/// Up to `limit` of the org's entries after `after`, in order: the ledger
-/// table's, merged with the `Created` entries kept in segment rows. Call
-/// inside one read transaction, so both are one snapshot.
+/// Up to `limit` of the org's entries after `after`, in order. Call inside
+/// one read transaction, so the ledger table and the segment rows are one
+/// snapshot.
+///
+/// Seqs have no gaps across the two places entries live in, so the
+/// `Created` entries held in segment rows are exactly the gaps in what the
+/// ledger table returns, and everything past the table's last entry: each
+/// is found by its row id. A page costs the same wherever it starts and
+/// however many segments changed before it.
 pub(super) fn changes(conn: &Connection, org: &str, after: i64, limit: i64) -> Result<Vec<Change>> {
-    let mut logged = conn
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let logged = conn
         .prepare_cached(&format!(
             "SELECT {CHANGE_COLUMNS} FROM segment_ledger WHERE org = ?1 AND seq > ?2
              ORDER BY seq LIMIT ?3"
         ))
         .db()?
-        .query_map(params![org, after, limit], change_from_row)
-        .db()?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
-    let Some(number) = org_number(conn, org)? else {
-        return Ok(logged);
-    };
-    let after_row = row_id(number, after.clamp(0, MAX_SEQ));
-    let in_rows = conn
-        .prepare_cached(&format!(
-            "SELECT seq - ?1, created_at, request_id, id, {CREATED}, NULL, name, description
-             FROM segments WHERE seq > ?2 AND seq <= ?3 AND logged = 0
-             ORDER BY seq LIMIT ?4"
-        ))
-        .db()?
         .query_map(
-            params![row_id(number, 0), after_row, row_id(number, MAX_SEQ), limit],
+            params![org, after, i64::try_from(limit).unwrap_or(i64::MAX)],
             change_from_row,
         )
         .db()?
         .collect::<rusqlite::Result<Vec<_>>>()
         .db()?;
-    if in_rows.is_empty() {
+    let Some(number) = org_number(conn, org)?.filter(|_| after < MAX_SEQ) else {
         return Ok(logged);
-    }
-    logged.extend(in_rows);
-    logged.sort_unstable_by_key(|c| c.seq);
-    logged.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(logged)
-}
-
-impl Drop for Ledger<'_> {
-    /// A ledger dropped without [`Ledger::committed`] belongs to a
-    /// transaction that rolled back, or failed in a way nobody can be sure
-    /// of: forget the org's tail, so the next write reads it again.
-    fn drop(&mut self) {
-        if !self.done {
-            self.tails.by_org.remove(self.org);
+    };
+    let table_exhausted = logged.len() < limit;
+    let mut in_row = conn
+        .prepare_cached(&format!(
+            "SELECT seq & {MAX_SEQ}, created_at, request_id, id, {CREATED}, NULL, name, description
+             FROM segments WHERE seq = ?1 AND logged = 0"
+        ))
+        .db()?;
+    let mut held = |seq: i64| -> Result<Change> {
+        in_row
+            .query_row([row_id(number, seq)], change_from_row)
+            .optional()
+            .db()?
+            .ok_or_else(|| {
+                crate::Error::storage(format!("org {org}: ledger entry {seq} is missing"))
+            })
+    };
+    let mut out = Vec::with_capacity(limit.min(logged.len() * 2 + 16));
+    // The next seq to place.
+    let mut next = after + 1;
+    for change in logged {
+        let seq = change.seq as i64;
+        while next < seq && out.len() < limit {
+            out.push(held(next)?);
+            next += 1;
         }
+        if out.len() == limit {
+            return Ok(out);
+        }
+        out.push(change);
+        next = seq + 1;
     }
+    if table_exhausted && out.len() < limit {
+        // Past the table's last entry, every entry is a segment row: they
+        // are a range of row ids.
+        let rest = conn
+            .prepare_cached(&format!(
+                "SELECT seq & {MAX_SEQ}, created_at, request_id, id, {CREATED}, NULL, name, description
+                 FROM segments WHERE seq >= ?1 AND seq <= ?2 AND logged = 0
+                 ORDER BY seq LIMIT ?3"
+            ))
+            .db()?
+            .query_map(
+                params![
+                    row_id(number, next.min(MAX_SEQ)),
+                    row_id(number, MAX_SEQ),
+                    i64::try_from(limit - out.len()).unwrap_or(i64::MAX)
+                ],
+                change_from_row,
+            )
+            .db()?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .db()?;
+        out.extend(rest);
+    }
+    Ok(out)
 }
 
 /// The membership entries, by their ledger code.

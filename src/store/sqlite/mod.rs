@@ -171,10 +171,14 @@ impl SqliteStoreBuilder {
 ///   `segment_memberships`, `segment_ledger`, `segment_sizes`,
 ///   `death_records` and `segments_schema`; the file may hold a host's
 ///   tables beside them.
-/// - A create writes one row. A segment's row is kept in its org's
-///   creation order and is also its `Created` ledger entry, until a rename,
-///   a new description or its deletion moves that entry to the ledger
-///   table (under its own `seq`): the change feed reads both.
+/// - A create writes one row (an org's first create also numbers the org
+///   in `segment_orgs`). A segment's row is kept in its org's creation
+///   order and is also its `Created` ledger entry, until a rename, a new
+///   description or its deletion moves that entry to the ledger table
+///   (under its own `seq`). Seqs have no gaps across the two, so the change
+///   feed finds the entries held in rows as the gaps in the ledger table's
+///   page, one row-id lookup each: a page costs the same wherever it
+///   starts.
 /// - Limits of one file: 8,388,607 orgs, and 2^40 − 1 (about 10^12)
 ///   ledger entries per org; past them a write gets [`Error::Storage`].
 /// - Name uniqueness is a unique index: of two racing creates, even in two

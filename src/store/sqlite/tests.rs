@@ -256,7 +256,7 @@ fn every_query_reads_an_index_in_order() {
     let store = SqliteStore::open_in_memory().unwrap();
     let writer = store.writer();
     let conn = &writer.conn;
-    let cases: [(&str, &str); 14] = [
+    let cases: [(&str, &str); 15] = [
         (
             &format!(
                 "SELECT {MEMBER_COLUMNS} FROM segment_memberships
@@ -321,9 +321,14 @@ fn every_query_reads_an_index_in_order() {
             "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
         ),
         (
-            "SELECT seq - 1, created_at, request_id, id, 1, NULL, name, description
-             FROM segments WHERE seq > 5 AND seq <= 9 AND logged = 0 ORDER BY seq LIMIT 10",
+            "SELECT seq & 9, created_at, request_id, id, 1, NULL, name, description
+             FROM segments WHERE seq >= 5 AND seq <= 9 AND logged = 0 ORDER BY seq LIMIT 10",
             "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+        ),
+        (
+            "SELECT seq & 9, created_at, request_id, id, 1, NULL, name, description
+             FROM segments WHERE seq = 5 AND logged = 0",
+            "USING INTEGER PRIMARY KEY (rowid=?)",
         ),
         (
             "SELECT created_at FROM segments WHERE seq = 5 AND logged = 0",
