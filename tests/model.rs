@@ -10,8 +10,10 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 use segments::clock::{ManualClock, SequentialIds};
 use segments::{
-    AddOutcome, Error, MemberOptions, MemoryStore, NewSegment, OrgId, RemoveOutcome, SegmentId,
-    SegmentStore, Segments, SqliteStore,
+    AddOutcome, Change, DeathCursor, DeathRecord, Error, Member, MemberCursor, MemberOptions,
+    MembersAdded, MembersRemoved, MemoryStore, NewSegment, OrgId, PastMember, Pid, RemoveOutcome,
+    Segment, SegmentChange, SegmentCursor, SegmentId, SegmentInsert, SegmentStore, Segments,
+    SqliteStore, Stamp,
 };
 
 #[derive(Clone, Debug)]
@@ -489,5 +491,150 @@ proptest! {
     fn sqlite_file_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         run(&SqliteStore::open(dir.path().join("model.db")).unwrap(), &ops)?;
+    }
+}
+
+/// Two stores on one file, taking turns call by call: each has its own
+/// write connection and remembers its own ledger tails and org numbers, so
+/// every call follows a commit by the other.
+#[derive(Debug)]
+struct TakingTurns {
+    stores: [SqliteStore; 2],
+    turn: std::sync::atomic::AtomicUsize,
+}
+
+impl TakingTurns {
+    fn next(&self) -> &SqliteStore {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.stores[turn % 2]
+    }
+}
+
+impl SegmentStore for TakingTurns {
+    fn insert_segment(
+        &self,
+        org: &OrgId,
+        segment: SegmentInsert,
+        stamp: Stamp<'_>,
+    ) -> segments::Result<Segment> {
+        self.next().insert_segment(org, segment, stamp)
+    }
+    fn segment(&self, org: &OrgId, id: SegmentId) -> segments::Result<Segment> {
+        self.next().segment(org, id)
+    }
+    fn segment_by_key(&self, org: &OrgId, key: &str) -> segments::Result<Option<Segment>> {
+        self.next().segment_by_key(org, key)
+    }
+    fn segments(
+        &self,
+        org: &OrgId,
+        after: Option<SegmentCursor>,
+        limit: usize,
+    ) -> segments::Result<Vec<Segment>> {
+        self.next().segments(org, after, limit)
+    }
+    fn update_segment(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        change: &SegmentChange,
+        stamp: Stamp<'_>,
+    ) -> segments::Result<Segment> {
+        self.next().update_segment(org, id, change, stamp)
+    }
+    fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> segments::Result<()> {
+        self.next().delete_segment(org, id, stamp)
+    }
+    fn add_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        stamp: Stamp<'_>,
+    ) -> segments::Result<MembersAdded> {
+        self.next().add_members(org, id, pids, stamp)
+    }
+    fn remove_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        stamp: Stamp<'_>,
+    ) -> segments::Result<MembersRemoved> {
+        self.next().remove_members(org, id, pids, stamp)
+    }
+    fn members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        after: Option<&MemberCursor>,
+        limit: usize,
+    ) -> segments::Result<Vec<Member>> {
+        self.next().members(org, id, after, limit)
+    }
+    fn members_at_offset(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        offset: u64,
+        limit: usize,
+    ) -> segments::Result<(Vec<Member>, u64)> {
+        self.next().members_at_offset(org, id, offset, limit)
+    }
+    fn changes_since(
+        &self,
+        org: &OrgId,
+        after: u64,
+        limit: usize,
+    ) -> segments::Result<Vec<Change>> {
+        self.next().changes_since(org, after, limit)
+    }
+    fn timeline(&self, org: &OrgId, pid: &Pid) -> segments::Result<Vec<Change>> {
+        self.next().timeline(org, pid)
+    }
+    fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> segments::Result<u64> {
+        self.next().size_as_of(org, id, at)
+    }
+    fn members_as_of(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        at: DateTime<Utc>,
+        after: Option<&Pid>,
+        limit: usize,
+    ) -> segments::Result<Vec<PastMember>> {
+        self.next().members_as_of(org, id, at, after, limit)
+    }
+    fn upsert_deaths(
+        &self,
+        records: &[DeathRecord],
+        at: DateTime<Utc>,
+    ) -> segments::Result<(u64, u64)> {
+        self.next().upsert_deaths(records, at)
+    }
+    fn death_signals(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        after: DeathCursor,
+        limit: usize,
+    ) -> segments::Result<Vec<(DeathCursor, DeathRecord)>> {
+        self.next().death_signals(org, id, after, limit)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn two_stores_taking_turns_on_one_file_agree_with_the_model(
+        ops in prop::collection::vec(op(), 1..60)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.db");
+        let store = TakingTurns {
+            stores: [SqliteStore::open(&path).unwrap(), SqliteStore::open(&path).unwrap()],
+            turn: Default::default(),
+        };
+        run(&store, &ops)?;
     }
 }
