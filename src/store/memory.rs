@@ -22,7 +22,10 @@ use crate::{
 ///
 /// Costs to know: `members_as_of` looks at every person who had joined the
 /// segment by the time asked about (linear in that number, per page);
-/// `death_signals` at every person with a death record.
+/// `death_signals` at every person with a death record; deleting a segment
+/// moves the org's later segments up in its creation index (a memory move,
+/// linear in the org's segment count: creates are the common case, and they
+/// append).
 ///
 /// Clones share one state, so a `MemoryStore` can be handed to many threads.
 /// Reads take a shared lock and never block each other; each write takes the
@@ -59,10 +62,44 @@ struct Org {
     /// Tells this org's segments from other orgs' in `State::segments`.
     number: u32,
     by_key: HashMap<String, SegmentId>,
-    /// (`created_at` in µs, id as an integer): creation order, compared as
-    /// integers.
-    by_creation: BTreeSet<(i64, u128)>,
+    /// The org's segments in creation order.
+    by_creation: CreationOrder,
     ledger: Ledger,
+}
+
+/// (`created_at` in µs, id as an integer) of an org's segments, sorted.
+///
+/// A sorted `Vec`, not a tree: creation times never go back within an org,
+/// so a new segment nearly always goes at the end (one comparison and a
+/// push); listing is a binary search and a slice. The price is paid by a
+/// delete, which closes the gap (a move of the later keys, linear in the
+/// org's segment count).
+#[derive(Default)]
+struct CreationOrder(Vec<(i64, u128)>);
+
+impl CreationOrder {
+    fn insert(&mut self, key: (i64, u128)) {
+        match self.0.last() {
+            Some(last) if *last >= key => {
+                let at = self.0.partition_point(|k| *k < key);
+                self.0.insert(at, key);
+            }
+            _ => self.0.push(key),
+        }
+    }
+
+    fn remove(&mut self, key: (i64, u128)) {
+        let at = self.0.partition_point(|k| *k < key);
+        if self.0.get(at) == Some(&key) {
+            self.0.remove(at);
+        }
+    }
+
+    /// The keys after `after` (all of them for `None`), in order.
+    fn after(&self, after: Option<(i64, u128)>) -> &[(i64, u128)] {
+        let start = after.map_or(0, |a| self.0.partition_point(|k| *k <= a));
+        &self.0[start..]
+    }
 }
 
 struct Stored {
@@ -345,12 +382,10 @@ impl SegmentStore for MemoryStore {
         let Some(org) = state.orgs.get(org) else {
             return Ok(Vec::new());
         };
-        let start = after.map_or(Bound::Unbounded, |c| {
-            Bound::Excluded(creation_key(c.created_at(), c.id()))
-        });
         Ok(org
             .by_creation
-            .range((start, Bound::Unbounded))
+            .after(after.map(|c| creation_key(c.created_at(), c.id())))
+            .iter()
             .take(limit)
             .map(|&(_, id)| state.segments[&SegmentId::from_uuid(Uuid::from_u128(id))].segment())
             .collect())
@@ -411,7 +446,7 @@ impl SegmentStore for MemoryStore {
             .expect("a stored segment's org has indexes");
         org.by_key.remove(name_key(&stored.segment.name).as_str());
         org.by_creation
-            .remove(&creation_key(stored.segment.created_at, id));
+            .remove(creation_key(stored.segment.created_at, id));
         let at = org.ledger.next_at(truncate_to_micros(stamp.at));
         org.ledger.append(
             at,
@@ -689,6 +724,36 @@ impl SegmentStore for MemoryStore {
                 Some((DeathCursor::new(i as u64 + 1), record))
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creation_order_stays_sorted_whatever_the_order_of_inserts() {
+        let mut order = CreationOrder::default();
+        for key in [(5, 2), (5, 9), (7, 1), (5, 4), (3, 8), (7, 0), (9, 9)] {
+            order.insert(key);
+        }
+        let want = [(3, 8), (5, 2), (5, 4), (5, 9), (7, 0), (7, 1), (9, 9)];
+        assert_eq!(order.after(None), want);
+        assert_eq!(order.after(Some((5, 4))), &want[3..]);
+        assert_eq!(
+            order.after(Some((5, 5))),
+            &want[3..],
+            "a cursor between keys"
+        );
+        assert_eq!(order.after(Some((9, 9))), &[] as &[(i64, u128)]);
+        order.remove((5, 4));
+        order.remove((5, 4));
+        order.remove((1, 1));
+        assert_eq!(
+            order.after(None),
+            [(3, 8), (5, 2), (5, 9), (7, 0), (7, 1), (9, 9)],
+            "removing a key twice, or one never there, changes nothing more"
+        );
     }
 }
 
