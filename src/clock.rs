@@ -151,16 +151,15 @@ impl IdGenerator for SequentialIds {
     }
 }
 
-/// `at` with its sub-microsecond part dropped.
+/// `at` with its sub-microsecond part dropped, and a leap second folded
+/// into the second after it: exactly what a store keeps (SQLite keeps
+/// microseconds since the epoch), so that ordering times and ordering their
+/// microseconds always agree.
 pub(crate) fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    let nanos = at.nanosecond();
-    if nanos % 1_000 == 0 {
+    if at.nanosecond() % 1_000 == 0 && at.nanosecond() < 1_000_000_000 {
         return at;
     }
-    // `nanosecond` may exceed 999,999,999 in a leap second; rounding down
-    // keeps it in that range. Built from the timestamp, with no time zone
-    // arithmetic on the way.
-    DateTime::from_timestamp(at.timestamp(), nanos - nanos % 1_000).unwrap_or(at)
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -180,15 +179,17 @@ mod tests {
             999_999_000
         );
         assert_eq!(truncate_to_micros(before_epoch).timestamp(), -5);
-        // A leap second (nanoseconds past 999,999,999) stays in it.
+        // A leap second (nanoseconds past 999,999,999) is folded into the
+        // next second, as its microseconds since the epoch say.
         let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
             .unwrap()
             .and_hms_nano_opt(23, 59, 59, 1_234_567_891)
             .unwrap()
             .and_utc();
         let t = truncate_to_micros(leap);
-        assert_eq!(t.timestamp(), leap.timestamp());
-        assert_eq!(t.nanosecond(), 1_234_567_000);
+        assert_eq!(t, Utc.timestamp_opt(1_483_228_800, 234_567_000).unwrap());
+        assert_eq!(t.timestamp_micros(), leap.timestamp_micros());
+        assert!(t > leap, "the fold moves it past the leap second");
     }
 
     #[test]

@@ -471,17 +471,18 @@ impl<S: SegmentStore> Segments<S> {
     /// # Errors
     /// `NotFound` for an unknown, deleted or other org's segment; `Storage`.
     pub fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
-        self.store.size_as_of(org, id, at)
+        self.store.size_as_of(org, id, truncate_to_micros(at))
     }
 
     /// The members the segment had at `at`, in PID order, a page of up to
     /// `limit` (1 to [`MAX_PAGE_LIMIT`]) after `after`.
     ///
-    /// Cost: a page passes over the people who had joined by `at` but were
-    /// not members then (removed before it, back after it); people who first
-    /// joined after `at` are skipped outright. `SqliteStore` walks its
-    /// membership index in PID order and stops at a full page;
-    /// `MemoryStore` looks at everyone who had joined by `at`.
+    /// Cost: `SqliteStore` walks the segment's membership rows in PID order
+    /// from `after` and stops at a full page; for each person who had joined
+    /// by `at` it looks up their last entry as of `at` (people who first
+    /// joined later are passed over without a lookup). `MemoryStore` looks
+    /// at everyone who ever joined the segment, on every page, and walks the
+    /// history of those who had joined by `at`.
     ///
     /// # Errors
     /// `Invalid` for a bad limit or a malformed `after`; `NotFound`;
@@ -496,9 +497,9 @@ impl<S: SegmentStore> Segments<S> {
     ) -> Result<MembersAsOf> {
         check_limit(limit)?;
         let after = after.map(Pid::parse).transpose()?;
-        let found = self
-            .store
-            .members_as_of(org, id, at, after.as_ref(), limit + 1)?;
+        let found =
+            self.store
+                .members_as_of(org, id, truncate_to_micros(at), after.as_ref(), limit + 1)?;
         let (members, next) = page(found, limit, |m| m.pid.clone());
         Ok(MembersAsOf { members, next })
     }

@@ -504,3 +504,36 @@ pub fn creations_keep_their_place_in_the_feed(store: &dyn SegmentStore) {
     let end = whole.last().unwrap().at;
     assert_eq!(segments.size_as_of(&acme, s4, end).unwrap(), 1);
 }
+
+/// A leap second (which only an injected clock can give) is kept as every
+/// backend can store it, folded into the second after it: the change made
+/// in it, the segment's size and its members as of a time just after it,
+/// and the time itself agree.
+pub fn a_leap_second_is_kept_as_microseconds(store: &dyn SegmentStore) {
+    let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+        .unwrap()
+        .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+        .unwrap()
+        .and_utc();
+    let clock = ManualClock::new(leap);
+    let segments = Segments::new(store).with_clock(clock.clone());
+    let acme = org("acme");
+    let s = segments.create(&acme, NewSegment::new("Leap")).unwrap();
+    segments.add_members(&acme, s.id, &["p-a"]).unwrap();
+    let folded = chrono::Utc
+        .timestamp_opt(1_483_228_800, 500_000_000)
+        .unwrap();
+    assert_eq!(s.created_at, folded, "the leap second folds into the next");
+    let after = folded + TimeDelta::milliseconds(200);
+    assert_eq!(segments.size_as_of(&acme, s.id, after).unwrap(), 1);
+    let members = segments
+        .members_as_of(&acme, s.id, after, None, 10)
+        .unwrap();
+    assert_eq!(
+        members.members.len(),
+        1,
+        "members_as_of agrees with size_as_of"
+    );
+    assert_eq!(members.members[0].joined_at, folded);
+    assert_eq!(segments.size_as_of(&acme, s.id, leap).unwrap(), 1);
+}

@@ -109,6 +109,7 @@ macro_rules! conformance_tests {
             no_op_changes_record_nothing,
             a_cursor_past_the_ledger_is_refused,
             creations_keep_their_place_in_the_feed,
+            a_leap_second_is_kept_as_microseconds,
         }
     };
 }

@@ -20,8 +20,9 @@ use crate::{
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
 ///
-/// Costs to know: `members_as_of` looks at every person who had joined the
-/// segment by the time asked about (linear in that number, per page);
+/// Costs to know: `members_as_of` looks at every person who ever joined the
+/// segment (linear in that number, per page), and walks the history of
+/// those who had joined by the time asked about;
 /// `death_signals` at every person with a death record; deleting a segment
 /// moves the org's later segments up in its creation index (a memory move,
 /// linear in the org's segment count: creates are the common case, and they
