@@ -31,7 +31,8 @@
 //!   [`limits`], and one [`Error`] whose variants know the documented status
 //!   code.
 //! - **Service**: [`Segments`] validates input, stamps times (from an
-//!   injectable [`Clock`](clock::Clock), truncated to microseconds) and ids
+//!   injectable [`Clock`](clock::Clock), kept as microseconds since the
+//!   epoch, so a leap second folds into the next) and ids
 //!   (UUID v7 by default), and calls the store: segments, members (page and
 //!   cursor), history (change feed, timelines, as-of reads) and death
 //!   signals.
