@@ -120,6 +120,7 @@ impl SqliteStoreBuilder {
         when_busy(self.busy_timeout, || {
             schema::migrate(&mut writer, Utc::now().timestamp_micros())
         })?;
+        schema::check_tables(&writer)?;
         Ok(SqliteStore::from_parts(writer, Some(path), self))
     }
 

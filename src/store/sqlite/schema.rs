@@ -8,7 +8,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::Db;
-use crate::{Error, Result};
+use crate::{Error, Result, StorageFailure};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -163,6 +163,42 @@ pub(super) fn migrate(conn: &mut Connection, now_micros: i64) -> Result<()> {
         .db()?;
     }
     tx.commit().db()
+}
+
+/// The tables of the latest schema, each of which a usable file holds.
+const TABLES: &[&str] = &[
+    "segment_orgs",
+    "segments",
+    "segment_memberships",
+    "segment_ledger",
+    "segment_sizes",
+    "death_records",
+];
+
+/// Checks that a file at the latest version holds every table of it: one
+/// that lost a table (dropped by something else), or that a development
+/// build wrote under the same version number, is refused at open with
+/// [`StorageFailure::Corrupt`] rather than failing at its first write.
+pub(super) fn check_tables(conn: &Connection) -> Result<()> {
+    let mut exists = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+        )
+        .db()?;
+    for table in TABLES {
+        let found: bool = exists.query_row([table], |r| r.get(0)).db()?;
+        if !found {
+            return Err(Error::storage_failure(
+                StorageFailure::Corrupt,
+                format!(
+                    "the database is at schema version {LATEST} but has no table {table}: \
+                     something removed it, or a development build of the crate wrote \
+                     the file; recreate it"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

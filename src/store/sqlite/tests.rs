@@ -171,6 +171,24 @@ fn a_newer_schema_is_refused_and_left_untouched() {
 }
 
 #[test]
+fn a_file_missing_one_of_its_tables_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("segments.db");
+    drop(SqliteStore::open(&path).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE segment_orgs")
+        .unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert_eq!(err.storage_kind(), Some(StorageFailure::Corrupt), "{err:?}");
+    let chain = format!("{:?}", std::error::Error::source(&err));
+    assert!(
+        chain.contains("segment_orgs"),
+        "the cause names the table: {chain}"
+    );
+}
+
+#[test]
 fn a_file_that_is_not_a_database_is_a_storage_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("not.db");
