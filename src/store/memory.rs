@@ -1,14 +1,16 @@
 //! [`MemoryStore`]: everything in process memory.
 
-use std::collections::BTreeSet;
 use std::collections::hash_map::Entry as Entry_;
 use std::fmt;
-use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 use uuid::Uuid;
+
+mod roster;
+
+use roster::Roster;
 
 use crate::clock::truncate_to_micros;
 use crate::domain::name::name_key;
@@ -20,13 +22,17 @@ use crate::{
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
 ///
-/// Costs to know: `members_as_of` looks at every person who ever joined the
-/// segment (linear in that number, per page), and walks the history of
-/// those who had joined by the time asked about;
-/// `death_signals` at every person with a death record; deleting a segment
-/// moves the org's later segments up in its creation index (a memory move,
-/// linear in the org's segment count: creates are the common case, and they
-/// append).
+/// Costs to know:
+/// - `members_as_of` looks at every person who ever joined the segment
+///   (linear in that number, per page), and walks the history of those who
+///   had joined by the time asked about.
+/// - `death_signals` looks at every person with a death record.
+/// - Deleting a segment moves the org's later segments up in its creation
+///   index (a memory move, linear in the org's segment count; creates, the
+///   common case, append).
+/// - Removing or re-adding members rewrites the runs of active members they
+///   belong to (one run per `first_added_at`, that is per add call): linear
+///   in the size of the runs a call touches.
 ///
 /// Clones share one state, so a `MemoryStore` can be handed to many threads.
 /// Reads take a shared lock and never block each other; each write takes the
@@ -118,8 +124,8 @@ struct Stored {
 struct Members {
     /// Every PID that ever joined, active or not: history survives removal.
     by_pid: HashMap<Pid, Membership>,
-    /// The active members in list order: (`first_added_at` in µs, PID).
-    active: BTreeSet<(i64, Pid)>,
+    /// The active members in list order.
+    roster: Roster,
 }
 
 struct Membership {
@@ -297,7 +303,7 @@ impl Stored {
 
 impl Members {
     fn size(&self) -> u64 {
-        self.active.len() as u64
+        self.roster.len() as u64
     }
 
     fn is_active(&self, pid: &Pid) -> bool {
@@ -478,6 +484,7 @@ impl SegmentStore for MemoryStore {
         members.by_pid.reserve(pids.len());
         let (mut n_added, mut n_redundant) = (0, 0);
         let mut last_seq = None;
+        let mut joined = Vec::new();
         for pid in pids {
             let kind = match members.by_pid.entry(pid.clone()) {
                 Entry_::Vacant(slot) => {
@@ -486,7 +493,7 @@ impl SegmentStore for MemoryStore {
                         last_added_at: micros,
                         active: true,
                     });
-                    members.active.insert((micros, pid.clone()));
+                    joined.push((micros, pid.clone()));
                     ChangeKind::MemberAdded { pid: pid.clone() }
                 }
                 Entry_::Occupied(slot) => {
@@ -497,13 +504,14 @@ impl SegmentStore for MemoryStore {
                         continue;
                     }
                     m.active = true;
-                    members.active.insert((m.first_added_at, pid.clone()));
+                    joined.push((m.first_added_at, pid.clone()));
                     ChangeKind::MemberReAdded { pid: pid.clone() }
                 }
             };
             n_added += 1;
             last_seq = Some(org.ledger.append(ledger_at, &request_id, id, kind));
         }
+        members.roster.insert(joined);
         if let Some(seq) = last_seq {
             stored.sizes.push((seq, members.size()));
         }
@@ -528,15 +536,17 @@ impl SegmentStore for MemoryStore {
         let members = &mut stored.members;
         let mut n_deleted = 0;
         let mut last_seq = None;
+        let mut left = Vec::new();
         for pid in pids {
             if let Some(m) = members.by_pid.get_mut(pid).filter(|m| m.active) {
                 m.active = false;
-                members.active.remove(&(m.first_added_at, pid.clone()));
+                left.push((m.first_added_at, pid.clone()));
                 n_deleted += 1;
                 let kind = ChangeKind::MemberRemoved { pid: pid.clone() };
                 last_seq = Some(org.ledger.append(ledger_at, &request_id, id, kind));
             }
         }
+        members.roster.remove(left);
         if let Some(seq) = last_seq {
             stored.sizes.push((seq, members.size()));
         }
@@ -555,14 +565,12 @@ impl SegmentStore for MemoryStore {
     ) -> Result<Vec<Member>> {
         let state = self.read();
         let members = &state.stored(org, id)?.1.members;
-        let start = after.map_or(Bound::Unbounded, |c| {
-            Bound::Excluded((c.first_added_at().timestamp_micros(), c.pid().clone()))
-        });
+        let after = after.map(|c| (c.first_added_at().timestamp_micros(), c.pid()));
         Ok(members
-            .active
-            .range((start, Bound::Unbounded))
-            .take(limit)
-            .map(|(first, pid)| members.member(*first, pid))
+            .roster
+            .after(after, limit)
+            .into_iter()
+            .map(|(first, pid)| members.member(first, pid))
             .collect())
     }
 
@@ -576,11 +584,10 @@ impl SegmentStore for MemoryStore {
         let state = self.read();
         let members = &state.stored(org, id)?.1.members;
         let page = members
-            .active
-            .iter()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(limit)
-            .map(|(first, pid)| members.member(*first, pid))
+            .roster
+            .at_offset(usize::try_from(offset).unwrap_or(usize::MAX), limit)
+            .into_iter()
+            .map(|(first, pid)| members.member(first, pid))
             .collect();
         Ok((page, members.size()))
     }

@@ -1,0 +1,248 @@
+//! [`Roster`]: a segment's active members in list order, for [`MemoryStore`].
+//!
+//! [`MemoryStore`]: super::MemoryStore
+
+use std::collections::BTreeMap;
+
+use crate::Pid;
+
+/// A segment's active members in list order (`first_added_at`, then PID),
+/// kept as *runs*: one sorted `Vec` of PIDs per `first_added_at`.
+///
+/// Everyone one call adds for the first time shares that call's time, which
+/// is never earlier than any time before it in the org: a call's new members
+/// become one run, sorted once and put at the end, instead of one tree
+/// insert each. Re-added members go back into the run of their original
+/// time, and removed ones leave theirs, a run at a time (linear in the runs
+/// a call touches). A cursor is a run lookup and a binary search in it; an
+/// offset skips whole runs by their length.
+#[derive(Debug, Default)]
+pub(super) struct Roster {
+    runs: BTreeMap<i64, Vec<Pid>>,
+    len: usize,
+}
+
+impl Roster {
+    /// The number of active members.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds members who were not in the roster, each at its
+    /// `first_added_at`, in any order.
+    pub(super) fn insert(&mut self, mut members: Vec<(i64, Pid)>) {
+        if members.is_empty() {
+            return;
+        }
+        self.len += members.len();
+        members.sort_unstable();
+        let mut members = members.into_iter().peekable();
+        while let Some((at, first)) = members.next() {
+            let mut pids = vec![first];
+            while let Some((_, pid)) = members.next_if(|(t, _)| *t == at) {
+                pids.push(pid);
+            }
+            match self.runs.get_mut(&at) {
+                None => {
+                    self.runs.insert(at, pids);
+                }
+                // After the run's last PID (the common case of a call that
+                // extends a run of the same microsecond): append.
+                Some(run) if run.last() < pids.first() => run.extend(pids),
+                Some(run) => *run = merge(std::mem::take(run), pids),
+            }
+        }
+    }
+
+    /// Removes members, each given with its `first_added_at`, in any order.
+    /// Every one must be in the roster.
+    pub(super) fn remove(&mut self, mut members: Vec<(i64, Pid)>) {
+        if members.is_empty() {
+            return;
+        }
+        members.sort_unstable();
+        let mut members = members.into_iter().peekable();
+        while let Some((at, first)) = members.next() {
+            let mut gone = vec![first];
+            while let Some((_, pid)) = members.next_if(|(t, _)| *t == at) {
+                gone.push(pid);
+            }
+            let Some(run) = self.runs.get_mut(&at) else {
+                debug_assert!(false, "removing members the roster does not hold");
+                continue;
+            };
+            let before = run.len();
+            // Both sorted: one pass over the run.
+            let mut gone = gone.iter().peekable();
+            run.retain(|pid| {
+                while gone.next_if(|g| *g < pid).is_some() {}
+                gone.next_if(|g| *g == pid).is_none()
+            });
+            self.len -= before - run.len();
+            if run.is_empty() {
+                self.runs.remove(&at);
+            }
+        }
+    }
+
+    /// Up to `limit` members after `after` (from the start for `None`), in
+    /// order, as (`first_added_at`, PID).
+    pub(super) fn after(&self, after: Option<(i64, &Pid)>, limit: usize) -> Vec<(i64, &Pid)> {
+        let mut out = Vec::with_capacity(limit.min(self.len));
+        let (from, skip) = match after {
+            None => (i64::MIN, None),
+            Some((at, pid)) => (at, Some((at, pid))),
+        };
+        for (&at, run) in self.runs.range(from..) {
+            let start = match skip {
+                Some((t, pid)) if t == at => run.partition_point(|p| p <= pid),
+                _ => 0,
+            };
+            for pid in &run[start..] {
+                if out.len() == limit {
+                    return out;
+                }
+                out.push((at, pid));
+            }
+        }
+        out
+    }
+
+    /// Up to `limit` members from position `offset` (from 0), in order.
+    pub(super) fn at_offset(&self, offset: usize, limit: usize) -> Vec<(i64, &Pid)> {
+        let mut out = Vec::with_capacity(limit.min(self.len.saturating_sub(offset)));
+        let mut skip = offset;
+        for (&at, run) in &self.runs {
+            if skip >= run.len() {
+                skip -= run.len();
+                continue;
+            }
+            for pid in &run[skip..] {
+                if out.len() == limit {
+                    return out;
+                }
+                out.push((at, pid));
+            }
+            skip = 0;
+        }
+        out
+    }
+}
+
+/// Two sorted runs as one.
+fn merge(a: Vec<Pid>, b: Vec<Pid>) -> Vec<Pid> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x <= y => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => return out,
+        };
+        out.extend(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn pid(n: u32) -> Pid {
+        Pid::parse(&format!("p-{n:x}")).unwrap()
+    }
+
+    /// The roster agrees with a plain ordered set through random inserts,
+    /// removals and reads.
+    #[test]
+    fn agrees_with_an_ordered_set() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let (mut roster, mut model) = (Roster::default(), BTreeSet::new());
+        // Each PID's fixed time, as a member's first_added_at is.
+        let time_of = |n: u32| i64::from(n % 7) * 10;
+        for _ in 0..400 {
+            let batch: BTreeSet<u32> = (0..next(12)).map(|_| next(60) as u32).collect();
+            if next(3) == 0 {
+                let gone: Vec<(i64, Pid)> = batch
+                    .iter()
+                    .filter(|n| model.remove(&(time_of(**n), pid(**n))))
+                    .map(|n| (time_of(*n), pid(*n)))
+                    .collect();
+                roster.remove(gone);
+            } else {
+                let new: Vec<(i64, Pid)> = batch
+                    .iter()
+                    .filter(|n| model.insert((time_of(**n), pid(**n))))
+                    .map(|n| (time_of(*n), pid(*n)))
+                    .rev()
+                    .collect();
+                roster.insert(new);
+            }
+            let all: Vec<(i64, Pid)> = model.iter().cloned().collect();
+            let got: Vec<(i64, Pid)> = roster
+                .after(None, usize::MAX)
+                .into_iter()
+                .map(|(t, p)| (t, p.clone()))
+                .collect();
+            assert_eq!(got, all);
+            assert_eq!(roster.len(), all.len());
+            let offset = next(all.len() as u64 + 2) as usize;
+            let limit = next(5) as usize + 1;
+            let page: Vec<(i64, Pid)> = roster
+                .at_offset(offset, limit)
+                .into_iter()
+                .map(|(t, p)| (t, p.clone()))
+                .collect();
+            let want: Vec<(i64, Pid)> = all.iter().skip(offset).take(limit).cloned().collect();
+            assert_eq!(page, want, "offset {offset}, limit {limit}");
+            // A cursor at any member, and between members.
+            let probe = next(60) as u32;
+            let cursor = (time_of(probe), pid(probe));
+            let page: Vec<(i64, Pid)> = roster
+                .after(Some((cursor.0, &cursor.1)), limit)
+                .into_iter()
+                .map(|(t, p)| (t, p.clone()))
+                .collect();
+            let want: Vec<(i64, Pid)> = model
+                .range((
+                    std::ops::Bound::Excluded(cursor),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take(limit)
+                .cloned()
+                .collect();
+            assert_eq!(page, want);
+        }
+    }
+
+    #[test]
+    fn runs_merge_and_empty_runs_go() {
+        let mut roster = Roster::default();
+        roster.insert(vec![(5, pid(3)), (5, pid(1))]);
+        roster.insert(vec![(5, pid(2)), (5, pid(9))]);
+        roster.insert(vec![(1, pid(7))]);
+        let order: Vec<(i64, String)> = roster
+            .after(None, 10)
+            .into_iter()
+            .map(|(t, p)| (t, p.to_string()))
+            .collect();
+        assert_eq!(
+            order,
+            [(1, "p-7"), (5, "p-1"), (5, "p-2"), (5, "p-3"), (5, "p-9")]
+                .map(|(t, p)| (t, p.to_owned()))
+        );
+        roster.remove(vec![(1, pid(7))]);
+        assert_eq!(roster.runs.len(), 1, "an emptied run is dropped");
+        assert_eq!(roster.len(), 4);
+        assert_eq!(roster.at_offset(4, 10), vec![]);
+    }
+}
