@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
 use foldhash::HashMap;
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 mod roster;
@@ -72,6 +73,36 @@ struct Org {
     /// The org's segments in creation order.
     by_creation: CreationOrder,
     ledger: Ledger,
+    /// Everyone who ever joined one of the org's segments: their
+    /// memberships and their place in the ledger, in one map slot, so a
+    /// member call looks each person up once.
+    people: HashMap<Pid, Person>,
+}
+
+/// A person, within one org.
+struct Person {
+    /// Their last membership entry, as an index into the org's ledger;
+    /// earlier ones follow through [`Entry::prev`].
+    last_entry: usize,
+    /// One membership per live segment they ever joined (most people are
+    /// in one or a few: kept inline).
+    memberships: SmallVec<[(SegmentId, Membership); 1]>,
+}
+
+impl Person {
+    fn membership(&self, segment: SegmentId) -> Option<&Membership> {
+        self.memberships
+            .iter()
+            .find(|(s, _)| *s == segment)
+            .map(|(_, m)| m)
+    }
+
+    fn membership_mut(&mut self, segment: SegmentId) -> Option<&mut Membership> {
+        self.memberships
+            .iter_mut()
+            .find(|(s, _)| *s == segment)
+            .map(|(_, m)| m)
+    }
 }
 
 /// (`created_at` in µs, id as an integer) of an org's segments, sorted.
@@ -122,8 +153,10 @@ struct Stored {
 
 #[derive(Default)]
 struct Members {
-    /// Every PID that ever joined, active or not: history survives removal.
-    by_pid: HashMap<Pid, Membership>,
+    /// Every PID that ever joined, active or not, in the order they first
+    /// joined: history survives removal. Their memberships are in
+    /// [`Org::people`].
+    ever: Vec<Pid>,
     /// The active members in list order.
     roster: Roster,
 }
@@ -139,10 +172,6 @@ struct Membership {
 #[derive(Default)]
 struct Ledger {
     entries: Vec<Entry>,
-    /// Each person's last membership entry, as an index into `entries`;
-    /// earlier ones follow through [`Entry::prev`]. One map slot per
-    /// person, with no list to allocate.
-    last_by_person: HashMap<Pid, usize>,
 }
 
 struct Entry {
@@ -183,7 +212,8 @@ impl Ledger {
         self.entries.last().map_or(at, |last| last.at.max(at))
     }
 
-    /// Appends an entry at `at` (from `next_at`); returns its `seq`.
+    /// Appends an entry about a segment at `at` (from `next_at`); returns
+    /// its `seq`.
     fn append(
         &mut self,
         at: DateTime<Utc>,
@@ -191,17 +221,34 @@ impl Ledger {
         segment: SegmentId,
         kind: ChangeKind,
     ) -> u64 {
-        let index = self.entries.len();
-        let prev = match kind.pid() {
-            Some(pid) => match self.last_by_person.entry(pid.clone()) {
-                Entry_::Occupied(mut last) => std::mem::replace(last.get_mut(), index),
-                Entry_::Vacant(slot) => {
-                    slot.insert(index);
-                    NO_ENTRY
-                }
-            },
-            None => NO_ENTRY,
-        };
+        debug_assert!(
+            kind.pid().is_none(),
+            "membership entries go through append_member"
+        );
+        self.push(at, request_id, segment, kind, NO_ENTRY)
+    }
+
+    /// Appends a membership entry of `person`, and makes it their last.
+    fn append_member(
+        &mut self,
+        person: &mut Person,
+        at: DateTime<Utc>,
+        request_id: &Option<Arc<str>>,
+        segment: SegmentId,
+        kind: ChangeKind,
+    ) -> u64 {
+        let prev = std::mem::replace(&mut person.last_entry, self.entries.len());
+        self.push(at, request_id, segment, kind, prev)
+    }
+
+    fn push(
+        &mut self,
+        at: DateTime<Utc>,
+        request_id: &Option<Arc<str>>,
+        segment: SegmentId,
+        kind: ChangeKind,
+        prev: usize,
+    ) -> u64 {
         self.entries.push(Entry {
             at,
             request_id: request_id.clone(),
@@ -212,10 +259,9 @@ impl Ledger {
         self.entries.len() as u64
     }
 
-    /// A person's membership entries, newest first, as indexes into
-    /// `entries`.
-    fn person_entries_rev(&self, pid: &Pid) -> impl Iterator<Item = usize> + '_ {
-        let last = self.last_by_person.get(pid).copied().unwrap_or(NO_ENTRY);
+    /// The membership entries from `last` back, newest first, as indexes
+    /// into `entries`.
+    fn chain(&self, last: usize) -> impl Iterator<Item = usize> + '_ {
         std::iter::successors((last != NO_ENTRY).then_some(last), |&i| {
             let prev = self.entries[i].prev;
             (prev != NO_ENTRY).then_some(prev)
@@ -236,6 +282,34 @@ impl Ledger {
             request_id: e.request_id.as_deref().map(str::to_owned),
             segment_id: e.segment,
             kind: e.kind.clone(),
+        }
+    }
+}
+
+impl Org {
+    /// A person's membership entries in this org, newest first.
+    fn person_entries_rev(&self, pid: &Pid) -> impl Iterator<Item = usize> + '_ {
+        let last = self.people.get(pid).map_or(NO_ENTRY, |p| p.last_entry);
+        self.ledger.chain(last)
+    }
+
+    fn membership(&self, segment: SegmentId, pid: &Pid) -> Option<&Membership> {
+        self.people.get(pid)?.membership(segment)
+    }
+
+    fn is_member(&self, segment: SegmentId, pid: &Pid) -> bool {
+        self.membership(segment, pid).is_some_and(|m| m.active)
+    }
+
+    /// An active member of `segment`, as listed.
+    fn member(&self, segment: SegmentId, first_added_at: i64, pid: &Pid) -> Member {
+        Member {
+            pid: pid.clone(),
+            first_added_at: time(first_added_at),
+            last_added_at: time(
+                self.membership(segment, pid)
+                    .map_or(first_added_at, |m| m.last_added_at),
+            ),
         }
     }
 }
@@ -304,18 +378,6 @@ impl Stored {
 impl Members {
     fn size(&self) -> u64 {
         self.roster.len() as u64
-    }
-
-    fn is_active(&self, pid: &Pid) -> bool {
-        self.by_pid.get(pid).is_some_and(|m| m.active)
-    }
-
-    fn member(&self, first_added_at: i64, pid: &Pid) -> Member {
-        Member {
-            pid: pid.clone(),
-            first_added_at: time(first_added_at),
-            last_added_at: time(self.by_pid[pid].last_added_at),
-        }
     }
 }
 
@@ -454,6 +516,13 @@ impl SegmentStore for MemoryStore {
         org.by_key.remove(name_key(&stored.segment.name).as_str());
         org.by_creation
             .remove(creation_key(stored.segment.created_at, id));
+        // The segment's memberships go with it; its people keep their
+        // place in the ledger (their timelines outlive the segment).
+        for pid in &stored.members.ever {
+            if let Some(person) = org.people.get_mut(pid) {
+                person.memberships.retain(|(s, _)| *s != id);
+            }
+        }
         let at = org.ledger.next_at(truncate_to_micros(stamp.at));
         org.ledger.append(
             at,
@@ -481,23 +550,29 @@ impl SegmentStore for MemoryStore {
         let ledger_at = org.ledger.next_at(truncate_to_micros(stamp.at));
         let micros = ledger_at.timestamp_micros();
         let members = &mut stored.members;
-        members.by_pid.reserve(pids.len());
         let (mut n_added, mut n_redundant) = (0, 0);
         let mut last_seq = None;
         let mut joined = Vec::new();
         for pid in pids {
-            let kind = match members.by_pid.entry(pid.clone()) {
-                Entry_::Vacant(slot) => {
-                    slot.insert(Membership {
-                        first_added_at: micros,
-                        last_added_at: micros,
-                        active: true,
-                    });
+            let person = org.people.entry(pid.clone()).or_insert_with(|| Person {
+                last_entry: NO_ENTRY,
+                memberships: SmallVec::new(),
+            });
+            let kind = match person.membership_mut(id) {
+                None => {
+                    person.memberships.push((
+                        id,
+                        Membership {
+                            first_added_at: micros,
+                            last_added_at: micros,
+                            active: true,
+                        },
+                    ));
+                    members.ever.push(pid.clone());
                     joined.push((micros, pid.clone()));
                     ChangeKind::MemberAdded { pid: pid.clone() }
                 }
-                Entry_::Occupied(slot) => {
-                    let m = slot.into_mut();
+                Some(m) => {
                     m.last_added_at = micros;
                     if m.active {
                         n_redundant += 1;
@@ -509,7 +584,10 @@ impl SegmentStore for MemoryStore {
                 }
             };
             n_added += 1;
-            last_seq = Some(org.ledger.append(ledger_at, &request_id, id, kind));
+            last_seq = Some(
+                org.ledger
+                    .append_member(person, ledger_at, &request_id, id, kind),
+            );
         }
         members.roster.insert(joined);
         if let Some(seq) = last_seq {
@@ -538,12 +616,18 @@ impl SegmentStore for MemoryStore {
         let mut last_seq = None;
         let mut left = Vec::new();
         for pid in pids {
-            if let Some(m) = members.by_pid.get_mut(pid).filter(|m| m.active) {
+            let Some(person) = org.people.get_mut(pid) else {
+                continue;
+            };
+            if let Some(m) = person.membership_mut(id).filter(|m| m.active) {
                 m.active = false;
                 left.push((m.first_added_at, pid.clone()));
                 n_deleted += 1;
                 let kind = ChangeKind::MemberRemoved { pid: pid.clone() };
-                last_seq = Some(org.ledger.append(ledger_at, &request_id, id, kind));
+                last_seq = Some(
+                    org.ledger
+                        .append_member(person, ledger_at, &request_id, id, kind),
+                );
             }
         }
         members.roster.remove(left);
@@ -564,13 +648,14 @@ impl SegmentStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Member>> {
         let state = self.read();
-        let members = &state.stored(org, id)?.1.members;
+        let (org, stored) = state.stored(org, id)?;
         let after = after.map(|c| (c.first_added_at().timestamp_micros(), c.pid()));
-        Ok(members
+        Ok(stored
+            .members
             .roster
             .after(after, limit)
             .into_iter()
-            .map(|(first, pid)| members.member(first, pid))
+            .map(|(first, pid)| org.member(id, first, pid))
             .collect())
     }
 
@@ -582,12 +667,13 @@ impl SegmentStore for MemoryStore {
         limit: usize,
     ) -> Result<(Vec<Member>, u64)> {
         let state = self.read();
-        let members = &state.stored(org, id)?.1.members;
+        let (org, stored) = state.stored(org, id)?;
+        let members = &stored.members;
         let page = members
             .roster
             .at_offset(usize::try_from(offset).unwrap_or(usize::MAX), limit)
             .into_iter()
-            .map(|(first, pid)| members.member(first, pid))
+            .map(|(first, pid)| org.member(id, first, pid))
             .collect();
         Ok((page, members.size()))
     }
@@ -609,7 +695,6 @@ impl SegmentStore for MemoryStore {
             .get(org)
             .map(|org| {
                 let mut changes: Vec<Change> = org
-                    .ledger
                     .person_entries_rev(pid)
                     .map(|i| org.ledger.change(i))
                     .collect();
@@ -641,15 +726,17 @@ impl SegmentStore for MemoryStore {
         let bound = ledger.bound(at);
         let mut past: Vec<PastMember> = stored
             .members
-            .by_pid
+            .ever
             .iter()
-            .filter(|(pid, m)| {
+            .filter(|pid| after.is_none_or(|a| *pid > a))
+            .filter_map(|pid| {
+                let m = org.membership(id, pid)?;
                 // Nobody who first joined after `at` can have been a member then.
-                m.first_added_at <= at.timestamp_micros() && after.is_none_or(|a| *pid > a)
-            })
-            .filter_map(|(pid, m)| {
+                if m.first_added_at > at.timestamp_micros() {
+                    return None;
+                }
                 // The person's last entry in this segment as of `at`.
-                let last = ledger
+                let last = org
                     .person_entries_rev(pid)
                     .find(|&i| i < bound && ledger.entries[i].segment == id)?;
                 let entry = &ledger.entries[last];
@@ -714,12 +801,12 @@ impl SegmentStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<(DeathCursor, DeathRecord)>> {
         let state = self.read();
-        let members = &state.stored(org, id)?.1.members;
+        let org = state.stored(org, id)?.0;
         let deaths = &state.deaths;
         let mut found: Vec<usize> = deaths
             .by_pid
             .iter()
-            .filter(|(pid, _)| members.is_active(pid))
+            .filter(|(pid, _)| org.is_member(id, pid))
             .flat_map(|(_, list)| list.iter().copied())
             .filter(|&i| i as u64 + 1 > after.get())
             .collect();
