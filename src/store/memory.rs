@@ -24,16 +24,25 @@ use crate::{
 /// A store in process memory: fast, and gone when the last clone is dropped.
 ///
 /// Costs to know:
+/// - A member call looks each person up once in the org's map of people,
+///   then in the list of that person's memberships: linear in the number
+///   of the org's live segments they belong to (one or a few for most).
+/// - Active members are kept in runs, one per `first_added_at` (one per add
+///   call, unless calls share a microsecond). A call's new members become
+///   a run; removing or re-adding members rewrites the runs they belong to,
+///   and a call that shares the last run's microsecond rewrites that run:
+///   linear in the size of the runs a call touches. The page API skips
+///   whole runs, so its cost grows with the number of runs before the page
+///   (a few for a segment filled in big calls, one per member for one
+///   filled one PID at a time).
 /// - `members_as_of` looks at every person who ever joined the segment
 ///   (linear in that number, per page), and walks the history of those who
 ///   had joined by the time asked about.
 /// - `death_signals` looks at every person with a death record.
-/// - Deleting a segment moves the org's later segments up in its creation
-///   index (a memory move, linear in the org's segment count; creates, the
-///   common case, append).
-/// - Removing or re-adding members rewrites the runs of active members they
-///   belong to (one run per `first_added_at`, that is per add call): linear
-///   in the size of the runs a call touches.
+/// - Deleting a segment takes its memberships out of each person who ever
+///   joined it (linear in that number) and moves the org's later segments
+///   up in its creation index (linear in the org's segment count); creates,
+///   the common case, append.
 ///
 /// Clones share one state, so a `MemoryStore` can be handed to many threads.
 /// Reads take a shared lock and never block each other; each write takes the
@@ -530,8 +539,8 @@ impl SegmentStore for MemoryStore {
             id,
             ChangeKind::Deleted,
         );
-        // Dropping the members outside the lock keeps a big delete from
-        // stalling other callers.
+        // Dropping the members' lists outside the lock spares other
+        // callers that part of a big delete.
         drop(state);
         drop(stored);
         Ok(())

@@ -12,10 +12,12 @@ use crate::Pid;
 /// Everyone one call adds for the first time shares that call's time, which
 /// is never earlier than any time before it in the org: a call's new members
 /// become one run, sorted once and put at the end, instead of one tree
-/// insert each. Re-added members go back into the run of their original
-/// time, and removed ones leave theirs, a run at a time (linear in the runs
-/// a call touches). A cursor is a run lookup and a binary search in it; an
-/// offset skips whole runs by their length.
+/// insert each (a call that shares the last run's microsecond merges into
+/// it). Re-added members go back into the run of their original time, and
+/// removed ones leave theirs, a run at a time (linear in the runs a call
+/// touches). A cursor is a run lookup and a binary search in it; an offset
+/// skips whole runs by their length (so its cost grows with the number of
+/// runs before it: one per add call).
 #[derive(Debug, Default)]
 pub(super) struct Roster {
     runs: BTreeMap<i64, Vec<Pid>>,
