@@ -32,18 +32,9 @@ impl Roster {
 
     /// Adds members who were not in the roster, each at its
     /// `first_added_at`, in any order.
-    pub(super) fn insert(&mut self, mut members: Vec<(i64, Pid)>) {
-        if members.is_empty() {
-            return;
-        }
+    pub(super) fn insert(&mut self, members: Vec<(i64, Pid)>) {
         self.len += members.len();
-        members.sort_unstable();
-        let mut members = members.into_iter().peekable();
-        while let Some((at, first)) = members.next() {
-            let mut pids = vec![first];
-            while let Some((_, pid)) = members.next_if(|(t, _)| *t == at) {
-                pids.push(pid);
-            }
+        for (at, pids) in by_time(members) {
             match self.runs.get_mut(&at) {
                 None => {
                     self.runs.insert(at, pids);
@@ -58,17 +49,8 @@ impl Roster {
 
     /// Removes members, each given with its `first_added_at`, in any order.
     /// Every one must be in the roster.
-    pub(super) fn remove(&mut self, mut members: Vec<(i64, Pid)>) {
-        if members.is_empty() {
-            return;
-        }
-        members.sort_unstable();
-        let mut members = members.into_iter().peekable();
-        while let Some((at, first)) = members.next() {
-            let mut gone = vec![first];
-            while let Some((_, pid)) = members.next_if(|(t, _)| *t == at) {
-                gone.push(pid);
-            }
+    pub(super) fn remove(&mut self, members: Vec<(i64, Pid)>) {
+        for (at, gone) in by_time(members) {
             let Some(run) = self.runs.get_mut(&at) else {
                 debug_assert!(false, "removing members the roster does not hold");
                 continue;
@@ -129,6 +111,20 @@ impl Roster {
         }
         out
     }
+}
+
+/// `members` sorted, and grouped by time: one sorted run of PIDs per time.
+fn by_time(mut members: Vec<(i64, Pid)>) -> impl Iterator<Item = (i64, Vec<Pid>)> {
+    members.sort_unstable();
+    let mut members = members.into_iter().peekable();
+    std::iter::from_fn(move || {
+        let (at, first) = members.next()?;
+        let mut pids = vec![first];
+        while let Some((_, pid)) = members.next_if(|(t, _)| *t == at) {
+            pids.push(pid);
+        }
+        Some((at, pids))
+    })
 }
 
 /// Two sorted runs as one.

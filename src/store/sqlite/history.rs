@@ -63,6 +63,11 @@ fn last_entry(conn: &Connection, org: &str, number: Option<i64>) -> Result<(i64,
 }
 
 const CREATED: i64 = 1;
+
+/// [`CHANGE_COLUMNS`] of the `Created` entry a segment row holds, read from
+/// `segments`.
+const HELD_COLUMNS: &str =
+    "seq & 1099511627775, created_at, request_id, id, 1, NULL, name, description";
 const RENAMED: i64 = 2;
 const DESCRIBED: i64 = 3;
 const DELETED: i64 = 4;
@@ -182,13 +187,10 @@ impl<'a> Ledger<'a> {
         Ok(number)
     }
 
-    /// Takes the next `seq` for a `Created` entry that the new segment's
-    /// row holds (see the schema): nothing is written to the ledger table.
+    /// Takes the next `seq`: for an entry this ledger writes, or for the
+    /// `Created` entry a new segment's row holds (see the schema), which
+    /// writes nothing to the ledger table.
     pub(super) fn reserve(&mut self) -> Result<i64> {
-        self.next_seq()
-    }
-
-    fn next_seq(&mut self) -> Result<i64> {
         if self.last >= MAX_SEQ {
             return Err(crate::Error::storage(format!(
                 "org {}: the ledger holds at most {MAX_SEQ} entries",
@@ -271,7 +273,7 @@ impl<'a> Ledger<'a> {
         name: Option<&str>,
         description: Option<&str>,
     ) -> Result<i64> {
-        let seq = self.next_seq()?;
+        let seq = self.reserve()?;
         insert_entry(
             conn,
             self.org,
@@ -381,8 +383,7 @@ pub(super) fn changes(conn: &Connection, org: &str, after: i64, limit: i64) -> R
     let table_exhausted = logged.len() < limit;
     let mut in_row = conn
         .prepare_cached(&format!(
-            "SELECT seq & {MAX_SEQ}, created_at, request_id, id, {CREATED}, NULL, name, description
-             FROM segments WHERE seq = ?1 AND logged = 0"
+            "SELECT {HELD_COLUMNS} FROM segments WHERE seq = ?1 AND logged = 0"
         ))
         .db()?;
     let mut held = |seq: i64| -> Result<Change> {
@@ -414,8 +415,7 @@ pub(super) fn changes(conn: &Connection, org: &str, after: i64, limit: i64) -> R
         // are a range of row ids.
         let rest = conn
             .prepare_cached(&format!(
-                "SELECT seq & {MAX_SEQ}, created_at, request_id, id, {CREATED}, NULL, name, description
-                 FROM segments WHERE seq >= ?1 AND seq <= ?2 AND logged = 0
+                "SELECT {HELD_COLUMNS} FROM segments WHERE seq >= ?1 AND seq <= ?2 AND logged = 0
                  ORDER BY seq LIMIT ?3"
             ))
             .db()?
@@ -672,4 +672,19 @@ pub(super) fn upsert_deaths(
             .db()?;
     }
     Ok((inserted, updated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_columns_mask_the_seq_and_name_the_created_kind() {
+        assert_eq!(
+            HELD_COLUMNS,
+            format!(
+                "seq & {MAX_SEQ}, created_at, request_id, id, {CREATED}, NULL, name, description"
+            )
+        );
+    }
 }
