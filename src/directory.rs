@@ -15,8 +15,8 @@ use crate::{OrgId, Pid, Result};
 /// Without one, every well-formed PID is accepted. Removal does not consult
 /// the directory: a PID that is not a member is simply not counted.
 pub trait PersonDirectory: Send + Sync + fmt::Debug {
-    /// For each of `pids` (well-formed, in the caller's order, repeats
-    /// included), whether it is a known person of `org`. Called once per add
+    /// For each of `pids` (well-formed, each once, in the order the caller
+    /// first gave them), whether it is a known person of `org`. Called once per add
     /// call, with the whole batch.
     ///
     /// # Errors

@@ -95,7 +95,7 @@ mod directory;
 mod domain;
 mod error;
 mod service;
-mod store;
+pub mod store;
 #[cfg(feature = "wire")]
 #[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
 pub mod wire;
@@ -105,18 +105,15 @@ pub use domain::death::{
     DeathCursor, DeathRecord, DeathReport, DeathSignals, DeathsIngested, RejectedDeath,
     SignalMetadata,
 };
-pub use domain::history::{Change, ChangeKind, ChangePage, MembersAsOf, PastMember, Stamp};
+pub use domain::history::{Change, ChangeKind, ChangePage, MembersAsOf, PastMember};
 pub use domain::ids::{OrgId, SegmentId};
 pub use domain::limits;
 pub use domain::member::{
-    AddOutcome, Member, MemberCursor, MemberList, MemberOptions, MembersAdded, MembersPage,
-    MembersRemoved, RemoveOutcome,
+    AddOutcome, Member, MemberCursor, MemberList, MemberOptions, MembersPage, RemoveOutcome,
 };
 pub use domain::name::SegmentName;
 pub use domain::pid::{Pid, is_well_formed as is_well_formed_pid};
-pub use domain::segment::{
-    ListOptions, NewSegment, Segment, SegmentChange, SegmentCursor, SegmentInsert, SegmentPage,
-};
+pub use domain::segment::{ListOptions, NewSegment, Segment, SegmentCursor, SegmentPage};
 pub use error::{Error, Field, Result, Rule, StorageFailure, ValidationError};
 pub use service::Segments;
 pub use store::SegmentStore;

@@ -130,15 +130,15 @@ fn run(store: &dyn SegmentStore, a: &str, b: &str, pids: &[String]) -> Result<()
     );
     call!("add_members", segments.add_members(&org, s.id, pids));
     call!("remove_members", segments.remove_members(&org, s.id, pids));
-    call!(
-        "members_as_of",
-        segments.members_as_of(&org, s.id, chrono::Utc::now(), Some(a), 10)
-    );
-    call!("timeline", segments.timeline(&org, a));
+    call!("timeline", segments.timeline(&org, a, 0, 10));
     if let Ok(cursor) = a.parse::<MemberCursor>() {
         call!(
             "members after a cursor",
-            segments.members(&org, s.id, MemberOptions::new().after(cursor))
+            segments.members(&org, s.id, MemberOptions::new().after(cursor.clone()))
+        );
+        call!(
+            "members_as_of after a cursor",
+            segments.members_as_of(&org, s.id, chrono::Utc::now(), Some(&cursor), 10)
         );
     }
     if let Ok(cursor) = a.parse::<SegmentCursor>() {

@@ -196,9 +196,12 @@ fn run(store: &dyn SegmentStore, intrusions: &[(usize, Intrusion)]) -> Result<()
                 );
             }
             Intrusion::Timeline(n) => {
-                let timeline = segments.timeline(&b, &pid(*n)).unwrap();
+                let timeline = segments.timeline(&b, &pid(*n), 0, 100).unwrap();
                 prop_assert!(
-                    timeline.iter().all(|c| !ids.contains(&c.segment_id)),
+                    timeline
+                        .changes
+                        .iter()
+                        .all(|c| !ids.contains(&c.segment_id)),
                     "B's timelines hold only B's"
                 );
             }

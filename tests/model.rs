@@ -9,11 +9,14 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 use segments::clock::{ManualClock, SequentialIds};
+use segments::store::{
+    DeathSignalPage, DeathsUpserted, MemberSlice, MemberStart, MembersAdded, MembersRemoved,
+    SegmentChange, SegmentInsert, Stamp,
+};
 use segments::{
-    AddOutcome, Change, DeathCursor, DeathRecord, Error, Member, MemberCursor, MemberOptions,
-    MembersAdded, MembersRemoved, MemoryStore, NewSegment, OrgId, PastMember, Pid, RemoveOutcome,
-    Segment, SegmentChange, SegmentCursor, SegmentId, SegmentInsert, SegmentStore, Segments,
-    SqliteStore, Stamp,
+    AddOutcome, Change, DeathCursor, DeathRecord, Error, MemberCursor, MemberOptions, MemoryStore,
+    NewSegment, OrgId, PastMember, Pid, RemoveOutcome, Segment, SegmentCursor, SegmentId,
+    SegmentStore, Segments, SqliteStore,
 };
 
 #[derive(Clone, Debug)]
@@ -405,10 +408,10 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 t
             );
             let mut got = Vec::new();
-            let mut after: Option<String> = None;
+            let mut after: Option<MemberCursor> = None;
             loop {
                 let page = segments
-                    .members_as_of(&org, s.id, t, after.as_deref(), 4)
+                    .members_as_of(&org, s.id, t, after.as_ref(), 4)
                     .expect("members_as_of");
                 got.extend(
                     page.members
@@ -416,17 +419,19 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                         .map(|m| (m.pid.as_str().to_owned(), (m.first_added_at, m.joined_at))),
                 );
                 match page.next {
-                    Some(next) => after = Some(next.as_str().to_owned()),
+                    Some(next) => after = Some(next),
                     None => break,
                 }
             }
-            let expected: Vec<_> = expected
+            // In list order: first joined, then PID.
+            let mut expected: Vec<_> = expected
                 .into_iter()
                 .map(|(pid, joined)| {
                     let first = s.members[&pid].first;
                     (pid, (first, joined))
                 })
                 .collect();
+            expected.sort_by(|a, b| (a.1.0, &a.0).cmp(&(b.1.0, &b.0)));
             prop_assert_eq!(got, expected, "members of {} as of {}", s.key, t);
         }
     }
@@ -495,8 +500,8 @@ proptest! {
 }
 
 /// Two stores on one file, taking turns call by call: each has its own
-/// write connection and remembers its own ledger tails and org numbers, so
-/// every call follows a commit by the other.
+/// write and read connections, so every call follows a commit by the
+/// other.
 #[derive(Debug)]
 struct TakingTurns {
     stores: [SqliteStore; 2],
@@ -567,19 +572,10 @@ impl SegmentStore for TakingTurns {
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: Option<&MemberCursor>,
+        from: MemberStart<'_>,
         limit: usize,
-    ) -> segments::Result<Vec<Member>> {
-        self.next().members(org, id, after, limit)
-    }
-    fn members_at_offset(
-        &self,
-        org: &OrgId,
-        id: SegmentId,
-        offset: u64,
-        limit: usize,
-    ) -> segments::Result<(Vec<Member>, u64)> {
-        self.next().members_at_offset(org, id, offset, limit)
+    ) -> segments::Result<MemberSlice> {
+        self.next().members(org, id, from, limit)
     }
     fn changes_since(
         &self,
@@ -589,8 +585,14 @@ impl SegmentStore for TakingTurns {
     ) -> segments::Result<Vec<Change>> {
         self.next().changes_since(org, after, limit)
     }
-    fn timeline(&self, org: &OrgId, pid: &Pid) -> segments::Result<Vec<Change>> {
-        self.next().timeline(org, pid)
+    fn timeline(
+        &self,
+        org: &OrgId,
+        pid: &Pid,
+        after: u64,
+        limit: usize,
+    ) -> segments::Result<Vec<Change>> {
+        self.next().timeline(org, pid, after, limit)
     }
     fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> segments::Result<u64> {
         self.next().size_as_of(org, id, at)
@@ -600,7 +602,7 @@ impl SegmentStore for TakingTurns {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&Pid>,
+        after: Option<&MemberCursor>,
         limit: usize,
     ) -> segments::Result<Vec<PastMember>> {
         self.next().members_as_of(org, id, at, after, limit)
@@ -609,7 +611,7 @@ impl SegmentStore for TakingTurns {
         &self,
         records: &[DeathRecord],
         at: DateTime<Utc>,
-    ) -> segments::Result<(u64, u64)> {
+    ) -> segments::Result<DeathsUpserted> {
         self.next().upsert_deaths(records, at)
     }
     fn death_signals(
@@ -618,7 +620,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         after: DeathCursor,
         limit: usize,
-    ) -> segments::Result<Vec<(DeathCursor, DeathRecord)>> {
+    ) -> segments::Result<DeathSignalPage> {
         self.next().death_signals(org, id, after, limit)
     }
 }

@@ -8,11 +8,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use http::{Method, Request, Response, StatusCode};
 use proptest::prelude::*;
 use segments::clock::{ManualClock, SequentialIds};
+use segments::store::{
+    DeathSignalPage, DeathsUpserted, MemberSlice, MemberStart, MembersAdded, MembersRemoved,
+    SegmentChange, SegmentInsert, Stamp,
+};
 use segments::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
 use segments::{
-    Change, DeathCursor, DeathRecord, Error, Member, MemberCursor, MembersAdded, MembersRemoved,
-    MemoryStore, OrgId, PastMember, Pid, Result, Segment, SegmentChange, SegmentCursor, SegmentId,
-    SegmentInsert, SegmentStore, Segments, Stamp,
+    Change, DeathCursor, DeathRecord, Error, MemberCursor, MemoryStore, OrgId, PastMember, Pid,
+    Result, Segment, SegmentCursor, SegmentId, SegmentStore, Segments,
 };
 use serde_json::{Value, json};
 
@@ -811,24 +814,15 @@ impl SegmentStore for Broken {
         &self,
         _: &OrgId,
         _: SegmentId,
-        _: Option<&MemberCursor>,
+        _: MemberStart<'_>,
         _: usize,
-    ) -> Result<Vec<Member>> {
-        broken()
-    }
-    fn members_at_offset(
-        &self,
-        _: &OrgId,
-        _: SegmentId,
-        _: u64,
-        _: usize,
-    ) -> Result<(Vec<Member>, u64)> {
+    ) -> Result<MemberSlice> {
         broken()
     }
     fn changes_since(&self, _: &OrgId, _: u64, _: usize) -> Result<Vec<Change>> {
         broken()
     }
-    fn timeline(&self, _: &OrgId, _: &Pid) -> Result<Vec<Change>> {
+    fn timeline(&self, _: &OrgId, _: &Pid, _: u64, _: usize) -> Result<Vec<Change>> {
         broken()
     }
     fn size_as_of(&self, _: &OrgId, _: SegmentId, _: DateTime<Utc>) -> Result<u64> {
@@ -839,12 +833,12 @@ impl SegmentStore for Broken {
         _: &OrgId,
         _: SegmentId,
         _: DateTime<Utc>,
-        _: Option<&Pid>,
+        _: Option<&MemberCursor>,
         _: usize,
     ) -> Result<Vec<PastMember>> {
         broken()
     }
-    fn upsert_deaths(&self, _: &[DeathRecord], _: DateTime<Utc>) -> Result<(u64, u64)> {
+    fn upsert_deaths(&self, _: &[DeathRecord], _: DateTime<Utc>) -> Result<DeathsUpserted> {
         broken()
     }
     fn death_signals(
@@ -853,7 +847,7 @@ impl SegmentStore for Broken {
         _: SegmentId,
         _: DeathCursor,
         _: usize,
-    ) -> Result<Vec<(DeathCursor, DeathRecord)>> {
+    ) -> Result<DeathSignalPage> {
         broken()
     }
 }

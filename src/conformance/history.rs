@@ -125,17 +125,18 @@ pub fn ledgers_are_per_org(store: &dyn SegmentStore) {
         lb.iter().all(|c| c.segment_id == sb.id),
         "B's feed holds only B's segment"
     );
-    let ta = segments.timeline(&a, "p-shared").unwrap();
+    let ta = segments.timeline(&a, "p-shared", 0, 10).unwrap().changes;
     assert_eq!(ta.len(), 1);
     assert_eq!(ta[0].segment_id, sa.id, "a timeline stays in its org");
     assert!(
         segments
-            .timeline(&org("org-c"), "p-shared")
+            .timeline(&org("org-c"), "p-shared", 0, 10)
             .unwrap()
+            .changes
             .is_empty()
     );
     assert_invalid(
-        segments.timeline(&a, "P-BAD"),
+        segments.timeline(&a, "P-BAD", 0, 10),
         Field::MinervaPids,
         "a malformed PID",
     );
@@ -206,9 +207,7 @@ pub fn the_ledger_survives_removal_and_deletion(store: &dyn SegmentStore) {
     segments.remove_members(&acme, s.id, &["p-x"]).unwrap();
     segments.add_members(&acme, s.id, &["p-x"]).unwrap();
     segments.delete(&acme, s.id).unwrap();
-    let timeline: Vec<(SegmentId, ChangeKind)> = segments
-        .timeline(&acme, "p-x")
-        .unwrap()
+    let timeline: Vec<(SegmentId, ChangeKind)> = whole_timeline(&segments, &acme, "p-x")
         .into_iter()
         .map(|c| (c.segment_id, c.kind))
         .collect();
@@ -313,20 +312,20 @@ pub fn size_and_members_as_of_past_times(store: &dyn SegmentStore) {
             "size as of +{secs}s"
         );
         let mut listed = Vec::new();
-        let mut after: Option<String> = None;
+        let mut after = None;
         loop {
             let page = segments
-                .members_as_of(&acme, s.id, at(secs), after.as_deref(), 2)
+                .members_as_of(&acme, s.id, at(secs), after.as_ref(), 2)
                 .unwrap();
             listed.extend(page.members.iter().map(|m| m.pid.as_str().to_owned()));
             match page.next {
-                Some(next) => after = Some(next.as_str().to_owned()),
+                Some(next) => after = Some(next),
                 None => break,
             }
         }
         assert_eq!(
             listed, pids,
-            "members as of +{secs}s, in PID order, over pages of 2"
+            "members as of +{secs}s, in list order, over pages of 2"
         );
     }
     let b = segments

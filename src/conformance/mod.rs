@@ -231,6 +231,27 @@ fn whole_ledger(segments: &Segments<&dyn SegmentStore>, org: &OrgId) -> Vec<crat
     }
 }
 
+/// A person's whole timeline, read in pages of 3.
+fn whole_timeline(
+    segments: &Segments<&dyn SegmentStore>,
+    org: &OrgId,
+    pid: &str,
+) -> Vec<crate::Change> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = segments
+            .timeline(org, pid, after, 3)
+            .expect("timeline succeeds");
+        let last = page.changes.len() < 3;
+        after = page.next;
+        out.extend(page.changes);
+        if last {
+            return out;
+        }
+    }
+}
+
 fn pid(s: &str) -> Pid {
     Pid::parse(s).expect("test PIDs are well formed")
 }

@@ -2,18 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{Pid, SegmentId};
-
-/// When, and on whose request, a write happens. The store records both in
-/// the ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stamp<'a> {
-    /// The time of the write, truncated to microseconds.
-    pub at: DateTime<Utc>,
-    /// The request the write serves, when the caller named one
-    /// ([`Segments::for_request`](crate::Segments::for_request)).
-    pub request_id: Option<&'a str>,
-}
+use crate::{MemberCursor, Pid, SegmentId};
 
 /// One entry of an org's ledger: a change to a segment or to its members.
 ///
@@ -120,12 +109,20 @@ pub struct PastMember {
     pub joined_at: DateTime<Utc>,
 }
 
+impl PastMember {
+    /// The cursor that lists the past members after this one.
+    pub fn cursor(&self) -> MemberCursor {
+        MemberCursor::new(self.first_added_at, self.pid.clone())
+    }
+}
+
 /// A page of [`Segments::members_as_of`](crate::Segments::members_as_of):
-/// the members a segment had at a past time, in PID order.
+/// the members a segment had at a past time, in list order
+/// (`first_added_at`, then PID).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MembersAsOf {
     /// The members of this page.
     pub members: Vec<PastMember>,
-    /// The PID to pass as `after` for the next page; `None` on the last.
-    pub next: Option<Pid>,
+    /// Where the next page starts; `None` on the last.
+    pub next: Option<MemberCursor>,
 }

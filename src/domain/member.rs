@@ -187,34 +187,16 @@ impl MemberOptions {
     }
 }
 
-/// What a member store call did; the service adds the malformed PIDs it
-/// settled itself to make an [`AddOutcome`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MembersAdded {
-    /// PIDs that were not active members and now are.
-    pub n_added: u64,
-    /// PIDs that were active members already; their `last_added_at` moved.
-    pub n_redundant: u64,
-    /// The segment's size after the call.
-    pub new_current_size: u64,
-}
-
-/// What a member store removal did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MembersRemoved {
-    /// PIDs that were active members and no longer are.
-    pub n_deleted: u64,
-    /// The segment's size after the call.
-    pub new_current_size: u64,
-}
-
-/// The PIDs of one member call, split: the well-formed ones in the order
-/// given, repeats included (a store counts a repeat as redundant, because
-/// the first occurrence has made it a member), and the malformed ones once
-/// each, in the order first given.
+/// The PIDs of one member call, settled once for every store: the
+/// well-formed ones once each, in the order first given, with how many
+/// times each was repeated; the malformed ones once each, in the order
+/// first given.
 #[derive(Debug, Default)]
 pub(crate) struct SplitPids {
+    /// Unique, well-formed PIDs, in the order first given.
     pub(crate) valid: Vec<Pid>,
+    /// `repeats[i]`: how many more times `valid[i]` came after its first.
+    pub(crate) repeats: Vec<u32>,
     pub(crate) invalid: Vec<String>,
 }
 
@@ -222,18 +204,59 @@ impl SplitPids {
     pub(crate) fn new<P: AsRef<str>>(pids: &[P]) -> Self {
         let mut out = Self {
             valid: Vec::with_capacity(pids.len()),
+            repeats: Vec::with_capacity(pids.len()),
             invalid: Vec::new(),
         };
-        let mut seen_invalid = foldhash::HashSet::default();
+        // Each distinct text once: its index in `valid`, or `None` when it
+        // is malformed.
+        let mut seen: foldhash::HashMap<&str, Option<usize>> = foldhash::HashMap::default();
+        seen.reserve(pids.len());
         for pid in pids {
             let pid = pid.as_ref();
-            if is_well_formed(pid) {
-                out.valid.push(Pid::new_unchecked(pid));
-            } else if seen_invalid.insert(pid) {
-                out.invalid.push(pid.to_owned());
+            match seen.entry(pid) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    if let Some(i) = *e.get() {
+                        out.repeats[i] += 1;
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    if is_well_formed(pid) {
+                        e.insert(Some(out.valid.len()));
+                        out.valid.push(Pid::new_unchecked(pid));
+                        out.repeats.push(0);
+                    } else {
+                        e.insert(None);
+                        out.invalid.push(pid.to_owned());
+                    }
+                }
             }
         }
         out
+    }
+
+    /// Keeps the PIDs `keep` says yes to (in order, one answer per PID);
+    /// the others are moved to `invalid`, after the malformed ones.
+    pub(crate) fn retain_known(&mut self, keep: &[bool]) {
+        let mut answers = keep.iter();
+        let mut repeats = std::mem::take(&mut self.repeats).into_iter();
+        let mut kept_repeats = Vec::with_capacity(self.valid.len());
+        let invalid = &mut self.invalid;
+        self.valid.retain(|pid| {
+            let known = answers.next().copied().unwrap_or(false);
+            let repeated = repeats.next().unwrap_or(0);
+            if known {
+                kept_repeats.push(repeated);
+            } else {
+                invalid.push(pid.as_str().to_owned());
+            }
+            known
+        });
+        self.repeats = kept_repeats;
+    }
+
+    /// How many PIDs of the call were repeats of a valid PID before them.
+    pub(crate) fn n_repeats(&self) -> u64 {
+        self.repeats.iter().map(|&n| u64::from(n)).sum()
     }
 }
 
@@ -243,17 +266,34 @@ mod tests {
 
     #[test]
     fn splitting_pids_keeps_order_and_reports_malformed_once() {
-        let s = SplitPids::new(&["p-b", "p-bad!", "p-a", "p-b", "p-bad!", "", "p-a", "p-c"]);
+        let mut s = SplitPids::new(&[
+            "p-b", "p-bad!", "p-a", "p-b", "p-bad!", "", "p-a", "p-c", "p-a",
+        ]);
         let valid: Vec<_> = s.valid.iter().map(Pid::as_str).collect();
         assert_eq!(
             valid,
-            ["p-b", "p-a", "p-b", "p-a", "p-c"],
-            "repeats stay for the store to count"
+            ["p-b", "p-a", "p-c"],
+            "each PID once, in the order first given"
         );
+        assert_eq!(s.repeats, [1, 2, 0], "repeats are counted per PID");
+        assert_eq!(s.n_repeats(), 3);
         assert_eq!(
             s.invalid,
             ["p-bad!", ""],
             "each malformed PID once, in order"
+        );
+        s.retain_known(&[true, false, true]);
+        let valid: Vec<_> = s.valid.iter().map(Pid::as_str).collect();
+        assert_eq!(valid, ["p-b", "p-c"]);
+        assert_eq!(
+            s.n_repeats(),
+            1,
+            "repeats of an unknown PID are not redundant adds"
+        );
+        assert_eq!(
+            s.invalid,
+            ["p-bad!", "", "p-a"],
+            "unknown PIDs follow the malformed ones"
         );
     }
 

@@ -6,7 +6,6 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 
 use crate::domain::ids::SegmentId;
-use crate::domain::name::SegmentName;
 use crate::error::{Field, Rule, ValidationError};
 
 /// A segment as stored: a named, per-organization list of people.
@@ -90,60 +89,6 @@ impl NewSegment {
 
     pub(crate) fn into_parts(self) -> (String, Option<String>, Option<String>) {
         (self.name, self.description, self.source)
-    }
-}
-
-/// A validated segment, ready to insert; built by the service and handed to
-/// [`SegmentStore::insert_segment`](crate::SegmentStore::insert_segment).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SegmentInsert {
-    /// The new segment's id.
-    pub id: SegmentId,
-    /// Its validated name and uniqueness key.
-    pub name: SegmentName,
-    /// Its description, already validated.
-    pub description: Option<String>,
-    /// Its source label, already validated.
-    pub source: String,
-}
-
-impl SegmentInsert {
-    /// The segment this insert creates at `created_at` (empty,
-    /// `updated_at == created_at`) and its name key.
-    pub fn into_segment(self, created_at: DateTime<Utc>) -> (Segment, String) {
-        let (name, key) = self.name.into_parts();
-        let segment = Segment {
-            id: self.id,
-            name,
-            description: self.description,
-            source: self.source,
-            current_size: 0,
-            created_at,
-            updated_at: created_at,
-        };
-        (segment, key)
-    }
-}
-
-/// A change to a segment's metadata, applied by
-/// [`SegmentStore::update_segment`](crate::SegmentStore::update_segment).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SegmentChange {
-    /// A new name; the uniqueness rule applies as at creation.
-    Rename(SegmentName),
-    /// A new description, or none.
-    Describe(Option<String>),
-}
-
-impl SegmentChange {
-    /// Whether `segment` already is as this change would make it: then the
-    /// change is no change, and nothing is written or recorded.
-    pub fn is_no_op(&self, segment: &Segment) -> bool {
-        match self {
-            Self::Rename(name) => segment.name == name.as_str(),
-            Self::Describe(description) => segment.description == *description,
-        }
     }
 }
 

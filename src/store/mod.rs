@@ -1,11 +1,73 @@
-//! The storage trait and its backends.
+//! The storage contract, [`SegmentStore`], and what a store takes and
+//! returns.
 //!
-//! [`SegmentStore`] is the contract every backend meets. Its methods are few
-//! and each is atomic; validation, time and ids are the service's job
-//! ([`Segments`](crate::Segments)), so a store only ever sees valid input.
-//! Behaviour is pinned by the shared conformance suite
-//! (`segments::conformance`, feature `conformance`), which every backend of
-//! this crate runs in every configuration.
+//! A host never needs this module: it calls [`Segments`](crate::Segments),
+//! which validates input and calls the store. A backend implements
+//! [`SegmentStore`] and runs the shared conformance suite
+//! (`segments::conformance`, feature `conformance`) to show it keeps the
+//! contract.
+//!
+//! # What the service settles, once, for every store
+//! - Validation: names, descriptions, sources, org ids and PIDs are checked
+//!   before a store sees them; malformed PIDs are reported to the caller and
+//!   never reach a store.
+//! - PIDs: a store receives the well-formed PIDs of a call **once each, in
+//!   the caller's order** (the first occurrence of each). Repeats within a
+//!   call are counted as redundant by the service.
+//! - Time: [`Stamp::at`] is truncated to microseconds.
+//! - Limits and paging: batches are at most
+//!   [`MAX_PIDS_PER_CALL`](crate::limits::MAX_PIDS_PER_CALL) PIDs, and every
+//!   read asks for at most [`MAX_READ`] items (a page and one more). The
+//!   page API's arithmetic, and where a walk through pages resumes, are the
+//!   service's.
+//!
+//! # What every store must do itself
+//! Each point is pinned by the conformance function named after it.
+//! - **Atomic writes.** A write applies completely or not at all; a failed
+//!   call changes nothing, its ledger entries included
+//!   (`failed_writes_record_nothing`).
+//! - **Org scoping.** A segment of another org behaves exactly as one that
+//!   does not exist (`another_orgs_segment_is_not_found`,
+//!   `member_calls_on_another_orgs_segment_are_not_found`,
+//!   `ledgers_are_per_org`).
+//! - **Name uniqueness, decided by the storage.** Of two racing creates or
+//!   renames to one name key in an org, exactly one wins, even in two
+//!   processes; the other gets [`Error::DuplicateName`](crate::Error::DuplicateName)
+//!   (`racing_creates_of_one_name_have_one_winner`,
+//!   `names_are_unique_per_org_by_key`, `rename_keeps_names_unique`).
+//! - **The new / re-added / redundant split.** A PID that never was a
+//!   member joins with `first_added_at = last_added_at =` the change's
+//!   time; one that was removed joins again with its original
+//!   `first_added_at`; one that is a member is redundant, and only its
+//!   `last_added_at` moves (`add_members_reports_the_documented_counts`,
+//!   `removal_keeps_history`, `redundant_adds_move_last_added_at`).
+//! - **An exact `current_size`,** changed in the transaction that changes
+//!   the members (`racing_member_calls_keep_current_size_exact`).
+//! - **A plain ledger with a monotone clock.** Every change writes its
+//!   entries in its own transaction. Entries of an org are numbered 1, 2,
+//!   3, … without gaps in commit order, and their times never go back: a
+//!   change stamped earlier than the org's last entry is recorded at that
+//!   entry's time, and the rows it writes carry the same time. Both come
+//!   from one per-org head (last seq, last time) read and advanced inside
+//!   the write (`ledger_times_never_go_backwards`,
+//!   `the_change_feed_never_misses_or_repeats`,
+//!   `racing_writers_number_the_ledger_in_commit_order`).
+//! - **Entries in the caller's order.** A member call's entries follow the
+//!   order of the PIDs it was given; redundant adds and removals of
+//!   non-members record nothing
+//!   (`member_entries_follow_the_callers_order`).
+//! - **`members_seq`** is the seq of the last entry that changed who the
+//!   segment's members are ([`MemberSlice::members_seq`];
+//!   `members_seq_moves_with_every_membership_change`).
+//! - **The death feed's order.** A new obituary goes to the end of the
+//!   feed; a known one is updated in place, keeping its place and its first
+//!   `first_observed_at`, unless it now names another person: then it
+//!   moves to the end (`death_records_are_checked_stored_and_updated`,
+//!   `a_record_that_names_another_person_is_new_to_them`).
+//!
+//! What each backend costs is written in its own docs and measured by the
+//! bench report (`cargo run --release --example bench_report`), not
+//! promised here.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,28 +75,34 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    Change, DeathCursor, DeathRecord, Member, MemberCursor, MembersAdded, MembersRemoved, OrgId,
-    PastMember, Pid, Result, Segment, SegmentChange, SegmentCursor, SegmentId, SegmentInsert,
-    Stamp,
+    Change, DeathCursor, DeathRecord, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
+    SegmentCursor, SegmentId,
 };
 
 pub(crate) mod memory;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+mod types;
+
+pub use types::{
+    DeathSignalPage, DeathsUpserted, MAX_READ, MemberSlice, MemberStart, MembersAdded,
+    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
+};
 
 /// Where segments live. Implemented by [`MemoryStore`](crate::MemoryStore)
 /// and `SqliteStore` (feature `sqlite`), and by `&T`, `Box<T>` and
 /// `Arc<T>` of any store (so `Arc<dyn SegmentStore>` is a store too).
 ///
-/// Every method is scoped by an [`OrgId`]: a segment of another org behaves
-/// exactly as one that does not exist. Every method that writes is atomic:
-/// it applies completely or not at all, a failed call changes nothing, and
-/// the ledger entries it writes (see [`Change`]) are part of the same
-/// transaction. Times in a [`Stamp`] are truncated to microseconds.
+/// The [module docs](self) list what the service settles before a store is
+/// called, and what a store must enforce itself. In short: every method is
+/// scoped by an [`OrgId`]; every method that writes is atomic and records
+/// its ledger entries in the same transaction; `limit`s are at most
+/// [`MAX_READ`].
 pub trait SegmentStore: Send + Sync + fmt::Debug {
-    /// Inserts a new, empty segment created at `stamp.at` and returns it
-    /// (`current_size` 0, `updated_at == created_at`). Never overwrites.
-    /// Records [`ChangeKind::Created`](crate::ChangeKind::Created).
+    /// Inserts a new, empty segment and its
+    /// [`ChangeKind::Created`](crate::ChangeKind::Created) entry, and returns
+    /// it (`current_size` 0, `created_at == updated_at ==` the entry's
+    /// time). Never overwrites.
     ///
     /// # Errors
     /// [`Error::DuplicateName`](crate::Error::DuplicateName) when a segment of
@@ -62,7 +130,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>>;
 
     /// Up to `limit` segments of `org` in creation order (`created_at`, then
-    /// id), starting after `after`. Costs the same at any depth.
+    /// id), starting after `after`.
     ///
     /// # Errors
     /// `Storage` on backend failure.
@@ -73,10 +141,10 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         limit: usize,
     ) -> Result<Vec<Segment>>;
 
-    /// Applies `change`, sets `updated_at` to `stamp.at` and records the
-    /// change; returns the segment as it now is. A change to the value the
-    /// segment already has ([`SegmentChange::is_no_op`]) writes and records
-    /// nothing.
+    /// Applies `change`, sets `updated_at` to the entry's time and records
+    /// the change; returns the segment as it now is. A change to the value
+    /// the segment already has ([`SegmentChange::is_no_op`]) writes and
+    /// records nothing.
     ///
     /// # Errors
     /// `NotFound` when `org` has no segment `id`; `DuplicateName` when a
@@ -98,16 +166,16 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// `NotFound` when `org` has no segment `id`; `Storage` on backend failure.
     fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()>;
 
-    /// Makes each of `pids` an active member of the segment, at `stamp.at`.
+    /// Makes each of `pids` an active member of the segment: new ones join,
+    /// removed ones join again with their original `first_added_at`, active
+    /// ones are redundant and their `last_added_at` moves (see the module
+    /// docs). Records `MemberAdded` or `MemberReAdded` for each PID that
+    /// joined, in the order of `pids`, and changes `current_size` in the
+    /// same transaction.
     ///
-    /// A PID that never was a member joins with `first_added_at` and
-    /// `last_added_at` set to the stamp's time; one that was removed joins
-    /// again with its original `first_added_at`; one that is a member already
-    /// is counted redundant and its `last_added_at` moves (and nothing is
-    /// recorded for it). `current_size` changes in the same transaction.
-    /// `pids` are well-formed and may repeat: a repeat is redundant, since
-    /// its first occurrence made it a member. Ledger entries are written in
-    /// the order `pids` gives.
+    /// `pids` are well-formed and unique (the service guarantees it); a
+    /// store may refuse a call that repeats a PID with `Storage`, but never
+    /// applies part of one.
     ///
     /// # Errors
     /// `NotFound` when `org` has no segment `id` (then nothing changes);
@@ -121,9 +189,11 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     ) -> Result<MembersAdded>;
 
     /// Ends the active membership of each of `pids` that has one, keeping its
-    /// history (`first_added_at` comes back on a later add). PIDs that are
-    /// not active members are skipped. `current_size` changes in the same
-    /// transaction.
+    /// history (`first_added_at` comes back on a later add), and records
+    /// `MemberRemoved` for each, in the order of `pids`. PIDs that are not
+    /// active members are skipped. `current_size` changes in the same
+    /// transaction. `pids` are well-formed and unique, as for
+    /// [`add_members`](SegmentStore::add_members).
     ///
     /// # Errors
     /// `NotFound` when `org` has no segment `id`; `Storage` on backend failure.
@@ -135,8 +205,9 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved>;
 
-    /// Up to `limit` active members in order (`first_added_at`, then PID),
-    /// starting after `after`. The cost does not depend on the depth.
+    /// Up to `limit` active members in list order (`first_added_at`, then
+    /// PID) from `from`, with the segment's `current_size` and
+    /// `members_seq`, all read in one snapshot.
     ///
     /// # Errors
     /// `NotFound` when `org` has no segment `id`; `Storage` on backend failure.
@@ -144,47 +215,34 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: Option<&MemberCursor>,
+        from: MemberStart<'_>,
         limit: usize,
-    ) -> Result<Vec<Member>>;
-
-    /// The active members at positions `offset..offset + limit` in order, and
-    /// the segment's `current_size`, read at one instant (for the documented
-    /// page API).
-    ///
-    /// # Errors
-    /// `NotFound` when `org` has no segment `id`; `Storage` on backend failure.
-    fn members_at_offset(
-        &self,
-        org: &OrgId,
-        id: SegmentId,
-        offset: u64,
-        limit: usize,
-    ) -> Result<(Vec<Member>, u64)>;
+    ) -> Result<MemberSlice>;
 
     /// Up to `limit` entries of the org's ledger with `seq` after `after`, in
-    /// order. Costs the same however long the ledger is.
+    /// order. An org with no ledger yet has none.
     ///
     /// # Errors
     /// `Storage` on backend failure.
     fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>>;
 
-    /// Every membership entry of `pid` in the org's ledger, in order, deleted
-    /// segments included.
+    /// Up to `limit` membership entries of `pid` in the org's ledger with
+    /// `seq` after `after`, in order, deleted segments included.
     ///
     /// # Errors
     /// `Storage` on backend failure.
-    fn timeline(&self, org: &OrgId, pid: &Pid) -> Result<Vec<Change>>;
+    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>>;
 
     /// The segment's size after every ledger entry recorded at or before
-    /// `at`; 0 before its first member. Does not scan the ledger.
+    /// `at`; 0 before its first member.
     ///
     /// # Errors
     /// `NotFound` when `org` has no (live) segment `id`; `Storage`.
     fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64>;
 
     /// Up to `limit` of the segment's members as of `at` (after every ledger
-    /// entry recorded at or before it), in PID order after `after`.
+    /// entry recorded at or before it), in list order (`first_added_at`,
+    /// then PID), after `after`.
     ///
     /// # Errors
     /// `NotFound` when `org` has no (live) segment `id`; `Storage`.
@@ -193,22 +251,20 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&Pid>,
+        after: Option<&MemberCursor>,
         limit: usize,
     ) -> Result<Vec<PastMember>>;
 
-    /// Stores death records, keyed by `obituary_id`: a new one is inserted
-    /// at the end of the death feed; a known one is updated in place, keeping
-    /// its `first_observed_at` and its feed position. Atomic. Returns
-    /// `(inserted, updated)`.
+    /// Stores death records, keyed by `obituary_id`, in the order given (see
+    /// "the death feed's order" in the module docs). Atomic.
     ///
     /// # Errors
     /// `Storage` on backend failure; then nothing is stored.
-    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<(u64, u64)>;
+    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted>;
 
     /// Up to `limit` death records of the segment's active members that
-    /// entered the death feed after `after`, in feed order, each with its
-    /// feed position.
+    /// entered the death feed after `after`, in feed order, and where the
+    /// next read starts ([`DeathSignalPage::next`]).
     ///
     /// # Errors
     /// `NotFound` when `org` has no segment `id`; `Storage`.
@@ -218,7 +274,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         id: SegmentId,
         after: DeathCursor,
         limit: usize,
-    ) -> Result<Vec<(DeathCursor, DeathRecord)>>;
+    ) -> Result<DeathSignalPage>;
 }
 
 macro_rules! forward_store {
@@ -248,28 +304,25 @@ macro_rules! forward_store {
             fn remove_members(&self, org: &OrgId, id: SegmentId, pids: &[Pid], stamp: Stamp<'_>) -> Result<MembersRemoved> {
                 (**self).remove_members(org, id, pids, stamp)
             }
-            fn members(&self, org: &OrgId, id: SegmentId, after: Option<&MemberCursor>, limit: usize) -> Result<Vec<Member>> {
-                (**self).members(org, id, after, limit)
-            }
-            fn members_at_offset(&self, org: &OrgId, id: SegmentId, offset: u64, limit: usize) -> Result<(Vec<Member>, u64)> {
-                (**self).members_at_offset(org, id, offset, limit)
+            fn members(&self, org: &OrgId, id: SegmentId, from: MemberStart<'_>, limit: usize) -> Result<MemberSlice> {
+                (**self).members(org, id, from, limit)
             }
             fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
                 (**self).changes_since(org, after, limit)
             }
-            fn timeline(&self, org: &OrgId, pid: &Pid) -> Result<Vec<Change>> {
-                (**self).timeline(org, pid)
+            fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
+                (**self).timeline(org, pid, after, limit)
             }
             fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
                 (**self).size_as_of(org, id, at)
             }
-            fn members_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>, after: Option<&Pid>, limit: usize) -> Result<Vec<PastMember>> {
+            fn members_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>, after: Option<&MemberCursor>, limit: usize) -> Result<Vec<PastMember>> {
                 (**self).members_as_of(org, id, at, after, limit)
             }
-            fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<(u64, u64)> {
+            fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {
                 (**self).upsert_deaths(records, at)
             }
-            fn death_signals(&self, org: &OrgId, id: SegmentId, after: DeathCursor, limit: usize) -> Result<Vec<(DeathCursor, DeathRecord)>> {
+            fn death_signals(&self, org: &OrgId, id: SegmentId, after: DeathCursor, limit: usize) -> Result<DeathSignalPage> {
                 (**self).death_signals(org, id, after, limit)
             }
         }

@@ -1,4 +1,4 @@
-//! [`Roster`]: a segment's active members in list order, for [`MemoryStore`].
+//! [`Roster`]: a segment's members in list order, for [`MemoryStore`].
 //!
 //! [`MemoryStore`]: super::MemoryStore
 
@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::Pid;
 
-/// A segment's active members in list order (`first_added_at`, then PID),
-/// kept as *runs*: one sorted `Vec` of PIDs per `first_added_at`.
+/// A segment's members in list order (`first_added_at`, then PID), kept as
+/// *runs*: one sorted `Vec` of PIDs per `first_added_at`.
 ///
 /// Everyone one call adds for the first time shares that call's time, which
 /// is never earlier than any time before it in the org: a call's new members
@@ -25,7 +25,7 @@ pub(super) struct Roster {
 }
 
 impl Roster {
-    /// The number of active members.
+    /// The number of members.
     pub(super) fn len(&self) -> usize {
         self.len
     }
@@ -71,25 +71,30 @@ impl Roster {
 
     /// Up to `limit` members after `after` (from the start for `None`), in
     /// order, as (`first_added_at`, PID).
-    pub(super) fn after(&self, after: Option<(i64, &Pid)>, limit: usize) -> Vec<(i64, &Pid)> {
+    pub(super) fn after<'a>(
+        &'a self,
+        after: Option<(i64, &'a Pid)>,
+        limit: usize,
+    ) -> Vec<(i64, &'a Pid)> {
         let mut out = Vec::with_capacity(limit.min(self.len));
-        let (from, skip) = match after {
-            None => (i64::MIN, None),
-            Some((at, pid)) => (at, Some((at, pid))),
-        };
-        for (&at, run) in self.runs.range(from..) {
-            let start = match skip {
+        out.extend(self.iter_from(after).take(limit));
+        out
+    }
+
+    /// The members after `after` (from the start for `None`), in order, as
+    /// (`first_added_at`, PID).
+    pub(super) fn iter_from<'a>(
+        &'a self,
+        after: Option<(i64, &'a Pid)>,
+    ) -> impl Iterator<Item = (i64, &'a Pid)> + 'a {
+        let from = after.map_or(i64::MIN, |(at, _)| at);
+        self.runs.range(from..).flat_map(move |(&at, run)| {
+            let start = match after {
                 Some((t, pid)) if t == at => run.partition_point(|p| p <= pid),
                 _ => 0,
             };
-            for pid in &run[start..] {
-                if out.len() == limit {
-                    return out;
-                }
-                out.push((at, pid));
-            }
-        }
-        out
+            run[start..].iter().map(move |pid| (at, pid))
+        })
     }
 
     /// Up to `limit` members from position `offset` (from 0), in order.
@@ -187,8 +192,7 @@ mod tests {
             }
             let all: Vec<(i64, Pid)> = model.iter().cloned().collect();
             let got: Vec<(i64, Pid)> = roster
-                .after(None, usize::MAX)
-                .into_iter()
+                .iter_from(None)
                 .map(|(t, p)| (t, p.clone()))
                 .collect();
             assert_eq!(got, all);

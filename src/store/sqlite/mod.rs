@@ -1,24 +1,36 @@
 //! [`SqliteStore`]: segments in a SQLite file (or SQLite in memory).
 
+//!
+//! One file per stored entity, as in the other backends: `segments.rs`,
+//! `members.rs` (people and memberships), `ledger.rs` (the ledger and its
+//! org heads), `as_of.rs` (reads of the past), `deaths.rs`; `schema.rs`
+//! holds the tables and their migrations.
+
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, Row};
 
-use crate::StorageFailure;
+use crate::store::{
+    DeathSignalPage, DeathsUpserted, MemberSlice, MemberStart, MembersAdded, MembersRemoved,
+    SegmentChange, SegmentInsert, Stamp,
+};
 use crate::{
-    Change, ChangeKind, DeathCursor, DeathRecord, Error, Member, MemberCursor, MembersAdded,
-    MembersRemoved, OrgId, PastMember, Pid, Result, Segment, SegmentChange, SegmentCursor,
-    SegmentId, SegmentInsert, SegmentStore, Stamp,
+    Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
+    SegmentCursor, SegmentId, SegmentStore, StorageFailure,
 };
 
-mod history;
+mod as_of;
+mod deaths;
+mod ledger;
+mod members;
 mod schema;
-
-use history::{Ledger, Membership, Tails};
+mod segments;
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
 ///
@@ -153,6 +165,9 @@ impl SqliteStoreBuilder {
             .db()?;
         conn.pragma_update(None, "foreign_keys", "ON").db()?;
         conn.set_prepared_statement_cache_capacity(64);
+        // `rarray(?)`: a batch of values bound as one parameter, so that a
+        // member call is a few set-based statements.
+        rusqlite::vtab::array::load_module(conn).db()?;
         Ok(())
     }
 }
@@ -168,20 +183,27 @@ impl SqliteStoreBuilder {
 ///   use their own connections, so readers never wait on the writer (in
 ///   memory, reads share the one connection). Several processes may open
 ///   one file; SQLite's locks order their writes.
-/// - The crate's tables are `segment_orgs`, `segments`,
+/// - The crate's tables are `segment_heads`, `segments`, `segment_people`,
 ///   `segment_memberships`, `segment_ledger`, `segment_sizes`,
 ///   `death_records` and `segments_schema`; the file may hold a host's
 ///   tables beside them.
-/// - A create writes one row (an org's first create also numbers the org
-///   in `segment_orgs`). A segment's row is kept in its org's creation
-///   order and is also its `Created` ledger entry, until a rename, a new
-///   description or its deletion moves that entry to the ledger table
-///   (under its own `seq`). Seqs have no gaps across the two, so the change
-///   feed finds the entries held in rows as the gaps in the ledger table's
-///   page, one row-id lookup each: a page costs the same wherever it
-///   starts.
-/// - Limits of one file: 8,388,607 orgs, and 2^40 − 1 (about 10^12)
-///   ledger entries per org; past them a write gets [`Error::Storage`].
+/// - A create writes its segment row, its `Created` ledger row and its
+///   org's head row (the last seq and time of the org's ledger, from which
+///   every write takes its seqs and its time).
+/// - People are numbered per org the first time they join a segment
+///   (`segment_people`); memberships and the ledger's index by person hold
+///   that number. Filling a segment with new people then writes one index
+///   in random order (people by PID) and appends to all the others, which
+///   is what keeps a fill to 1M members fast.
+/// - Costs, as the bench report measures them: an add or remove of `n`
+///   PIDs is a handful of statements over the batch, in PID order, whose
+///   cost grows with `n` and with the logarithm of the tables; `get` reads
+///   one row; a member page by cursor, a change-feed page and a timeline
+///   page cost the same at any depth; a member page by offset grows with
+///   the offset (the service's page walk avoids it); `size_as_of` is a
+///   binary search over the org's ledger; a death-signal poll reads the
+///   death records after its cursor, each looked up in the segment by
+///   person.
 /// - Name uniqueness is a unique index: of two racing creates, even in two
 ///   processes, exactly one wins.
 /// - The schema version is kept in the table `segments_schema`; a file from
@@ -280,14 +302,8 @@ fn when_busy<T>(patience: Duration, mut attempt: impl FnMut() -> Result<T>) -> R
     }
 }
 
-/// The write connection and what it remembers between transactions.
-struct Writer {
-    conn: Connection,
-    tails: Tails,
-}
-
 struct Inner {
-    writer: Mutex<Writer>,
+    writer: Mutex<Connection>,
     /// Idle read connections; `None` for an in-memory database, whose reads
     /// use the writer.
     readers: Option<Mutex<Vec<Connection>>>,
@@ -327,10 +343,7 @@ impl SqliteStore {
         let readers = path.as_ref().map(|_| Mutex::new(Vec::new()));
         Self {
             inner: Arc::new(Inner {
-                writer: Mutex::new(Writer {
-                    conn: writer,
-                    tails: Tails::default(),
-                }),
+                writer: Mutex::new(writer),
                 readers,
                 path,
                 options,
@@ -341,12 +354,22 @@ impl SqliteStore {
     /// The write connection. A panic in another thread while it held the
     /// lock rolled its transaction back (rusqlite's `Transaction` rolls back
     /// on drop), so the connection is sound to use.
-    fn writer(&self) -> MutexGuard<'_, Writer> {
+    fn writer(&self) -> MutexGuard<'_, Connection> {
         self.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on a read connection.
-    /// Runs `f` on a read connection, again if the database was busy (reads
+    /// Runs `f` in a write transaction on the write connection: it commits
+    /// when `f` returns `Ok`, and rolls back otherwise.
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.writer();
+        let tx = WriteTx::begin(&conn, self.inner.options.busy_timeout)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read connection, in one read transaction (one
+    /// snapshot), again if the database was busy (reads
     /// change nothing, so a retry is safe).
     fn read<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
         when_busy(self.inner.options.busy_timeout, || self.read_once(&f))
@@ -354,7 +377,7 @@ impl SqliteStore {
 
     fn read_once<T>(&self, f: &impl Fn(&Connection) -> Result<T>) -> Result<T> {
         let (Some(pool), Some(path)) = (&self.inner.readers, &self.inner.path) else {
-            return f(&self.writer().conn);
+            return snapshot(&self.writer(), f);
         };
         let idle = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match idle {
@@ -371,7 +394,7 @@ impl SqliteStore {
                 conn
             }
         };
-        let out = f(&conn);
+        let out = snapshot(&conn, f);
         // A connection that failed in the backend is not trusted again
         // (a busy one is: it only waited).
         let healthy = !matches!(
@@ -422,6 +445,24 @@ impl<T> Db<T> for rusqlite::Result<T> {
     }
 }
 
+/// `f` inside one read transaction: everything it reads is one snapshot.
+fn snapshot<T>(conn: &Connection, f: &impl Fn(&Connection) -> Result<T>) -> Result<T> {
+    let tx = conn.unchecked_transaction().db()?;
+    f(&tx)
+}
+
+/// A batch of values as one `rarray(?)` parameter.
+fn array<T: Into<Value>>(values: impl IntoIterator<Item = T>) -> Rc<Vec<Value>> {
+    Rc::new(values.into_iter().map(Into::into).collect())
+}
+
+/// A `limit` or position as SQLite's integer (stores are asked for at
+/// most [`MAX_READ`](crate::store::MAX_READ) items; a position past
+/// `i64::MAX` is past every row).
+fn sql_int(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
 fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
@@ -437,7 +478,111 @@ fn count_at(row: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
     u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, v))
 }
 
-mod store;
+impl SegmentStore for SqliteStore {
+    fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
+        self.write(|tx| segments::insert(tx, org, new, stamp))
+    }
+
+    fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
+        self.read(|conn| segments::get(conn, org, id))
+    }
+
+    fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>> {
+        self.read(|conn| segments::by_key(conn, org, key))
+    }
+
+    fn segments(
+        &self,
+        org: &OrgId,
+        after: Option<SegmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Segment>> {
+        self.read(|conn| segments::list(conn, org, after, limit))
+    }
+
+    fn update_segment(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        change: &SegmentChange,
+        stamp: Stamp<'_>,
+    ) -> Result<Segment> {
+        self.write(|tx| segments::update(tx, org, id, change, stamp))
+    }
+
+    fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
+        self.write(|tx| segments::delete(tx, org, id, stamp))
+    }
+
+    fn add_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        stamp: Stamp<'_>,
+    ) -> Result<MembersAdded> {
+        let batch = members::Batch::new(pids);
+        self.write(|tx| members::add(tx, org, id, &batch, stamp))
+    }
+
+    fn remove_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        stamp: Stamp<'_>,
+    ) -> Result<MembersRemoved> {
+        let batch = members::Batch::new(pids);
+        self.write(|tx| members::remove(tx, org, id, &batch, stamp))
+    }
+
+    fn members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        from: MemberStart<'_>,
+        limit: usize,
+    ) -> Result<MemberSlice> {
+        self.read(|conn| members::slice(conn, org, id, from, limit))
+    }
+
+    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+        self.read(|conn| ledger::since(conn, org, after, limit))
+    }
+
+    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
+        self.read(|conn| ledger::timeline(conn, org, pid, after, limit))
+    }
+
+    fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
+        self.read(|conn| as_of::size(conn, org, id, at))
+    }
+
+    fn members_as_of(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        at: DateTime<Utc>,
+        after: Option<&MemberCursor>,
+        limit: usize,
+    ) -> Result<Vec<PastMember>> {
+        self.read(|conn| as_of::members(conn, org, id, at, after, limit))
+    }
+
+    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {
+        self.write(|tx| deaths::upsert(tx, records, at))
+    }
+
+    fn death_signals(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        after: DeathCursor,
+        limit: usize,
+    ) -> Result<DeathSignalPage> {
+        self.read(|conn| deaths::signals(conn, org, id, after, limit))
+    }
+}
 
 #[cfg(test)]
 mod tests;

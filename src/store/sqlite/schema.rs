@@ -12,22 +12,18 @@ use crate::{Error, Result, StorageFailure};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
-    // 1: orgs, segments, memberships, the ledger, sizes over time, death
-    // records.
-    "CREATE TABLE segment_orgs (
-        number INTEGER PRIMARY KEY CHECK (number BETWEEN 1 AND 8388607),
-        org    TEXT    NOT NULL UNIQUE
-    );
-    -- A segment's row id is its org's number (high 23 bits) and the ledger
-    -- seq of its creation (low 40 bits): an org's segments are stored in
-    -- creation order, and a row id is never given twice (seqs are not).
-    -- While `logged` is 0 the row is also the segment's `Created` ledger
-    -- entry (at `created_at`, with `request_id`, `name` and `description`):
-    -- a create writes one row, not two. Before a rename, a new description
-    -- or a delete changes the row, the entry is written to `segment_ledger`
-    -- under its own seq and `logged` becomes 1.
+    // 1: org heads, segments, people, memberships, the ledger, sizes over
+    // time, death records.
+    "-- Each org's ledger head: the last seq given and the last entry's
+    -- time. Every write reads it, takes the next seqs and a time no
+    -- earlier than last_at, and moves it, in its own transaction.
+    CREATE TABLE segment_heads (
+        org      TEXT    PRIMARY KEY,
+        last_seq INTEGER NOT NULL CHECK (last_seq >= 0),
+        last_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
     CREATE TABLE segments (
-        seq          INTEGER PRIMARY KEY,
+        number       INTEGER PRIMARY KEY,
         id           BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
         org          TEXT    NOT NULL,
         name         TEXT    NOT NULL,
@@ -36,30 +32,41 @@ pub(super) const MIGRATIONS: &[&str] = &[
         source       TEXT    NOT NULL,
         current_size INTEGER NOT NULL DEFAULT 0 CHECK (current_size >= 0),
         created_at   INTEGER NOT NULL,
-        updated_at   INTEGER NOT NULL,
-        request_id   TEXT,
-        logged       INTEGER NOT NULL DEFAULT 0 CHECK (logged IN (0, 1))
+        updated_at   INTEGER NOT NULL
     );
     CREATE UNIQUE INDEX segments_by_name_key ON segments (org, name_key);
     CREATE INDEX segments_by_creation ON segments (org, created_at, id);
+    -- Everyone who ever joined one of an org's segments, numbered in the
+    -- order they first did: the big indexes below hold the number, which
+    -- grows as people arrive, so filling a segment appends to them. People
+    -- are never deleted (their timelines outlive segments), so the tables
+    -- that hold a person number need no foreign key to keep it valid.
+    CREATE TABLE segment_people (
+        person INTEGER PRIMARY KEY,
+        org    TEXT    NOT NULL,
+        pid    TEXT    NOT NULL,
+        UNIQUE (org, pid)
+    );
     CREATE TABLE segment_memberships (
-        segment        INTEGER NOT NULL REFERENCES segments (seq) ON DELETE CASCADE,
+        segment        INTEGER NOT NULL REFERENCES segments (number) ON DELETE CASCADE,
+        person         INTEGER NOT NULL,
         pid            TEXT    NOT NULL,
         first_added_at INTEGER NOT NULL,
         last_added_at  INTEGER NOT NULL,
         removed_at     INTEGER,
-        PRIMARY KEY (segment, pid)
+        PRIMARY KEY (segment, person)
     ) WITHOUT ROWID;
     -- Active members in list order. Covering, so pages are index-only:
     -- removed_at (always NULL here) is listed so that the queries'
     -- `removed_at IS NULL` is answered from the index too.
-    CREATE INDEX segment_memberships_in_order
+    CREATE INDEX segment_memberships_active
         ON segment_memberships (segment, first_added_at, pid, last_added_at, removed_at)
         WHERE removed_at IS NULL;
-    -- The ledger: every change, numbered per org in commit order (but the
-    -- `Created` entries of unchanged live segments, which are their rows).
-    -- Segments are named by id, so entries outlive the segments they
-    -- describe.
+    -- Everyone who ever joined, in list order, for members_as_of.
+    CREATE INDEX segment_memberships_ever
+        ON segment_memberships (segment, first_added_at, pid);
+    -- The ledger: every change, numbered per org in commit order. Segments
+    -- are named by id, so entries outlive the segments they describe.
     CREATE TABLE segment_ledger (
         org         TEXT    NOT NULL,
         seq         INTEGER NOT NULL,
@@ -67,17 +74,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         request_id  TEXT,
         segment     BLOB    NOT NULL,
         kind        INTEGER NOT NULL,
-        pid         TEXT,
+        person      INTEGER,
         name        TEXT,
         description TEXT,
         PRIMARY KEY (org, seq)
     ) WITHOUT ROWID;
     CREATE INDEX segment_ledger_by_person
-        ON segment_ledger (org, pid, segment, seq)
-        WHERE pid IS NOT NULL;
-    -- A segment's size after each call that changed it, by ledger seq.
+        ON segment_ledger (person, seq)
+        WHERE person IS NOT NULL;
+    -- A segment's size after each call that changed its members, by seq.
     CREATE TABLE segment_sizes (
-        segment INTEGER NOT NULL REFERENCES segments (seq) ON DELETE CASCADE,
+        segment INTEGER NOT NULL REFERENCES segments (number) ON DELETE CASCADE,
         seq     INTEGER NOT NULL,
         size    INTEGER NOT NULL CHECK (size >= 0),
         PRIMARY KEY (segment, seq)
@@ -95,8 +102,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         publication_name             TEXT,
         confidence_score             REAL    NOT NULL,
         updated_at                   INTEGER NOT NULL
-    );
-    CREATE INDEX death_records_by_person ON death_records (pid, seq);",
+    );",
 ];
 
 /// The schema version this build of the crate writes and reads.
@@ -167,8 +173,9 @@ pub(super) fn migrate(conn: &mut Connection, now_micros: i64) -> Result<()> {
 
 /// The tables of the latest schema, each of which a usable file holds.
 const TABLES: &[&str] = &[
-    "segment_orgs",
+    "segment_heads",
     "segments",
+    "segment_people",
     "segment_memberships",
     "segment_ledger",
     "segment_sizes",

@@ -1,7 +1,6 @@
 //! SQLite-specific tests: configuration, files, schema versions; and the
 //! conformance suite on every configuration.
 
-use super::store::{MEMBER_COLUMNS, SEGMENT_COLUMNS};
 use super::*;
 use crate::StorageFailure;
 use crate::{NewSegment, Segments};
@@ -84,7 +83,7 @@ fn every_connection_gets_the_pragmas() {
             "{role}: busy_timeout 5 s"
         );
     };
-    check(&store.writer().conn, "writer");
+    check(&store.writer(), "writer");
     store
         .read(|conn| {
             check(conn, "reader");
@@ -97,7 +96,7 @@ fn every_connection_gets_the_pragmas() {
         .open(_dir.path().join("full.db"))
         .unwrap();
     assert_eq!(
-        pragma(&full.writer().conn, "synchronous"),
+        pragma(&full.writer(), "synchronous"),
         "2",
         "synchronous=FULL when chosen"
     );
@@ -122,7 +121,6 @@ fn readers_do_not_wait_for_the_writer() {
     // Hold the write lock with an open write transaction...
     let mut writer = store.writer();
     let tx = writer
-        .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .unwrap();
     tx.execute("UPDATE segments SET name = 'uncommitted'", [])
@@ -177,13 +175,13 @@ fn a_file_missing_one_of_its_tables_is_refused_at_open() {
     drop(SqliteStore::open(&path).unwrap());
     Connection::open(&path)
         .unwrap()
-        .execute_batch("DROP TABLE segment_orgs")
+        .execute_batch("DROP TABLE segment_heads")
         .unwrap();
     let err = SqliteStore::open(&path).unwrap_err();
     assert_eq!(err.storage_kind(), Some(StorageFailure::Corrupt), "{err:?}");
     let chain = format!("{:?}", std::error::Error::source(&err));
     assert!(
-        chain.contains("segment_orgs"),
+        chain.contains("segment_heads"),
         "the cause names the table: {chain}"
     );
 }
@@ -216,7 +214,6 @@ fn a_failure_mid_batch_applies_nothing() {
     // Make the storage fail on one PID in the middle of a batch.
     store
         .writer()
-        .conn
         .execute_batch(
             "CREATE TRIGGER fail_on_boom BEFORE INSERT ON segment_memberships
              WHEN NEW.pid = 'p-m' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
@@ -246,7 +243,6 @@ fn a_failure_mid_batch_applies_nothing() {
     // The store keeps working for other calls.
     store
         .writer()
-        .conn
         .execute_batch("DROP TRIGGER fail_on_boom")
         .unwrap();
     assert_eq!(
@@ -258,143 +254,132 @@ fn a_failure_mid_batch_applies_nothing() {
     );
 }
 
-/// The query plan of `sql`, one step per line.
+/// The query plan of `sql` (its parameters unbound), its steps joined by
+/// `; `.
 fn plan(conn: &Connection, sql: &str) -> String {
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    let rows = stmt
-        .query_map([], |r| r.get::<_, String>(3))
-        .unwrap()
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .unwrap();
-    rows.join("; ")
+    let mut rows = stmt.raw_query();
+    let mut steps = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        steps.push(row.get::<_, String>(3).unwrap());
+    }
+    steps.join("; ")
 }
 
 #[test]
 fn every_query_reads_an_index_in_order() {
     let store = SqliteStore::open_in_memory().unwrap();
-    let writer = store.writer();
-    let conn = &writer.conn;
-    let cases: [(&str, &str); 15] = [
+    let conn = store.writer();
+    let list = "SELECT id FROM segments WHERE org = ?1 AND (created_at, id) > (?2, ?3)
+                ORDER BY created_at, id LIMIT ?4";
+    let cases: &[(&str, &[&str])] = &[
         (
-            &format!(
-                "SELECT {MEMBER_COLUMNS} FROM segment_memberships
-                 WHERE segment = 1 AND removed_at IS NULL AND (first_added_at, pid) > (5, 'p-a')
-                 ORDER BY first_added_at, pid LIMIT 10"
-            ),
-            "USING COVERING INDEX segment_memberships_in_order",
+            segments::LOCATE,
+            &["USING INDEX sqlite_autoindex_segments_1 (id=?)"],
         ),
         (
-            &format!(
-                "SELECT {MEMBER_COLUMNS} FROM segment_memberships
-                 WHERE segment = 1 AND removed_at IS NULL
-                 ORDER BY first_added_at, pid LIMIT 10 OFFSET 5000"
-            ),
-            "USING COVERING INDEX segment_memberships_in_order",
+            list,
+            &["INDEX segments_by_creation (org=? AND (created_at,id)>(?,?))"],
         ),
         (
-            &format!(
-                "SELECT {SEGMENT_COLUMNS} FROM segments WHERE org = 'acme' AND (created_at, id) > (5, x'00')
-                 ORDER BY created_at, id LIMIT 10"
-            ),
-            "INDEX segments_by_creation (org=? AND (created_at,id)>(?,?))",
+            members::CLASSIFY,
+            &[
+                "SCAN r VIRTUAL TABLE",
+                "SEARCH p USING COVERING INDEX sqlite_autoindex_segment_people_1 (org=? AND pid=?)",
+                "SEARCH m USING PRIMARY KEY (segment=? AND person=?)",
+            ],
+        ),
+        (members::NEW_PEOPLE, &["SCAN rarray VIRTUAL TABLE"]),
+        (
+            members::INSERT_MEMBERS,
+            &[
+                "SCAN r VIRTUAL TABLE",
+                "SEARCH p USING INTEGER PRIMARY KEY (rowid=?)",
+            ],
         ),
         (
-            "SELECT seq, current_size FROM segments WHERE id = x'00' AND org = 'acme'",
-            "USING INDEX sqlite_autoindex_segments_1 (id=?)",
+            members::REJOIN,
+            &["USING PRIMARY KEY (segment=? AND person=?)"],
         ),
         (
-            &format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE org = 'acme' AND name_key = 'x'"),
-            "INDEX segments_by_name_key (org=? AND name_key=?)",
+            members::TOUCH,
+            &["USING PRIMARY KEY (segment=? AND person=?)"],
         ),
         (
-            "SELECT removed_at IS NULL FROM segment_memberships WHERE segment = 1 AND pid = 'p-a'",
-            "USING PRIMARY KEY (segment=? AND pid=?)",
+            members::LEAVE,
+            &["USING PRIMARY KEY (segment=? AND person=?)"],
         ),
         (
-            &format!(
-                "SELECT {} FROM segment_ledger WHERE org = 'acme' AND seq > 5 ORDER BY seq LIMIT 10",
-                history::CHANGE_COLUMNS
-            ),
-            "USING PRIMARY KEY (org=? AND seq>?)",
+            members::ACTIVE_AMONG,
+            &[
+                "SCAN r VIRTUAL TABLE",
+                "SEARCH p USING COVERING INDEX sqlite_autoindex_segment_people_1 (org=? AND pid=?)",
+                "SEARCH m USING PRIMARY KEY (segment=? AND person=?)",
+            ],
+        ),
+        (members::MEMBERS_SEQ, &["USING PRIMARY KEY (segment=?)"]),
+        (
+            members::AFTER,
+            &[
+                "USING COVERING INDEX segment_memberships_active (segment=? AND (first_added_at,pid)>(?,?))",
+            ],
         ),
         (
-            "SELECT at FROM segment_ledger WHERE org = 'acme' AND seq = 5",
-            "USING PRIMARY KEY (org=? AND seq=?)",
+            members::AT_OFFSET,
+            &["USING COVERING INDEX segment_memberships_active (segment=?)"],
         ),
         (
-            "SELECT kind, at FROM segment_ledger
-             WHERE org = 'acme' AND pid = 'p-a' AND seq <= 9 AND segment = x'00'
-             ORDER BY seq DESC LIMIT 1",
-            "USING INDEX segment_ledger_by_person (org=? AND pid=? AND segment=? AND seq<?)",
+            ledger::SINCE,
+            &[
+                "SEARCH l USING PRIMARY KEY (org=? AND seq>?)",
+                "SEARCH p USING INTEGER PRIMARY KEY (rowid=?)",
+            ],
         ),
         (
-            "SELECT size FROM segment_sizes WHERE segment = 1 AND seq <= 9 ORDER BY seq DESC LIMIT 1",
-            "USING PRIMARY KEY (segment=? AND seq<?)",
-        ),
-        // An org's segment rows, which hold their `Created` entries, are a
-        // range of row ids in seq order.
-        (
-            "SELECT seq - 1, created_at FROM segments WHERE seq BETWEEN 1 AND 9
-             ORDER BY seq DESC LIMIT 1",
-            "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+            ledger::PERSON,
+            &["USING COVERING INDEX sqlite_autoindex_segment_people_1 (org=? AND pid=?)"],
         ),
         (
-            "SELECT seq & 9, created_at, request_id, id, 1, NULL, name, description
-             FROM segments WHERE seq >= 5 AND seq <= 9 AND logged = 0 ORDER BY seq LIMIT 10",
-            "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+            ledger::TIMELINE,
+            &["SEARCH l USING INDEX segment_ledger_by_person (person=? AND seq>?)"],
+        ),
+        (as_of::ENTRY_AT, &["USING PRIMARY KEY (org=? AND seq=?)"]),
+        (as_of::SIZE_AT, &["USING PRIMARY KEY (segment=? AND seq<?)"]),
+        (
+            as_of::EVER_AFTER,
+            &[
+                "USING COVERING INDEX segment_memberships_ever (segment=? AND (first_added_at,pid)>(?,?) AND first_added_at<?)",
+            ],
         ),
         (
-            "SELECT seq & 9, created_at, request_id, id, 1, NULL, name, description
-             FROM segments WHERE seq = 5 AND logged = 0",
-            "USING INTEGER PRIMARY KEY (rowid=?)",
+            as_of::LAST_ENTRY,
+            &["USING INDEX segment_ledger_by_person (person=? AND seq<?)"],
         ),
         (
-            "SELECT created_at FROM segments WHERE seq = 5 AND logged = 0",
-            "USING INTEGER PRIMARY KEY (rowid=?)",
-        ),
-        (
-            "SELECT number FROM segment_orgs WHERE org = 'acme'",
-            "USING COVERING INDEX sqlite_autoindex_segment_orgs_1 (org=?)",
+            deaths::SIGNALS,
+            &[
+                "SEARCH d USING INTEGER PRIMARY KEY (rowid>?)",
+                "SEARCH p USING COVERING INDEX sqlite_autoindex_segment_people_1 (org=? AND pid=?)",
+                "SEARCH m USING PRIMARY KEY (segment=? AND person=?)",
+            ],
         ),
     ];
     for (sql, expected) in cases {
-        let plan = plan(conn, sql);
-        assert!(
-            plan.contains(expected),
-            "{sql}\nshould use {expected}: {plan}"
-        );
+        let plan = plan(&conn, sql);
+        for step in *expected {
+            assert!(plan.contains(step), "{sql}\nshould use {step}: {plan}");
+        }
         assert!(
             !plan.contains("TEMP B-TREE"),
             "{sql}\nneeds no sort: {plan}"
         );
-        assert!(!plan.starts_with("SCAN"), "{sql}\nscans a table: {plan}");
+        for step in plan.split("; ").filter(|s| s.starts_with("SCAN")) {
+            assert!(
+                step.contains("VIRTUAL TABLE"),
+                "{sql}\nscans only the batch, never a table: {plan}"
+            );
+        }
     }
-}
-
-#[test]
-fn death_signals_walk_the_members_and_look_each_up() {
-    // A segment's active members, each looked up in the death records by
-    // PID: no table is scanned; only the few matches are sorted.
-    let store = SqliteStore::open_in_memory().unwrap();
-    let writer = store.writer();
-    let plan = plan(
-        &writer.conn,
-        &format!(
-            "SELECT {} FROM death_records d
-             JOIN segment_memberships m ON m.segment = 1 AND m.pid = d.pid AND m.removed_at IS NULL
-             WHERE d.seq > 0 ORDER BY d.seq LIMIT 10",
-            history::DEATH_COLUMNS
-        ),
-    );
-    assert!(
-        plan.contains("USING COVERING INDEX segment_memberships_in_order (segment=?)"),
-        "{plan}"
-    );
-    assert!(
-        plan.contains("USING INDEX death_records_by_person (pid=? AND seq>?)"),
-        "{plan}"
-    );
-    assert!(!plan.contains("SCAN"), "{plan}");
 }
 
 #[test]
@@ -410,7 +395,6 @@ fn deleting_a_segment_deletes_its_membership_rows() {
     segments.delete(&org, s.id).unwrap();
     let rows: i64 = store
         .writer()
-        .conn
         .query_row("SELECT count(*) FROM segment_memberships", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 1, "only the other segment's membership row is left");
@@ -466,38 +450,37 @@ fn two_stores_on_one_file_keep_one_gapless_ledger() {
 }
 
 #[test]
-fn a_create_writes_its_ledger_entry_as_its_row_until_the_row_changes() {
+fn a_create_writes_its_row_its_ledger_entry_and_its_orgs_head() {
     let (_dir, store) = file_store();
     let org = OrgId::new("acme").unwrap();
     let segments = Segments::new(store.clone());
-    let count = |sql: &str| -> i64 {
-        store
-            .writer()
-            .conn
-            .query_row(sql, [], |r| r.get(0))
-            .unwrap()
-    };
+    let count = |sql: &str| -> i64 { store.writer().query_row(sql, [], |r| r.get(0)).unwrap() };
     let a = segments.create(&org, NewSegment::new("A")).unwrap();
-    let b = segments.create(&org, NewSegment::new("B")).unwrap();
-    segments.create(&org, NewSegment::new("C")).unwrap();
-    assert_eq!(count("SELECT count(*) FROM segment_ledger"), 0, "rows only");
-    assert_eq!(count("SELECT count(*) FROM segments WHERE logged = 0"), 3);
-    assert_eq!(
-        count("SELECT sum(seq & 1099511627775) FROM segments"),
-        1 + 2 + 3,
-        "each row id ends in its creation's seq"
-    );
-    segments.rename(&org, a.id, "A2").unwrap();
-    segments.delete(&org, b.id).unwrap();
+    segments.create(&org, NewSegment::new("B")).unwrap();
+    assert_eq!(count("SELECT count(*) FROM segments"), 2);
     assert_eq!(
         count("SELECT count(*) FROM segment_ledger WHERE kind = 1"),
         2,
-        "the renamed and the deleted segment's creations moved to the ledger"
+        "one Created row each"
     );
-    assert_eq!(count("SELECT count(*) FROM segments WHERE logged = 0"), 1);
-    let feed = segments.changes_since(&org, 0, 100).unwrap().changes;
-    let seqs: Vec<u64> = feed.iter().map(|c| c.seq).collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5], "one gapless feed from both places");
+    assert_eq!(
+        count("SELECT last_seq FROM segment_heads WHERE org = 'acme'"),
+        2,
+        "the head holds the last seq"
+    );
+    assert_eq!(
+        count("SELECT last_at FROM segment_heads WHERE org = 'acme'"),
+        a.created_at
+            .timestamp_micros()
+            .max(count("SELECT max(at) FROM segment_ledger")),
+        "and the last entry's time"
+    );
+    // A failed create (a duplicate name) leaves the head where it was.
+    assert!(segments.create(&org, NewSegment::new("a")).is_err());
+    assert_eq!(
+        count("SELECT last_seq FROM segment_heads WHERE org = 'acme'"),
+        2
+    );
 }
 
 /// The org, a store on a fresh file with one segment of three members, and
@@ -562,13 +545,11 @@ fn a_full_database_fails_whole_calls_and_recovers() {
     let segments = Segments::new(store.clone());
     let pages: i64 = store
         .writer()
-        .conn
         .query_row("PRAGMA page_count", [], |r| r.get(0))
         .unwrap();
     // No room for more pages: a big batch cannot fit.
     store
         .writer()
-        .conn
         .pragma_update(None, "max_page_count", pages)
         .unwrap();
     let big: Vec<String> = (0..5_000).map(|i| format!("p-{i:08}")).collect();
@@ -605,7 +586,6 @@ fn a_full_database_fails_whole_calls_and_recovers() {
     segments.remove_members(&org, id, &["p-a"]).unwrap();
     store
         .writer()
-        .conn
         .pragma_update(None, "max_page_count", 1_000_000)
         .unwrap();
     assert_eq!(

@@ -1,0 +1,105 @@
+//! History: the change feed, timelines and as-of reads.
+
+use chrono::{DateTime, Utc};
+
+use super::{Segments, check_limit, page};
+use crate::clock::truncate_to_micros;
+use crate::error::{Field, Rule, ValidationError};
+use crate::{
+    ChangePage, MemberCursor, MembersAsOf, OrgId, PastMember, Pid, Result, SegmentId, SegmentStore,
+};
+
+impl<S: SegmentStore> Segments<S> {
+    /// The org's change feed: up to `limit` ledger entries after sequence
+    /// `after` (0 for the beginning), in order. Poll with the returned
+    /// [`ChangePage::next`] and no entry is missed or seen twice, whatever
+    /// else writes in between.
+    ///
+    /// # Errors
+    /// `Invalid` (field `limit`) for a limit of 0 or over
+    /// [`MAX_PAGE_LIMIT`](crate::limits::MAX_PAGE_LIMIT); `Invalid` (field
+    /// `cursor`) when `after` is past the end of the org's ledger (a cursor
+    /// from another store, or from a database since restored from an older
+    /// copy); `Storage`.
+    pub fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<ChangePage> {
+        check_limit(limit)?;
+        let changes = self.store.changes_since(org, after, limit)?;
+        // Nothing new: make sure `after` is a place in this ledger, not a
+        // cursor of another store or org, which would skip what comes next.
+        if changes.is_empty()
+            && after > 0
+            && self.store.changes_since(org, after - 1, 1)?.is_empty()
+        {
+            return Err(ValidationError::new(
+                Field::Cursor,
+                Rule::Malformed {
+                    expected: "a sequence number this org's ledger has reached",
+                },
+            )
+            .into());
+        }
+        let next = changes.last().map_or(after, |c| c.seq);
+        Ok(ChangePage { changes, next })
+    }
+
+    /// One person's joins and leaves across the org's segments, deleted ones
+    /// included, in order: up to `limit` entries after sequence `after` (0
+    /// for the first). Pass [`ChangePage::next`] as `after` for the next
+    /// page; a page with fewer than `limit` entries is the last for now.
+    ///
+    /// ```
+    /// use segments::{MemoryStore, NewSegment, OrgId, Segments};
+    /// let segments = Segments::new(MemoryStore::new());
+    /// let org = OrgId::new("acme")?;
+    /// let s = segments.create(&org, NewSegment::new("Watchlist"))?;
+    /// segments.add_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
+    /// segments.remove_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
+    /// let first = segments.timeline(&org, "p-a1b2c3d4e5f6", 0, 1)?;
+    /// assert!(first.changes[0].kind.joins());
+    /// let rest = segments.timeline(&org, "p-a1b2c3d4e5f6", first.next, 100)?;
+    /// assert_eq!(rest.changes.len(), 1);
+    /// # Ok::<(), segments::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Invalid` (field `minerva_pids`) for a malformed PID, (field `limit`)
+    /// for a bad limit; `Storage`.
+    pub fn timeline(&self, org: &OrgId, pid: &str, after: u64, limit: usize) -> Result<ChangePage> {
+        check_limit(limit)?;
+        let changes = self.store.timeline(org, &Pid::parse(pid)?, after, limit)?;
+        let next = changes.last().map_or(after, |c| c.seq);
+        Ok(ChangePage { changes, next })
+    }
+
+    /// How many members the segment had at `at`: after every ledger entry
+    /// recorded at or before that time. 0 before its first member joined.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown, deleted or other org's segment; `Storage`.
+    pub fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
+        self.store.size_as_of(org, id, truncate_to_micros(at))
+    }
+
+    /// The members the segment had at `at`, in list order (`first_added_at`,
+    /// then PID), a page of up to `limit` (1 to
+    /// [`MAX_PAGE_LIMIT`](crate::limits::MAX_PAGE_LIMIT)) after `after`.
+    /// Pass [`MembersAsOf::next`] as `after` for the next page.
+    ///
+    /// # Errors
+    /// `Invalid` for a bad limit; `NotFound`; `Storage`.
+    pub fn members_as_of(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        at: DateTime<Utc>,
+        after: Option<&MemberCursor>,
+        limit: usize,
+    ) -> Result<MembersAsOf> {
+        check_limit(limit)?;
+        let found = self
+            .store
+            .members_as_of(org, id, truncate_to_micros(at), after, limit + 1)?;
+        let (members, next) = page(found, limit, PastMember::cursor);
+        Ok(MembersAsOf { members, next })
+    }
+}

@@ -1,0 +1,298 @@
+//! [`Segments`]: the service every host calls.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::{Clock, IdGenerator, SystemClock, UuidV7, truncate_to_micros};
+use crate::domain::limits::{
+    DEFAULT_PAGE_LIMIT, DEFAULT_SOURCE, MAX_PAGE_LIMIT, MAX_PIDS_PER_CALL,
+};
+use crate::domain::name::{validate_description, validate_source};
+use crate::error::{Field, Rule, ValidationError};
+use crate::store::{SegmentChange, SegmentInsert, Stamp};
+use crate::{
+    Error, ListOptions, NewSegment, OrgId, PersonDirectory, Result, Segment, SegmentId,
+    SegmentName, SegmentPage, SegmentStore,
+};
+
+mod deaths;
+mod history;
+mod members;
+
+use members::PageHints;
+
+/// The segments service: validates input, stamps times and ids, and calls
+/// the store.
+///
+/// `Segments` is cheap to share: put it in an `Arc`, or clone it when the
+/// store is `Clone` (both backends are; clones share one state). All methods
+/// are synchronous; async hosts call them from `spawn_blocking`.
+///
+/// ```
+/// use segments::{Error, NewSegment, OrgId, Segments, SqliteStore};
+/// let segments = Segments::new(SqliteStore::open_in_memory()?);
+/// let org = OrgId::new("acme")?;
+/// let s = segments.create(&org, NewSegment::new("Q1 2024 Enterprise Prospects")
+///     .description("500+ employees, tech"))?;
+/// assert_eq!(s.current_size, 0);
+/// assert_eq!(s.source, "api");
+/// assert_eq!(segments.get(&org, s.id)?, s);
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Segments<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    directory: Option<Arc<dyn PersonDirectory>>,
+    request_id: Option<Arc<str>>,
+    page_hints: Arc<PageHints>,
+}
+
+impl<S: SegmentStore> Segments<S> {
+    /// A service over `store`, with the system clock and UUID v7 ids.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7::shared()),
+            directory: None,
+            request_id: None,
+            page_hints: Arc::default(),
+        }
+    }
+
+    /// Replaces the clock (for deterministic tests, say with a
+    /// [`ManualClock`](crate::clock::ManualClock)). Times it returns are
+    /// truncated to microseconds.
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Replaces the id generator (for deterministic tests, say with
+    /// [`SequentialIds`](crate::clock::SequentialIds)).
+    pub fn with_id_generator(mut self, ids: impl IdGenerator + 'static) -> Self {
+        self.ids = Arc::new(ids);
+        self
+    }
+
+    /// Plugs in a directory of known people: well-formed PIDs it does not
+    /// know are reported in [`AddOutcome::invalid_pids`] and not added.
+    /// Without one, every well-formed PID is accepted.
+    pub fn with_person_directory(mut self, directory: impl PersonDirectory + 'static) -> Self {
+        self.directory = Some(Arc::new(directory));
+        self
+    }
+
+    /// The same service, for one request: every change it makes is recorded
+    /// in the ledger with `request_id`. Cheap (it borrows the store).
+    ///
+    /// ```
+    /// use segments::{ChangeKind, MemoryStore, NewSegment, OrgId, Segments};
+    /// let segments = Segments::new(MemoryStore::new());
+    /// let org = OrgId::new("acme")?;
+    /// segments.for_request("req_seg123").create(&org, NewSegment::new("Tracked"))?;
+    /// let feed = segments.changes_since(&org, 0, 10)?;
+    /// assert_eq!(feed.changes[0].request_id.as_deref(), Some("req_seg123"));
+    /// assert!(matches!(feed.changes[0].kind, ChangeKind::Created { .. }));
+    /// # Ok::<(), segments::Error>(())
+    /// ```
+    pub fn for_request(&self, request_id: impl Into<String>) -> Segments<&S> {
+        Segments {
+            store: &self.store,
+            clock: Arc::clone(&self.clock),
+            ids: Arc::clone(&self.ids),
+            directory: self.directory.clone(),
+            request_id: Some(Arc::from(request_id.into())),
+            page_hints: Arc::clone(&self.page_hints),
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Takes the store back.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        truncate_to_micros(self.clock.now())
+    }
+
+    fn stamp(&self) -> Stamp<'_> {
+        Stamp {
+            at: self.now(),
+            request_id: self.request_id.as_deref(),
+        }
+    }
+
+    /// Creates an empty segment in `org`.
+    ///
+    /// The name is trimmed and must be unique in the org by its key
+    /// (see [`SegmentName`]). The new segment has `current_size` 0, source
+    /// `"api"` unless [`NewSegment::source`] set another, and
+    /// `created_at == updated_at`, truncated to microseconds.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`](crate::Error::Invalid) for a blank, too long or
+    /// control-character name, a description over 2,000 characters or with
+    /// NUL, or a bad source label; [`Error::DuplicateName`](crate::Error::DuplicateName)
+    /// (status 404, as documented) when the org has a segment with the same
+    /// name key; `Storage` on backend failure. Nothing is created on error.
+    pub fn create(&self, org: &OrgId, new: NewSegment) -> Result<Segment> {
+        let (name, description, source) = new.into_parts();
+        let name = SegmentName::parse_owned(name)?;
+        if let Some(d) = &description {
+            validate_description(d)?;
+        }
+        let source = match source {
+            Some(s) => {
+                validate_source(&s)?;
+                s
+            }
+            None => DEFAULT_SOURCE.to_owned(),
+        };
+        let stamp = self.stamp();
+        let insert = SegmentInsert {
+            id: self.ids.next_id(stamp.at),
+            name,
+            description,
+            source,
+        };
+        self.store.insert_segment(org, insert, stamp)
+    }
+
+    /// Reads a segment, with its exact `current_size` (O(1)).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown id or an
+    /// id of another org; `Storage` on backend failure.
+    pub fn get(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
+        self.store.segment(org, id)
+    }
+
+    /// Finds the segment whose name has the same key as `name` (so case,
+    /// spacing and Unicode normalization do not matter).
+    ///
+    /// # Errors
+    /// `Invalid` when `name` could not be a segment name; `Storage` on
+    /// backend failure.
+    pub fn find_by_name(&self, org: &OrgId, name: &str) -> Result<Option<Segment>> {
+        let name = SegmentName::parse(name)?;
+        self.store.segment_by_key(org, name.key())
+    }
+
+    /// Lists the org's segments in creation order, a page at a time.
+    ///
+    /// Pass the returned [`SegmentPage::next`] to [`ListOptions::after`] for
+    /// the next page; it is `None` on the last page. The cost of a page does
+    /// not depend on its depth.
+    ///
+    /// ```
+    /// use segments::{ListOptions, MemoryStore, NewSegment, OrgId, Segments};
+    /// let segments = Segments::new(MemoryStore::new());
+    /// let org = OrgId::new("acme")?;
+    /// for name in ["a", "b", "c"] {
+    ///     segments.create(&org, NewSegment::new(name))?;
+    /// }
+    /// let first = segments.list(&org, ListOptions::new().limit(2))?;
+    /// assert_eq!(first.segments.len(), 2);
+    /// let rest = segments.list(&org, ListOptions::new().after(first.next.unwrap()))?;
+    /// assert_eq!(rest.segments[0].name, "c");
+    /// assert!(rest.next.is_none());
+    /// # Ok::<(), segments::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Invalid` (field `limit`) for a limit of 0 or over
+    /// [`MAX_PAGE_LIMIT`]; `Storage` on backend failure.
+    pub fn list(&self, org: &OrgId, options: ListOptions) -> Result<SegmentPage> {
+        let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+        check_limit(limit)?;
+        let found = self.store.segments(org, options.after, limit + 1)?;
+        let (segments, next) = page(found, limit, Segment::cursor);
+        Ok(SegmentPage { segments, next })
+    }
+
+    /// Renames a segment. The new name follows the creation rules, uniqueness
+    /// included; a segment may take a name with its own key (to change case
+    /// or spacing). Moves `updated_at`.
+    ///
+    /// # Errors
+    /// `Invalid` for a bad name; `NotFound`; `DuplicateName` when another
+    /// segment of the org holds the key; `Storage`. Nothing changes on error.
+    pub fn rename(&self, org: &OrgId, id: SegmentId, name: &str) -> Result<Segment> {
+        let name = SegmentName::parse(name)?;
+        self.store
+            .update_segment(org, id, &SegmentChange::Rename(name), self.stamp())
+    }
+
+    /// Sets or clears (`None`) a segment's description. Moves `updated_at`.
+    ///
+    /// # Errors
+    /// `Invalid` for a description over 2,000 characters or with NUL;
+    /// `NotFound`; `Storage`. Nothing changes on error.
+    pub fn set_description(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        description: Option<&str>,
+    ) -> Result<Segment> {
+        if let Some(d) = description {
+            validate_description(d)?;
+        }
+        let change = SegmentChange::Describe(description.map(str::to_owned));
+        self.store.update_segment(org, id, &change, self.stamp())
+    }
+
+    /// Deletes a segment with all its memberships. Its name is free again at
+    /// once. Atomic.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id or another org's; `Storage`.
+    pub fn delete(&self, org: &OrgId, id: SegmentId) -> Result<()> {
+        self.store.delete_segment(org, id, self.stamp())
+    }
+}
+
+/// A page from `limit + 1` items asked of a store: the one more than asked
+/// tells whether another page exists, and the page's last item gives the
+/// cursor to it.
+fn page<T, C>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> C) -> (Vec<T>, Option<C>) {
+    if items.len() > limit {
+        items.truncate(limit);
+        let next = items.last().map(cursor);
+        (items, next)
+    } else {
+        (items, None)
+    }
+}
+
+fn check_batch(len: usize) -> Result<()> {
+    if len > MAX_PIDS_PER_CALL {
+        return Err(Error::TooLarge {
+            what: "minerva_pids",
+            limit: MAX_PIDS_PER_CALL,
+        });
+    }
+    Ok(())
+}
+
+fn check_limit(limit: usize) -> Result<(), ValidationError> {
+    if (1..=MAX_PAGE_LIMIT).contains(&limit) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            Field::Limit,
+            Rule::OutOfRange {
+                min: 1,
+                max: Some(MAX_PAGE_LIMIT as u64),
+            },
+        ))
+    }
+}

@@ -1,0 +1,74 @@
+//! Death records, in the order of the death feed.
+
+use foldhash::HashMap;
+
+use crate::store::{DeathSignalPage, DeathsUpserted};
+use crate::{DeathCursor, DeathRecord, Pid};
+
+/// Death records, in feed order: record `n` (from 1) is `records[n - 1]`.
+#[derive(Default)]
+pub(super) struct Deaths {
+    /// `None` where a record was before it moved to the end of the feed.
+    records: Vec<Option<DeathRecord>>,
+    by_obituary: HashMap<String, usize>,
+}
+
+impl Deaths {
+    /// The number of places in the feed.
+    pub(super) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(super) fn upsert(&mut self, records: &[DeathRecord]) -> DeathsUpserted {
+        let mut done = DeathsUpserted::default();
+        for record in records {
+            let mut record = record.clone();
+            if let Some(&i) = self.by_obituary.get(&record.obituary_id) {
+                let old = self.records[i]
+                    .as_mut()
+                    .expect("the index points at the record");
+                record.first_observed_at = old.first_observed_at;
+                done.n_updated += 1;
+                if old.minerva_pid == record.minerva_pid {
+                    *old = record;
+                    continue;
+                }
+                // Another person now: the record moves to the end of the feed.
+                self.records[i] = None;
+            } else {
+                done.n_inserted += 1;
+            }
+            self.by_obituary
+                .insert(record.obituary_id.clone(), self.records.len());
+            self.records.push(Some(record));
+        }
+        done
+    }
+
+    /// Up to `limit` records after `after` whose person `is_member` says
+    /// yes to: a look at each record after the cursor, and no further than
+    /// the page needs.
+    pub(super) fn signals(
+        &self,
+        after: DeathCursor,
+        limit: usize,
+        is_member: impl Fn(&Pid) -> bool,
+    ) -> DeathSignalPage {
+        let start = usize::try_from(after.get()).unwrap_or(usize::MAX);
+        let mut page = DeathSignalPage {
+            records: Vec::new(),
+            next: DeathCursor::new(after.get().max(self.records.len() as u64)),
+        };
+        for (i, record) in self.records.iter().enumerate().skip(start) {
+            let Some(record) = record.as_ref().filter(|r| is_member(&r.minerva_pid)) else {
+                continue;
+            };
+            page.records.push(record.clone());
+            if page.records.len() == limit {
+                page.next = DeathCursor::new(i as u64 + 1);
+                break;
+            }
+        }
+        page
+    }
+}

@@ -1,0 +1,167 @@
+//! The ledger, and the reads of the past it answers.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::members::Person;
+use super::{Org, Stored, time};
+use crate::{Change, ChangeKind, MemberCursor, PastMember, SegmentId};
+
+/// An org's ledger: entry `seq` is `entries[seq - 1]`, and entry times
+/// never go backwards. Its last entry is the org's head: the next entry's
+/// `seq` and the earliest time it may have.
+#[derive(Default)]
+pub(super) struct Ledger {
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    at: DateTime<Utc>,
+    request_id: Option<Arc<str>>,
+    segment: SegmentId,
+    kind: ChangeKind,
+    /// For a membership entry, the same person's previous one
+    /// ([`NO_ENTRY`] if none).
+    prev: usize,
+}
+
+/// The end of a person's chain of entries.
+pub(super) const NO_ENTRY: usize = usize::MAX;
+
+impl Ledger {
+    /// The time the next entry gets: the stamp's, or the last entry's if
+    /// that is later.
+    pub(super) fn next_at(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        self.entries.last().map_or(at, |last| last.at.max(at))
+    }
+
+    /// Appends an entry about a segment at `at` (from `next_at`); returns
+    /// its `seq`.
+    pub(super) fn append(
+        &mut self,
+        at: DateTime<Utc>,
+        request_id: &Option<Arc<str>>,
+        segment: SegmentId,
+        kind: ChangeKind,
+    ) -> u64 {
+        debug_assert!(
+            kind.pid().is_none(),
+            "membership entries go through append_member"
+        );
+        self.push(at, request_id, segment, kind, NO_ENTRY)
+    }
+
+    /// Appends a membership entry of `person`, and makes it their last.
+    pub(super) fn append_member(
+        &mut self,
+        person: &mut Person,
+        at: DateTime<Utc>,
+        request_id: &Option<Arc<str>>,
+        segment: SegmentId,
+        kind: ChangeKind,
+    ) -> u64 {
+        let prev = std::mem::replace(&mut person.last_entry, self.entries.len());
+        self.push(at, request_id, segment, kind, prev)
+    }
+
+    fn push(
+        &mut self,
+        at: DateTime<Utc>,
+        request_id: &Option<Arc<str>>,
+        segment: SegmentId,
+        kind: ChangeKind,
+        prev: usize,
+    ) -> u64 {
+        self.entries.push(Entry {
+            at,
+            request_id: request_id.clone(),
+            segment,
+            kind,
+            prev,
+        });
+        self.entries.len() as u64
+    }
+
+    /// The membership entries from `last` back, newest first, as indexes
+    /// into `entries`.
+    fn chain(&self, last: usize) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors((last != NO_ENTRY).then_some(last), |&i| {
+            let prev = self.entries[i].prev;
+            (prev != NO_ENTRY).then_some(prev)
+        })
+    }
+
+    /// The number of entries recorded at or before `at`: entries
+    /// `1..=bound` are the ledger as of then.
+    pub(super) fn bound(&self, at: DateTime<Utc>) -> usize {
+        self.entries.partition_point(|e| e.at <= at)
+    }
+
+    fn change(&self, index: usize) -> Change {
+        let e = &self.entries[index];
+        Change {
+            seq: index as u64 + 1,
+            at: e.at,
+            request_id: e.request_id.as_deref().map(str::to_owned),
+            segment_id: e.segment,
+            kind: e.kind.clone(),
+        }
+    }
+
+    /// Up to `limit` entries after `after`, in order.
+    pub(super) fn since(&self, after: u64, limit: usize) -> Vec<Change> {
+        let start = usize::try_from(after).unwrap_or(usize::MAX);
+        let end = start.saturating_add(limit).min(self.entries.len());
+        (start..end).map(|i| self.change(i)).collect()
+    }
+
+    /// Up to `limit` of a person's entries (the last at index `last`) after
+    /// `after`, in order: a walk back through their entries to `after`.
+    pub(super) fn timeline(&self, last: usize, after: u64, limit: usize) -> Vec<Change> {
+        let after = usize::try_from(after).unwrap_or(usize::MAX);
+        let mut newer: Vec<usize> = self.chain(last).take_while(|&i| i >= after).collect();
+        // Oldest first, the first `limit` of them.
+        newer.reverse();
+        newer.truncate(limit);
+        newer.into_iter().map(|i| self.change(i)).collect()
+    }
+}
+
+/// Up to `limit` of the segment's members as of `at`, in list order after
+/// `after`.
+pub(super) fn members_as_of(
+    org: &Org,
+    stored: &Stored,
+    id: SegmentId,
+    at: DateTime<Utc>,
+    after: Option<&MemberCursor>,
+    limit: usize,
+) -> Vec<PastMember> {
+    let ledger = &org.ledger;
+    let bound = ledger.bound(at);
+    let at_micros = at.timestamp_micros();
+    let after = after.map(|c| (c.first_added_at().timestamp_micros(), c.pid()));
+    stored
+        .members
+        .ever
+        .iter_from(after)
+        // Nobody who first joined after `at` can have been a member then.
+        .take_while(|&(first, _)| first <= at_micros)
+        .filter_map(|(first, pid)| {
+            // The person's last entry in this segment as of `at`.
+            let last = org.people.get(pid)?.last_entry;
+            let entry = ledger
+                .chain(last)
+                .filter(|&i| i < bound)
+                .map(|i| &ledger.entries[i])
+                .find(|e| e.segment == id)?;
+            entry.kind.joins().then(|| PastMember {
+                pid: pid.clone(),
+                first_added_at: time(first),
+                joined_at: entry.at,
+            })
+        })
+        .take(limit)
+        .collect()
+}

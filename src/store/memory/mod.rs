@@ -1,0 +1,332 @@
+//! [`MemoryStore`]: everything in process memory.
+//!
+//! One file per stored entity: `segments.rs` (segments and their creation
+//! order), `members.rs` (people and memberships, with `roster.rs`, the
+//! members in list order), `ledger.rs` (the ledger and the reads of the
+//! past), `deaths.rs` (death records and the death feed).
+
+use std::fmt;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, Utc};
+use foldhash::HashMap;
+
+mod deaths;
+mod ledger;
+mod members;
+mod roster;
+mod segments;
+
+use deaths::Deaths;
+use ledger::Ledger;
+use members::{Members, Person};
+use segments::CreationOrder;
+
+use crate::store::{
+    DeathSignalPage, DeathsUpserted, MemberSlice, MemberStart, MembersAdded, MembersRemoved,
+    SegmentChange, SegmentInsert, Stamp,
+};
+use crate::{
+    Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
+    SegmentCursor, SegmentId, SegmentStore,
+};
+
+/// A store in process memory: fast, and gone when the last clone is dropped.
+///
+/// Costs to know:
+/// - A member call looks each person up once in the org's map of people,
+///   then in the list of that person's memberships: linear in the number
+///   of the org's live segments they belong to (one or a few for most).
+/// - Active members are kept in runs, one per `first_added_at` (one per add
+///   call, unless calls share a microsecond). A call's new members become
+///   a run; removing or re-adding members rewrites the runs they belong to,
+///   and a call that shares the last run's microsecond rewrites that run:
+///   linear in the size of the runs a call touches. A page by offset skips
+///   whole runs, so its cost grows with the number of runs before it (a
+///   few for a segment filled in big calls, one per member for one filled
+///   one PID at a time); the service's page walk starts each page from a
+///   cursor instead.
+/// - `members_as_of` walks everyone who ever joined the segment in list
+///   order from the cursor, stopping at the first who joined after the
+///   time asked about, and looks at the recent history of each.
+/// - A death-signal poll looks at each record that entered the death feed
+///   after its cursor, once.
+/// - Deleting a segment takes its memberships out of each person who ever
+///   joined it (linear in that number) and moves the org's later segments
+///   up in its creation index (linear in the org's segment count); creates,
+///   the common case, append.
+///
+/// Clones share one state, so a `MemoryStore` can be handed to many threads.
+/// Reads take a shared lock and never block each other; each write takes the
+/// exclusive lock once and checks everything before it changes anything,
+/// which makes every write atomic.
+///
+/// ```
+/// use segments::{MemoryStore, NewSegment, OrgId, Segments};
+/// let store = MemoryStore::new();
+/// let segments = Segments::new(store.clone());
+/// let org = OrgId::new("acme")?;
+/// let s = segments.create(&org, NewSegment::new("Watchlist"))?;
+/// assert_eq!(Segments::new(store).get(&org, s.id)?.name, "Watchlist");
+/// # Ok::<(), segments::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<RwLock<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every segment, by id: ids are unique across orgs, as in SQLite.
+    /// Boxed, so that growing the table moves pointers, not segments.
+    segments: HashMap<SegmentId, Box<Stored>>,
+    orgs: HashMap<OrgId, Org>,
+    deaths: Deaths,
+}
+
+/// One org's indexes and ledger. A segment's name key lives only in
+/// `by_key`; the rare rename or delete recomputes it from the stored name.
+#[derive(Default)]
+struct Org {
+    /// Tells this org's segments from other orgs' in `State::segments`.
+    number: u32,
+    by_key: HashMap<String, SegmentId>,
+    /// The org's segments in creation order.
+    by_creation: CreationOrder,
+    ledger: Ledger,
+    /// Everyone who ever joined one of the org's segments: their
+    /// memberships and their place in the ledger, in one map slot, so a
+    /// member call looks each person up once.
+    people: HashMap<Pid, Person>,
+}
+
+struct Stored {
+    org: u32,
+    /// The segment as stored; its `current_size` is not kept here but read
+    /// from `members`, so the two cannot disagree.
+    segment: Segment,
+    members: Members,
+    /// (ledger `seq`, size after it) for every call that changed the
+    /// members, in order: `size_as_of` is a binary search, and the last
+    /// `seq` is the segment's `members_seq`.
+    sizes: Vec<(u64, u64)>,
+}
+
+impl Stored {
+    /// The segment with its current size.
+    fn segment(&self) -> Segment {
+        Segment {
+            current_size: self.members.size(),
+            ..self.segment.clone()
+        }
+    }
+
+    fn members_seq(&self) -> u64 {
+        self.sizes.last().map_or(0, |&(seq, _)| seq)
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A panic while the lock was held cannot leave a half-applied write:
+    // every write checks everything before it changes anything. So a
+    // poisoned lock still guards consistent state.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.read();
+        f.debug_struct("MemoryStore")
+            .field("orgs", &state.orgs.len())
+            .field("segments", &state.segments.len())
+            .field("death_records", &state.deaths.len())
+            .finish()
+    }
+}
+
+impl State {
+    fn stored(&self, org: &OrgId, id: SegmentId) -> Result<(&Org, &Stored)> {
+        let org = self.orgs.get(org).ok_or(Error::NotFound { id })?;
+        let stored = self
+            .segments
+            .get(&id)
+            .filter(|s| s.org == org.number)
+            .ok_or(Error::NotFound { id })?;
+        Ok((org, stored))
+    }
+
+    fn stored_mut(&mut self, org: &OrgId, id: SegmentId) -> Result<(&mut Org, &mut Stored)> {
+        let org = self.orgs.get_mut(org).ok_or(Error::NotFound { id })?;
+        let stored = self
+            .segments
+            .get_mut(&id)
+            .filter(|s| s.org == org.number)
+            .ok_or(Error::NotFound { id })?;
+        Ok((org, stored))
+    }
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    // Every stored time came from a `DateTime`, so it converts back.
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+impl SegmentStore for MemoryStore {
+    fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
+        self.write().insert_segment(org, new, stamp)
+    }
+
+    fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
+        Ok(self.read().stored(org, id)?.1.segment())
+    }
+
+    fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>> {
+        Ok(self.read().segment_by_key(org, key))
+    }
+
+    fn segments(
+        &self,
+        org: &OrgId,
+        after: Option<SegmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Segment>> {
+        Ok(self.read().segments(org, after, limit))
+    }
+
+    fn update_segment(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        change: &SegmentChange,
+        stamp: Stamp<'_>,
+    ) -> Result<Segment> {
+        self.write().update_segment(org, id, change, stamp)
+    }
+
+    fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
+        let mut state = self.write();
+        let stored = state.delete_segment(org, id, stamp)?;
+        // Dropping the members' lists outside the lock spares other callers
+        // that part of a big delete.
+        drop(state);
+        drop(stored);
+        Ok(())
+    }
+
+    fn add_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        stamp: Stamp<'_>,
+    ) -> Result<MembersAdded> {
+        let mut state = self.write();
+        let (org, stored) = state.stored_mut(org, id)?;
+        Ok(members::add(org, stored, id, pids, stamp))
+    }
+
+    fn remove_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        stamp: Stamp<'_>,
+    ) -> Result<MembersRemoved> {
+        let mut state = self.write();
+        let (org, stored) = state.stored_mut(org, id)?;
+        Ok(members::remove(org, stored, id, pids, stamp))
+    }
+
+    fn members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        from: MemberStart<'_>,
+        limit: usize,
+    ) -> Result<MemberSlice> {
+        let state = self.read();
+        let (org, stored) = state.stored(org, id)?;
+        Ok(members::slice(org, stored, id, from, limit))
+    }
+
+    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+        let state = self.read();
+        Ok(state
+            .orgs
+            .get(org)
+            .map(|org| org.ledger.since(after, limit))
+            .unwrap_or_default())
+    }
+
+    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
+        let state = self.read();
+        Ok(state
+            .orgs
+            .get(org)
+            .and_then(|org| Some((org, org.people.get(pid)?)))
+            .map(|(org, person)| org.ledger.timeline(person.last_entry, after, limit))
+            .unwrap_or_default())
+    }
+
+    fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
+        let state = self.read();
+        let (org, stored) = state.stored(org, id)?;
+        let bound = org.ledger.bound(at) as u64;
+        let samples = stored.sizes.partition_point(|&(seq, _)| seq <= bound);
+        Ok(samples.checked_sub(1).map_or(0, |i| stored.sizes[i].1))
+    }
+
+    fn members_as_of(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        at: DateTime<Utc>,
+        after: Option<&MemberCursor>,
+        limit: usize,
+    ) -> Result<Vec<PastMember>> {
+        let state = self.read();
+        let (org, stored) = state.stored(org, id)?;
+        Ok(ledger::members_as_of(org, stored, id, at, after, limit))
+    }
+
+    fn upsert_deaths(&self, records: &[DeathRecord], _at: DateTime<Utc>) -> Result<DeathsUpserted> {
+        Ok(self.write().deaths.upsert(records))
+    }
+
+    fn death_signals(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        after: DeathCursor,
+        limit: usize,
+    ) -> Result<DeathSignalPage> {
+        let state = self.read();
+        let org = state.stored(org, id)?.0;
+        Ok(state
+            .deaths
+            .signals(after, limit, |pid| org.is_member(id, pid)))
+    }
+}
+
+#[cfg(all(test, feature = "conformance"))]
+mod conformance {
+    use super::*;
+
+    crate::conformance_tests!(MemoryStore::new());
+
+    mod through_arc_dyn {
+        use super::*;
+        crate::conformance_tests!(Arc::new(MemoryStore::new()) as Arc<dyn SegmentStore>);
+    }
+}

@@ -1,0 +1,209 @@
+//! Segments: their rows, names and creation order, in SQL.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::ledger::Ledger;
+use super::{Db, count_at, micros, sql_int, time_at};
+use crate::store::{SegmentChange, SegmentInsert, Stamp};
+use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
+
+/// The columns [`segment_from_row`] reads.
+pub(super) const SEGMENT_COLUMNS: &str =
+    "id, name, description, source, current_size, created_at, updated_at";
+
+fn segment_from_row(row: &Row<'_>) -> rusqlite::Result<Segment> {
+    let id: [u8; 16] = row.get(0)?;
+    Ok(Segment {
+        id: SegmentId::from_uuid(uuid::Uuid::from_bytes(id)),
+        name: row.get(1)?,
+        description: row.get(2)?,
+        source: row.get(3)?,
+        current_size: count_at(row, 4)?,
+        created_at: time_at(row, 5)?,
+        updated_at: time_at(row, 6)?,
+    })
+}
+
+/// A segment's row number and `current_size`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Located {
+    pub(super) number: i64,
+    pub(super) current_size: u64,
+}
+
+pub(super) const LOCATE: &str =
+    "SELECT number, current_size FROM segments WHERE id = ?1 AND org = ?2";
+
+/// The row of segment `id` of `org`.
+pub(super) fn locate(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<Located> {
+    conn.prepare_cached(LOCATE)
+        .db()?
+        .query_row(params![id.as_bytes(), org.as_str()], |r| {
+            Ok(Located {
+                number: r.get(0)?,
+                current_size: count_at(r, 1)?,
+            })
+        })
+        .optional()
+        .db()?
+        .ok_or(Error::NotFound { id })
+}
+
+pub(super) fn get(conn: &Connection, org: &OrgId, id: SegmentId) -> Result<Segment> {
+    conn.prepare_cached(&format!(
+        "SELECT {SEGMENT_COLUMNS} FROM segments WHERE id = ?1 AND org = ?2"
+    ))
+    .db()?
+    .query_row(params![id.as_bytes(), org.as_str()], segment_from_row)
+    .optional()
+    .db()?
+    .ok_or(Error::NotFound { id })
+}
+
+pub(super) fn by_key(conn: &Connection, org: &OrgId, key: &str) -> Result<Option<Segment>> {
+    conn.prepare_cached(&format!(
+        "SELECT {SEGMENT_COLUMNS} FROM segments WHERE org = ?1 AND name_key = ?2"
+    ))
+    .db()?
+    .query_row(params![org.as_str(), key], segment_from_row)
+    .optional()
+    .db()
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    org: &OrgId,
+    after: Option<SegmentCursor>,
+    limit: usize,
+) -> Result<Vec<Segment>> {
+    // Before every cursor: the smallest time and id.
+    let (created_at, id) = after.map_or((i64::MIN, [0; 16]), |c| {
+        (micros(c.created_at()), *c.id().as_bytes())
+    });
+    conn.prepare_cached(&format!(
+        "SELECT {SEGMENT_COLUMNS} FROM segments
+         WHERE org = ?1 AND (created_at, id) > (?2, ?3)
+         ORDER BY created_at, id LIMIT ?4"
+    ))
+    .db()?
+    .query_map(
+        params![org.as_str(), created_at, &id[..], sql_int(limit)],
+        segment_from_row,
+    )
+    .db()?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .db()
+}
+
+/// Inserts the segment row and its `Created` entry. Call inside a write
+/// transaction.
+pub(super) fn insert(
+    tx: &Connection,
+    org: &OrgId,
+    new: SegmentInsert,
+    stamp: Stamp<'_>,
+) -> Result<Segment> {
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    // The unique index decides between racing creates, in this process or
+    // another; `ON CONFLICT` tells its answer without matching text.
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO segments (id, org, name, name_key, description, source,
+                                   created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+             ON CONFLICT (org, name_key) DO NOTHING",
+        )
+        .db()?
+        .execute(params![
+            new.id.as_bytes(),
+            org.as_str(),
+            new.name.as_str(),
+            new.name.key(),
+            new.description,
+            new.source,
+            ledger.at(),
+        ])
+        .db()?;
+    if inserted == 0 {
+        return Err(Error::DuplicateName {
+            name: new.name.as_str().to_owned(),
+        });
+    }
+    let (segment, _) = new.into_segment(ledger.time());
+    let created = ChangeKind::Created {
+        name: segment.name.clone(),
+        description: segment.description.clone(),
+    };
+    ledger.append(tx, segment.id, &created)?;
+    ledger.close(tx)?;
+    Ok(segment)
+}
+
+/// Applies a rename or a new description. Call inside a write transaction.
+pub(super) fn update(
+    tx: &Connection,
+    org: &OrgId,
+    id: SegmentId,
+    change: &SegmentChange,
+    stamp: Stamp<'_>,
+) -> Result<Segment> {
+    let current = get(tx, org, id)?;
+    if change.is_no_op(&current) {
+        return Ok(current);
+    }
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let at = ledger.at();
+    let kind = match change {
+        SegmentChange::Rename(name) => {
+            // Under the write lock this read is the truth; the unique
+            // index stays the last word.
+            let holder: Option<[u8; 16]> = tx
+                .prepare_cached("SELECT id FROM segments WHERE org = ?1 AND name_key = ?2")
+                .db()?
+                .query_row(params![org.as_str(), name.key()], |r| r.get(0))
+                .optional()
+                .db()?;
+            if holder.is_some_and(|h| h != *id.as_bytes()) {
+                return Err(Error::DuplicateName {
+                    name: name.as_str().to_owned(),
+                });
+            }
+            tx.prepare_cached(
+                "UPDATE segments SET name = ?1, name_key = ?2, updated_at = ?3 WHERE id = ?4",
+            )
+            .db()?
+            .execute(params![name.as_str(), name.key(), at, id.as_bytes()])
+            .db()?;
+            ChangeKind::Renamed {
+                name: name.as_str().to_owned(),
+            }
+        }
+        SegmentChange::Describe(description) => {
+            tx.prepare_cached(
+                "UPDATE segments SET description = ?1, updated_at = ?2 WHERE id = ?3",
+            )
+            .db()?
+            .execute(params![description, at, id.as_bytes()])
+            .db()?;
+            ChangeKind::DescriptionChanged {
+                description: description.clone(),
+            }
+        }
+    };
+    ledger.append(tx, id, &kind)?;
+    ledger.close(tx)?;
+    get(tx, org, id)
+}
+
+/// Deletes the segment row; its memberships and sizes go with it (foreign
+/// keys), its ledger entries stay. Call inside a write transaction.
+pub(super) fn delete(tx: &Connection, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
+    let segment = locate(tx, org, id)?;
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    tx.prepare_cached("DELETE FROM segments WHERE number = ?1")
+        .db()?
+        .execute([segment.number])
+        .db()?;
+    ledger.append(tx, id, &ChangeKind::Deleted)?;
+    ledger.close(tx)
+}
