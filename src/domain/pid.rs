@@ -37,7 +37,7 @@ impl Pid {
     /// followed by 1–64 of `[0-9a-z]`.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
         if is_well_formed(s) {
-            Ok(Self(SmolStr::new(s)))
+            Ok(Self::new_unchecked(s))
         } else {
             Err(ValidationError::new(
                 Field::MinervaPids,
@@ -51,7 +51,14 @@ impl Pid {
     /// Wraps text already checked with [`is_well_formed`].
     pub(crate) fn new_unchecked(s: &str) -> Self {
         debug_assert!(is_well_formed(s));
-        Self(SmolStr::new(s))
+        // A PID holds no whitespace, so the checks `SmolStr::new` makes for
+        // whitespace-only strings are not needed: a short PID is copied
+        // inline as it is.
+        if s.len() <= INLINE_BYTES {
+            Self(SmolStr::new_inline(s))
+        } else {
+            Self(SmolStr::new(s))
+        }
     }
 
     /// The PID as text.
@@ -59,6 +66,9 @@ impl Pid {
         &self.0
     }
 }
+
+/// The longest text `SmolStr` keeps inline.
+const INLINE_BYTES: usize = 23;
 
 /// Whether `s` is a well-formed PID, without allocating.
 pub fn is_well_formed(s: &str) -> bool {
@@ -141,6 +151,10 @@ mod tests {
         }
         assert!(!is_well_formed(&format!("p-{}", "a".repeat(65))));
         assert_eq!(Pid::parse("p-abc").unwrap().as_str(), "p-abc");
+        for len in [1, 21, 22, 64] {
+            let text = format!("p-{}", "7".repeat(len));
+            assert_eq!(Pid::parse(&text).unwrap().as_str(), text, "{len} characters");
+        }
         assert_eq!(Pid::parse("p-").unwrap_err().field(), Field::MinervaPids);
     }
 }

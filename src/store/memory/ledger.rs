@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::members::Person;
 use super::{Org, Stored, time};
-use crate::{Change, ChangeKind, MemberCursor, PastMember, SegmentId};
+use crate::{Change, ChangeKind, MemberCursor, PastMember, Pid, SegmentId};
 
 /// An org's ledger: entry `seq` is `entries[seq - 1]`, and entry times
 /// never go backwards. Its last entry is the org's head: the next entry's
@@ -16,14 +16,45 @@ pub(super) struct Ledger {
     entries: Vec<Entry>,
 }
 
+/// One entry, kept small: a fill writes one per member.
 struct Entry {
     at: DateTime<Utc>,
     request_id: Option<Arc<str>>,
     segment: SegmentId,
-    kind: ChangeKind,
+    kind: EntryKind,
     /// For a membership entry, the same person's previous one
     /// ([`NO_ENTRY`] if none).
     prev: usize,
+}
+
+/// What an entry records: a membership change inline, the rare segment
+/// change boxed.
+enum EntryKind {
+    Member(MemberChange, Pid),
+    Segment(Box<ChangeKind>),
+}
+
+/// The membership changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum MemberChange {
+    Added,
+    ReAdded,
+    Removed,
+}
+
+impl EntryKind {
+    fn joins(&self) -> bool {
+        matches!(self, Self::Member(MemberChange::Added | MemberChange::ReAdded, _))
+    }
+
+    fn change(&self) -> ChangeKind {
+        match self {
+            Self::Member(MemberChange::Added, pid) => ChangeKind::MemberAdded { pid: pid.clone() },
+            Self::Member(MemberChange::ReAdded, pid) => ChangeKind::MemberReAdded { pid: pid.clone() },
+            Self::Member(MemberChange::Removed, pid) => ChangeKind::MemberRemoved { pid: pid.clone() },
+            Self::Segment(kind) => (**kind).clone(),
+        }
+    }
 }
 
 /// The end of a person's chain of entries.
@@ -49,7 +80,7 @@ impl Ledger {
             kind.pid().is_none(),
             "membership entries go through append_member"
         );
-        self.push(at, request_id, segment, kind, NO_ENTRY)
+        self.push(at, request_id, segment, EntryKind::Segment(Box::new(kind)), NO_ENTRY)
     }
 
     /// Appends a membership entry of `person`, and makes it their last.
@@ -59,9 +90,11 @@ impl Ledger {
         at: DateTime<Utc>,
         request_id: &Option<Arc<str>>,
         segment: SegmentId,
-        kind: ChangeKind,
+        change: MemberChange,
+        pid: &Pid,
     ) -> u64 {
         let prev = std::mem::replace(&mut person.last_entry, self.entries.len());
+        let kind = EntryKind::Member(change, pid.clone());
         self.push(at, request_id, segment, kind, prev)
     }
 
@@ -70,7 +103,7 @@ impl Ledger {
         at: DateTime<Utc>,
         request_id: &Option<Arc<str>>,
         segment: SegmentId,
-        kind: ChangeKind,
+        kind: EntryKind,
         prev: usize,
     ) -> u64 {
         self.entries.push(Entry {
@@ -105,7 +138,7 @@ impl Ledger {
             at: e.at,
             request_id: e.request_id.as_deref().map(str::to_owned),
             segment_id: e.segment,
-            kind: e.kind.clone(),
+            kind: e.kind.change(),
         }
     }
 
@@ -144,13 +177,12 @@ pub(super) fn members_as_of(
     let after = after.map(|c| (c.first_added_at().timestamp_micros(), c.pid()));
     stored
         .members
-        .ever
-        .iter_from(after)
+        .ever_from(after)
         // Nobody who first joined after `at` can have been a member then.
         .take_while(|&(first, _)| first <= at_micros)
         .filter_map(|(first, pid)| {
             // The person's last entry in this segment as of `at`.
-            let last = org.people.get(pid)?.last_entry;
+            let last = org.person(pid)?.last_entry;
             let entry = ledger
                 .chain(last)
                 .filter(|&i| i < bound)

@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use smallvec::SmallVec;
 
+use super::ledger::MemberChange;
 use super::roster::Roster;
 use super::{Org, Stored, time};
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Stamp};
-use crate::{ChangeKind, Member, Pid, SegmentId};
+use crate::{Member, Pid, SegmentId};
 
 /// A person, within one org.
 pub(super) struct Person {
@@ -41,25 +43,64 @@ pub(super) struct Membership {
     pub(super) active: bool,
 }
 
-/// A segment's members.
+/// A segment's members: everyone who ever joined, split in two rosters
+/// (history survives removal). Their memberships are in [`Org::people`].
 #[derive(Default)]
 pub(super) struct Members {
-    /// Everyone who ever joined, active or not, in list order: history
-    /// survives removal. Their memberships are in [`Org::people`].
-    pub(super) ever: Roster,
     /// The active members in list order.
     pub(super) active: Roster,
+    /// Those who left and have not come back, in list order (empty for a
+    /// segment nobody left, so a fill writes one roster).
+    pub(super) removed: Roster,
 }
 
 impl Members {
     pub(super) fn size(&self) -> u64 {
         self.active.len() as u64
     }
+
+    /// Everyone who ever joined, in list order after `after`: the two
+    /// rosters merged.
+    pub(super) fn ever_from<'a>(
+        &'a self,
+        after: Option<(i64, &'a Pid)>,
+    ) -> impl Iterator<Item = (i64, &'a Pid)> + 'a {
+        let mut active = self.active.iter_from(after).peekable();
+        let mut removed = self.removed.iter_from(after).peekable();
+        std::iter::from_fn(move || match (active.peek(), removed.peek()) {
+            (Some(a), Some(r)) if r < a => removed.next(),
+            (Some(_), _) => active.next(),
+            (None, _) => removed.next(),
+        })
+    }
+}
+
+/// The person of `pid`, added at the end of `persons` if the org never
+/// saw them.
+fn person_or_new<'a>(
+    people: &mut HashMap<Pid, usize>,
+    persons: &'a mut Vec<Person>,
+    pid: &Pid,
+) -> &'a mut Person {
+    let next = persons.len();
+    let i = *people.entry(pid.clone()).or_insert(next);
+    if i == next {
+        persons.push(Person {
+            last_entry: super::ledger::NO_ENTRY,
+            memberships: SmallVec::new(),
+        });
+    }
+    &mut persons[i]
 }
 
 impl Org {
+    pub(super) fn person(&self, pid: &Pid) -> Option<&Person> {
+        self.people.get(pid).map(|&i| &self.persons[i])
+    }
+
+
     pub(super) fn membership(&self, segment: SegmentId, pid: &Pid) -> Option<&Membership> {
-        self.people.get(pid)?.membership(segment)
+        self.person(pid)?.membership(segment)
     }
 
     pub(super) fn is_member(&self, segment: SegmentId, pid: &Pid) -> bool {
@@ -93,10 +134,7 @@ pub(super) fn add(
     let mut last_seq = None;
     let (mut new, mut rejoined) = (Vec::new(), Vec::new());
     for pid in pids {
-        let person = org.people.entry(pid.clone()).or_insert_with(|| Person {
-            last_entry: super::ledger::NO_ENTRY,
-            memberships: SmallVec::new(),
-        });
+        let person = person_or_new(&mut org.people, &mut org.persons, pid);
         let kind = match person.membership_mut(id) {
             None => {
                 person.memberships.push((
@@ -108,7 +146,7 @@ pub(super) fn add(
                     },
                 ));
                 new.push((micros, pid.clone()));
-                ChangeKind::MemberAdded { pid: pid.clone() }
+                MemberChange::Added
             }
             Some(m) => {
                 m.last_added_at = micros;
@@ -118,18 +156,18 @@ pub(super) fn add(
                 }
                 m.active = true;
                 rejoined.push((m.first_added_at, pid.clone()));
-                ChangeKind::MemberReAdded { pid: pid.clone() }
+                MemberChange::ReAdded
             }
         };
         last_seq = Some(
             org.ledger
-                .append_member(person, ledger_at, &request_id, id, kind),
+                .append_member(person, ledger_at, &request_id, id, kind, pid),
         );
     }
     let members = &mut stored.members;
     let n_added = (new.len() + rejoined.len()) as u64;
-    members.ever.insert(new.clone());
     members.active.insert(new);
+    members.removed.remove(rejoined.clone());
     members.active.insert(rejoined);
     if let Some(seq) = last_seq {
         stored.sizes.push((seq, members.size()));
@@ -153,22 +191,27 @@ pub(super) fn remove(
     let mut last_seq = None;
     let mut left = Vec::new();
     for pid in pids {
-        let Some(person) = org.people.get_mut(pid) else {
+        let Some(&i) = org.people.get(pid) else {
             continue;
         };
+        let person = &mut org.persons[i];
         if let Some(m) = person.membership_mut(id).filter(|m| m.active) {
             m.active = false;
             left.push((m.first_added_at, pid.clone()));
-            let kind = ChangeKind::MemberRemoved { pid: pid.clone() };
-            last_seq = Some(
-                org.ledger
-                    .append_member(person, ledger_at, &request_id, id, kind),
-            );
+            last_seq = Some(org.ledger.append_member(
+                person,
+                ledger_at,
+                &request_id,
+                id,
+                MemberChange::Removed,
+                pid,
+            ));
         }
     }
     let members = &mut stored.members;
     let n_deleted = left.len() as u64;
-    members.active.remove(left);
+    members.active.remove(left.clone());
+    members.removed.insert(left);
     if let Some(seq) = last_seq {
         stored.sizes.push((seq, members.size()));
     }

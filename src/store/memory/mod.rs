@@ -37,6 +37,9 @@ use crate::{
 /// - A member call looks each person up once in the org's map of people,
 ///   then in the list of that person's memberships: linear in the number
 ///   of the org's live segments they belong to (one or a few for most).
+///   The map holds a number per PID; the people themselves are kept in
+///   the order they first joined, so filling a segment with new people
+///   appends.
 /// - Active members are kept in runs, one per `first_added_at` (one per add
 ///   call, unless calls share a microsecond). A call's new members become
 ///   a run; removing or re-adding members rewrites the runs they belong to,
@@ -94,10 +97,13 @@ struct Org {
     /// The org's segments in creation order.
     by_creation: CreationOrder,
     ledger: Ledger,
-    /// Everyone who ever joined one of the org's segments: their
-    /// memberships and their place in the ledger, in one map slot, so a
-    /// member call looks each person up once.
-    people: HashMap<Pid, Person>,
+    /// Everyone who ever joined one of the org's segments, by PID: their
+    /// index in `persons`. The map's slots are small (a PID and a number),
+    /// so growing it moves little.
+    people: HashMap<Pid, usize>,
+    /// Each person's memberships and place in the ledger, in the order
+    /// they first joined: a new person is a push at the end.
+    persons: Vec<Person>,
 }
 
 struct Stored {
@@ -274,7 +280,7 @@ impl SegmentStore for MemoryStore {
         Ok(state
             .orgs
             .get(org)
-            .and_then(|org| Some((org, org.people.get(pid)?)))
+            .and_then(|org| Some((org, org.person(pid)?)))
             .map(|(org, person)| org.ledger.timeline(person.last_entry, after, limit))
             .unwrap_or_default())
     }

@@ -184,8 +184,9 @@ impl State {
             .remove(creation_key(stored.segment.created_at, id));
         // The segment's memberships go with it; its people keep their
         // place in the ledger (their timelines outlive the segment).
-        for (_, pid) in stored.members.ever.iter_from(None) {
-            if let Some(person) = org.people.get_mut(pid) {
+        for (_, pid) in stored.members.ever_from(None) {
+            if let Some(&i) = org.people.get(pid) {
+                let person = &mut org.persons[i];
                 person.memberships.retain(|(s, _)| *s != id);
             }
         }
