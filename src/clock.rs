@@ -156,7 +156,7 @@ impl IdGenerator for SequentialIds {
 /// microseconds since the epoch), so that ordering times and ordering their
 /// microseconds always agree.
 pub(crate) fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    if at.nanosecond() % 1_000 == 0 && at.nanosecond() < 1_000_000_000 {
+    if at.nanosecond().is_multiple_of(1_000) && at.nanosecond() < 1_000_000_000 {
         return at;
     }
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
