@@ -1,0 +1,523 @@
+//! Throwaway PostgreSQL servers for the tests.
+//!
+//! [`url()`] gives every test in a test process the URL of one shared server,
+//! started lazily on first use, unless `SEGMENTS_POSTGRES_URL` names a server
+//! to use instead. [`TestServer`] owns a server of its own, for tests that
+//! stop and restart it (an outage, a crash).
+//!
+//! Each server lives in a fresh temporary directory (its data directory, its
+//! log `server.log`, its unix socket) and listens on that socket and on
+//! `127.0.0.1` at a port the kernel reported free, so any number of test
+//! processes and threads may start servers at once. Durability settings
+//! (`fsync`, `synchronous_commit`, `full_page_writes`) keep their defaults.
+//!
+//! The server binaries are looked up in `SEGMENTS_PG_BIN`, then in
+//! `pg_config --bindir`, then in the newest `/usr/lib/postgresql/*/bin`, then
+//! on `PATH`. `initdb` refuses to run as root: as root, the binaries run as
+//! the `postgres` user (through `runuser`), which owns the directory.
+//!
+//! Nothing is left behind: a `TestServer` stops its server and removes its
+//! directory when dropped, and every server also has a detached watchdog that
+//! does the same (an immediate stop) once the test process is gone, however it
+//! ended. That is how the shared server, a static never dropped, goes away.
+
+#![allow(dead_code)]
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{self, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// A server for the tests to use instead of starting one (a URL such as
+/// `postgresql://user:password@host:5432/db`). Ignored when empty.
+pub const URL_VAR: &str = "SEGMENTS_POSTGRES_URL";
+
+/// The directory holding `initdb`, `pg_ctl` and `postgres`, if they are not
+/// where they are looked for.
+pub const BIN_VAR: &str = "SEGMENTS_PG_BIN";
+
+/// The role and database every URL names (`initdb -U postgres`).
+const SUPERUSER: &str = "postgres";
+
+/// How long `pg_ctl` may wait for a start (crash recovery included) or a stop.
+const PG_CTL_TIMEOUT_SECS: &str = "120";
+
+/// How many ports to try when another process takes the free one first.
+const PORT_ATTEMPTS: usize = 8;
+
+/// A unix socket path is at most 107 bytes on Linux (`sun_path`).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The URL of a PostgreSQL server the tests may use: `SEGMENTS_POSTGRES_URL`
+/// if set, else the `postgres` database of a throwaway server shared by the
+/// whole test process, started on first call (thread-safe; callers wait for
+/// the one start). Isolate tests from each other by schema, not by server.
+pub fn url() -> String {
+    if let Some(url) = env::var_os(URL_VAR).filter(|url| !url.is_empty()) {
+        return url
+            .into_string()
+            .unwrap_or_else(|url| panic!("{URL_VAR} is not valid UTF-8: {url:?}"));
+    }
+    static SHARED: OnceLock<TestServer> = OnceLock::new();
+    SHARED.get_or_init(TestServer::start).url()
+}
+
+/// One throwaway PostgreSQL server in a temporary directory of its own.
+///
+/// Dropping it stops the server (`-m fast`) and removes the directory.
+pub struct TestServer {
+    /// The binaries, and whether they run as the `postgres` user.
+    pg: &'static Binaries,
+    /// The server's data directory, `<dir>/data`.
+    data: PathBuf,
+    /// The server log, `<dir>/server.log`.
+    log: PathBuf,
+    port: u16,
+    /// Last field: removed after `Drop::drop` has stopped the server.
+    dir: TempDir,
+}
+
+impl TestServer {
+    /// Creates a cluster in a fresh temporary directory (`initdb`), starts it
+    /// (`pg_ctl start -w`) and waits until it accepts connections. Panics, with
+    /// the tools' output and the server log, if any step fails.
+    pub fn start() -> TestServer {
+        let pg = binaries();
+        let dir = tempfile::Builder::new()
+            .prefix("segments-pg-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory for PostgreSQL: {e}"));
+        let socket_len = dir.path().as_os_str().len() + "/.s.PGSQL.65535".len();
+        assert!(
+            socket_len <= MAX_SOCKET_PATH,
+            "the temporary directory {} is too long a path for a unix socket in it; \
+             set TMPDIR to a shorter directory",
+            dir.path().display()
+        );
+        if pg.as_postgres {
+            // Root created it 0700; the postgres user creates the cluster in it.
+            let (uid, gid) = postgres_user();
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap_or_else(|e| {
+                panic!("cannot chown {} to postgres: {e}", dir.path().display())
+            });
+        }
+        let server = TestServer {
+            pg,
+            data: dir.path().join("data"),
+            log: dir.path().join("server.log"),
+            port: 0,
+            dir,
+        };
+        // From here on a panic drops `server`, which cleans up; the watchdog
+        // cleans up if the process dies some other way.
+        server.spawn_watchdog();
+        server.initdb();
+        server.start_on_a_free_port()
+    }
+
+    /// `postgresql://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!(
+            "postgresql://{SUPERUSER}@127.0.0.1:{}/{SUPERUSER}",
+            self.port
+        )
+    }
+
+    /// The TCP port on `127.0.0.1`, the same after [`start_again`](Self::start_again).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The directory holding the server's unix socket (`.s.PGSQL.<port>`).
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server the way a crash would (`pg_ctl stop -m immediate`: no
+    /// shutdown checkpoint; the next start runs crash recovery). Returns once
+    /// the server is gone.
+    pub fn stop_immediate(&self) {
+        let out = self.pg_ctl_stop("immediate");
+        if !out.status.success() {
+            self.fail("pg_ctl stop -m immediate", &out);
+        }
+    }
+
+    /// Starts the same data directory on the same port again and waits until
+    /// it accepts connections (after crash recovery, if it was stopped with
+    /// [`stop_immediate`](Self::stop_immediate)).
+    pub fn start_again(&self) {
+        let out = self.pg_ctl_start();
+        if !out.status.success() {
+            self.fail(&format!("pg_ctl start (again, port {})", self.port), &out);
+        }
+        self.wait_for_tcp();
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        match fs::read(&self.log) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => format!("(cannot read {}: {e})", self.log.display()),
+        }
+    }
+
+    fn initdb(&self) {
+        let mut cmd = self.pg.command("initdb", self.dir.path());
+        cmd.arg("-D")
+            .arg(&self.data)
+            .args(["--locale=C", "-E", "UTF8", "-A", "trust", "-U", SUPERUSER])
+            // Skips only initdb's own final fsync of the new cluster (seconds);
+            // the server's durability settings are untouched, and crash
+            // recovery syncs the data directory before it replays anything.
+            .arg("--no-sync");
+        let out = output(cmd, "initdb");
+        if !out.status.success() {
+            self.fail("initdb", &out);
+        }
+        let conf = self.data.join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", conf.display()));
+        text.push_str("\n# Throwaway test server settings (tests/support/postgres.rs).\n");
+        text.push_str("include_if_exists = 'segments_test.conf'\n");
+        fs::write(&conf, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
+    }
+
+    /// Writes the settings for `port` where `postgresql.conf` includes them.
+    fn configure(&self, port: u16) {
+        let mut conf = String::new();
+        conf.push_str("listen_addresses = '127.0.0.1'\n");
+        writeln!(conf, "port = {port}").unwrap();
+        writeln!(
+            conf,
+            "unix_socket_directories = '{}'",
+            self.dir
+                .path()
+                .to_str()
+                .expect("a UTF-8 temporary directory")
+                .replace('\'', "''")
+        )
+        .unwrap();
+        conf.push_str("max_connections = 200\n");
+        conf.push_str("shared_buffers = 128MB\n");
+        if cfg!(target_os = "linux") && self.major_version() >= 14 {
+            // Before crash recovery, one syncfs() of the file system instead
+            // of an fsync() per file of the data directory: as durable, and a
+            // restart after `stop_immediate` takes a fraction of a second
+            // instead of about three.
+            conf.push_str("recovery_init_sync_method = syncfs\n");
+        }
+        let path = self.data.join("segments_test.conf");
+        fs::write(&path, conf).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        if self.pg.as_postgres {
+            let (uid, gid) = postgres_user();
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .unwrap_or_else(|e| panic!("cannot chown {} to postgres: {e}", path.display()));
+        }
+    }
+
+    /// The cluster's major version, from `PG_VERSION` (`15`, or `9` for 9.6).
+    fn major_version(&self) -> u32 {
+        let path = self.data.join("PG_VERSION");
+        let text = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        text.trim()
+            .split('.')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Starts the server on a port the kernel reports free; tries another if
+    /// some other process binds that one between the check and the start.
+    fn start_on_a_free_port(mut self) -> TestServer {
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = free_port();
+            self.configure(port);
+            let log_before = self.log().len();
+            let out = self.pg_ctl_start();
+            if out.status.success() {
+                self.port = port;
+                self.wait_for_tcp();
+                return self;
+            }
+            let log = self.log();
+            let tail = log.get(log_before..).unwrap_or(&log);
+            let port_taken =
+                tail.contains("could not bind") || tail.contains("Address already in use");
+            if !port_taken || attempt == PORT_ATTEMPTS {
+                self.fail(
+                    &format!("pg_ctl start (port {port}, attempt {attempt})"),
+                    &out,
+                );
+            }
+        }
+        unreachable!()
+    }
+
+    fn pg_ctl_start(&self) -> Output {
+        let mut cmd = self.pg.command("pg_ctl", self.dir.path());
+        cmd.arg("start")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&self.log)
+            .args(["-w", "-t", PG_CTL_TIMEOUT_SECS]);
+        output(cmd, "pg_ctl")
+    }
+
+    fn pg_ctl_stop(&self, mode: &str) -> Output {
+        let mut cmd = self.pg.command("pg_ctl", self.dir.path());
+        cmd.arg("stop").arg("-D").arg(&self.data).args([
+            "-m",
+            mode,
+            "-w",
+            "-t",
+            PG_CTL_TIMEOUT_SECS,
+        ]);
+        output(cmd, "pg_ctl")
+    }
+
+    /// `pg_ctl -w` has seen the server ready; check that its TCP socket is
+    /// there too (it is the address every URL names).
+    fn wait_for_tcp(&self) {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                Ok(_) => return,
+                Err(e) if Instant::now() >= deadline => panic!(
+                    "the PostgreSQL server in {} started but {addr} refuses connections: {e}\n\
+                     --- server log ({}) ---\n{}",
+                    self.dir.path().display(),
+                    self.log.display(),
+                    self.log()
+                ),
+                Err(_) => thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// A detached `sh` that waits for this process to end, then stops the
+    /// server (`-m immediate`) if it still runs and removes the directory.
+    /// Its own process group, so a Ctrl-C to the tests does not kill it, and
+    /// no stdio, so `cargo test` does not wait for it to close a pipe.
+    #[allow(clippy::zombie_processes)] // it exits only after this process has
+    fn spawn_watchdog(&self) {
+        const SCRIPT: &str = r#"pid=$1; dir=$2; shift 2
+while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
+if [ -e "$dir/data/postmaster.pid" ]; then "$@"; fi
+rm -rf "$dir""#;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(SCRIPT)
+            .arg("segments-pg-watchdog")
+            .arg(process::id().to_string())
+            .arg(self.dir.path());
+        if self.pg.as_postgres {
+            cmd.args(["runuser", "-u", SUPERUSER, "--"]);
+        }
+        cmd.arg(self.pg.bin.join("pg_ctl"))
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "-t", PG_CTL_TIMEOUT_SECS]);
+        cmd.current_dir("/")
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        // Never waited for: it outlives this process on purpose.
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn the PostgreSQL watchdog (sh): {e}"));
+    }
+
+    /// Panics with what a tool printed and the server log.
+    fn fail(&self, what: &str, out: &Output) -> ! {
+        let as_postgres = if self.pg.as_postgres {
+            "\n(the tests run as root, so the server binaries run as the postgres user, which \
+             must be able to enter every directory down to this one: set TMPDIR if need be)"
+        } else {
+            ""
+        };
+        panic!(
+            "{what} failed ({status}) for the test server in {dir}{as_postgres}\n\
+             --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n\
+             --- server log ({log}) ---\n{server_log}",
+            status = out.status,
+            dir = self.dir.path().display(),
+            stdout = String::from_utf8_lossy(&out.stdout).trim_end(),
+            stderr = String::from_utf8_lossy(&out.stderr).trim_end(),
+            log = self.log.display(),
+            server_log = self.log().trim_end(),
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Quietly: this may run while a failed test unwinds.
+        if self.data.join("postmaster.pid").exists() {
+            let stopped = self.pg_ctl_stop("fast").status.success();
+            if !stopped {
+                let _ = self.pg_ctl_stop("immediate");
+            }
+        }
+        // `self.dir` is removed next, as the field drops.
+    }
+}
+
+/// Where the server binaries are, and how to run them.
+struct Binaries {
+    /// Holds `initdb`, `pg_ctl` and `postgres`.
+    bin: PathBuf,
+    /// This process is root, so they run as the `postgres` user.
+    as_postgres: bool,
+}
+
+impl Binaries {
+    /// `program` from the bin directory, run as the `postgres` user if need
+    /// be, in `cwd` (which that user must be able to enter), with untranslated
+    /// messages and no stdin.
+    fn command(&self, program: &str, cwd: &Path) -> Command {
+        let path = self.bin.join(program);
+        let mut cmd = if self.as_postgres {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", SUPERUSER, "--"]).arg(path);
+            cmd
+        } else {
+            Command::new(path)
+        };
+        cmd.current_dir(cwd).env("LC_ALL", "C").stdin(Stdio::null());
+        cmd
+    }
+}
+
+/// Runs `cmd` to completion, capturing its output; panics if it cannot start.
+fn output(mut cmd: Command, what: &str) -> Output {
+    cmd.output().unwrap_or_else(|e| {
+        let hint = if cmd.get_program() == "runuser" {
+            " (runuser, from util-linux, runs the server binaries as the postgres user when the \
+             tests run as root)"
+        } else {
+            ""
+        };
+        panic!("cannot run {what} ({cmd:?}): {e}{hint}")
+    })
+}
+
+/// The binaries, found once per process.
+fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Binaries> = OnceLock::new();
+    BINARIES.get_or_init(|| Binaries {
+        bin: find_bin_dir(),
+        as_postgres: running_as_root(),
+    })
+}
+
+fn find_bin_dir() -> PathBuf {
+    let has_initdb = |dir: &Path| dir.join("initdb").is_file();
+    if let Some(dir) = env::var_os(BIN_VAR).filter(|dir| !dir.is_empty()) {
+        let dir = PathBuf::from(dir);
+        assert!(
+            has_initdb(&dir),
+            "{BIN_VAR}={} holds no initdb; point it at the directory holding the PostgreSQL \
+             server binaries (initdb, pg_ctl, postgres)",
+            dir.display()
+        );
+        return dir;
+    }
+    if let Ok(out) = Command::new("pg_config")
+        .arg("--bindir")
+        .stderr(Stdio::null())
+        .output()
+        && out.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if has_initdb(&dir) {
+            return dir;
+        }
+    }
+    let newest = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version: Vec<u32> = entry
+                .file_name()
+                .to_str()?
+                .split('.')
+                .map(|part| part.parse().ok())
+                .collect::<Option<_>>()?;
+            let bin = entry.path().join("bin");
+            has_initdb(&bin).then_some((version, bin))
+        })
+        .max();
+    if let Some((_, dir)) = newest {
+        return dir;
+    }
+    if let Some(dir) =
+        env::var_os("PATH").and_then(|path| env::split_paths(&path).find(|dir| has_initdb(dir)))
+    {
+        return dir;
+    }
+    panic!(
+        "the PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found; install them \
+         (Debian: apt-get install postgresql) or set {URL_VAR} to a server the tests may use \
+         (looked in {BIN_VAR}, `pg_config --bindir`, /usr/lib/postgresql/*/bin and PATH)"
+    )
+}
+
+/// Whether this process runs as root (the owner of a directory it creates).
+fn running_as_root() -> bool {
+    let probe =
+        tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+    let meta = fs::metadata(probe.path())
+        .unwrap_or_else(|e| panic!("cannot stat {}: {e}", probe.path().display()));
+    meta.uid() == 0
+}
+
+/// The `postgres` user's uid and gid, for a process running as root.
+fn postgres_user() -> (u32, u32) {
+    static USER: OnceLock<(u32, u32)> = OnceLock::new();
+    *USER.get_or_init(|| {
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id")
+                .args([flag, SUPERUSER])
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run id: {e}"));
+            assert!(
+                out.status.success(),
+                "the tests run as root, and initdb refuses to, but there is no `{SUPERUSER}` \
+                 user to run it as (`id {flag} {SUPERUSER}`: {}); create one, run the tests as \
+                 another user, or set {URL_VAR}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("`id {flag} {SUPERUSER}` printed no number: {e}"))
+        };
+        (id("-u"), id("-g"))
+    })
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0 to find a free port: {e}"));
+    listener
+        .local_addr()
+        .expect("a bound listener has an address")
+        .port()
+}
