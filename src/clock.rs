@@ -125,6 +125,10 @@ impl IdGenerator for UuidV7 {
 /// Deterministic, well-formed UUID v7 ids: a fixed timestamp and a counter.
 /// Clones share the counter.
 ///
+/// The counter fills the low 60 bits of the id, so the ids of one generator
+/// sort in the order they were made (until the counter wraps, after 2^60
+/// ids).
+///
 /// ```
 /// use segments::clock::{IdGenerator, SequentialIds};
 /// let ids = SequentialIds::new();
@@ -139,6 +143,29 @@ impl SequentialIds {
     /// A generator whose first id ends in `1`.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A generator whose first id ends in `n + 1`, then `n + 2`, and so on.
+    ///
+    /// Segment ids are unique across every org of a store, so tests that
+    /// share one database (and run more than once against it) each start
+    /// their generator at a point of their own, a random one say, rather
+    /// than all at 1. Keep `n` well below 2^60 so that the ids a test makes
+    /// do not wrap around and still sort in the order they were made.
+    ///
+    /// ```
+    /// use segments::clock::{IdGenerator, SequentialIds};
+    /// let ids = SequentialIds::starting_after(0x41);
+    /// let at = chrono::Utc::now();
+    /// assert_eq!(ids.next_id(at).to_string(), "00000000-0000-7000-8000-000000000042");
+    /// assert_eq!(ids.next_id(at).to_string(), "00000000-0000-7000-8000-000000000043");
+    /// assert_eq!(
+    ///     SequentialIds::starting_after(0).next_id(at),
+    ///     SequentialIds::new().next_id(at),
+    /// );
+    /// ```
+    pub fn starting_after(n: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(n)))
     }
 }
 
@@ -235,5 +262,26 @@ mod tests {
         assert_eq!(a.as_uuid().get_version_num(), 7);
         assert_eq!(a.as_uuid().get_variant(), uuid::Variant::RFC4122);
         assert!(a < b, "clones share the counter");
+    }
+
+    #[test]
+    fn sequential_ids_can_start_anywhere() {
+        let at = Utc::now();
+        let start = (1u64 << 59) + 7;
+        let ids = SequentialIds::starting_after(start);
+        let a = ids.next_id(at);
+        let b = ids.next_id(at);
+        assert_eq!(
+            a.as_uuid().as_u128() & u128::from(u64::MAX >> 4),
+            u128::from(start + 1),
+            "the first id holds the start plus one"
+        );
+        assert_eq!(a.as_uuid().get_version_num(), 7, "still UUID v7");
+        assert_eq!(
+            a.as_uuid().get_variant(),
+            uuid::Variant::RFC4122,
+            "still the RFC 4122 variant"
+        );
+        assert!(a < b, "ids from a start count up");
     }
 }

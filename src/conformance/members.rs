@@ -1,4 +1,4 @@
-//! Members: adds, removals, pages, cursors, sizes.
+//! Members: adds, removals, sizes.
 
 use super::*;
 
@@ -6,8 +6,9 @@ use super::*;
 /// report the malformed one, and count the size; repeats within a call and
 /// PIDs already present are redundant.
 pub fn add_members_reports_the_documented_counts(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments
         .create(&acme, NewSegment::new("Prospects"))
         .unwrap();
@@ -50,8 +51,9 @@ pub fn add_members_reports_the_documented_counts(store: &dyn SegmentStore) {
 /// Malformed PIDs are reported, each once and in the order given, and never
 /// fail the call, even when no PID is valid.
 pub fn malformed_pids_never_fail_the_call(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments.create(&acme, NewSegment::new("Strict")).unwrap();
     let bad = [
         "p-BAD",
@@ -87,7 +89,8 @@ pub fn malformed_pids_never_fail_the_call(store: &dyn SegmentStore) {
             n_deleted: 0,
             invalid_pids: vec!["p-NOPE".into()],
             new_current_size: 0
-        }
+        },
+        "a non-member removes nothing and a malformed PID is reported"
     );
     assert!(
         every_member(&segments, &acme, s.id).is_empty(),
@@ -97,14 +100,19 @@ pub fn malformed_pids_never_fail_the_call(store: &dyn SegmentStore) {
 
 /// A redundant add moves `last_added_at` and nothing else.
 pub fn redundant_adds_move_last_added_at(store: &dyn SegmentStore) {
-    let (segments, clock) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, clock) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments.create(&acme, NewSegment::new("Touched")).unwrap();
     segments.add_members(&acme, s.id, &["p-a", "p-b"]).unwrap();
     clock.advance(TimeDelta::seconds(10));
     segments.add_members(&acme, s.id, &["p-a"]).unwrap();
     let members = every_member(&segments, &acme, s.id);
-    assert_eq!(pids_of(&members), ["p-a", "p-b"]);
+    assert_eq!(
+        pids_of(&members),
+        ["p-a", "p-b"],
+        "a redundant add keeps the list as it was"
+    );
     let later = start_micros() + TimeDelta::seconds(10);
     assert_eq!(
         (members[0].first_added_at, members[0].last_added_at),
@@ -127,8 +135,9 @@ pub fn redundant_adds_move_last_added_at(store: &dyn SegmentStore) {
 /// are no error. Removal keeps history: a re-added member gets its original
 /// `first_added_at` back and counts as added again.
 pub fn removal_keeps_history(store: &dyn SegmentStore) {
-    let (segments, clock) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, clock) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments.create(&acme, NewSegment::new("Churn")).unwrap();
     segments
         .add_members(&acme, s.id, &["p-a", "p-b", "p-c"])
@@ -181,125 +190,12 @@ pub fn removal_keeps_history(store: &dyn SegmentStore) {
     );
 }
 
-/// Members are ordered by `first_added_at`, then PID, whatever order the
-/// calls gave them in.
-pub fn member_order_is_first_added_then_pid(store: &dyn SegmentStore) {
-    let (segments, clock) = service(store);
-    let acme = org("acme");
-    let s = segments.create(&acme, NewSegment::new("Ordered")).unwrap();
-    segments
-        .add_members(&acme, s.id, &["p-z", "p-b", "p-m"])
-        .unwrap();
-    clock.advance(TimeDelta::microseconds(1));
-    segments.add_members(&acme, s.id, &["p-a", "p-y"]).unwrap();
-    clock.advance(TimeDelta::microseconds(1));
-    segments.add_members(&acme, s.id, &["p-b", "p-0"]).unwrap();
-    assert_eq!(
-        pids_of(&every_member(&segments, &acme, s.id)),
-        ["p-b", "p-m", "p-z", "p-a", "p-y", "p-0"],
-        "by first_added_at, then PID"
-    );
-}
-
-/// The documented page API: pages of exactly 5,000 from page 1,
-/// `total_count` the size, `list_continues` until the last page, an empty
-/// page past the end, and page 0 refused.
-pub fn members_page_follows_the_documented_rules(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
-    let s = segments.create(&acme, NewSegment::new("Big")).unwrap();
-    let pids: Vec<String> = (0..12_500).map(|i| format!("p-{i:06}")).collect();
-    segments.add_members(&acme, s.id, &pids).unwrap();
-    let mut seen = Vec::new();
-    for (page, len, continues) in [
-        (1, MEMBERS_PAGE_SIZE, true),
-        (2, MEMBERS_PAGE_SIZE, true),
-        (3, 2_500, false),
-        (4, 0, false),
-        (99, 0, false),
-    ] {
-        let got = segments.members_page(&acme, s.id, page).unwrap();
-        assert_eq!(got.items.len(), len, "page {page} holds {len} members");
-        assert_eq!(
-            got.total_count, 12_500,
-            "page {page}: total_count is the size"
-        );
-        assert_eq!(got.page, page, "page {page} says which page it is");
-        assert_eq!(got.list_continues, continues, "page {page}: list_continues");
-        seen.extend(got.items.into_iter().map(|m| m.pid.as_str().to_owned()));
-    }
-    assert_eq!(seen, pids, "the pages hold every member once, in order");
-    let rule = assert_invalid(segments.members_page(&acme, s.id, 0), Field::Page, "page 0");
-    assert_eq!(rule, Rule::OutOfRange { min: 1, max: None });
-    let empty = segments.create(&acme, NewSegment::new("Empty")).unwrap();
-    let got = segments.members_page(&acme, empty.id, 1).unwrap();
-    assert_eq!(
-        (got.items.len(), got.total_count, got.list_continues),
-        (0, 0, false),
-        "an empty segment has an empty page 1"
-    );
-}
-
-/// The cursor API visits every member once, in order, in pages of the
-/// limit; a cursor stays valid when its member leaves; limits are checked.
-pub fn member_cursor_walks_every_member_once(store: &dyn SegmentStore) {
-    let (segments, clock) = service(store);
-    let acme = org("acme");
-    let s = segments.create(&acme, NewSegment::new("Walked")).unwrap();
-    let mut expected = Vec::new();
-    for batch in 0..5 {
-        clock.advance(TimeDelta::milliseconds(1));
-        let pids: Vec<String> = (0..10).map(|i| format!("p-{batch}{i}")).collect();
-        segments.add_members(&acme, s.id, &pids).unwrap();
-        expected.extend(pids);
-    }
-    let mut seen = Vec::new();
-    let mut options = MemberOptions::new().limit(7);
-    let mut pages = 0;
-    loop {
-        let page = segments.members(&acme, s.id, options.clone()).unwrap();
-        pages += 1;
-        assert!(page.members.len() <= 7, "a page holds at most the limit");
-        seen.extend(page.members.iter().map(|m| m.pid.as_str().to_owned()));
-        match page.next {
-            Some(next) => options = MemberOptions::new().after(next).limit(7),
-            None => break,
-        }
-    }
-    assert_eq!(seen, expected, "every member once, in order");
-    assert_eq!(pages, 8, "50 members in pages of 7 make 8 pages");
-    let first = segments
-        .members(&acme, s.id, MemberOptions::new().limit(3))
-        .unwrap();
-    segments
-        .remove_members(&acme, s.id, &[expected[2].as_str()])
-        .unwrap();
-    let rest = segments
-        .members(
-            &acme,
-            s.id,
-            MemberOptions::new().after(first.next.unwrap()).limit(2),
-        )
-        .unwrap();
-    assert_eq!(
-        pids_of(&rest.members),
-        [expected[3].as_str(), expected[4].as_str()],
-        "the cursor outlives its member"
-    );
-    for limit in [0, MAX_PAGE_LIMIT + 1] {
-        assert_invalid(
-            segments.members(&acme, s.id, MemberOptions::new().limit(limit)),
-            Field::Limit,
-            &format!("limit {limit}"),
-        );
-    }
-}
-
 /// More than 100,000 PIDs in one call is `TooLarge` and nothing of it is
 /// applied; exactly 100,000 is accepted.
 pub fn too_many_pids_are_refused_whole(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments.create(&acme, NewSegment::new("Bounded")).unwrap();
     let mut pids: Vec<String> = (0..MAX_PIDS_PER_CALL).map(|i| format!("p-{i}")).collect();
     pids.push("p-onetoomany".into());
@@ -309,8 +205,12 @@ pub fn too_many_pids_are_refused_whole(store: &dyn SegmentStore) {
     ] {
         match result {
             Err(e @ Error::TooLarge { .. }) => {
-                assert_eq!(e.status_code(), 413);
-                assert_eq!(e.to_string(), "More than 100000 minerva_pids in request");
+                assert_eq!(e.status_code(), 413, "TooLarge answers 413, as documented");
+                assert_eq!(
+                    e.to_string(),
+                    "More than 100000 minerva_pids in request",
+                    "the documented message"
+                );
             }
             other => panic!("expected TooLarge, got {other:?}"),
         }
@@ -325,14 +225,19 @@ pub fn too_many_pids_are_refused_whole(store: &dyn SegmentStore) {
     let out = segments
         .add_members(&acme, s.id, &at_limit)
         .expect("exactly the limit is accepted");
-    assert_eq!(out.invalid_pids.len(), MAX_PIDS_PER_CALL);
+    assert_eq!(
+        out.invalid_pids.len(),
+        MAX_PIDS_PER_CALL,
+        "every PID at the limit is reported as malformed"
+    );
 }
 
 /// Member calls on another org's segment are `NotFound` and change nothing
 /// of the owner's.
 pub fn member_calls_on_another_orgs_segment_are_not_found(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let (a, b) = (org("org-a"), org("org-b"));
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let (a, b) = (ns.org("org-a"), ns.org("org-b"));
     let s = segments.create(&a, NewSegment::new("A's members")).unwrap();
     segments.add_members(&a, s.id, &["p-a1", "p-a2"]).unwrap();
     let before = every_member(&segments, &a, s.id);
@@ -377,8 +282,9 @@ pub fn member_calls_on_another_orgs_segment_are_not_found(store: &dyn SegmentSto
 /// Deleting a segment takes its memberships with it: a new segment of the
 /// same name starts empty.
 pub fn deleting_a_segment_takes_its_members(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments.create(&acme, NewSegment::new("Doomed")).unwrap();
     segments.add_members(&acme, s.id, &["p-a", "p-b"]).unwrap();
     segments.delete(&acme, s.id).unwrap();
@@ -388,7 +294,10 @@ pub fn deleting_a_segment_takes_its_members(store: &dyn SegmentStore) {
         "members of a deleted segment",
     );
     let reborn = segments.create(&acme, NewSegment::new("Doomed")).unwrap();
-    assert_eq!(reborn.current_size, 0);
+    assert_eq!(
+        reborn.current_size, 0,
+        "a new segment of a deleted one's name is empty"
+    );
     assert!(
         every_member(&segments, &acme, reborn.id).is_empty(),
         "a new segment of the same name starts empty"
@@ -403,10 +312,11 @@ pub fn deleting_a_segment_takes_its_members(store: &dyn SegmentStore) {
 /// A person directory's unknown PIDs are reported with the malformed ones
 /// and not added.
 pub fn person_directory_rejects_unknown_pids(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
     let segments =
         segments.with_person_directory(KnownPids::new(["p-known1", "p-known2"]).unwrap());
-    let acme = org("acme");
+    let acme = ns.org("acme");
     let s = segments
         .create(&acme, NewSegment::new("Directory"))
         .unwrap();
@@ -425,14 +335,16 @@ pub fn person_directory_rejects_unknown_pids(store: &dyn SegmentStore) {
     );
     assert_eq!(
         pids_of(&every_member(&segments, &acme, s.id)),
-        ["p-known1", "p-known2"]
+        ["p-known1", "p-known2"],
+        "only the known PIDs are members"
     );
 }
 
 /// An empty call is valid: it changes nothing and reports the size.
 pub fn empty_member_calls_change_nothing(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments.create(&acme, NewSegment::new("Quiet")).unwrap();
     segments.add_members(&acme, s.id, &["p-a"]).unwrap();
     let none: [&str; 0] = [];
@@ -442,7 +354,8 @@ pub fn empty_member_calls_change_nothing(store: &dyn SegmentStore) {
         AddOutcome {
             new_current_size: 1,
             ..AddOutcome::default()
-        }
+        },
+        "an empty add changes nothing and reports the size"
     );
     let out = segments.remove_members(&acme, s.id, &none).unwrap();
     assert_eq!(
@@ -450,16 +363,18 @@ pub fn empty_member_calls_change_nothing(store: &dyn SegmentStore) {
         RemoveOutcome {
             new_current_size: 1,
             ..RemoveOutcome::default()
-        }
+        },
+        "an empty removal changes nothing and reports the size"
     );
 }
 
 /// Concurrent adds and removes of overlapping PIDs keep `current_size`
 /// exactly the number of members, and the outcomes add up to it.
 pub fn racing_member_calls_keep_current_size_exact(store: &dyn SegmentStore) {
+    let ns = Namespace::new();
     const THREADS: usize = 4;
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments
         .create(&acme, NewSegment::new("Contested members"))
         .unwrap();
@@ -504,5 +419,78 @@ pub fn racing_member_calls_keep_current_size_exact(store: &dyn SegmentStore) {
     assert_eq!(
         size as i64, net,
         "added minus deleted, over all calls, is the size"
+    );
+}
+
+/// Repeats within one call count once each: the first occurrence of a PID
+/// is what the call does with it, every later one is redundant in an add
+/// and not counted in a removal. So an add's counts add up to its valid
+/// PIDs, a removal counts each member once, and the ledger records each
+/// change once.
+pub fn repeats_within_a_call_count_once(store: &dyn SegmentStore) {
+    let ns = Namespace::new();
+    let (segments, clock) = ns.service(store);
+    let acme = ns.org("acme");
+    let s = segments.create(&acme, NewSegment::new("Repeated")).unwrap();
+    let out = segments
+        .add_members(&acme, s.id, &["p-a", "p-a", "p-b", "p-a"])
+        .unwrap();
+    assert_eq!(
+        out,
+        AddOutcome {
+            n_added: 2,
+            n_redundant_additions: 2,
+            invalid_pids: vec![],
+            new_current_size: 2
+        },
+        "two PIDs added, the two repeats of p-a redundant"
+    );
+    let members = every_member(&segments, &acme, s.id);
+    assert_eq!(
+        pids_of(&members),
+        ["p-a", "p-b"],
+        "each PID is a member once"
+    );
+    clock.advance(TimeDelta::seconds(1));
+    let out = segments
+        .add_members(&acme, s.id, &["p-b", "p-c", "p-c", "p-b"])
+        .unwrap();
+    assert_eq!(
+        (out.n_added, out.n_redundant_additions, out.new_current_size),
+        (1, 3, 3),
+        "one new PID; a member and two repeats are redundant"
+    );
+    let out = segments
+        .remove_members(&acme, s.id, &["p-a", "p-a", "p-c", "p-q", "p-a", "p-q"])
+        .unwrap();
+    assert_eq!(
+        out,
+        RemoveOutcome {
+            n_deleted: 2,
+            invalid_pids: vec![],
+            new_current_size: 1
+        },
+        "each member removed is counted once; repeats and non-members are not counted"
+    );
+    let kinds: Vec<ChangeKind> = whole_ledger(&segments, &acme)
+        .into_iter()
+        .skip(1)
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ChangeKind::MemberAdded { pid: pid("p-a") },
+            ChangeKind::MemberAdded { pid: pid("p-b") },
+            ChangeKind::MemberAdded { pid: pid("p-c") },
+            ChangeKind::MemberRemoved { pid: pid("p-a") },
+            ChangeKind::MemberRemoved { pid: pid("p-c") },
+        ],
+        "each change recorded once, whatever the repeats"
+    );
+    assert_eq!(
+        pids_of(&every_member(&segments, &acme, s.id)),
+        ["p-b"],
+        "p-b is the one member left"
     );
 }

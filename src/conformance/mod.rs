@@ -18,9 +18,19 @@
 //! [`Fixture`]: a store, or a `(guard, store)` pair whose guard (a temporary
 //! directory, say) lives as long as the test.
 //!
-//! The functions take a store that holds nothing of the orgs they use, and
-//! use the service ([`Segments`]) with a [`ManualClock`] and
+//! The functions use the service ([`Segments`]) with a [`ManualClock`] and
 //! [`SequentialIds`], so what they expect is exact.
+//!
+//! # On a shared database
+//! The suite may run on one database shared by every test, in parallel,
+//! and again and again on what earlier runs left (a PostgreSQL backend
+//! does). So each function owns what it touches: its org ids, obituary ids
+//! and the PIDs of its death records (which every org shares) carry a
+//! random token drawn when the function starts, its segment ids start at a
+//! random point, and it assumes nothing about what else is stored: it
+//! never expects an empty store, nor a death record at a given place in
+//! the feed. This crate's own tests run the whole suite twice at once on
+//! one store, then once more on what those runs left.
 
 use std::sync::{Arc, Barrier};
 
@@ -30,6 +40,7 @@ use crate::clock::{ManualClock, SequentialIds};
 use crate::limits::{
     MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_PAGE_LIMIT, MAX_PIDS_PER_CALL, MEMBERS_PAGE_SIZE,
 };
+use crate::store::MemberStart;
 use crate::{
     AddOutcome, ChangeKind, DeathCursor, DeathReport, Error, Field, KnownPids, ListOptions, Member,
     MemberOptions, NewSegment, OrgId, Pid, RemoveOutcome, Rule, Segment, SegmentId, SegmentStore,
@@ -57,10 +68,20 @@ impl<G, S: SegmentStore> Fixture for (G, S) {
 
 /// Emits one `#[test]` per conformance function, each on a fresh fixture
 /// from `$fixture` (see [`Fixture`]).
+///
+/// Every function of the suite that takes a store is listed here (a unit
+/// test of this crate checks it);
+/// [`reopened_store_keeps_everything`](crate::conformance::reopened_store_keeps_everything)
+/// takes an opener instead and is called by each durable backend itself.
+/// The `@cases` form is for this crate's own tests.
 #[macro_export]
 macro_rules! conformance_tests {
     ($fixture:expr) => {
-        $crate::__conformance_cases! { ($fixture)
+        $crate::conformance_tests! { @cases [$crate::__conformance_cases] ($fixture) }
+    };
+    (@cases [$($then:tt)*] $args:tt) => {
+        $($then)*! { $args
+            // segments.rs
             create_returns_an_empty_segment,
             create_truncates_timestamps_to_microseconds,
             create_keeps_the_source_label,
@@ -82,34 +103,46 @@ macro_rules! conformance_tests {
             set_description_sets_and_clears,
             delete_frees_the_name,
             text_round_trips_exactly,
+            // members.rs
             add_members_reports_the_documented_counts,
+            repeats_within_a_call_count_once,
             malformed_pids_never_fail_the_call,
             redundant_adds_move_last_added_at,
             removal_keeps_history,
-            member_order_is_first_added_then_pid,
-            members_page_follows_the_documented_rules,
-            member_cursor_walks_every_member_once,
             too_many_pids_are_refused_whole,
             member_calls_on_another_orgs_segment_are_not_found,
             deleting_a_segment_takes_its_members,
             person_directory_rejects_unknown_pids,
             empty_member_calls_change_nothing,
             racing_member_calls_keep_current_size_exact,
+            // pages.rs
+            member_order_is_first_added_then_pid,
+            members_page_follows_the_documented_rules,
+            walking_pages_in_order_matches_counting_from_the_start,
+            member_cursor_walks_every_member_once,
+            // ledger.rs
             every_change_is_in_the_ledger,
             failed_writes_record_nothing,
             ledgers_are_per_org,
-            the_change_feed_never_misses_or_repeats,
-            the_ledger_survives_removal_and_deletion,
             ledger_times_never_go_backwards,
+            no_op_changes_record_nothing,
+            racing_writers_number_the_ledger_in_commit_order,
+            member_entries_follow_the_callers_order,
+            members_seq_moves_with_every_membership_change,
+            // history.rs
+            the_change_feed_never_misses_or_repeats,
+            a_cursor_past_the_ledger_is_refused,
+            creations_keep_their_place_in_the_feed,
+            the_ledger_survives_removal_and_deletion,
+            timeline_pages_read_one_timeline,
             size_and_members_as_of_past_times,
+            a_leap_second_is_kept_as_microseconds,
+            // deaths.rs
             death_records_are_checked_stored_and_updated,
             death_signals_show_current_members_only,
             death_signals_since_returns_only_new_records,
+            a_quiet_poll_moves_past_other_peoples_records,
             a_record_that_names_another_person_is_new_to_them,
-            no_op_changes_record_nothing,
-            a_cursor_past_the_ledger_is_refused,
-            creations_keep_their_place_in_the_feed,
-            a_leap_second_is_kept_as_microseconds,
         }
     };
 }
@@ -137,16 +170,91 @@ fn start_micros() -> DateTime<Utc> {
     Utc.timestamp_opt(1_705_314_645, 123_456_000).unwrap()
 }
 
-fn service(store: &dyn SegmentStore) -> (Segments<&dyn SegmentStore>, ManualClock) {
-    let clock = ManualClock::new(start());
-    let segments = Segments::new(store)
-        .with_clock(clock.clone())
-        .with_id_generator(SequentialIds::new());
-    (segments, clock)
+/// What one run of one conformance function owns: a random token, put
+/// into every org id, obituary id and death-record PID the function uses,
+/// and a random point for its segment ids to start after.
+///
+/// Within a function, namespaced names keep the order of the names they
+/// are made from: every PID gets the same token right after its `p-`.
+#[derive(Debug)]
+struct Namespace {
+    /// Lowercase base 36, so that it fits in a PID.
+    token: String,
+    /// Where the function's [`SequentialIds`] start: below 2^56, so that
+    /// they never wrap around (which would break their order).
+    ids_after: u64,
 }
 
-fn org(name: &str) -> OrgId {
-    OrgId::new(name).expect("test org ids are valid")
+impl Namespace {
+    /// A namespace no other run, here or in another process, has.
+    fn new() -> Self {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        // Unique within the process (v7 ids are ordered) and random across
+        // processes.
+        let bits = uuid::Uuid::now_v7().as_u128();
+        let mut token = String::new();
+        let mut rest = bits;
+        while rest > 0 {
+            let digit = u32::try_from(rest % 36).expect("a digit is below 36");
+            token.insert(0, char::from_digit(digit, 36).expect("a base 36 digit"));
+            rest /= 36;
+        }
+        // Neighbouring tokens differ in a few bits only: hash them, so
+        // that their ids start far apart.
+        let mut hasher = DefaultHasher::new();
+        bits.hash(&mut hasher);
+        Self {
+            token,
+            ids_after: hasher.finish() >> 8,
+        }
+    }
+
+    /// `name.<token>`: an org id of this run.
+    fn org(&self, name: &str) -> OrgId {
+        OrgId::new(format!("{name}.{}", self.token)).expect("namespaced org ids are valid")
+    }
+
+    /// `name.<token>`: an obituary id of this run.
+    fn obit(&self, name: &str) -> String {
+        format!("{name}.{}", self.token)
+    }
+
+    /// `p-<token><rest>` for `name` = `p-<rest>`: a PID of this run, in the
+    /// same order relative to the run's other PIDs as `name` to theirs.
+    fn pid(&self, name: &str) -> String {
+        let rest = name
+            .strip_prefix("p-")
+            .expect("a namespaced PID is made from a PID");
+        let pid = format!("p-{}{rest}", self.token);
+        assert!(
+            Pid::parse(&pid).is_ok(),
+            "{name:?} makes the well-formed PID {pid:?}"
+        );
+        pid
+    }
+
+    /// [`Namespace::pid`] of each name.
+    fn pids<const N: usize>(&self, names: [&str; N]) -> [String; N] {
+        names.map(|name| self.pid(name))
+    }
+
+    /// A fresh id generator of this run: each one makes the same ids.
+    fn ids(&self) -> SequentialIds {
+        SequentialIds::starting_after(self.ids_after)
+    }
+
+    /// The service the suite calls: a [`ManualClock`] at [`start`], and
+    /// this run's ids.
+    fn service<'s>(
+        &self,
+        store: &'s dyn SegmentStore,
+    ) -> (Segments<&'s dyn SegmentStore>, ManualClock) {
+        let clock = ManualClock::new(start());
+        let segments = Segments::new(store)
+            .with_clock(clock.clone())
+            .with_id_generator(self.ids());
+        (segments, clock)
+    }
 }
 
 fn all(segments: &Segments<&dyn SegmentStore>, org: &OrgId) -> Vec<Segment> {
@@ -274,12 +382,238 @@ fn report(pid: &str, obituary: &str, confidence: f64) -> DeathReport {
 
 mod deaths;
 mod history;
+mod ledger;
 mod members;
+mod pages;
 mod reopen;
 mod segments;
 
 pub use deaths::*;
 pub use history::*;
+pub use ledger::*;
 pub use members::*;
+pub use pages::*;
 pub use reopen::*;
 pub use segments::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The suite's source files, as compiled: every function of the suite
+    /// is in one of them.
+    const SOURCES: [(&str, &str); 8] = [
+        ("mod.rs", include_str!("mod.rs")),
+        ("deaths.rs", include_str!("deaths.rs")),
+        ("history.rs", include_str!("history.rs")),
+        ("ledger.rs", include_str!("ledger.rs")),
+        ("members.rs", include_str!("members.rs")),
+        ("pages.rs", include_str!("pages.rs")),
+        ("reopen.rs", include_str!("reopen.rs")),
+        ("segments.rs", include_str!("segments.rs")),
+    ];
+
+    /// The suite's functions that take something else than a store, and
+    /// that each backend calls itself.
+    const CALLED_BY_BACKENDS: [&str; 1] = ["reopened_store_keeps_everything"];
+
+    /// Every `pub fn` at the start of a line of `source`: its name, and
+    /// whether it takes a store and nothing else.
+    fn pub_fns(source: &str) -> Vec<(String, bool)> {
+        let mut found = Vec::new();
+        for (at, _) in source.match_indices("\npub fn ") {
+            let rest = &source[at + "\npub fn ".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let params: String = rest[name.len()..]
+                .split_inclusive(')')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let takes_a_store = matches!(
+                params.as_str(),
+                "(store:&dynSegmentStore)" | "(store:&dynSegmentStore,)"
+            );
+            found.push((name, takes_a_store));
+        }
+        found
+    }
+
+    /// The names listed in `conformance_tests!`, in order.
+    fn listed_in_the_macro() -> Vec<String> {
+        let source = SOURCES[0].1;
+        let at = source
+            .find("macro_rules! conformance_tests")
+            .expect("mod.rs defines conformance_tests!");
+        let body = &source[at..];
+        let list_start = body
+            .find("{ $args")
+            .map(|i| i + "{ $args".len())
+            .expect("the macro's list follows `{ $args`");
+        let list = &body[list_start..];
+        let list = &list[..list.find('}').expect("the list ends with a brace")];
+        list.lines()
+            .map(|line| line.split("//").next().unwrap_or_default())
+            .flat_map(|line| line.split(','))
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// "A test fails when `conformance_tests!` misses one of the suite's
+    /// `pub fn`s" (SPEC §7.1): a function left out of the macro would pass
+    /// on every backend without ever running.
+    #[test]
+    fn the_macro_runs_every_function_of_the_suite() {
+        let listed = listed_in_the_macro();
+        assert!(
+            listed.len() > 40,
+            "the macro's list was read whole: {listed:?}"
+        );
+        for name in &listed {
+            assert!(
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "the macro's list holds names only, got {name:?}"
+            );
+            assert_eq!(
+                listed.iter().filter(|n| *n == name).count(),
+                1,
+                "conformance_tests! lists {name} once"
+            );
+        }
+        let mut defined = Vec::new();
+        for (file, source) in SOURCES {
+            for (name, takes_a_store) in pub_fns(source) {
+                if CALLED_BY_BACKENDS.contains(&name.as_str()) {
+                    assert!(
+                        !listed.contains(&name),
+                        "conformance_tests! must not list {name} ({file}): it takes an opener, \
+                         not a store, and each durable backend calls it itself"
+                    );
+                } else {
+                    assert!(
+                        takes_a_store,
+                        "{file}: pub fn {name} takes something else than \
+                         `(store: &dyn SegmentStore)`, so conformance_tests! cannot run it"
+                    );
+                    assert!(
+                        listed.contains(&name),
+                        "conformance_tests! misses {name} ({file}): add it to the macro's list"
+                    );
+                }
+                defined.push(name);
+            }
+        }
+        for name in &listed {
+            assert!(
+                defined.contains(name),
+                "conformance_tests! lists {name}, which no file of the suite defines"
+            );
+        }
+        for name in CALLED_BY_BACKENDS {
+            assert!(
+                defined.iter().any(|d| d == name),
+                "{name} is still a function of the suite"
+            );
+        }
+    }
+
+    /// The check above reads the files named in [`SOURCES`]: a new area
+    /// file must be named there too, or its functions go unchecked.
+    #[test]
+    fn every_file_of_the_suite_is_read() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/conformance");
+        let entries = std::fs::read_dir(dir).expect("the suite's directory can be read");
+        for entry in entries {
+            let name = entry
+                .expect("the suite's directory can be listed")
+                .file_name()
+                .into_string()
+                .expect("the suite's file names are UTF-8");
+            if name.ends_with(".rs") {
+                assert!(
+                    SOURCES.iter().any(|(file, _)| *file == name),
+                    "src/conformance/{name} is not in SOURCES: the macro check skips its functions"
+                );
+            }
+        }
+    }
+
+    /// The checker itself: it finds a function whose signature rustfmt
+    /// broke over lines, tells a store's function from another, and sees a
+    /// name missing from the list.
+    #[test]
+    fn the_checker_reads_signatures_and_finds_what_is_missing() {
+        let source = "//! `pub fn`s here\n\
+                      pub fn one(store: &dyn SegmentStore) {}\n\
+                      pub fn two(\n    store: &dyn SegmentStore,\n) {}\n\
+                      pub fn three(open: &dyn Fn() -> Box<dyn SegmentStore>) {}\n\
+                      fn private(store: &dyn SegmentStore) {}\n";
+        assert_eq!(
+            pub_fns(source),
+            [
+                ("one".to_owned(), true),
+                ("two".to_owned(), true),
+                ("three".to_owned(), false)
+            ],
+            "public functions at the start of a line, with whether they take a store"
+        );
+        let listed = listed_in_the_macro();
+        assert!(
+            listed
+                .iter()
+                .any(|n| n == "create_returns_an_empty_segment"),
+            "the first name of the list is read"
+        );
+        assert!(
+            listed
+                .iter()
+                .any(|n| n == "a_record_that_names_another_person_is_new_to_them"),
+            "the last name of the list is read"
+        );
+    }
+
+    /// Every function of the suite, as `conformance_tests!` lists them.
+    macro_rules! suite {
+        (($unused:tt) $($case:ident),* $(,)?) => {
+            [$((stringify!($case), super::$case as fn(&dyn SegmentStore))),*]
+        };
+    }
+
+    /// The suite runs on a database shared by every test, in parallel and
+    /// again on what earlier runs left: here every function runs twice at
+    /// once on one store, then once more.
+    fn run_the_suite_on_one_store(store: &dyn SegmentStore) {
+        let suite = crate::conformance_tests!(@cases [suite] (()));
+        for copies in [2, 1] {
+            std::thread::scope(|scope| {
+                for _ in 0..copies {
+                    for (name, case) in suite {
+                        std::thread::Builder::new()
+                            .name(name.to_owned())
+                            .spawn_scoped(scope, move || case(store))
+                            .expect("a thread starts");
+                    }
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn the_suite_runs_twice_at_once_on_one_memory_store() {
+        run_the_suite_on_one_store(&crate::MemoryStore::new());
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn the_suite_runs_twice_at_once_on_one_sqlite_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = crate::SqliteStore::open(dir.path().join("shared.db")).expect("the file opens");
+        run_the_suite_on_one_store(&store);
+    }
+}

@@ -10,10 +10,14 @@ use super::*;
 /// `open` opens the same database each time it is called; the store it
 /// returns is dropped before the next call. Not part of
 /// [`conformance_tests!`]: a backend calls it with its own `open`.
+///
+/// Like every function of the suite, it uses an org and ids of its own, so
+/// `open` may open a database that holds other data too.
 pub fn reopened_store_keeps_everything(open: &dyn Fn() -> Box<dyn SegmentStore>) {
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let acme = ns.org("acme");
     let clock = ManualClock::new(start());
-    let ids = SequentialIds::new();
+    let ids = ns.ids();
     let written = {
         let store = open();
         let segments = Segments::new(&*store)
@@ -75,7 +79,11 @@ pub fn reopened_store_keeps_everything(open: &dyn Fn() -> Box<dyn SegmentStore>)
     clock.advance(TimeDelta::seconds(1));
     segments.add_members(&acme, kept, &["p-b"]).unwrap();
     let back = every_member(&segments, &acme, kept);
-    assert_eq!(back[1].pid.as_str(), "p-b");
+    assert_eq!(
+        back[1].pid.as_str(),
+        "p-b",
+        "the re-added member is back in its original place"
+    );
     assert_eq!(
         back[1].first_added_at,
         start_micros(),

@@ -6,8 +6,9 @@ use super::*;
 /// and `created_at == updated_at`: the documented initial state, and what
 /// `get` then returns, field for field.
 pub fn create_returns_an_empty_segment(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments
         .create(
             &acme,
@@ -20,7 +21,11 @@ pub fn create_returns_an_empty_segment(store: &dyn SegmentStore) {
         s.name, "Q1 2024 Enterprise Prospects",
         "the name is stored trimmed"
     );
-    assert_eq!(s.description.as_deref(), Some("500+ employees, tech"));
+    assert_eq!(
+        s.description.as_deref(),
+        Some("500+ employees, tech"),
+        "the description is stored as given"
+    );
     assert_eq!(
         s.created_at, s.updated_at,
         "a new segment was never updated"
@@ -44,8 +49,9 @@ pub fn create_returns_an_empty_segment(store: &dyn SegmentStore) {
 /// Timestamps are truncated to microseconds at creation, so a backend that
 /// stores microseconds returns exactly what the caller was given.
 pub fn create_truncates_timestamps_to_microseconds(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments.create(&acme, NewSegment::new("Timed")).unwrap();
     assert_eq!(
         s.created_at,
@@ -68,8 +74,9 @@ pub fn create_truncates_timestamps_to_microseconds(store: &dyn SegmentStore) {
 /// A host-set source label is kept; hosts use it to tell imports from API
 /// calls.
 pub fn create_keeps_the_source_label(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments
         .create(&acme, NewSegment::new("Imported").source("crm-import"))
         .unwrap();
@@ -84,8 +91,9 @@ pub fn create_keeps_the_source_label(store: &dyn SegmentStore) {
 /// normalization variants all collide, answer `DuplicateName` (404), and
 /// create nothing.
 pub fn names_are_unique_per_org_by_key(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let first = segments
         .create(&acme, NewSegment::new("Q1 Leads Café"))
         .unwrap();
@@ -113,21 +121,31 @@ pub fn names_are_unique_per_org_by_key(store: &dyn SegmentStore) {
 
 /// Organizations are separate namespaces: one name may exist once in each.
 pub fn the_same_name_may_exist_in_two_orgs(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let (a, b) = (org("org-a"), org("org-b"));
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let (a, b) = (ns.org("org-a"), ns.org("org-b"));
     let sa = segments.create(&a, NewSegment::new("Shared Name")).unwrap();
     let sb = segments.create(&b, NewSegment::new("shared name")).unwrap();
     assert_ne!(sa.id, sb.id, "two orgs, two segments");
-    assert_eq!(segments.get(&a, sa.id).unwrap().name, "Shared Name");
-    assert_eq!(segments.get(&b, sb.id).unwrap().name, "shared name");
+    assert_eq!(
+        segments.get(&a, sa.id).unwrap().name,
+        "Shared Name",
+        "A's segment keeps its spelling"
+    );
+    assert_eq!(
+        segments.get(&b, sb.id).unwrap().name,
+        "shared name",
+        "B's segment keeps its spelling"
+    );
 }
 
 /// Uniqueness is enforced by the storage itself, not by a check-then-insert
 /// in the caller: of eight threads creating one name at once, exactly one
 /// succeeds and the others get `DuplicateName`.
 pub fn racing_creates_of_one_name_have_one_winner(store: &dyn SegmentStore) {
+    let ns = Namespace::new();
     const THREADS: usize = 8;
-    let acme = org("acme");
+    let acme = ns.org("acme");
     for round in 0..5 {
         let barrier = Arc::new(Barrier::new(THREADS));
         let name = format!("Contested {round}");
@@ -176,8 +194,9 @@ pub fn racing_creates_of_one_name_have_one_winner(store: &dyn SegmentStore) {
 /// Nothing crosses organizations: another org's id is `NotFound` for every
 /// operation, its names are invisible, and the owner's segment is unchanged.
 pub fn another_orgs_segment_is_not_found(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let (a, b) = (org("org-a"), org("org-b"));
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let (a, b) = (ns.org("org-a"), ns.org("org-b"));
     let s = segments
         .create(&a, NewSegment::new("Private").description("A's"))
         .unwrap();
@@ -211,8 +230,9 @@ pub fn another_orgs_segment_is_not_found(store: &dyn SegmentStore) {
 
 /// An id no segment has is `NotFound`, for reads and writes alike.
 pub fn unknown_ids_are_not_found(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     segments.create(&acme, NewSegment::new("Exists")).unwrap();
     let ghost = SegmentId::parse("550e8400-e29b-41d4-a716-446655440000").unwrap();
     assert_not_found(segments.get(&acme, ghost), ghost, "get of an unknown id");
@@ -236,8 +256,9 @@ pub fn unknown_ids_are_not_found(store: &dyn SegmentStore) {
 /// Every name rule has its typed error, naming field and rule, and a refused
 /// create leaves no trace.
 pub fn invalid_names_are_refused_and_change_nothing(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let cases: [(String, Rule); 6] = [
         (String::new(), Rule::Blank),
         (" \t ".into(), Rule::Blank),
@@ -269,8 +290,9 @@ pub fn invalid_names_are_refused_and_change_nothing(store: &dyn SegmentStore) {
 /// Descriptions over the limit or holding NUL, and malformed source labels,
 /// are refused with the field named.
 pub fn invalid_descriptions_and_sources_are_refused(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let long = "d".repeat(MAX_DESCRIPTION_CHARS + 1);
     let rule = assert_invalid(
         segments.create(&acme, NewSegment::new("a").description(long)),
@@ -282,14 +304,15 @@ pub fn invalid_descriptions_and_sources_are_refused(store: &dyn SegmentStore) {
         Rule::TooLong {
             max: MAX_DESCRIPTION_CHARS,
             unit: "characters"
-        }
+        },
+        "a long description breaks the length rule"
     );
     let rule = assert_invalid(
         segments.create(&acme, NewSegment::new("a").description("x\0y")),
         Field::Description,
         "NUL in description",
     );
-    assert_eq!(rule, Rule::NulCharacter);
+    assert_eq!(rule, Rule::NulCharacter, "a NUL breaks the NUL rule");
     assert_invalid(
         segments.create(&acme, NewSegment::new("a").source("")),
         Field::Source,
@@ -310,7 +333,11 @@ pub fn invalid_descriptions_and_sources_are_refused(store: &dyn SegmentStore) {
         Field::Description,
         "NUL in a new description",
     );
-    assert_eq!(rule, Rule::NulCharacter);
+    assert_eq!(
+        rule,
+        Rule::NulCharacter,
+        "a NUL in a new description breaks the NUL rule"
+    );
     assert_eq!(
         segments.get(&acme, s.id).unwrap(),
         s,
@@ -322,8 +349,9 @@ pub fn invalid_descriptions_and_sources_are_refused(store: &dyn SegmentStore) {
 /// name of multi-byte letters and a 2,000-character description are stored
 /// whole.
 pub fn limits_are_inclusive(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let name = "é".repeat(MAX_NAME_CHARS);
     let description = "ü".repeat(MAX_DESCRIPTION_CHARS);
     let s = segments
@@ -344,8 +372,9 @@ pub fn limits_are_inclusive(store: &dyn SegmentStore) {
 /// `find_by_name` compares keys, as uniqueness does: any spelling with the
 /// same key finds the segment.
 pub fn find_by_name_compares_keys(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments
         .create(&acme, NewSegment::new("Churn Risk  Q3"))
         .unwrap();
@@ -374,9 +403,10 @@ pub fn find_by_name_compares_keys(store: &dyn SegmentStore) {
 /// Listing returns every segment of the org once, in creation order
 /// (`created_at`, then id), page by page, with no next cursor on the last page.
 pub fn list_pages_in_creation_order(store: &dyn SegmentStore) {
-    let (segments, clock) = service(store);
-    let acme = org("acme");
-    let other = org("other");
+    let ns = Namespace::new();
+    let (segments, clock) = ns.service(store);
+    let acme = ns.org("acme");
+    let other = ns.org("other");
     let mut created = Vec::new();
     for i in 0..23 {
         // Several segments per clock tick: ties are broken by id.
@@ -411,7 +441,11 @@ pub fn list_pages_in_creation_order(store: &dyn SegmentStore) {
     );
     assert_eq!(seen, created, "every segment once, in creation order");
     let exact = segments.list(&acme, ListOptions::new().limit(23)).unwrap();
-    assert_eq!(exact.segments.len(), 23);
+    assert_eq!(
+        exact.segments.len(),
+        23,
+        "a page of the exact size holds every segment"
+    );
     assert_eq!(
         exact.next, None,
         "a page that ends the list has no next cursor"
@@ -422,6 +456,7 @@ pub fn list_pages_in_creation_order(store: &dyn SegmentStore) {
 /// stored in: a clock set back and ids that count down still list by time,
 /// then by id.
 pub fn list_order_is_created_at_then_id_not_insertion(store: &dyn SegmentStore) {
+    let ns = Namespace::new();
     #[derive(Debug)]
     struct CountDown(std::sync::atomic::AtomicU64);
     impl crate::clock::IdGenerator for CountDown {
@@ -435,8 +470,8 @@ pub fn list_order_is_created_at_then_id_not_insertion(store: &dyn SegmentStore) 
     let clock = ManualClock::new(start());
     let segments = Segments::new(store)
         .with_clock(clock.clone())
-        .with_id_generator(CountDown(100.into()));
-    let acme = org("acme");
+        .with_id_generator(CountDown((ns.ids_after + 100).into()));
+    let acme = ns.org("acme");
     clock.advance(TimeDelta::seconds(10));
     segments.create(&acme, NewSegment::new("late")).unwrap();
     clock.advance(TimeDelta::seconds(-10));
@@ -455,10 +490,16 @@ pub fn list_order_is_created_at_then_id_not_insertion(store: &dyn SegmentStore) 
 /// repeats an id another org holds gets a `Storage` error, and nothing is
 /// created. Every backend behaves the same way.
 pub fn segment_ids_are_unique_across_orgs(store: &dyn SegmentStore) {
-    let (a, b) = (org("org-a"), org("org-b"));
-    let (first, _) = service(store);
-    let (repeating, _) = service(store); // a second SequentialIds: the same ids again
+    let ns = Namespace::new();
+    let (a, b) = (ns.org("org-a"), ns.org("org-b"));
+    let (first, _) = ns.service(store);
+    let (repeating, _) = ns.service(store); // a second generator: the same ids again
     let s = first.create(&a, NewSegment::new("First")).unwrap();
+    assert_eq!(
+        crate::clock::IdGenerator::next_id(&ns.ids(), start()),
+        s.id,
+        "a second generator of the run gives the first one's id again"
+    );
     match repeating.create(&b, NewSegment::new("Second")) {
         Err(Error::Storage { .. }) => {}
         other => panic!("a repeated id is a storage error, got {other:?}"),
@@ -478,8 +519,9 @@ pub fn segment_ids_are_unique_across_orgs(store: &dyn SegmentStore) {
 /// A cursor is a position, not a row: listing after a segment that has since
 /// been deleted goes on from where it stood.
 pub fn list_cursor_survives_deletion(store: &dyn SegmentStore) {
-    let (segments, clock) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, clock) = ns.service(store);
+    let acme = ns.org("acme");
     let mut ids = Vec::new();
     for i in 0..6 {
         clock.advance(TimeDelta::milliseconds(1));
@@ -506,8 +548,9 @@ pub fn list_cursor_survives_deletion(store: &dyn SegmentStore) {
 
 /// A page size of 0 or over the maximum is a typed error on `limit`.
 pub fn list_limit_is_checked(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     for limit in [0, MAX_PAGE_LIMIT + 1] {
         let rule = assert_invalid(
             segments.list(&acme, ListOptions::new().limit(limit)),
@@ -519,7 +562,8 @@ pub fn list_limit_is_checked(store: &dyn SegmentStore) {
             Rule::OutOfRange {
                 min: 1,
                 max: Some(MAX_PAGE_LIMIT as u64)
-            }
+            },
+            "limit {limit} is out of range"
         );
     }
     assert!(
@@ -534,8 +578,9 @@ pub fn list_limit_is_checked(store: &dyn SegmentStore) {
 /// changes nothing; the segment's own key in another spelling is fine; the
 /// old name is free afterwards; `updated_at` moves and `created_at` does not.
 pub fn rename_keeps_names_unique(store: &dyn SegmentStore) {
-    let (segments, clock) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, clock) = ns.service(store);
+    let acme = ns.org("acme");
     let a = segments.create(&acme, NewSegment::new("Alpha")).unwrap();
     let b = segments.create(&acme, NewSegment::new("Beta")).unwrap();
     assert_duplicate(
@@ -552,7 +597,7 @@ pub fn rename_keeps_names_unique(store: &dyn SegmentStore) {
     let recased = segments
         .rename(&acme, a.id, "ALPHA")
         .expect("a segment may take its own key");
-    assert_eq!(recased.name, "ALPHA");
+    assert_eq!(recased.name, "ALPHA", "the new spelling is stored");
     assert_eq!(recased.created_at, a.created_at, "rename keeps created_at");
     assert_eq!(
         recased.updated_at,
@@ -568,7 +613,10 @@ pub fn rename_keeps_names_unique(store: &dyn SegmentStore) {
     let reused = segments
         .create(&acme, NewSegment::new("alpha"))
         .expect("the old name is free after a rename");
-    assert_ne!(reused.id, a.id);
+    assert_ne!(
+        reused.id, a.id,
+        "a new segment of the freed name has a new id"
+    );
     assert_eq!(
         segments.find_by_name(&acme, "gamma").unwrap().map(|s| s.id),
         Some(a.id),
@@ -584,8 +632,9 @@ pub fn rename_keeps_names_unique(store: &dyn SegmentStore) {
 /// A description can be set, replaced and cleared; each change moves
 /// `updated_at` and nothing else.
 pub fn set_description_sets_and_clears(store: &dyn SegmentStore) {
-    let (segments, clock) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, clock) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments
         .create(&acme, NewSegment::new("Described"))
         .unwrap();
@@ -593,7 +642,11 @@ pub fn set_description_sets_and_clears(store: &dyn SegmentStore) {
     let set = segments
         .set_description(&acme, s.id, Some("new text"))
         .unwrap();
-    assert_eq!(set.description.as_deref(), Some("new text"));
+    assert_eq!(
+        set.description.as_deref(),
+        Some("new text"),
+        "the description is set"
+    );
     assert_eq!(
         set.updated_at,
         start_micros() + TimeDelta::seconds(2),
@@ -616,8 +669,9 @@ pub fn set_description_sets_and_clears(store: &dyn SegmentStore) {
 /// Deleting a segment removes it for every read and frees its name at once;
 /// a second delete is `NotFound`.
 pub fn delete_frees_the_name(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let s = segments
         .create(&acme, NewSegment::new("Temporary"))
         .unwrap();
@@ -644,8 +698,9 @@ pub fn delete_frees_the_name(store: &dyn SegmentStore) {
 /// Text is stored exactly: quotes, SQL metacharacters, emoji, right-to-left
 /// scripts and combining marks come back byte for byte.
 pub fn text_round_trips_exactly(store: &dyn SegmentStore) {
-    let (segments, _) = service(store);
-    let acme = org("acme");
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
     let names = [
         "Robert'); DROP TABLE segments;--",
         "100% \"quoted\" \\ back_slash",
