@@ -114,6 +114,12 @@ pub enum StorageFailure {
     CannotOpen,
     /// The operating system failed to read or write the file.
     Io,
+    /// A statement ran past the store's time limit and was cancelled
+    /// (PostgreSQL's `statement_timeout`).
+    Timeout,
+    /// The database server cannot be reached: it is down, restarting, or
+    /// the connection to it was lost.
+    Unavailable,
     /// Any other failure of the backend.
     Other,
 }
@@ -127,6 +133,8 @@ impl fmt::Display for StorageFailure {
             Self::Busy => "the database stayed locked by another connection",
             Self::CannotOpen => "the database file cannot be opened",
             Self::Io => "reading or writing the database file failed",
+            Self::Timeout => "a statement ran past its time limit",
+            Self::Unavailable => "the database server cannot be reached",
             Self::Other => "the storage backend failed",
         })
     }
@@ -225,6 +233,8 @@ pub enum Field {
     PublicationName,
     /// A death signal's confidence.
     ConfidenceScore,
+    /// The database schema a store is told to use.
+    Schema,
 }
 
 impl Field {
@@ -249,6 +259,7 @@ impl Field {
             Self::ObituaryUrl => "obituary_url",
             Self::PublicationName => "publication_name",
             Self::ConfidenceScore => "confidence_score",
+            Self::Schema => "schema",
         }
     }
 }

@@ -138,14 +138,14 @@ pub fn log_line(
     let mut line = format!("{method} {path} {} {elapsed_ms:.1}ms", status.as_u16());
     if let Some(HostErrorDetail(detail)) = response.extensions().get() {
         let _ = write!(line, " error: {detail}");
-    } else if status.is_server_error() {
-        if let Some(ErrorDetail(error)) = response.extensions().get() {
-            let _ = write!(line, " error: {error}");
-            let mut source = error.source();
-            while let Some(cause) = source {
-                let _ = write!(line, ": {cause}");
-                source = cause.source();
-            }
+    } else if status.is_server_error()
+        && let Some(ErrorDetail(error)) = response.extensions().get()
+    {
+        let _ = write!(line, " error: {error}");
+        let mut source = error.source();
+        while let Some(cause) = source {
+            let _ = write!(line, ": {cause}");
+            source = cause.source();
         }
     }
     line

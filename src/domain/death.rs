@@ -134,7 +134,10 @@ impl FromStr for DeathCursor {
 pub struct DeathSignals {
     /// The records, in feed order.
     pub records: Vec<DeathRecord>,
-    /// The cursor to pass next time; the one given when nothing was new.
+    /// The cursor to pass next time: after the last record when the page
+    /// is full, otherwise the end of the death feed as this read saw it
+    /// (never before the cursor given), so that the next poll reads only
+    /// what entered the feed since.
     pub next: DeathCursor,
 }
 

@@ -79,7 +79,7 @@ impl<S: SegmentStore> Segments<S> {
     }
 
     /// Plugs in a directory of known people: well-formed PIDs it does not
-    /// know are reported in [`AddOutcome::invalid_pids`] and not added.
+    /// know are reported in [`AddOutcome::invalid_pids`](crate::AddOutcome::invalid_pids) and not added.
     /// Without one, every well-formed PID is accepted.
     pub fn with_person_directory(mut self, directory: impl PersonDirectory + 'static) -> Self {
         self.directory = Some(Arc::new(directory));

@@ -80,6 +80,8 @@ use crate::{
 };
 
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 mod types;
@@ -89,8 +91,9 @@ pub use types::{
     MembersRemoved, SegmentChange, SegmentInsert, Stamp,
 };
 
-/// Where segments live. Implemented by [`MemoryStore`](crate::MemoryStore)
-/// and `SqliteStore` (feature `sqlite`), and by `&T`, `Box<T>` and
+/// Where segments live. Implemented by [`MemoryStore`](crate::MemoryStore),
+/// `SqliteStore` (feature `sqlite`) and `PostgresStore` (feature
+/// `postgres`), and by `&T`, `Box<T>` and
 /// `Arc<T>` of any store (so `Arc<dyn SegmentStore>` is a store too).
 ///
 /// The [module docs](self) list what the service settles before a store is

@@ -1,0 +1,261 @@
+//! The ledger: org heads, entries, the change feed and timelines, in SQL.
+
+use chrono::{DateTime, Utc};
+use r2d2_postgres::postgres::Row;
+
+use super::{Tx, count, get, sql_int, time};
+use crate::domain::pid::is_well_formed;
+use crate::store::Stamp;
+use crate::{Change, ChangeKind, Error, OrgId, Pid, Result, SegmentId};
+
+pub(super) const CREATED: i16 = 1;
+pub(super) const RENAMED: i16 = 2;
+pub(super) const DESCRIBED: i16 = 3;
+pub(super) const DELETED: i16 = 4;
+pub(super) const ADDED: i16 = 5;
+pub(super) const READDED: i16 = 6;
+pub(super) const REMOVED: i16 = 7;
+
+/// Locks the org's head row for the rest of the transaction.
+pub(super) const LOCK_HEAD: &str =
+    "SELECT last_seq, last_at FROM segment_heads WHERE org = $1 FOR UPDATE";
+
+/// Makes the org's head row, the first time the org writes.
+pub(super) const NEW_HEAD: &str = "INSERT INTO segment_heads (org, last_seq, last_at)
+     VALUES ($1, 0, $2) ON CONFLICT (org) DO NOTHING";
+
+pub(super) const MOVE_HEAD: &str =
+    "UPDATE segment_heads SET last_seq = $2, last_at = $3 WHERE org = $1";
+
+/// Writes one transaction's ledger entries for one org: locks the org's
+/// head when it opens (so the org's writes take turns, and seq order is
+/// commit order), numbers entries from it, and moves it when it closes.
+pub(super) struct Ledger<'a> {
+    org: &'a str,
+    request_id: Option<&'a str>,
+    /// The time every entry of this transaction gets: the stamp's, or the
+    /// org's last entry's if that is later (entry times never go back).
+    at: i64,
+    /// The last seq given, so far.
+    last: i64,
+    /// The head's seq when the ledger opened.
+    opened_at: i64,
+}
+
+impl<'a> Ledger<'a> {
+    /// Locks and reads the org's head. The first statement of every write.
+    pub(super) fn open(tx: &mut Tx<'_>, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self> {
+        let head = match tx.query_opt(LOCK_HEAD, &[&org.as_str()])? {
+            Some(row) => row,
+            None => {
+                // Racing first writes of an org: one inserts, the other
+                // waits for it, and both then lock the one row.
+                tx.execute(NEW_HEAD, &[&org.as_str(), &i64::MIN])?;
+                tx.query_one(LOCK_HEAD, &[&org.as_str()])?
+            }
+        };
+        let last: i64 = get(&head, 0)?;
+        let last_at: i64 = get(&head, 1)?;
+        Ok(Self {
+            org: org.as_str(),
+            request_id: stamp.request_id,
+            at: stamp.at.timestamp_micros().max(last_at),
+            last,
+            opened_at: last,
+        })
+    }
+
+    /// The time of this transaction's changes. Rows written in the
+    /// transaction carry it too, so rows and ledger always agree.
+    pub(super) fn at(&self) -> i64 {
+        self.at
+    }
+
+    /// [`Ledger::at`] as a time.
+    pub(super) fn time(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.at).unwrap_or_default()
+    }
+
+    /// Appends an entry about a segment; returns its `seq`.
+    pub(super) fn append(
+        &mut self,
+        tx: &mut Tx<'_>,
+        segment: SegmentId,
+        kind: &ChangeKind,
+    ) -> Result<i64> {
+        let (code, name, description) = match kind {
+            ChangeKind::Created { name, description } => {
+                (CREATED, Some(name.as_str()), description.as_deref())
+            }
+            ChangeKind::Renamed { name } => (RENAMED, Some(name.as_str()), None),
+            ChangeKind::DescriptionChanged { description } => {
+                (DESCRIBED, None, description.as_deref())
+            }
+            ChangeKind::Deleted => (DELETED, None, None),
+            other => {
+                return Err(Error::storage(format!(
+                    "a {other:?} entry is written with Ledger::members"
+                )));
+            }
+        };
+        self.last += 1;
+        tx.execute(
+            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, name, description)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &self.org,
+                &self.last,
+                &self.at,
+                &self.request_id,
+                segment.as_uuid(),
+                &code,
+                &name,
+                &description,
+            ],
+        )?;
+        Ok(self.last)
+    }
+
+    /// Appends one membership entry per `(code, person)`, in order, in one
+    /// statement; returns the last one's `seq`, if any.
+    pub(super) fn members(
+        &mut self,
+        tx: &mut Tx<'_>,
+        segment: SegmentId,
+        codes: &[i16],
+        persons: &[i64],
+    ) -> Result<Option<i64>> {
+        if codes.is_empty() {
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, person)
+             SELECT $1, $2 + u.i, $3, $4, $5, u.kind, u.person
+             FROM unnest($6::smallint[], $7::bigint[]) WITH ORDINALITY AS u (kind, person, i)",
+            &[
+                &self.org,
+                &self.last,
+                &self.at,
+                &self.request_id,
+                segment.as_uuid(),
+                &codes,
+                &persons,
+            ],
+        )?;
+        self.last += codes.len() as i64;
+        Ok(Some(self.last))
+    }
+
+    /// Moves the org's head past this transaction's entries (nothing to do
+    /// when it wrote none; the lock goes at commit either way).
+    pub(super) fn close(self, tx: &mut Tx<'_>) -> Result<()> {
+        if self.last != self.opened_at {
+            tx.execute(MOVE_HEAD, &[&self.org, &self.last, &self.at])?;
+        }
+        Ok(())
+    }
+}
+
+/// The change feed's query: entries after a seq, in order.
+pub(super) const SINCE: &str =
+    "SELECT l.seq, l.at, l.request_id, l.segment, l.kind, p.pid, l.name, l.description
+     FROM segment_ledger l
+     LEFT JOIN segment_people p ON p.org = l.org AND p.person = l.person
+     WHERE l.org = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3";
+
+/// Up to `limit` of the org's entries after `after`, in order.
+pub(super) fn since(tx: &mut Tx<'_>, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+    tx.query(SINCE, &[&org.as_str(), &sql_int(after), &sql_int(limit)])?
+        .iter()
+        .map(change_from_row)
+        .collect()
+}
+
+/// A person's entries after a seq, in order.
+pub(super) const TIMELINE: &str =
+    "SELECT l.seq, l.at, l.request_id, l.segment, l.kind, p.pid, l.name, l.description
+     FROM segment_people p
+     JOIN segment_ledger l ON l.org = p.org AND l.person = p.person
+     WHERE p.org = $1 AND p.pid = $2 AND l.seq > $3 ORDER BY l.seq LIMIT $4";
+
+/// Up to `limit` of `pid`'s entries after `after`, in order.
+pub(super) fn timeline(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    pid: &Pid,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Change>> {
+    tx.query(
+        TIMELINE,
+        &[
+            &org.as_str(),
+            &pid.as_str(),
+            &sql_int(after),
+            &sql_int(limit),
+        ],
+    )?
+    .iter()
+    .map(change_from_row)
+    .collect()
+}
+
+/// A PID column; a malformed one is a damaged row.
+pub(super) fn pid_at(row: &Row, i: usize) -> Result<Pid> {
+    let pid: String = get(row, i)?;
+    if is_well_formed(&pid) {
+        Ok(Pid::new_unchecked(&pid))
+    } else {
+        Err(Error::storage(format!("stored PID {pid:?} is malformed")))
+    }
+}
+
+/// A ledger row, read with the columns of [`SINCE`] and [`TIMELINE`].
+fn change_from_row(row: &Row) -> Result<Change> {
+    let code: i16 = get(row, 4)?;
+    let name = || get::<String>(row, 6);
+    let description = || get::<Option<String>>(row, 7);
+    let kind = match code {
+        CREATED => ChangeKind::Created {
+            name: name()?,
+            description: description()?,
+        },
+        RENAMED => ChangeKind::Renamed { name: name()? },
+        DESCRIBED => ChangeKind::DescriptionChanged {
+            description: description()?,
+        },
+        DELETED => ChangeKind::Deleted,
+        ADDED => ChangeKind::MemberAdded {
+            pid: pid_at(row, 5)?,
+        },
+        READDED => ChangeKind::MemberReAdded {
+            pid: pid_at(row, 5)?,
+        },
+        REMOVED => ChangeKind::MemberRemoved {
+            pid: pid_at(row, 5)?,
+        },
+        other => return Err(Error::storage(format!("unknown ledger entry kind {other}"))),
+    };
+    Ok(Change {
+        seq: count(row, 0)?,
+        at: time(row, 1)?,
+        request_id: get(row, 2)?,
+        segment_id: SegmentId::from_uuid(get(row, 3)?),
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feed_and_the_timeline_read_the_same_columns() {
+        let select = |sql: &str| sql.split(" FROM ").next().unwrap().to_owned();
+        assert_eq!(
+            select(SINCE),
+            select(TIMELINE),
+            "change_from_row reads both"
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! People and memberships, in SQL: set-based member calls, and member
+//! pages.
+//!
+//! A member call is a handful of statements, whatever its size: the batch
+//! travels as arrays (`unnest`), in PID order (the order of the people
+//! index). One statement classifies every PID, one numbers the people the
+//! org has never seen, one inserts the new memberships, one updates the
+//! re-added or redundant (or removed) ones, and one appends every ledger
+//! entry, in the caller's order.
+
+use r2d2_postgres::postgres::Row;
+
+use super::ledger::{ADDED, Ledger, READDED, REMOVED, pid_at};
+use super::segments::locate;
+use super::{Tx, count, get, micros, sql_int, time};
+use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Stamp};
+use crate::{Error, Member, OrgId, Pid, Result, SegmentId};
+
+/// The PIDs of one member call in PID order, each with its place in the
+/// call. Built before a connection is taken.
+pub(super) struct Batch<'p> {
+    sorted: Vec<(usize, &'p Pid)>,
+    texts: Vec<&'p str>,
+}
+
+impl<'p> Batch<'p> {
+    pub(super) fn new(pids: &'p [Pid]) -> Self {
+        let mut sorted: Vec<(usize, &Pid)> = pids.iter().enumerate().collect();
+        sorted.sort_unstable_by(|a, b| a.1.cmp(b.1));
+        let texts = sorted.iter().map(|(_, pid)| pid.as_str()).collect();
+        Self { sorted, texts }
+    }
+
+    /// The position in PID order of `pid`.
+    fn position(&self, pid: &str) -> Option<usize> {
+        self.texts.binary_search(&pid).ok()
+    }
+}
+
+/// What a PID is to the segment, before an add.
+const NEW: i16 = 0;
+const ACTIVE: i16 = 1;
+const REMOVED_MEMBER: i16 = 2;
+
+/// Every PID of the batch (in PID order): its person number, if the org
+/// knows them, and what they are to the segment.
+pub(super) const CLASSIFY: &str = "SELECT p.person,
+            CASE WHEN m.person IS NULL THEN 0::smallint
+                 WHEN m.removed_at IS NULL THEN 1::smallint
+                 ELSE 2::smallint END
+     FROM unnest($1::text[]) WITH ORDINALITY AS u (pid, i)
+     LEFT JOIN segment_people p ON p.org = $2 AND p.pid = u.pid
+     LEFT JOIN segment_memberships m ON m.org = $2 AND m.segment = $3 AND m.person = p.person
+     ORDER BY u.i";
+
+/// Numbers the people of the batch the org has never seen.
+pub(super) const NEW_PEOPLE: &str = "INSERT INTO segment_people (org, pid)
+     SELECT $1, u.pid FROM unnest($2::text[]) WITH ORDINALITY AS u (pid, i) ORDER BY u.i
+     RETURNING pid, person";
+
+pub(super) const INSERT_MEMBERS: &str =
+    "INSERT INTO segment_memberships (org, segment, person, pid, first_added_at, last_added_at)
+     SELECT $1, $2, u.person, u.pid, $3, $3
+     FROM unnest($4::bigint[], $5::text[]) AS u (person, pid)";
+
+pub(super) const REJOIN: &str =
+    "UPDATE segment_memberships SET last_added_at = $3, removed_at = NULL
+     WHERE org = $1 AND segment = $2 AND person = ANY($4::bigint[])";
+
+pub(super) const TOUCH: &str = "UPDATE segment_memberships SET last_added_at = $3
+     WHERE org = $1 AND segment = $2 AND person = ANY($4::bigint[])";
+
+/// Makes every PID of `batch` an active member. Call inside a write
+/// transaction.
+pub(super) fn add(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    batch: &Batch<'_>,
+    stamp: Stamp<'_>,
+) -> Result<MembersAdded> {
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let size = locate(tx, org, id)?;
+    let at = ledger.at();
+    let states = tx.query(CLASSIFY, &[&batch.texts, &org.as_str(), id.as_uuid()])?;
+    if states.len() != batch.texts.len() {
+        return Err(Error::storage(format!(
+            "classifying {} PIDs gave {} rows",
+            batch.texts.len(),
+            states.len()
+        )));
+    }
+    let mut persons: Vec<Option<i64>> = states
+        .iter()
+        .map(|row| get(row, 0))
+        .collect::<Result<_>>()?;
+    number_new_people(tx, org, batch, &mut persons)?;
+
+    let (mut new, mut new_pids, mut rejoining, mut redundant) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // (place in the call, ledger code, person) of everyone who joins.
+    let mut joined = Vec::new();
+    for (i, (row, person)) in states.iter().zip(&persons).enumerate() {
+        let person = person.ok_or_else(|| Error::storage("a new person got no number"))?;
+        let given = batch.sorted[i].0;
+        match get::<i16>(row, 1)? {
+            NEW => {
+                new.push(person);
+                new_pids.push(batch.texts[i]);
+                joined.push((given, ADDED, person));
+            }
+            REMOVED_MEMBER => {
+                rejoining.push(person);
+                joined.push((given, READDED, person));
+            }
+            ACTIVE => redundant.push(person),
+            other => return Err(Error::storage(format!("unknown membership state {other}"))),
+        }
+    }
+    if !new.is_empty() {
+        tx.execute(
+            INSERT_MEMBERS,
+            &[&org.as_str(), id.as_uuid(), &at, &new, &new_pids],
+        )?;
+    }
+    for (sql, persons) in [(REJOIN, &rejoining), (TOUCH, &redundant)] {
+        if !persons.is_empty() {
+            tx.execute(sql, &[&org.as_str(), id.as_uuid(), &at, persons])?;
+        }
+    }
+    joined.sort_unstable_by_key(|(given, _, _)| *given);
+    let codes: Vec<i16> = joined.iter().map(|(_, code, _)| *code).collect();
+    let people: Vec<i64> = joined.iter().map(|(_, _, person)| *person).collect();
+    let last_entry = ledger.members(tx, id, &codes, &people)?;
+    let n_added = joined.len() as u64;
+    let new_current_size = size + n_added;
+    set_size(tx, org, id, &ledger, last_entry, new_current_size)?;
+    ledger.close(tx)?;
+    Ok(MembersAdded {
+        n_added,
+        n_redundant: redundant.len() as u64,
+        new_current_size,
+    })
+}
+
+/// Numbers the people of the batch who have none yet (`None` in
+/// `persons`, in PID order), in one statement.
+fn number_new_people(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    batch: &Batch<'_>,
+    persons: &mut [Option<i64>],
+) -> Result<()> {
+    let unknown: Vec<&str> = batch
+        .texts
+        .iter()
+        .zip(persons.iter())
+        .filter(|(_, person)| person.is_none())
+        .map(|(pid, _)| *pid)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    for row in tx.query(NEW_PEOPLE, &[&org.as_str(), &unknown])? {
+        let pid: &str = get(&row, 0)?;
+        let i = batch.position(pid).ok_or_else(|| {
+            Error::storage(format!("numbered {pid}, which the call did not hold"))
+        })?;
+        persons[i] = Some(get(&row, 1)?);
+    }
+    Ok(())
+}
+
+/// The active members among the batch (in PID order): their place in PID
+/// order (from 1) and person number.
+pub(super) const ACTIVE_AMONG: &str = "SELECT u.i, p.person
+     FROM unnest($1::text[]) WITH ORDINALITY AS u (pid, i)
+     JOIN segment_people p ON p.org = $2 AND p.pid = u.pid
+     JOIN segment_memberships m ON m.org = $2 AND m.segment = $3 AND m.person = p.person
+     WHERE m.removed_at IS NULL
+     ORDER BY u.i";
+
+pub(super) const LEAVE: &str = "UPDATE segment_memberships SET removed_at = $3
+     WHERE org = $1 AND segment = $2 AND person = ANY($4::bigint[])";
+
+/// Ends the active membership of every PID of `batch` that has one. Call
+/// inside a write transaction.
+pub(super) fn remove(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    batch: &Batch<'_>,
+    stamp: Stamp<'_>,
+) -> Result<MembersRemoved> {
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let size = locate(tx, org, id)?;
+    let rows = tx.query(ACTIVE_AMONG, &[&batch.texts, &org.as_str(), id.as_uuid()])?;
+    let mut leaving = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let place: i64 = get(row, 0)?;
+        let person: i64 = get(row, 1)?;
+        let given = usize::try_from(place - 1)
+            .ok()
+            .and_then(|i| batch.sorted.get(i))
+            .ok_or_else(|| Error::storage(format!("no PID at place {place} of the call")))?
+            .0;
+        leaving.push((given, person));
+    }
+    let n_deleted = leaving.len() as u64;
+    let new_current_size = size.checked_sub(n_deleted).ok_or_else(|| {
+        Error::storage(format!(
+            "segment {id}: current_size {size} is below the {n_deleted} members removed"
+        ))
+    })?;
+    if !leaving.is_empty() {
+        let persons: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
+        tx.execute(
+            LEAVE,
+            &[&org.as_str(), id.as_uuid(), &ledger.at(), &persons],
+        )?;
+    }
+    leaving.sort_unstable_by_key(|(given, _)| *given);
+    let codes = vec![REMOVED; leaving.len()];
+    let people: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
+    let last_entry = ledger.members(tx, id, &codes, &people)?;
+    set_size(tx, org, id, &ledger, last_entry, new_current_size)?;
+    ledger.close(tx)?;
+    Ok(MembersRemoved {
+        n_deleted,
+        new_current_size,
+    })
+}
+
+/// Stores a segment's new size, as `current_size` and as the size after
+/// ledger entry `entry` (for `size_as_of`, and as its `members_seq`).
+/// Nothing to do when the call recorded no entry.
+fn set_size(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    ledger: &Ledger<'_>,
+    entry: Option<i64>,
+    size: u64,
+) -> Result<()> {
+    let Some(entry) = entry else {
+        return Ok(());
+    };
+    tx.execute(
+        "WITH sized AS (
+             UPDATE segments SET current_size = $3 WHERE org = $1 AND id = $2
+         )
+         INSERT INTO segment_sizes (org, segment, seq, at, size) VALUES ($1, $2, $4, $5, $3)",
+        &[
+            &org.as_str(),
+            id.as_uuid(),
+            &sql_int(size),
+            &entry,
+            &ledger.at(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn member_from_row(row: &Row) -> Result<Member> {
+    Ok(Member {
+        pid: pid_at(row, 0)?,
+        first_added_at: time(row, 1)?,
+        last_added_at: time(row, 2)?,
+    })
+}
+
+/// The segment's size and `members_seq` (its last size sample's seq).
+pub(super) const SIZE_AND_SEQ: &str = "SELECT s.current_size,
+            coalesce((SELECT z.seq FROM segment_sizes z WHERE z.org = s.org AND z.segment = s.id
+                      ORDER BY z.seq DESC LIMIT 1), 0)
+     FROM segments s WHERE s.org = $1 AND s.id = $2";
+
+/// Active members after a position, in list order.
+pub(super) const AFTER: &str = "SELECT pid, first_added_at, last_added_at FROM segment_memberships
+     WHERE org = $1 AND segment = $2 AND removed_at IS NULL
+       AND (first_added_at, pid) > ($3, $4)
+     ORDER BY first_added_at, pid LIMIT $5";
+
+/// Active members from an offset, in list order.
+pub(super) const AT_OFFSET: &str =
+    "SELECT pid, first_added_at, last_added_at FROM segment_memberships
+     WHERE org = $1 AND segment = $2 AND removed_at IS NULL
+     ORDER BY first_added_at, pid LIMIT $3 OFFSET $4";
+
+/// Up to `limit` active members from `from`, with the segment's size and
+/// `members_seq`. Call inside one read transaction.
+pub(super) fn slice(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    from: MemberStart<'_>,
+    limit: usize,
+) -> Result<MemberSlice> {
+    let Some(head) = tx.query_opt(SIZE_AND_SEQ, &[&org.as_str(), id.as_uuid()])? else {
+        return Err(Error::NotFound { id });
+    };
+    let rows = match from {
+        MemberStart::After(c) => tx.query(
+            AFTER,
+            &[
+                &org.as_str(),
+                id.as_uuid(),
+                &micros(c.first_added_at()),
+                &c.pid().as_str(),
+                &sql_int(limit),
+            ],
+        )?,
+        MemberStart::Offset(offset) => tx.query(
+            AT_OFFSET,
+            &[
+                &org.as_str(),
+                id.as_uuid(),
+                &sql_int(limit),
+                &sql_int(offset),
+            ],
+        )?,
+    };
+    Ok(MemberSlice {
+        members: rows.iter().map(member_from_row).collect::<Result<_>>()?,
+        current_size: count(&head, 0)?,
+        members_seq: count(&head, 1)?,
+    })
+}

@@ -1,0 +1,664 @@
+//! [`PostgresStore`]: segments in a PostgreSQL database that many app
+//! servers share.
+//!
+//! The same shape as the SQLite backend, file for file: `segments.rs`,
+//! `members.rs` (people and memberships), `ledger.rs` (the ledger and its
+//! org heads), `as_of.rs` (reads of the past), `deaths.rs`; `schema.rs`
+//! holds the tables and their migrations.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use r2d2_postgres::PostgresConnectionManager;
+use r2d2_postgres::postgres::error::SqlState;
+use r2d2_postgres::postgres::types::ToSql;
+use r2d2_postgres::postgres::{
+    self as pg, Client, IsolationLevel, NoTls, Row, Statement, Transaction,
+};
+use r2d2_postgres::r2d2::{ManageConnection, Pool, PooledConnection};
+
+use crate::store::{
+    DeathSignalPage, DeathsUpserted, MemberSlice, MemberStart, MembersAdded, MembersRemoved,
+    SegmentChange, SegmentInsert, Stamp,
+};
+use crate::{
+    Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
+    SegmentCursor, SegmentId, SegmentStore, StorageFailure,
+};
+
+mod as_of;
+mod deaths;
+mod ledger;
+mod members;
+mod schema;
+mod segments;
+
+/// Options of a [`PostgresStore`], set before it connects.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use segments::PostgresStore;
+/// let store = PostgresStore::builder("postgresql://app@db.internal/app")
+///     .pool_size(16)
+///     .statement_timeout(Duration::from_secs(10))
+///     .schema("segments_eu")
+///     .connect()?;
+/// # Ok::<(), segments::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct PostgresStoreBuilder {
+    url: String,
+    pool_size: u32,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+    lock_timeout: Duration,
+    idle_in_transaction_session_timeout: Duration,
+    schema: String,
+    max_retries: u32,
+}
+
+impl fmt::Debug for PostgresStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: it is not shown.
+        f.debug_struct("PostgresStoreBuilder")
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("lock_timeout", &self.lock_timeout)
+            .field(
+                "idle_in_transaction_session_timeout",
+                &self.idle_in_transaction_session_timeout,
+            )
+            .field("schema", &self.schema)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStoreBuilder {
+    fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(10),
+            idle_in_transaction_session_timeout: Duration::from_secs(60),
+            schema: "segments".to_owned(),
+            max_retries: 5,
+        }
+    }
+
+    /// The most connections the pool opens; 8 by default. Each call holds
+    /// one connection while it runs.
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// How long a call waits for a connection (to open one, or for one to
+    /// come free) before it fails with [`StorageFailure::Unavailable`];
+    /// 5 s by default.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// PostgreSQL's `statement_timeout` on every connection: a statement
+    /// running longer is cancelled and its call fails with
+    /// [`StorageFailure::Timeout`], changing nothing; 30 s by default.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
+    /// PostgreSQL's `lock_timeout`: how long a statement waits for a row
+    /// lock (another server writing to the same org) before its call fails
+    /// with [`StorageFailure::Busy`]; 10 s by default.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// PostgreSQL's `idle_in_transaction_session_timeout`: the server ends
+    /// a session that sits in an open transaction this long (a host that
+    /// stalled mid-call), releasing its locks; 60 s by default.
+    pub fn idle_in_transaction_session_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_in_transaction_session_timeout = timeout;
+        self
+    }
+
+    /// The schema that holds the crate's tables, created if missing;
+    /// `segments` by default. Stores with different schemas share a
+    /// database without seeing each other. A lowercase SQL identifier:
+    /// 1–63 of `[a-z0-9_]`, not starting with a digit.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// How many times a call is tried again after a serialization failure
+    /// or a deadlock (with a short, random pause); 5 by default.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// Opens the pool and brings the schema up to date (under an advisory
+    /// lock, so servers starting together take turns).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] (field `schema`) for a bad schema name;
+    /// [`StorageFailure::CannotOpen`] for a URL that cannot be parsed;
+    /// [`Error::SchemaTooNew`] when a newer version of this crate
+    /// wrote the schema (then nothing in it is touched);
+    /// [`StorageFailure::Unavailable`] when the server cannot be reached;
+    /// `Storage` for other failures.
+    pub fn connect(self) -> Result<PostgresStore> {
+        schema::check_name(&self.schema)?;
+        let mut config: pg::Config = self
+            .url
+            .parse()
+            .map_err(|e| Error::storage_failure(StorageFailure::CannotOpen, e))?;
+        config.connect_timeout(self.connect_timeout);
+        config.application_name("segments");
+        // Generic plans: every statement is a walk of indexes driven by
+        // its parameters, and a plan fitted to one org's statistics (say,
+        // an org that had one person when the table was last analyzed) can
+        // turn a batch's lookups into a scan per PID.
+        config.options(&format!(
+            "-c search_path={} -c statement_timeout={} -c lock_timeout={} \
+             -c idle_in_transaction_session_timeout={} -c timezone=UTC \
+             -c plan_cache_mode=force_generic_plan",
+            self.schema,
+            self.statement_timeout.as_millis(),
+            self.lock_timeout.as_millis(),
+            self.idle_in_transaction_session_timeout.as_millis(),
+        ));
+        let pool = Pool::builder()
+            .max_size(self.pool_size.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(self.connect_timeout)
+            // A connection is checked when it comes back (`has_broken`),
+            // not on every checkout; a call that meets a connection the
+            // server dropped is tried again on a fresh one.
+            .test_on_check_out(false)
+            .build_unchecked(Manager(PostgresConnectionManager::new(config, NoTls)));
+        let store = PostgresStore {
+            inner: std::sync::Arc::new(Inner {
+                pool,
+                options: self,
+            }),
+        };
+        store.with_connection(|conn| schema::migrate(conn, &store.inner.options.schema))?;
+        Ok(store)
+    }
+}
+
+/// Segments in PostgreSQL: one database that many app servers share, each
+/// with its own pool of connections.
+///
+/// Open it with [`PostgresStore::connect`] (or [`PostgresStore::builder`]
+/// for options) and use it like any store:
+///
+/// ```no_run
+/// use segments::{NewSegment, OrgId, PostgresStore, Segments};
+/// let segments = Segments::new(PostgresStore::connect("postgresql://app@db.internal/app")?);
+/// let org = OrgId::new("acme")?;
+/// let s = segments.create(&org, NewSegment::new("Watchlist"))?;
+/// segments.add_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
+/// # Ok::<(), segments::Error>(())
+/// ```
+///
+/// - Built on the sync [`postgres`](https://docs.rs/postgres) crate, pooled
+///   with `r2d2` (`r2d2_postgres`). Each call takes a connection from the
+///   pool for the time it runs; statements are prepared once per
+///   connection.
+/// - **Schema.** The crate's tables live in one schema (`segments`, or
+///   [`PostgresStoreBuilder::schema`]), versioned in its table
+///   `segments_schema`. Migrations run in one transaction under a
+///   transaction-scoped advisory lock, so servers starting at the same
+///   moment take turns; a schema written by a newer version of the crate is
+///   refused with [`Error::SchemaTooNew`] and left untouched. Text keys are
+///   `COLLATE "C"` (byte order, as the other backends compare); times are
+///   `bigint` microseconds since the epoch. Every table's key starts with
+///   `org`, except the death records (and the death feed's head), which
+///   all orgs share.
+/// - **Order.** Every write of an org first locks the org's head row
+///   (`segment_heads`: last seq, last time) and holds it to commit, so the
+///   org's writes take turns, seq order is commit order, and a client
+///   polling [`changes_since`](crate::Segments::changes_since) never skips
+///   an entry, however many servers write. Death records take their feed
+///   positions the same way, from the feed's head row. Reads run in a
+///   `REPEATABLE READ` snapshot and take no locks.
+/// - **Set-based writes.** A member call of any size is about ten
+///   statements: the batch travels as arrays (`unnest`), in PID order, and
+///   the ledger entries are one `INSERT … SELECT`.
+/// - **Failures.** A unique violation of a segment's name is
+///   [`Error::DuplicateName`], recognized by its constraint's name.
+///   Serialization failures and deadlocks are tried again, up to
+///   [`max_retries`](PostgresStoreBuilder::max_retries) times with a
+///   random pause. A timeout is [`StorageFailure::Timeout`] (a statement)
+///   or [`StorageFailure::Busy`] (a lock); a lost connection or a server
+///   that is down is [`StorageFailure::Unavailable`]. In every case the
+///   transaction is rolled back, so nothing is half-written, and the pool
+///   replaces broken connections: calls succeed again once the server is
+///   back.
+/// - **Costs**, as the bench report measures them: a create is one
+///   transaction of a few statements; an add or remove of `n` PIDs is about
+///   ten statements whose cost grows with `n`; `get` reads one row; a
+///   member page by cursor, a change-feed page and a timeline page cost
+///   the same at any depth; a member page by offset grows with the offset
+///   (the service's page walk avoids it); `size_as_of` is one index read; a
+///   death-signal poll reads the death records after its cursor.
+///
+/// # Sharding by org (Citus)
+/// Every table but the death records is keyed by `org` first, so the
+/// schema can be distributed by org on a sharded PostgreSQL such as Citus.
+/// **This has not been tested.** The statements would be, in the store's
+/// schema, after the store created it:
+///
+/// ```sql
+/// -- A global unique index cannot be kept on a distributed table: ids
+/// -- stay unique by construction (UUID v7), not by the database.
+/// DROP INDEX segments_id_unique;
+/// SELECT create_distributed_table('segment_heads', 'org');
+/// SELECT create_distributed_table('segments', 'org', colocate_with => 'segment_heads');
+/// SELECT create_distributed_table('segment_people', 'org', colocate_with => 'segment_heads');
+/// SELECT create_distributed_table('segment_memberships', 'org', colocate_with => 'segment_heads');
+/// SELECT create_distributed_table('segment_ledger', 'org', colocate_with => 'segment_heads');
+/// SELECT create_distributed_table('segment_sizes', 'org', colocate_with => 'segment_heads');
+/// SELECT create_reference_table('death_records');
+/// SELECT create_reference_table('death_feed_head');
+/// ```
+///
+/// What would change: each org's writes already stay on the org's shard
+/// (one head row per org), so they scale out; the death records are a
+/// reference table, copied to every node, so ingesting them costs a write
+/// on every node, and a death-signal poll joins them locally; the person
+/// numbers come from one identity sequence, which Citus supports on
+/// distributed tables but hands out in ranges per node.
+///
+/// Clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool<Manager>,
+    options: PostgresStoreBuilder,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.options.schema)
+            .field("pool_size", &self.inner.options.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pooled connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+/// `r2d2_postgres`'s manager, with a statement cache per connection.
+#[derive(Debug)]
+struct Manager(PostgresConnectionManager<NoTls>);
+
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = pg::Error;
+
+    fn connect(&self) -> std::result::Result<Conn, pg::Error> {
+        Ok(Conn {
+            client: self.0.connect()?,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), pg::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
+
+/// One transaction on a pooled connection, with its statement cache.
+pub(super) struct Tx<'c> {
+    tx: Transaction<'c>,
+    statements: &'c mut HashMap<&'static str, Statement>,
+}
+
+/// Parameters of a statement.
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+impl Tx<'_> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql).db()?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    pub(super) fn query(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Vec<Row>> {
+        let statement = self.statement(sql)?;
+        self.tx.query(&statement, params).db()
+    }
+
+    pub(super) fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>> {
+        let statement = self.statement(sql)?;
+        self.tx.query_opt(&statement, params).db()
+    }
+
+    pub(super) fn query_one(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Row> {
+        let statement = self.statement(sql)?;
+        self.tx.query_one(&statement, params).db()
+    }
+
+    pub(super) fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64> {
+        let statement = self.statement(sql)?;
+        self.tx.execute(&statement, params).db()
+    }
+}
+
+impl PostgresStore {
+    /// Connects with the default options (see [`PostgresStore::builder`]).
+    ///
+    /// # Errors
+    /// As [`PostgresStoreBuilder::connect`].
+    pub fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).connect()
+    }
+
+    /// Options to set before connecting to `url` (a `postgresql://` URL or
+    /// a `key=value` connection string).
+    pub fn builder(url: &str) -> PostgresStoreBuilder {
+        PostgresStoreBuilder::new(url)
+    }
+
+    /// The schema that holds the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.options.schema
+    }
+
+    /// A connection from the pool.
+    fn connection(&self) -> Result<PooledConnection<Manager>> {
+        self.inner
+            .pool
+            .get()
+            .map_err(|e| Error::storage_failure(StorageFailure::Unavailable, e))
+    }
+
+    /// Runs `f` on a pooled connection.
+    fn with_connection<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
+        let mut conn = self.connection()?;
+        f(&mut conn.client)
+    }
+
+    /// Runs `f` in a write transaction (`READ COMMITTED`; the org's head
+    /// row, locked by the first statement, orders the org's writers): it
+    /// commits when `f` returns `Ok` and rolls back otherwise. A
+    /// serialization failure or a deadlock runs it again; so does a
+    /// connection that turns out to be broken before anything was sent.
+    fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.attempt(IsolationLevel::ReadCommitted, false, &mut f)
+    }
+
+    /// Runs `f` in a read-only `REPEATABLE READ` transaction: everything it
+    /// reads is one snapshot.
+    fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.attempt(IsolationLevel::RepeatableRead, true, &mut f)
+    }
+
+    fn attempt<T>(
+        &self,
+        isolation: IsolationLevel,
+        read_only: bool,
+        f: &mut dyn FnMut(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut retries = 0;
+        loop {
+            let mut conn = self.connection()?;
+            let Conn { client, statements } = &mut *conn;
+            let started = client
+                .build_transaction()
+                .isolation_level(isolation)
+                .read_only(read_only)
+                .start();
+            let tx = match started {
+                Ok(tx) => tx,
+                // The server dropped this idle connection (a restart, an
+                // idle timeout): nothing was sent; take a fresh one.
+                Err(e) if e.is_closed() && retries < self.inner.options.max_retries => {
+                    retries += 1;
+                    continue;
+                }
+                Err(e) => return Err(e).db(),
+            };
+            let mut tx = Tx { tx, statements };
+            let outcome = f(&mut tx).and_then(|out| {
+                tx.tx.commit().db()?;
+                Ok(out)
+            });
+            match outcome {
+                Err(e) if is_retryable(&e) && retries < self.inner.options.max_retries => {
+                    retries += 1;
+                    std::thread::sleep(backoff(retries));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Whether a failed transaction may simply run again: a serialization
+/// failure or a deadlock (PostgreSQL rolled it back whole).
+fn is_retryable(e: &Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<pg::Error>())
+        .and_then(pg::Error::code)
+        .is_some_and(|code| {
+            *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        })
+}
+
+/// A pause before retry `n` (from 1): 2, 4, 8 … ms, capped at 100 ms, of
+/// which a random part, so that racing servers do not meet again.
+fn backoff(n: u32) -> Duration {
+    let ceiling = 2u64.saturating_pow(n).min(100);
+    let jitter = uuid::Uuid::now_v7().as_u128() as u64 % (ceiling * 1_000);
+    Duration::from_micros(ceiling * 500 + jitter / 2)
+}
+
+/// The one place `postgres` errors become the crate's: a backend failure,
+/// classified by its SQLSTATE, with the `postgres` error kept as the
+/// source. A unique violation of a segment's name is recognized by its
+/// constraint's name where a statement can meet it (see `segments.rs`).
+pub(super) trait Db<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> Db<T> for std::result::Result<T, pg::Error> {
+    fn db(self) -> Result<T> {
+        self.map_err(|e| {
+            let kind = if e.is_closed() {
+                StorageFailure::Unavailable
+            } else {
+                match e.code() {
+                    Some(c) if *c == SqlState::QUERY_CANCELED => StorageFailure::Timeout,
+                    Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => StorageFailure::Busy,
+                    Some(c)
+                        if *c == SqlState::ADMIN_SHUTDOWN
+                            || *c == SqlState::CRASH_SHUTDOWN
+                            || *c == SqlState::CANNOT_CONNECT_NOW
+                            || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+                            || c.code().starts_with("08") =>
+                    {
+                        StorageFailure::Unavailable
+                    }
+                    Some(c) if *c == SqlState::DISK_FULL => StorageFailure::Full,
+                    Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => {
+                        StorageFailure::ReadOnly
+                    }
+                    Some(c) if c.code().starts_with("XX") => StorageFailure::Corrupt,
+                    // No SQLSTATE: the connection failed (refused, reset,
+                    // timed out) rather than a statement.
+                    None => StorageFailure::Unavailable,
+                    Some(_) => StorageFailure::Other,
+                }
+            };
+            Error::storage_failure(kind, e)
+        })
+    }
+}
+
+/// A column, with a decoding failure as a storage error.
+pub(super) fn get<'r, T: pg::types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T> {
+    row.try_get(i).db()
+}
+
+/// A count column; a negative value is a damaged row.
+pub(super) fn count(row: &Row, i: usize) -> Result<u64> {
+    let v: i64 = get(row, i)?;
+    u64::try_from(v).map_err(|_| Error::storage(format!("stored count {v} is negative")))
+}
+
+/// A time column (microseconds since the epoch).
+pub(super) fn time(row: &Row, i: usize) -> Result<DateTime<Utc>> {
+    let v: i64 = get(row, i)?;
+    from_micros(v)
+}
+
+pub(super) fn from_micros(v: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(v)
+        .ok_or_else(|| Error::storage(format!("stored time {v} is out of range")))
+}
+
+pub(super) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+/// A `limit` or position as PostgreSQL's `bigint`.
+pub(super) fn sql_int(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+impl SegmentStore for PostgresStore {
+    fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
+        self.write(|tx| segments::insert(tx, org, &new, stamp))
+    }
+
+    fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
+        self.read(|tx| segments::get_segment(tx, org, id))
+    }
+
+    fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>> {
+        self.read(|tx| segments::by_key(tx, org, key))
+    }
+
+    fn segments(
+        &self,
+        org: &OrgId,
+        after: Option<SegmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Segment>> {
+        self.read(|tx| segments::list(tx, org, after, limit))
+    }
+
+    fn update_segment(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        change: &SegmentChange,
+        stamp: Stamp<'_>,
+    ) -> Result<Segment> {
+        self.write(|tx| segments::update(tx, org, id, change, stamp))
+    }
+
+    fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
+        self.write(|tx| segments::delete(tx, org, id, stamp))
+    }
+
+    fn add_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        stamp: Stamp<'_>,
+    ) -> Result<MembersAdded> {
+        let batch = members::Batch::new(pids);
+        self.write(|tx| members::add(tx, org, id, &batch, stamp))
+    }
+
+    fn remove_members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[Pid],
+        stamp: Stamp<'_>,
+    ) -> Result<MembersRemoved> {
+        let batch = members::Batch::new(pids);
+        self.write(|tx| members::remove(tx, org, id, &batch, stamp))
+    }
+
+    fn members(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        from: MemberStart<'_>,
+        limit: usize,
+    ) -> Result<MemberSlice> {
+        self.read(|tx| members::slice(tx, org, id, from, limit))
+    }
+
+    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+        self.read(|tx| ledger::since(tx, org, after, limit))
+    }
+
+    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
+        self.read(|tx| ledger::timeline(tx, org, pid, after, limit))
+    }
+
+    fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
+        self.read(|tx| as_of::size(tx, org, id, at))
+    }
+
+    fn members_as_of(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        at: DateTime<Utc>,
+        after: Option<&MemberCursor>,
+        limit: usize,
+    ) -> Result<Vec<PastMember>> {
+        self.read(|tx| as_of::members(tx, org, id, at, after, limit))
+    }
+
+    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {
+        self.write(|tx| deaths::upsert(tx, records, at))
+    }
+
+    fn death_signals(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        after: DeathCursor,
+        limit: usize,
+    ) -> Result<DeathSignalPage> {
+        self.read(|tx| deaths::signals(tx, org, id, after, limit))
+    }
+}

@@ -1,0 +1,203 @@
+//! Segments: their rows, names and creation order, in SQL.
+
+use r2d2_postgres::postgres::Row;
+use r2d2_postgres::postgres::error::SqlState;
+
+use super::ledger::Ledger;
+use super::{Tx, count, get, micros, sql_int, time};
+use crate::store::{SegmentChange, SegmentInsert, Stamp};
+use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
+
+/// The constraint that keeps names unique per org (by key).
+const NAME_KEY_UNIQUE: &str = "segments_name_key_unique";
+
+fn segment_from_row(row: &Row) -> Result<Segment> {
+    Ok(Segment {
+        id: SegmentId::from_uuid(get(row, 0)?),
+        name: get(row, 1)?,
+        description: get(row, 2)?,
+        source: get(row, 3)?,
+        current_size: count(row, 4)?,
+        created_at: time(row, 5)?,
+        updated_at: time(row, 6)?,
+    })
+}
+
+/// A segment's `current_size`, by org and id.
+pub(super) const LOCATE: &str = "SELECT current_size FROM segments WHERE org = $1 AND id = $2";
+
+/// The `current_size` of segment `id` of `org`.
+pub(super) fn locate(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId) -> Result<u64> {
+    match tx.query_opt(LOCATE, &[&org.as_str(), id.as_uuid()])? {
+        Some(row) => count(&row, 0),
+        None => Err(Error::NotFound { id }),
+    }
+}
+
+pub(super) const GET: &str =
+    "SELECT id, name, description, source, current_size, created_at, updated_at
+     FROM segments WHERE org = $1 AND id = $2";
+
+pub(super) fn get_segment(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId) -> Result<Segment> {
+    match tx.query_opt(GET, &[&org.as_str(), id.as_uuid()])? {
+        Some(row) => segment_from_row(&row),
+        None => Err(Error::NotFound { id }),
+    }
+}
+
+pub(super) const BY_KEY: &str =
+    "SELECT id, name, description, source, current_size, created_at, updated_at
+     FROM segments WHERE org = $1 AND name_key = $2";
+
+pub(super) fn by_key(tx: &mut Tx<'_>, org: &OrgId, key: &str) -> Result<Option<Segment>> {
+    tx.query_opt(BY_KEY, &[&org.as_str(), &key])?
+        .as_ref()
+        .map(segment_from_row)
+        .transpose()
+}
+
+pub(super) const LIST: &str =
+    "SELECT id, name, description, source, current_size, created_at, updated_at
+     FROM segments WHERE org = $1 AND (created_at, id) > ($2, $3)
+     ORDER BY created_at, id LIMIT $4";
+
+pub(super) fn list(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    after: Option<SegmentCursor>,
+    limit: usize,
+) -> Result<Vec<Segment>> {
+    // Before every cursor: the smallest time and id.
+    let (created_at, id) = after.map_or((i64::MIN, uuid::Uuid::nil()), |c| {
+        (micros(c.created_at()), *c.id().as_uuid())
+    });
+    tx.query(LIST, &[&org.as_str(), &created_at, &id, &sql_int(limit)])?
+        .iter()
+        .map(segment_from_row)
+        .collect()
+}
+
+/// A unique violation of the name constraint, as the domain error; any
+/// other failure as it is.
+fn duplicate_name(e: Error, name: &str) -> Error {
+    let violated = std::error::Error::source(&e)
+        .and_then(|s| s.downcast_ref::<r2d2_postgres::postgres::Error>())
+        .and_then(|e| e.as_db_error())
+        .is_some_and(|db| {
+            *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some(NAME_KEY_UNIQUE)
+        });
+    if violated {
+        Error::DuplicateName {
+            name: name.to_owned(),
+        }
+    } else {
+        e
+    }
+}
+
+/// Inserts the segment row and its `Created` entry. Call inside a write
+/// transaction.
+pub(super) fn insert(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    new: &SegmentInsert,
+    stamp: Stamp<'_>,
+) -> Result<Segment> {
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    // A plain INSERT: the unique constraint decides between racing
+    // creates, and its violation is recognized by the constraint's name.
+    tx.execute(
+        "INSERT INTO segments (org, id, name, name_key, description, source, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        &[
+            &org.as_str(),
+            new.id.as_uuid(),
+            &new.name.as_str(),
+            &new.name.key(),
+            &new.description,
+            &new.source,
+            &ledger.at(),
+        ],
+    )
+    .map_err(|e| duplicate_name(e, new.name.as_str()))?;
+    let (segment, _) = new.clone().into_segment(ledger.time());
+    let created = ChangeKind::Created {
+        name: segment.name.clone(),
+        description: segment.description.clone(),
+    };
+    ledger.append(tx, segment.id, &created)?;
+    ledger.close(tx)?;
+    Ok(segment)
+}
+
+/// Applies a rename or a new description. Call inside a write transaction.
+pub(super) fn update(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    change: &SegmentChange,
+    stamp: Stamp<'_>,
+) -> Result<Segment> {
+    // The head lock first: the segment read after it is the truth until
+    // commit.
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let current = get_segment(tx, org, id)?;
+    if change.is_no_op(&current) {
+        return Ok(current);
+    }
+    let at = ledger.at();
+    let kind = match change {
+        SegmentChange::Rename(name) => {
+            tx.execute(
+                "UPDATE segments SET name = $3, name_key = $4, updated_at = $5
+                 WHERE org = $1 AND id = $2",
+                &[
+                    &org.as_str(),
+                    id.as_uuid(),
+                    &name.as_str(),
+                    &name.key(),
+                    &at,
+                ],
+            )
+            .map_err(|e| duplicate_name(e, name.as_str()))?;
+            ChangeKind::Renamed {
+                name: name.as_str().to_owned(),
+            }
+        }
+        SegmentChange::Describe(description) => {
+            tx.execute(
+                "UPDATE segments SET description = $3, updated_at = $4 WHERE org = $1 AND id = $2",
+                &[&org.as_str(), id.as_uuid(), description, &at],
+            )?;
+            ChangeKind::DescriptionChanged {
+                description: description.clone(),
+            }
+        }
+    };
+    ledger.append(tx, id, &kind)?;
+    ledger.close(tx)?;
+    get_segment(tx, org, id)
+}
+
+/// Deletes the segment row, its memberships and its sizes; its ledger
+/// entries stay. Call inside a write transaction.
+pub(super) fn delete(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let deleted = tx.execute(
+        "DELETE FROM segments WHERE org = $1 AND id = $2",
+        &[&org.as_str(), id.as_uuid()],
+    )?;
+    if deleted == 0 {
+        return Err(Error::NotFound { id });
+    }
+    tx.execute(
+        "DELETE FROM segment_memberships WHERE org = $1 AND segment = $2",
+        &[&org.as_str(), id.as_uuid()],
+    )?;
+    tx.execute(
+        "DELETE FROM segment_sizes WHERE org = $1 AND segment = $2",
+        &[&org.as_str(), id.as_uuid()],
+    )?;
+    ledger.append(tx, id, &ChangeKind::Deleted)?;
+    ledger.close(tx)
+}

@@ -1,0 +1,408 @@
+//! `PostgresStore`: the conformance suite and the PostgreSQL-specific checks
+//! (schema versions, concurrent migrations, failures and their kinds, an
+//! outage), on a throwaway server the tests start themselves, or on the one
+//! `SEGMENTS_POSTGRES_URL` names.
+
+#![cfg(all(feature = "postgres", feature = "conformance"))]
+
+mod support;
+
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+use segments::{
+    Error, MemberOptions, NewSegment, OrgId, PostgresStore, SegmentStore, Segments, StorageFailure,
+};
+use support::postgres::{TestServer, url};
+
+/// A store on the test server, in the schema the conformance tests of this
+/// run share (the suite keeps its tests apart by org).
+fn store() -> PostgresStore {
+    PostgresStore::builder(&url())
+        .schema("segments_conformance")
+        .connect()
+        .expect("the test server accepts the store")
+}
+
+mod conformance {
+    use super::*;
+    segments::conformance_tests!(store());
+
+    mod through_arc_dyn {
+        use super::*;
+        segments::conformance_tests!(
+            std::sync::Arc::new(store()) as std::sync::Arc<dyn SegmentStore>
+        );
+    }
+}
+
+/// A schema name no other test uses.
+fn fresh_schema(what: &str) -> String {
+    format!(
+        "t_{what}_{}",
+        uuid::Uuid::now_v7().simple().to_string().get(20..).unwrap()
+    )
+}
+
+fn raw(url: &str) -> Client {
+    Client::connect(url, NoTls).expect("a raw connection")
+}
+
+fn org(name: &str) -> OrgId {
+    OrgId::new(name).unwrap()
+}
+
+#[test]
+fn a_reconnected_store_keeps_everything() {
+    let schema = fresh_schema("reopen");
+    segments::conformance::reopened_store_keeps_everything(&|| {
+        Box::new(
+            PostgresStore::builder(&url())
+                .schema(schema.clone())
+                .connect()
+                .unwrap(),
+        ) as Box<dyn SegmentStore>
+    });
+}
+
+#[test]
+fn servers_starting_together_migrate_once() {
+    let schema = fresh_schema("migrate");
+    let stores: Vec<PostgresStore> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let schema = schema.clone();
+                scope.spawn(move || {
+                    PostgresStore::builder(&url())
+                        .schema(schema)
+                        .pool_size(2)
+                        .connect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().expect("every racing connect succeeds"))
+            .collect()
+    });
+    let mut client = raw(&url());
+    let versions: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.segments_schema"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 1, "each migration ran once, whoever won the lock");
+    // And every store works on the schema they made.
+    let org = org("acme");
+    for (i, store) in stores.into_iter().enumerate() {
+        Segments::new(store)
+            .create(&org, NewSegment::new(format!("made by {i}")))
+            .expect("a create on the migrated schema");
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_untouched() {
+    let schema = fresh_schema("newer");
+    drop(
+        PostgresStore::builder(&url())
+            .schema(schema.clone())
+            .connect()
+            .unwrap(),
+    );
+    let mut client = raw(&url());
+    client
+        .execute(
+            &format!("INSERT INTO {schema}.segments_schema VALUES (99, 0)"),
+            &[],
+        )
+        .unwrap();
+    let before: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.segments_schema"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let err = PostgresStore::builder(&url())
+        .schema(schema.clone())
+        .connect()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::SchemaTooNew { found: 99, .. }),
+        "a newer schema is refused: {err:?}"
+    );
+    let after: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.segments_schema"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(before, after, "nothing in it was touched");
+}
+
+#[test]
+fn a_schema_missing_a_table_is_refused_at_connect() {
+    let schema = fresh_schema("missing");
+    drop(
+        PostgresStore::builder(&url())
+            .schema(schema.clone())
+            .connect()
+            .unwrap(),
+    );
+    raw(&url())
+        .batch_execute(&format!("DROP TABLE {schema}.segment_heads"))
+        .unwrap();
+    let err = PostgresStore::builder(&url())
+        .schema(schema)
+        .connect()
+        .unwrap_err();
+    assert_eq!(err.storage_kind(), Some(StorageFailure::Corrupt), "{err:?}");
+}
+
+#[test]
+fn bad_settings_are_typed_errors() {
+    let err = PostgresStore::builder(&url())
+        .schema("Not A Schema")
+        .connect()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid(e) if e.field() == segments::Field::Schema),
+        "a bad schema name is Invalid: {err:?}"
+    );
+    let err = PostgresStore::connect("postgresql://[bad").unwrap_err();
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::CannotOpen),
+        "{err:?}"
+    );
+    let err = PostgresStore::builder("postgresql://postgres@127.0.0.1:1/postgres")
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .unwrap_err();
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::Unavailable),
+        "no server there: {err:?}"
+    );
+}
+
+#[test]
+fn a_statement_past_its_time_limit_is_a_timeout_and_changes_nothing() {
+    let schema = fresh_schema("timeout");
+    let segments = Segments::new(
+        PostgresStore::builder(&url())
+            .schema(schema.clone())
+            .connect()
+            .unwrap(),
+    );
+    let org = org("acme");
+    let s = segments.create(&org, NewSegment::new("Slow")).unwrap();
+    // A trigger that sleeps makes the member call slower than the limit.
+    raw(&url())
+        .batch_execute(&format!(
+            "CREATE FUNCTION {schema}.slow() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
+             CREATE TRIGGER slow AFTER INSERT ON {schema}.segment_memberships
+                 FOR EACH STATEMENT EXECUTE FUNCTION {schema}.slow();"
+        ))
+        .unwrap();
+    let impatient = Segments::new(
+        PostgresStore::builder(&url())
+            .schema(schema)
+            .statement_timeout(Duration::from_millis(200))
+            .connect()
+            .unwrap(),
+    );
+    let err = impatient
+        .add_members(&org, s.id, &["p-a", "p-b"])
+        .unwrap_err();
+    assert_eq!(err.storage_kind(), Some(StorageFailure::Timeout), "{err:?}");
+    let after = segments.get(&org, s.id).unwrap();
+    assert_eq!(after.current_size, 0, "nothing was added");
+    assert_eq!(
+        segments.changes_since(&org, 0, 10).unwrap().changes.len(),
+        1,
+        "only the create is in the ledger"
+    );
+}
+
+#[test]
+fn a_lock_held_too_long_is_busy_and_changes_nothing() {
+    let schema = fresh_schema("busy");
+    let segments = Segments::new(
+        PostgresStore::builder(&url())
+            .schema(schema.clone())
+            .lock_timeout(Duration::from_millis(200))
+            .connect()
+            .unwrap(),
+    );
+    let org = org("acme");
+    let s = segments.create(&org, NewSegment::new("Locked")).unwrap();
+    // Another server holds the org's head row in an open transaction.
+    let mut other = raw(&url());
+    let mut held = other.transaction().unwrap();
+    held.query(
+        &format!("SELECT 1 FROM {schema}.segment_heads WHERE org = 'acme' FOR UPDATE"),
+        &[],
+    )
+    .unwrap();
+    let err = segments.add_members(&org, s.id, &["p-a"]).unwrap_err();
+    assert_eq!(err.storage_kind(), Some(StorageFailure::Busy), "{err:?}");
+    held.rollback().unwrap();
+    assert_eq!(segments.get(&org, s.id).unwrap().current_size, 0);
+    let out = segments.add_members(&org, s.id, &["p-a"]).unwrap();
+    assert_eq!(out.n_added, 1, "once the lock is free, writes go on");
+}
+
+#[test]
+fn serialization_failures_are_tried_again_up_to_a_bound() {
+    let schema = fresh_schema("retry");
+    let url = url();
+    let segments = Segments::new(
+        PostgresStore::builder(&url)
+            .schema(schema.clone())
+            .max_retries(3)
+            .connect()
+            .unwrap(),
+    );
+    let org = org("acme");
+    let s = segments.create(&org, NewSegment::new("Contended")).unwrap();
+    // The first two ledger inserts fail as a serialization failure would
+    // (the sequence is not transactional, so the count survives rollbacks).
+    raw(&url)
+        .batch_execute(&format!(
+            "CREATE SEQUENCE {schema}.failures;
+             CREATE FUNCTION {schema}.fail_twice() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN
+                      IF nextval('{schema}.failures') <= 2 THEN
+                        RAISE EXCEPTION 'injected' USING ERRCODE = '40001';
+                      END IF;
+                      RETURN NULL;
+                    END $$;
+             CREATE TRIGGER fail_twice AFTER INSERT ON {schema}.segment_ledger
+                 FOR EACH STATEMENT EXECUTE FUNCTION {schema}.fail_twice();"
+        ))
+        .unwrap();
+    let out = segments.add_members(&org, s.id, &["p-a", "p-b"]).unwrap();
+    assert_eq!(out.n_added, 2, "the third try went through");
+    let feed = segments.changes_since(&org, 0, 10).unwrap().changes;
+    assert_eq!(
+        feed.len(),
+        3,
+        "the failed tries left nothing: one create, two adds"
+    );
+    // A failure that keeps coming is reported once the retries are spent.
+    raw(&url)
+        .batch_execute(&format!("ALTER SEQUENCE {schema}.failures RESTART"))
+        .unwrap();
+    let stubborn = Segments::new(
+        PostgresStore::builder(&url)
+            .schema(schema)
+            .max_retries(1)
+            .connect()
+            .unwrap(),
+    );
+    let err = stubborn.add_members(&org, s.id, &["p-c"]).unwrap_err();
+    let source = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<postgres::Error>())
+        .and_then(postgres::Error::code);
+    assert_eq!(
+        source,
+        Some(&postgres::error::SqlState::T_R_SERIALIZATION_FAILURE),
+        "the cause is kept: {err:?}"
+    );
+    assert_eq!(segments.get(&org, s.id).unwrap().current_size, 2);
+}
+
+/// The server crashes (`pg_ctl stop -m immediate`) while a writer runs,
+/// and comes back: calls during the outage fail with `Unavailable` (or
+/// another typed storage error), never a panic or a hang; once it is back
+/// the same store serves again, and every call that returned `Ok` is there.
+#[test]
+fn an_outage_is_a_typed_error_and_nothing_that_returned_is_lost() {
+    let server = TestServer::start();
+    let segments = Segments::new(
+        PostgresStore::builder(&server.url())
+            .pool_size(4)
+            .connect_timeout(Duration::from_millis(500))
+            .connect()
+            .unwrap(),
+    );
+    let org = org("acme");
+    let s = segments
+        .create(&org, NewSegment::new("Through an outage"))
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    let mut failures = Vec::new();
+    let mut batch = 0u32;
+    let mut add = |segments: &Segments<PostgresStore>, acknowledged: &mut Vec<u32>| {
+        batch += 1;
+        let pids: Vec<String> = (0..50).map(|i| format!("p-{batch}x{i}")).collect();
+        match segments.add_members(&org, s.id, &pids) {
+            Ok(out) => {
+                assert_eq!(out.n_added, 50);
+                acknowledged.push(batch);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    for _ in 0..5 {
+        add(&segments, &mut acknowledged).expect("the server is up");
+    }
+    server.stop_immediate();
+    for _ in 0..3 {
+        let err = add(&segments, &mut acknowledged).expect_err("the server is down");
+        failures.push(err.storage_kind());
+    }
+    assert!(
+        failures
+            .iter()
+            .all(|kind| *kind == Some(StorageFailure::Unavailable)),
+        "calls during the outage are Unavailable: {failures:?}"
+    );
+    server.start_again();
+    // The pool drops the connections the crash broke and opens new ones.
+    let mut recovered = false;
+    for _ in 0..20 {
+        if add(&segments, &mut acknowledged).is_ok() {
+            recovered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(recovered, "service comes back with the server");
+    for _ in 0..3 {
+        add(&segments, &mut acknowledged).expect("normal service");
+    }
+    let mut members = Vec::new();
+    let mut options = MemberOptions::new().limit(1_000);
+    loop {
+        let page = segments.members(&org, s.id, options.clone()).unwrap();
+        members.extend(page.members.iter().map(|m| m.pid.as_str().to_owned()));
+        match page.next {
+            Some(next) => options = options.after(next),
+            None => break,
+        }
+    }
+    for batch in &acknowledged {
+        let present = members
+            .iter()
+            .filter(|p| p.starts_with(&format!("p-{batch}x")))
+            .count();
+        assert_eq!(present, 50, "batch {batch} returned Ok and is whole");
+    }
+    assert_eq!(
+        members.len(),
+        acknowledged.len() * 50,
+        "nothing but the acknowledged batches"
+    );
+    assert_eq!(
+        segments.get(&org, s.id).unwrap().current_size,
+        members.len() as u64
+    );
+}
