@@ -1,9 +1,10 @@
 //! The backends agree: random sequences of creates, deletes, member calls
 //! (with repeats, re-adds and calls on the other org's segments), clock moves
-//! (backwards too) and death records run against `MemoryStore` and an
-//! in-memory `SqliteStore`; after every step every read of both must be the
-//! same: segment lists, the change feed, timelines, member lists, cursors at
-//! every place of interest, every offset, as-of reads and death signals.
+//! (backwards too) and death records run against `MemoryStore` and, side by
+//! side, an in-memory `SqliteStore` and (feature `postgres`) a
+//! `PostgresStore`; after every step every read of both must be the same:
+//! segment lists, the change feed, timelines, member lists, cursors at every
+//! place of interest, every offset, as-of reads and death signals.
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
@@ -40,27 +41,22 @@ fn pid_text(n: u8) -> String {
     format!("p-{n:x}")
 }
 
-struct Side<S: SegmentStore> {
-    segs: Segments<S>,
-}
-
 fn orgs() -> [OrgId; 2] {
     [OrgId::new("acme").unwrap(), OrgId::new("beta").unwrap()]
 }
 
-fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+/// Runs `ops` on a `MemoryStore` and on `other` (empty), comparing every
+/// outcome and, after every step, every read.
+fn run(ops: &[Op], other: &dyn SegmentStore) -> Result<(), TestCaseError> {
     let start = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
     let clock = ManualClock::new(start);
-    let mem = Side {
-        segs: Segments::new(MemoryStore::new())
-            .with_clock(clock.clone())
-            .with_id_generator(SequentialIds::new()),
-    };
-    let sql = Side {
-        segs: Segments::new(SqliteStore::open_in_memory().unwrap())
-            .with_clock(clock.clone())
-            .with_id_generator(SequentialIds::new()),
-    };
+    let memory = MemoryStore::new();
+    let mem = Segments::new(&memory as &dyn SegmentStore)
+        .with_clock(clock.clone())
+        .with_id_generator(SequentialIds::new());
+    let sql = Segments::new(other)
+        .with_clock(clock.clone())
+        .with_id_generator(SequentialIds::new());
     let orgs = orgs();
     // All segment ids ever created, per org (deleted ones included).
     let mut ids: [Vec<SegmentId>; 2] = [Vec::new(), Vec::new()];
@@ -70,8 +66,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         match op {
             Op::Create { org, name } => {
                 let o = &orgs[*org as usize];
-                let a = mem.segs.create(o, NewSegment::new(format!("S{name}")));
-                let b = sql.segs.create(o, NewSegment::new(format!("S{name}")));
+                let a = mem.create(o, NewSegment::new(format!("S{name}")));
+                let b = sql.create(o, NewSegment::new(format!("S{name}")));
                 prop_assert_eq!(
                     format!("{a:?}"),
                     format!("{b:?}"),
@@ -87,8 +83,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let Some(&id) = ids[*org as usize].get(*seg as usize) else {
                     continue;
                 };
-                let a = mem.segs.delete(o, id);
-                let b = sql.segs.delete(o, id);
+                let a = mem.delete(o, id);
+                let b = sql.delete(o, id);
                 prop_assert_eq!(
                     format!("{a:?}"),
                     format!("{b:?}"),
@@ -106,13 +102,13 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let texts: Vec<String> = pids.iter().map(|n| pid_text(*n)).collect();
                 let (a, b) = if matches!(op, Op::Add { .. }) {
                     (
-                        format!("{:?}", mem.segs.add_members(o, id, &texts)),
-                        format!("{:?}", sql.segs.add_members(o, id, &texts)),
+                        format!("{:?}", mem.add_members(o, id, &texts)),
+                        format!("{:?}", sql.add_members(o, id, &texts)),
                     )
                 } else {
                     (
-                        format!("{:?}", mem.segs.remove_members(o, id, &texts)),
-                        format!("{:?}", sql.segs.remove_members(o, id, &texts)),
+                        format!("{:?}", mem.remove_members(o, id, &texts)),
+                        format!("{:?}", sql.remove_members(o, id, &texts)),
                     )
                 };
                 prop_assert_eq!(a, b, "member call at step {}", step);
@@ -137,8 +133,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                         confidence_score: 0.9,
                     },
                 };
-                let a = mem.segs.ingest_deaths(vec![report.clone()]);
-                let b = sql.segs.ingest_deaths(vec![report]);
+                let a = mem.ingest_deaths(vec![report.clone()]);
+                let b = sql.ingest_deaths(vec![report]);
                 prop_assert_eq!(
                     format!("{a:?}"),
                     format!("{b:?}"),
@@ -147,14 +143,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 );
             }
         }
-        compare(
-            mem.segs.store(),
-            sql.segs.store(),
-            &orgs,
-            &ids,
-            &times,
-            step,
-        )?;
+        compare(*mem.store(), *sql.store(), &orgs, &ids, &times, step)?;
     }
     Ok(())
 }
@@ -386,7 +375,51 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
     #[test]
     fn memory_and_sqlite_agree_on_every_read(ops in prop::collection::vec(op(), 1..40)) {
-        run(&ops)?;
+        run(&ops, &SqliteStore::open_in_memory().unwrap())?;
+    }
+}
+
+/// The same against PostgreSQL (the throwaway test server, or
+/// `SEGMENTS_POSTGRES_URL`), each case in a schema of its own. Fewer and
+/// shorter cases: every read is a round trip to the server.
+#[cfg(feature = "postgres")]
+mod support;
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+
+    fn fresh_store() -> (segments::PostgresStore, String) {
+        let schema = format!(
+            "agree_{}",
+            uuid::Uuid::now_v7().simple().to_string().get(16..).unwrap()
+        );
+        let store = segments::PostgresStore::builder(&support::postgres::url())
+            .schema(schema.clone())
+            .pool_size(2)
+            .connect()
+            .expect("the test server accepts the store");
+        (store, schema)
+    }
+
+    fn drop_schema(schema: &str) {
+        let mut client =
+            ::postgres::Client::connect(&support::postgres::url(), ::postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+        #[test]
+        fn memory_and_postgres_agree_on_every_read(ops in prop::collection::vec(op(), 1..25)) {
+            let (store, schema) = fresh_store();
+            let outcome = run(&ops, &store);
+            drop(store);
+            drop_schema(&schema);
+            outcome?;
+        }
     }
 }
 
@@ -454,5 +487,5 @@ fn spilled_person_delete_and_readd() {
             pids: vec![1, 2, 3],
         },
     ];
-    run(&ops).unwrap();
+    run(&ops, &SqliteStore::open_in_memory().unwrap()).unwrap();
 }

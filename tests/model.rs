@@ -1,6 +1,7 @@
 //! Model-based property test: random sequences of create, rename, delete,
 //! add, remove, another org's intrusions and clock moves (back as well as
-//! forth) run against every backend and against a plain in-test model; every
+//! forth) run against every backend (PostgreSQL too, with the `postgres`
+//! feature) and against a plain in-test model; every
 //! outcome, every `current_size` and, at the end, every member list (order
 //! and timestamps, walked with a small cursor page) must agree.
 
@@ -638,5 +639,40 @@ proptest! {
             turn: Default::default(),
         };
         run(&store, &ops)?;
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod support;
+
+/// The model against PostgreSQL (the throwaway test server, or
+/// `SEGMENTS_POSTGRES_URL`), each case in a schema of its own, dropped
+/// afterwards.
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn postgres_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
+            let url = support::postgres::url();
+            let schema = format!(
+                "model_{}",
+                uuid::Uuid::now_v7().simple().to_string().get(16..).unwrap()
+            );
+            let store = segments::PostgresStore::builder(&url)
+                .schema(schema.clone())
+                .pool_size(2)
+                .connect()
+                .expect("the test server accepts the store");
+            let outcome = run(&store, &ops);
+            drop(store);
+            ::postgres::Client::connect(&url, ::postgres::NoTls)
+                .unwrap()
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .unwrap();
+            outcome?;
+        }
     }
 }
