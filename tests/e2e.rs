@@ -54,7 +54,7 @@ impl Server {
     fn start_with(rate: Option<RateLimit>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = dir.path().join("segments.db");
-        let store = SqliteStore::open(&db).expect("the store opens");
+        let store: app::Store = Box::new(SqliteStore::open(&db).expect("the store opens"));
         let mut keys = KeyRing::new();
         keys.insert(ACME, OrgId::new("acme").unwrap());
         keys.insert(GLOBEX, OrgId::new("globex").unwrap());

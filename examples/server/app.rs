@@ -23,12 +23,15 @@ use axum::extract::{Request, State};
 use axum::http::{self, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use http_body_util::BodyExt as _;
-use segments::SqliteStore;
+use segments::SegmentStore;
 use segments::limits::MAX_BODY_BYTES;
 use segments::wire::{ErrorDetail, Wire};
 
+/// The store the server runs on: a SQLite file or a PostgreSQL database.
+pub type Store = Box<dyn SegmentStore>;
+
 /// The adapter every request is answered by, shared across the server.
-pub type SharedWire = Arc<Wire<SqliteStore>>;
+pub type SharedWire = Arc<Wire<Store>>;
 
 /// The whole server: a fallback handler for any method and any path, which
 /// hands the request to `wire`.
@@ -36,7 +39,7 @@ pub type SharedWire = Arc<Wire<SqliteStore>>;
 /// A body is read as it streams in and reading stops after
 /// [`MAX_BODY_BYTES`]` + 1` bytes: enough for the adapter to see that it is
 /// too large and answer `413`, and never more than that held in memory.
-pub fn router(wire: Arc<Wire<SqliteStore>>) -> Router {
+pub fn router(wire: SharedWire) -> Router {
     Router::new().fallback(handle).with_state(wire)
 }
 

@@ -1,11 +1,16 @@
-//! The documented Segments HTTP API, served with axum over a SQLite file.
+//! The documented Segments HTTP API, served with axum over a SQLite file or
+//! a PostgreSQL database.
 //!
 //! ```text
 //! cargo run --features wire --example server -- --db segments.db --listen 127.0.0.1:8080 \
 //!     --api-key KEY=ORG [--api-key K2=ORG2] [--rps N [--burst N]]
+//! cargo run --features wire,postgres --example server -- --postgres postgresql://app@db/app \
+//!     --api-key KEY=ORG
 //! ```
 //!
 //! - `--db PATH`: the SQLite file, created if missing (default `segments.db`).
+//! - `--postgres URL`: a PostgreSQL database instead of a file (needs the
+//!   `postgres` feature); several servers may share it.
 //! - `--listen ADDR`: the socket address to bind (default `127.0.0.1:8080`;
 //!   port `0` picks a free one, and the address printed is the real one).
 //! - `--api-key KEY=ORG`: lets requests whose `x-api-key` header is `KEY`
@@ -29,24 +34,60 @@ use std::sync::Arc;
 use segments::wire::{KeyRing, RateLimit, Wire};
 use segments::{OrgId, Segments, SqliteStore};
 
+use app::Store;
+
 mod app;
 
 /// The usage text, printed for `--help` and after a bad argument.
 const USAGE: &str = "\
-usage: server [--db PATH] [--listen ADDR] --api-key KEY=ORG [--api-key KEY=ORG ...]
-              [--rps N [--burst N]]
+usage: server [--db PATH | --postgres URL] [--listen ADDR]
+              --api-key KEY=ORG [--api-key KEY=ORG ...] [--rps N [--burst N]]
 
   --db PATH          SQLite file, created if missing (default segments.db)
+  --postgres URL     a PostgreSQL database instead (feature postgres)
   --listen ADDR      address to bind (default 127.0.0.1:8080)
   --api-key KEY=ORG  x-api-key KEY acts for organization ORG (at least one)
   --rps N            per-organization requests per second (default: no limit)
   --burst N          requests allowed at once (default: the --rps value)";
 
+/// Where the server keeps its data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Database {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// Opens the store.
+    fn open(&self) -> segments::Result<Store> {
+        match self {
+            Database::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+            #[cfg(feature = "postgres")]
+            Database::Postgres(url) => Ok(Box::new(segments::PostgresStore::connect(url)?)),
+            #[cfg(not(feature = "postgres"))]
+            Database::Postgres(_) => unreachable!("refused when the arguments were read"),
+        }
+    }
+
+    /// How the startup line names it (a URL without its password).
+    fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => match url.split_once('@') {
+                Some((_, host)) => format!("postgresql://…@{host}"),
+                None => url.clone(),
+            },
+        }
+    }
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 struct Args {
-    /// The SQLite file.
-    db: PathBuf,
+    /// The store.
+    db: Database,
     /// Where to listen.
     listen: SocketAddr,
     /// API keys and the org each acts for.
@@ -67,6 +108,7 @@ enum Command {
 /// Reads the arguments after the program name; `Err` says what is wrong.
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut db = None;
+    let mut postgres: Option<String> = None;
     let mut listen = None;
     let mut keys: Vec<(String, OrgId)> = Vec::new();
     let mut rps = None;
@@ -80,6 +122,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--db" => set_once(&mut db, &flag, PathBuf::from(value()?))?,
+            "--postgres" => {
+                let url = value()?;
+                if !cfg!(feature = "postgres") {
+                    return Err("--postgres needs the postgres feature: \
+                         cargo run --features wire,postgres --example server -- ..."
+                        .into());
+                }
+                set_once(&mut postgres, &flag, url)?;
+            }
             "--listen" => {
                 let text = value()?;
                 let addr = text.parse::<SocketAddr>().map_err(|e| {
@@ -120,8 +171,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
         (None, Some(_)) => return Err("--burst needs --rps".into()),
         (None, None) => None,
     };
+    let db = match (db, postgres) {
+        (Some(_), Some(_)) => return Err("give --db or --postgres, not both".into()),
+        (None, Some(url)) => Database::Postgres(url),
+        (db, None) => Database::Sqlite(db.unwrap_or_else(|| PathBuf::from("segments.db"))),
+    };
     Ok(Command::Serve(Args {
-        db: db.unwrap_or_else(|| PathBuf::from("segments.db")),
+        db,
         listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
         keys,
         rate,
@@ -187,10 +243,16 @@ async fn main() -> ExitCode {
         }
     };
 
-    let store = match SqliteStore::open(&args.db) {
+    // Stores are synchronous (PostgreSQL's client runs its own small
+    // runtime): they open, like every call, off the async threads.
+    let db = args.db.clone();
+    let opened = tokio::task::spawn_blocking(move || db.open())
+        .await
+        .expect("opening the store does not panic");
+    let store = match opened {
         Ok(store) => store,
         Err(e) => {
-            eprintln!("error: cannot open {}: {e}", args.db.display());
+            eprintln!("error: cannot open {}: {e}", args.db.describe());
             let mut source = e.source();
             while let Some(cause) = source {
                 eprintln!("  caused by: {cause}");
@@ -231,7 +293,7 @@ async fn main() -> ExitCode {
     );
     println!(
         "segments server listening on http://{addr} (database {}; orgs: {}; {rate})",
-        args.db.display(),
+        args.db.describe(),
         orgs.join(", "),
     );
 
@@ -263,7 +325,32 @@ mod tests {
         let Ok(Command::Serve(args)) = parse(&["--api-key", "k=acme", "--rps", "5"]) else {
             panic!("a key and --rps are enough");
         };
-        assert_eq!(args.db, PathBuf::from("segments.db"));
+        assert_eq!(args.db, Database::Sqlite(PathBuf::from("segments.db")));
+        assert!(
+            parse(&[
+                "--api-key",
+                "k=a",
+                "--db",
+                "x.db",
+                "--postgres",
+                "postgresql://h/d"
+            ])
+            .unwrap_err()
+            .contains("not both")
+        );
+        if cfg!(feature = "postgres") {
+            let Ok(Command::Serve(args)) =
+                parse(&["--api-key", "k=a", "--postgres", "postgresql://u:pw@h/d"])
+            else {
+                panic!("--postgres is read");
+            };
+            assert_eq!(args.db, Database::Postgres("postgresql://u:pw@h/d".into()));
+            assert_eq!(
+                args.db.describe(),
+                "postgresql://…@h/d",
+                "no password printed"
+            );
+        }
         assert_eq!(args.rate, RateLimit::new(5, 5), "burst defaults to rps");
         assert!(parse(&["--api-key", "k"]).unwrap_err().contains("KEY=ORG"));
         assert!(

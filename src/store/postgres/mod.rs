@@ -215,7 +215,9 @@ impl PostgresStoreBuilder {
 /// - Built on the sync [`postgres`](https://docs.rs/postgres) crate, pooled
 ///   with `r2d2` (`r2d2_postgres`). Each call takes a connection from the
 ///   pool for the time it runs; statements are prepared once per
-///   connection.
+///   connection. As with every store, an async host calls it from
+///   `spawn_blocking` (connecting included): the `postgres` client runs a
+///   small runtime of its own and refuses to run on an async thread.
 /// - **Schema.** The crate's tables live in one schema (`segments`, or
 ///   [`PostgresStoreBuilder::schema`]), versioned in its table
 ///   `segments_schema`. Migrations run in one transaction under a
