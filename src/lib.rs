@@ -3,7 +3,8 @@
 //! An embedded segments engine. A **segment** is a named, per-organization
 //! list of people (person ids, "PIDs", like `p-a1b2c3d4e5f6`) that a program
 //! creates, fills, reads and tracks. This crate is that whole system as a
-//! library: no HTTP needed, SQLite by default, or in memory.
+//! library: no HTTP needed, SQLite by default, in memory, or on a
+//! PostgreSQL database that many app servers share.
 //!
 //! ```
 //! use segments::{Error, NewSegment, OrgId, Segments, SqliteStore};
@@ -36,8 +37,11 @@
 //!   (UUID v7 by default), and calls the store: segments, members (page and
 //!   cursor), history (change feed, timelines, as-of reads) and death
 //!   signals.
-//! - **Stores**: the [`SegmentStore`] trait; [`MemoryStore`]; `SqliteStore`
-//!   (feature `sqlite`, on by default, with SQLite bundled).
+//! - **Stores**: the [`SegmentStore`] trait and what it takes and returns
+//!   ([`store`]: what the service settles for every store, and what each
+//!   store must enforce itself); [`MemoryStore`]; `SqliteStore` (feature
+//!   `sqlite`, on by default, with SQLite bundled); `PostgresStore`
+//!   (feature `postgres`).
 //! - **Conformance** (feature `conformance`): the shared suite every store
 //!   passes, public so other backends can run it too.
 //! - **Wire** (feature `wire`): the documented HTTP API as a function from
@@ -62,8 +66,20 @@
 //! - The ledger's times never go backwards within an org (a change stamped
 //!   earlier than the last entry is recorded at that entry's time), so "as
 //!   of" reads are a prefix of the ledger. Within one member call, entries
-//!   follow the order the PIDs were given. `members_as_of` lists in PID
-//!   order; before a segment's first member its size is 0.
+//!   follow the order the PIDs were given. `members_as_of` lists in the
+//!   members' list order (`first_added_at`, then PID) with a
+//!   [`MemberCursor`]; before a segment's first member its size is 0.
+//! - A PID repeated within one member call counts once: its first
+//!   occurrence is added (or removed), each repeat is one more
+//!   `n_redundant_additions` (a removal does not count repeats).
+//! - A person's [`timeline`](Segments::timeline) pages like the change
+//!   feed (after a seq, up to a limit); every read of a store is bounded.
+//! - The documented page API is stateless for the client, so the service
+//!   remembers where recent pages ended (a few thousand, in process) and
+//!   starts the next page of a walk from there while the segment's members
+//!   are unchanged: walking pages in order costs the same per page.
+//! - A death-signal poll returns a cursor past everything it looked at, so
+//!   the next poll reads only records that arrived since.
 //! - Death records are facts about people, shared by every org (the host
 //!   ingests them once; each org sees those of its own members). The death
 //!   feed's order is the order obituaries were first ingested; an update
@@ -75,6 +91,7 @@
 //! | `sqlite` | yes | `SqliteStore`, with SQLite compiled in (rusqlite `bundled`) |
 //! | `conformance` | no | `segments::conformance`, the shared store suite |
 //! | `serde` | no | `Serialize`/`Deserialize` for the domain types |
+//! | `postgres` | no | `PostgresStore`: PostgreSQL via the sync `postgres` crate and an `r2d2` pool |
 //! | `wire` | no | `segments::wire`: the documented HTTP contract, transport-free |
 
 #![forbid(unsafe_code)]
