@@ -1,10 +1,11 @@
-//! `create`: SQLite beside a raw INSERT, memory beside a bare map.
+//! `create`: SQLite beside a raw transaction doing the same writes, memory
+//! beside a bare map.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use segments::{MemoryStore, NewSegment, OrgId, Segments, SqliteStore};
 
 use super::{Case, Routine, Target, fresh_db, raw_connection, timed};
@@ -27,8 +28,14 @@ fn library_creates_on_a_file() -> Routine {
     library
 }
 
-/// `create` on a SQLite file (WAL, synchronous=NORMAL) vs a raw autocommit
-/// INSERT of the same row into the same table, cached statement.
+/// The org every create case writes to.
+const ORG: &str = "acme";
+
+/// `create` on a SQLite file (WAL, synchronous=NORMAL) vs the same work in
+/// one raw rusqlite transaction on a file with the crate's schema: `BEGIN
+/// IMMEDIATE`, read the org's head row, insert the segment row, insert its
+/// `Created` ledger row, upsert the head row, `COMMIT`; with a fresh UUID
+/// v7 and the clock, as a create takes them.
 pub fn sqlite() -> Case {
     let library = library_creates_on_a_file();
 
@@ -40,22 +47,47 @@ pub fn sqlite() -> Case {
         timed(iters, || {
             m += 1;
             let name = format!("segment {m}");
-            let id = (u128::from(m) | (7 << 76)).to_be_bytes();
+            let id = uuid::Uuid::now_v7();
             let now = chrono::Utc::now().timestamp_micros();
-            // The row id the library gives: org number 1, then the seq.
-            let seq = (1i64 << 40) | m as i64;
+            conn.prepare_cached("BEGIN IMMEDIATE")
+                .unwrap()
+                .execute([])
+                .unwrap();
+            let (last_seq, last_at): (i64, i64) = conn
+                .prepare_cached("SELECT last_seq, last_at FROM segment_heads WHERE org = ?1")
+                .unwrap()
+                .query_row([ORG], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .unwrap()
+                .unwrap_or((0, i64::MIN));
+            let (seq, at) = (last_seq + 1, now.max(last_at));
             conn.prepare_cached(
-                "INSERT INTO segments (seq, id, org, name, name_key, description, source, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                "INSERT INTO segments (id, org, name, name_key, description, source, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
             )
             .unwrap()
-            .execute(params![seq, id, "acme", name, name, None::<String>, "api", now])
+            .execute(params![id.as_bytes(), ORG, name, name, None::<String>, "api", at])
             .unwrap();
+            conn.prepare_cached(
+                "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, name, description)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .unwrap()
+            .execute(params![ORG, seq, at, None::<String>, id.as_bytes(), 1, name, None::<String>])
+            .unwrap();
+            conn.prepare_cached(
+                "INSERT INTO segment_heads (org, last_seq, last_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org) DO UPDATE SET last_seq = excluded.last_seq, last_at = excluded.last_at",
+            )
+            .unwrap()
+            .execute(params![ORG, seq, at])
+            .unwrap();
+            conn.prepare_cached("COMMIT").unwrap().execute([]).unwrap();
         })
     });
     Case {
         id: "create/sqlite_file".into(),
-        name: "create, SqliteStore file (WAL, NORMAL) vs raw INSERT, autocommit".into(),
+        name: "create, SqliteStore file (WAL, NORMAL) vs raw tx (head read, segment row, ledger row, head upsert)".into(),
         unit: "creates",
         ops_per_iter: 1,
         target: Target::RatioAtLeast(0.8),
@@ -127,11 +159,10 @@ pub fn memory() -> Case {
     });
     Case {
         id: "create/memory".into(),
-        name: "create, MemoryStore (fills of an empty store to 100k) vs UUID v7 + clock + bare HashMap insert"
-            .into(),
+        name: "create, MemoryStore (fills of an empty store to 100k) vs UUID v7 + clock + bare HashMap insert".into(),
         unit: "creates",
         ops_per_iter: MEMORY_STORE_FILL,
-        target: Target::RateAtLeast(1e6),
+        target: Target::RatioAtLeast(0.7),
         library,
         floor,
     }

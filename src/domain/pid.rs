@@ -153,7 +153,11 @@ mod tests {
         assert_eq!(Pid::parse("p-abc").unwrap().as_str(), "p-abc");
         for len in [1, 21, 22, 64] {
             let text = format!("p-{}", "7".repeat(len));
-            assert_eq!(Pid::parse(&text).unwrap().as_str(), text, "{len} characters");
+            assert_eq!(
+                Pid::parse(&text).unwrap().as_str(),
+                text,
+                "{len} characters"
+            );
         }
         assert_eq!(Pid::parse("p-").unwrap_err().field(), Field::MinervaPids);
     }

@@ -44,14 +44,21 @@ pub(super) enum MemberChange {
 
 impl EntryKind {
     fn joins(&self) -> bool {
-        matches!(self, Self::Member(MemberChange::Added | MemberChange::ReAdded, _))
+        matches!(
+            self,
+            Self::Member(MemberChange::Added | MemberChange::ReAdded, _)
+        )
     }
 
     fn change(&self) -> ChangeKind {
         match self {
             Self::Member(MemberChange::Added, pid) => ChangeKind::MemberAdded { pid: pid.clone() },
-            Self::Member(MemberChange::ReAdded, pid) => ChangeKind::MemberReAdded { pid: pid.clone() },
-            Self::Member(MemberChange::Removed, pid) => ChangeKind::MemberRemoved { pid: pid.clone() },
+            Self::Member(MemberChange::ReAdded, pid) => {
+                ChangeKind::MemberReAdded { pid: pid.clone() }
+            }
+            Self::Member(MemberChange::Removed, pid) => {
+                ChangeKind::MemberRemoved { pid: pid.clone() }
+            }
             Self::Segment(kind) => (**kind).clone(),
         }
     }
@@ -80,7 +87,13 @@ impl Ledger {
             kind.pid().is_none(),
             "membership entries go through append_member"
         );
-        self.push(at, request_id, segment, EntryKind::Segment(Box::new(kind)), NO_ENTRY)
+        self.push(
+            at,
+            request_id,
+            segment,
+            EntryKind::Segment(Box::new(kind)),
+            NO_ENTRY,
+        )
     }
 
     /// Appends a membership entry of `person`, and makes it their last.

@@ -98,7 +98,6 @@ impl Org {
         self.people.get(pid).map(|&i| &self.persons[i])
     }
 
-
     pub(super) fn membership(&self, segment: SegmentId, pid: &Pid) -> Option<&Membership> {
         self.person(pid)?.membership(segment)
     }
