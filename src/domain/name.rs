@@ -70,9 +70,9 @@ impl SegmentName {
         &self.key
     }
 
-    /// Splits into `(name, key)`.
-    pub fn into_parts(self) -> (String, String) {
-        (self.name, self.key)
+    /// The name as stored, without its key.
+    pub fn into_string(self) -> String {
+        self.name
     }
 }
 

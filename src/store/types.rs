@@ -40,20 +40,18 @@ pub struct SegmentInsert {
 }
 
 impl SegmentInsert {
-    /// The segment this insert creates at `created_at` (empty,
-    /// `updated_at == created_at`) and its name key.
-    pub fn into_segment(self, created_at: DateTime<Utc>) -> (Segment, String) {
-        let (name, key) = self.name.into_parts();
-        let segment = Segment {
+    /// The segment this insert creates at `created_at`: empty, with
+    /// `updated_at == created_at`. (Its name key is `self.name.key()`.)
+    pub fn into_segment(self, created_at: DateTime<Utc>) -> Segment {
+        Segment {
             id: self.id,
-            name,
+            name: self.name.into_string(),
             description: self.description,
             source: self.source,
             current_size: 0,
             created_at,
             updated_at: created_at,
-        };
-        (segment, key)
+        }
     }
 }
 

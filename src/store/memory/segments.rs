@@ -72,7 +72,8 @@ impl State {
         };
         // Rows and ledger share one time, which never goes back in an org.
         let at = org.ledger.next_at(stamp.at);
-        let (segment, key) = new.into_segment(at);
+        let key = new.name.key().to_owned();
+        let segment = new.into_segment(at);
         match org.by_key.entry(key) {
             Entry::Occupied(_) => {
                 return Err(Error::DuplicateName { name: segment.name });

@@ -120,7 +120,7 @@ pub(super) fn insert(
         ],
     )
     .map_err(|e| duplicate_name(e, new.name.as_str()))?;
-    let (segment, _) = new.clone().into_segment(ledger.time());
+    let segment = new.clone().into_segment(ledger.time());
     let created = ChangeKind::Created {
         name: segment.name.clone(),
         description: segment.description.clone(),

@@ -129,7 +129,7 @@ pub(super) fn insert(
             name: new.name.as_str().to_owned(),
         });
     }
-    let (segment, _) = new.into_segment(ledger.time());
+    let segment = new.into_segment(ledger.time());
     let created = ChangeKind::Created {
         name: segment.name.clone(),
         description: segment.description.clone(),
