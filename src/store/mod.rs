@@ -79,6 +79,8 @@ use crate::{
     SegmentCursor, SegmentId,
 };
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod entries;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;

@@ -6,15 +6,10 @@ use r2d2_postgres::postgres::Row;
 use super::{Tx, count, get, sql_int, time};
 use crate::domain::pid::is_well_formed;
 use crate::store::Stamp;
+use crate::store::entries;
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Result, SegmentId};
 
-pub(super) const CREATED: i16 = 1;
-pub(super) const RENAMED: i16 = 2;
-pub(super) const DESCRIBED: i16 = 3;
-pub(super) const DELETED: i16 = 4;
-pub(super) const ADDED: i16 = 5;
-pub(super) const READDED: i16 = 6;
-pub(super) const REMOVED: i16 = 7;
+pub(super) use crate::store::entries::{ADDED, READDED, REMOVED};
 
 /// Locks the org's head row for the rest of the transaction.
 pub(super) const LOCK_HEAD: &str =
@@ -83,21 +78,7 @@ impl<'a> Ledger<'a> {
         segment: SegmentId,
         kind: &ChangeKind,
     ) -> Result<i64> {
-        let (code, name, description) = match kind {
-            ChangeKind::Created { name, description } => {
-                (CREATED, Some(name.as_str()), description.as_deref())
-            }
-            ChangeKind::Renamed { name } => (RENAMED, Some(name.as_str()), None),
-            ChangeKind::DescriptionChanged { description } => {
-                (DESCRIBED, None, description.as_deref())
-            }
-            ChangeKind::Deleted => (DELETED, None, None),
-            other => {
-                return Err(Error::storage(format!(
-                    "a {other:?} entry is written with Ledger::members"
-                )));
-            }
-        };
+        let entry = entries::segment_entry(kind)?;
         self.last += 1;
         tx.execute(
             "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, name, description)
@@ -108,9 +89,9 @@ impl<'a> Ledger<'a> {
                 &self.at,
                 &self.request_id,
                 segment.as_uuid(),
-                &code,
-                &name,
-                &description,
+                &entry.code,
+                &entry.name,
+                &entry.description,
             ],
         )?;
         Ok(self.last)
@@ -212,36 +193,16 @@ pub(super) fn pid_at(row: &Row, i: usize) -> Result<Pid> {
 
 /// A ledger row, read with the columns of [`SINCE`] and [`TIMELINE`].
 fn change_from_row(row: &Row) -> Result<Change> {
-    let code: i16 = get(row, 4)?;
-    let name = || get::<String>(row, 6);
-    let description = || get::<Option<String>>(row, 7);
-    let kind = match code {
-        CREATED => ChangeKind::Created {
-            name: name()?,
-            description: description()?,
-        },
-        RENAMED => ChangeKind::Renamed { name: name()? },
-        DESCRIBED => ChangeKind::DescriptionChanged {
-            description: description()?,
-        },
-        DELETED => ChangeKind::Deleted,
-        ADDED => ChangeKind::MemberAdded {
-            pid: pid_at(row, 5)?,
-        },
-        READDED => ChangeKind::MemberReAdded {
-            pid: pid_at(row, 5)?,
-        },
-        REMOVED => ChangeKind::MemberRemoved {
-            pid: pid_at(row, 5)?,
-        },
-        other => return Err(Error::storage(format!("unknown ledger entry kind {other}"))),
-    };
+    let pid = get::<Option<String>>(row, 5)?
+        .is_some()
+        .then(|| pid_at(row, 5))
+        .transpose()?;
     Ok(Change {
         seq: count(row, 0)?,
         at: time(row, 1)?,
         request_id: get(row, 2)?,
         segment_id: SegmentId::from_uuid(get(row, 3)?),
-        kind,
+        kind: entries::kind(get(row, 4)?, pid, get(row, 6)?, get(row, 7)?)?,
     })
 }
 

@@ -102,7 +102,7 @@ pub(super) fn members(
     while past.len() < limit {
         let Some(row) = rows.next().db()? else { break };
         let person: i64 = row.get(0).db()?;
-        let entry: Option<(i64, i64)> = last_entry
+        let entry: Option<(i16, i64)> = last_entry
             .query_row(params![person, bound, id.as_bytes()], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })

@@ -6,20 +6,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{Db, count_at, sql_int, time_at};
 use crate::domain::pid::is_well_formed;
 use crate::store::Stamp;
+use crate::store::entries;
 use crate::{Change, ChangeKind, OrgId, Pid, Result, SegmentId};
 
-pub(super) const CREATED: i64 = 1;
-pub(super) const RENAMED: i64 = 2;
-pub(super) const DESCRIBED: i64 = 3;
-pub(super) const DELETED: i64 = 4;
-pub(super) const ADDED: i64 = 5;
-pub(super) const READDED: i64 = 6;
-pub(super) const REMOVED: i64 = 7;
-
-/// Whether a ledger code makes the person a member.
-pub(super) fn joins(code: i64) -> bool {
-    code == ADDED || code == READDED
-}
+pub(super) use crate::store::entries::{ADDED, READDED, REMOVED, joins};
 
 /// Writes one transaction's ledger entries for one org: reads the org's
 /// head when it opens, numbers entries from it, and moves it when it
@@ -74,22 +64,7 @@ impl<'a> Ledger<'a> {
         segment: SegmentId,
         kind: &ChangeKind,
     ) -> Result<i64> {
-        let (code, name, description) = match kind {
-            ChangeKind::Created { name, description } => {
-                (CREATED, Some(name.as_str()), description.as_deref())
-            }
-            ChangeKind::Renamed { name } => (RENAMED, Some(name.as_str()), None),
-            ChangeKind::DescriptionChanged { description } => {
-                (DESCRIBED, None, description.as_deref())
-            }
-            ChangeKind::Deleted => (DELETED, None, None),
-            // Membership entries name a person by number: `member`.
-            other => {
-                return Err(crate::Error::storage(format!(
-                    "a {other:?} entry is written with Ledger::member"
-                )));
-            }
-        };
+        let entry = entries::segment_entry(kind)?;
         self.last += 1;
         conn.prepare_cached(
             "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, name, description)
@@ -102,9 +77,9 @@ impl<'a> Ledger<'a> {
             self.at,
             self.request_id,
             segment.as_bytes(),
-            code,
-            name,
-            description
+            entry.code,
+            entry.name,
+            entry.description
         ])
         .db()?;
         Ok(self.last)
@@ -116,7 +91,7 @@ impl<'a> Ledger<'a> {
         &mut self,
         conn: &Connection,
         segment: SegmentId,
-        entries: impl IntoIterator<Item = (i64, i64)>,
+        members: impl IntoIterator<Item = (i16, i64)>,
     ) -> Result<Option<i64>> {
         let mut insert = conn
             .prepare_cached(
@@ -125,7 +100,7 @@ impl<'a> Ledger<'a> {
             )
             .db()?;
         let mut last = None;
-        for (code, person) in entries {
+        for (code, person) in members {
             self.last += 1;
             insert
                 .execute(params![
@@ -184,15 +159,22 @@ pub(super) fn since(
     after: u64,
     limit: usize,
 ) -> Result<Vec<Change>> {
-    conn.prepare_cached(SINCE)
-        .db()?
-        .query_map(
-            params![org.as_str(), sql_int(after), sql_int(limit)],
-            change_from_row,
-        )
-        .db()?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .db()
+    changes(
+        conn,
+        SINCE,
+        params![org.as_str(), sql_int(after), sql_int(limit)],
+    )
+}
+
+/// The entries `sql` reads, in order.
+fn changes(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Change>> {
+    let mut statement = conn.prepare_cached(sql).db()?;
+    let mut rows = statement.query(params).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        out.push(change_from_row(row)?);
+    }
+    Ok(out)
 }
 
 /// A person's number in an org, if they ever joined a segment of it.
@@ -221,19 +203,11 @@ pub(super) fn timeline(
     let Some(person) = person else {
         return Ok(Vec::new());
     };
-    conn.prepare_cached(TIMELINE)
-        .db()?
-        .query_map(
-            params![person, sql_int(after), sql_int(limit)],
-            change_from_row,
-        )
-        .db()?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .db()
-}
-
-fn corrupt(i: usize, what: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into())
+    changes(
+        conn,
+        TIMELINE,
+        params![person, sql_int(after), sql_int(limit)],
+    )
 }
 
 /// A PID column; a malformed one is a damaged row.
@@ -242,42 +216,27 @@ pub(super) fn pid_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Pid> {
     if is_well_formed(&pid) {
         Ok(Pid::new_unchecked(&pid))
     } else {
-        Err(corrupt(i, format!("stored PID {pid:?} is malformed")))
+        Err(rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("stored PID {pid:?} is malformed").into(),
+        ))
     }
 }
 
 /// A ledger row, read with the columns of [`SINCE`] and [`TIMELINE`]
 /// (entries joined with their person's PID).
-pub(super) fn change_from_row(row: &Row<'_>) -> rusqlite::Result<Change> {
-    let code: i64 = row.get(4)?;
-    let name = || row.get::<_, String>(6);
-    let description = || row.get::<_, Option<String>>(7);
-    let kind = match code {
-        CREATED => ChangeKind::Created {
-            name: name()?,
-            description: description()?,
-        },
-        RENAMED => ChangeKind::Renamed { name: name()? },
-        DESCRIBED => ChangeKind::DescriptionChanged {
-            description: description()?,
-        },
-        DELETED => ChangeKind::Deleted,
-        ADDED => ChangeKind::MemberAdded {
-            pid: pid_at(row, 5)?,
-        },
-        READDED => ChangeKind::MemberReAdded {
-            pid: pid_at(row, 5)?,
-        },
-        REMOVED => ChangeKind::MemberRemoved {
-            pid: pid_at(row, 5)?,
-        },
-        other => return Err(corrupt(4, format!("unknown ledger entry kind {other}"))),
+fn change_from_row(row: &Row<'_>) -> Result<Change> {
+    let pid = match row.get_ref(5).db()? {
+        rusqlite::types::ValueRef::Null => None,
+        _ => Some(pid_at(row, 5).db()?),
     };
-    let segment: [u8; 16] = row.get(3)?;
+    let kind = entries::kind(row.get(4).db()?, pid, row.get(6).db()?, row.get(7).db()?)?;
+    let segment: [u8; 16] = row.get(3).db()?;
     Ok(Change {
-        seq: count_at(row, 0)?,
-        at: time_at(row, 1)?,
-        request_id: row.get(2)?,
+        seq: count_at(row, 0).db()?,
+        at: time_at(row, 1).db()?,
+        request_id: row.get(2).db()?,
         segment_id: SegmentId::from_uuid(uuid::Uuid::from_bytes(segment)),
         kind,
     })
