@@ -14,8 +14,10 @@
 //! - `--fills`: whole fills per side of each fill case (by default 2 for
 //!   SQLite, 4 for MemoryStore).
 //! - `--seconds`: time per round of a rate case (creates, reads), 1 s.
+//! - `--rounds`: rounds per side of a rate case, 5 (more for a steadier
+//!   median on a noisy machine).
 //!
-//! Rate cases run 5 alternating rounds (library, floor, library, …) after a
+//! Rate cases run alternating rounds (library, floor, library, …) after a
 //! warm-up, so that machine noise hits both; a figure is the median of its
 //! rounds. Fill cases run a fixed number of whole fills of each side, in
 //! the order library, floor, floor, library, … (not time-budgeted rounds);
@@ -50,13 +52,14 @@ struct Args {
     config: Config,
     fills: Option<usize>,
     budget: Duration,
+    rounds: usize,
 }
 
 fn args() -> Args {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         eprintln!(
-            "bench_report [--only SUBSTRING] [--size N (1000000)] [--fills N (2 SQLite, 4 memory)] [--seconds S (1)]"
+            "bench_report [--only SUBSTRING] [--size N (1000000)] [--fills N (2 SQLite, 4 memory)] [--seconds S (1)] [--rounds N (5)]"
         );
         std::process::exit(0);
     }
@@ -75,6 +78,8 @@ fn args() -> Args {
     }
     let fills = arg("--fills").map(|s| s.parse::<usize>().expect("--fills takes a number"));
     assert!(fills != Some(0), "--fills must be at least 1");
+    let rounds: usize = arg("--rounds").map_or(5, |s| s.parse().expect("--rounds takes a number"));
+    assert!(rounds >= 1, "--rounds must be at least 1");
     let seconds: f64 =
         arg("--seconds").map_or(1.0, |s| s.parse().expect("--seconds takes a number"));
     Args {
@@ -82,6 +87,7 @@ fn args() -> Args {
         config,
         fills,
         budget: Duration::from_secs_f64(seconds),
+        rounds,
     }
 }
 
@@ -102,7 +108,8 @@ fn main() {
         std::env::temp_dir().display(),
     );
     println!(
-        "rate cases: 5 alternating rounds of ~{:.1?} each after a warm-up, medians; fill cases: a fixed number of whole fills per side ({}; 0 -> {}, each in a fresh database or map, only the add calls timed), run library, floor, floor, library, …, figures pooled over the fills (PIDs / summed time)",
+        "rate cases: {} alternating rounds per side of ~{:.1?} each after a warm-up, medians; fill cases: a fixed number of whole fills per side ({}; 0 -> {}, each in a fresh database or map, only the add calls timed), run library, floor, floor, library, …, figures pooled over the fills (PIDs / summed time)",
+        args.rounds,
         args.budget,
         args.fills
             .map_or("2 SQLite, 4 MemoryStore".to_owned(), |n| n.to_string()),
@@ -126,7 +133,7 @@ fn main() {
         let group_started = Instant::now();
         for entry in make(config) {
             match entry {
-                Entry::Rate(case) => run(case, args.budget),
+                Entry::Rate(case) => run(case, args.budget, args.rounds),
                 Entry::Fill(fill) => {
                     let fills = args.fills.unwrap_or(fill.fills);
                     after_table.push(run_fill(fill, config, fills));
@@ -163,13 +170,12 @@ fn row(name: &str, unit: &str, lib: f64, floor: f64, target: cases::Target) {
 }
 
 /// Measures one rate case and prints its row.
-fn run(mut case: cases::Case, budget: Duration) {
-    const ROUNDS: usize = 5;
+fn run(mut case: cases::Case, budget: Duration, rounds: usize) {
     // Warm both up once (this also builds a fixture built on first use).
     rate(&mut case.library, case.ops_per_iter, budget / 4);
     rate(&mut case.floor, case.ops_per_iter, budget / 4);
     let (mut lib, mut floor) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         lib.push(rate(&mut case.library, case.ops_per_iter, budget));
         floor.push(rate(&mut case.floor, case.ops_per_iter, budget));
     }
