@@ -74,6 +74,11 @@ impl SegmentName {
     pub fn into_string(self) -> String {
         self.name
     }
+
+    /// The name and its key, without copying either.
+    pub(crate) fn into_name_and_key(self) -> (String, String) {
+        (self.name, self.key)
+    }
 }
 
 impl fmt::Debug for SegmentName {

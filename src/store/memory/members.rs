@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 
 use super::ledger::MemberChange;
 use super::roster::Roster;
-use super::{Org, Stored, time};
+use super::{Org, SizeSample, Stored, time};
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Stamp};
 use crate::{Member, Pid, SegmentId};
 
@@ -169,7 +169,11 @@ pub(super) fn add(
     members.removed.remove(rejoined.clone());
     members.active.insert(rejoined);
     if let Some(seq) = last_seq {
-        stored.sizes.push((seq, members.size()));
+        stored.sizes.push(SizeSample {
+            at: ledger_at.timestamp_micros(),
+            seq,
+            size: members.size(),
+        });
     }
     MembersAdded {
         n_added,
@@ -212,7 +216,11 @@ pub(super) fn remove(
     members.active.remove(left.clone());
     members.removed.insert(left);
     if let Some(seq) = last_seq {
-        stored.sizes.push((seq, members.size()));
+        stored.sizes.push(SizeSample {
+            at: ledger_at.timestamp_micros(),
+            seq,
+            size: members.size(),
+        });
     }
     MembersRemoved {
         n_deleted,

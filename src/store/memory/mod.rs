@@ -112,10 +112,19 @@ struct Stored {
     /// from `members`, so the two cannot disagree.
     segment: Segment,
     members: Members,
-    /// (ledger `seq`, size after it) for every call that changed the
-    /// members, in order: `size_as_of` is a binary search, and the last
-    /// `seq` is the segment's `members_seq`.
-    sizes: Vec<(u64, u64)>,
+    /// Every call that changed the members, in order: `size_as_of` is a
+    /// binary search by time (times never go back within an org), and the
+    /// last `seq` is the segment's `members_seq`.
+    sizes: Vec<SizeSample>,
+}
+
+/// A segment's size after one call that changed its members.
+struct SizeSample {
+    /// The call's time, in µs.
+    at: i64,
+    /// The seq of the call's last ledger entry.
+    seq: u64,
+    size: u64,
 }
 
 impl Stored {
@@ -128,7 +137,7 @@ impl Stored {
     }
 
     fn members_seq(&self) -> u64 {
-        self.sizes.last().map_or(0, |&(seq, _)| seq)
+        self.sizes.last().map_or(0, |sample| sample.seq)
     }
 }
 
@@ -287,10 +296,10 @@ impl SegmentStore for MemoryStore {
 
     fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
         let state = self.read();
-        let (org, stored) = state.stored(org, id)?;
-        let bound = org.ledger.bound(at) as u64;
-        let samples = stored.sizes.partition_point(|&(seq, _)| seq <= bound);
-        Ok(samples.checked_sub(1).map_or(0, |i| stored.sizes[i].1))
+        let stored = state.stored(org, id)?.1;
+        let at = at.timestamp_micros();
+        let samples = stored.sizes.partition_point(|sample| sample.at <= at);
+        Ok(samples.checked_sub(1).map_or(0, |i| stored.sizes[i].size))
     }
 
     fn members_as_of(

@@ -72,8 +72,22 @@ impl State {
         };
         // Rows and ledger share one time, which never goes back in an org.
         let at = org.ledger.next_at(stamp.at);
-        let key = new.name.key().to_owned();
-        let segment = new.into_segment(at);
+        let SegmentInsert {
+            id,
+            name,
+            description,
+            source,
+        } = new;
+        let (name, key) = name.into_name_and_key();
+        let segment = Segment {
+            id,
+            name,
+            description,
+            source,
+            current_size: 0,
+            created_at: at,
+            updated_at: at,
+        };
         match org.by_key.entry(key) {
             Entry::Occupied(_) => {
                 return Err(Error::DuplicateName { name: segment.name });

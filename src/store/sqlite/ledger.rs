@@ -135,17 +135,6 @@ impl<'a> Ledger<'a> {
     }
 }
 
-/// The org's last seq; 0 for an org with no ledger.
-pub(super) fn last_seq(conn: &Connection, org: &OrgId) -> Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT last_seq FROM segment_heads WHERE org = ?1")
-        .db()?
-        .query_row([org.as_str()], |r| r.get(0))
-        .optional()
-        .db()?
-        .unwrap_or(0))
-}
-
 /// The change feed's query: entries after a seq, in order.
 pub(super) const SINCE: &str =
     "SELECT l.seq, l.at, l.request_id, l.segment, l.kind, p.pid, l.name, l.description

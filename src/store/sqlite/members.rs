@@ -140,7 +140,7 @@ pub(super) fn add(
     joined.sort_unstable_by_key(|(given, _, _)| *given);
     let last_entry = ledger.members(tx, id, joined.into_iter().map(|(_, c, p)| (c, p)))?;
     let new_current_size = segment.current_size + n_added;
-    set_size(tx, segment, last_entry, new_current_size)?;
+    set_size(tx, segment, at, last_entry, new_current_size)?;
     ledger.close(tx)?;
     Ok(MembersAdded {
         n_added,
@@ -240,7 +240,7 @@ pub(super) fn remove(
         .collect::<Result<Vec<_>>>()?;
     entries.sort_unstable_by_key(|(given, _)| *given);
     let last_entry = ledger.members(tx, id, entries.into_iter().map(|(_, p)| (REMOVED, p)))?;
-    set_size(tx, segment, last_entry, new_current_size)?;
+    set_size(tx, segment, ledger.at(), last_entry, new_current_size)?;
     ledger.close(tx)?;
     Ok(MembersRemoved {
         n_deleted,
@@ -264,7 +264,13 @@ fn check_rows(rows: usize, batch: &Batch<'_>) -> Result<()> {
 /// after ledger entry `entry` (for `size_as_of`, and as its
 /// `members_seq`). Nothing to do when the call recorded no entry: the
 /// members did not change.
-fn set_size(tx: &Connection, segment: Located, entry: Option<i64>, size: u64) -> Result<()> {
+fn set_size(
+    tx: &Connection,
+    segment: Located,
+    at: i64,
+    entry: Option<i64>,
+    size: u64,
+) -> Result<()> {
     let Some(entry) = entry else {
         return Ok(());
     };
@@ -272,9 +278,9 @@ fn set_size(tx: &Connection, segment: Located, entry: Option<i64>, size: u64) ->
         .db()?
         .execute(params![sql_int(size), segment.number])
         .db()?;
-    tx.prepare_cached("INSERT INTO segment_sizes (segment, seq, size) VALUES (?1, ?2, ?3)")
+    tx.prepare_cached("INSERT INTO segment_sizes (segment, at, seq, size) VALUES (?1, ?2, ?3, ?4)")
         .db()?
-        .execute(params![segment.number, entry, sql_int(size)])
+        .execute(params![segment.number, at, entry, sql_int(size)])
         .db()?;
     Ok(())
 }
@@ -290,7 +296,7 @@ pub(super) fn member_from_row(row: &Row<'_>) -> rusqlite::Result<Member> {
 
 /// The segment's `members_seq`: its last size sample's seq.
 pub(super) const MEMBERS_SEQ: &str =
-    "SELECT seq FROM segment_sizes WHERE segment = ?1 ORDER BY seq DESC LIMIT 1";
+    "SELECT seq FROM segment_sizes WHERE segment = ?1 ORDER BY at DESC, seq DESC LIMIT 1";
 
 /// Active members after a position, in list order.
 pub(super) const AFTER: &str = "SELECT pid, first_added_at, last_added_at FROM segment_memberships

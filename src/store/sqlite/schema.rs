@@ -82,12 +82,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX segment_ledger_by_person
         ON segment_ledger (person, seq)
         WHERE person IS NOT NULL;
-    -- A segment's size after each call that changed its members, by seq.
+    -- A segment's size after each call that changed its members, with the
+    -- call's time and seq (times never go back within an org, so time
+    -- order is seq order): size_as_of is one index read.
     CREATE TABLE segment_sizes (
         segment INTEGER NOT NULL REFERENCES segments (number) ON DELETE CASCADE,
+        at      INTEGER NOT NULL,
         seq     INTEGER NOT NULL,
         size    INTEGER NOT NULL CHECK (size >= 0),
-        PRIMARY KEY (segment, seq)
+        PRIMARY KEY (segment, at, seq)
     ) WITHOUT ROWID;
     -- Death records, shared by every org; seq is the death feed's order.
     CREATE TABLE death_records (
