@@ -25,6 +25,8 @@ use tempfile::TempDir;
 mod create;
 mod fill;
 pub mod pids;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod reads;
 #[cfg(feature = "wire")]
 mod wire;
@@ -229,6 +231,16 @@ pub fn all() -> Vec<Group> {
         }),
         ("add_members/memory/pid64", |c| {
             vec![Entry::Fill(fill::memory(c, PidForm::Long))]
+        }),
+        #[cfg(feature = "postgres")]
+        ("create/postgres", |_| vec![Entry::Rate(postgres::create())]),
+        #[cfg(feature = "postgres")]
+        ("add_members/postgres/pid14", |c| {
+            vec![Entry::Fill(postgres::fill(c, PidForm::Short))]
+        }),
+        #[cfg(feature = "postgres")]
+        ("add_members/postgres/pid64", |c| {
+            vec![Entry::Fill(postgres::fill(c, PidForm::Long))]
         }),
         ("reads/sqlite_file", reads::sqlite),
         ("reads/memory", reads::memory),

@@ -144,14 +144,18 @@ pub(super) fn upsert(
 
 /// The death records after a feed position whose person is an active
 /// member of the segment: the records in feed order, each looked up in the
-/// segment by person.
+/// segment by person (scalar subqueries: a lookup per record, never a scan
+/// of the segment).
 pub(super) const SIGNALS: &str = "SELECT d.seq, d.pid, d.obituary_id, d.date_of_death,
             d.publication_last_update_date, d.first_observed_at, d.source, d.obituary_url,
             d.publication_name, d.confidence_score
      FROM death_records d
-     JOIN segment_people p ON p.org = $1 AND p.pid = d.pid
-     JOIN segment_memberships m ON m.org = $1 AND m.segment = $2 AND m.person = p.person
-     WHERE d.seq > $3 AND m.removed_at IS NULL
+     WHERE d.seq > $3
+       AND (SELECT m.removed_at IS NULL
+            FROM segment_memberships m
+            WHERE m.org = $1 AND m.segment = $2
+              AND m.person = (SELECT p.person FROM segment_people p
+                              WHERE p.org = $1 AND p.pid = d.pid))
      ORDER BY d.seq LIMIT $4";
 
 /// The end of the death feed: the last position given.

@@ -43,15 +43,19 @@ const ACTIVE: i16 = 1;
 const REMOVED_MEMBER: i16 = 2;
 
 /// Every PID of the batch (in PID order): its person number, if the org
-/// knows them, and what they are to the segment.
-pub(super) const CLASSIFY: &str = "SELECT p.person,
-            CASE WHEN m.person IS NULL THEN 0::smallint
-                 WHEN m.removed_at IS NULL THEN 1::smallint
-                 ELSE 2::smallint END
-     FROM unnest($1::text[]) WITH ORDINALITY AS u (pid, i)
-     LEFT JOIN segment_people p ON p.org = $2 AND p.pid = u.pid
-     LEFT JOIN segment_memberships m ON m.org = $2 AND m.segment = $3 AND m.person = p.person
-     ORDER BY u.i";
+/// knows them, and what they are to the segment. Each lookup is a scalar
+/// subquery, which PostgreSQL runs once per PID through the unique index,
+/// whatever it believes about the tables' sizes (a join here could become a
+/// scan of the org's people, planned while the table was small).
+pub(super) const CLASSIFY: &str = "SELECT x.person,
+            coalesce((SELECT CASE WHEN m.removed_at IS NULL THEN 1::smallint ELSE 2::smallint END
+                      FROM segment_memberships m
+                      WHERE m.org = $2 AND m.segment = $3 AND m.person = x.person), 0::smallint)
+     FROM (SELECT u.i, (SELECT p.person FROM segment_people p
+                        WHERE p.org = $2 AND p.pid = u.pid) AS person
+           FROM unnest($1::text[]) WITH ORDINALITY AS u (pid, i)
+           OFFSET 0) x
+     ORDER BY x.i";
 
 /// Numbers the people of the batch the org has never seen.
 pub(super) const NEW_PEOPLE: &str = "INSERT INTO segment_people (org, pid)
@@ -63,12 +67,16 @@ pub(super) const INSERT_MEMBERS: &str =
      SELECT $1, $2, u.person, u.pid, $3, $3
      FROM unnest($4::bigint[], $5::text[]) AS u (person, pid)";
 
+/// Updates of memberships by person number are driven by the batch: a seek
+/// of the key per person.
 pub(super) const REJOIN: &str =
-    "UPDATE segment_memberships SET last_added_at = $3, removed_at = NULL
-     WHERE org = $1 AND segment = $2 AND person = ANY($4::bigint[])";
+    "UPDATE segment_memberships m SET last_added_at = $3, removed_at = NULL
+     FROM unnest($4::bigint[]) AS u (person)
+     WHERE m.org = $1 AND m.segment = $2 AND m.person = u.person";
 
-pub(super) const TOUCH: &str = "UPDATE segment_memberships SET last_added_at = $3
-     WHERE org = $1 AND segment = $2 AND person = ANY($4::bigint[])";
+pub(super) const TOUCH: &str = "UPDATE segment_memberships m SET last_added_at = $3
+     FROM unnest($4::bigint[]) AS u (person)
+     WHERE m.org = $1 AND m.segment = $2 AND m.person = u.person";
 
 /// Makes every PID of `batch` an active member. Call inside a write
 /// transaction.
@@ -172,16 +180,19 @@ fn number_new_people(
 }
 
 /// The active members among the batch (in PID order): their place in PID
-/// order (from 1) and person number.
-pub(super) const ACTIVE_AMONG: &str = "SELECT u.i, p.person
-     FROM unnest($1::text[]) WITH ORDINALITY AS u (pid, i)
-     JOIN segment_people p ON p.org = $2 AND p.pid = u.pid
-     JOIN segment_memberships m ON m.org = $2 AND m.segment = $3 AND m.person = p.person
-     WHERE m.removed_at IS NULL
-     ORDER BY u.i";
+/// order (from 1) and person number; lookups as in [`CLASSIFY`].
+pub(super) const ACTIVE_AMONG: &str = "SELECT x.i, x.person
+     FROM (SELECT u.i, (SELECT p.person FROM segment_people p
+                        WHERE p.org = $2 AND p.pid = u.pid) AS person
+           FROM unnest($1::text[]) WITH ORDINALITY AS u (pid, i)
+           OFFSET 0) x
+     WHERE (SELECT m.removed_at IS NULL FROM segment_memberships m
+            WHERE m.org = $2 AND m.segment = $3 AND m.person = x.person)
+     ORDER BY x.i";
 
-pub(super) const LEAVE: &str = "UPDATE segment_memberships SET removed_at = $3
-     WHERE org = $1 AND segment = $2 AND person = ANY($4::bigint[])";
+pub(super) const LEAVE: &str = "UPDATE segment_memberships m SET removed_at = $3
+     FROM unnest($4::bigint[]) AS u (person)
+     WHERE m.org = $1 AND m.segment = $2 AND m.person = u.person";
 
 /// Ends the active membership of every PID of `batch` that has one. Call
 /// inside a write transaction.

@@ -164,14 +164,19 @@ impl PostgresStoreBuilder {
             .map_err(|e| Error::storage_failure(StorageFailure::CannotOpen, e))?;
         config.connect_timeout(self.connect_timeout);
         config.application_name("segments");
-        // Generic plans: every statement is a walk of indexes driven by
-        // its parameters, and a plan fitted to one org's statistics (say,
-        // an org that had one person when the table was last analyzed) can
-        // turn a batch's lookups into a scan per PID.
+        // Every statement is a walk of indexes driven by its parameters,
+        // and its plan must not depend on how big a table was when it was
+        // planned: a plan fitted to one org's statistics (an org that had
+        // one person when the table was last analyzed), or to a table that
+        // was nearly empty (a new schema), turns a batch's lookups into a
+        // scan per PID once the table has grown. So plans are generic, and
+        // never scan a whole table, nor hash or merge a table against a
+        // batch: the batch drives, a key seek per item.
         config.options(&format!(
             "-c search_path={} -c statement_timeout={} -c lock_timeout={} \
              -c idle_in_transaction_session_timeout={} -c timezone=UTC \
-             -c plan_cache_mode=force_generic_plan",
+             -c plan_cache_mode=force_generic_plan -c enable_seqscan=off \
+             -c enable_hashjoin=off -c enable_mergejoin=off -c enable_material=off",
             self.schema,
             self.statement_timeout.as_millis(),
             self.lock_timeout.as_millis(),
@@ -664,3 +669,6 @@ impl SegmentStore for PostgresStore {
         self.read(|tx| deaths::signals(tx, org, id, after, limit))
     }
 }
+
+#[cfg(test)]
+mod tests;

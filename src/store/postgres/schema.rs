@@ -67,11 +67,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     -- Active members in list order; pages are index-only scans.
     CREATE INDEX segment_memberships_active
-        ON segment_memberships (org, segment, first_added_at, pid) INCLUDE (last_added_at)
+        ON segment_memberships (org, segment, first_added_at, pid) INCLUDE (last_added_at, person)
         WHERE removed_at IS NULL;
-    -- Everyone who ever joined, in list order, for members_as_of.
-    CREATE INDEX segment_memberships_ever
-        ON segment_memberships (org, segment, first_added_at, pid) INCLUDE (person);
+    -- Those who left, in list order: members_as_of merges the two. (Two
+    -- partial indexes rather than one of everyone: a fill writes only the
+    -- first, and no index but the key starts with (org, segment) without
+    -- a condition on removed_at, so a lookup of one membership can only
+    -- take the key.)
+    CREATE INDEX segment_memberships_removed
+        ON segment_memberships (org, segment, first_added_at, pid) INCLUDE (person)
+        WHERE removed_at IS NOT NULL;
     -- The ledger: every change, numbered per org in commit order. Segments
     -- are named by id, so entries outlive the segments they describe.
     CREATE TABLE segment_ledger (

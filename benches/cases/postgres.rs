@@ -1,0 +1,212 @@
+//! PostgreSQL: `create` and the 0 → size fill on `PostgresStore`, beside
+//! raw `postgres` statements doing the same work on the same server, in the
+//! same run. The server is the throwaway one the tests use
+//! (`tests/support/postgres.rs`: started once for the run, in a temporary
+//! directory, default durability settings), or the one
+//! `SEGMENTS_POSTGRES_URL` names. Each side writes in a schema of its own,
+//! created fresh.
+
+use std::time::Instant;
+
+use postgres::{Client, NoTls};
+use segments::{NewSegment, OrgId, PostgresStore, Segments};
+
+use super::pids::{self, PidForm};
+use super::{BATCH, Case, Config, Fill, FillRoutine, Routine, Target, count, timed};
+
+#[path = "../../tests/support/postgres.rs"]
+mod server;
+
+/// The org every case writes to.
+const ORG: &str = "acme";
+
+/// A fresh schema name.
+fn fresh_schema(what: &str) -> String {
+    format!(
+        "bench_{what}_{}",
+        uuid::Uuid::now_v7().simple().to_string().get(20..).unwrap()
+    )
+}
+
+/// A store in a fresh schema (created with the crate's tables).
+fn store(schema: &str) -> PostgresStore {
+    PostgresStore::builder(&server::url())
+        .schema(schema)
+        .pool_size(2)
+        .connect()
+        .expect("the bench server accepts the store")
+}
+
+/// A raw connection whose unqualified names are in `schema`.
+fn raw(schema: &str) -> Client {
+    let mut client = Client::connect(&server::url(), NoTls).expect("a raw connection");
+    client
+        .batch_execute(&format!("SET search_path TO {schema}"))
+        .unwrap();
+    client
+}
+
+/// `create` on PostgresStore vs the same work as raw statements in one
+/// transaction on the same server: lock the org's head row, insert the
+/// segment row, insert its `Created` ledger row, move the head, commit;
+/// with a fresh UUID v7 and the clock, as a create takes them.
+pub fn create() -> Case {
+    let lib_schema = fresh_schema("create_lib");
+    let segments = Segments::new(store(&lib_schema));
+    let org = OrgId::new(ORG).unwrap();
+    let mut n = 0u64;
+    let library: Routine = Box::new(move |iters| {
+        timed(iters, || {
+            n += 1;
+            segments
+                .create(&org, NewSegment::new(format!("segment {n}")))
+                .unwrap();
+        })
+    });
+
+    let floor_schema = fresh_schema("create_floor");
+    drop(store(&floor_schema));
+    let mut client = raw(&floor_schema);
+    client
+        .execute(
+            "INSERT INTO segment_heads (org, last_seq, last_at) VALUES ($1, 0, 0)",
+            &[&ORG],
+        )
+        .unwrap();
+    let lock = client
+        .prepare("SELECT last_seq, last_at FROM segment_heads WHERE org = $1 FOR UPDATE")
+        .unwrap();
+    let insert = client
+        .prepare(
+            "INSERT INTO segments (org, id, name, name_key, description, source, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, NULL, 'api', $5, $5)",
+        )
+        .unwrap();
+    let entry = client
+        .prepare(
+            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, name)
+             VALUES ($1, $2, $3, NULL, $4, 1, $5)",
+        )
+        .unwrap();
+    let head = client
+        .prepare("UPDATE segment_heads SET last_seq = $2, last_at = $3 WHERE org = $1")
+        .unwrap();
+    let mut m = 0u64;
+    let floor: Routine = Box::new(move |iters| {
+        timed(iters, || {
+            m += 1;
+            let name = format!("segment {m}");
+            let id = uuid::Uuid::now_v7();
+            let now = chrono::Utc::now().timestamp_micros();
+            let mut tx = client.transaction().unwrap();
+            let row = tx.query_one(&lock, &[&ORG]).unwrap();
+            let (last_seq, last_at): (i64, i64) = (row.get(0), row.get(1));
+            let (seq, at) = (last_seq + 1, now.max(last_at));
+            tx.execute(&insert, &[&ORG, &id, &name, &name, &at])
+                .unwrap();
+            tx.execute(&entry, &[&ORG, &seq, &at, &id, &name]).unwrap();
+            tx.execute(&head, &[&ORG, &seq, &at]).unwrap();
+            tx.commit().unwrap();
+        })
+    });
+    Case {
+        id: "create/postgres".into(),
+        name: "create, PostgresStore vs raw tx on the same server (head lock, segment row, ledger row, head update)".into(),
+        unit: "creates",
+        ops_per_iter: 1,
+        target: Target::RatioAtLeast(0.8),
+        library,
+        floor,
+    }
+}
+
+/// `add_members` on PostgresStore vs a raw `unnest($1::text[])` upsert of
+/// the same PIDs into a plain `(segment, pid, first_added_at,
+/// last_added_at)` table with the key `(segment, pid)` (`COLLATE "C"`), one
+/// transaction per batch, on the same server; each fill in a fresh schema.
+pub fn fill(config: Config, form: PidForm) -> Fill {
+    let size = config.size;
+    let library: FillRoutine = Box::new(move || {
+        let schema = fresh_schema("fill_lib");
+        let segments = Segments::new(store(&schema));
+        let org = OrgId::new(ORG).unwrap();
+        let id = segments.create(&org, NewSegment::new("fill")).unwrap().id;
+        let mut times = Vec::with_capacity((size / BATCH) as usize);
+        for b in 0..size / BATCH {
+            let batch = pids::batch(form, b * BATCH, BATCH);
+            let start = Instant::now();
+            let out = segments.add_members(&org, id, &batch).unwrap();
+            times.push(start.elapsed());
+            assert_eq!(out.n_added, BATCH);
+        }
+        assert_eq!(segments.get(&org, id).unwrap().current_size, size);
+        drop(segments);
+        drop_schema(&schema);
+        times
+    });
+    let floor: FillRoutine = Box::new(move || {
+        let schema = fresh_schema("fill_floor");
+        let mut client = Client::connect(&server::url(), NoTls).unwrap();
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA {schema};
+                 SET search_path TO {schema};
+                 CREATE TABLE memberships (
+                     segment        bigint,
+                     pid            text COLLATE \"C\",
+                     first_added_at bigint,
+                     last_added_at  bigint,
+                     PRIMARY KEY (segment, pid)
+                 );"
+            ))
+            .unwrap();
+        let upsert = client
+            .prepare(
+                "INSERT INTO memberships (segment, pid, first_added_at, last_added_at)
+                 SELECT 1, u.pid, $2, $2 FROM unnest($1::text[]) AS u (pid)
+                 ON CONFLICT (segment, pid) DO UPDATE SET last_added_at = excluded.last_added_at",
+            )
+            .unwrap();
+        let mut times = Vec::with_capacity((size / BATCH) as usize);
+        for b in 0..size / BATCH {
+            let batch = pids::batch(form, b * BATCH, BATCH);
+            let start = Instant::now();
+            let now = chrono::Utc::now().timestamp_micros();
+            let mut tx = client.transaction().unwrap();
+            tx.execute(&upsert, &[&batch, &now]).unwrap();
+            tx.commit().unwrap();
+            times.push(start.elapsed());
+        }
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM memberships", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n as u64, size);
+        drop(client);
+        drop_schema(&schema);
+        times
+    });
+    Fill {
+        id: format!("add_members/postgres/{}", form.tag()),
+        name: format!(
+            "add_members fill 0 -> {}, {}-PID batches, PostgresStore vs raw unnest upsert, 1 tx/batch, same server, {}",
+            count(size),
+            count(BATCH),
+            form.describe()
+        ),
+        size,
+        // A PostgreSQL fill of 1M takes about half a minute.
+        fills: 1,
+        whole: Target::RatioAtLeast(0.5),
+        last: Target::RatioAtLeast(0.5),
+        library,
+        floor,
+    }
+}
+
+fn drop_schema(schema: &str) {
+    Client::connect(&server::url(), NoTls)
+        .unwrap()
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}
