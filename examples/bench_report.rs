@@ -3,16 +3,20 @@
 //! curve of every fill (PIDs/s for each tenth of it: each 100k at 1M).
 //!
 //! ```text
-//! cargo run --release --features wire --example bench_report -- \
+//! cargo run --release --features wire,postgres --example bench_report -- \
 //!     [--only SUBSTRING] [--size N] [--fills N] [--seconds S]
 //! ```
+//!
+//! With `postgres`, the PostgreSQL rows run on a throwaway server started
+//! for the run (the tests' harness; it needs the PostgreSQL server
+//! binaries), or on the one `SEGMENTS_POSTGRES_URL` names.
 //!
 //! - `--only`: run the groups whose id contains SUBSTRING (`create`,
 //!   `add_members/sqlite_file`, `pid64`, `reads/memory`, …).
 //! - `--size`: members of a full segment (fills and reads), 1M by default;
 //!   a multiple of 10,000, at least 20,000. Smaller is for a quick look.
 //! - `--fills`: whole fills per side of each fill case (by default 2 for
-//!   SQLite, 4 for MemoryStore).
+//!   SQLite, 4 for MemoryStore, 1 for PostgreSQL).
 //! - `--seconds`: time per round of a rate case (creates, reads), 1 s.
 //! - `--rounds`: rounds per side of a rate case, 5 (more for a steadier
 //!   median on a noisy machine).
@@ -154,6 +158,9 @@ fn main() {
     println!("measured in {:.0?}", started.elapsed());
     if !cfg!(feature = "wire") {
         println!("(the wire adapter's row needs the feature: add --features wire)");
+    }
+    if !cfg!(feature = "postgres") {
+        println!("(the PostgreSQL rows need the feature: add --features postgres)");
     }
 }
 

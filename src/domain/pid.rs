@@ -51,14 +51,7 @@ impl Pid {
     /// Wraps text already checked with [`is_well_formed`].
     pub(crate) fn new_unchecked(s: &str) -> Self {
         debug_assert!(is_well_formed(s));
-        // A PID holds no whitespace, so the checks `SmolStr::new` makes for
-        // whitespace-only strings are not needed: a short PID is copied
-        // inline as it is.
-        if s.len() <= INLINE_BYTES {
-            Self(SmolStr::new_inline(s))
-        } else {
-            Self(SmolStr::new(s))
-        }
+        Self(SmolStr::new(s))
     }
 
     /// The PID as text.
@@ -66,9 +59,6 @@ impl Pid {
         &self.0
     }
 }
-
-/// The longest text `SmolStr` keeps inline.
-const INLINE_BYTES: usize = 23;
 
 /// Whether `s` is a well-formed PID, without allocating.
 pub fn is_well_formed(s: &str) -> bool {
