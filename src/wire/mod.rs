@@ -469,6 +469,47 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
     response
 }
 
+/// The documented error response for a refusal a host makes itself, around
+/// the adapter rather than in it (a body-size layer's `413`, a timeout's
+/// `503`, a host route's `405`), in the shape of the adapter's own:
+/// `application/json`, a fresh `api_request_id`, `error_message`, and the
+/// deprecated `statusCode` and `body` fields.
+///
+/// `error_message` is the adapter's own text where it has one for `status`
+/// (`413`: the body-size message, `401`: `Unauthorized`, `500`: `Internal
+/// server error`), else the status's reason phrase. No header is set but
+/// `Content-Type`: a host that answers `405` adds its `Allow`, one that
+/// answers `429` its `Retry-After`.
+///
+/// ```
+/// use segments::wire::error_response;
+/// let response = error_response(http::StatusCode::PAYLOAD_TOO_LARGE);
+/// assert_eq!(response.status(), 413);
+/// let body: serde_json::Value = serde_json::from_slice(response.body())?;
+/// assert_eq!(body["error_message"], "More than 16777216 bytes in request");
+/// assert_eq!(body["statusCode"], 413);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn error_response(status: StatusCode) -> Response<Vec<u8>> {
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge {
+            what: "bytes",
+            limit: MAX_BODY_BYTES,
+        }
+        .public_message()
+        .into_owned(),
+        StatusCode::UNAUTHORIZED => Error::Unauthorized.public_message().into_owned(),
+        StatusCode::INTERNAL_SERVER_ERROR => "Internal server error".to_owned(),
+        other => other.canonical_reason().unwrap_or("Error").to_owned(),
+    };
+    let refusal = Refusal::Route {
+        status,
+        message,
+        allow: None,
+    };
+    refusal_response(refusal, &Uuid::now_v7().hyphenated().to_string())
+}
+
 fn refusal_response(refusal: Refusal, request_id: &str) -> Response<Vec<u8>> {
     let (status, message, allow, retry_after, error) = match refusal {
         Refusal::Route {
@@ -525,4 +566,68 @@ fn refusal_response(refusal: Refusal, request_id: &str) -> Response<Vec<u8>> {
 fn whole_seconds(d: Duration) -> u64 {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     secs.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body of `response`, checked for the documented error shape.
+    fn error_body(response: &Response<Vec<u8>>) -> serde_json::Value {
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        let status = response.status().as_u16();
+        assert_eq!(body["statusCode"], status, "{body}");
+        assert!(
+            body["api_request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        );
+        let legacy: serde_json::Value =
+            serde_json::from_str(body["body"].as_str().expect("body is a string")).unwrap();
+        assert_eq!(
+            legacy,
+            serde_json::json!({"error": body["error_message"], "status_code": status}),
+            "the deprecated body repeats the message and status"
+        );
+        body
+    }
+
+    #[test]
+    fn host_refusals_have_the_documented_error_body() {
+        // The same 413 as the adapter's own for a body over the limit.
+        let host = error_response(StatusCode::PAYLOAD_TOO_LARGE);
+        let segments = Segments::new(crate::MemoryStore::new());
+        let mut keys = KeyRing::new();
+        keys.insert("k", OrgId::new("acme").unwrap());
+        let over = Request::post("/v2/segments/create")
+            .header("x-api-key", "k")
+            .body(vec![b' '; MAX_BODY_BYTES + 1])
+            .unwrap();
+        let adapter = Wire::new(segments, keys).handle(over);
+        assert_eq!(host.status(), 413);
+        assert_eq!(adapter.status(), 413);
+        assert_eq!(
+            error_body(&host)["error_message"],
+            error_body(&adapter)["error_message"]
+        );
+
+        for (status, message) in [
+            (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
+            (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+            (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+        ] {
+            let response = error_response(status);
+            assert_eq!(response.status(), status);
+            assert_eq!(error_body(&response)["error_message"], message, "{status}");
+            assert_eq!(response.headers().len(), 1, "only Content-Type");
+        }
+        let a = error_body(&error_response(StatusCode::REQUEST_TIMEOUT));
+        let b = error_body(&error_response(StatusCode::REQUEST_TIMEOUT));
+        assert_ne!(a["api_request_id"], b["api_request_id"], "a fresh id each");
+    }
 }
