@@ -235,6 +235,10 @@ pub enum Field {
     ConfidenceScore,
     /// The database schema a store is told to use.
     Schema,
+    /// A set expression ([`SetExpr`](crate::SetExpr)).
+    Expression,
+    /// An idempotency key.
+    IdempotencyKey,
 }
 
 impl Field {
@@ -260,6 +264,8 @@ impl Field {
             Self::PublicationName => "publication_name",
             Self::ConfidenceScore => "confidence_score",
             Self::Schema => "schema",
+            Self::Expression => "expression",
+            Self::IdempotencyKey => "idempotency_key",
         }
     }
 }

@@ -17,7 +17,7 @@ use segments::store::{
 use segments::{
     AddOutcome, Change, DeathCursor, DeathRecord, Error, MemberCursor, MemberOptions, MemoryStore,
     NewSegment, OrgId, PastMember, Pid, RemoveOutcome, Segment, SegmentCursor, SegmentId,
-    SegmentStore, Segments, SqliteStore,
+    SegmentStore, Segments, SetExpr, SqliteStore,
 };
 
 #[derive(Clone, Debug)]
@@ -568,6 +568,33 @@ impl SegmentStore for TakingTurns {
         stamp: Stamp<'_>,
     ) -> segments::Result<MembersRemoved> {
         self.next().remove_members(org, id, pids, stamp)
+    }
+    fn create_from(
+        &self,
+        org: &OrgId,
+        segment: SegmentInsert,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> segments::Result<Segment> {
+        self.next().create_from(org, segment, expr, stamp)
+    }
+    fn add_from(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> segments::Result<MembersAdded> {
+        self.next().add_from(org, id, expr, stamp)
+    }
+    fn remove_from(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> segments::Result<MembersRemoved> {
+        self.next().remove_from(org, id, expr, stamp)
     }
     fn members(
         &self,

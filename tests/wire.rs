@@ -15,7 +15,7 @@ use segments::store::{
 use segments::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
 use segments::{
     Change, DeathCursor, DeathRecord, Error, MemberCursor, MemoryStore, OrgId, PastMember, Pid,
-    Result, Segment, SegmentCursor, SegmentId, SegmentStore, Segments,
+    Result, Segment, SegmentCursor, SegmentId, SegmentStore, Segments, SetExpr,
 };
 use serde_json::{Value, json};
 
@@ -806,6 +806,27 @@ impl SegmentStore for Broken {
         _: &OrgId,
         _: SegmentId,
         _: &[Pid],
+        _: Stamp<'_>,
+    ) -> Result<MembersRemoved> {
+        broken()
+    }
+    fn create_from(
+        &self,
+        _: &OrgId,
+        _: SegmentInsert,
+        _: &SetExpr,
+        _: Stamp<'_>,
+    ) -> Result<Segment> {
+        broken()
+    }
+    fn add_from(&self, _: &OrgId, _: SegmentId, _: &SetExpr, _: Stamp<'_>) -> Result<MembersAdded> {
+        broken()
+    }
+    fn remove_from(
+        &self,
+        _: &OrgId,
+        _: SegmentId,
+        _: &SetExpr,
         _: Stamp<'_>,
     ) -> Result<MembersRemoved> {
         broken()

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{MemberCursor, Pid, SegmentId};
+use crate::{MemberCursor, Pid, Provenance, SegmentId};
 
 /// One entry of an org's ledger: a change to a segment or to its members.
 ///
@@ -25,6 +25,10 @@ pub struct Change {
     pub segment_id: SegmentId,
     /// What changed.
     pub kind: ChangeKind,
+    /// For a membership change made by a set operation
+    /// ([`Segments::create_from`](crate::Segments::create_from) and its
+    /// kin): the segments it read and when. `None` otherwise.
+    pub provenance: Option<Provenance>,
 }
 
 /// What a ledger entry records.

@@ -50,3 +50,11 @@ pub const MAX_LABEL_CHARS: usize = 255;
 
 /// Most death reports in one ingestion call.
 pub const MAX_DEATHS_PER_CALL: usize = 100_000;
+
+/// Deepest nesting of a [`SetExpr`](crate::SetExpr): `(A ∪ B) − C` is 3
+/// levels deep.
+pub const MAX_SET_EXPR_DEPTH: usize = 8;
+
+/// Most segments one [`SetExpr`](crate::SetExpr) may name (a segment named
+/// twice counts twice).
+pub const MAX_SET_EXPR_SEGMENTS: usize = 32;

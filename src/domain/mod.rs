@@ -8,3 +8,4 @@ pub(crate) mod member;
 pub(crate) mod name;
 pub(crate) mod pid;
 pub(crate) mod segment;
+pub(crate) mod set_expr;

@@ -7,7 +7,7 @@ use super::{Segments, check_batch, check_limit, page};
 use crate::domain::limits::{DEFAULT_PAGE_LIMIT, MEMBERS_PAGE_SIZE};
 use crate::domain::member::SplitPids;
 use crate::error::{Field, Rule, ValidationError};
-use crate::store::{MemberSlice, MemberStart};
+use crate::store::{MemberSlice, MemberStart, Stamp};
 use crate::{
     AddOutcome, Error, Member, MemberCursor, MemberList, MemberOptions, MembersPage, OrgId,
     RemoveOutcome, Result, SegmentId, SegmentStore,
@@ -51,6 +51,16 @@ impl<S: SegmentStore> Segments<S> {
         id: SegmentId,
         pids: &[P],
     ) -> Result<AddOutcome> {
+        self.add_members_with(org, id, pids, self.stamp())
+    }
+
+    pub(super) fn add_members_with<P: AsRef<str>>(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[P],
+        stamp: Stamp<'_>,
+    ) -> Result<AddOutcome> {
         check_batch(pids.len())?;
         let mut split = SplitPids::new(pids);
         if let Some(directory) = self.directory.as_ref().filter(|_| !split.valid.is_empty()) {
@@ -64,9 +74,7 @@ impl<S: SegmentStore> Segments<S> {
             }
             split.retain_known(&known);
         }
-        let done = self
-            .store
-            .add_members(org, id, &split.valid, self.stamp())?;
+        let done = self.store.add_members(org, id, &split.valid, stamp)?;
         Ok(AddOutcome {
             n_added: done.n_added,
             n_redundant_additions: done.n_redundant + split.n_repeats(),
@@ -93,11 +101,19 @@ impl<S: SegmentStore> Segments<S> {
         id: SegmentId,
         pids: &[P],
     ) -> Result<RemoveOutcome> {
+        self.remove_members_with(org, id, pids, self.stamp())
+    }
+
+    pub(super) fn remove_members_with<P: AsRef<str>>(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: &[P],
+        stamp: Stamp<'_>,
+    ) -> Result<RemoveOutcome> {
         check_batch(pids.len())?;
         let split = SplitPids::new(pids);
-        let done = self
-            .store
-            .remove_members(org, id, &split.valid, self.stamp())?;
+        let done = self.store.remove_members(org, id, &split.valid, stamp)?;
         Ok(RemoveOutcome {
             n_deleted: done.n_deleted,
             invalid_pids: split.invalid,

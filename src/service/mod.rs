@@ -19,6 +19,9 @@ use crate::{
 mod deaths;
 mod history;
 mod members;
+mod sets;
+
+pub use sets::DryRun;
 
 use members::PageHints;
 
@@ -124,10 +127,11 @@ impl<S: SegmentStore> Segments<S> {
         truncate_to_micros(self.clock.now())
     }
 
-    fn stamp(&self) -> Stamp<'_> {
+    pub(super) fn stamp(&self) -> Stamp<'_> {
         Stamp {
             at: self.now(),
             request_id: self.request_id.as_deref(),
+            dry_run: false,
         }
     }
 
@@ -145,6 +149,17 @@ impl<S: SegmentStore> Segments<S> {
     /// (status 404, as documented) when the org has a segment with the same
     /// name key; `Storage` on backend failure. Nothing is created on error.
     pub fn create(&self, org: &OrgId, new: NewSegment) -> Result<Segment> {
+        let stamp = self.stamp();
+        let insert = self.checked_insert(new, stamp)?;
+        self.store.insert_segment(org, insert, stamp)
+    }
+
+    /// `new`, checked, with an id: what a store inserts.
+    pub(super) fn checked_insert(
+        &self,
+        new: NewSegment,
+        stamp: Stamp<'_>,
+    ) -> Result<SegmentInsert> {
         let (name, description, source) = new.into_parts();
         let name = SegmentName::parse_owned(name)?;
         if let Some(d) = &description {
@@ -157,14 +172,12 @@ impl<S: SegmentStore> Segments<S> {
             }
             None => DEFAULT_SOURCE.to_owned(),
         };
-        let stamp = self.stamp();
-        let insert = SegmentInsert {
+        Ok(SegmentInsert {
             id: self.ids.next_id(stamp.at),
             name,
             description,
             source,
-        };
-        self.store.insert_segment(org, insert, stamp)
+        })
     }
 
     /// Reads a segment, with its exact `current_size` (O(1)).

@@ -56,6 +56,17 @@
 //!   order of the PIDs it was given; redundant adds and removals of
 //!   non-members record nothing
 //!   (`member_entries_follow_the_callers_order`).
+//! - **Set operations in the store** (`create_from`, `add_from`,
+//!   `remove_from`): the store computes the expression's members itself,
+//!   reading every source in the same transaction as it writes, and records
+//!   each entry in PID order with its provenance (the sources and the org's
+//!   last seq before the operation)
+//!   (`set_operations_compute_unions_intersections_and_differences`,
+//!   `set_operations_record_their_provenance`,
+//!   `set_operations_on_missing_sources_change_nothing`).
+//! - **Dry runs.** With [`Stamp::dry_run`], a member call or set operation
+//!   returns exactly what it would return now and writes nothing: no row,
+//!   no ledger entry, no size change (`a_dry_run_reports_and_writes_nothing`).
 //! - **`members_seq`** is the seq of the last entry that changed who the
 //!   segment's members are ([`MemberSlice::members_seq`];
 //!   `members_seq_moves_with_every_membership_change`).
@@ -76,7 +87,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     Change, DeathCursor, DeathRecord, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId,
+    SegmentCursor, SegmentId, SetExpr,
 };
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -210,6 +221,54 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved>;
 
+    /// Creates a segment (as [`insert_segment`](SegmentStore::insert_segment))
+    /// whose members are those of `expr` (as
+    /// [`add_from`](SegmentStore::add_from) adds them), in one transaction,
+    /// and returns it with its `current_size`.
+    ///
+    /// # Errors
+    /// `DuplicateName`; `NotFound` naming the first source (in id order)
+    /// that `org` has no live segment for; `Storage`. Nothing is created on
+    /// error.
+    fn create_from(
+        &self,
+        org: &OrgId,
+        segment: SegmentInsert,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<Segment>;
+
+    /// Makes every member of `expr` (the active members of its sources,
+    /// combined as it says, all read in this transaction) an active member
+    /// of segment `id`, as [`add_members`](SegmentStore::add_members)
+    /// would with those PIDs in PID order, and records each entry with its
+    /// [`Provenance`](crate::Provenance). `id` may be one of the sources.
+    ///
+    /// # Errors
+    /// `NotFound` for `id`, then for the first missing source in id order;
+    /// `Storage`. Nothing changes on error.
+    fn add_from(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<MembersAdded>;
+
+    /// Ends the active membership in segment `id` of every member of
+    /// `expr`, as [`remove_members`](SegmentStore::remove_members) would
+    /// with those PIDs in PID order, each entry with its provenance.
+    ///
+    /// # Errors
+    /// As [`add_from`](SegmentStore::add_from).
+    fn remove_from(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<MembersRemoved>;
+
     /// Up to `limit` active members in list order (`first_added_at`, then
     /// PID) from `from`, with the segment's `current_size` and
     /// `members_seq`, all read in one snapshot.
@@ -308,6 +367,15 @@ macro_rules! forward_store {
             }
             fn remove_members(&self, org: &OrgId, id: SegmentId, pids: &[Pid], stamp: Stamp<'_>) -> Result<MembersRemoved> {
                 (**self).remove_members(org, id, pids, stamp)
+            }
+            fn create_from(&self, org: &OrgId, segment: SegmentInsert, expr: &SetExpr, stamp: Stamp<'_>) -> Result<Segment> {
+                (**self).create_from(org, segment, expr, stamp)
+            }
+            fn add_from(&self, org: &OrgId, id: SegmentId, expr: &SetExpr, stamp: Stamp<'_>) -> Result<MembersAdded> {
+                (**self).add_from(org, id, expr, stamp)
+            }
+            fn remove_from(&self, org: &OrgId, id: SegmentId, expr: &SetExpr, stamp: Stamp<'_>) -> Result<MembersRemoved> {
+                (**self).remove_from(org, id, expr, stamp)
             }
             fn members(&self, org: &OrgId, id: SegmentId, from: MemberStart<'_>, limit: usize) -> Result<MemberSlice> {
                 (**self).members(org, id, from, limit)

@@ -23,6 +23,11 @@ pub struct Stamp<'a> {
     /// The request the write serves, when the caller named one
     /// ([`Segments::for_request`](crate::Segments::for_request)).
     pub request_id: Option<&'a str>,
+    /// A dry run ([`Segments::dry_run`](crate::Segments::dry_run)): the
+    /// store works out the outcome exactly as the write would, at this
+    /// moment, and writes nothing. Set only for `add_members`,
+    /// `remove_members`, `add_from` and `remove_from`.
+    pub dry_run: bool,
 }
 
 /// A validated segment, ready to insert; built by the service and handed to

@@ -472,8 +472,12 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
 /// The documented error response for a refusal a host makes itself, around
 /// the adapter rather than in it (a body-size layer's `413`, a timeout's
 /// `503`, a host route's `405`), in the shape of the adapter's own:
-/// `application/json`, a fresh `api_request_id`, `error_message`, and the
+/// `application/json`, `api_request_id`, `error_message`, and the
 /// deprecated `statusCode` and `body` fields.
+///
+/// `request_id` is the `api_request_id` to give: an admitted request's
+/// ([`Admitted::request_id`]), so that its answer carries the id its changes
+/// are recorded under; `None` for a fresh one.
 ///
 /// `error_message` is the adapter's own text where it has one for `status`
 /// (`413`: the body-size message, `401`: `Unauthorized`, `500`: `Internal
@@ -483,14 +487,14 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
 ///
 /// ```
 /// use segments::wire::error_response;
-/// let response = error_response(http::StatusCode::PAYLOAD_TOO_LARGE);
+/// let response = error_response(http::StatusCode::PAYLOAD_TOO_LARGE, None);
 /// assert_eq!(response.status(), 413);
 /// let body: serde_json::Value = serde_json::from_slice(response.body())?;
 /// assert_eq!(body["error_message"], "More than 16777216 bytes in request");
 /// assert_eq!(body["statusCode"], 413);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-pub fn error_response(status: StatusCode) -> Response<Vec<u8>> {
+pub fn error_response(status: StatusCode, request_id: Option<&str>) -> Response<Vec<u8>> {
     let message = match status {
         StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge {
             what: "bytes",
@@ -507,7 +511,10 @@ pub fn error_response(status: StatusCode) -> Response<Vec<u8>> {
         message,
         allow: None,
     };
-    refusal_response(refusal, &Uuid::now_v7().hyphenated().to_string())
+    match request_id {
+        Some(id) => refusal_response(refusal, id),
+        None => refusal_response(refusal, &Uuid::now_v7().hyphenated().to_string()),
+    }
 }
 
 fn refusal_response(refusal: Refusal, request_id: &str) -> Response<Vec<u8>> {
@@ -599,7 +606,7 @@ mod tests {
     #[test]
     fn host_refusals_have_the_documented_error_body() {
         // The same 413 as the adapter's own for a body over the limit.
-        let host = error_response(StatusCode::PAYLOAD_TOO_LARGE);
+        let host = error_response(StatusCode::PAYLOAD_TOO_LARGE, Some("req_1"));
         let segments = Segments::new(crate::MemoryStore::new());
         let mut keys = KeyRing::new();
         keys.insert("k", OrgId::new("acme").unwrap());
@@ -614,6 +621,7 @@ mod tests {
             error_body(&host)["error_message"],
             error_body(&adapter)["error_message"]
         );
+        assert_eq!(error_body(&host)["api_request_id"], "req_1", "the id given");
 
         for (status, message) in [
             (StatusCode::UNAUTHORIZED, "Unauthorized"),
@@ -621,13 +629,13 @@ mod tests {
             (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
             (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
         ] {
-            let response = error_response(status);
+            let response = error_response(status, None);
             assert_eq!(response.status(), status);
             assert_eq!(error_body(&response)["error_message"], message, "{status}");
             assert_eq!(response.headers().len(), 1, "only Content-Type");
         }
-        let a = error_body(&error_response(StatusCode::REQUEST_TIMEOUT));
-        let b = error_body(&error_response(StatusCode::REQUEST_TIMEOUT));
+        let a = error_body(&error_response(StatusCode::REQUEST_TIMEOUT, None));
+        let b = error_body(&error_response(StatusCode::REQUEST_TIMEOUT, None));
         assert_ne!(a["api_request_id"], b["api_request_id"], "a fresh id each");
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::members::Person;
 use super::{Org, Stored, time};
-use crate::{Change, ChangeKind, MemberCursor, PastMember, Pid, SegmentId};
+use crate::{Change, ChangeKind, MemberCursor, PastMember, Pid, Provenance, SegmentId};
 
 /// An org's ledger: entry `seq` is `entries[seq - 1]`, and entry times
 /// never go backwards. Its last entry is the org's head: the next entry's
@@ -14,6 +14,20 @@ use crate::{Change, ChangeKind, MemberCursor, PastMember, Pid, SegmentId};
 #[derive(Default)]
 pub(super) struct Ledger {
     entries: Vec<Entry>,
+    /// The provenance of each set operation's entries, which name it by
+    /// index.
+    origins: Vec<Provenance>,
+}
+
+/// Which set operation a membership entry came from: an index into
+/// `Ledger::origins`, or [`Origin::NONE`] (kept to four bytes, so an entry
+/// stays small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Origin(u32);
+
+impl Origin {
+    /// A member call's entry.
+    pub(super) const NONE: Origin = Origin(u32::MAX);
 }
 
 /// One entry, kept small: a fill writes one per member.
@@ -30,7 +44,7 @@ struct Entry {
 /// What an entry records: a membership change inline, the rare segment
 /// change boxed.
 enum EntryKind {
-    Member(MemberChange, Pid),
+    Member(MemberChange, Pid, Origin),
     Segment(Box<ChangeKind>),
 }
 
@@ -46,22 +60,32 @@ impl EntryKind {
     fn joins(&self) -> bool {
         matches!(
             self,
-            Self::Member(MemberChange::Added | MemberChange::ReAdded, _)
+            Self::Member(MemberChange::Added | MemberChange::ReAdded, _, _)
         )
     }
 
     fn change(&self) -> ChangeKind {
         match self {
-            Self::Member(MemberChange::Added, pid) => ChangeKind::MemberAdded { pid: pid.clone() },
-            Self::Member(MemberChange::ReAdded, pid) => {
+            Self::Member(MemberChange::Added, pid, _) => {
+                ChangeKind::MemberAdded { pid: pid.clone() }
+            }
+            Self::Member(MemberChange::ReAdded, pid, _) => {
                 ChangeKind::MemberReAdded { pid: pid.clone() }
             }
-            Self::Member(MemberChange::Removed, pid) => {
+            Self::Member(MemberChange::Removed, pid, _) => {
                 ChangeKind::MemberRemoved { pid: pid.clone() }
             }
             Self::Segment(kind) => (**kind).clone(),
         }
     }
+}
+
+/// What every membership entry of one call shares.
+pub(super) struct MemberCall<'a> {
+    pub(super) at: DateTime<Utc>,
+    pub(super) request_id: &'a Option<Arc<str>>,
+    pub(super) segment: SegmentId,
+    pub(super) origin: Origin,
 }
 
 /// The end of a person's chain of entries.
@@ -96,19 +120,18 @@ impl Ledger {
         )
     }
 
-    /// Appends a membership entry of `person`, and makes it their last.
+    /// Appends a membership entry of `person` for one call, and makes it
+    /// their last.
     pub(super) fn append_member(
         &mut self,
+        call: &MemberCall<'_>,
         person: &mut Person,
-        at: DateTime<Utc>,
-        request_id: &Option<Arc<str>>,
-        segment: SegmentId,
         change: MemberChange,
         pid: &Pid,
     ) -> u64 {
         let prev = std::mem::replace(&mut person.last_entry, self.entries.len());
-        let kind = EntryKind::Member(change, pid.clone());
-        self.push(at, request_id, segment, kind, prev)
+        let kind = EntryKind::Member(change, pid.clone(), call.origin);
+        self.push(call.at, call.request_id, call.segment, kind, prev)
     }
 
     fn push(
@@ -146,13 +169,35 @@ impl Ledger {
 
     fn change(&self, index: usize) -> Change {
         let e = &self.entries[index];
+        let provenance = match e.kind {
+            EntryKind::Member(_, _, origin) if origin != Origin::NONE => {
+                Some(self.origins[origin.0 as usize].clone())
+            }
+            _ => None,
+        };
         Change {
             seq: index as u64 + 1,
             at: e.at,
             request_id: e.request_id.as_deref().map(str::to_owned),
             segment_id: e.segment,
             kind: e.kind.change(),
+            provenance,
         }
+    }
+
+    /// The seq of the last entry; 0 for an empty ledger.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    /// Records a set operation's provenance, for its entries to name.
+    pub(super) fn origin(&mut self, provenance: Provenance) -> Origin {
+        let index = u32::try_from(self.origins.len())
+            .ok()
+            .filter(|&i| i != Origin::NONE.0)
+            .expect("fewer than 2^32 - 1 set operations in one org");
+        self.origins.push(provenance);
+        Origin(index)
     }
 
     /// Up to `limit` entries after `after`, in order.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use foldhash::HashMap;
 use smallvec::SmallVec;
 
-use super::ledger::MemberChange;
+use super::ledger::{MemberCall, MemberChange, Origin};
 use super::roster::Roster;
 use super::{Org, SizeSample, Stored, time};
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Stamp};
@@ -119,15 +119,33 @@ impl Org {
     }
 }
 
+/// Makes each of `pids` an active member, recording each entry with
+/// `origin`; with a dry run, only counts.
 pub(super) fn add(
     org: &mut Org,
     stored: &mut Stored,
     id: SegmentId,
     pids: &[Pid],
     stamp: Stamp<'_>,
+    origin: Origin,
 ) -> MembersAdded {
+    if stamp.dry_run {
+        let n_redundant = pids.iter().filter(|pid| org.is_member(id, pid)).count() as u64;
+        let n_added = pids.len() as u64 - n_redundant;
+        return MembersAdded {
+            n_added,
+            n_redundant,
+            new_current_size: stored.members.size() + n_added,
+        };
+    }
     let request_id = stamp.request_id.map(Arc::from);
     let ledger_at = org.ledger.next_at(stamp.at);
+    let call = MemberCall {
+        at: ledger_at,
+        request_id: &request_id,
+        segment: id,
+        origin,
+    };
     let micros = ledger_at.timestamp_micros();
     let mut n_redundant = 0;
     let mut last_seq = None;
@@ -158,10 +176,7 @@ pub(super) fn add(
                 MemberChange::ReAdded
             }
         };
-        last_seq = Some(
-            org.ledger
-                .append_member(person, ledger_at, &request_id, id, kind, pid),
-        );
+        last_seq = Some(org.ledger.append_member(&call, person, kind, pid));
     }
     let members = &mut stored.members;
     let n_added = (new.len() + rejoined.len()) as u64;
@@ -182,15 +197,31 @@ pub(super) fn add(
     }
 }
 
+/// Ends the active membership of each of `pids` that has one, recording
+/// each entry with `origin`; with a dry run, only counts.
 pub(super) fn remove(
     org: &mut Org,
     stored: &mut Stored,
     id: SegmentId,
     pids: &[Pid],
     stamp: Stamp<'_>,
+    origin: Origin,
 ) -> MembersRemoved {
+    if stamp.dry_run {
+        let n_deleted = pids.iter().filter(|pid| org.is_member(id, pid)).count() as u64;
+        return MembersRemoved {
+            n_deleted,
+            new_current_size: stored.members.size() - n_deleted,
+        };
+    }
     let request_id = stamp.request_id.map(Arc::from);
     let ledger_at = org.ledger.next_at(stamp.at);
+    let call = MemberCall {
+        at: ledger_at,
+        request_id: &request_id,
+        segment: id,
+        origin,
+    };
     let mut last_seq = None;
     let mut left = Vec::new();
     for pid in pids {
@@ -201,14 +232,10 @@ pub(super) fn remove(
         if let Some(m) = person.membership_mut(id).filter(|m| m.active) {
             m.active = false;
             left.push((m.first_added_at, pid.clone()));
-            last_seq = Some(org.ledger.append_member(
-                person,
-                ledger_at,
-                &request_id,
-                id,
-                MemberChange::Removed,
-                pid,
-            ));
+            last_seq = Some(
+                org.ledger
+                    .append_member(&call, person, MemberChange::Removed, pid),
+            );
         }
     }
     let members = &mut stored.members;

@@ -16,9 +16,10 @@ mod ledger;
 mod members;
 mod roster;
 mod segments;
+mod sets;
 
 use deaths::Deaths;
-use ledger::Ledger;
+use ledger::{Ledger, Origin};
 use members::{Members, Person};
 use segments::CreationOrder;
 
@@ -28,7 +29,7 @@ use crate::store::{
 };
 use crate::{
     Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore,
+    SegmentCursor, SegmentId, SegmentStore, SetExpr,
 };
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
@@ -248,7 +249,7 @@ impl SegmentStore for MemoryStore {
     ) -> Result<MembersAdded> {
         let mut state = self.write();
         let (org, stored) = state.stored_mut(org, id)?;
-        Ok(members::add(org, stored, id, pids, stamp))
+        Ok(members::add(org, stored, id, pids, stamp, Origin::NONE))
     }
 
     fn remove_members(
@@ -260,7 +261,37 @@ impl SegmentStore for MemoryStore {
     ) -> Result<MembersRemoved> {
         let mut state = self.write();
         let (org, stored) = state.stored_mut(org, id)?;
-        Ok(members::remove(org, stored, id, pids, stamp))
+        Ok(members::remove(org, stored, id, pids, stamp, Origin::NONE))
+    }
+
+    fn create_from(
+        &self,
+        org: &OrgId,
+        segment: SegmentInsert,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<Segment> {
+        self.write().create_from(org, segment, expr, stamp)
+    }
+
+    fn add_from(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<MembersAdded> {
+        self.write().add_from(org, id, expr, stamp)
+    }
+
+    fn remove_from(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<MembersRemoved> {
+        self.write().remove_from(org, id, expr, stamp)
     }
 
     fn members(

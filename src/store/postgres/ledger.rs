@@ -7,7 +7,7 @@ use super::{Tx, count, get, sql_int, time};
 use crate::domain::pid::is_well_formed;
 use crate::store::Stamp;
 use crate::store::entries;
-use crate::{Change, ChangeKind, Error, OrgId, Pid, Result, SegmentId};
+use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId};
 
 pub(super) use crate::store::entries::{ADDED, READDED, REMOVED};
 
@@ -97,21 +97,31 @@ impl<'a> Ledger<'a> {
         Ok(self.last)
     }
 
+    /// The org's last seq before this transaction: what a set operation
+    /// in it read its sources at.
+    pub(super) fn read_at(&self) -> i64 {
+        self.opened_at
+    }
+
     /// Appends one membership entry per `(code, person)`, in order, in one
-    /// statement; returns the last one's `seq`, if any.
+    /// statement, each naming the set operation they came from when
+    /// `provenance` says so; returns the last one's `seq`, if any.
     pub(super) fn members(
         &mut self,
         tx: &mut Tx<'_>,
         segment: SegmentId,
         codes: &[i16],
         persons: &[i64],
+        provenance: Option<&Provenance>,
     ) -> Result<Option<i64>> {
         if codes.is_empty() {
             return Ok(None);
         }
+        // A set operation is named by its first entry's seq.
+        let op = provenance.map(|_| self.last + 1);
         tx.execute(
-            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, person)
-             SELECT $1, $2 + u.i, $3, $4, $5, u.kind, u.person
+            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, person, op)
+             SELECT $1, $2 + u.i, $3, $4, $5, u.kind, u.person, $8
              FROM unnest($6::smallint[], $7::bigint[]) WITH ORDINALITY AS u (kind, person, i)",
             &[
                 &self.org,
@@ -121,8 +131,17 @@ impl<'a> Ledger<'a> {
                 segment.as_uuid(),
                 &codes,
                 &persons,
+                &op,
             ],
         )?;
+        if let (Some(provenance), Some(op)) = (provenance, op) {
+            let sources: Vec<uuid::Uuid> =
+                provenance.sources.iter().map(|id| *id.as_uuid()).collect();
+            tx.execute(
+                "INSERT INTO segment_ops (org, op, sources, read_at) VALUES ($1, $2, $3, $4)",
+                &[&self.org, &op, &sources, &sql_int(provenance.read_at)],
+            )?;
+        }
         self.last += codes.len() as i64;
         Ok(Some(self.last))
     }
@@ -140,8 +159,10 @@ impl<'a> Ledger<'a> {
 /// The change feed's query: entries after a seq, in order.
 pub(super) const SINCE: &str = "SELECT l.seq, l.at, l.request_id, l.segment, l.kind,
             (SELECT p.pid FROM segment_people p WHERE p.org = l.org AND p.person = l.person),
-            l.name, l.description
+            l.name, l.description,
+            o.sources, o.read_at
      FROM segment_ledger l
+     LEFT JOIN segment_ops o ON o.org = l.org AND o.op = l.op
      WHERE l.org = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3";
 
 /// Up to `limit` of the org's entries after `after`, in order.
@@ -155,8 +176,10 @@ pub(super) fn since(tx: &mut Tx<'_>, org: &OrgId, after: u64, limit: usize) -> R
 /// A person's entries after a seq, in order.
 pub(super) const TIMELINE: &str = "SELECT l.seq, l.at, l.request_id, l.segment, l.kind,
             $2::text,
-            l.name, l.description
+            l.name, l.description,
+            o.sources, o.read_at
      FROM segment_ledger l
+     LEFT JOIN segment_ops o ON o.org = l.org AND o.op = l.op
      WHERE l.org = $1
        AND l.person = (SELECT p.person FROM segment_people p WHERE p.org = $1 AND p.pid = $2)
        AND l.seq > $3
@@ -200,12 +223,20 @@ fn change_from_row(row: &Row) -> Result<Change> {
         .is_some()
         .then(|| pid_at(row, 5))
         .transpose()?;
+    let provenance = match get::<Option<Vec<uuid::Uuid>>>(row, 8)? {
+        None => None,
+        Some(sources) => Some(Provenance {
+            sources: sources.into_iter().map(SegmentId::from_uuid).collect(),
+            read_at: count(row, 9)?,
+        }),
+    };
     Ok(Change {
         seq: count(row, 0)?,
         at: time(row, 1)?,
         request_id: get(row, 2)?,
         segment_id: SegmentId::from_uuid(get(row, 3)?),
         kind: entries::kind(get(row, 4)?, pid, get(row, 6)?, get(row, 7)?)?,
+        provenance,
     })
 }
 

@@ -13,8 +13,8 @@ use r2d2_postgres::postgres::Row;
 use super::ledger::{ADDED, Ledger, READDED, REMOVED, pid_at};
 use super::segments::locate;
 use super::{Tx, count, get, micros, sql_int, time};
-use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Stamp};
-use crate::{Error, Member, OrgId, Pid, Result, SegmentId};
+use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
+use crate::{Error, Member, OrgId, Pid, Provenance, Result, Segment, SegmentId, SetExpr};
 
 /// The PIDs of one member call in PID order, each with its place in the
 /// call. Built before a connection is taken.
@@ -89,7 +89,6 @@ pub(super) fn add(
 ) -> Result<MembersAdded> {
     let mut ledger = Ledger::open(tx, org, stamp)?;
     let size = locate(tx, org, id)?;
-    let at = ledger.at();
     let states = tx.query(CLASSIFY, &[&batch.texts, &org.as_str(), id.as_uuid()])?;
     if states.len() != batch.texts.len() {
         return Err(Error::storage(format!(
@@ -103,25 +102,62 @@ pub(super) fn add(
         .map(|row| get(row, 0))
         .collect::<Result<_>>()?;
     number_new_people(tx, org, batch, &mut persons)?;
-
-    let (mut new, mut new_pids, mut rejoining, mut redundant) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    // (place in the call, ledger code, person) of everyone who joins.
-    let mut joined = Vec::new();
+    let mut rows = Vec::with_capacity(states.len());
     for (i, (row, person)) in states.iter().zip(&persons).enumerate() {
         let person = person.ok_or_else(|| Error::storage("a new person got no number"))?;
-        let given = batch.sorted[i].0;
-        match get::<i16>(row, 1)? {
+        // Entries follow the caller's order.
+        rows.push(Joining {
+            place: batch.sorted[i].0,
+            person,
+            pid: batch.texts[i],
+            state: get(row, 1)?,
+        });
+    }
+    let out = join(tx, org, id, size, &mut ledger, &rows, None)?;
+    ledger.close(tx)?;
+    Ok(out)
+}
+
+/// A person a call or set operation makes a member, and what they were.
+struct Joining<'p> {
+    /// Where the entry goes among the call's entries.
+    place: usize,
+    person: i64,
+    pid: &'p str,
+    /// [`NEW`], [`ACTIVE`] or [`REMOVED_MEMBER`].
+    state: i16,
+}
+
+/// Makes active members of the people of `rows` (in PID order), recording
+/// an entry for each who joins, in the order of their places, with
+/// `provenance`; updates the size. Call inside a write transaction, after
+/// the ledger opened.
+fn join(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    size: u64,
+    ledger: &mut Ledger<'_>,
+    rows: &[Joining<'_>],
+    provenance: Option<&Provenance>,
+) -> Result<MembersAdded> {
+    let at = ledger.at();
+    let (mut new, mut new_pids, mut rejoining, mut redundant) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // (place, ledger code, person) of everyone who joins.
+    let mut joined = Vec::new();
+    for row in rows {
+        match row.state {
             NEW => {
-                new.push(person);
-                new_pids.push(batch.texts[i]);
-                joined.push((given, ADDED, person));
+                new.push(row.person);
+                new_pids.push(row.pid);
+                joined.push((row.place, ADDED, row.person));
             }
             REMOVED_MEMBER => {
-                rejoining.push(person);
-                joined.push((given, READDED, person));
+                rejoining.push(row.person);
+                joined.push((row.place, READDED, row.person));
             }
-            ACTIVE => redundant.push(person),
+            ACTIVE => redundant.push(row.person),
             other => return Err(Error::storage(format!("unknown membership state {other}"))),
         }
     }
@@ -136,14 +172,13 @@ pub(super) fn add(
             tx.execute(sql, &[&org.as_str(), id.as_uuid(), &at, persons])?;
         }
     }
-    joined.sort_unstable_by_key(|(given, _, _)| *given);
+    joined.sort_unstable_by_key(|(place, _, _)| *place);
     let codes: Vec<i16> = joined.iter().map(|(_, code, _)| *code).collect();
     let people: Vec<i64> = joined.iter().map(|(_, _, person)| *person).collect();
-    let last_entry = ledger.members(tx, id, &codes, &people)?;
+    let last_entry = ledger.members(tx, id, &codes, &people, provenance)?;
     let n_added = joined.len() as u64;
     let new_current_size = size + n_added;
-    set_size(tx, org, id, &ledger, last_entry, new_current_size)?;
-    ledger.close(tx)?;
+    set_size(tx, org, id, ledger, last_entry, new_current_size)?;
     Ok(MembersAdded {
         n_added,
         n_redundant: redundant.len() as u64,
@@ -215,8 +250,27 @@ pub(super) fn remove(
             .and_then(|i| batch.sorted.get(i))
             .ok_or_else(|| Error::storage(format!("no PID at place {place} of the call")))?
             .0;
+        // Entries follow the caller's order.
         leaving.push((given, person));
     }
+    let out = leave(tx, org, id, size, &mut ledger, leaving, None)?;
+    ledger.close(tx)?;
+    Ok(out)
+}
+
+/// Ends the active membership of the people of `leaving` (each `(place,
+/// person)`, all active members), recording an entry for each in the order
+/// of their places, with `provenance`; updates the size. Call inside a
+/// write transaction, after the ledger opened.
+fn leave(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    size: u64,
+    ledger: &mut Ledger<'_>,
+    mut leaving: Vec<(usize, i64)>,
+    provenance: Option<&Provenance>,
+) -> Result<MembersRemoved> {
     let n_deleted = leaving.len() as u64;
     let new_current_size = size.checked_sub(n_deleted).ok_or_else(|| {
         Error::storage(format!(
@@ -230,15 +284,175 @@ pub(super) fn remove(
             &[&org.as_str(), id.as_uuid(), &ledger.at(), &persons],
         )?;
     }
-    leaving.sort_unstable_by_key(|(given, _)| *given);
+    leaving.sort_unstable_by_key(|(place, _)| *place);
     let codes = vec![REMOVED; leaving.len()];
     let people: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
-    let last_entry = ledger.members(tx, id, &codes, &people)?;
-    set_size(tx, org, id, &ledger, last_entry, new_current_size)?;
-    ledger.close(tx)?;
+    let last_entry = ledger.members(tx, id, &codes, &people, provenance)?;
+    set_size(tx, org, id, ledger, last_entry, new_current_size)?;
     Ok(MembersRemoved {
         n_deleted,
         new_current_size,
+    })
+}
+
+/// The SQL of the people (person numbers) an expression stands for: the
+/// active members of its sources (`$1` is the org), combined by `UNION`,
+/// `INTERSECT` and `EXCEPT`.
+fn expression_sql(expr: &SetExpr) -> String {
+    match expr {
+        SetExpr::Segment(id) => format!(
+            "SELECT person FROM segment_memberships \
+             WHERE org = $1 AND segment = '{}'::uuid AND removed_at IS NULL",
+            id.as_uuid().hyphenated()
+        ),
+        SetExpr::Union(a, b) => compound(a, "UNION", b),
+        SetExpr::Intersect(a, b) => compound(a, "INTERSECT", b),
+        SetExpr::Minus(a, b) => compound(a, "EXCEPT", b),
+    }
+}
+
+fn compound(a: &SetExpr, op: &str, b: &SetExpr) -> String {
+    format!("({}) {op} ({})", expression_sql(a), expression_sql(b))
+}
+
+/// A member of a set expression, and what they are to the target.
+struct Found {
+    person: i64,
+    pid: String,
+    state: i16,
+}
+
+/// The members of `expr` (its sources checked in id order, the first
+/// missing one `NotFound`), in PID order, each with what they are to
+/// segment `target`, and the provenance of entries made from them.
+///
+/// The expression is computed by PostgreSQL over whole segments, so for
+/// this one statement the planner may hash and sort (the session's usual
+/// settings forbid it: they are for lookups driven by a batch).
+fn evaluate(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    target: SegmentId,
+    expr: &SetExpr,
+    ledger: &Ledger<'_>,
+) -> Result<(Vec<Found>, Provenance)> {
+    let sources = expr.segments();
+    for &source in &sources {
+        locate(tx, org, source)?;
+    }
+    let sql = format!(
+        "SELECT e.person, p.pid,
+                CASE WHEN m.person IS NULL THEN {NEW}::smallint
+                     WHEN m.removed_at IS NULL THEN {ACTIVE}::smallint
+                     ELSE {REMOVED_MEMBER}::smallint END
+         FROM ({}) e
+         JOIN segment_people p ON p.org = $1 AND p.person = e.person
+         LEFT JOIN segment_memberships m ON m.org = $1 AND m.segment = $2 AND m.person = e.person
+         ORDER BY p.pid",
+        expression_sql(expr)
+    );
+    tx.batch("SET LOCAL enable_hashjoin = on; SET LOCAL enable_mergejoin = on;")?;
+    let rows = tx.query_once(&sql, &[&org.as_str(), target.as_uuid()]);
+    tx.batch("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;")?;
+    let rows = rows?
+        .iter()
+        .map(|row| {
+            Ok(Found {
+                person: get(row, 0)?,
+                pid: get(row, 1)?,
+                state: get(row, 2)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let provenance = Provenance {
+        sources,
+        read_at: u64::try_from(ledger.read_at()).unwrap_or(0),
+    };
+    Ok((rows, provenance))
+}
+
+/// Makes every member of `expr` an active member of segment `id`. Call
+/// inside a write transaction.
+pub(super) fn add_from(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    expr: &SetExpr,
+    stamp: Stamp<'_>,
+) -> Result<MembersAdded> {
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let size = locate(tx, org, id)?;
+    let out = add_from_located(tx, org, id, size, expr, &mut ledger)?;
+    ledger.close(tx)?;
+    Ok(out)
+}
+
+fn add_from_located(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    size: u64,
+    expr: &SetExpr,
+    ledger: &mut Ledger<'_>,
+) -> Result<MembersAdded> {
+    let (found, provenance) = evaluate(tx, org, id, expr, ledger)?;
+    // Entries in PID order: the order of the rows.
+    let rows: Vec<Joining<'_>> = found
+        .iter()
+        .enumerate()
+        .map(|(place, found)| Joining {
+            place,
+            person: found.person,
+            pid: &found.pid,
+            state: found.state,
+        })
+        .collect();
+    join(tx, org, id, size, ledger, &rows, Some(&provenance))
+}
+
+/// Ends the membership in segment `id` of every member of `expr`. Call
+/// inside a write transaction.
+pub(super) fn remove_from(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    expr: &SetExpr,
+    stamp: Stamp<'_>,
+) -> Result<MembersRemoved> {
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let size = locate(tx, org, id)?;
+    let (found, provenance) = evaluate(tx, org, id, expr, &ledger)?;
+    let leaving = found
+        .into_iter()
+        .filter(|found| found.state == ACTIVE)
+        .enumerate()
+        .map(|(place, found)| (place, found.person))
+        .collect();
+    let out = leave(tx, org, id, size, &mut ledger, leaving, Some(&provenance))?;
+    ledger.close(tx)?;
+    Ok(out)
+}
+
+/// Creates a segment and makes the members of `expr` its members. Call
+/// inside a write transaction.
+pub(super) fn create_from(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    new: &SegmentInsert,
+    expr: &SetExpr,
+    stamp: Stamp<'_>,
+) -> Result<Segment> {
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    // The sources first: a missing one creates nothing.
+    for source in expr.segments() {
+        locate(tx, org, source)?;
+    }
+    let created = super::segments::insert_with(tx, org, new, &mut ledger)?;
+    let added = add_from_located(tx, org, created.id, 0, expr, &mut ledger)?;
+    ledger.close(tx)?;
+    Ok(Segment {
+        current_size: added.new_current_size,
+        ..created
     })
 }
 

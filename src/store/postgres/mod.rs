@@ -25,7 +25,7 @@ use crate::store::{
 };
 use crate::{
     Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, StorageFailure,
+    SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
 };
 
 mod as_of;
@@ -387,6 +387,17 @@ impl Tx<'_> {
         let statement = self.statement(sql)?;
         self.tx.execute(&statement, params).db()
     }
+
+    /// A statement built for this call (a set expression's), prepared and
+    /// planned for it alone, not kept.
+    pub(super) fn query_once(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
+        self.tx.query(sql, params).db()
+    }
+
+    /// Statements without parameters or results (settings).
+    pub(super) fn batch(&mut self, sql: &str) -> Result<()> {
+        self.tx.batch_execute(sql).db()
+    }
 }
 
 impl PostgresStore {
@@ -429,21 +440,33 @@ impl PostgresStore {
     /// serialization failure or a deadlock runs it again; so does a
     /// connection that turns out to be broken before anything was sent.
     fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.attempt(IsolationLevel::ReadCommitted, false, &mut f)
+        self.attempt(Mode::Write, &mut f)
+    }
+
+    /// [`write`](Self::write), or for a dry run the same transaction rolled
+    /// back once `f` has worked out its outcome: exactly what the write
+    /// would do at this moment (with the org's head locked), and nothing
+    /// written.
+    fn write_or_try<T>(
+        &self,
+        dry_run: bool,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mode = if dry_run { Mode::DryRun } else { Mode::Write };
+        self.attempt(mode, &mut f)
     }
 
     /// Runs `f` in a read-only `REPEATABLE READ` transaction: everything it
     /// reads is one snapshot.
     fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.attempt(IsolationLevel::RepeatableRead, true, &mut f)
+        self.attempt(Mode::Read, &mut f)
     }
 
-    fn attempt<T>(
-        &self,
-        isolation: IsolationLevel,
-        read_only: bool,
-        f: &mut dyn FnMut(&mut Tx<'_>) -> Result<T>,
-    ) -> Result<T> {
+    fn attempt<T>(&self, mode: Mode, f: &mut dyn FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let (isolation, read_only) = match mode {
+            Mode::Read => (IsolationLevel::RepeatableRead, true),
+            Mode::Write | Mode::DryRun => (IsolationLevel::ReadCommitted, false),
+        };
         let mut retries = 0;
         loop {
             let mut conn = self.connection()?;
@@ -465,7 +488,10 @@ impl PostgresStore {
             };
             let mut tx = Tx { tx, statements };
             let outcome = f(&mut tx).and_then(|out| {
-                tx.tx.commit().db()?;
+                match mode {
+                    Mode::DryRun => tx.tx.rollback().db()?,
+                    Mode::Read | Mode::Write => tx.tx.commit().db()?,
+                }
                 Ok(out)
             });
             match outcome {
@@ -477,6 +503,17 @@ impl PostgresStore {
             }
         }
     }
+}
+
+/// What a transaction is for.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// A snapshot to read.
+    Read,
+    /// A write, committed.
+    Write,
+    /// A write worked out and rolled back.
+    DryRun,
 }
 
 /// Whether a failed transaction may simply run again: a serialization
@@ -615,7 +652,7 @@ impl SegmentStore for PostgresStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
         let batch = members::Batch::new(pids);
-        self.write(|tx| members::add(tx, org, id, &batch, stamp))
+        self.write_or_try(stamp.dry_run, |tx| members::add(tx, org, id, &batch, stamp))
     }
 
     fn remove_members(
@@ -626,7 +663,43 @@ impl SegmentStore for PostgresStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
         let batch = members::Batch::new(pids);
-        self.write(|tx| members::remove(tx, org, id, &batch, stamp))
+        self.write_or_try(stamp.dry_run, |tx| {
+            members::remove(tx, org, id, &batch, stamp)
+        })
+    }
+
+    fn create_from(
+        &self,
+        org: &OrgId,
+        segment: SegmentInsert,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<Segment> {
+        self.write(|tx| members::create_from(tx, org, &segment, expr, stamp))
+    }
+
+    fn add_from(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<MembersAdded> {
+        self.write_or_try(stamp.dry_run, |tx| {
+            members::add_from(tx, org, id, expr, stamp)
+        })
+    }
+
+    fn remove_from(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<MembersRemoved> {
+        self.write_or_try(stamp.dry_run, |tx| {
+            members::remove_from(tx, org, id, expr, stamp)
+        })
     }
 
     fn members(

@@ -104,6 +104,19 @@ pub(super) fn insert(
     stamp: Stamp<'_>,
 ) -> Result<Segment> {
     let mut ledger = Ledger::open(tx, org, stamp)?;
+    let segment = insert_with(tx, org, new, &mut ledger)?;
+    ledger.close(tx)?;
+    Ok(segment)
+}
+
+/// Inserts the segment row and its `Created` entry in `ledger`'s
+/// transaction (which the caller closes).
+pub(super) fn insert_with(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    new: &SegmentInsert,
+    ledger: &mut Ledger<'_>,
+) -> Result<Segment> {
     // A plain INSERT: the unique constraint decides between racing
     // creates, and its violation is recognized by the constraint's name.
     tx.execute(
@@ -126,7 +139,6 @@ pub(super) fn insert(
         description: segment.description.clone(),
     };
     ledger.append(tx, segment.id, &created)?;
-    ledger.close(tx)?;
     Ok(segment)
 }
 

@@ -7,7 +7,7 @@ use super::{Db, count_at, sql_int, time_at};
 use crate::domain::pid::is_well_formed;
 use crate::store::Stamp;
 use crate::store::entries;
-use crate::{Change, ChangeKind, OrgId, Pid, Result, SegmentId};
+use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId};
 
 pub(super) use crate::store::entries::{ADDED, READDED, REMOVED, joins};
 
@@ -85,20 +85,31 @@ impl<'a> Ledger<'a> {
         Ok(self.last)
     }
 
+    /// The org's last seq before this transaction: what a set operation
+    /// in it read its sources at.
+    pub(super) fn read_at(&self) -> i64 {
+        self.opened_at
+    }
+
     /// Appends one membership entry (`ADDED`, `READDED` or `REMOVED`) per
-    /// `(code, person)`, in order; returns the last one's `seq`, if any.
+    /// `(code, person)`, in order, each naming the set operation they came
+    /// from when `provenance` says so; returns the last one's `seq`, if
+    /// any.
     pub(super) fn members(
         &mut self,
         conn: &Connection,
         segment: SegmentId,
         members: impl IntoIterator<Item = (i16, i64)>,
+        provenance: Option<&Provenance>,
     ) -> Result<Option<i64>> {
         let mut insert = conn
             .prepare_cached(
-                "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, person)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, person, op)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .db()?;
+        // A set operation is named by its first entry's seq.
+        let op = provenance.map(|_| self.last + 1);
         let mut last = None;
         for (code, person) in members {
             self.last += 1;
@@ -110,10 +121,24 @@ impl<'a> Ledger<'a> {
                     self.request_id,
                     segment.as_bytes(),
                     code,
-                    person
+                    person,
+                    op
                 ])
                 .db()?;
             last = Some(self.last);
+        }
+        if let (Some(provenance), Some(op), Some(_)) = (provenance, op, last) {
+            let sources: Vec<u8> = provenance
+                .sources
+                .iter()
+                .flat_map(|id| *id.as_bytes())
+                .collect();
+            conn.prepare_cached(
+                "INSERT INTO segment_ops (org, op, sources, read_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .db()?
+            .execute(params![self.org, op, sources, sql_int(provenance.read_at)])
+            .db()?;
         }
         Ok(last)
     }
@@ -137,8 +162,11 @@ impl<'a> Ledger<'a> {
 
 /// The change feed's query: entries after a seq, in order.
 pub(super) const SINCE: &str =
-    "SELECT l.seq, l.at, l.request_id, l.segment, l.kind, p.pid, l.name, l.description
-     FROM segment_ledger l LEFT JOIN segment_people p ON p.person = l.person
+    "SELECT l.seq, l.at, l.request_id, l.segment, l.kind, p.pid, l.name, l.description,
+            o.sources, o.read_at
+     FROM segment_ledger l
+     LEFT JOIN segment_people p ON p.person = l.person
+     LEFT JOIN segment_ops o ON o.org = l.org AND o.op = l.op
      WHERE l.org = ?1 AND l.seq > ?2 ORDER BY l.seq LIMIT ?3";
 
 /// Up to `limit` of the org's entries after `after`, in order.
@@ -171,8 +199,11 @@ pub(super) const PERSON: &str = "SELECT person FROM segment_people WHERE org = ?
 
 /// A person's entries after a seq, in order.
 pub(super) const TIMELINE: &str =
-    "SELECT l.seq, l.at, l.request_id, l.segment, l.kind, p.pid, l.name, l.description
-     FROM segment_ledger l JOIN segment_people p ON p.person = l.person
+    "SELECT l.seq, l.at, l.request_id, l.segment, l.kind, p.pid, l.name, l.description,
+            o.sources, o.read_at
+     FROM segment_ledger l
+     JOIN segment_people p ON p.person = l.person
+     LEFT JOIN segment_ops o ON o.org = l.org AND o.op = l.op
      WHERE l.person = ?1 AND l.seq > ?2 ORDER BY l.seq LIMIT ?3";
 
 /// Up to `limit` of `pid`'s entries after `after`, in order.
@@ -222,12 +253,27 @@ fn change_from_row(row: &Row<'_>) -> Result<Change> {
     };
     let kind = entries::kind(row.get(4).db()?, pid, row.get(6).db()?, row.get(7).db()?)?;
     let segment: [u8; 16] = row.get(3).db()?;
+    let provenance = match row.get::<_, Option<Vec<u8>>>(8).db()? {
+        None => None,
+        Some(sources) => Some(Provenance {
+            sources: sources
+                .chunks(16)
+                .map(|id| {
+                    <[u8; 16]>::try_from(id)
+                        .map(|id| SegmentId::from_uuid(uuid::Uuid::from_bytes(id)))
+                        .map_err(|_| Error::storage("a set operation's sources are damaged"))
+                })
+                .collect::<Result<_>>()?,
+            read_at: count_at(row, 9).db()?,
+        }),
+    };
     Ok(Change {
         seq: count_at(row, 0).db()?,
         at: time_at(row, 1).db()?,
         request_id: row.get(2).db()?,
         segment_id: SegmentId::from_uuid(uuid::Uuid::from_bytes(segment)),
         kind,
+        provenance,
     })
 }
 

@@ -17,8 +17,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::ledger::{ADDED, Ledger, READDED, REMOVED, pid_at};
 use super::segments::{Located, locate};
 use super::{Db, array, micros, sql_int, time_at};
-use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Stamp};
-use crate::{Error, Member, OrgId, Pid, Result, SegmentId};
+use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
+use crate::{Error, Member, OrgId, Pid, Provenance, Result, Segment, SegmentId, SetExpr};
 
 /// The PIDs of one member call in PID order, each with its place in the
 /// call. Built before the write lock is taken.
@@ -46,7 +46,7 @@ impl<'p> Batch<'p> {
     }
 }
 
-/// What a PID is to the segment, before an add.
+/// What a person is to the segment, before an add.
 const NEW: i64 = 0;
 const ACTIVE: i64 = 1;
 const REMOVED_MEMBER: i64 = 2;
@@ -90,7 +90,6 @@ pub(super) fn add(
 ) -> Result<MembersAdded> {
     let segment = locate(tx, org, id)?;
     let mut ledger = Ledger::open(tx, org, stamp)?;
-    let at = ledger.at();
     let states = tx
         .prepare_cached(CLASSIFY)
         .db()?
@@ -103,21 +102,42 @@ pub(super) fn add(
     check_rows(states.len(), batch)?;
     let mut persons: Vec<Option<i64>> = states.iter().map(|(person, _)| *person).collect();
     number_new_people(tx, org, batch, &mut persons)?;
-
-    let (mut new, mut rejoining, mut redundant) = (Vec::new(), Vec::new(), Vec::new());
-    // (place in the call, ledger code, person) of everyone who joins.
-    let mut joined = Vec::new();
+    let mut rows = Vec::with_capacity(states.len());
     for (i, ((_, state), person)) in states.iter().zip(&persons).enumerate() {
         let person = person.ok_or_else(|| Error::storage("a new person got no number"))?;
-        let given = batch.sorted[i].0;
-        match *state {
+        // Entries follow the caller's order.
+        rows.push((batch.sorted[i].0, person, *state));
+    }
+    let out = join(tx, segment, id, &mut ledger, rows, None)?;
+    ledger.close(tx)?;
+    Ok(out)
+}
+
+/// Makes active members of the people of `rows` (each `(place in the
+/// ledger, person, state)`, in PID order), recording an entry for each who
+/// joins, in ledger order, with `provenance`; updates the size. Call inside
+/// a write transaction, after the ledger opened.
+fn join(
+    tx: &Connection,
+    segment: Located,
+    id: SegmentId,
+    ledger: &mut Ledger<'_>,
+    rows: Vec<(usize, i64, i64)>,
+    provenance: Option<&Provenance>,
+) -> Result<MembersAdded> {
+    let at = ledger.at();
+    let (mut new, mut rejoining, mut redundant) = (Vec::new(), Vec::new(), Vec::new());
+    // (place in the ledger, ledger code, person) of everyone who joins.
+    let mut joined = Vec::new();
+    for (place, person, state) in rows {
+        match state {
             NEW => {
                 new.push(person);
-                joined.push((given, ADDED, person));
+                joined.push((place, ADDED, person));
             }
             REMOVED_MEMBER => {
                 rejoining.push(person);
-                joined.push((given, READDED, person));
+                joined.push((place, READDED, person));
             }
             ACTIVE => redundant.push(person),
             other => return Err(Error::storage(format!("unknown membership state {other}"))),
@@ -137,11 +157,15 @@ pub(super) fn add(
                 .db()?;
         }
     }
-    joined.sort_unstable_by_key(|(given, _, _)| *given);
-    let last_entry = ledger.members(tx, id, joined.into_iter().map(|(_, c, p)| (c, p)))?;
+    joined.sort_unstable_by_key(|(place, _, _)| *place);
+    let last_entry = ledger.members(
+        tx,
+        id,
+        joined.into_iter().map(|(_, c, p)| (c, p)),
+        provenance,
+    )?;
     let new_current_size = segment.current_size + n_added;
     set_size(tx, segment, at, last_entry, new_current_size)?;
-    ledger.close(tx)?;
     Ok(MembersAdded {
         n_added,
         n_redundant,
@@ -211,6 +235,34 @@ pub(super) fn remove(
         .db()?
         .collect::<rusqlite::Result<Vec<_>>>()
         .db()?;
+    let leaving = leaving
+        .into_iter()
+        .map(|(rowid, person)| {
+            let place = usize::try_from(rowid - 1)
+                .ok()
+                .and_then(|i| batch.sorted.get(i))
+                .ok_or_else(|| Error::storage(format!("no PID at place {rowid} of the call")))?;
+            // Entries follow the caller's order.
+            Ok((place.0, person))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let out = leave(tx, segment, id, &mut ledger, leaving, None)?;
+    ledger.close(tx)?;
+    Ok(out)
+}
+
+/// Ends the active membership of the people of `leaving` (each `(place in
+/// the ledger, person)`, all active members), recording an entry for each
+/// in ledger order with `provenance`; updates the size. Call inside a
+/// write transaction, after the ledger opened.
+fn leave(
+    tx: &Connection,
+    segment: Located,
+    id: SegmentId,
+    ledger: &mut Ledger<'_>,
+    mut leaving: Vec<(usize, i64)>,
+    provenance: Option<&Provenance>,
+) -> Result<MembersRemoved> {
     let n_deleted = leaving.len() as u64;
     let new_current_size = segment.current_size.checked_sub(n_deleted).ok_or_else(|| {
         Error::storage(format!(
@@ -228,23 +280,170 @@ pub(super) fn remove(
             ])
             .db()?;
     }
-    let mut entries = leaving
-        .into_iter()
-        .map(|(rowid, person)| {
-            let place = usize::try_from(rowid - 1)
-                .ok()
-                .and_then(|i| batch.sorted.get(i))
-                .ok_or_else(|| Error::storage(format!("no PID at place {rowid} of the call")))?;
-            Ok((place.0, person))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    entries.sort_unstable_by_key(|(given, _)| *given);
-    let last_entry = ledger.members(tx, id, entries.into_iter().map(|(_, p)| (REMOVED, p)))?;
+    leaving.sort_unstable_by_key(|(place, _)| *place);
+    let last_entry = ledger.members(
+        tx,
+        id,
+        leaving.into_iter().map(|(_, p)| (REMOVED, p)),
+        provenance,
+    )?;
     set_size(tx, segment, ledger.at(), last_entry, new_current_size)?;
-    ledger.close(tx)?;
     Ok(MembersRemoved {
         n_deleted,
         new_current_size,
+    })
+}
+
+/// The SQL of the people (person numbers) an expression stands for: the
+/// active members of its sources, combined by `UNION`, `INTERSECT` and
+/// `EXCEPT`. Sources are given by row number, resolved beforehand.
+fn expression_sql(expr: &SetExpr, numbers: &[(SegmentId, i64)]) -> Result<String> {
+    let sql = match expr {
+        SetExpr::Segment(id) => {
+            let number = numbers
+                .iter()
+                .find(|(source, _)| source == id)
+                .map(|(_, n)| *n)
+                .ok_or_else(|| Error::storage(format!("source {id} was not resolved")))?;
+            format!(
+                "SELECT person FROM segment_memberships \
+                 WHERE segment = {number} AND removed_at IS NULL"
+            )
+        }
+        SetExpr::Union(a, b) => compound(a, "UNION", b, numbers)?,
+        SetExpr::Intersect(a, b) => compound(a, "INTERSECT", b, numbers)?,
+        SetExpr::Minus(a, b) => compound(a, "EXCEPT", b, numbers)?,
+    };
+    Ok(sql)
+}
+
+fn compound(a: &SetExpr, op: &str, b: &SetExpr, numbers: &[(SegmentId, i64)]) -> Result<String> {
+    Ok(format!(
+        "SELECT person FROM ({}) {op} SELECT person FROM ({})",
+        expression_sql(a, numbers)?,
+        expression_sql(b, numbers)?
+    ))
+}
+
+/// The members of `expr` (resolving its sources in `org`, the first
+/// missing one in id order `NotFound`), in PID order, each with what they
+/// are to segment `target` (row number `target`), and the provenance of
+/// entries made from them.
+fn evaluate(
+    tx: &Connection,
+    org: &OrgId,
+    target: i64,
+    expr: &SetExpr,
+    ledger: &Ledger<'_>,
+) -> Result<(Vec<(i64, i64)>, Provenance)> {
+    let sources = expr.segments();
+    let numbers = sources
+        .iter()
+        .map(|&source| Ok((source, locate(tx, org, source)?.number)))
+        .collect::<Result<Vec<_>>>()?;
+    let sql = format!(
+        "SELECT e.person,
+                CASE WHEN m.person IS NULL THEN {NEW}
+                     WHEN m.removed_at IS NULL THEN {ACTIVE} ELSE {REMOVED_MEMBER} END
+         FROM ({}) e
+         JOIN segment_people p ON p.person = e.person
+         LEFT JOIN segment_memberships m ON m.segment = ?1 AND m.person = e.person
+         ORDER BY p.pid",
+        expression_sql(expr, &numbers)?
+    );
+    let rows = tx
+        .prepare(&sql)
+        .db()?
+        .query_map([target], |r| Ok((r.get(0)?, r.get(1)?)))
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    let provenance = Provenance {
+        sources,
+        read_at: u64::try_from(ledger.read_at()).unwrap_or(0),
+    };
+    Ok((rows, provenance))
+}
+
+/// Makes every member of `expr` an active member of segment `id`. Call
+/// inside a write transaction.
+pub(super) fn add_from(
+    tx: &Connection,
+    org: &OrgId,
+    id: SegmentId,
+    expr: &SetExpr,
+    stamp: Stamp<'_>,
+) -> Result<MembersAdded> {
+    let segment = locate(tx, org, id)?;
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let out = add_from_located(tx, org, segment, id, expr, &mut ledger)?;
+    ledger.close(tx)?;
+    Ok(out)
+}
+
+fn add_from_located(
+    tx: &Connection,
+    org: &OrgId,
+    segment: Located,
+    id: SegmentId,
+    expr: &SetExpr,
+    ledger: &mut Ledger<'_>,
+) -> Result<MembersAdded> {
+    let (rows, provenance) = evaluate(tx, org, segment.number, expr, ledger)?;
+    // Entries in PID order: the order of the rows.
+    let rows = rows
+        .into_iter()
+        .enumerate()
+        .map(|(place, (person, state))| (place, person, state))
+        .collect();
+    join(tx, segment, id, ledger, rows, Some(&provenance))
+}
+
+/// Ends the membership in segment `id` of every member of `expr`. Call
+/// inside a write transaction.
+pub(super) fn remove_from(
+    tx: &Connection,
+    org: &OrgId,
+    id: SegmentId,
+    expr: &SetExpr,
+    stamp: Stamp<'_>,
+) -> Result<MembersRemoved> {
+    let segment = locate(tx, org, id)?;
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let (rows, provenance) = evaluate(tx, org, segment.number, expr, &ledger)?;
+    let leaving = rows
+        .into_iter()
+        .filter(|&(_, state)| state == ACTIVE)
+        .enumerate()
+        .map(|(place, (person, _))| (place, person))
+        .collect();
+    let out = leave(tx, segment, id, &mut ledger, leaving, Some(&provenance))?;
+    ledger.close(tx)?;
+    Ok(out)
+}
+
+/// Creates a segment and makes the members of `expr` its members. Call
+/// inside a write transaction.
+pub(super) fn create_from(
+    tx: &Connection,
+    org: &OrgId,
+    new: SegmentInsert,
+    expr: &SetExpr,
+    stamp: Stamp<'_>,
+) -> Result<Segment> {
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    // The sources first: a missing one creates nothing.
+    for source in expr.segments() {
+        locate(tx, org, source)?;
+    }
+    let id = new.id;
+    let created = super::segments::insert_with(tx, org, new, &mut ledger)?;
+    let segment = locate(tx, org, id)?;
+    let added = add_from_located(tx, org, segment, id, expr, &mut ledger)?;
+    ledger.close(tx)?;
+    Ok(Segment {
+        current_size: added.new_current_size,
+        ..created
     })
 }
 

@@ -22,7 +22,7 @@ use crate::store::{
 };
 use crate::{
     Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, StorageFailure,
+    SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
 };
 
 mod as_of;
@@ -361,10 +361,26 @@ impl SqliteStore {
     /// Runs `f` in a write transaction on the write connection: it commits
     /// when `f` returns `Ok`, and rolls back otherwise.
     fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.write_or_try(false, f)
+    }
+
+    /// [`write`](Self::write), or for a dry run the same transaction rolled
+    /// back once `f` has worked out its outcome: exactly what the write
+    /// would do at this moment (under the write lock), and nothing written.
+    fn write_or_try<T>(
+        &self,
+        dry_run: bool,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         let conn = self.writer();
         let tx = WriteTx::begin(&conn, self.inner.options.busy_timeout)?;
         let out = f(&tx)?;
-        tx.commit()?;
+        if dry_run {
+            // Dropping the transaction rolls it back.
+            drop(tx);
+        } else {
+            tx.commit()?;
+        }
         Ok(out)
     }
 
@@ -522,7 +538,7 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
         let batch = members::Batch::new(pids);
-        self.write(|tx| members::add(tx, org, id, &batch, stamp))
+        self.write_or_try(stamp.dry_run, |tx| members::add(tx, org, id, &batch, stamp))
     }
 
     fn remove_members(
@@ -533,7 +549,43 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
         let batch = members::Batch::new(pids);
-        self.write(|tx| members::remove(tx, org, id, &batch, stamp))
+        self.write_or_try(stamp.dry_run, |tx| {
+            members::remove(tx, org, id, &batch, stamp)
+        })
+    }
+
+    fn create_from(
+        &self,
+        org: &OrgId,
+        segment: SegmentInsert,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<Segment> {
+        self.write(|tx| members::create_from(tx, org, segment, expr, stamp))
+    }
+
+    fn add_from(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<MembersAdded> {
+        self.write_or_try(stamp.dry_run, |tx| {
+            members::add_from(tx, org, id, expr, stamp)
+        })
+    }
+
+    fn remove_from(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        expr: &SetExpr,
+        stamp: Stamp<'_>,
+    ) -> Result<MembersRemoved> {
+        self.write_or_try(stamp.dry_run, |tx| {
+            members::remove_from(tx, org, id, expr, stamp)
+        })
     }
 
     fn members(

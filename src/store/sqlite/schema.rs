@@ -77,7 +77,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
         person      INTEGER,
         name        TEXT,
         description TEXT,
+        op          INTEGER,
         PRIMARY KEY (org, seq)
+    ) WITHOUT ROWID;
+    -- Set operations: the segments an operation read (16-byte ids, in
+    -- order) and the org's seq it read them at. Its entries name it by its
+    -- first entry's seq (segment_ledger.op).
+    CREATE TABLE segment_ops (
+        org     TEXT    NOT NULL,
+        op      INTEGER NOT NULL,
+        sources BLOB    NOT NULL,
+        read_at INTEGER NOT NULL,
+        PRIMARY KEY (org, op)
     ) WITHOUT ROWID;
     CREATE INDEX segment_ledger_by_person
         ON segment_ledger (person, seq)
@@ -181,6 +192,7 @@ const TABLES: &[&str] = &[
     "segment_people",
     "segment_memberships",
     "segment_ledger",
+    "segment_ops",
     "segment_sizes",
     "death_records",
 ];

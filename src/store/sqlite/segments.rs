@@ -104,6 +104,19 @@ pub(super) fn insert(
     stamp: Stamp<'_>,
 ) -> Result<Segment> {
     let mut ledger = Ledger::open(tx, org, stamp)?;
+    let segment = insert_with(tx, org, new, &mut ledger)?;
+    ledger.close(tx)?;
+    Ok(segment)
+}
+
+/// Inserts the segment row and its `Created` entry in `ledger`'s
+/// transaction (which the caller closes).
+pub(super) fn insert_with(
+    tx: &Connection,
+    org: &OrgId,
+    new: SegmentInsert,
+    ledger: &mut Ledger<'_>,
+) -> Result<Segment> {
     // The unique index decides between racing creates, in this process or
     // another; `ON CONFLICT` tells its answer without matching text.
     let inserted = tx
@@ -135,7 +148,6 @@ pub(super) fn insert(
         description: segment.description.clone(),
     };
     ledger.append(tx, segment.id, &created)?;
-    ledger.close(tx)?;
     Ok(segment)
 }
 
