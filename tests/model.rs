@@ -1,7 +1,8 @@
 //! Model-based property test: random sequences of create, rename, delete,
 //! add, remove, another org's intrusions and clock moves (back as well as
 //! forth) run against every backend (PostgreSQL too, with the `postgres`
-//! feature) and against a plain in-test model; every
+//! feature) and against a plain in-test model, with dry runs before the
+//! member calls and set operations they must foretell; every
 //! outcome, every `current_size` and, at the end, every member list (order
 //! and timestamps, walked with a small cursor page) must agree.
 
@@ -58,6 +59,15 @@ enum Op {
         segment: usize,
         pids: Vec<PidChoice>,
     },
+    /// Adds the members of `a ∪ b`, `a ∩ b` or `a − b` (`kind` 0, 1, 2) to
+    /// `target`, or removes them.
+    SetOp {
+        target: usize,
+        a: usize,
+        b: usize,
+        kind: u8,
+        add: bool,
+    },
     /// Another org acts on the segment: always `NotFound`, nothing changes.
     Intrude {
         segment: usize,
@@ -85,6 +95,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..8).prop_map(|segment| Op::Delete { segment }),
         5 => (0usize..8, pids()).prop_map(|(segment, pids)| Op::Add { segment, pids }),
         3 => (0usize..8, pids()).prop_map(|(segment, pids)| Op::Remove { segment, pids }),
+        2 => (0usize..8, 0usize..8, 0usize..8, 0u8..3, any::<bool>())
+            .prop_map(|(target, a, b, kind, add)| Op::SetOp { target, a, b, kind, add }),
         1 => (0usize..8, prop::collection::vec(pid_choice(), 0..5))
             .prop_map(|(segment, pids)| Op::Intrude { segment, pids }),
         2 => (-2i8..4).prop_map(|micros| Op::Tick { micros }),
@@ -112,6 +124,46 @@ impl ModelSegment {
     fn size(&self) -> u64 {
         self.members.values().filter(|m| m.active).count() as u64
     }
+}
+
+/// What adding `valid` (unique PIDs) does to `s` at `at`: (added,
+/// redundant, the PIDs that joined in order).
+fn model_add(
+    s: &mut ModelSegment,
+    valid: Vec<String>,
+    at: DateTime<Utc>,
+) -> (u64, u64, Vec<String>) {
+    let (mut added, mut redundant) = (0, 0);
+    let mut joined = Vec::new();
+    for pid in valid {
+        let m = s.members.entry(pid.clone()).or_insert(Membership {
+            first: at,
+            last: at,
+            active: false,
+        });
+        if m.active {
+            redundant += 1
+        } else {
+            added += 1;
+            joined.push(pid.clone());
+        }
+        m.active = true;
+        m.last = at;
+    }
+    (added, redundant, joined)
+}
+
+/// What removing `valid` (unique PIDs) does to `s`: (deleted, the PIDs
+/// that left in order).
+fn model_remove(s: &mut ModelSegment, valid: Vec<String>) -> (u64, Vec<String>) {
+    let mut left = Vec::new();
+    for pid in valid {
+        if let Some(m) = s.members.get_mut(&pid).filter(|m| m.active) {
+            m.active = false;
+            left.push(pid);
+        }
+    }
+    (left.len() as u64, left)
 }
 
 /// Partitions a call's PIDs the way the documented API does.
@@ -312,7 +364,13 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                     continue;
                 };
                 let texts: Vec<String> = pids.iter().map(PidChoice::text).collect();
+                let dry = segments.dry_run().add_members(&org, s.id, &texts);
                 let result = segments.add_members(&org, s.id, &texts);
+                prop_assert_eq!(
+                    format!("{:?}", dry),
+                    format!("{:?}", result),
+                    "a dry add says what the add then does"
+                );
                 if s.deleted {
                     prop_assert!(
                         matches!(result, Err(Error::NotFound { .. })),
@@ -322,24 +380,9 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                     continue;
                 }
                 let (valid, invalid, repeats) = split(pids);
-                let (mut added, mut redundant) = (0, repeats);
-                let mut joined = Vec::new();
                 let at = history.effective(now);
-                for pid in valid {
-                    let m = s.members.entry(pid.clone()).or_insert(Membership {
-                        first: at,
-                        last: at,
-                        active: false,
-                    });
-                    if m.active {
-                        redundant += 1
-                    } else {
-                        added += 1;
-                        joined.push(pid.clone());
-                    }
-                    m.active = true;
-                    m.last = at;
-                }
+                let (added, redundant, joined) = model_add(s, valid, at);
+                let redundant = redundant + repeats;
                 history.record(now, *segment, joined, true);
                 let expected = AddOutcome {
                     n_added: added,
@@ -354,7 +397,13 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                     continue;
                 };
                 let texts: Vec<String> = pids.iter().map(PidChoice::text).collect();
+                let dry = segments.dry_run().remove_members(&org, s.id, &texts);
                 let result = segments.remove_members(&org, s.id, &texts);
+                prop_assert_eq!(
+                    format!("{:?}", dry),
+                    format!("{:?}", result),
+                    "a dry removal says what the removal then does"
+                );
                 if s.deleted {
                     prop_assert!(
                         matches!(result, Err(Error::NotFound { .. })),
@@ -364,15 +413,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                     continue;
                 }
                 let (valid, invalid, _) = split(pids);
-                let mut deleted = 0;
-                let mut left = Vec::new();
-                for pid in valid {
-                    if let Some(m) = s.members.get_mut(&pid).filter(|m| m.active) {
-                        m.active = false;
-                        deleted += 1;
-                        left.push(pid);
-                    }
-                }
+                let (deleted, left) = model_remove(s, valid);
                 history.record(now, *segment, left, false);
                 let expected = RemoveOutcome {
                     n_deleted: deleted,
@@ -380,6 +421,79 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                     new_current_size: s.size(),
                 };
                 prop_assert_eq!(result.expect("remove succeeds"), expected);
+            }
+            Op::SetOp {
+                target,
+                a,
+                b,
+                kind,
+                add,
+            } => {
+                let (Some(t), Some(sa), Some(sb)) =
+                    (model.get(*target), model.get(*a), model.get(*b))
+                else {
+                    continue;
+                };
+                let active = |s: &ModelSegment| -> std::collections::BTreeSet<String> {
+                    s.members
+                        .iter()
+                        .filter(|(_, m)| m.active)
+                        .map(|(p, _)| p.clone())
+                        .collect()
+                };
+                let (set_a, set_b) = (active(sa), active(sb));
+                let members: Vec<String> = match kind {
+                    0 => set_a.union(&set_b).cloned().collect(),
+                    1 => set_a.intersection(&set_b).cloned().collect(),
+                    _ => set_a.difference(&set_b).cloned().collect(),
+                };
+                let seg = SetExpr::segment;
+                let expr = match kind {
+                    0 => seg(sa.id).union(seg(sb.id)),
+                    1 => seg(sa.id).intersect(seg(sb.id)),
+                    _ => seg(sa.id).minus(seg(sb.id)),
+                };
+                let (target_id, any_deleted) = (t.id, t.deleted || sa.deleted || sb.deleted);
+                // The dry run first: it must say exactly what the call does.
+                let (dry, real, result) = if *add {
+                    let dry = segments.dry_run().add_from(&org, target_id, &expr);
+                    let real = segments.add_from(&org, target_id, &expr);
+                    let result = real
+                        .as_ref()
+                        .map(|o| (o.n_added, o.n_redundant_additions, o.new_current_size))
+                        .map_err(|e| format!("{e:?}"));
+                    (format!("{dry:?}"), format!("{real:?}"), result)
+                } else {
+                    let dry = segments.dry_run().remove_from(&org, target_id, &expr);
+                    let real = segments.remove_from(&org, target_id, &expr);
+                    let result = real
+                        .as_ref()
+                        .map(|o| (o.n_deleted, 0, o.new_current_size))
+                        .map_err(|e| format!("{e:?}"));
+                    (format!("{dry:?}"), format!("{real:?}"), result)
+                };
+                prop_assert_eq!(dry, real, "a dry set operation says what it then does");
+                if any_deleted {
+                    prop_assert!(
+                        matches!(&result, Err(e) if e.starts_with("NotFound")),
+                        "a set operation touching a deleted segment: {:?}",
+                        result
+                    );
+                    continue;
+                }
+                let result = result.expect("the set operation succeeds");
+                let s = &mut model[*target];
+                let expected = if *add {
+                    let at = history.effective(now);
+                    let (added, redundant, joined) = model_add(s, members, at);
+                    history.record(now, *target, joined, true);
+                    (added, redundant, s.size())
+                } else {
+                    let (deleted, left) = model_remove(s, members);
+                    history.record(now, *target, left, false);
+                    (deleted, 0, s.size())
+                };
+                prop_assert_eq!(result, expected, "set operation {:?}", op);
             }
             Op::Tick { micros } => {
                 now += TimeDelta::microseconds(i64::from(*micros));

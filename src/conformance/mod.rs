@@ -142,6 +142,10 @@ macro_rules! conformance_tests {
             death_signals_show_current_members_only,
             death_signals_since_returns_only_new_records,
             a_quiet_poll_moves_past_other_peoples_records,
+            set_operations_compute_unions_intersections_and_differences,
+            set_operations_record_their_provenance,
+            set_operations_on_missing_sources_change_nothing,
+            a_dry_run_reports_and_writes_nothing,
             a_record_that_names_another_person_is_new_to_them,
         }
     };
@@ -387,6 +391,7 @@ mod members;
 mod pages;
 mod reopen;
 mod segments;
+mod sets;
 
 pub use deaths::*;
 pub use history::*;
@@ -395,6 +400,7 @@ pub use members::*;
 pub use pages::*;
 pub use reopen::*;
 pub use segments::*;
+pub use sets::*;
 
 #[cfg(test)]
 mod tests {
@@ -402,7 +408,7 @@ mod tests {
 
     /// The suite's source files, as compiled: every function of the suite
     /// is in one of them.
-    const SOURCES: [(&str, &str); 8] = [
+    const SOURCES: [(&str, &str); 9] = [
         ("mod.rs", include_str!("mod.rs")),
         ("deaths.rs", include_str!("deaths.rs")),
         ("history.rs", include_str!("history.rs")),
@@ -411,6 +417,7 @@ mod tests {
         ("pages.rs", include_str!("pages.rs")),
         ("reopen.rs", include_str!("reopen.rs")),
         ("segments.rs", include_str!("segments.rs")),
+        ("sets.rs", include_str!("sets.rs")),
     ];
 
     /// The suite's functions that take something else than a store, and
