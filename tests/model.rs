@@ -61,7 +61,7 @@ enum Op {
     },
     /// Adds the members of `a ∪ b`, `a ∩ b` or `a − b` (`kind` 0, 1, 2) to
     /// `target`, or removes them.
-    SetOp {
+    FromSet {
         target: usize,
         a: usize,
         b: usize,
@@ -96,7 +96,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (0usize..8, pids()).prop_map(|(segment, pids)| Op::Add { segment, pids }),
         3 => (0usize..8, pids()).prop_map(|(segment, pids)| Op::Remove { segment, pids }),
         2 => (0usize..8, 0usize..8, 0usize..8, 0u8..3, any::<bool>())
-            .prop_map(|(target, a, b, kind, add)| Op::SetOp { target, a, b, kind, add }),
+            .prop_map(|(target, a, b, kind, add)| Op::FromSet { target, a, b, kind, add }),
         1 => (0usize..8, prop::collection::vec(pid_choice(), 0..5))
             .prop_map(|(segment, pids)| Op::Intrude { segment, pids }),
         2 => (-2i8..4).prop_map(|micros| Op::Tick { micros }),
@@ -422,7 +422,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 };
                 prop_assert_eq!(result.expect("remove succeeds"), expected);
             }
-            Op::SetOp {
+            Op::FromSet {
                 target,
                 a,
                 b,
