@@ -6,12 +6,17 @@
 //! background task, its own database) and shuts it down gracefully at the
 //! end. Every response is checked for `Content-Type: application/json` and an
 //! `api_request_id`; every 200 for a well-formed `request_completed_at`;
-//! every refusal for the documented error body.
+//! every refusal for the documented error body, including those the
+//! server's layers make themselves (the body limit, the timeout, a host
+//! route's `405`). The log lines are checked on the router itself, under a
+//! subscriber that writes to memory.
 
 #[path = "../examples/server/app.rs"]
 mod app;
 
-use std::sync::{Arc, mpsc};
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use axum::http;
@@ -19,6 +24,7 @@ use segments::limits::MAX_BODY_BYTES;
 use segments::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
 use segments::{OrgId, Segments, SqliteStore};
 use serde_json::{Value, json};
+use tower::ServiceExt as _;
 use ureq::Agent;
 use ureq::http::HeaderMap;
 
@@ -26,6 +32,59 @@ use ureq::http::HeaderMap;
 const ACME: &str = "mk_live_e2e_acme";
 /// Acts for org `globex`.
 const GLOBEX: &str = "mk_live_e2e_globex";
+
+/// The request timeout of a test server, unless a test sets its own.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The log lines of every server of this test process, as JSON, in memory.
+///
+/// One subscriber for the whole process, set before any test makes a
+/// request: a subscriber set for one thread only misses events whose
+/// callsites another thread (another test's server) met first.
+fn logs() -> &'static Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = app::subscriber(
+            app::LogFormat::Json,
+            tracing_subscriber::EnvFilter::new("info"),
+            move || writer.clone(),
+            false,
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        logs
+    })
+}
+
+/// The adapter over a new SQLite file in `dir`, for `acme` and `globex`.
+fn wire_in(dir: &std::path::Path, rate: Option<RateLimit>) -> Wire<app::Store> {
+    let store: app::Store =
+        Box::new(SqliteStore::open(dir.join("segments.db")).expect("the store opens"));
+    let mut keys = KeyRing::new();
+    keys.insert(ACME, OrgId::new("acme").unwrap());
+    keys.insert(GLOBEX, OrgId::new("globex").unwrap());
+    let wire = Wire::new(Segments::new(store), keys);
+    match rate {
+        Some(rate) => wire.with_rate_limit(rate),
+        None => wire,
+    }
+}
+
+/// Drops every table of the SQLite file at `db`, under a running store.
+fn sabotage(db: &std::path::Path) {
+    let sabotage = rusqlite::Connection::open(db).expect("a second connection");
+    let tables: Vec<String> = sabotage
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .and_then(|mut tables| tables.query_map([], |row| row.get(0))?.collect())
+        .expect("the table names");
+    assert!(!tables.is_empty(), "the store made its tables");
+    for table in tables {
+        sabotage
+            .execute_batch(&format!("DROP TABLE \"{table}\""))
+            .expect("the table goes");
+    }
+}
 
 /// One running server and a client for it.
 struct Server {
@@ -47,21 +106,16 @@ struct Server {
 impl Server {
     /// A server with no rate limit.
     fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, TIMEOUT)
     }
 
-    /// A server with `rate` as each org's limit, if any.
-    fn start_with(rate: Option<RateLimit>) -> Self {
+    /// A server with `rate` as each org's limit, if any, and
+    /// `request_timeout`.
+    fn start_with(rate: Option<RateLimit>, request_timeout: Duration) -> Self {
+        logs();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = dir.path().join("segments.db");
-        let store: app::Store = Box::new(SqliteStore::open(&db).expect("the store opens"));
-        let mut keys = KeyRing::new();
-        keys.insert(ACME, OrgId::new("acme").unwrap());
-        keys.insert(GLOBEX, OrgId::new("globex").unwrap());
-        let mut wire = Wire::new(Segments::new(store), keys);
-        if let Some(rate) = rate {
-            wire = wire.with_rate_limit(rate);
-        }
+        let wire = wire_in(dir.path(), rate);
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -74,7 +128,7 @@ impl Server {
         let addr = listener.local_addr().expect("the bound address");
         let (stop, stopped) = mpsc::channel::<()>();
         let task = runtime.spawn(async move {
-            axum::serve(listener, app::router(Arc::new(wire)))
+            axum::serve(listener, app::router(Arc::new(wire), request_timeout))
                 .with_graceful_shutdown(async move {
                     // Ends on a message or when the sender is dropped.
                     let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
@@ -122,6 +176,21 @@ impl Server {
             request = request.header("x-api-key", key);
         }
         Reply::from(request.call())
+    }
+
+    /// Sends `head` (then `body`, if any) on a new connection, as is, and
+    /// reads the answer: for requests no HTTP client sends (a body that
+    /// stops midway, a length and no body).
+    fn raw(&self, head: &str, body: &[u8]) -> RawReply {
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).expect("a connection");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream.write_all(head.as_bytes()).expect("the head is sent");
+        // The server may answer, and close, before the body is all sent.
+        let _ = stream.write_all(body);
+        RawReply::read(&mut stream)
     }
 
     /// Shuts the server down gracefully and checks that it stopped cleanly.
@@ -193,6 +262,12 @@ impl Reply {
     /// gives its `error_message`.
     fn refused(&self, status: u16) -> &str {
         let json = &self.json;
+        assert!(
+            json["api_request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "an error carries an api_request_id: {json}"
+        );
         assert_eq!(self.status, status, "status: {json}");
         assert_eq!(
             json["statusCode"], status,
@@ -211,6 +286,75 @@ impl Reply {
             "the deprecated body repeats the message and status"
         );
         message
+    }
+}
+
+/// A response read off a socket by hand.
+#[derive(Debug)]
+struct RawReply {
+    status: u16,
+    /// Header lines, names lowercased.
+    headers: Vec<(String, String)>,
+    json: Value,
+}
+
+impl RawReply {
+    /// Reads one HTTP/1.1 response with a `Content-Length`.
+    fn read(stream: &mut TcpStream) -> Self {
+        let mut bytes = Vec::new();
+        let mut chunk = [0; 4096];
+        let head_end = loop {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            let n = stream.read(&mut chunk).expect("the answer is read");
+            assert!(n > 0, "the connection closed before an answer");
+            bytes.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8(bytes[..head_end].to_vec()).expect("a UTF-8 head");
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap();
+        let headers: Vec<(String, String)> = lines
+            .map(|line| {
+                let (name, value) = line.split_once(':').expect("name: value");
+                (name.to_ascii_lowercase(), value.trim().to_owned())
+            })
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(name, _)| name == "content-length")
+            .map(|(_, v)| v.parse().unwrap())
+            .expect("a Content-Length");
+        let mut body = bytes[head_end + 4..].to_vec();
+        while body.len() < length {
+            let n = stream.read(&mut chunk).expect("the body is read");
+            assert!(n > 0, "the connection closed midway through the body");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        Self {
+            status: status.parse().unwrap(),
+            headers,
+            json: serde_json::from_slice(&body).expect("a JSON body"),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// As [`Reply::refused`]: the documented error body, and its message.
+    fn refused(&self, status: u16) -> String {
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        Reply {
+            status: self.status,
+            headers: HeaderMap::new(),
+            json: self.json.clone(),
+        }
+        .refused(status)
+        .to_owned()
     }
 }
 
@@ -481,17 +625,8 @@ fn refusals_on_the_way_in() {
 }
 
 #[test]
-fn a_body_over_16_mib_is_413_and_one_at_the_limit_is_served() {
+fn a_body_of_16_mib_is_served() {
     let server = Server::start();
-
-    let mut over = vec![b' '; MAX_BODY_BYTES + 1];
-    over[..2].copy_from_slice(b"{}");
-    let refused = server.post("/v2/segments/create", Some(ACME), &over);
-    assert_eq!(
-        refused.refused(413),
-        format!("More than {MAX_BODY_BYTES} bytes in request")
-    );
-    drop(over);
 
     // Exactly at the limit: a valid object padded with whitespace.
     let mut at = br#"{"name": "Big"}"#.to_vec();
@@ -504,7 +639,7 @@ fn a_body_over_16_mib_is_413_and_one_at_the_limit_is_served() {
 
 #[test]
 fn over_the_rate_is_429_with_retry_after_per_org() {
-    let server = Server::start_with(RateLimit::new(1, 1));
+    let server = Server::start_with(RateLimit::new(1, 1), TIMEOUT);
 
     let limits = server.get("/v2/usage/limits", Some(ACME)).ok();
     assert_eq!(
@@ -539,18 +674,7 @@ fn over_the_rate_is_429_with_retry_after_per_org() {
 fn a_storage_failure_is_a_bare_500_and_its_cause_is_logged() {
     let server = Server::start();
     // Break the database under the running server: drop every table.
-    let sabotage = rusqlite::Connection::open(&server.db).expect("a second connection");
-    let tables: Vec<String> = sabotage
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        .and_then(|mut tables| tables.query_map([], |row| row.get(0))?.collect())
-        .expect("the table names");
-    assert!(!tables.is_empty(), "the store made its tables");
-    for table in tables {
-        sabotage
-            .execute_batch(&format!("DROP TABLE \"{table}\""))
-            .expect("the table goes");
-    }
-    drop(sabotage);
+    sabotage(&server.db);
 
     let failed = server.post_json("/v2/segments/create", &json!({"name": "Q1 Leads"}));
     assert_eq!(failed.refused(500), "Internal server error");
@@ -563,41 +687,254 @@ fn a_storage_failure_is_a_bare_500_and_its_cause_is_logged() {
 }
 
 #[test]
-fn the_log_line_carries_the_error_chain_of_a_5xx() {
+fn the_error_chain_of_a_5xx_is_for_the_log_only() {
     let cause = std::io::Error::other("disk I/O error");
-    let mut response = http::Response::new(Vec::new());
+    let mut response = http::Response::new(Vec::<u8>::new());
     *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     response
         .extensions_mut()
         .insert(ErrorDetail(Arc::new(segments::Error::storage(cause))));
-    let line = app::log_line(
-        &http::Method::POST,
-        "/v2/segments/create",
-        &response,
-        Duration::from_micros(1_500),
-    );
     assert_eq!(
-        line,
-        "POST /v2/segments/create 500 1.5ms error: storage failure: the storage backend failed: disk I/O error"
+        app::error_chain(&response).as_deref(),
+        Some("storage failure: the storage backend failed: disk I/O error")
     );
-
     *response.status_mut() = http::StatusCode::NOT_FOUND;
-    let line = app::log_line(&http::Method::GET, "/x", &response, Duration::ZERO);
-    assert_eq!(line, "GET /x 404 0.0ms", "only a 5xx shows its error");
+    assert_eq!(
+        app::error_chain(&response),
+        None,
+        "only a 5xx shows its error"
+    );
 }
 
 #[test]
-fn the_body_reader_stops_at_its_limit() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a runtime");
-    let read = |bytes: Vec<u8>, limit: usize| {
-        runtime
-            .block_on(app::read_body(axum::body::Body::from(bytes), limit))
-            .expect("the body reads")
+fn a_body_over_the_limit_is_413_whether_its_length_is_declared_or_not() {
+    let server = Server::start();
+    let head = |key: &str, framing: &str| {
+        format!(
+            "POST /v2/segments/create HTTP/1.1\r\nhost: e2e\r\nx-api-key: {key}\r\n\
+             content-type: application/json\r\n{framing}\r\n\r\n"
+        )
     };
-    assert_eq!(read(vec![7; 100], 10), vec![7; 10], "cut at the limit");
-    assert_eq!(read(vec![7; 10], 10).len(), 10);
-    assert_eq!(read(vec![7; 3], 10), vec![7; 3], "a short body whole");
-    assert!(read(Vec::new(), 10).is_empty());
+    let message = format!("More than {MAX_BODY_BYTES} bytes in request");
+
+    // A declared length over the limit: refused before any of it is read
+    // (none is sent here).
+    let over = format!("content-length: {}", MAX_BODY_BYTES + 1);
+    let refused = server.raw(&head(ACME, &over), b"");
+    assert_eq!(refused.refused(413), message);
+
+    // The head is checked first: without a key, the same request is a 401.
+    let refused = server.raw(&head("mk_live_guess", &over), b"");
+    assert_eq!(refused.refused(401), "Unauthorized");
+
+    // A chunked body: reading stops once it passes the limit.
+    let mut chunked = Vec::new();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..17 {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(&chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let refused = server.raw(&head(ACME, "transfer-encoding: chunked"), &chunked);
+    assert_eq!(refused.refused(413), message);
+
+    // Nothing was created.
+    let listed = server.get("/v2/segments/list", Some(ACME)).ok();
+    assert_eq!(listed["results"]["items"], json!([]));
+    server.stop();
+}
+
+#[test]
+fn a_request_past_the_timeout_is_a_documented_503() {
+    let server = Server::start_with(None, Duration::from_millis(300));
+    // A body that stops midway: no answer can come from the adapter.
+    let refused = server.raw(
+        "POST /v2/segments/create HTTP/1.1\r\nhost: e2e\r\nx-api-key: mk_live_e2e_acme\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n",
+        br#"{"name": "#,
+    );
+    assert_eq!(refused.refused(503), "Service Unavailable");
+    // The server goes on answering.
+    server
+        .post_json("/v2/segments/create", &json!({"name": "After"}))
+        .ok();
+    server.stop();
+}
+
+#[test]
+fn healthz_reads_the_store() {
+    let server = Server::start();
+    let health = |server: &Server| {
+        let mut response = server
+            .agent
+            .get(format!("{}/healthz", server.base))
+            .call()
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        let body: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap())
+            .expect("a JSON body");
+        (status, body)
+    };
+    assert_eq!(
+        health(&server),
+        (200, json!({"status": "ok"})),
+        "no key needed"
+    );
+
+    // Another method: a 405 in the documented error body, with Allow.
+    let wrong = server.post("/healthz", None, b"");
+    wrong.refused(405);
+    assert!(
+        wrong
+            .headers
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|allow| allow.contains("GET")),
+        "{:?}",
+        wrong.headers
+    );
+
+    sabotage(&server.db);
+    let (status, body) = health(&server);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error_message"], "Service Unavailable");
+    assert_eq!(body["statusCode"], 503);
+    server.stop();
+}
+
+#[test]
+fn the_openapi_document_is_served() {
+    let server = Server::start();
+    let mut response = server
+        .agent
+        .get(format!("{}/openapi.json", server.base))
+        .call()
+        .expect("the server answers");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        "application/json"
+    );
+    let served = response.body_mut().read_to_string().unwrap();
+    assert_eq!(served, app::OPENAPI);
+    let on_disk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
+        .expect("openapi.json at the crate root");
+    assert_eq!(served, on_disk, "the document served is the one kept");
+    server.stop();
+}
+
+/// Log lines written to memory.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// The lines written so far, each parsed as JSON.
+    fn lines(&self) -> Vec<Value> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+}
+
+#[test]
+fn one_json_log_line_per_request_with_its_api_request_id() {
+    let logs = logs();
+    let dir = tempfile::tempdir().unwrap();
+    let router = app::router(Arc::new(wire_in(dir.path(), None)), TIMEOUT);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let send = |method: &str, path: &str, key: Option<&str>, body: &str| {
+        let mut request = http::Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let request = request
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap();
+        let response = runtime
+            .block_on(router.clone().oneshot(request))
+            .expect("infallible");
+        let status = response.status().as_u16();
+        let body = runtime
+            .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+            .unwrap();
+        let json: Value = serde_json::from_slice(&body).unwrap();
+        (status, json)
+    };
+
+    let created = send(
+        "POST",
+        "/v2/segments/create",
+        Some(ACME),
+        r#"{"name": "Logged"}"#,
+    );
+    let refused = send("POST", "/v2/segments/create", None, r#"{"name": "Logged"}"#);
+    sabotage(&dir.path().join("segments.db"));
+    let unhealthy = send("GET", "/healthz", None, "");
+    let failed = send(
+        "POST",
+        "/v2/segments/create",
+        Some(ACME),
+        r#"{"name": "Lost"}"#,
+    );
+    assert_eq!(
+        (created.0, refused.0, unhealthy.0, failed.0),
+        (200, 401, 503, 500)
+    );
+
+    // Other tests' servers log to the same place: find this test's lines
+    // by the ids its requests got.
+    let lines = logs.lines();
+    let line = |json: &Value| {
+        let id = &json["api_request_id"];
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|line| line["span"]["api_request_id"] == *id)
+            .collect();
+        assert_eq!(mine.len(), 1, "one line for request {id}: {mine:#?}");
+        mine[0].clone()
+    };
+    for ((status, json), path) in [
+        (&created, "/v2/segments/create"),
+        (&refused, "/v2/segments/create"),
+        (&unhealthy, "/healthz"),
+        (&failed, "/v2/segments/create"),
+    ] {
+        let line = line(json);
+        assert_eq!(line["status"], *status, "{line}");
+        assert!(line["latency_ms"].is_f64(), "{line}");
+        assert_eq!(line["span"]["path"], path, "{line}");
+    }
+    let created = line(&created.1);
+    assert_eq!(created["span"]["method"], "POST");
+    assert_eq!(
+        (&created["level"], &created["message"]),
+        (&json!("INFO"), &json!("request served"))
+    );
+    for failure in [line(&unhealthy.1), line(&failed.1)] {
+        assert_eq!(failure["level"], "ERROR", "{failure}");
+        let error = failure["error"].as_str().expect("a 5xx logs its error");
+        assert!(
+            error.starts_with("storage failure: ") && error.contains("segment"),
+            "the whole chain: {error}"
+        );
+    }
+    assert_eq!(
+        failed.1["error_message"], "Internal server error",
+        "the client sees none of it"
+    );
 }

@@ -1,31 +1,53 @@
-//! The HTTP side of the `server` example: one axum handler that gives every
-//! request, whatever its method and path, to the adapter: first its head to
-//! [`Wire::admit`], then, if admitted, its body to [`Wire::respond`].
+//! The HTTP side of the `server` example: the adapter ([`Wire`]) behind
+//! axum and the tower-http layers that do a transport's jobs.
 //!
-//! The adapter decides everything (routes, `405` with `Allow`, `401`, `429`,
-//! `413`, the error bodies); this module only moves bytes between axum and
-//! [`http`] types, reads no body for a refused head, runs the synchronous
-//! store call in
-//! [`tokio::task::spawn_blocking`] so it never stalls the async workers, and
-//! prints one line per request to stdout ([`log_line`]).
+//! Every request under `/v2/` (and any other path the host does not serve
+//! itself) goes to the adapter: first its head to [`Wire::admit`] (route,
+//! `x-api-key`, rate), then, if admitted, its body to [`Wire::respond`]. The
+//! adapter decides everything the documented API says (routes, `405` with
+//! `Allow`, `401`, `429`, the error bodies); this module moves bytes between
+//! axum and [`http`] types, reads no body for a refused head, runs the
+//! synchronous store call in [`tokio::task::spawn_blocking`] so it never
+//! stalls the async workers, and adds what a transport adds:
+//!
+//! - [`TraceLayer`]: one log line per request ([`subscriber`] sets up text
+//!   or JSON lines), with the error chain the client never sees for a 5xx;
+//! - [`TimeoutLayer`]: a request that has no answer after the timeout gets
+//!   a `503` (the store call, already running, still runs to its end);
+//! - [`RequestBodyLimitLayer`], after the head is admitted: a body over
+//!   [`MAX_BODY_BYTES`] is a `413`, refused before any of it is read when
+//!   its `Content-Length` says so, else when reading reaches the first
+//!   byte past the limit, so no more than the limit is ever held;
+//! - two routes of the host's own: `GET /healthz` (a read of the store)
+//!   and `GET /openapi.json` (the [`OPENAPI`] document).
+//!
+//! A layer that answers by itself (the body limit, the timeout, axum's
+//! `405` on the host's routes) answers in the documented error body too,
+//! built by [`segments::wire::error_response`].
 //!
 //! It names nothing from the example's `main.rs`, so a test can include it
 //! with `#[path = "../examples/server/app.rs"] mod app;`.
 
 use std::error::Error as _;
 use std::fmt::Write as _;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{self, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::Response;
-use http_body_util::BodyExt as _;
-use segments::SegmentStore;
+use axum::routing::get;
 use segments::limits::MAX_BODY_BYTES;
-use segments::wire::{ErrorDetail, Wire};
+use segments::wire::{Admitted, ErrorDetail, Wire, error_response};
+use segments::{ListOptions, OrgId, SegmentStore};
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 /// The store the server runs on: a SQLite file or a PostgreSQL database.
 pub type Store = Box<dyn SegmentStore>;
@@ -33,91 +55,244 @@ pub type Store = Box<dyn SegmentStore>;
 /// The adapter every request is answered by, shared across the server.
 pub type SharedWire = Arc<Wire<Store>>;
 
-/// The whole server: a fallback handler for any method and any path, which
-/// hands the request to `wire`.
-///
-/// A body is read as it streams in and reading stops after
-/// [`MAX_BODY_BYTES`]` + 1` bytes: enough for the adapter to see that it is
-/// too large and answer `413`, and never more than that held in memory.
-pub fn router(wire: SharedWire) -> Router {
-    Router::new().fallback(handle).with_state(wire)
+/// The OpenAPI 3.1 document of every route the server serves (the
+/// documented ones, the extensions, and the host's own), served at
+/// [`OPENAPI_PATH`]. Kept in the repository as `openapi.json`.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// Where the server serves [`OPENAPI`].
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// The health check: `200 {"status":"ok"}` when a read of the store
+/// works, else a `503` in the documented error body.
+pub const HEALTHZ_PATH: &str = "/healthz";
+
+/// The status of a request that ran past its timeout.
+pub const TIMEOUT_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
+/// The whole server: the host's routes, every other request to `wire`, and
+/// around all of it the log line, the documented error bodies and the
+/// timeout.
+pub fn router(wire: SharedWire, request_timeout: Duration) -> Router {
+    let api = ServiceBuilder::new()
+        // The head first: route, key and rate. A refused head costs no
+        // body read.
+        .layer(middleware::from_fn_with_state(wire.clone(), admit))
+        // Then the body's size.
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .service(axum::handler::Handler::with_state(respond, wire.clone()));
+    Router::new()
+        .route(HEALTHZ_PATH, get(healthz))
+        .route(OPENAPI_PATH, get(openapi))
+        .fallback_service(api)
+        .with_state(wire)
+        .layer(
+            ServiceBuilder::new()
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(log_response)
+                        .on_failure(()),
+                )
+                .layer(middleware::from_fn_with_state(
+                    request_timeout,
+                    documented_errors,
+                ))
+                .layer(TimeoutLayer::with_status_code(
+                    TIMEOUT_STATUS,
+                    request_timeout,
+                )),
+        )
 }
 
-/// Reads `body` up to `limit` bytes and stops there: a longer body comes
-/// back cut to exactly `limit` bytes, and the rest is never read.
-///
-/// # Errors
-/// The transport's error when the body cannot be read (say, the client
-/// went away mid-body).
-pub async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, axum::Error> {
-    let mut bytes = Vec::new();
-    while bytes.len() < limit {
-        let Some(frame) = body.frame().await else {
-            break;
-        };
-        // Trailers carry no body bytes; they are skipped.
-        if let Ok(data) = frame?.into_data() {
-            let room = limit - bytes.len();
-            bytes.extend_from_slice(&data[..data.len().min(room)]);
+/// A request the adapter admitted, carried from [`admit`] to [`respond`]
+/// in the request's extensions (which hold only `Clone` values; it is
+/// taken once).
+#[derive(Clone, Debug)]
+struct Admission(Arc<Mutex<Option<Admitted>>>);
+
+/// The `api_request_id` the adapter gave a request it admitted, set by
+/// [`admit`] in a slot that [`documented_errors`] put in the request's
+/// extensions, so that a layer's own answer (a timeout's) carries the id
+/// the request's changes are recorded under.
+#[derive(Clone, Debug, Default)]
+struct RequestId(Arc<OnceLock<String>>);
+
+/// The adapter's checks on the head. A refused request is answered here;
+/// an admitted one goes on, with its [`Admission`], to the body limit and
+/// [`respond`].
+async fn admit(State(wire): State<SharedWire>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    match wire.admit(&parts) {
+        Err(refused) => {
+            record_request_id(&refused);
+            refused.map(Body::from)
+        }
+        Ok(admitted) => {
+            Span::current().record("api_request_id", admitted.request_id());
+            if let Some(RequestId(slot)) = parts.extensions.get() {
+                let _ = slot.set(admitted.request_id().to_owned());
+            }
+            parts
+                .extensions
+                .insert(Admission(Arc::new(Mutex::new(Some(admitted)))));
+            next.run(Request::from_parts(parts, body)).await
         }
     }
-    Ok(bytes)
 }
 
-/// Answers one request through the adapter and logs it.
-async fn handle(State(wire): State<SharedWire>, request: Request) -> Response {
-    let started = Instant::now();
+/// Reads the admitted request's body (through the body limit) and answers
+/// it with the adapter, off the async workers.
+async fn respond(State(wire): State<SharedWire>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let method = parts.method.clone();
-    let path = parts.uri.path().to_owned();
-
-    // Route, key and rate are checked on the head: a refused request costs
-    // no body read.
-    let response = match wire.admit(&parts) {
-        Err(refused) => refused,
-        Ok(admitted) => match read_body(body, MAX_BODY_BYTES + 1).await {
-            Ok(bytes) => {
-                match tokio::task::spawn_blocking(move || wire.respond(admitted, &bytes)).await {
-                    Ok(response) => response,
-                    Err(join) => host_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Internal server error",
-                        &format!("the request task failed: {join}"),
-                    ),
-                }
-            }
-            Err(read) => host_error(
-                StatusCode::BAD_REQUEST,
-                "Request body could not be read",
-                &format!("reading the body failed: {read}"),
-            ),
-        },
+    let admitted = parts
+        .extensions
+        .get::<Admission>()
+        .and_then(|admission| admission.0.lock().ok()?.take());
+    let Some(admitted) = admitted else {
+        let detail = "a request reached the handler without its admission";
+        return host_error(StatusCode::INTERNAL_SERVER_ERROR, None, detail.into()).map(Body::from);
     };
-
-    println!("{}", log_line(&method, &path, &response, started.elapsed()));
+    let id = admitted.request_id().to_owned();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(e) if is_over_limit(&e) => {
+            return error_response(StatusCode::PAYLOAD_TOO_LARGE, Some(&id)).map(Body::from);
+        }
+        Err(e) => {
+            let detail = format!("reading the body failed: {e}");
+            return host_error(StatusCode::BAD_REQUEST, Some(&id), detail).map(Body::from);
+        }
+    };
+    let response = tokio::task::spawn_blocking(move || wire.respond(admitted, &bytes))
+        .await
+        .unwrap_or_else(|join| {
+            let detail = format!("the request task failed: {join}");
+            host_error(StatusCode::INTERNAL_SERVER_ERROR, Some(&id), detail)
+        });
     response.map(Body::from)
 }
 
-/// A failure of the host, before or around the adapter, in the adapter's
-/// error body shape so clients parse it the same way; `detail` goes to the
-/// log only.
-fn host_error(status: StatusCode, message: &str, detail: &str) -> http::Response<Vec<u8>> {
-    let legacy = serde_json::json!({ "error": message, "status_code": status.as_u16() });
-    let body = serde_json::json!({
-        "api_request_id": uuid::Uuid::now_v7().hyphenated().to_string(),
-        "error_message": message,
-        "statusCode": status.as_u16(),
-        "body": legacy.to_string(),
-    });
-    let mut response = http::Response::new(body.to_string().into_bytes());
-    *response.status_mut() = status;
+/// Whether a body read failed because the body limit cut it.
+fn is_over_limit(error: &axum::Error) -> bool {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// `GET /healthz`: reads the store (the first segment of an org named
+/// `healthz`, which need not exist) and says whether that worked.
+async fn healthz(State(wire): State<SharedWire>) -> Response {
+    let checked = tokio::task::spawn_blocking(move || {
+        let org = OrgId::new("healthz")?;
+        wire.segments()
+            .list(&org, ListOptions::new().limit(1))
+            .map(drop)
+    })
+    .await;
+    let response = match checked {
+        Ok(Ok(())) => {
+            let mut ok = http::Response::new(br#"{"status":"ok"}"#.to_vec());
+            ok.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            ok
+        }
+        Ok(Err(error)) => {
+            let mut failed = error_response(StatusCode::SERVICE_UNAVAILABLE, None);
+            failed.extensions_mut().insert(ErrorDetail(Arc::new(error)));
+            record_request_id(&failed);
+            failed
+        }
+        Err(join) => {
+            let detail = format!("the health check failed: {join}");
+            let failed = host_error(StatusCode::SERVICE_UNAVAILABLE, None, detail);
+            record_request_id(&failed);
+            failed
+        }
+    };
+    response.map(Body::from)
+}
+
+/// `GET /openapi.json`: the [`OPENAPI`] document.
+async fn openapi() -> Response {
+    let mut response = Response::new(Body::from(OPENAPI));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     response
-        .extensions_mut()
-        .insert(HostErrorDetail(detail.to_owned()));
+}
+
+/// Gives a layer's own error answer (the body limit's `413` on a
+/// `Content-Length` over it, the timeout's bare status, axum's `405` on a
+/// host route) the documented error body, keeping its `Allow`, with the
+/// `api_request_id` the adapter gave the request if it admitted it.
+/// Answers that already are JSON pass as they are.
+async fn documented_errors(
+    State(request_timeout): State<Duration>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let id = RequestId::default();
+    request.extensions_mut().insert(id.clone());
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let mut documented = error_response(status, id.0.get().map(String::as_str));
+    if id.0.get().is_none() {
+        record_request_id(&documented);
+    }
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        documented
+            .headers_mut()
+            .insert(header::ALLOW, allow.clone());
+    }
+    if status == TIMEOUT_STATUS && response.headers().get(header::CONTENT_TYPE).is_none() {
+        documented.extensions_mut().insert(HostErrorDetail(format!(
+            "no answer within the request timeout ({} s)",
+            request_timeout.as_secs_f64()
+        )));
+    }
+    documented.map(Body::from)
+}
+
+/// Records on the request's span, for its log line, the `api_request_id`
+/// of an error answer made before or without an admission (an admitted
+/// request's id is recorded when it is admitted).
+fn record_request_id(response: &http::Response<Vec<u8>>) {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        api_request_id: &'a str,
+    }
+    if let Ok(Id { api_request_id }) = serde_json::from_slice::<Id<'_>>(response.body()) {
+        Span::current().record("api_request_id", api_request_id);
+    }
+}
+
+/// A failure of the host itself, around the adapter, in the documented
+/// error body with `request_id` (a fresh one if `None`); `detail` goes to
+/// the log only.
+fn host_error(
+    status: StatusCode,
+    request_id: Option<&str>,
+    detail: String,
+) -> http::Response<Vec<u8>> {
+    let mut response = error_response(status, request_id);
+    response.extensions_mut().insert(HostErrorDetail(detail));
     response
 }
 
@@ -126,30 +301,87 @@ fn host_error(status: StatusCode, message: &str, detail: &str) -> http::Response
 #[derive(Clone, Debug)]
 struct HostErrorDetail(String);
 
-/// The log line for one request: method, path, status, elapsed
-/// milliseconds, and for a 5xx the whole error chain the client never sees
-/// (the adapter's [`ErrorDetail`], walked through
-/// [`std::error::Error::source`]), or what failed in the host itself.
-pub fn log_line(
-    method: &http::Method,
-    path: &str,
-    response: &http::Response<Vec<u8>>,
-    elapsed: Duration,
-) -> String {
-    let status = response.status();
-    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-    let mut line = format!("{method} {path} {} {elapsed_ms:.1}ms", status.as_u16());
-    if let Some(HostErrorDetail(detail)) = response.extensions().get() {
-        let _ = write!(line, " error: {detail}");
-    } else if status.is_server_error()
-        && let Some(ErrorDetail(error)) = response.extensions().get()
-    {
-        let _ = write!(line, " error: {error}");
-        let mut source = error.source();
-        while let Some(cause) = source {
-            let _ = write!(line, ": {cause}");
-            source = cause.source();
+/// The span of one request: its method and path, and its `api_request_id`
+/// once known.
+fn request_span(request: &Request) -> Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        api_request_id = tracing::field::Empty,
+    )
+}
+
+/// The log line of one request, in its span: status and latency, and for a
+/// failure, what the client never sees ([`error_chain`]). A 5xx is logged
+/// at `ERROR`, anything else at `INFO`.
+fn log_response(response: &Response, latency: Duration, _span: &Span) {
+    let status = response.status().as_u16();
+    let latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3;
+    match error_chain(response) {
+        Some(error) if response.status().is_server_error() => {
+            tracing::error!(status, latency_ms, error, "request failed");
         }
+        _ => tracing::info!(status, latency_ms, "request served"),
     }
-    line
+}
+
+/// What went wrong behind a 5xx (the adapter's [`ErrorDetail`], walked
+/// through [`std::error::Error::source`]), or in the host itself; `None`
+/// for a response without either, and for an adapter error that is not a
+/// 5xx (its message is already the client's).
+pub fn error_chain<B>(response: &http::Response<B>) -> Option<String> {
+    if let Some(HostErrorDetail(detail)) = response.extensions().get() {
+        return Some(detail.clone());
+    }
+    let ErrorDetail(error) = response.extensions().get()?;
+    if !response.status().is_server_error() {
+        return None;
+    }
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(chain, ": {cause}");
+        source = cause.source();
+    }
+    Some(chain)
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, the request's span fields beside the
+    /// event's.
+    Json,
+}
+
+/// The log subscriber: every event at `filter`'s levels (`RUST_LOG`
+/// syntax, say `info` or `segments=debug,info`) as a line of `format` on
+/// `writer`.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.with_ansi(ansi).finish()),
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .finish(),
+        ),
+    }
 }

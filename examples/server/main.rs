@@ -3,52 +3,119 @@
 //!
 //! ```text
 //! cargo run --features wire --example server -- --db segments.db --listen 127.0.0.1:8080 \
-//!     --api-key KEY=ORG [--api-key K2=ORG2] [--rps N [--burst N]]
+//!     --api-key KEY=ORG [--api-key K2=ORG2] [--rps N [--burst N]] \
+//!     [--request-timeout SECONDS] [--log-format text|json]
 //! cargo run --features wire,postgres --example server -- --postgres postgresql://app@db/app \
 //!     --api-key KEY=ORG
 //! ```
 //!
-//! - `--db PATH`: the SQLite file, created if missing (default `segments.db`).
-//! - `--postgres URL`: a PostgreSQL database instead of a file (needs the
-//!   `postgres` feature); several servers may share it.
-//! - `--listen ADDR`: the socket address to bind (default `127.0.0.1:8080`;
-//!   port `0` picks a free one, and the address printed is the real one).
-//! - `--api-key KEY=ORG`: lets requests whose `x-api-key` header is `KEY`
-//!   act for organization `ORG`. At least one; repeat for more. Only the
-//!   SHA-256 digest of each key is kept in memory.
-//! - `--rps N`, `--burst N`: each organization's request rate; over it, a
-//!   `429` with `Retry-After`. `--burst` defaults to `--rps`. Without
-//!   `--rps` there is no limit.
-//!
-//! Bad arguments print what is wrong and exit with status 2. Ctrl-C (or
-//! SIGTERM) stops accepting connections, lets requests in flight finish,
-//! and exits with status 0. One line per request goes to stdout.
+//! `--help` lists the options. Bad arguments print what is wrong and exit
+//! with status 2. Ctrl-C (or SIGTERM) stops accepting connections, lets
+//! requests in flight finish, and exits with status 0. Logs go to stdout,
+//! one line per request (`RUST_LOG` sets the levels; `info` by default);
+//! the first line says where the server listens.
 
 use std::collections::HashMap;
 use std::error::Error as _;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
+use clap::Parser;
 use segments::wire::{KeyRing, RateLimit, Wire};
 use segments::{OrgId, Segments, SqliteStore};
+use tracing_subscriber::EnvFilter;
 
-use app::Store;
+use app::{LogFormat, Store};
 
 mod app;
 
-/// The usage text, printed for `--help` and after a bad argument.
-const USAGE: &str = "\
-usage: server [--db PATH | --postgres URL] [--listen ADDR]
-              --api-key KEY=ORG [--api-key KEY=ORG ...] [--rps N [--burst N]]
+/// The documented Segments HTTP API over a SQLite file or a PostgreSQL
+/// database.
+#[derive(Debug, Parser)]
+#[command(name = "server", version)]
+struct Args {
+    /// SQLite file, created if missing.
+    #[arg(long, value_name = "PATH", default_value = "segments.db")]
+    db: PathBuf,
 
-  --db PATH          SQLite file, created if missing (default segments.db)
-  --postgres URL     a PostgreSQL database instead (feature postgres)
-  --listen ADDR      address to bind (default 127.0.0.1:8080)
-  --api-key KEY=ORG  x-api-key KEY acts for organization ORG (at least one)
-  --rps N            per-organization requests per second (default: no limit)
-  --burst N          requests allowed at once (default: the --rps value)";
+    /// A PostgreSQL database instead of --db (feature `postgres`); several
+    /// servers may share it.
+    #[arg(long, value_name = "URL", conflicts_with = "db", value_parser = postgres_url)]
+    postgres: Option<String>,
+
+    /// Address to bind; port 0 picks a free one (the address logged is the
+    /// real one).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Requests whose x-api-key header is KEY act for organization ORG. At
+    /// least one; repeat for more. Only SHA-256 digests of the keys are kept.
+    #[arg(long = "api-key", value_name = "KEY=ORG", required = true, value_parser = api_key)]
+    api_keys: Vec<ApiKey>,
+
+    /// Each organization's sustained requests per second; over it, a 429
+    /// with Retry-After. No limit without it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rps: Option<u32>,
+
+    /// Requests an organization may make at once [default: the --rps value].
+    #[arg(long, value_name = "N", requires = "rps", value_parser = clap::value_parser!(u32).range(1..))]
+    burst: Option<u32>,
+
+    /// Seconds a request may take before it is answered with a 503 (a store
+    /// call already running still runs to its end).
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    request_timeout: Duration,
+
+    /// How log lines are written.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// One `--api-key KEY=ORG`.
+#[derive(Clone, Debug)]
+struct ApiKey {
+    key: String,
+    org: OrgId,
+}
+
+/// Reads `KEY=ORG`.
+fn api_key(text: &str) -> Result<ApiKey, String> {
+    let (key, org) = text
+        .split_once('=')
+        .ok_or("must be KEY=ORG (no '=' found)")?;
+    if key.is_empty() {
+        return Err("KEY is empty".into());
+    }
+    let org = OrgId::new(org).map_err(|e| format!("{org:?} is not a valid org id: {e}"))?;
+    Ok(ApiKey {
+        key: key.to_owned(),
+        org,
+    })
+}
+
+/// Refuses `--postgres` in a build without the `postgres` feature.
+fn postgres_url(url: &str) -> Result<String, String> {
+    if cfg!(feature = "postgres") {
+        Ok(url.to_owned())
+    } else {
+        Err("--postgres needs the postgres feature: \
+             cargo run --features wire,postgres --example server -- ..."
+            .into())
+    }
+}
+
+/// A positive number of seconds, whole or not.
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 => Duration::try_from_secs_f64(s).map_err(|e| e.to_string()),
+        _ => Err("must be a number of seconds above 0".into()),
+    }
+}
 
 /// Where the server keeps its data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,123 +150,42 @@ impl Database {
     }
 }
 
-/// What the command line asks for.
-#[derive(Debug)]
-struct Args {
-    /// The store.
-    db: Database,
-    /// Where to listen.
-    listen: SocketAddr,
-    /// API keys and the org each acts for.
-    keys: Vec<(String, OrgId)>,
-    /// The per-org rate limit, if any.
-    rate: Option<RateLimit>,
-}
-
-/// What to do after reading the command line.
-#[derive(Debug)]
-enum Command {
-    /// Serve with these arguments.
-    Serve(Args),
-    /// Print the usage and stop.
-    Help,
-}
-
-/// Reads the arguments after the program name; `Err` says what is wrong.
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut db = None;
-    let mut postgres: Option<String> = None;
-    let mut listen = None;
-    let mut keys: Vec<(String, OrgId)> = Vec::new();
-    let mut rps = None;
-    let mut burst = None;
-
-    let mut args = args.into_iter();
-    while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            return Ok(Command::Help);
+impl Args {
+    /// Reads the command line, or exits with clap's message (status 2; 0
+    /// for `--help` and `--version`).
+    fn read() -> Self {
+        let args = Self::parse();
+        if let Err(message) = args.check() {
+            use clap::CommandFactory as _;
+            Self::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, message)
+                .exit();
         }
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--db" => set_once(&mut db, &flag, PathBuf::from(value()?))?,
-            "--postgres" => {
-                let url = value()?;
-                if !cfg!(feature = "postgres") {
-                    return Err("--postgres needs the postgres feature: \
-                         cargo run --features wire,postgres --example server -- ..."
-                        .into());
-                }
-                set_once(&mut postgres, &flag, url)?;
+        args
+    }
+
+    /// What clap's declarations cannot say.
+    fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for ApiKey { key, .. } in &self.api_keys {
+            if !seen.insert(key) {
+                return Err(format!("--api-key: the key {key:?} is given twice"));
             }
-            "--listen" => {
-                let text = value()?;
-                let addr = text.parse::<SocketAddr>().map_err(|e| {
-                    format!("--listen {text:?} is not a socket address like 127.0.0.1:8080: {e}")
-                })?;
-                set_once(&mut listen, &flag, addr)?;
-            }
-            "--api-key" => {
-                let text = value()?;
-                let (key, org) = text
-                    .split_once('=')
-                    .ok_or_else(|| format!("--api-key {text:?} must be KEY=ORG (no '=' found)"))?;
-                if key.is_empty() {
-                    return Err(format!("--api-key {text:?} has an empty KEY"));
-                }
-                let org = OrgId::new(org).map_err(|e| {
-                    format!("--api-key {text:?}: {org:?} is not a valid org id: {e}")
-                })?;
-                if keys.iter().any(|(k, _)| k == key) {
-                    return Err(format!("--api-key: the key {key:?} is given twice"));
-                }
-                keys.push((key.to_owned(), org));
-            }
-            "--rps" => set_once(&mut rps, &flag, positive(&flag, &value()?)?)?,
-            "--burst" => set_once(&mut burst, &flag, positive(&flag, &value()?)?)?,
-            other => return Err(format!("unknown argument {other:?}")),
+        }
+        Ok(())
+    }
+
+    fn database(&self) -> Database {
+        match &self.postgres {
+            Some(url) => Database::Postgres(url.clone()),
+            None => Database::Sqlite(self.db.clone()),
         }
     }
 
-    if keys.is_empty() {
-        return Err(
-            "at least one --api-key KEY=ORG is needed; without one every request is refused".into(),
-        );
-    }
-    let rate = match (rps, burst) {
-        // `positive` refused zeros above, so the limit exists.
-        (Some(rps), burst) => RateLimit::new(rps, burst.unwrap_or(rps)),
-        (None, Some(_)) => return Err("--burst needs --rps".into()),
-        (None, None) => None,
-    };
-    let db = match (db, postgres) {
-        (Some(_), Some(_)) => return Err("give --db or --postgres, not both".into()),
-        (None, Some(url)) => Database::Postgres(url),
-        (db, None) => Database::Sqlite(db.unwrap_or_else(|| PathBuf::from("segments.db"))),
-    };
-    Ok(Command::Serve(Args {
-        db,
-        listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-        keys,
-        rate,
-    }))
-}
-
-/// Stores `value` in `slot`, refusing a flag given twice.
-fn set_once<T>(slot: &mut Option<T>, flag: &str, value: T) -> Result<(), String> {
-    if slot.replace(value).is_some() {
-        return Err(format!("{flag} is given twice"));
-    }
-    Ok(())
-}
-
-/// A whole number of at least 1.
-fn positive(flag: &str, text: &str) -> Result<u32, String> {
-    match text.parse::<u32>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!(
-            "{flag} {text:?} must be a whole number from 1 to {}",
-            u32::MAX
-        )),
+    fn rate(&self) -> Option<RateLimit> {
+        // clap refused zeros, so the limit exists when --rps is given.
+        let rps = self.rps?;
+        RateLimit::new(rps, self.burst.unwrap_or(rps))
     }
 }
 
@@ -207,7 +193,7 @@ fn positive(flag: &str, text: &str) -> Result<u32, String> {
 async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
-            eprintln!("cannot listen for Ctrl-C ({e}); stop the server another way");
+            tracing::warn!("cannot listen for Ctrl-C ({e}); stop the server another way");
             std::future::pending::<()>().await;
         }
     };
@@ -226,57 +212,54 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
-    println!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down: finishing requests in flight");
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Serve(args)) => args,
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::read();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::stdout().is_terminal();
+    let logs = app::subscriber(args.log_format, filter, std::io::stdout, ansi);
+    tracing::subscriber::set_global_default(logs).expect("the only subscriber");
 
     // Stores are synchronous (PostgreSQL's client runs its own small
     // runtime): they open, like every call, off the async threads.
-    let db = args.db.clone();
-    let opened = tokio::task::spawn_blocking(move || db.open())
+    let db = args.database();
+    let opening = db.clone();
+    let opened = tokio::task::spawn_blocking(move || opening.open())
         .await
         .expect("opening the store does not panic");
     let store = match opened {
         Ok(store) => store,
         Err(e) => {
-            eprintln!("error: cannot open {}: {e}", args.db.describe());
+            let mut chain = e.to_string();
             let mut source = e.source();
             while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
+                chain = format!("{chain}: {cause}");
                 source = cause.source();
             }
+            tracing::error!(database = %db.describe(), error = %chain, "cannot open the store");
             return ExitCode::FAILURE;
         }
     };
 
     let mut ring = KeyRing::new();
     let mut orgs: HashMap<&str, usize> = HashMap::new();
-    for (key, org) in &args.keys {
+    for ApiKey { key, org } in &args.api_keys {
         ring.insert(key, org.clone());
         *orgs.entry(org.as_str()).or_default() += 1;
     }
     let mut wire = Wire::new(Segments::new(store), ring);
-    if let Some(rate) = args.rate {
+    let rate = args.rate();
+    if let Some(rate) = rate {
         wire = wire.with_rate_limit(rate);
     }
 
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            tracing::error!(address = %args.listen, error = %e, "cannot listen");
             return ExitCode::FAILURE;
         }
     };
@@ -287,26 +270,29 @@ async fn main() -> ExitCode {
         .iter()
         .map(|(org, n)| format!("{org} ({n} key(s))"))
         .collect();
-    let rate = args.rate.map_or_else(
+    let rate = rate.map_or_else(
         || "no rate limit".to_owned(),
         |r| format!("{} req/s, burst {} per org", r.per_second, r.burst),
     );
-    println!(
-        "segments server listening on http://{addr} (database {}; orgs: {}; {rate})",
-        args.db.describe(),
-        orgs.join(", "),
+    tracing::info!(
+        database = %db.describe(),
+        orgs = %orgs.join(", "),
+        rate = %rate,
+        request_timeout_s = args.request_timeout.as_secs_f64(),
+        "segments server listening on http://{addr}"
     );
 
-    let served = axum::serve(listener, app::router(Arc::new(wire)))
+    let router = app::router(Arc::new(wire), args.request_timeout);
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     match served {
         Ok(()) => {
-            println!("server stopped");
+            tracing::info!("server stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: the server failed: {e}");
+            tracing::error!(error = %e, "the server failed");
             ExitCode::FAILURE
         }
     }
@@ -315,53 +301,99 @@ async fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory as _;
 
-    fn parse(args: &[&str]) -> Result<Command, String> {
-        parse_args(args.iter().map(|a| (*a).to_owned()))
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        let args = Args::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        args.check()?;
+        Ok(args)
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Args::command().debug_assert();
     }
 
     #[test]
     fn arguments_are_read_and_checked() {
-        let Ok(Command::Serve(args)) = parse(&["--api-key", "k=acme", "--rps", "5"]) else {
-            panic!("a key and --rps are enough");
-        };
-        assert_eq!(args.db, Database::Sqlite(PathBuf::from("segments.db")));
-        assert!(
-            parse(&[
-                "--api-key",
-                "k=a",
-                "--db",
-                "x.db",
-                "--postgres",
-                "postgresql://h/d"
-            ])
-            .unwrap_err()
-            .contains("not both")
+        let args = parse(&["--api-key", "k=acme", "--rps", "5"]).expect("a key and --rps");
+        assert_eq!(
+            args.database(),
+            Database::Sqlite(PathBuf::from("segments.db"))
         );
+        assert_eq!(args.rate(), RateLimit::new(5, 5), "burst defaults to rps");
+        assert_eq!(args.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(args.request_timeout, Duration::from_secs(30));
+        assert_eq!(args.log_format, LogFormat::Text);
+
+        let args = parse(&[
+            "--api-key",
+            "k=acme",
+            "--api-key",
+            "k2=globex",
+            "--rps",
+            "5",
+            "--burst",
+            "9",
+            "--request-timeout",
+            "2.5",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .expect("every option");
+        assert_eq!(args.api_keys.len(), 2);
+        assert_eq!(args.api_keys[1].org.as_str(), "globex");
+        assert_eq!(args.rate(), RateLimit::new(5, 9));
+        assert_eq!(args.request_timeout, Duration::from_millis(2_500));
+        assert_eq!(args.log_format, LogFormat::Json);
+
+        let conflict = parse(&["--api-key", "k=a", "--db", "x.db", "--postgres", "u"]);
         if cfg!(feature = "postgres") {
-            let Ok(Command::Serve(args)) =
-                parse(&["--api-key", "k=a", "--postgres", "postgresql://u:pw@h/d"])
-            else {
-                panic!("--postgres is read");
-            };
-            assert_eq!(args.db, Database::Postgres("postgresql://u:pw@h/d".into()));
+            assert!(conflict.unwrap_err().contains("cannot be used with"));
+            let args = parse(&["--api-key", "k=a", "--postgres", "postgresql://u:pw@h/d"])
+                .expect("--postgres is read");
             assert_eq!(
-                args.db.describe(),
+                args.database(),
+                Database::Postgres("postgresql://u:pw@h/d".into())
+            );
+            assert_eq!(
+                args.database().describe(),
                 "postgresql://…@h/d",
                 "no password printed"
             );
+        } else {
+            assert!(conflict.is_err());
+            let refused = parse(&["--api-key", "k=a", "--postgres", "postgresql://h/d"]);
+            assert!(refused.unwrap_err().contains("postgres feature"));
         }
-        assert_eq!(args.rate, RateLimit::new(5, 5), "burst defaults to rps");
         assert!(parse(&["--api-key", "k"]).unwrap_err().contains("KEY=ORG"));
+        assert!(
+            parse(&["--api-key", "=a"])
+                .unwrap_err()
+                .contains("KEY is empty")
+        );
         assert!(
             parse(&["--api-key", "k=a b"])
                 .unwrap_err()
                 .contains("org id")
         );
-        assert!(parse(&["--api-key", "k=a", "--burst", "3"]).is_err());
+        assert!(
+            parse(&["--api-key", "k=a", "--api-key", "k=b"])
+                .unwrap_err()
+                .contains("given twice")
+        );
+        assert!(
+            parse(&["--api-key", "k=a", "--burst", "3"]).is_err(),
+            "--burst needs --rps"
+        );
         assert!(parse(&["--api-key", "k=a", "--rps", "0"]).is_err());
+        assert!(parse(&["--api-key", "k=a", "--db", "a", "--db", "b"]).is_err());
         assert!(parse(&["--api-key", "k=a", "--listen", "localhost"]).is_err());
+        assert!(parse(&["--api-key", "k=a", "--request-timeout", "0"]).is_err());
+        assert!(parse(&["--api-key", "k=a", "--log-format", "xml"]).is_err());
         assert!(parse(&[]).is_err(), "no key");
-        assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
     }
 }
