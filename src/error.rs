@@ -73,6 +73,22 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The idempotency key was used before, in this org, for a call with
+    /// other input. Nothing was applied.
+    #[error("Idempotency key {key} was used with a different request")]
+    IdempotencyConflict {
+        /// The key.
+        key: String,
+    },
+
+    /// A call with the same idempotency key is being applied now; try again
+    /// shortly to get its outcome. Nothing was applied.
+    #[error("A request with idempotency key {key} is in progress")]
+    IdempotencyInProgress {
+        /// The key.
+        key: String,
+    },
+
     /// The database was written by a newer version of this crate. It was
     /// left untouched.
     #[error(
@@ -171,6 +187,8 @@ impl Error {
         match self {
             Self::Invalid(e) => e.status_code(),
             Self::DuplicateName { .. } | Self::NotFound { .. } => 404,
+            Self::IdempotencyConflict { .. } => 422,
+            Self::IdempotencyInProgress { .. } => 409,
             Self::Unauthorized => 401,
             Self::RateLimited { .. } => 429,
             Self::TooLarge { .. } => 413,

@@ -133,7 +133,7 @@ pub use domain::pid::{Pid, is_well_formed as is_well_formed_pid};
 pub use domain::segment::{ListOptions, NewSegment, Segment, SegmentCursor, SegmentPage};
 pub use domain::set_expr::{Provenance, SetExpr};
 pub use error::{Error, Field, Result, Rule, StorageFailure, ValidationError};
-pub use service::{DryRun, Segments};
+pub use service::{DryRun, IdempotencyRecord, Segments};
 pub use store::SegmentStore;
 pub use store::memory::MemoryStore;
 #[cfg(feature = "postgres")]

@@ -12,8 +12,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 use segments::clock::{ManualClock, SequentialIds};
 use segments::store::{
-    DeathSignalPage, DeathsUpserted, MemberSlice, MemberStart, MembersAdded, MembersRemoved,
-    SegmentChange, SegmentInsert, Stamp,
+    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
+    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
 };
 use segments::{
     AddOutcome, Change, DeathCursor, DeathRecord, Error, MemberCursor, MemberOptions, MemoryStore,
@@ -748,6 +748,23 @@ impl SegmentStore for TakingTurns {
         limit: usize,
     ) -> segments::Result<Vec<PastMember>> {
         self.next().members_as_of(org, id, at, after, limit)
+    }
+    fn idempotency_record(
+        &self,
+        org: &OrgId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> segments::Result<Option<KeyRecord>> {
+        self.next().idempotency_record(org, key, now)
+    }
+    fn record_idempotency(
+        &self,
+        org: &OrgId,
+        key: &str,
+        record: KeyRecord,
+        now: DateTime<Utc>,
+    ) -> segments::Result<KeyRecord> {
+        self.next().record_idempotency(org, key, record, now)
     }
     fn upsert_deaths(
         &self,

@@ -9,8 +9,8 @@ use http::{Method, Request, Response, StatusCode};
 use proptest::prelude::*;
 use segments::clock::{ManualClock, SequentialIds};
 use segments::store::{
-    DeathSignalPage, DeathsUpserted, MemberSlice, MemberStart, MembersAdded, MembersRemoved,
-    SegmentChange, SegmentInsert, Stamp,
+    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
+    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
 };
 use segments::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
 use segments::{
@@ -857,6 +857,23 @@ impl SegmentStore for Broken {
         _: Option<&MemberCursor>,
         _: usize,
     ) -> Result<Vec<PastMember>> {
+        broken()
+    }
+    fn idempotency_record(
+        &self,
+        _: &OrgId,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>> {
+        broken()
+    }
+    fn record_idempotency(
+        &self,
+        _: &OrgId,
+        _: &str,
+        _: KeyRecord,
+        _: DateTime<Utc>,
+    ) -> Result<KeyRecord> {
         broken()
     }
     fn upsert_deaths(&self, _: &[DeathRecord], _: DateTime<Utc>) -> Result<DeathsUpserted> {

@@ -147,6 +147,10 @@ macro_rules! conformance_tests {
             set_operations_on_missing_sources_change_nothing,
             a_dry_run_reports_and_writes_nothing,
             a_record_that_names_another_person_is_new_to_them,
+            // keys.rs
+            a_key_replays_its_first_outcome_and_applies_nothing_again,
+            racing_calls_with_one_key_apply_once,
+            expired_keys_are_forgotten,
         }
     };
 }
@@ -386,6 +390,7 @@ fn report(pid: &str, obituary: &str, confidence: f64) -> DeathReport {
 
 mod deaths;
 mod history;
+mod keys;
 mod ledger;
 mod members;
 mod pages;
@@ -395,6 +400,7 @@ mod sets;
 
 pub use deaths::*;
 pub use history::*;
+pub use keys::*;
 pub use ledger::*;
 pub use members::*;
 pub use pages::*;
@@ -408,10 +414,11 @@ mod tests {
 
     /// The suite's source files, as compiled: every function of the suite
     /// is in one of them.
-    const SOURCES: [(&str, &str); 9] = [
+    const SOURCES: [(&str, &str); 10] = [
         ("mod.rs", include_str!("mod.rs")),
         ("deaths.rs", include_str!("deaths.rs")),
         ("history.rs", include_str!("history.rs")),
+        ("keys.rs", include_str!("keys.rs")),
         ("ledger.rs", include_str!("ledger.rs")),
         ("members.rs", include_str!("members.rs")),
         ("pages.rs", include_str!("pages.rs")),

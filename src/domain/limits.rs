@@ -58,3 +58,15 @@ pub const MAX_SET_EXPR_DEPTH: usize = 8;
 /// Most segments one [`SetExpr`](crate::SetExpr) may name (a segment named
 /// twice counts twice).
 pub const MAX_SET_EXPR_SEGMENTS: usize = 32;
+
+/// Longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// How long an idempotency key is remembered unless the service is told
+/// otherwise ([`Segments::with_idempotency_ttl`](crate::Segments::with_idempotency_ttl)):
+/// 24 hours.
+pub const DEFAULT_IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Most expired idempotency keys one keyed write forgets: a store's keys
+/// stay bounded without any write paying for a large clean-up.
+pub const EXPIRED_KEYS_PER_WRITE: usize = 64;

@@ -7,7 +7,7 @@ use super::{Segments, check_batch, check_limit, page};
 use crate::domain::limits::{DEFAULT_PAGE_LIMIT, MEMBERS_PAGE_SIZE};
 use crate::domain::member::SplitPids;
 use crate::error::{Field, Rule, ValidationError};
-use crate::store::{MemberSlice, MemberStart, Stamp};
+use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Written};
 use crate::{
     AddOutcome, Error, Member, MemberCursor, MemberList, MemberOptions, MembersPage, OrgId,
     RemoveOutcome, Result, SegmentId, SegmentStore,
@@ -51,15 +51,16 @@ impl<S: SegmentStore> Segments<S> {
         id: SegmentId,
         pids: &[P],
     ) -> Result<AddOutcome> {
-        self.add_members_with(org, id, pids, self.stamp())
+        self.add_members_with(org, id, pids, false)
     }
 
+    /// [`add_members`](Self::add_members), or its dry run.
     pub(super) fn add_members_with<P: AsRef<str>>(
         &self,
         org: &OrgId,
         id: SegmentId,
         pids: &[P],
-        stamp: Stamp<'_>,
+        dry_run: bool,
     ) -> Result<AddOutcome> {
         check_batch(pids.len())?;
         let mut split = SplitPids::new(pids);
@@ -74,12 +75,28 @@ impl<S: SegmentStore> Segments<S> {
             }
             split.retain_known(&known);
         }
-        let done = self.store.add_members(org, id, &split.valid, stamp)?;
-        Ok(AddOutcome {
+        let added = |done: &MembersAdded| AddOutcome {
             n_added: done.n_added,
             n_redundant_additions: done.n_redundant + split.n_repeats(),
-            invalid_pids: split.invalid,
+            invalid_pids: split.invalid.clone(),
             new_current_size: done.new_current_size,
+        };
+        if dry_run {
+            let done = self
+                .store
+                .add_members(org, id, &split.valid, self.dry_stamp())?;
+            return Ok(added(&done));
+        }
+        let input = self.input("add_members", |f| {
+            f.id(id).texts(pids);
+        });
+        let outcome = |w: Written<'_>| match w {
+            Written::Added(done) => Some(added(done)),
+            _ => None,
+        };
+        self.keyed(org, self.stamp(), input, &outcome, |stamp| {
+            let done = self.store.add_members(org, id, &split.valid, stamp)?;
+            Ok(added(&done))
         })
     }
 
@@ -101,23 +118,40 @@ impl<S: SegmentStore> Segments<S> {
         id: SegmentId,
         pids: &[P],
     ) -> Result<RemoveOutcome> {
-        self.remove_members_with(org, id, pids, self.stamp())
+        self.remove_members_with(org, id, pids, false)
     }
 
+    /// [`remove_members`](Self::remove_members), or its dry run.
     pub(super) fn remove_members_with<P: AsRef<str>>(
         &self,
         org: &OrgId,
         id: SegmentId,
         pids: &[P],
-        stamp: Stamp<'_>,
+        dry_run: bool,
     ) -> Result<RemoveOutcome> {
         check_batch(pids.len())?;
         let split = SplitPids::new(pids);
-        let done = self.store.remove_members(org, id, &split.valid, stamp)?;
-        Ok(RemoveOutcome {
+        let removed = |done: &MembersRemoved| RemoveOutcome {
             n_deleted: done.n_deleted,
-            invalid_pids: split.invalid,
+            invalid_pids: split.invalid.clone(),
             new_current_size: done.new_current_size,
+        };
+        if dry_run {
+            let done = self
+                .store
+                .remove_members(org, id, &split.valid, self.dry_stamp())?;
+            return Ok(removed(&done));
+        }
+        let input = self.input("remove_members", |f| {
+            f.id(id).texts(pids);
+        });
+        let outcome = |w: Written<'_>| match w {
+            Written::Removed(done) => Some(removed(done)),
+            _ => None,
+        };
+        self.keyed(org, self.stamp(), input, &outcome, |stamp| {
+            let done = self.store.remove_members(org, id, &split.valid, stamp)?;
+            Ok(removed(&done))
         })
     }
 

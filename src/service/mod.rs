@@ -1,16 +1,17 @@
 //! [`Segments`]: the service every host calls.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, IdGenerator, SystemClock, UuidV7, truncate_to_micros};
 use crate::domain::limits::{
-    DEFAULT_PAGE_LIMIT, DEFAULT_SOURCE, MAX_PAGE_LIMIT, MAX_PIDS_PER_CALL,
+    DEFAULT_IDEMPOTENCY_TTL, DEFAULT_PAGE_LIMIT, DEFAULT_SOURCE, MAX_PAGE_LIMIT, MAX_PIDS_PER_CALL,
 };
 use crate::domain::name::{validate_description, validate_source};
 use crate::error::{Field, Rule, ValidationError};
-use crate::store::{SegmentChange, SegmentInsert, Stamp};
+use crate::store::{SegmentChange, SegmentInsert, Stamp, Written};
 use crate::{
     Error, ListOptions, NewSegment, OrgId, PersonDirectory, Result, Segment, SegmentId,
     SegmentName, SegmentPage, SegmentStore,
@@ -18,9 +19,11 @@ use crate::{
 
 mod deaths;
 mod history;
+mod idempotency;
 mod members;
 mod sets;
 
+pub use idempotency::IdempotencyRecord;
 pub use sets::DryRun;
 
 use members::PageHints;
@@ -50,6 +53,8 @@ pub struct Segments<S> {
     ids: Arc<dyn IdGenerator>,
     directory: Option<Arc<dyn PersonDirectory>>,
     request_id: Option<Arc<str>>,
+    idempotency_key: Option<Arc<str>>,
+    idempotency_ttl: Duration,
     page_hints: Arc<PageHints>,
 }
 
@@ -62,6 +67,8 @@ impl<S: SegmentStore> Segments<S> {
             ids: Arc::new(UuidV7::shared()),
             directory: None,
             request_id: None,
+            idempotency_key: None,
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             page_hints: Arc::default(),
         }
     }
@@ -103,12 +110,21 @@ impl<S: SegmentStore> Segments<S> {
     /// # Ok::<(), segments::Error>(())
     /// ```
     pub fn for_request(&self, request_id: impl Into<String>) -> Segments<&S> {
+        let mut view = self.view();
+        view.request_id = Some(Arc::from(request_id.into()));
+        view
+    }
+
+    /// The same service over a borrowed store, with the same settings.
+    fn view(&self) -> Segments<&S> {
         Segments {
             store: &self.store,
             clock: Arc::clone(&self.clock),
             ids: Arc::clone(&self.ids),
             directory: self.directory.clone(),
-            request_id: Some(Arc::from(request_id.into())),
+            request_id: self.request_id.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            idempotency_ttl: self.idempotency_ttl,
             page_hints: Arc::clone(&self.page_hints),
         }
     }
@@ -132,6 +148,7 @@ impl<S: SegmentStore> Segments<S> {
             at: self.now(),
             request_id: self.request_id.as_deref(),
             dry_run: false,
+            key: None,
         }
     }
 
@@ -151,7 +168,12 @@ impl<S: SegmentStore> Segments<S> {
     pub fn create(&self, org: &OrgId, new: NewSegment) -> Result<Segment> {
         let stamp = self.stamp();
         let insert = self.checked_insert(new, stamp)?;
-        self.store.insert_segment(org, insert, stamp)
+        let input = self.input("create", |f| {
+            f.insert(&insert);
+        });
+        self.keyed(org, stamp, input, &written_segment, |stamp| {
+            self.store.insert_segment(org, insert, stamp)
+        })
     }
 
     /// `new`, checked, with an id: what a store inserts.
@@ -241,8 +263,13 @@ impl<S: SegmentStore> Segments<S> {
     /// segment of the org holds the key; `Storage`. Nothing changes on error.
     pub fn rename(&self, org: &OrgId, id: SegmentId, name: &str) -> Result<Segment> {
         let name = SegmentName::parse(name)?;
-        self.store
-            .update_segment(org, id, &SegmentChange::Rename(name), self.stamp())
+        let input = self.input("rename", |f| {
+            f.id(id).text(name.as_str());
+        });
+        let change = SegmentChange::Rename(name);
+        self.keyed(org, self.stamp(), input, &written_segment, |stamp| {
+            self.store.update_segment(org, id, &change, stamp)
+        })
     }
 
     /// Sets or clears (`None`) a segment's description. Moves `updated_at`.
@@ -259,8 +286,13 @@ impl<S: SegmentStore> Segments<S> {
         if let Some(d) = description {
             validate_description(d)?;
         }
+        let input = self.input("describe", |f| {
+            f.id(id).maybe(description);
+        });
         let change = SegmentChange::Describe(description.map(str::to_owned));
-        self.store.update_segment(org, id, &change, self.stamp())
+        self.keyed(org, self.stamp(), input, &written_segment, |stamp| {
+            self.store.update_segment(org, id, &change, stamp)
+        })
     }
 
     /// Deletes a segment with all its memberships. Its name is free again at
@@ -269,7 +301,21 @@ impl<S: SegmentStore> Segments<S> {
     /// # Errors
     /// `NotFound` for an unknown id or another org's; `Storage`.
     pub fn delete(&self, org: &OrgId, id: SegmentId) -> Result<()> {
-        self.store.delete_segment(org, id, self.stamp())
+        let input = self.input("delete", |f| {
+            f.id(id);
+        });
+        let deleted = |w: Written<'_>| matches!(w, Written::Deleted).then_some(());
+        self.keyed(org, self.stamp(), input, &deleted, |stamp| {
+            self.store.delete_segment(org, id, stamp)
+        })
+    }
+}
+
+/// The outcome of a keyed write that returns the segment it wrote.
+fn written_segment(written: Written<'_>) -> Option<Segment> {
+    match written {
+        Written::Segment(s) => Some(s.clone()),
+        _ => None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Set operations and dry runs.
 
 use super::Segments;
-use crate::store::Stamp;
+use crate::store::{MembersAdded, MembersRemoved, Stamp, Written};
 use crate::{
     AddOutcome, NewSegment, OrgId, RemoveOutcome, Result, Segment, SegmentId, SegmentStore, SetExpr,
 };
@@ -40,7 +40,12 @@ impl<S: SegmentStore> Segments<S> {
         expr.check()?;
         let stamp = self.stamp();
         let insert = self.checked_insert(new, stamp)?;
-        self.store.create_from(org, insert, expr, stamp)
+        let input = self.input("create_from", |f| {
+            f.insert(&insert).expr(expr);
+        });
+        self.keyed(org, stamp, input, &super::written_segment, |stamp| {
+            self.store.create_from(org, insert, expr, stamp)
+        })
     }
 
     /// Adds the members of `expr` to segment `target`, as
@@ -52,7 +57,7 @@ impl<S: SegmentStore> Segments<S> {
     /// `Invalid` for an expression over the limits; `NotFound` for the
     /// target or a source; `Storage`. Nothing changes on error.
     pub fn add_from(&self, org: &OrgId, target: SegmentId, expr: &SetExpr) -> Result<AddOutcome> {
-        self.add_from_with(org, target, expr, self.stamp())
+        self.add_from_with(org, target, expr, false)
     }
 
     /// Removes the members of `expr` from segment `target`, as
@@ -67,39 +72,58 @@ impl<S: SegmentStore> Segments<S> {
         target: SegmentId,
         expr: &SetExpr,
     ) -> Result<RemoveOutcome> {
-        self.remove_from_with(org, target, expr, self.stamp())
+        self.remove_from_with(org, target, expr, false)
     }
 
+    /// [`add_from`](Self::add_from), or its dry run.
     fn add_from_with(
         &self,
         org: &OrgId,
         target: SegmentId,
         expr: &SetExpr,
-        stamp: Stamp<'_>,
+        dry_run: bool,
     ) -> Result<AddOutcome> {
         expr.check()?;
-        let done = self.store.add_from(org, target, expr, stamp)?;
-        Ok(AddOutcome {
-            n_added: done.n_added,
-            n_redundant_additions: done.n_redundant,
-            invalid_pids: Vec::new(),
-            new_current_size: done.new_current_size,
+        if dry_run {
+            let done = self.store.add_from(org, target, expr, self.dry_stamp())?;
+            return Ok(added(&done));
+        }
+        let input = self.input("add_from", |f| {
+            f.id(target).expr(expr);
+        });
+        let outcome = |w: Written<'_>| match w {
+            Written::Added(done) => Some(added(done)),
+            _ => None,
+        };
+        self.keyed(org, self.stamp(), input, &outcome, |stamp| {
+            Ok(added(&self.store.add_from(org, target, expr, stamp)?))
         })
     }
 
+    /// [`remove_from`](Self::remove_from), or its dry run.
     fn remove_from_with(
         &self,
         org: &OrgId,
         target: SegmentId,
         expr: &SetExpr,
-        stamp: Stamp<'_>,
+        dry_run: bool,
     ) -> Result<RemoveOutcome> {
         expr.check()?;
-        let done = self.store.remove_from(org, target, expr, stamp)?;
-        Ok(RemoveOutcome {
-            n_deleted: done.n_deleted,
-            invalid_pids: Vec::new(),
-            new_current_size: done.new_current_size,
+        if dry_run {
+            let done = self
+                .store
+                .remove_from(org, target, expr, self.dry_stamp())?;
+            return Ok(removed(&done));
+        }
+        let input = self.input("remove_from", |f| {
+            f.id(target).expr(expr);
+        });
+        let outcome = |w: Written<'_>| match w {
+            Written::Removed(done) => Some(removed(done)),
+            _ => None,
+        };
+        self.keyed(org, self.stamp(), input, &outcome, |stamp| {
+            Ok(removed(&self.store.remove_from(org, target, expr, stamp)?))
         })
     }
 
@@ -123,11 +147,30 @@ impl<S: SegmentStore> Segments<S> {
     }
 
     /// A stamp for a dry run.
-    fn dry_stamp(&self) -> Stamp<'_> {
+    pub(super) fn dry_stamp(&self) -> Stamp<'_> {
         Stamp {
             dry_run: true,
             ..self.stamp()
         }
+    }
+}
+
+/// The outcome of a set operation that added `done`.
+fn added(done: &MembersAdded) -> AddOutcome {
+    AddOutcome {
+        n_added: done.n_added,
+        n_redundant_additions: done.n_redundant,
+        invalid_pids: Vec::new(),
+        new_current_size: done.new_current_size,
+    }
+}
+
+/// The outcome of a set operation that removed `done`.
+fn removed(done: &MembersRemoved) -> RemoveOutcome {
+    RemoveOutcome {
+        n_deleted: done.n_deleted,
+        invalid_pids: Vec::new(),
+        new_current_size: done.new_current_size,
     }
 }
 
@@ -151,7 +194,7 @@ impl<S: SegmentStore> DryRun<'_, S> {
         pids: &[P],
     ) -> Result<AddOutcome> {
         let s = self.segments;
-        s.add_members_with(org, id, pids, s.dry_stamp())
+        s.add_members_with(org, id, pids, true)
     }
 
     /// What [`Segments::remove_members`] would do now.
@@ -165,7 +208,7 @@ impl<S: SegmentStore> DryRun<'_, S> {
         pids: &[P],
     ) -> Result<RemoveOutcome> {
         let s = self.segments;
-        s.remove_members_with(org, id, pids, s.dry_stamp())
+        s.remove_members_with(org, id, pids, true)
     }
 
     /// What [`Segments::add_from`] would do now.
@@ -174,7 +217,7 @@ impl<S: SegmentStore> DryRun<'_, S> {
     /// As [`Segments::add_from`].
     pub fn add_from(&self, org: &OrgId, target: SegmentId, expr: &SetExpr) -> Result<AddOutcome> {
         let s = self.segments;
-        s.add_from_with(org, target, expr, s.dry_stamp())
+        s.add_from_with(org, target, expr, true)
     }
 
     /// What [`Segments::remove_from`] would do now.
@@ -188,6 +231,6 @@ impl<S: SegmentStore> DryRun<'_, S> {
         expr: &SetExpr,
     ) -> Result<RemoveOutcome> {
         let s = self.segments;
-        s.remove_from_with(org, target, expr, s.dry_stamp())
+        s.remove_from_with(org, target, expr, true)
     }
 }

@@ -67,6 +67,19 @@
 //! - **Dry runs.** With [`Stamp::dry_run`], a member call or set operation
 //!   returns exactly what it would return now and writes nothing: no row,
 //!   no ledger entry, no size change (`a_dry_run_reports_and_writes_nothing`).
+//! - **Idempotency keys.** A write whose [`Stamp::key`] claims a key
+//!   records the key (per org), its fingerprint, the outcome its `outcome`
+//!   encodes, the request id and the expiry, in the write's own
+//!   transaction, so a write and its record commit together. If the org
+//!   already has a record of the key that has not expired, the write
+//!   applies nothing and fails with
+//!   [`Error::IdempotencyInProgress`](crate::Error::IdempotencyInProgress)
+//!   (the service then replays the record); of two racing writes with one
+//!   key, exactly one applies. Keyed writes also forget a bounded number of
+//!   the org's expired keys, so their storage stays bounded
+//!   (`a_key_replays_its_first_outcome_and_applies_nothing_again`,
+//!   `racing_calls_with_one_key_apply_once`,
+//!   `expired_keys_are_forgotten`).
 //! - **`members_seq`** is the seq of the last entry that changed who the
 //!   segment's members are ([`MemberSlice::members_seq`];
 //!   `members_seq_moves_with_every_membership_change`).
@@ -99,9 +112,10 @@ pub(crate) mod postgres;
 pub(crate) mod sqlite;
 mod types;
 
+pub(crate) use types::WriteOutcome;
 pub use types::{
-    DeathSignalPage, DeathsUpserted, MAX_READ, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
+    DeathSignalPage, DeathsUpserted, KeyClaim, KeyRecord, MAX_READ, MemberSlice, MemberStart,
+    MembersAdded, MembersRemoved, SegmentChange, SegmentInsert, Stamp, Written,
 };
 
 /// Where segments live. Implemented by [`MemoryStore`](crate::MemoryStore),
@@ -319,6 +333,33 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         limit: usize,
     ) -> Result<Vec<PastMember>>;
 
+    /// The record of idempotency key `key` in `org`, if one was made and
+    /// expires after `now`.
+    ///
+    /// # Errors
+    /// `Storage` on backend failure.
+    fn idempotency_record(
+        &self,
+        org: &OrgId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>>;
+
+    /// Records `record` for `key` in `org`, unless a record of it that
+    /// expires after `now` is there already; returns the record that
+    /// stands (this one, or the one that was there). For the outcomes of
+    /// keyed calls that wrote nothing (a duplicate name, say).
+    ///
+    /// # Errors
+    /// `Storage` on backend failure.
+    fn record_idempotency(
+        &self,
+        org: &OrgId,
+        key: &str,
+        record: KeyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRecord>;
+
     /// Stores death records, keyed by `obituary_id`, in the order given (see
     /// "the death feed's order" in the module docs). Atomic.
     ///
@@ -391,6 +432,12 @@ macro_rules! forward_store {
             }
             fn members_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>, after: Option<&MemberCursor>, limit: usize) -> Result<Vec<PastMember>> {
                 (**self).members_as_of(org, id, at, after, limit)
+            }
+            fn idempotency_record(&self, org: &OrgId, key: &str, now: DateTime<Utc>) -> Result<Option<KeyRecord>> {
+                (**self).idempotency_record(org, key, now)
+            }
+            fn record_idempotency(&self, org: &OrgId, key: &str, record: KeyRecord, now: DateTime<Utc>) -> Result<KeyRecord> {
+                (**self).record_idempotency(org, key, record, now)
             }
             fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {
                 (**self).upsert_deaths(records, at)

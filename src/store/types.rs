@@ -14,7 +14,7 @@ pub const MAX_READ: usize = crate::limits::MAX_PAGE_LIMIT + 1;
 
 /// When, and on whose request, a write happens. The store records both in
 /// the ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Stamp<'a> {
     /// The time of the write, truncated to microseconds by the service. The
     /// store records the org's ledger time instead when that is later (see
@@ -28,6 +28,93 @@ pub struct Stamp<'a> {
     /// moment, and writes nothing. Set only for `add_members`,
     /// `remove_members`, `add_from` and `remove_from`.
     pub dry_run: bool,
+    /// The idempotency key the write claims, when the caller gave one
+    /// ([`Segments::with_idempotency_key`](crate::Segments::with_idempotency_key)):
+    /// the store records it with the write's outcome in the write's own
+    /// transaction. Never set with `dry_run`.
+    pub key: Option<&'a KeyClaim<'a>>,
+}
+
+/// An idempotency key a write claims (see the
+/// [module docs](super), "Idempotency keys").
+pub struct KeyClaim<'a> {
+    /// The key, as the caller gave it (checked by the service).
+    pub key: &'a str,
+    /// The SHA-256 of the call's input: the same key with another input is
+    /// a conflict.
+    pub fingerprint: [u8; 32],
+    /// When the record may be forgotten.
+    pub expires_at: DateTime<Utc>,
+    /// Encodes the write's outcome for later replays: the store calls it
+    /// once the write has been applied, and records what it returns.
+    pub outcome: &'a (dyn Fn(Written<'_>) -> Vec<u8> + Sync),
+}
+
+impl std::fmt::Debug for KeyClaim<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyClaim")
+            .field("key", &self.key)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a write under a [`KeyClaim`] did, handed to its `outcome`.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Written<'a> {
+    /// A segment was created or changed: it as it now is.
+    Segment(&'a Segment),
+    /// Members were added.
+    Added(&'a MembersAdded),
+    /// Members were removed.
+    Removed(&'a MembersRemoved),
+    /// A segment was deleted.
+    Deleted,
+}
+
+/// What a write returns, as the [`Written`] its key's outcome is made of.
+pub(crate) trait WriteOutcome {
+    fn written(&self) -> Written<'_>;
+}
+
+impl WriteOutcome for Segment {
+    fn written(&self) -> Written<'_> {
+        Written::Segment(self)
+    }
+}
+
+impl WriteOutcome for MembersAdded {
+    fn written(&self) -> Written<'_> {
+        Written::Added(self)
+    }
+}
+
+impl WriteOutcome for MembersRemoved {
+    fn written(&self) -> Written<'_> {
+        Written::Removed(self)
+    }
+}
+
+impl WriteOutcome for () {
+    fn written(&self) -> Written<'_> {
+        Written::Deleted
+    }
+}
+
+/// The record of an idempotency key: what the first call with it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The SHA-256 of the first call's input.
+    pub fingerprint: [u8; 32],
+    /// The first call's outcome, as the service encoded it.
+    pub outcome: Vec<u8>,
+    /// The first call's request id, if it had one.
+    pub request_id: Option<String>,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+    /// When it may be forgotten.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A validated segment, ready to insert; built by the service and handed to

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 
 mod deaths;
+mod keys;
 mod ledger;
 mod members;
 mod roster;
@@ -19,13 +20,14 @@ mod segments;
 mod sets;
 
 use deaths::Deaths;
+use keys::Keys;
 use ledger::{Ledger, Origin};
 use members::{Members, Person};
 use segments::CreationOrder;
 
 use crate::store::{
-    DeathSignalPage, DeathsUpserted, MemberSlice, MemberStart, MembersAdded, MembersRemoved,
-    SegmentChange, SegmentInsert, Stamp,
+    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
+    MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
 };
 use crate::{
     Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
@@ -86,6 +88,7 @@ struct State {
     segments: HashMap<SegmentId, Box<Stored>>,
     orgs: HashMap<OrgId, Org>,
     deaths: Deaths,
+    keys: Keys,
 }
 
 /// One org's indexes and ledger. A segment's name key lives only in
@@ -158,6 +161,26 @@ impl MemoryStore {
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Runs write `f` under the lock; when `stamp` claims an idempotency
+    /// key, checks it before (a live record: the write applies nothing)
+    /// and records it with the outcome after.
+    fn keyed<T: WriteOutcome>(
+        &self,
+        org: &OrgId,
+        stamp: Stamp<'_>,
+        f: impl FnOnce(&mut State) -> Result<T>,
+    ) -> Result<T> {
+        let mut state = self.write();
+        let Some(claim) = stamp.key else {
+            return f(&mut state);
+        };
+        state.keys.check(org, claim, stamp.at)?;
+        let out = f(&mut state)?;
+        let outcome = (claim.outcome)(out.written());
+        state.keys.claim(org, claim, stamp, outcome);
+        Ok(out)
+    }
 }
 
 impl fmt::Debug for MemoryStore {
@@ -200,7 +223,7 @@ fn time(micros: i64) -> DateTime<Utc> {
 
 impl SegmentStore for MemoryStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
-        self.write().insert_segment(org, new, stamp)
+        self.keyed(org, stamp, |state| state.insert_segment(org, new, stamp))
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
@@ -227,16 +250,20 @@ impl SegmentStore for MemoryStore {
         change: &SegmentChange,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        self.write().update_segment(org, id, change, stamp)
+        self.keyed(org, stamp, |state| {
+            state.update_segment(org, id, change, stamp)
+        })
     }
 
     fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
-        let mut state = self.write();
-        let stored = state.delete_segment(org, id, stamp)?;
+        let mut held = None;
+        self.keyed(org, stamp, |state| {
+            held = Some(state.delete_segment(org, id, stamp)?);
+            Ok(())
+        })?;
         // Dropping the members' lists outside the lock spares other callers
         // that part of a big delete.
-        drop(state);
-        drop(stored);
+        drop(held);
         Ok(())
     }
 
@@ -247,9 +274,10 @@ impl SegmentStore for MemoryStore {
         pids: &[Pid],
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        let mut state = self.write();
-        let (org, stored) = state.stored_mut(org, id)?;
-        Ok(members::add(org, stored, id, pids, stamp, Origin::NONE))
+        self.keyed(org, stamp, |state| {
+            let (org, stored) = state.stored_mut(org, id)?;
+            Ok(members::add(org, stored, id, pids, stamp, Origin::NONE))
+        })
     }
 
     fn remove_members(
@@ -259,9 +287,10 @@ impl SegmentStore for MemoryStore {
         pids: &[Pid],
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
-        let mut state = self.write();
-        let (org, stored) = state.stored_mut(org, id)?;
-        Ok(members::remove(org, stored, id, pids, stamp, Origin::NONE))
+        self.keyed(org, stamp, |state| {
+            let (org, stored) = state.stored_mut(org, id)?;
+            Ok(members::remove(org, stored, id, pids, stamp, Origin::NONE))
+        })
     }
 
     fn create_from(
@@ -271,7 +300,9 @@ impl SegmentStore for MemoryStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        self.write().create_from(org, segment, expr, stamp)
+        self.keyed(org, stamp, |state| {
+            state.create_from(org, segment, expr, stamp)
+        })
     }
 
     fn add_from(
@@ -281,7 +312,7 @@ impl SegmentStore for MemoryStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        self.write().add_from(org, id, expr, stamp)
+        self.keyed(org, stamp, |state| state.add_from(org, id, expr, stamp))
     }
 
     fn remove_from(
@@ -291,7 +322,7 @@ impl SegmentStore for MemoryStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
-        self.write().remove_from(org, id, expr, stamp)
+        self.keyed(org, stamp, |state| state.remove_from(org, id, expr, stamp))
     }
 
     fn members(
@@ -344,6 +375,25 @@ impl SegmentStore for MemoryStore {
         let state = self.read();
         let (org, stored) = state.stored(org, id)?;
         Ok(ledger::members_as_of(org, stored, id, at, after, limit))
+    }
+
+    fn idempotency_record(
+        &self,
+        org: &OrgId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>> {
+        Ok(self.read().keys.get(org, key, now).cloned())
+    }
+
+    fn record_idempotency(
+        &self,
+        org: &OrgId,
+        key: &str,
+        record: KeyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRecord> {
+        Ok(self.write().keys.record(org, key, record, now))
     }
 
     fn upsert_deaths(&self, records: &[DeathRecord], _at: DateTime<Utc>) -> Result<DeathsUpserted> {

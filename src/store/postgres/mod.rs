@@ -20,8 +20,8 @@ use r2d2_postgres::postgres::{
 use r2d2_postgres::r2d2::{ManageConnection, Pool, PooledConnection};
 
 use crate::store::{
-    DeathSignalPage, DeathsUpserted, MemberSlice, MemberStart, MembersAdded, MembersRemoved,
-    SegmentChange, SegmentInsert, Stamp,
+    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
+    MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
 };
 use crate::{
     Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
@@ -30,6 +30,7 @@ use crate::{
 
 mod as_of;
 mod deaths;
+mod keys;
 mod ledger;
 mod members;
 mod schema;
@@ -283,7 +284,9 @@ impl PostgresStoreBuilder {
 /// SELECT create_distributed_table('segment_people', 'org', colocate_with => 'segment_heads');
 /// SELECT create_distributed_table('segment_memberships', 'org', colocate_with => 'segment_heads');
 /// SELECT create_distributed_table('segment_ledger', 'org', colocate_with => 'segment_heads');
+/// SELECT create_distributed_table('segment_ops', 'org', colocate_with => 'segment_heads');
 /// SELECT create_distributed_table('segment_sizes', 'org', colocate_with => 'segment_heads');
+/// SELECT create_distributed_table('segment_keys', 'org', colocate_with => 'segment_heads');
 /// SELECT create_reference_table('death_records');
 /// SELECT create_reference_table('death_feed_head');
 /// ```
@@ -456,6 +459,18 @@ impl PostgresStore {
         self.attempt(mode, &mut f)
     }
 
+    /// [`write_or_try`](Self::write_or_try) for a write that may claim an
+    /// idempotency key ([`Stamp::key`]): the key is recorded in the same
+    /// transaction.
+    fn keyed<T: WriteOutcome>(
+        &self,
+        org: &OrgId,
+        stamp: Stamp<'_>,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.write_or_try(stamp.dry_run, |tx| keys::claimed(tx, org, stamp, &mut f))
+    }
+
     /// Runs `f` in a read-only `REPEATABLE READ` transaction: everything it
     /// reads is one snapshot.
     fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
@@ -610,7 +625,7 @@ pub(super) fn sql_int(n: impl TryInto<i64>) -> i64 {
 
 impl SegmentStore for PostgresStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
-        self.write(|tx| segments::insert(tx, org, &new, stamp))
+        self.keyed(org, stamp, |tx| segments::insert(tx, org, &new, stamp))
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
@@ -637,11 +652,13 @@ impl SegmentStore for PostgresStore {
         change: &SegmentChange,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        self.write(|tx| segments::update(tx, org, id, change, stamp))
+        self.keyed(org, stamp, |tx| {
+            segments::update(tx, org, id, change, stamp)
+        })
     }
 
     fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
-        self.write(|tx| segments::delete(tx, org, id, stamp))
+        self.keyed(org, stamp, |tx| segments::delete(tx, org, id, stamp))
     }
 
     fn add_members(
@@ -652,7 +669,7 @@ impl SegmentStore for PostgresStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
         let batch = members::Batch::new(pids);
-        self.write_or_try(stamp.dry_run, |tx| members::add(tx, org, id, &batch, stamp))
+        self.keyed(org, stamp, |tx| members::add(tx, org, id, &batch, stamp))
     }
 
     fn remove_members(
@@ -663,9 +680,7 @@ impl SegmentStore for PostgresStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
         let batch = members::Batch::new(pids);
-        self.write_or_try(stamp.dry_run, |tx| {
-            members::remove(tx, org, id, &batch, stamp)
-        })
+        self.keyed(org, stamp, |tx| members::remove(tx, org, id, &batch, stamp))
     }
 
     fn create_from(
@@ -675,7 +690,9 @@ impl SegmentStore for PostgresStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        self.write(|tx| members::create_from(tx, org, &segment, expr, stamp))
+        self.keyed(org, stamp, |tx| {
+            members::create_from(tx, org, &segment, expr, stamp)
+        })
     }
 
     fn add_from(
@@ -685,9 +702,7 @@ impl SegmentStore for PostgresStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        self.write_or_try(stamp.dry_run, |tx| {
-            members::add_from(tx, org, id, expr, stamp)
-        })
+        self.keyed(org, stamp, |tx| members::add_from(tx, org, id, expr, stamp))
     }
 
     fn remove_from(
@@ -697,7 +712,7 @@ impl SegmentStore for PostgresStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
-        self.write_or_try(stamp.dry_run, |tx| {
+        self.keyed(org, stamp, |tx| {
             members::remove_from(tx, org, id, expr, stamp)
         })
     }
@@ -733,6 +748,25 @@ impl SegmentStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<PastMember>> {
         self.read(|tx| as_of::members(tx, org, id, at, after, limit))
+    }
+
+    fn idempotency_record(
+        &self,
+        org: &OrgId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>> {
+        self.read(|tx| keys::get_record(tx, org, key, now))
+    }
+
+    fn record_idempotency(
+        &self,
+        org: &OrgId,
+        key: &str,
+        record: KeyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRecord> {
+        self.write(|tx| keys::record(tx, org, key, &record, now))
     }
 
     fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {

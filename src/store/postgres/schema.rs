@@ -136,6 +136,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
         confidence_score             double precision NOT NULL,
         updated_at                   bigint NOT NULL
     );
+    -- Idempotency keys: what the first keyed write with each key did,
+    -- until the key expires (keyed writes forget a few expired keys each,
+    -- oldest first, by segment_keys_by_expiry).
+    CREATE TABLE segment_keys (
+        org         text COLLATE "C" NOT NULL,
+        key         text COLLATE "C" NOT NULL,
+        fingerprint bytea  NOT NULL CHECK (length(fingerprint) = 32),
+        outcome     bytea  NOT NULL,
+        request_id  text,
+        recorded_at bigint NOT NULL,
+        expires_at  bigint NOT NULL,
+        CONSTRAINT segment_keys_pkey PRIMARY KEY (org, key)
+    );
+    CREATE INDEX segment_keys_by_expiry ON segment_keys (org, expires_at);
     "#,
 ];
 
@@ -153,6 +167,7 @@ pub(super) const TABLES: &[&str] = &[
     "segment_sizes",
     "death_feed_head",
     "death_records",
+    "segment_keys",
 ];
 
 /// Checks a schema name: a lowercase SQL identifier that needs no quoting.

@@ -119,6 +119,13 @@ fn every_statement_walks_indexes_whatever_the_tables_sizes() {
             false,
         ),
         (deaths::FEED_END, &["death_feed_head_pkey"], false),
+        (keys::GET, &["segment_keys_pkey"], false),
+        (keys::UPSERT, &["segment_keys_pkey"], false),
+        (
+            keys::FORGET_EXPIRED,
+            &["segment_keys_by_expiry", "segment_keys_pkey"],
+            false,
+        ),
     ];
     for (sql, walks, may_sort) in cases {
         let plan = plan(&mut client, sql);

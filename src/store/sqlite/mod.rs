@@ -17,8 +17,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::store::{
-    DeathSignalPage, DeathsUpserted, MemberSlice, MemberStart, MembersAdded, MembersRemoved,
-    SegmentChange, SegmentInsert, Stamp,
+    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
+    MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
 };
 use crate::{
     Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
@@ -27,6 +27,7 @@ use crate::{
 
 mod as_of;
 mod deaths;
+mod keys;
 mod ledger;
 mod members;
 mod schema;
@@ -384,6 +385,18 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// [`write_or_try`](Self::write_or_try) for a write that may claim an
+    /// idempotency key ([`Stamp::key`]): the key is recorded in the same
+    /// transaction.
+    fn keyed<T: WriteOutcome>(
+        &self,
+        org: &OrgId,
+        stamp: Stamp<'_>,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.write_or_try(stamp.dry_run, |tx| keys::claimed(tx, org, stamp, f))
+    }
+
     /// Runs `f` on a read connection, in one read transaction (one
     /// snapshot), again if the database was busy (reads
     /// change nothing, so a retry is safe).
@@ -496,7 +509,7 @@ fn count_at(row: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
 
 impl SegmentStore for SqliteStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
-        self.write(|tx| segments::insert(tx, org, new, stamp))
+        self.keyed(org, stamp, |tx| segments::insert(tx, org, new, stamp))
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
@@ -523,11 +536,13 @@ impl SegmentStore for SqliteStore {
         change: &SegmentChange,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        self.write(|tx| segments::update(tx, org, id, change, stamp))
+        self.keyed(org, stamp, |tx| {
+            segments::update(tx, org, id, change, stamp)
+        })
     }
 
     fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
-        self.write(|tx| segments::delete(tx, org, id, stamp))
+        self.keyed(org, stamp, |tx| segments::delete(tx, org, id, stamp))
     }
 
     fn add_members(
@@ -538,7 +553,7 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
         let batch = members::Batch::new(pids);
-        self.write_or_try(stamp.dry_run, |tx| members::add(tx, org, id, &batch, stamp))
+        self.keyed(org, stamp, |tx| members::add(tx, org, id, &batch, stamp))
     }
 
     fn remove_members(
@@ -549,9 +564,7 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
         let batch = members::Batch::new(pids);
-        self.write_or_try(stamp.dry_run, |tx| {
-            members::remove(tx, org, id, &batch, stamp)
-        })
+        self.keyed(org, stamp, |tx| members::remove(tx, org, id, &batch, stamp))
     }
 
     fn create_from(
@@ -561,7 +574,9 @@ impl SegmentStore for SqliteStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        self.write(|tx| members::create_from(tx, org, segment, expr, stamp))
+        self.keyed(org, stamp, |tx| {
+            members::create_from(tx, org, segment, expr, stamp)
+        })
     }
 
     fn add_from(
@@ -571,9 +586,7 @@ impl SegmentStore for SqliteStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        self.write_or_try(stamp.dry_run, |tx| {
-            members::add_from(tx, org, id, expr, stamp)
-        })
+        self.keyed(org, stamp, |tx| members::add_from(tx, org, id, expr, stamp))
     }
 
     fn remove_from(
@@ -583,7 +596,7 @@ impl SegmentStore for SqliteStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
-        self.write_or_try(stamp.dry_run, |tx| {
+        self.keyed(org, stamp, |tx| {
             members::remove_from(tx, org, id, expr, stamp)
         })
     }
@@ -619,6 +632,25 @@ impl SegmentStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<PastMember>> {
         self.read(|conn| as_of::members(conn, org, id, at, after, limit))
+    }
+
+    fn idempotency_record(
+        &self,
+        org: &OrgId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>> {
+        self.read(|conn| keys::get(conn, org, key, now))
+    }
+
+    fn record_idempotency(
+        &self,
+        org: &OrgId,
+        key: &str,
+        record: KeyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRecord> {
+        self.write(|tx| keys::record(tx, org, key, record, now))
     }
 
     fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {

@@ -13,7 +13,7 @@ use crate::{Error, Result, StorageFailure};
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
     // 1: org heads, segments, people, memberships, the ledger, sizes over
-    // time, death records.
+    // time, death records, idempotency keys.
     "-- Each org's ledger head: the last seq given and the last entry's
     -- time. Every write reads it, takes the next seqs and a time no
     -- earlier than last_at, and moves it, in its own transaction.
@@ -116,7 +116,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         publication_name             TEXT,
         confidence_score             REAL    NOT NULL,
         updated_at                   INTEGER NOT NULL
-    );",
+    );
+    -- Idempotency keys: what the first keyed write with each key did,
+    -- until the key expires (keyed writes forget a few expired keys each,
+    -- oldest first, by segment_keys_by_expiry).
+    CREATE TABLE segment_keys (
+        org         TEXT    NOT NULL,
+        key         TEXT    NOT NULL,
+        fingerprint BLOB    NOT NULL CHECK (length(fingerprint) = 32),
+        outcome     BLOB    NOT NULL,
+        request_id  TEXT,
+        recorded_at INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        UNIQUE (org, key)
+    );
+    CREATE INDEX segment_keys_by_expiry ON segment_keys (org, expires_at);",
 ];
 
 /// The schema version this build of the crate writes and reads.
@@ -195,6 +209,7 @@ const TABLES: &[&str] = &[
     "segment_ops",
     "segment_sizes",
     "death_records",
+    "segment_keys",
 ];
 
 /// Checks that a file at the latest version holds every table of it: one

@@ -362,6 +362,14 @@ fn every_query_reads_an_index_in_order() {
                 "SEARCH m USING PRIMARY KEY (segment=? AND person=?)",
             ],
         ),
+        (
+            keys::GET,
+            &["USING INDEX sqlite_autoindex_segment_keys_1 (org=? AND key=?)"],
+        ),
+        (
+            keys::FORGET_EXPIRED,
+            &["USING COVERING INDEX segment_keys_by_expiry (org=? AND expires_at<?)"],
+        ),
     ];
     for (sql, expected) in cases {
         let plan = plan(&conn, sql);
@@ -633,4 +641,46 @@ fn a_missing_directory_cannot_be_opened() {
         Some(StorageFailure::CannotOpen),
         "{err:?}"
     );
+}
+
+#[test]
+fn keyed_writes_forget_a_bounded_number_of_expired_keys() {
+    use crate::limits::EXPIRED_KEYS_PER_WRITE;
+    let clock = crate::clock::ManualClock::new(chrono::Utc::now());
+    let (_dir, store) = file_store();
+    let segments = Segments::new(store.clone())
+        .with_clock(clock.clone())
+        .with_idempotency_ttl(Duration::from_secs(60));
+    let org = OrgId::new("acme").unwrap();
+    let s = segments.create(&org, NewSegment::new("s")).unwrap();
+    let used = EXPIRED_KEYS_PER_WRITE + 10;
+    for i in 0..used {
+        segments
+            .with_idempotency_key(format!("k-{i}"))
+            .add_members(&org, s.id, &["p-a"])
+            .unwrap();
+    }
+    let held = || -> usize {
+        let n: i64 = store
+            .writer()
+            .query_row("SELECT count(*) FROM segment_keys", [], |r| r.get(0))
+            .unwrap();
+        n as usize
+    };
+    assert_eq!(held(), used);
+    clock.advance(chrono::TimeDelta::minutes(2));
+    segments
+        .with_idempotency_key("k-new")
+        .add_members(&org, s.id, &["p-a"])
+        .unwrap();
+    assert_eq!(
+        held(),
+        used - EXPIRED_KEYS_PER_WRITE + 1,
+        "64 forgotten, one new"
+    );
+    segments
+        .with_idempotency_key("k-newer")
+        .add_members(&org, s.id, &["p-a"])
+        .unwrap();
+    assert_eq!(held(), 2, "the rest forgotten by the next keyed write");
 }

@@ -1,0 +1,621 @@
+//! Idempotency keys: a keyed write and its retries apply once, and every
+//! retry gets the first call's outcome, byte for byte.
+//!
+//! The service fingerprints a call's input (SHA-256 of the operation, the
+//! org and every input field, in a fixed encoding) and encodes its outcome
+//! (below); the store records both with the key, in the write's own
+//! transaction ([`KeyClaim`]), or, for an outcome that wrote nothing (a
+//! duplicate name, an unknown segment), on its own
+//! ([`SegmentStore::record_idempotency`]).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::Segments;
+use crate::error::{Field, Rule, ValidationError};
+use crate::limits::MAX_IDEMPOTENCY_KEY_BYTES;
+use crate::store::{KeyClaim, KeyRecord, SegmentInsert, Stamp, Written};
+use crate::{
+    AddOutcome, Error, OrgId, RemoveOutcome, Result, Segment, SegmentId, SegmentStore, SetExpr,
+};
+
+/// What a key's record tells about the first call made with it
+/// ([`Segments::idempotency_record`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The first call's request id, if it had one
+    /// ([`Segments::for_request`]): a replayed answer carries it.
+    pub request_id: Option<String>,
+    /// When the first call was recorded.
+    pub recorded_at: DateTime<Utc>,
+    /// When the key will be forgotten.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl<S: SegmentStore> Segments<S> {
+    /// The same service, for calls that may be retried: every write it
+    /// makes (create, rename, description, delete, member calls, set
+    /// operations) records `key` in the org with the call's outcome. A
+    /// call retried with the same key and the same input applies nothing
+    /// again and returns the first call's outcome, byte for byte, its
+    /// errors included (a duplicate name, say); the same key with other
+    /// input is [`Error::IdempotencyConflict`] (422). Keys are per org and
+    /// are forgotten after [`with_idempotency_ttl`](Segments::with_idempotency_ttl)
+    /// (24 hours by default). Cheap, like [`for_request`](Segments::for_request).
+    ///
+    /// Keys apply to writes: reads, [`ingest_deaths`](Segments::ingest_deaths)
+    /// (which no org owns) and dry runs do not record them.
+    ///
+    /// ```
+    /// use segments::{MemoryStore, NewSegment, OrgId, Segments};
+    /// let segments = Segments::new(MemoryStore::new());
+    /// let org = OrgId::new("acme")?;
+    /// let s = segments.create(&org, NewSegment::new("Watchlist"))?;
+    /// let retry_safe = segments.with_idempotency_key("k-123");
+    /// let first = retry_safe.add_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
+    /// let again = retry_safe.add_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
+    /// assert_eq!(again, first, "the first outcome, not a redundant add");
+    /// assert!(retry_safe.add_members(&org, s.id, &["p-x9y8z7w6v5u4"]).is_err(), "other input");
+    /// # Ok::<(), segments::Error>(())
+    /// ```
+    pub fn with_idempotency_key(&self, key: impl Into<String>) -> Segments<&S> {
+        let mut view = self.view();
+        view.idempotency_key = Some(key.into().into());
+        view
+    }
+
+    /// Sets how long idempotency keys are remembered; 24 hours by default
+    /// ([`DEFAULT_IDEMPOTENCY_TTL`](crate::limits::DEFAULT_IDEMPOTENCY_TTL)).
+    pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
+        self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// The record of idempotency key `key` in `org`, if it was used and has
+    /// not expired: how a host learns that an answer was a replay, and of
+    /// which request.
+    ///
+    /// # Errors
+    /// `Invalid` (field `idempotency_key`) for a key that could not be one;
+    /// `Storage`.
+    pub fn idempotency_record(&self, org: &OrgId, key: &str) -> Result<Option<IdempotencyRecord>> {
+        check_key(key)?;
+        Ok(self
+            .store
+            .idempotency_record(org, key, self.now())?
+            .map(|r| IdempotencyRecord {
+                request_id: r.request_id,
+                recorded_at: r.recorded_at,
+                expires_at: r.expires_at,
+            }))
+    }
+
+    /// The input of a write named `op`, for its fingerprint: `None`, and
+    /// `write` not called, when the service has no idempotency key.
+    pub(super) fn input(
+        &self,
+        op: &str,
+        write: impl FnOnce(&mut Fingerprint),
+    ) -> Option<Fingerprint> {
+        self.idempotency_key.as_ref()?;
+        let mut input = Fingerprint::new(op);
+        write(&mut input);
+        Some(input)
+    }
+
+    /// Runs a write: as it is without a key; with one, once per key and
+    /// input, replaying the recorded outcome after the first.
+    ///
+    /// `input` is the call's input ([`input`](Self::input)); `outcome`
+    /// turns what the store wrote into the call's outcome; `run` makes the
+    /// call with the stamp it is given (`stamp`, with the key's claim).
+    pub(super) fn keyed<T: Recordable>(
+        &self,
+        org: &OrgId,
+        stamp: Stamp<'_>,
+        input: Option<Fingerprint>,
+        outcome: &(dyn Fn(Written<'_>) -> Option<T> + Sync),
+        run: impl FnOnce(Stamp<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let (Some(key), Some(input)) = (self.idempotency_key.as_deref(), input) else {
+            return run(stamp);
+        };
+        check_key(key)?;
+        let fingerprint = input.finish(org);
+        if let Some(record) = self.store.idempotency_record(org, key, stamp.at)? {
+            return replay(key, &record, &fingerprint);
+        }
+        let encode = |written: Written<'_>| -> Vec<u8> {
+            outcome(written).map_or_else(Vec::new, |t| encode(&Ok(t.to_recorded())))
+        };
+        let claim = KeyClaim {
+            key,
+            fingerprint,
+            expires_at: self.expiry(stamp.at),
+            outcome: &encode,
+        };
+        let keyed = Stamp {
+            key: Some(&claim),
+            ..stamp
+        };
+        match run(keyed) {
+            Ok(out) => Ok(out),
+            // Another call with this key got there first: its outcome.
+            Err(Error::IdempotencyInProgress { .. }) => {
+                match self.store.idempotency_record(org, key, stamp.at)? {
+                    Some(record) => replay(key, &record, &fingerprint),
+                    None => Err(Error::IdempotencyInProgress {
+                        key: key.to_owned(),
+                    }),
+                }
+            }
+            // An outcome that wrote nothing but would be the same on a
+            // retry is recorded too, so a retry gets it even if the world
+            // has changed since.
+            Err(e @ (Error::DuplicateName { .. } | Error::NotFound { .. })) => {
+                let record = KeyRecord {
+                    fingerprint,
+                    outcome: encode_error(&e),
+                    request_id: stamp.request_id.map(str::to_owned),
+                    recorded_at: stamp.at,
+                    expires_at: self.expiry(stamp.at),
+                };
+                let standing = self.store.record_idempotency(org, key, record, stamp.at)?;
+                replay(key, &standing, &fingerprint)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn expiry(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        chrono::TimeDelta::from_std(self.idempotency_ttl)
+            .ok()
+            .and_then(|ttl| at.checked_add_signed(ttl))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+/// Checks an idempotency key: 1 to
+/// [`MAX_IDEMPOTENCY_KEY_BYTES`] bytes, no control characters.
+fn check_key(key: &str) -> Result<(), ValidationError> {
+    let rule = if key.is_empty() {
+        Some(Rule::Blank)
+    } else if key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        Some(Rule::TooLong {
+            max: MAX_IDEMPOTENCY_KEY_BYTES,
+            unit: "bytes",
+        })
+    } else if key.chars().any(char::is_control) {
+        Some(Rule::ControlCharacter)
+    } else {
+        None
+    };
+    match rule {
+        Some(rule) => Err(ValidationError::new(Field::IdempotencyKey, rule)),
+        None => Ok(()),
+    }
+}
+
+/// The recorded outcome of `key`, if `fingerprint` is the one it was
+/// recorded with.
+fn replay<T: Recordable>(key: &str, record: &KeyRecord, fingerprint: &[u8; 32]) -> Result<T> {
+    if record.fingerprint != *fingerprint {
+        return Err(Error::IdempotencyConflict {
+            key: key.to_owned(),
+        });
+    }
+    match decode(&record.outcome)? {
+        Ok(recorded) => T::from_recorded(recorded).ok_or_else(|| Error::IdempotencyConflict {
+            key: key.to_owned(),
+        }),
+        Err(error) => Err(error),
+    }
+}
+
+/// A call's input, in the fingerprint's encoding: every field
+/// length-prefixed, so that no two inputs encode alike.
+pub(super) struct Fingerprint(Sha256);
+
+impl Fingerprint {
+    /// The input of operation `op`.
+    pub(super) fn new(op: &str) -> Self {
+        let mut f = Self(Sha256::new());
+        f.text(op);
+        f
+    }
+
+    pub(super) fn text(&mut self, s: &str) -> &mut Self {
+        self.0.update((s.len() as u64).to_be_bytes());
+        self.0.update(s.as_bytes());
+        self
+    }
+
+    pub(super) fn maybe(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            None => self.0.update([0]),
+            Some(s) => {
+                self.0.update([1]);
+                self.text(s);
+            }
+        }
+        self
+    }
+
+    pub(super) fn id(&mut self, id: SegmentId) -> &mut Self {
+        self.0.update(id.as_bytes());
+        self
+    }
+
+    pub(super) fn texts<P: AsRef<str>>(&mut self, items: &[P]) -> &mut Self {
+        self.0.update((items.len() as u64).to_be_bytes());
+        for item in items {
+            self.text(item.as_ref());
+        }
+        self
+    }
+
+    /// A new segment's name, description and source (not its id, which
+    /// every call draws afresh).
+    pub(super) fn insert(&mut self, insert: &SegmentInsert) -> &mut Self {
+        self.text(insert.name.as_str())
+            .maybe(insert.description.as_deref())
+            .text(&insert.source)
+    }
+
+    pub(super) fn expr(&mut self, expr: &SetExpr) -> &mut Self {
+        match expr {
+            SetExpr::Segment(id) => {
+                self.0.update([0]);
+                self.id(*id);
+            }
+            SetExpr::Union(a, b) | SetExpr::Intersect(a, b) | SetExpr::Minus(a, b) => {
+                let tag = match expr {
+                    SetExpr::Union(..) => 1,
+                    SetExpr::Intersect(..) => 2,
+                    _ => 3,
+                };
+                self.0.update([tag]);
+                self.expr(a);
+                self.expr(b);
+            }
+        }
+        self
+    }
+
+    fn finish(mut self, org: &OrgId) -> [u8; 32] {
+        self.text(org.as_str());
+        self.0.finalize().into()
+    }
+}
+
+/// An outcome a key's record can hold.
+pub(super) trait Recordable: Sized {
+    fn to_recorded(&self) -> Recorded;
+    fn from_recorded(recorded: Recorded) -> Option<Self>;
+}
+
+/// The outcomes a record holds.
+#[derive(Debug)]
+pub(super) enum Recorded {
+    Segment(Segment),
+    Added(AddOutcome),
+    Removed(RemoveOutcome),
+    Deleted,
+}
+
+impl Recordable for Segment {
+    fn to_recorded(&self) -> Recorded {
+        Recorded::Segment(self.clone())
+    }
+    fn from_recorded(recorded: Recorded) -> Option<Self> {
+        match recorded {
+            Recorded::Segment(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Recordable for AddOutcome {
+    fn to_recorded(&self) -> Recorded {
+        Recorded::Added(self.clone())
+    }
+    fn from_recorded(recorded: Recorded) -> Option<Self> {
+        match recorded {
+            Recorded::Added(out) => Some(out),
+            _ => None,
+        }
+    }
+}
+
+impl Recordable for RemoveOutcome {
+    fn to_recorded(&self) -> Recorded {
+        Recorded::Removed(self.clone())
+    }
+    fn from_recorded(recorded: Recorded) -> Option<Self> {
+        match recorded {
+            Recorded::Removed(out) => Some(out),
+            _ => None,
+        }
+    }
+}
+
+impl Recordable for () {
+    fn to_recorded(&self) -> Recorded {
+        Recorded::Deleted
+    }
+    fn from_recorded(recorded: Recorded) -> Option<Self> {
+        match recorded {
+            Recorded::Deleted => Some(()),
+            _ => None,
+        }
+    }
+}
+
+// The encoding of outcomes: a version byte, a tag, then the fields, each
+// integer big-endian, each text length-prefixed.
+
+const VERSION: u8 = 1;
+const SEGMENT: u8 = 1;
+const ADDED: u8 = 2;
+const REMOVED: u8 = 3;
+const DELETED: u8 = 4;
+const DUPLICATE_NAME: u8 = 5;
+const NOT_FOUND: u8 = 6;
+
+fn encode(outcome: &Result<Recorded, ()>) -> Vec<u8> {
+    let mut out = vec![VERSION];
+    let text = |out: &mut Vec<u8>, s: &str| {
+        out.extend((s.len() as u64).to_be_bytes());
+        out.extend(s.as_bytes());
+    };
+    let texts = |out: &mut Vec<u8>, items: &[String]| {
+        out.extend((items.len() as u64).to_be_bytes());
+        for item in items {
+            text(out, item);
+        }
+    };
+    match outcome {
+        Ok(Recorded::Segment(s)) => {
+            out.push(SEGMENT);
+            out.extend(s.id.as_bytes());
+            text(&mut out, &s.name);
+            match &s.description {
+                None => out.push(0),
+                Some(d) => {
+                    out.push(1);
+                    text(&mut out, d);
+                }
+            }
+            text(&mut out, &s.source);
+            out.extend(s.current_size.to_be_bytes());
+            out.extend(s.created_at.timestamp_micros().to_be_bytes());
+            out.extend(s.updated_at.timestamp_micros().to_be_bytes());
+        }
+        Ok(Recorded::Added(a)) => {
+            out.push(ADDED);
+            out.extend(a.n_added.to_be_bytes());
+            out.extend(a.n_redundant_additions.to_be_bytes());
+            texts(&mut out, &a.invalid_pids);
+            out.extend(a.new_current_size.to_be_bytes());
+        }
+        Ok(Recorded::Removed(r)) => {
+            out.push(REMOVED);
+            out.extend(r.n_deleted.to_be_bytes());
+            texts(&mut out, &r.invalid_pids);
+            out.extend(r.new_current_size.to_be_bytes());
+        }
+        Ok(Recorded::Deleted) => out.push(DELETED),
+        Err(()) => unreachable!("errors go through encode_error"),
+    }
+    out
+}
+
+/// The encoding of an error outcome (only errors that wrote nothing and
+/// would be the same on a retry are recorded).
+fn encode_error(error: &Error) -> Vec<u8> {
+    let mut out = vec![VERSION];
+    match error {
+        Error::DuplicateName { name } => {
+            out.push(DUPLICATE_NAME);
+            out.extend((name.len() as u64).to_be_bytes());
+            out.extend(name.as_bytes());
+        }
+        Error::NotFound { id } => {
+            out.push(NOT_FOUND);
+            out.extend(id.as_bytes());
+        }
+        other => unreachable!("{other:?} is not recorded"),
+    }
+    out
+}
+
+/// Reads what [`encode`] and [`encode_error`] wrote.
+fn decode(bytes: &[u8]) -> Result<Result<Recorded, Error>> {
+    let damaged = || Error::storage("an idempotency record is damaged");
+    let mut r = Reader(bytes);
+    if r.byte()? != VERSION {
+        return Err(damaged());
+    }
+    let outcome = match r.byte()? {
+        SEGMENT => Ok(Recorded::Segment(Segment {
+            id: r.id()?,
+            name: r.text()?,
+            description: match r.byte()? {
+                0 => None,
+                _ => Some(r.text()?),
+            },
+            source: r.text()?,
+            current_size: r.u64()?,
+            created_at: r.time()?,
+            updated_at: r.time()?,
+        })),
+        ADDED => Ok(Recorded::Added(AddOutcome {
+            n_added: r.u64()?,
+            n_redundant_additions: r.u64()?,
+            invalid_pids: r.texts()?,
+            new_current_size: r.u64()?,
+        })),
+        REMOVED => Ok(Recorded::Removed(RemoveOutcome {
+            n_deleted: r.u64()?,
+            invalid_pids: r.texts()?,
+            new_current_size: r.u64()?,
+        })),
+        DELETED => Ok(Recorded::Deleted),
+        DUPLICATE_NAME => Err(Error::DuplicateName { name: r.text()? }),
+        NOT_FOUND => Err(Error::NotFound { id: r.id()? }),
+        _ => return Err(damaged()),
+    };
+    if !r.0.is_empty() {
+        return Err(damaged());
+    }
+    Ok(outcome)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        if self.0.len() < n {
+            return Err(Error::storage("an idempotency record is cut short"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn time(&mut self) -> Result<DateTime<Utc>> {
+        let micros = i64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"));
+        DateTime::from_timestamp_micros(micros)
+            .ok_or_else(|| Error::storage("an idempotency record holds a bad time"))
+    }
+
+    fn id(&mut self) -> Result<SegmentId> {
+        let bytes: [u8; 16] = self.take(16)?.try_into().expect("16 bytes");
+        Ok(SegmentId::from_uuid(uuid::Uuid::from_bytes(bytes)))
+    }
+
+    fn text(&mut self) -> Result<String> {
+        let len = usize::try_from(self.u64()?)
+            .map_err(|_| Error::storage("an idempotency record is damaged"))?;
+        String::from_utf8(self.take(len)?.to_vec())
+            .map_err(|_| Error::storage("an idempotency record holds bad text"))
+    }
+
+    fn texts(&mut self) -> Result<Vec<String>> {
+        let n = self.u64()?;
+        (0..n).map(|_| self.text()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_read_back_as_written() {
+        let at = DateTime::from_timestamp_micros(1_705_314_645_123_456).unwrap();
+        let segment = Segment {
+            id: SegmentId::from_uuid(uuid::Uuid::from_u128(7)),
+            name: "Q1 Leads".into(),
+            description: Some("désc".into()),
+            source: "api".into(),
+            current_size: 3,
+            created_at: at,
+            updated_at: at,
+        };
+        let added = AddOutcome {
+            n_added: 2,
+            n_redundant_additions: 1,
+            invalid_pids: vec!["p-bad!".into(), String::new()],
+            new_current_size: 9,
+        };
+        let removed = RemoveOutcome {
+            n_deleted: 1,
+            invalid_pids: vec![],
+            new_current_size: 8,
+        };
+        let back = |r: Recorded| decode(&encode(&Ok(r))).unwrap().unwrap();
+        assert_eq!(
+            Segment::from_recorded(back(segment.to_recorded())),
+            Some(segment)
+        );
+        assert_eq!(
+            AddOutcome::from_recorded(back(added.to_recorded())),
+            Some(added)
+        );
+        assert_eq!(
+            RemoveOutcome::from_recorded(back(removed.to_recorded())),
+            Some(removed)
+        );
+        assert_eq!(<()>::from_recorded(back(().to_recorded())), Some(()));
+        let dup = Error::DuplicateName { name: "x".into() };
+        assert!(
+            matches!(decode(&encode_error(&dup)).unwrap(), Err(Error::DuplicateName { name }) if name == "x")
+        );
+        assert!(decode(&[VERSION, 99]).is_err(), "an unknown tag is damage");
+        assert!(
+            decode(&[VERSION, SEGMENT, 1]).is_err(),
+            "a cut record is damage"
+        );
+    }
+
+    #[test]
+    fn fingerprints_tell_inputs_apart() {
+        let org = OrgId::new("acme").unwrap();
+        let other = OrgId::new("other").unwrap();
+        let fp = |op: &str, pids: &[&str], org: &OrgId| {
+            let mut f = Fingerprint::new(op);
+            f.texts(pids);
+            f.finish(org)
+        };
+        let a = fp("add", &["p-a", "p-b"], &org);
+        assert_ne!(a, fp("add", &["p-ab"], &org), "lengths separate fields");
+        assert_ne!(a, fp("add", &["p-b", "p-a"], &org), "order counts");
+        assert_ne!(
+            a,
+            fp("remove", &["p-a", "p-b"], &org),
+            "the operation counts"
+        );
+        assert_ne!(a, fp("add", &["p-a", "p-b"], &other), "the org counts");
+        assert_eq!(a, fp("add", &["p-a", "p-b"], &org), "the same input");
+        let mut m = Fingerprint::new("describe");
+        m.maybe(None);
+        let mut e = Fingerprint::new("describe");
+        e.maybe(Some(""));
+        assert_ne!(
+            m.finish(&org),
+            e.finish(&org),
+            "no description is not an empty one"
+        );
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(check_key("k-123").is_ok());
+        assert!(check_key(&"k".repeat(MAX_IDEMPOTENCY_KEY_BYTES)).is_ok());
+        for bad in [
+            "",
+            "a\nb",
+            "\u{7f}",
+            &"k".repeat(MAX_IDEMPOTENCY_KEY_BYTES + 1),
+        ] {
+            assert_eq!(
+                check_key(bad).unwrap_err().field(),
+                Field::IdempotencyKey,
+                "{bad:?}"
+            );
+        }
+    }
+}

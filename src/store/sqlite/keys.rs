@@ -1,0 +1,129 @@
+//! Idempotency keys, in SQL: each keyed write records its key in its own
+//! transaction.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Db, micros, sql_int, time_at};
+use crate::limits::EXPIRED_KEYS_PER_WRITE;
+use crate::store::{KeyRecord, Stamp, WriteOutcome};
+use crate::{Error, OrgId, Result};
+
+/// Inserts a key's record, or replaces its expired record; changes no row
+/// while a live record stands.
+const UPSERT: &str = "INSERT INTO segment_keys
+        (org, key, fingerprint, outcome, request_id, recorded_at, expires_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    ON CONFLICT (org, key) DO UPDATE SET
+        fingerprint = excluded.fingerprint,
+        outcome     = excluded.outcome,
+        request_id  = excluded.request_id,
+        recorded_at = excluded.recorded_at,
+        expires_at  = excluded.expires_at
+    WHERE segment_keys.expires_at <= ?8";
+
+/// Forgets up to `?3` of the org's keys that expired by `?2`, oldest first.
+pub(super) const FORGET_EXPIRED: &str = "DELETE FROM segment_keys WHERE rowid IN (
+        SELECT rowid FROM segment_keys
+        WHERE org = ?1 AND expires_at <= ?2
+        ORDER BY expires_at
+        LIMIT ?3)";
+
+/// The record of a key, live or expired (the caller tells): a seek by
+/// the key alone, which a condition on the expiry would let a planner
+/// trade for a walk of the org's keys by expiry.
+pub(super) const GET: &str = "SELECT fingerprint, outcome, request_id, recorded_at, expires_at
+    FROM segment_keys WHERE org = ?1 AND key = ?2";
+
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
+    Ok(KeyRecord {
+        fingerprint: row.get(0)?,
+        outcome: row.get(1)?,
+        request_id: row.get(2)?,
+        recorded_at: time_at(row, 3)?,
+        expires_at: time_at(row, 4)?,
+    })
+}
+
+/// The live record of `key` in `org`.
+pub(super) fn get(
+    conn: &Connection,
+    org: &OrgId,
+    key: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<KeyRecord>> {
+    let record = conn
+        .prepare_cached(GET)
+        .db()?
+        .query_row(params![org.as_str(), key], record_from_row)
+        .optional()
+        .db()?;
+    Ok(record.filter(|r| r.expires_at > now))
+}
+
+/// Records `record` unless a live record of `key` stands; returns
+/// whether it did.
+fn put(conn: &Connection, org: &OrgId, key: &str, record: &KeyRecord, now: i64) -> Result<bool> {
+    conn.prepare_cached(FORGET_EXPIRED)
+        .db()?
+        .execute(params![org.as_str(), now, sql_int(EXPIRED_KEYS_PER_WRITE)])
+        .db()?;
+    let changed = conn
+        .prepare_cached(UPSERT)
+        .db()?
+        .execute(params![
+            org.as_str(),
+            key,
+            record.fingerprint,
+            record.outcome,
+            record.request_id,
+            micros(record.recorded_at),
+            micros(record.expires_at),
+            now,
+        ])
+        .db()?;
+    Ok(changed == 1)
+}
+
+/// Runs write `f` in transaction `tx`; when `stamp` claims an idempotency
+/// key, records it with the outcome, or, if a live record of the key
+/// stands, fails with `IdempotencyInProgress` (the caller rolls `f`'s
+/// changes back with the transaction).
+pub(super) fn claimed<T: WriteOutcome>(
+    tx: &Connection,
+    org: &OrgId,
+    stamp: Stamp<'_>,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let out = f(tx)?;
+    if let Some(claim) = stamp.key {
+        let record = KeyRecord {
+            fingerprint: claim.fingerprint,
+            outcome: (claim.outcome)(out.written()),
+            request_id: stamp.request_id.map(str::to_owned),
+            recorded_at: stamp.at,
+            expires_at: claim.expires_at,
+        };
+        if !put(tx, org, claim.key, &record, micros(stamp.at))? {
+            return Err(Error::IdempotencyInProgress {
+                key: claim.key.to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Records `record` for `key` unless a live record stands; the record that
+/// stands.
+pub(super) fn record(
+    tx: &Connection,
+    org: &OrgId,
+    key: &str,
+    record: KeyRecord,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<KeyRecord> {
+    if put(tx, org, key, &record, micros(now))? {
+        return Ok(record);
+    }
+    get(tx, org, key, now)?
+        .ok_or_else(|| Error::storage("an idempotency key's record vanished inside a transaction"))
+}
