@@ -1223,3 +1223,257 @@ fn changes_made_through_the_api_carry_its_request_id() {
         "each ledger entry names the api_request_id of the call that made it"
     );
 }
+
+/// A POST with an `Idempotency-Key` header (its raw value).
+fn keyed_post<S: SegmentStore>(wire: &Wire<S>, path: &str, key: &str, body: Value) -> Answer {
+    let request = Request::post(path)
+        .header("x-api-key", KEY)
+        .header("idempotency-key", key)
+        .body(body.to_string().into_bytes())
+        .unwrap();
+    let response = wire.handle(request);
+    let json = serde_json::from_slice(response.body()).expect("every body is JSON");
+    Answer {
+        status: response.status(),
+        response,
+        json,
+    }
+}
+
+#[test]
+fn idempotency_key_header_replays_the_first_answer_with_its_request_id() {
+    let wire = wire();
+    let body = json!({"name": "Keyed", "description": "d"});
+    let first = keyed_post(&wire, "/v2/segments/create", r#""k-create""#, body.clone());
+    assert_eq!(first.status, 200, "{}", first.raw());
+    let again = keyed_post(&wire, "/v2/segments/create", r#""k-create""#, body);
+    assert_eq!(again.status, 200, "{}", again.raw());
+    assert_eq!(
+        again.json["segment_id"], first.json["segment_id"],
+        "one segment"
+    );
+    assert_eq!(
+        again.json["api_request_id"], first.json["api_request_id"],
+        "a replay carries the first request's api_request_id"
+    );
+    let listed = get(&wire, "/v2/segments/list");
+    assert_eq!(listed.json["results"]["items"].as_array().unwrap().len(), 1);
+    assert_error(
+        &keyed_post(
+            &wire,
+            "/v2/segments/create",
+            r#""k-create""#,
+            json!({"name": "Keyed", "description": "other"}),
+        ),
+        422,
+        "Idempotency key k-create was used with a different request",
+    );
+    let id = first.json["segment_id"].as_str().unwrap();
+
+    // A bare key, as many clients send it; member calls replay their counts.
+    let add = json!({"segment_id": id, "minerva_pids": ["p-a1b2c3d4e5f6", "p-x9y8z7w6v5u4"]});
+    let added = keyed_post(&wire, "/v2/segments/members/add", "k-add", add.clone());
+    assert_eq!(added.json["results"]["n_added"], 2);
+    let replayed = keyed_post(&wire, "/v2/segments/members/add", "k-add", add.clone());
+    assert_eq!(
+        replayed.json["results"], added.json["results"],
+        "n_added 2 again"
+    );
+    assert_eq!(
+        replayed.json["api_request_id"],
+        added.json["api_request_id"]
+    );
+    let fresh = post(&wire, "/v2/segments/members/add", add);
+    assert_eq!(
+        fresh.json["results"]["n_redundant_additions"], 2,
+        "without a key"
+    );
+    assert_ne!(fresh.json["api_request_id"], added.json["api_request_id"]);
+
+    // An error is an outcome too: replayed with its request id, even once
+    // the name is free.
+    let taken = create(&wire, "Taken");
+    let dup = keyed_post(
+        &wire,
+        "/v2/segments/create",
+        "k-dup",
+        json!({"name": "taken"}),
+    );
+    assert_error(&dup, 404, "Segment name taken already exists");
+    post(&wire, "/v2/segments/delete", json!({"segment_id": taken}));
+    let dup_again = keyed_post(
+        &wire,
+        "/v2/segments/create",
+        "k-dup",
+        json!({"name": "taken"}),
+    );
+    assert_error(&dup_again, 404, "Segment name taken already exists");
+    assert_eq!(dup_again.json["api_request_id"], dup.json["api_request_id"]);
+
+    // Bad keys are refused before anything happens; reads ignore keys.
+    for bad in [r#""unterminated"#, r#""a\x""#, "two words", r#""""#] {
+        let answer = keyed_post(
+            &wire,
+            "/v2/segments/create",
+            bad,
+            json!({"name": format!("never {bad}")}),
+        );
+        assert_eq!(answer.status, 422, "{bad}: {}", answer.raw());
+        assert!(
+            answer.json["error_message"]
+                .as_str()
+                .unwrap()
+                .starts_with("'idempotency_key'"),
+            "{bad}: {}",
+            answer.raw()
+        );
+    }
+    assert_eq!(
+        get(&wire, "/v2/segments/list").json["results"]["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "bad keys created nothing"
+    );
+    let read = Request::get(format!("/v2/segments/get?segment_id={id}"))
+        .header("x-api-key", KEY)
+        .header("idempotency-key", "k-create")
+        .body(Vec::new())
+        .unwrap();
+    let read = wire.handle(read);
+    assert_eq!(read.status(), 200, "a read ignores the key");
+    let read: Value = serde_json::from_slice(read.body()).unwrap();
+    assert_ne!(read["api_request_id"], first.json["api_request_id"]);
+
+    // Keys are per org.
+    let elsewhere = Request::post("/v2/segments/create")
+        .header("x-api-key", OTHER_KEY)
+        .header("idempotency-key", r#""k-create""#)
+        .body(
+            json!({"name": "Keyed", "description": "d"})
+                .to_string()
+                .into_bytes(),
+        )
+        .unwrap();
+    let elsewhere: Value = serde_json::from_slice(wire.handle(elsewhere).body()).unwrap();
+    assert_ne!(elsewhere["segment_id"], first.json["segment_id"]);
+}
+
+#[test]
+fn set_operation_routes_build_segments_from_others() {
+    let wire = wire();
+    let members = |id: &str, pids: &[&str]| {
+        let a = post(
+            &wire,
+            "/v2/segments/members/add",
+            json!({"segment_id": id, "minerva_pids": pids}),
+        );
+        assert_eq!(a.status, 200, "{}", a.raw());
+    };
+    let (a, b, c) = (create(&wire, "A"), create(&wire, "B"), create(&wire, "C"));
+    members(&a, &["p-000000000001", "p-000000000002"]);
+    members(&b, &["p-000000000003"]);
+    members(&c, &["p-000000000002"]);
+    let expression = json!({"minus": [
+        {"union": [{"segment": a}, {"segment": b}]},
+        {"segment": c},
+    ]});
+    let made = post(
+        &wire,
+        "/v2/segments/create_from",
+        json!({"name": "A or B, not C", "expression": expression}),
+    );
+    assert_eq!(made.status, 200, "{}", made.raw());
+    assert_eq!(
+        made.keys_in_order(),
+        ["api_request_id", "results", "request_completed_at"]
+    );
+    assert_eq!(made.json["results"]["name"], "A or B, not C");
+    assert_eq!(made.json["results"]["current_size"], 2);
+    let target = create(&wire, "Target");
+    let added = post(
+        &wire,
+        "/v2/segments/members/add_from",
+        json!({"segment_id": target, "expression": {"union": [{"segment": a}, {"segment": b}, {"segment": c}]}}),
+    );
+    assert_eq!(
+        added.json["results"],
+        json!({"invalid_minerva_pids": [], "n_redundant_additions": 0, "n_added": 3, "new_current_size": 3})
+    );
+    let removed = post(
+        &wire,
+        "/v2/segments/members/remove_from",
+        json!({"segment_id": target, "expression": {"intersect": [{"segment": a}, {"segment": c}]}}),
+    );
+    assert_eq!(
+        removed.json["results"],
+        json!({"invalid_minerva_pids": [], "n_deleted": 1, "new_current_size": 2})
+    );
+
+    let shape = "'expression' must be an object with one of segment, union, intersect or minus";
+    let refused = |expression: Value| {
+        post(
+            &wire,
+            "/v2/segments/members/add_from",
+            json!({"segment_id": target, "expression": expression}),
+        )
+    };
+    assert_error(&refused(json!("A")), 422, shape);
+    assert_error(&refused(json!({"union": [{"segment": a}]})), 422, shape);
+    assert_error(
+        &refused(json!({"minus": [{"segment": a}, {"segment": b}, {"segment": c}]})),
+        422,
+        shape,
+    );
+    assert_error(&refused(json!({"segment": a, "union": []})), 422, shape);
+    assert_error(
+        &refused(json!({"segment": "nope"})),
+        422,
+        "'expression' must be segment ids that are UUIDs",
+    );
+    let mut deep = json!({"segment": a});
+    for _ in 0..9 {
+        deep = json!({"minus": [deep, {"segment": b}]});
+    }
+    assert_error(
+        &refused(deep),
+        422,
+        "'expression' must be at most 8 levels deep",
+    );
+    let many: Vec<Value> = (0..33).map(|_| json!({"segment": a})).collect();
+    assert_error(
+        &refused(json!({"union": many})),
+        422,
+        "'expression' must be at most 32 segments named",
+    );
+    assert_error(
+        &post(&wire, "/v2/segments/create_from", json!({"name": "x"})),
+        422,
+        "Input data must contain a 'expression' field",
+    );
+    let ghost = "550e8400-e29b-41d4-a716-446655440000";
+    assert_error(
+        &refused(json!({"segment": ghost})),
+        404,
+        &format!("Segment {ghost} not found"),
+    );
+    assert_eq!(
+        get(&wire, &format!("/v2/segments/get?segment_id={target}")).json["results"]["current_size"],
+        2,
+        "refused calls changed nothing"
+    );
+    let flat: Vec<Value> = (0..32).map(|_| json!({"segment": a})).collect();
+    let other = create(&wire, "Flat");
+    let flat_union = post(
+        &wire,
+        "/v2/segments/members/add_from",
+        json!({"segment_id": other, "expression": {"union": flat}}),
+    );
+    assert_eq!(
+        flat_union.status,
+        200,
+        "a flat union of 32 nests 6 levels, within the limit: {}",
+        flat_union.raw()
+    );
+}

@@ -4,8 +4,9 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::domain::limits::{MAX_SET_EXPR_DEPTH, MAX_SET_EXPR_SEGMENTS};
 use crate::error::{Field, Rule, ValidationError};
-use crate::{DeathRecord, Member, Segment, SegmentId};
+use crate::{DeathRecord, Member, Segment, SegmentId, SetExpr};
 
 /// The documented timestamp form: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 ///
@@ -84,6 +85,106 @@ pub(crate) fn pids(body: &Map<String, Value>) -> Result<Vec<&str>, ValidationErr
         None | Some(Value::Null) => Err(ValidationError::new(Field::MinervaPids, Rule::Missing)),
         Some(Value::Array(items)) => items.iter().map(|v| v.as_str().ok_or_else(wrong)).collect(),
         Some(_) => Err(wrong()),
+    }
+}
+
+/// The required `expression` field: a set expression in JSON, one of
+/// `{"segment": "<id>"}`, `{"union": [e, e, …]}`, `{"intersect": [e, e, …]}`
+/// (two or more) and `{"minus": [a, b]}` (`a − b`). Its
+/// limits are [`SetExpr::check`]'s, checked as it is read, so no input
+/// builds more than they allow.
+pub(crate) fn expression(body: &Map<String, Value>) -> Result<SetExpr, ValidationError> {
+    match body.get(Field::Expression.as_str()) {
+        None | Some(Value::Null) => Err(ValidationError::new(Field::Expression, Rule::Missing)),
+        Some(value) => {
+            let expr = set_expr(value, 1)?;
+            expr.check()?;
+            Ok(expr)
+        }
+    }
+}
+
+fn set_expr(value: &Value, depth: usize) -> Result<SetExpr, ValidationError> {
+    let malformed = || {
+        ValidationError::new(
+            Field::Expression,
+            Rule::Malformed {
+                expected: "an object with one of segment, union, intersect or minus",
+            },
+        )
+    };
+    let too_deep = || {
+        ValidationError::new(
+            Field::Expression,
+            Rule::TooLong {
+                max: MAX_SET_EXPR_DEPTH,
+                unit: "levels deep",
+            },
+        )
+    };
+    if depth > MAX_SET_EXPR_DEPTH {
+        return Err(too_deep());
+    }
+    let Value::Object(map) = value else {
+        return Err(malformed());
+    };
+    let mut fields = map.iter();
+    let (Some((op, operand)), None) = (fields.next(), fields.next()) else {
+        return Err(malformed());
+    };
+    if op == "segment" {
+        return match operand {
+            Value::String(id) => SegmentId::parse(id).map(SetExpr::segment).map_err(|_| {
+                ValidationError::new(
+                    Field::Expression,
+                    Rule::Malformed {
+                        expected: "segment ids that are UUIDs",
+                    },
+                )
+            }),
+            _ => Err(malformed()),
+        };
+    }
+    let max = match op.as_str() {
+        "union" | "intersect" => MAX_SET_EXPR_SEGMENTS,
+        "minus" => 2,
+        _ => return Err(malformed()),
+    };
+    let Value::Array(items) = operand else {
+        return Err(malformed());
+    };
+    if items.len() > MAX_SET_EXPR_SEGMENTS {
+        return Err(ValidationError::new(
+            Field::Expression,
+            Rule::TooLong {
+                max: MAX_SET_EXPR_SEGMENTS,
+                unit: "segments named",
+            },
+        ));
+    }
+    if !(2..=max).contains(&items.len()) {
+        return Err(malformed());
+    }
+    let operands = items
+        .iter()
+        .map(|item| set_expr(item, depth + 1))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(combine(op, operands))
+}
+
+/// `operands` combined by `op`: `minus` as `a − b`; a union or an
+/// intersection (associative) as a balanced tree, so that a list of n
+/// operands nests log₂ n levels deep, not n.
+fn combine(op: &str, mut operands: Vec<SetExpr>) -> SetExpr {
+    if operands.len() == 1 {
+        return operands.pop().expect("one operand");
+    }
+    let right = operands.split_off(operands.len() / 2);
+    let (a, b) = (combine(op, operands), combine(op, right));
+    match op {
+        "union" => a.union(b),
+        "intersect" => a.intersect(b),
+        _ => a.minus(b),
     }
 }
 

@@ -13,6 +13,9 @@
 //! | `POST /v2/segments/members/add` | documented | `{segment_id, minerva_pids}` → `results` |
 //! | `GET /v2/segments/members?segment_id=&page=` | documented | pages of 5,000 → `results` |
 //! | `POST /v2/segments/members/remove` | documented | `{segment_id, minerva_pids}` → `results` |
+//! | `POST /v2/segments/create_from` | extension | `{name, description?, expression}` → the new segment's metadata |
+//! | `POST /v2/segments/members/add_from` | extension | `{segment_id, expression}` → `results` as `members/add` |
+//! | `POST /v2/segments/members/remove_from` | extension | `{segment_id, expression}` → `results` as `members/remove` |
 //! | `GET /v2/segments/get?segment_id=` | extension | the segment's metadata |
 //! | `GET /v2/segments/list?cursor=&limit=` | extension | the org's segments, in creation order |
 //! | `POST /v2/segments/delete` | extension | `{segment_id}` → `segment_id` |
@@ -29,6 +32,25 @@
 //! body `Content-Type` is not checked. Every response is
 //! `application/json` and carries an `api_request_id`; every 200 carries
 //! `request_completed_at`. Unknown body fields are ignored.
+//!
+//! **Set operations** (extension routes) take an `expression`:
+//! `{"segment": "<id>"}`, `{"union": [e, e, …]}`, `{"intersect": [e, e, …]}`
+//! (2 to 32 operands, nested as a balanced tree) or `{"minus": [a, b]}`,
+//! nested; see [`SetExpr`](crate::SetExpr) for what they mean and their
+//! limits (422 beyond them; 404 for an unknown source).
+//!
+//! **Idempotency keys.** A write (every `POST` route) with an
+//! `Idempotency-Key` header, as in the IETF httpapi draft
+//! (`Idempotency-Key: "8e03978e-40d5-43e8"`, a structured-field string; a
+//! bare value is taken as it is), applies once per key and org: a retry
+//! with the same key and body gets the first answer, with the first
+//! request's `api_request_id` (a duplicate name's 404 included); the same
+//! key with another body is a 422, a retry racing the first call a 409
+//! (try again); a malformed key a 422 naming `idempotency_key`. Keys are
+//! remembered for the service's
+//! [TTL](crate::Segments::with_idempotency_ttl) (24 hours by default).
+//! `GET` routes ignore the header. A replay's `request_completed_at` is
+//! when the replay was answered.
 //!
 //! ```
 //! use segments::wire::{KeyRing, Wire};
@@ -63,8 +85,11 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use uuid::Uuid;
 
 use crate::domain::limits::MAX_BODY_BYTES;
-use crate::error::{Field, ValidationError};
-use crate::{Error, ListOptions, NewSegment, OrgId, Result, SegmentCursor, SegmentStore, Segments};
+use crate::error::{Field, Rule, ValidationError};
+use crate::{
+    AddOutcome, DeathRecord, Error, ListOptions, MembersPage, NewSegment, OrgId, RemoveOutcome,
+    Result, Segment, SegmentCursor, SegmentId, SegmentPage, SegmentStore, Segments,
+};
 
 mod auth;
 mod json;
@@ -108,6 +133,7 @@ pub struct Admitted {
     route: Route,
     org: OrgId,
     query: Option<String>,
+    idempotency_key: Option<HeaderValue>,
 }
 
 impl Admitted {
@@ -145,9 +171,12 @@ impl<S> fmt::Debug for Wire<S> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
     Create,
+    CreateFrom,
     MembersAdd,
+    MembersAddFrom,
     Members,
     MembersRemove,
+    MembersRemoveFrom,
     Get,
     List,
     Delete,
@@ -155,12 +184,96 @@ enum Route {
     UsageLimits,
 }
 
+impl Route {
+    /// Whether the route writes: the routes an `Idempotency-Key` applies
+    /// to.
+    fn writes(self) -> bool {
+        matches!(
+            self,
+            Self::Create
+                | Self::CreateFrom
+                | Self::MembersAdd
+                | Self::MembersAddFrom
+                | Self::MembersRemove
+                | Self::MembersRemoveFrom
+                | Self::Delete
+        )
+    }
+}
+
+/// What a route did, before it is written as JSON.
+enum Answer {
+    Created(SegmentId),
+    Deleted(SegmentId),
+    Added(AddOutcome),
+    Removed(RemoveOutcome),
+    Page(MembersPage),
+    Segment(Segment),
+    List(SegmentPage),
+    Deaths(Vec<DeathRecord>),
+    Limits,
+}
+
+/// The `name` and `description` of a create.
+fn new_segment(body: &serde_json::Map<String, serde_json::Value>) -> Result<NewSegment, Refusal> {
+    let mut new = NewSegment::new(json::required_str(body, Field::Name)?);
+    if let Some(d) = json::optional_str(body, Field::Description)? {
+        new = new.description(d);
+    }
+    Ok(new)
+}
+
+/// The key an `Idempotency-Key` header gives: as the IETF draft has it, a
+/// structured-field string (`"…"`, printable ASCII, `\"` and `\\`
+/// escaped); a bare value of visible ASCII, as many clients send, is taken
+/// as it is. The service checks the key itself (length, characters).
+fn idempotency_key(header: &HeaderValue) -> Result<String, ValidationError> {
+    let malformed = || {
+        ValidationError::new(
+            Field::IdempotencyKey,
+            Rule::Malformed {
+                expected: "a structured-field string of printable ASCII",
+            },
+        )
+    };
+    let raw = std::str::from_utf8(header.as_bytes())
+        .map_err(|_| malformed())?
+        .trim_matches(' ');
+    let Some(quoted) = raw.strip_prefix('"') else {
+        return if raw.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(raw.to_owned())
+        } else {
+            Err(malformed())
+        };
+    };
+    let mut key = String::new();
+    let mut chars = quoted.chars();
+    loop {
+        match chars.next() {
+            Some('"') if chars.as_str().is_empty() => return Ok(key),
+            Some('\\') => match chars.next() {
+                Some(c @ ('"' | '\\')) => key.push(c),
+                _ => return Err(malformed()),
+            },
+            Some(c) if c != '"' && (' '..='~').contains(&c) => key.push(c),
+            _ => return Err(malformed()),
+        }
+    }
+}
+
 /// The routes under `/v2/segments/`, with their method.
 const SEGMENT_ROUTES: &[(&str, Method, Route)] = &[
     ("create", Method::POST, Route::Create),
+    ("create_from", Method::POST, Route::CreateFrom),
     ("members/add", Method::POST, Route::MembersAdd),
+    ("members/add_from", Method::POST, Route::MembersAddFrom),
     ("members", Method::GET, Route::Members),
     ("members/remove", Method::POST, Route::MembersRemove),
+    (
+        "members/remove_from",
+        Method::POST,
+        Route::MembersRemoveFrom,
+    ),
     ("get", Method::GET, Route::Get),
     ("list", Method::GET, Route::List),
     ("delete", Method::POST, Route::Delete),
@@ -256,6 +369,7 @@ impl<S: SegmentStore> Wire<S> {
                 route,
                 org,
                 query: head.uri.query().map(str::to_owned),
+                idempotency_key: head.headers.get("idempotency-key").cloned(),
             }),
             Err(refusal) => Err(refusal_response(refusal, &request_id)),
         }
@@ -265,20 +379,51 @@ impl<S: SegmentStore> Wire<S> {
     /// [`MAX_BODY_BYTES`] are read: a host may cut the body one byte past
     /// it, and the answer is the documented 413).
     pub fn respond(&self, admitted: Admitted, body: &[u8]) -> Response<Vec<u8>> {
-        match self.dispatch(&admitted, body) {
-            Ok(body) => json_response(StatusCode::OK, body),
-            Err(refusal) => refusal_response(refusal, &admitted.request_id),
+        // Every change is recorded in the ledger with this request's id.
+        let s = self.segments.for_request(&admitted.request_id);
+        let key = admitted
+            .idempotency_key
+            .as_ref()
+            .filter(|_| admitted.route.writes());
+        let (outcome, first_id) = match key.map(idempotency_key) {
+            None => (self.apply(&s, &admitted, body), None),
+            Some(Err(e)) => (Err(e.into()), None),
+            Some(Ok(key)) => {
+                let keyed = s.with_idempotency_key(key.as_str());
+                let outcome = self.apply(&keyed, &admitted, body);
+                // An outcome a key can replay is the one its record
+                // holds: a replay answers with the first request's id.
+                let replayable = matches!(
+                    outcome,
+                    Ok(_)
+                        | Err(Refusal::Domain(
+                            Error::DuplicateName { .. } | Error::NotFound { .. }
+                        ))
+                );
+                let first_id = replayable
+                    .then(|| keyed.idempotency_record(&admitted.org, &key))
+                    .and_then(|found| found.ok().flatten())
+                    .and_then(|record| record.request_id);
+                (outcome, first_id)
+            }
+        };
+        let request_id = first_id.as_deref().unwrap_or(&admitted.request_id);
+        match outcome {
+            Ok(answer) => json_response(StatusCode::OK, self.render(&answer, request_id)),
+            Err(refusal) => refusal_response(refusal, request_id),
         }
     }
 
-    fn dispatch(&self, admitted: &Admitted, body: &[u8]) -> Result<Vec<u8>, Refusal> {
+    /// Does what the request asks of the service `s`.
+    fn apply<T: SegmentStore>(
+        &self,
+        s: &Segments<T>,
+        admitted: &Admitted,
+        body: &[u8],
+    ) -> Result<Answer, Refusal> {
         let Admitted {
-            request_id,
-            route,
-            org,
-            query,
+            route, org, query, ..
         } = admitted;
-        let (request_id, org) = (request_id.as_str(), org);
         if body.len() > MAX_BODY_BYTES {
             return Err(Error::TooLarge {
                 what: "bytes",
@@ -287,68 +432,45 @@ impl<S: SegmentStore> Wire<S> {
             .into());
         }
         let query = || Query::parse(query.as_deref());
-        // Every change is recorded in the ledger with this request's id.
-        let s = &self.segments.for_request(request_id);
-        let body = match *route {
+        let answer = match *route {
             Route::Create => {
                 let body = json::object(body)?;
-                let mut new = NewSegment::new(json::required_str(&body, Field::Name)?);
-                if let Some(d) = json::optional_str(&body, Field::Description)? {
-                    new = new.description(d);
-                }
-                let segment = s.create(org, new)?;
-                json::to_vec(&SegmentIdResponse {
-                    api_request_id: request_id,
-                    segment_id: segment.id.to_string(),
-                    request_completed_at: self.completed_at(),
-                })
+                let new = new_segment(&body)?;
+                Answer::Created(s.create(org, new)?.id)
+            }
+            Route::CreateFrom => {
+                let body = json::object(body)?;
+                let new = new_segment(&body)?;
+                let expr = json::expression(&body)?;
+                Answer::Segment(s.create_from(org, new, &expr)?)
             }
             Route::MembersAdd => {
                 let body = json::object(body)?;
                 let id = json::segment_id(&body)?;
-                let out = s.add_members(org, id, &json::pids(&body)?)?;
-                self.results(
-                    request_id,
-                    AddResults {
-                        invalid_minerva_pids: &out.invalid_pids,
-                        n_redundant_additions: out.n_redundant_additions,
-                        n_added: out.n_added,
-                        new_current_size: out.new_current_size,
-                    },
-                )
+                Answer::Added(s.add_members(org, id, &json::pids(&body)?)?)
+            }
+            Route::MembersAddFrom => {
+                let body = json::object(body)?;
+                let id = json::segment_id(&body)?;
+                Answer::Added(s.add_from(org, id, &json::expression(&body)?)?)
             }
             Route::MembersRemove => {
                 let body = json::object(body)?;
                 let id = json::segment_id(&body)?;
-                let out = s.remove_members(org, id, &json::pids(&body)?)?;
-                self.results(
-                    request_id,
-                    RemoveResults {
-                        invalid_minerva_pids: &out.invalid_pids,
-                        n_deleted: out.n_deleted,
-                        new_current_size: out.new_current_size,
-                    },
-                )
+                Answer::Removed(s.remove_members(org, id, &json::pids(&body)?)?)
+            }
+            Route::MembersRemoveFrom => {
+                let body = json::object(body)?;
+                let id = json::segment_id(&body)?;
+                Answer::Removed(s.remove_from(org, id, &json::expression(&body)?)?)
             }
             Route::Members => {
                 let query = query();
                 let id = query.segment_id()?;
                 let page = query.number(Field::Page)?.unwrap_or(1);
-                let page = s.members_page(org, id, page)?;
-                self.results(
-                    request_id,
-                    MembersResults {
-                        items: page.items.iter().map(MemberItem::from).collect(),
-                        total_count: page.total_count,
-                        page: page.page,
-                        list_continues: page.list_continues,
-                    },
-                )
+                Answer::Page(s.members_page(org, id, page)?)
             }
-            Route::Get => {
-                let segment = s.get(org, query().segment_id()?)?;
-                self.results(request_id, SegmentItem::from(&segment))
-            }
+            Route::Get => Answer::Segment(s.get(org, query().segment_id()?)?),
             Route::List => {
                 let query = query();
                 let mut options = ListOptions::new();
@@ -358,32 +480,70 @@ impl<S: SegmentStore> Wire<S> {
                 if let Some(limit) = query.number(Field::Limit)? {
                     options = options.limit(usize::try_from(limit).unwrap_or(usize::MAX));
                 }
-                let page = s.list(org, options)?;
-                self.results(
-                    request_id,
-                    ListResults {
-                        items: page.segments.iter().map(SegmentItem::from).collect(),
-                        next_cursor: page.next.map(|c| c.to_string()),
-                    },
-                )
+                Answer::List(s.list(org, options)?)
             }
             Route::Delete => {
                 let id = json::segment_id(&json::object(body)?)?;
                 s.delete(org, id)?;
-                json::to_vec(&SegmentIdResponse {
-                    api_request_id: request_id,
-                    segment_id: id.to_string(),
-                    request_completed_at: self.completed_at(),
-                })
+                Answer::Deleted(id)
             }
-            Route::Deaths => {
-                let records = s.death_signals(org, query().segment_id()?)?;
-                self.results(
-                    request_id,
-                    records.iter().map(DeathItem::from).collect::<Vec<_>>(),
-                )
-            }
-            Route::UsageLimits => {
+            Route::Deaths => Answer::Deaths(s.death_signals(org, query().segment_id()?)?),
+            Route::UsageLimits => Answer::Limits,
+        };
+        Ok(answer)
+    }
+
+    /// The documented JSON of `answer`, with `request_id` as its
+    /// `api_request_id`.
+    fn render(&self, answer: &Answer, request_id: &str) -> Vec<u8> {
+        let segment_id = |id: &SegmentId| {
+            json::to_vec(&SegmentIdResponse {
+                api_request_id: request_id,
+                segment_id: id.to_string(),
+                request_completed_at: self.completed_at(),
+            })
+        };
+        match answer {
+            Answer::Created(id) | Answer::Deleted(id) => segment_id(id),
+            Answer::Added(out) => self.results(
+                request_id,
+                AddResults {
+                    invalid_minerva_pids: &out.invalid_pids,
+                    n_redundant_additions: out.n_redundant_additions,
+                    n_added: out.n_added,
+                    new_current_size: out.new_current_size,
+                },
+            ),
+            Answer::Removed(out) => self.results(
+                request_id,
+                RemoveResults {
+                    invalid_minerva_pids: &out.invalid_pids,
+                    n_deleted: out.n_deleted,
+                    new_current_size: out.new_current_size,
+                },
+            ),
+            Answer::Page(page) => self.results(
+                request_id,
+                MembersResults {
+                    items: page.items.iter().map(MemberItem::from).collect(),
+                    total_count: page.total_count,
+                    page: page.page,
+                    list_continues: page.list_continues,
+                },
+            ),
+            Answer::Segment(segment) => self.results(request_id, SegmentItem::from(segment)),
+            Answer::List(page) => self.results(
+                request_id,
+                ListResults {
+                    items: page.segments.iter().map(SegmentItem::from).collect(),
+                    next_cursor: page.next.map(|c| c.to_string()),
+                },
+            ),
+            Answer::Deaths(records) => self.results(
+                request_id,
+                records.iter().map(DeathItem::from).collect::<Vec<_>>(),
+            ),
+            Answer::Limits => {
                 let rate = self.rate.as_ref().map(|(r, _)| r);
                 json::to_vec(&LimitsResponse {
                     api_request_id: request_id,
@@ -395,8 +555,7 @@ impl<S: SegmentStore> Wire<S> {
                     request_completed_at: self.completed_at(),
                 })
             }
-        };
-        Ok(body)
+        }
     }
 
     fn check_rate(&self, org: &OrgId) -> Result<(), Error> {
