@@ -2,7 +2,10 @@
 //! add, remove, another org's intrusions and clock moves (back as well as
 //! forth) run against every backend (PostgreSQL too, with the `postgres`
 //! feature) and against a plain in-test model, with dry runs before the
-//! member calls and set operations they must foretell; every
+//! member calls and set operations they must foretell, and idempotency
+//! keys from a small set on creates, deletes and member calls (a reused
+//! key replays its first outcome and changes nothing; other input with it
+//! is a conflict); every
 //! outcome, every `current_size` and, at the end, every member list (order
 //! and timestamps, walked with a small cursor page) must agree.
 
@@ -42,6 +45,7 @@ enum Op {
     Create {
         name: u8,
         shout: bool,
+        key: Option<u8>,
     },
     Rename {
         segment: usize,
@@ -50,14 +54,19 @@ enum Op {
     },
     Delete {
         segment: usize,
+        key: Option<u8>,
     },
+    /// Add, with an idempotency key from a small set (so that keys are
+    /// reused: a retry, or other input with a used key).
     Add {
         segment: usize,
         pids: Vec<PidChoice>,
+        key: Option<u8>,
     },
     Remove {
         segment: usize,
         pids: Vec<PidChoice>,
+        key: Option<u8>,
     },
     /// Adds the members of `a ∪ b`, `a ∩ b` or `a − b` (`kind` 0, 1, 2) to
     /// `target`, or removes them.
@@ -88,13 +97,17 @@ fn pid_choice() -> impl Strategy<Value = PidChoice> {
 
 fn op() -> impl Strategy<Value = Op> {
     let pids = || prop::collection::vec(pid_choice(), 0..25);
+    let key = || prop::option::weighted(0.3, 0u8..4);
     prop_oneof![
-        2 => (0u8..6, any::<bool>()).prop_map(|(name, shout)| Op::Create { name, shout }),
+        2 => (0u8..6, any::<bool>(), key())
+            .prop_map(|(name, shout, key)| Op::Create { name, shout, key }),
         1 => (0usize..8, 0u8..6, any::<bool>())
             .prop_map(|(segment, name, shout)| Op::Rename { segment, name, shout }),
-        1 => (0usize..8).prop_map(|segment| Op::Delete { segment }),
-        5 => (0usize..8, pids()).prop_map(|(segment, pids)| Op::Add { segment, pids }),
-        3 => (0usize..8, pids()).prop_map(|(segment, pids)| Op::Remove { segment, pids }),
+        1 => (0usize..8, key()).prop_map(|(segment, key)| Op::Delete { segment, key }),
+        5 => (0usize..8, pids(), key())
+            .prop_map(|(segment, pids, key)| Op::Add { segment, pids, key }),
+        3 => (0usize..8, pids(), key())
+            .prop_map(|(segment, pids, key)| Op::Remove { segment, pids, key }),
         2 => (0usize..8, 0usize..8, 0usize..8, 0u8..3, any::<bool>())
             .prop_map(|(target, a, b, kind, add)| Op::FromSet { target, a, b, kind, add }),
         1 => (0usize..8, prop::collection::vec(pid_choice(), 0..5))
@@ -233,6 +246,76 @@ impl History {
     }
 }
 
+/// The idempotency keys used so far: for each, the input of its first call
+/// and that call's outcome (`Debug`).
+#[derive(Default)]
+struct Keys(HashMap<u8, (String, String)>);
+
+/// What a keyed call must do, the model says.
+enum Keyed {
+    /// No key, or a key not used yet: the call runs.
+    Runs,
+    /// A retry: the first outcome again, and nothing changes.
+    Replays(String),
+    /// Other input with a used key: a conflict, and nothing changes.
+    Conflicts,
+}
+
+impl Keys {
+    fn expect(&self, key: Option<u8>, input: &str) -> Keyed {
+        match key.and_then(|k| self.0.get(&k)) {
+            None => Keyed::Runs,
+            Some((first, outcome)) if first == input => Keyed::Replays(outcome.clone()),
+            Some(_) => Keyed::Conflicts,
+        }
+    }
+
+    /// Records a keyed call's outcome, if it is one a key keeps (a success,
+    /// a duplicate name, an unknown segment).
+    fn record<T: std::fmt::Debug>(
+        &mut self,
+        key: Option<u8>,
+        input: String,
+        outcome: &Result<T, Error>,
+    ) {
+        let kept = matches!(
+            outcome,
+            Ok(_) | Err(Error::DuplicateName { .. } | Error::NotFound { .. })
+        );
+        if let (Some(k), true) = (key, kept) {
+            self.0.insert(k, (input, format!("{outcome:?}")));
+        }
+    }
+
+    /// Checks a call against what the model expects of its key; `true`
+    /// when the call ran (and the model must apply it).
+    fn check<T: std::fmt::Debug>(
+        &mut self,
+        key: Option<u8>,
+        input: String,
+        outcome: &Result<T, Error>,
+    ) -> Result<bool, TestCaseError> {
+        match self.expect(key, &input) {
+            Keyed::Runs => {
+                self.record(key, input, outcome);
+                Ok(true)
+            }
+            Keyed::Replays(first) => {
+                prop_assert_eq!(format!("{outcome:?}"), first, "a retry replays");
+                Ok(false)
+            }
+            Keyed::Conflicts => {
+                prop_assert!(
+                    matches!(outcome, Err(Error::IdempotencyConflict { .. })),
+                    "other input with a used key: {:?}",
+                    outcome
+                );
+                Ok(false)
+            }
+        }
+    }
+}
+
 fn spelled(name: u8, shout: bool) -> (String, String) {
     let text = if shout {
         format!(" S{name}  ")
@@ -254,13 +337,30 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut model: Vec<ModelSegment> = Vec::new();
     let mut history = History::default();
     let mut times = vec![start - TimeDelta::seconds(1), start];
+    let mut keys = Keys::default();
+    let keyed: Vec<_> = (0..4u8)
+        .map(|k| segments.with_idempotency_key(format!("key-{k}")))
+        .collect();
+    // The service a call with `key` goes through.
+    let with = |key: &Option<u8>| key.map(|k| &keyed[usize::from(k)]);
 
     for op in ops {
         match op {
-            Op::Create { name, shout } => {
+            Op::Create {
+                name,
+                shout,
+                key: idem,
+            } => {
                 let (text, key) = spelled(*name, *shout);
                 let taken = model.iter().any(|s| !s.deleted && s.key == key);
-                match segments.create(&org, NewSegment::new(text)) {
+                let result = match with(idem) {
+                    Some(s) => s.create(&org, NewSegment::new(&text)),
+                    None => segments.create(&org, NewSegment::new(&text)),
+                };
+                if !keys.check(*idem, format!("create {text}"), &result)? {
+                    continue;
+                }
+                match result {
                     Ok(s) => {
                         prop_assert!(!taken, "create of a taken key succeeded");
                         prop_assert_eq!(s.current_size, 0);
@@ -343,11 +443,18 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                     "another org's delete"
                 );
             }
-            Op::Delete { segment } => {
+            Op::Delete { segment, key } => {
                 let Some(s) = model.get_mut(*segment) else {
                     continue;
                 };
-                match segments.delete(&org, s.id) {
+                let result = match with(key) {
+                    Some(keyed) => keyed.delete(&org, s.id),
+                    None => segments.delete(&org, s.id),
+                };
+                if !keys.check(*key, format!("delete {}", s.id), &result)? {
+                    continue;
+                }
+                match result {
                     Ok(()) => {
                         prop_assert!(!s.deleted, "deleted twice");
                         history.stamp(now);
@@ -359,13 +466,19 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
                 s.deleted = true;
             }
-            Op::Add { segment, pids } => {
+            Op::Add { segment, pids, key } => {
                 let Some(s) = model.get_mut(*segment) else {
                     continue;
                 };
                 let texts: Vec<String> = pids.iter().map(PidChoice::text).collect();
                 let dry = segments.dry_run().add_members(&org, s.id, &texts);
-                let result = segments.add_members(&org, s.id, &texts);
+                let result = match with(key) {
+                    Some(keyed) => keyed.add_members(&org, s.id, &texts),
+                    None => segments.add_members(&org, s.id, &texts),
+                };
+                if !keys.check(*key, format!("add {} {texts:?}", s.id), &result)? {
+                    continue;
+                }
                 prop_assert_eq!(
                     format!("{:?}", dry),
                     format!("{:?}", result),
@@ -392,13 +505,19 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 };
                 prop_assert_eq!(result.expect("add succeeds"), expected);
             }
-            Op::Remove { segment, pids } => {
+            Op::Remove { segment, pids, key } => {
                 let Some(s) = model.get_mut(*segment) else {
                     continue;
                 };
                 let texts: Vec<String> = pids.iter().map(PidChoice::text).collect();
                 let dry = segments.dry_run().remove_members(&org, s.id, &texts);
-                let result = segments.remove_members(&org, s.id, &texts);
+                let result = match with(key) {
+                    Some(keyed) => keyed.remove_members(&org, s.id, &texts),
+                    None => segments.remove_members(&org, s.id, &texts),
+                };
+                if !keys.check(*key, format!("remove {} {texts:?}", s.id), &result)? {
+                    continue;
+                }
                 prop_assert_eq!(
                     format!("{:?}", dry),
                     format!("{:?}", result),
