@@ -1,5 +1,6 @@
 //! Death signals: ingestion, and what a segment sees.
 
+use super::trace::traced;
 use super::{Segments, check_limit};
 use crate::domain::limits::{MAX_DEATHS_PER_CALL, MAX_PAGE_LIMIT};
 use crate::{
@@ -22,32 +23,40 @@ impl<S: SegmentStore> Segments<S> {
     /// [`Error::TooLarge`] for more than
     /// [`MAX_DEATHS_PER_CALL`] reports; `Storage` (then nothing is stored).
     pub fn ingest_deaths(&self, reports: Vec<DeathReport>) -> Result<DeathsIngested> {
-        if reports.len() > MAX_DEATHS_PER_CALL {
-            return Err(Error::TooLarge {
-                what: "death records",
-                limit: MAX_DEATHS_PER_CALL,
-            });
-        }
-        let now = self.now();
-        let mut records = Vec::with_capacity(reports.len());
-        let mut rejected = Vec::new();
-        for (index, report) in reports.into_iter().enumerate() {
-            let obituary_id = report.obituary_id.clone();
-            match report.check(now) {
-                Ok(record) => records.push(record),
-                Err(reason) => rejected.push(RejectedDeath {
-                    index,
-                    obituary_id,
-                    reason,
-                }),
-            }
-        }
-        let done = self.store.upsert_deaths(&records, now)?;
-        Ok(DeathsIngested {
-            n_inserted: done.n_inserted,
-            n_updated: done.n_updated,
-            rejected,
-        })
+        traced!(
+            "segments.ingest_deaths",
+            None::<&OrgId>,
+            None::<SegmentId>,
+            [n_pids = reports.len()],
+            (|| {
+                if reports.len() > MAX_DEATHS_PER_CALL {
+                    return Err(Error::TooLarge {
+                        what: "death records",
+                        limit: MAX_DEATHS_PER_CALL,
+                    });
+                }
+                let now = self.now();
+                let mut records = Vec::with_capacity(reports.len());
+                let mut rejected = Vec::new();
+                for (index, report) in reports.into_iter().enumerate() {
+                    let obituary_id = report.obituary_id.clone();
+                    match report.check(now) {
+                        Ok(record) => records.push(record),
+                        Err(reason) => rejected.push(RejectedDeath {
+                            index,
+                            obituary_id,
+                            reason,
+                        }),
+                    }
+                }
+                let done = self.store.upsert_deaths(&records, now)?;
+                Ok(DeathsIngested {
+                    n_inserted: done.n_inserted,
+                    n_updated: done.n_updated,
+                    rejected,
+                })
+            })()
+        )
     }
 
     /// The death records of the segment's current members, in the order they
@@ -61,17 +70,25 @@ impl<S: SegmentStore> Segments<S> {
     /// # Errors
     /// `NotFound`; `Storage`.
     pub fn death_signals(&self, org: &OrgId, id: SegmentId) -> Result<Vec<DeathRecord>> {
-        let mut records = Vec::new();
-        let mut after = DeathCursor::START;
-        loop {
-            let page = self.store.death_signals(org, id, after, MAX_PAGE_LIMIT)?;
-            let full = page.records.len() == MAX_PAGE_LIMIT;
-            after = page.next;
-            records.extend(page.records);
-            if !full {
-                return Ok(records);
-            }
-        }
+        traced!(
+            "segments.death_signals",
+            Some(org),
+            Some(id),
+            [],
+            (|| {
+                let mut records = Vec::new();
+                let mut after = DeathCursor::START;
+                loop {
+                    let page = self.store.death_signals(org, id, after, MAX_PAGE_LIMIT)?;
+                    let full = page.records.len() == MAX_PAGE_LIMIT;
+                    after = page.next;
+                    records.extend(page.records);
+                    if !full {
+                        return Ok(records);
+                    }
+                }
+            })()
+        )
     }
 
     /// For monitoring: the death records of the segment's current members
@@ -93,11 +110,19 @@ impl<S: SegmentStore> Segments<S> {
         since: DeathCursor,
         limit: usize,
     ) -> Result<DeathSignals> {
-        check_limit(limit)?;
-        let page = self.store.death_signals(org, id, since, limit)?;
-        Ok(DeathSignals {
-            records: page.records,
-            next: page.next,
-        })
+        traced!(
+            "segments.death_signals_since",
+            Some(org),
+            Some(id),
+            [],
+            (|| {
+                check_limit(limit)?;
+                let page = self.store.death_signals(org, id, since, limit)?;
+                Ok(DeathSignals {
+                    records: page.records,
+                    next: page.next,
+                })
+            })()
+        )
     }
 }

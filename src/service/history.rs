@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::trace::traced;
 use super::{Segments, check_limit, page};
 use crate::clock::truncate_to_micros;
 use crate::error::{Field, Rule, ValidationError};
@@ -22,24 +23,32 @@ impl<S: SegmentStore> Segments<S> {
     /// from another store, or from a database since restored from an older
     /// copy); `Storage`.
     pub fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<ChangePage> {
-        check_limit(limit)?;
-        let changes = self.store.changes_since(org, after, limit)?;
-        // Nothing new: make sure `after` is a place in this ledger, not a
-        // cursor of another store or org, which would skip what comes next.
-        if changes.is_empty()
-            && after > 0
-            && self.store.changes_since(org, after - 1, 1)?.is_empty()
-        {
-            return Err(ValidationError::new(
-                Field::Cursor,
-                Rule::Malformed {
-                    expected: "a sequence number this org's ledger has reached",
-                },
-            )
-            .into());
-        }
-        let next = changes.last().map_or(after, |c| c.seq);
-        Ok(ChangePage { changes, next })
+        traced!(
+            "segments.changes_since",
+            Some(org),
+            None::<SegmentId>,
+            [after = after],
+            (|| {
+                check_limit(limit)?;
+                let changes = self.store.changes_since(org, after, limit)?;
+                // Nothing new: make sure `after` is a place in this ledger, not a
+                // cursor of another store or org, which would skip what comes next.
+                if changes.is_empty()
+                    && after > 0
+                    && self.store.changes_since(org, after - 1, 1)?.is_empty()
+                {
+                    return Err(ValidationError::new(
+                        Field::Cursor,
+                        Rule::Malformed {
+                            expected: "a sequence number this org's ledger has reached",
+                        },
+                    )
+                    .into());
+                }
+                let next = changes.last().map_or(after, |c| c.seq);
+                Ok(ChangePage { changes, next })
+            })()
+        )
     }
 
     /// One person's joins and leaves across the org's segments, deleted ones
@@ -65,10 +74,18 @@ impl<S: SegmentStore> Segments<S> {
     /// `Invalid` (field `minerva_pids`) for a malformed PID, (field `limit`)
     /// for a bad limit; `Storage`.
     pub fn timeline(&self, org: &OrgId, pid: &str, after: u64, limit: usize) -> Result<ChangePage> {
-        check_limit(limit)?;
-        let changes = self.store.timeline(org, &Pid::parse(pid)?, after, limit)?;
-        let next = changes.last().map_or(after, |c| c.seq);
-        Ok(ChangePage { changes, next })
+        traced!(
+            "segments.timeline",
+            Some(org),
+            None::<SegmentId>,
+            [after = after],
+            (|| {
+                check_limit(limit)?;
+                let changes = self.store.timeline(org, &Pid::parse(pid)?, after, limit)?;
+                let next = changes.last().map_or(after, |c| c.seq);
+                Ok(ChangePage { changes, next })
+            })()
+        )
     }
 
     /// How many members the segment had at `at`: after every ledger entry
@@ -77,7 +94,13 @@ impl<S: SegmentStore> Segments<S> {
     /// # Errors
     /// `NotFound` for an unknown, deleted or other org's segment; `Storage`.
     pub fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
-        self.store.size_as_of(org, id, truncate_to_micros(at))
+        traced!(
+            "segments.size_as_of",
+            Some(org),
+            Some(id),
+            [],
+            self.store.size_as_of(org, id, truncate_to_micros(at))
+        )
     }
 
     /// The members the segment had at `at`, in list order (`first_added_at`,
@@ -95,11 +118,19 @@ impl<S: SegmentStore> Segments<S> {
         after: Option<&MemberCursor>,
         limit: usize,
     ) -> Result<MembersAsOf> {
-        check_limit(limit)?;
-        let found = self
-            .store
-            .members_as_of(org, id, truncate_to_micros(at), after, limit + 1)?;
-        let (members, next) = page(found, limit, PastMember::cursor);
-        Ok(MembersAsOf { members, next })
+        traced!(
+            "segments.members_as_of",
+            Some(org),
+            Some(id),
+            [],
+            (|| {
+                check_limit(limit)?;
+                let found =
+                    self.store
+                        .members_as_of(org, id, truncate_to_micros(at), after, limit + 1)?;
+                let (members, next) = page(found, limit, PastMember::cursor);
+                Ok(MembersAsOf { members, next })
+            })()
+        )
     }
 }

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::Segments;
+use super::trace::traced;
 use crate::error::{Field, Rule, ValidationError};
 use crate::limits::MAX_IDEMPOTENCY_KEY_BYTES;
 use crate::store::{KeyClaim, KeyRecord, SegmentInsert, Stamp, Written};
@@ -81,15 +82,23 @@ impl<S: SegmentStore> Segments<S> {
     /// `Invalid` (field `idempotency_key`) for a key that could not be one;
     /// `Storage`.
     pub fn idempotency_record(&self, org: &OrgId, key: &str) -> Result<Option<IdempotencyRecord>> {
-        check_key(key)?;
-        Ok(self
-            .store
-            .idempotency_record(org, key, self.now())?
-            .map(|r| IdempotencyRecord {
-                request_id: r.request_id,
-                recorded_at: r.recorded_at,
-                expires_at: r.expires_at,
-            }))
+        traced!(
+            "segments.idempotency_record",
+            Some(org),
+            None::<SegmentId>,
+            [],
+            (|| {
+                check_key(key)?;
+                Ok(self
+                    .store
+                    .idempotency_record(org, key, self.now())?
+                    .map(|r| IdempotencyRecord {
+                        request_id: r.request_id,
+                        recorded_at: r.recorded_at,
+                        expires_at: r.expires_at,
+                    }))
+            })()
+        )
     }
 
     /// The input of a write named `op`, for its fingerprint: `None`, and
@@ -125,8 +134,12 @@ impl<S: SegmentStore> Segments<S> {
         check_key(key)?;
         let fingerprint = input.finish(org);
         if let Some(record) = self.store.idempotency_record(org, key, stamp.at)? {
+            #[cfg(feature = "tracing")]
+            super::trace::keyed(true);
             return replay(key, &record, &fingerprint);
         }
+        #[cfg(feature = "tracing")]
+        super::trace::keyed(false);
         let encode = |written: Written<'_>| -> Vec<u8> {
             outcome(written).map_or_else(Vec::new, |t| encode(&Ok(t.to_recorded())))
         };
@@ -144,6 +157,8 @@ impl<S: SegmentStore> Segments<S> {
             Ok(out) => Ok(out),
             // Another call with this key got there first: its outcome.
             Err(Error::IdempotencyInProgress { .. }) => {
+                #[cfg(feature = "tracing")]
+                super::trace::keyed(true);
                 match self.store.idempotency_record(org, key, stamp.at)? {
                     Some(record) => replay(key, &record, &fingerprint),
                     None => Err(Error::IdempotencyInProgress {

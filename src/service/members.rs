@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::trace::traced;
 use super::{Segments, check_batch, check_limit, page};
 use crate::domain::limits::{DEFAULT_PAGE_LIMIT, MEMBERS_PAGE_SIZE};
 use crate::domain::member::SplitPids;
@@ -51,7 +52,13 @@ impl<S: SegmentStore> Segments<S> {
         id: SegmentId,
         pids: &[P],
     ) -> Result<AddOutcome> {
-        self.add_members_with(org, id, pids, false)
+        traced!(
+            "segments.add_members",
+            Some(org),
+            Some(id),
+            [n_pids = pids.len()],
+            self.add_members_with(org, id, pids, false)
+        )
     }
 
     /// [`add_members`](Self::add_members), or its dry run.
@@ -118,7 +125,13 @@ impl<S: SegmentStore> Segments<S> {
         id: SegmentId,
         pids: &[P],
     ) -> Result<RemoveOutcome> {
-        self.remove_members_with(org, id, pids, false)
+        traced!(
+            "segments.remove_members",
+            Some(org),
+            Some(id),
+            [n_pids = pids.len()],
+            self.remove_members_with(org, id, pids, false)
+        )
     }
 
     /// [`remove_members`](Self::remove_members), or its dry run.
@@ -173,29 +186,40 @@ impl<S: SegmentStore> Segments<S> {
     /// # Errors
     /// `Invalid` (field `page`) for page 0; `NotFound`; `Storage`.
     pub fn members_page(&self, org: &OrgId, id: SegmentId, page: u64) -> Result<MembersPage> {
-        if page == 0 {
-            return Err(
-                ValidationError::new(Field::Page, Rule::OutOfRange { min: 1, max: None }).into(),
-            );
-        }
-        let offset = (page - 1).saturating_mul(MEMBERS_PAGE_SIZE as u64);
-        let slice = self.member_page_at(org, id, offset)?;
-        let list_continues = offset.saturating_add(slice.members.len() as u64) < slice.current_size;
-        if let Some(last) = slice.members.last().filter(|_| list_continues) {
-            self.page_hints.remember(
-                org,
-                id,
-                offset + slice.members.len() as u64,
-                slice.members_seq,
-                last.cursor(),
-            );
-        }
-        Ok(MembersPage {
-            items: slice.members,
-            total_count: slice.current_size,
-            page,
-            list_continues,
-        })
+        traced!(
+            "segments.members_page",
+            Some(org),
+            Some(id),
+            [page = page],
+            (|| {
+                if page == 0 {
+                    return Err(ValidationError::new(
+                        Field::Page,
+                        Rule::OutOfRange { min: 1, max: None },
+                    )
+                    .into());
+                }
+                let offset = (page - 1).saturating_mul(MEMBERS_PAGE_SIZE as u64);
+                let slice = self.member_page_at(org, id, offset)?;
+                let list_continues =
+                    offset.saturating_add(slice.members.len() as u64) < slice.current_size;
+                if let Some(last) = slice.members.last().filter(|_| list_continues) {
+                    self.page_hints.remember(
+                        org,
+                        id,
+                        offset + slice.members.len() as u64,
+                        slice.members_seq,
+                        last.cursor(),
+                    );
+                }
+                Ok(MembersPage {
+                    items: slice.members,
+                    total_count: slice.current_size,
+                    page,
+                    list_continues,
+                })
+            })()
+        )
     }
 
     /// The page at `offset`: from where an earlier page ended if the
@@ -243,15 +267,23 @@ impl<S: SegmentStore> Segments<S> {
         id: SegmentId,
         options: MemberOptions,
     ) -> Result<MemberList> {
-        let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
-        check_limit(limit)?;
-        let from = options
-            .after
-            .as_ref()
-            .map_or(MemberStart::FIRST, MemberStart::After);
-        let found = self.store.members(org, id, from, limit + 1)?;
-        let (members, next) = page(found.members, limit, Member::cursor);
-        Ok(MemberList { members, next })
+        traced!(
+            "segments.members",
+            Some(org),
+            Some(id),
+            [],
+            (|| {
+                let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+                check_limit(limit)?;
+                let from = options
+                    .after
+                    .as_ref()
+                    .map_or(MemberStart::FIRST, MemberStart::After);
+                let found = self.store.members(org, id, from, limit + 1)?;
+                let (members, next) = page(found.members, limit, Member::cursor);
+                Ok(MemberList { members, next })
+            })()
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! Set operations and dry runs.
 
 use super::Segments;
+use super::trace::traced;
 use crate::store::{MembersAdded, MembersRemoved, Stamp, Written};
 use crate::{
     AddOutcome, NewSegment, OrgId, RemoveOutcome, Result, Segment, SegmentId, SegmentStore, SetExpr,
@@ -37,15 +38,23 @@ impl<S: SegmentStore> Segments<S> {
     /// deleted or another org's; `DuplicateName`; `Storage`. Nothing
     /// changes on error.
     pub fn create_from(&self, org: &OrgId, new: NewSegment, expr: &SetExpr) -> Result<Segment> {
-        expr.check()?;
-        let stamp = self.stamp();
-        let insert = self.checked_insert(new, stamp)?;
-        let input = self.input("create_from", |f| {
-            f.insert(&insert).expr(expr);
-        });
-        self.keyed(org, stamp, input, &super::written_segment, |stamp| {
-            self.store.create_from(org, insert, expr, stamp)
-        })
+        traced!(
+            "segments.create_from",
+            Some(org),
+            None::<SegmentId>,
+            [],
+            (|| {
+                expr.check()?;
+                let stamp = self.stamp();
+                let insert = self.checked_insert(new, stamp)?;
+                let input = self.input("create_from", |f| {
+                    f.insert(&insert).expr(expr);
+                });
+                self.keyed(org, stamp, input, &super::written_segment, |stamp| {
+                    self.store.create_from(org, insert, expr, stamp)
+                })
+            })()
+        )
     }
 
     /// Adds the members of `expr` to segment `target`, as
@@ -57,7 +66,13 @@ impl<S: SegmentStore> Segments<S> {
     /// `Invalid` for an expression over the limits; `NotFound` for the
     /// target or a source; `Storage`. Nothing changes on error.
     pub fn add_from(&self, org: &OrgId, target: SegmentId, expr: &SetExpr) -> Result<AddOutcome> {
-        self.add_from_with(org, target, expr, false)
+        traced!(
+            "segments.add_from",
+            Some(org),
+            Some(target),
+            [],
+            self.add_from_with(org, target, expr, false)
+        )
     }
 
     /// Removes the members of `expr` from segment `target`, as
@@ -72,7 +87,13 @@ impl<S: SegmentStore> Segments<S> {
         target: SegmentId,
         expr: &SetExpr,
     ) -> Result<RemoveOutcome> {
-        self.remove_from_with(org, target, expr, false)
+        traced!(
+            "segments.remove_from",
+            Some(org),
+            Some(target),
+            [],
+            self.remove_from_with(org, target, expr, false)
+        )
     }
 
     /// [`add_from`](Self::add_from), or its dry run.
@@ -193,8 +214,16 @@ impl<S: SegmentStore> DryRun<'_, S> {
         id: SegmentId,
         pids: &[P],
     ) -> Result<AddOutcome> {
-        let s = self.segments;
-        s.add_members_with(org, id, pids, true)
+        traced!(
+            "segments.dry_run.add_members",
+            Some(org),
+            Some(id),
+            [n_pids = pids.len()],
+            {
+                let s = self.segments;
+                s.add_members_with(org, id, pids, true)
+            }
+        )
     }
 
     /// What [`Segments::remove_members`] would do now.
@@ -207,8 +236,16 @@ impl<S: SegmentStore> DryRun<'_, S> {
         id: SegmentId,
         pids: &[P],
     ) -> Result<RemoveOutcome> {
-        let s = self.segments;
-        s.remove_members_with(org, id, pids, true)
+        traced!(
+            "segments.dry_run.remove_members",
+            Some(org),
+            Some(id),
+            [n_pids = pids.len()],
+            {
+                let s = self.segments;
+                s.remove_members_with(org, id, pids, true)
+            }
+        )
     }
 
     /// What [`Segments::add_from`] would do now.
@@ -216,8 +253,10 @@ impl<S: SegmentStore> DryRun<'_, S> {
     /// # Errors
     /// As [`Segments::add_from`].
     pub fn add_from(&self, org: &OrgId, target: SegmentId, expr: &SetExpr) -> Result<AddOutcome> {
-        let s = self.segments;
-        s.add_from_with(org, target, expr, true)
+        traced!("segments.dry_run.add_from", Some(org), Some(target), [], {
+            let s = self.segments;
+            s.add_from_with(org, target, expr, true)
+        })
     }
 
     /// What [`Segments::remove_from`] would do now.
@@ -230,7 +269,15 @@ impl<S: SegmentStore> DryRun<'_, S> {
         target: SegmentId,
         expr: &SetExpr,
     ) -> Result<RemoveOutcome> {
-        let s = self.segments;
-        s.remove_from_with(org, target, expr, true)
+        traced!(
+            "segments.dry_run.remove_from",
+            Some(org),
+            Some(target),
+            [],
+            {
+                let s = self.segments;
+                s.remove_from_with(org, target, expr, true)
+            }
+        )
     }
 }
