@@ -857,10 +857,13 @@ fn one_json_log_line_per_request_with_its_api_request_id() {
         .enable_all()
         .build()
         .unwrap();
-    let send = |method: &str, path: &str, key: Option<&str>, body: &str| {
+    let send_with = |method: &str, path: &str, key: Option<&str>, body: &str, retry: &str| {
         let mut request = http::Request::builder().method(method).uri(path);
         if let Some(key) = key {
             request = request.header("x-api-key", key);
+        }
+        if !retry.is_empty() {
+            request = request.header("idempotency-key", retry);
         }
         let request = request
             .body(axum::body::Body::from(body.to_owned()))
@@ -875,12 +878,25 @@ fn one_json_log_line_per_request_with_its_api_request_id() {
         let json: Value = serde_json::from_slice(&body).unwrap();
         (status, json)
     };
+    let send = |method: &str, path: &str, key: Option<&str>, body: &str| {
+        send_with(method, path, key, body, "")
+    };
 
     let created = send(
         "POST",
         "/v2/segments/create",
         Some(ACME),
         r#"{"name": "Logged"}"#,
+    );
+    // A retry with an Idempotency-Key answers with the first request's id,
+    // and its log line names that id, the one the client got.
+    let body = r#"{"name": "Retried"}"#;
+    let first = send_with("POST", "/v2/segments/create", Some(ACME), body, "\"k-1\"");
+    let replay = send_with("POST", "/v2/segments/create", Some(ACME), body, "\"k-1\"");
+    assert_eq!((first.0, replay.0), (200, 200));
+    assert_eq!(
+        first.1["api_request_id"], replay.1["api_request_id"],
+        "the first answer again"
     );
     let refused = send("POST", "/v2/segments/create", None, r#"{"name": "Logged"}"#);
     sabotage(&dir.path().join("segments.db"));
@@ -899,15 +915,20 @@ fn one_json_log_line_per_request_with_its_api_request_id() {
     // Other tests' servers log to the same place: find this test's lines
     // by the ids its requests got.
     let lines = logs.lines();
-    let line = |json: &Value| {
+    let lines_of = |json: &Value| -> Vec<Value> {
         let id = &json["api_request_id"];
-        let mine: Vec<&Value> = lines
+        lines
             .iter()
             .filter(|line| line["span"]["api_request_id"] == *id)
-            .collect();
-        assert_eq!(mine.len(), 1, "one line for request {id}: {mine:#?}");
+            .cloned()
+            .collect()
+    };
+    let line = |json: &Value| {
+        let mine = lines_of(json);
+        assert_eq!(mine.len(), 1, "one line for request {json}: {mine:#?}");
         mine[0].clone()
     };
+    assert_eq!(lines_of(&first.1).len(), 2, "the first call and its replay");
     for ((status, json), path) in [
         (&created, "/v2/segments/create"),
         (&refused, "/v2/segments/create"),

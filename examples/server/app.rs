@@ -130,7 +130,6 @@ async fn admit(State(wire): State<SharedWire>, request: Request, next: Next) -> 
             refused.map(Body::from)
         }
         Ok(admitted) => {
-            Span::current().record("api_request_id", admitted.request_id());
             if let Some(RequestId(slot)) = parts.extensions.get() {
                 let _ = slot.set(admitted.request_id().to_owned());
             }
@@ -158,11 +157,15 @@ async fn respond(State(wire): State<SharedWire>, request: Request) -> Response {
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
         Err(e) if is_over_limit(&e) => {
-            return error_response(StatusCode::PAYLOAD_TOO_LARGE, Some(&id)).map(Body::from);
+            let response = error_response(StatusCode::PAYLOAD_TOO_LARGE, Some(&id));
+            record_request_id(&response);
+            return response.map(Body::from);
         }
         Err(e) => {
             let detail = format!("reading the body failed: {e}");
-            return host_error(StatusCode::BAD_REQUEST, Some(&id), detail).map(Body::from);
+            let response = host_error(StatusCode::BAD_REQUEST, Some(&id), detail);
+            record_request_id(&response);
+            return response.map(Body::from);
         }
     };
     let response = tokio::task::spawn_blocking(move || wire.respond(admitted, &bytes))
@@ -171,6 +174,9 @@ async fn respond(State(wire): State<SharedWire>, request: Request) -> Response {
             let detail = format!("the request task failed: {join}");
             host_error(StatusCode::INTERNAL_SERVER_ERROR, Some(&id), detail)
         });
+    // The id the client gets: the admitted request's, or, for a replay of
+    // an Idempotency-Key, the first request's.
+    record_request_id(&response);
     response.map(Body::from)
 }
 
@@ -253,9 +259,7 @@ async fn documented_errors(
         return response;
     }
     let mut documented = error_response(status, id.0.get().map(String::as_str));
-    if id.0.get().is_none() {
-        record_request_id(&documented);
-    }
+    record_request_id(&documented);
     if let Some(allow) = response.headers().get(header::ALLOW) {
         documented
             .headers_mut()
@@ -271,15 +275,17 @@ async fn documented_errors(
 }
 
 /// Records on the request's span, for its log line, the `api_request_id`
-/// of an error answer made before or without an admission (an admitted
-/// request's id is recorded when it is admitted).
+/// the client gets in `response`: once per request, by whichever step
+/// makes the answer. The adapter writes it first in every body, so only
+/// the body's start is read, whatever its size.
 fn record_request_id(response: &http::Response<Vec<u8>>) {
-    #[derive(serde::Deserialize)]
-    struct Id<'a> {
-        api_request_id: &'a str,
-    }
-    if let Ok(Id { api_request_id }) = serde_json::from_slice::<Id<'_>>(response.body()) {
-        Span::current().record("api_request_id", api_request_id);
+    let id = response
+        .body()
+        .strip_prefix(br#"{"api_request_id":""#)
+        .and_then(|rest| rest.get(..rest.iter().position(|&b| b == b'"')?))
+        .and_then(|id| std::str::from_utf8(id).ok());
+    if let Some(id) = id {
+        Span::current().record("api_request_id", id);
     }
 }
 
