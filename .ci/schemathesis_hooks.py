@@ -19,9 +19,13 @@ WELL_FORMED = re.compile(
 )
 
 
+# `before_call` runs before every request of every phase (`map_headers`
+# only reaches the data of the fuzzing phase, not the coverage phase's).
 @schemathesis.hook
-def map_headers(context, headers):
-    key = (headers or {}).get("Idempotency-Key")
-    if isinstance(key, str) and WELL_FORMED.match(key):
-        headers["Idempotency-Key"] = f'"{uuid.uuid4()}"'
-    return headers
+def before_call(context, case, kwargs):
+    headers = case.headers or {}
+    for name in list(headers):
+        if name.lower() == "idempotency-key":
+            key = headers[name]
+            if isinstance(key, str) and WELL_FORMED.match(key):
+                headers[name] = f'"{uuid.uuid4()}"'
