@@ -928,7 +928,20 @@ fn one_json_log_line_per_request_with_its_api_request_id() {
         assert_eq!(mine.len(), 1, "one line for request {json}: {mine:#?}");
         mine[0].clone()
     };
-    assert_eq!(lines_of(&first.1).len(), 2, "the first call and its replay");
+    assert_eq!(lines_of(&first.1).len(), 1, "the first call");
+    let replayed: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["span"]["replay_of"] == first.1["api_request_id"])
+        .collect();
+    assert_eq!(
+        replayed.len(),
+        1,
+        "the replay names the id it answered with"
+    );
+    assert_ne!(
+        replayed[0]["span"]["api_request_id"],
+        first.1["api_request_id"]
+    );
     for ((status, json), path) in [
         (&created, "/v2/segments/create"),
         (&refused, "/v2/segments/create"),

@@ -130,6 +130,9 @@ async fn admit(State(wire): State<SharedWire>, request: Request, next: Next) -> 
             refused.map(Body::from)
         }
         Ok(admitted) => {
+            // Recorded now, so that the library's own spans and events
+            // (feature `tracing`), which nest under this one, carry it.
+            Span::current().record("api_request_id", admitted.request_id());
             if let Some(RequestId(slot)) = parts.extensions.get() {
                 let _ = slot.set(admitted.request_id().to_owned());
             }
@@ -157,26 +160,27 @@ async fn respond(State(wire): State<SharedWire>, request: Request) -> Response {
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
         Err(e) if is_over_limit(&e) => {
-            let response = error_response(StatusCode::PAYLOAD_TOO_LARGE, Some(&id));
-            record_request_id(&response);
-            return response.map(Body::from);
+            return error_response(StatusCode::PAYLOAD_TOO_LARGE, Some(&id)).map(Body::from);
         }
         Err(e) => {
             let detail = format!("reading the body failed: {e}");
-            let response = host_error(StatusCode::BAD_REQUEST, Some(&id), detail);
-            record_request_id(&response);
-            return response.map(Body::from);
+            return host_error(StatusCode::BAD_REQUEST, Some(&id), detail).map(Body::from);
         }
     };
-    let response = tokio::task::spawn_blocking(move || wire.respond(admitted, &bytes))
-        .await
-        .unwrap_or_else(|join| {
-            let detail = format!("the request task failed: {join}");
-            host_error(StatusCode::INTERNAL_SERVER_ERROR, Some(&id), detail)
-        });
-    // The id the client gets: the admitted request's, or, for a replay of
-    // an Idempotency-Key, the first request's.
-    record_request_id(&response);
+    // The library's own spans (feature `tracing`) nest under the request's.
+    let span = Span::current();
+    let response =
+        tokio::task::spawn_blocking(move || span.in_scope(|| wire.respond(admitted, &bytes)))
+            .await
+            .unwrap_or_else(|join| {
+                let detail = format!("the request task failed: {join}");
+                host_error(StatusCode::INTERNAL_SERVER_ERROR, Some(&id), detail)
+            });
+    // A replay of an Idempotency-Key answers with the first request's id:
+    // the log line names it too.
+    if let Some(first) = answer_id(&response).filter(|answered| *answered != id) {
+        Span::current().record("replay_of", first);
+    }
     response.map(Body::from)
 }
 
@@ -195,7 +199,9 @@ fn is_over_limit(error: &axum::Error) -> bool {
 /// `GET /healthz`: reads the store (the first segment of an org named
 /// `healthz`, which need not exist) and says whether that worked.
 async fn healthz(State(wire): State<SharedWire>) -> Response {
+    let span = Span::current();
     let checked = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let org = OrgId::new("healthz")?;
         wire.segments()
             .list(&org, ListOptions::new().limit(1))
@@ -259,7 +265,9 @@ async fn documented_errors(
         return response;
     }
     let mut documented = error_response(status, id.0.get().map(String::as_str));
-    record_request_id(&documented);
+    if id.0.get().is_none() {
+        record_request_id(&documented);
+    }
     if let Some(allow) = response.headers().get(header::ALLOW) {
         documented
             .headers_mut()
@@ -275,18 +283,19 @@ async fn documented_errors(
 }
 
 /// Records on the request's span, for its log line, the `api_request_id`
-/// the client gets in `response`: once per request, by whichever step
-/// makes the answer. The adapter writes it first in every body, so only
-/// the body's start is read, whatever its size.
+/// of an answer made without an admission (a refused head, a host route's
+/// error); an admitted request's id is recorded when it is admitted.
 fn record_request_id(response: &http::Response<Vec<u8>>) {
-    let id = response
-        .body()
-        .strip_prefix(br#"{"api_request_id":""#)
-        .and_then(|rest| rest.get(..rest.iter().position(|&b| b == b'"')?))
-        .and_then(|id| std::str::from_utf8(id).ok());
-    if let Some(id) = id {
+    if let Some(id) = answer_id(response) {
         Span::current().record("api_request_id", id);
     }
+}
+
+/// The `api_request_id` of an answer. The adapter writes it first in every
+/// body, so only the body's start is read, whatever its size.
+fn answer_id(response: &http::Response<Vec<u8>>) -> Option<&str> {
+    let rest = response.body().strip_prefix(br#"{"api_request_id":""#)?;
+    std::str::from_utf8(rest.get(..rest.iter().position(|&b| b == b'"')?)?).ok()
 }
 
 /// A failure of the host itself, around the adapter, in the documented
@@ -307,14 +316,16 @@ fn host_error(
 #[derive(Clone, Debug)]
 struct HostErrorDetail(String);
 
-/// The span of one request: its method and path, and its `api_request_id`
-/// once known.
+/// The span of one request: its method and path, its `api_request_id`
+/// once known, and for the replay of an `Idempotency-Key` the first
+/// request's id, which the answer carries.
 fn request_span(request: &Request) -> Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
         api_request_id = tracing::field::Empty,
+        replay_of = tracing::field::Empty,
     )
 }
 
