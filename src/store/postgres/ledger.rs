@@ -156,13 +156,16 @@ impl<'a> Ledger<'a> {
     }
 }
 
-/// The change feed's query: entries after a seq, in order.
+/// The change feed's query: entries after a seq, in order. The PID and
+/// the set operation of an entry are scalar subqueries, a seek of a key
+/// per entry: a join there could walk all of the org's operations for each
+/// entry, with some statistics.
 pub(super) const SINCE: &str = "SELECT l.seq, l.at, l.request_id, l.segment, l.kind,
             (SELECT p.pid FROM segment_people p WHERE p.org = l.org AND p.person = l.person),
             l.name, l.description,
-            o.sources, o.read_at
+            (SELECT o.sources FROM segment_ops o WHERE o.org = l.org AND o.op = l.op),
+            (SELECT o.read_at FROM segment_ops o WHERE o.org = l.org AND o.op = l.op)
      FROM segment_ledger l
-     LEFT JOIN segment_ops o ON o.org = l.org AND o.op = l.op
      WHERE l.org = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3";
 
 /// Up to `limit` of the org's entries after `after`, in order.
@@ -173,13 +176,13 @@ pub(super) fn since(tx: &mut Tx<'_>, org: &OrgId, after: u64, limit: usize) -> R
         .collect()
 }
 
-/// A person's entries after a seq, in order.
+/// A person's entries after a seq, in order; lookups as in [`SINCE`].
 pub(super) const TIMELINE: &str = "SELECT l.seq, l.at, l.request_id, l.segment, l.kind,
             $2::text,
             l.name, l.description,
-            o.sources, o.read_at
+            (SELECT o.sources FROM segment_ops o WHERE o.org = l.org AND o.op = l.op),
+            (SELECT o.read_at FROM segment_ops o WHERE o.org = l.org AND o.op = l.op)
      FROM segment_ledger l
-     LEFT JOIN segment_ops o ON o.org = l.org AND o.op = l.op
      WHERE l.org = $1
        AND l.person = (SELECT p.person FROM segment_people p WHERE p.org = $1 AND p.pid = $2)
        AND l.seq > $3

@@ -5,8 +5,9 @@
 //! travels as arrays (`unnest`), in PID order (the order of the people
 //! index). One statement classifies every PID, one numbers the people the
 //! org has never seen, one inserts the new memberships, one updates the
-//! re-added or redundant (or removed) ones, and one appends every ledger
-//! entry, in the caller's order.
+//! re-added and redundant ones (or the removed ones), and one appends every
+//! ledger entry, in the caller's order. Every lookup of one membership is a
+//! seek of its whole key, whatever the planner believes about the tables.
 
 use r2d2_postgres::postgres::Row;
 
@@ -62,21 +63,30 @@ pub(super) const NEW_PEOPLE: &str = "INSERT INTO segment_people (org, pid)
      SELECT $1, u.pid FROM unnest($2::text[]) WITH ORDINALITY AS u (pid, i) ORDER BY u.i
      RETURNING pid, person";
 
+/// New memberships: a plain insert. (One upsert of the whole batch, `ON
+/// CONFLICT … DO UPDATE`, would also serve [`REJOIN`], but a speculative
+/// insertion per row made a 600k-row fill of the table a third slower.)
 pub(super) const INSERT_MEMBERS: &str =
     "INSERT INTO segment_memberships (org, segment, person, pid, first_added_at, last_added_at)
      SELECT $1, $2, u.person, u.pid, $3, $3
      FROM unnest($4::bigint[], $5::text[]) AS u (person, pid)";
 
-/// Updates of memberships by person number are driven by the batch: a seek
-/// of the key per person.
+/// Makes active members again of people the segment has a membership of
+/// (removed ones, and active ones whose add is redundant: for them
+/// `removed_at` is NULL already), moving `last_added_at` and keeping
+/// `first_added_at`. Rows are updated by address: the addresses are found
+/// by a seek of the whole key per person (a scalar subquery), then read
+/// by a TID scan. An `UPDATE … FROM unnest(…)` joined on the person would
+/// leave the join order to the planner, which with some statistics (one
+/// big segment among many small ones, or a table not analyzed yet) walks
+/// the segment's key prefix for every person. The addresses cannot move
+/// before the update reads them: every write of the org holds its head.
 pub(super) const REJOIN: &str =
-    "UPDATE segment_memberships m SET last_added_at = $3, removed_at = NULL
-     FROM unnest($4::bigint[]) AS u (person)
-     WHERE m.org = $1 AND m.segment = $2 AND m.person = u.person";
-
-pub(super) const TOUCH: &str = "UPDATE segment_memberships m SET last_added_at = $3
-     FROM unnest($4::bigint[]) AS u (person)
-     WHERE m.org = $1 AND m.segment = $2 AND m.person = u.person";
+    "UPDATE segment_memberships SET last_added_at = $3, removed_at = NULL
+     WHERE ctid = ANY(ARRAY(
+         SELECT (SELECT m.ctid FROM segment_memberships m
+                 WHERE m.org = $1 AND m.segment = $2 AND m.person = u.person)
+         FROM unnest($4::bigint[]) AS u (person)))";
 
 /// Makes every PID of `batch` an active member. Call inside a write
 /// transaction.
@@ -142,8 +152,10 @@ fn join(
     provenance: Option<&Provenance>,
 ) -> Result<MembersAdded> {
     let at = ledger.at();
-    let (mut new, mut new_pids, mut rejoining, mut redundant) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut new, mut new_pids) = (Vec::new(), Vec::new());
+    // Those with a membership already, removed or active, in PID order.
+    let mut existing = Vec::new();
+    let mut n_redundant = 0;
     // (place, ledger code, person) of everyone who joins.
     let mut joined = Vec::new();
     for row in rows {
@@ -154,10 +166,13 @@ fn join(
                 joined.push((row.place, ADDED, row.person));
             }
             REMOVED_MEMBER => {
-                rejoining.push(row.person);
+                existing.push(row.person);
                 joined.push((row.place, READDED, row.person));
             }
-            ACTIVE => redundant.push(row.person),
+            ACTIVE => {
+                existing.push(row.person);
+                n_redundant += 1;
+            }
             other => return Err(Error::storage(format!("unknown membership state {other}"))),
         }
     }
@@ -167,11 +182,7 @@ fn join(
             &[&org.as_str(), id.as_uuid(), &at, &new, &new_pids],
         )?;
     }
-    for (sql, persons) in [(REJOIN, &rejoining), (TOUCH, &redundant)] {
-        if !persons.is_empty() {
-            tx.execute(sql, &[&org.as_str(), id.as_uuid(), &at, persons])?;
-        }
-    }
+    update_each(tx, REJOIN, org, id, at, &existing)?;
     joined.sort_unstable_by_key(|(place, _, _)| *place);
     let codes: Vec<i16> = joined.iter().map(|(_, code, _)| *code).collect();
     let people: Vec<i64> = joined.iter().map(|(_, _, person)| *person).collect();
@@ -181,7 +192,7 @@ fn join(
     set_size(tx, org, id, ledger, last_entry, new_current_size)?;
     Ok(MembersAdded {
         n_added,
-        n_redundant: redundant.len() as u64,
+        n_redundant,
         new_current_size,
     })
 }
@@ -225,9 +236,37 @@ pub(super) const ACTIVE_AMONG: &str = "SELECT x.i, x.person
             WHERE m.org = $2 AND m.segment = $3 AND m.person = x.person)
      ORDER BY x.i";
 
-pub(super) const LEAVE: &str = "UPDATE segment_memberships m SET removed_at = $3
-     FROM unnest($4::bigint[]) AS u (person)
-     WHERE m.org = $1 AND m.segment = $2 AND m.person = u.person";
+/// Ends memberships, updated by address as in [`REJOIN`].
+pub(super) const LEAVE: &str = "UPDATE segment_memberships SET removed_at = $3
+     WHERE ctid = ANY(ARRAY(
+         SELECT (SELECT m.ctid FROM segment_memberships m
+                 WHERE m.org = $1 AND m.segment = $2 AND m.person = u.person)
+         FROM unnest($4::bigint[]) AS u (person)))";
+
+/// Runs `sql` ([`REJOIN`] or [`LEAVE`]) on the memberships of `persons`
+/// in the segment, each of which must exist: one that does not is a
+/// storage error (the call's classification, under the org's head lock,
+/// found it), and the call rolls back.
+fn update_each(
+    tx: &mut Tx<'_>,
+    sql: &'static str,
+    org: &OrgId,
+    id: SegmentId,
+    at: i64,
+    persons: &[i64],
+) -> Result<()> {
+    if persons.is_empty() {
+        return Ok(());
+    }
+    let updated = tx.execute(sql, &[&org.as_str(), id.as_uuid(), &at, &persons])?;
+    if updated != persons.len() as u64 {
+        return Err(Error::storage(format!(
+            "segment {id}: {} memberships to update, {updated} found",
+            persons.len()
+        )));
+    }
+    Ok(())
+}
 
 /// Ends the active membership of every PID of `batch` that has one. Call
 /// inside a write transaction.
@@ -277,13 +316,8 @@ fn leave(
             "segment {id}: current_size {size} is below the {n_deleted} members removed"
         ))
     })?;
-    if !leaving.is_empty() {
-        let persons: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
-        tx.execute(
-            LEAVE,
-            &[&org.as_str(), id.as_uuid(), &ledger.at(), &persons],
-        )?;
-    }
+    let persons: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
+    update_each(tx, LEAVE, org, id, ledger.at(), &persons)?;
     leaving.sort_unstable_by_key(|(place, _)| *place);
     let codes = vec![REMOVED; leaving.len()];
     let people: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
@@ -327,8 +361,8 @@ struct Found {
 /// segment `target`, and the provenance of entries made from them.
 ///
 /// The expression is computed by PostgreSQL over whole segments, so for
-/// this one statement the planner may hash and sort (the session's usual
-/// settings forbid it: they are for lookups driven by a batch).
+/// this one statement the planner may hash, merge and sort (the session's
+/// usual settings forbid it: they are for lookups driven by a batch).
 fn evaluate(
     tx: &mut Tx<'_>,
     org: &OrgId,
@@ -351,9 +385,15 @@ fn evaluate(
          ORDER BY p.pid",
         expression_sql(expr)
     );
-    tx.batch("SET LOCAL enable_hashjoin = on; SET LOCAL enable_mergejoin = on;")?;
+    tx.batch(
+        "SET LOCAL enable_hashjoin = on; SET LOCAL enable_mergejoin = on;
+         SET LOCAL enable_sort = on;",
+    )?;
     let rows = tx.query_once(&sql, &[&org.as_str(), target.as_uuid()]);
-    tx.batch("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;")?;
+    tx.batch(
+        "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+         SET LOCAL enable_sort = off;",
+    )?;
     let rows = rows?
         .iter()
         .map(|row| {
@@ -456,6 +496,12 @@ pub(super) fn create_from(
     })
 }
 
+/// A segment's new size, as `current_size` and as a size sample.
+pub(super) const SET_SIZE: &str = "WITH sized AS (
+         UPDATE segments SET current_size = $3 WHERE org = $1 AND id = $2
+     )
+     INSERT INTO segment_sizes (org, segment, seq, at, size) VALUES ($1, $2, $4, $5, $3)";
+
 /// Stores a segment's new size, as `current_size` and as the size after
 /// ledger entry `entry` (for `size_as_of`, and as its `members_seq`).
 /// Nothing to do when the call recorded no entry.
@@ -471,10 +517,7 @@ fn set_size(
         return Ok(());
     };
     tx.execute(
-        "WITH sized AS (
-             UPDATE segments SET current_size = $3 WHERE org = $1 AND id = $2
-         )
-         INSERT INTO segment_sizes (org, segment, seq, at, size) VALUES ($1, $2, $4, $5, $3)",
+        SET_SIZE,
         &[
             &org.as_str(),
             id.as_uuid(),

@@ -165,19 +165,14 @@ impl PostgresStoreBuilder {
             .map_err(|e| Error::storage_failure(StorageFailure::CannotOpen, e))?;
         config.connect_timeout(self.connect_timeout);
         config.application_name("segments");
-        // Every statement is a walk of indexes driven by its parameters,
-        // and its plan must not depend on how big a table was when it was
-        // planned: a plan fitted to one org's statistics (an org that had
-        // one person when the table was last analyzed), or to a table that
-        // was nearly empty (a new schema), turns a batch's lookups into a
-        // scan per PID once the table has grown. So plans are generic, and
-        // never scan a whole table, nor hash or merge a table against a
-        // batch: the batch drives, a key seek per item.
+        // Plans that seek whatever the statistics: see `PLANNER`.
+        let planner: String = PLANNER
+            .iter()
+            .map(|(name, value)| format!(" -c {name}={value}"))
+            .collect();
         config.options(&format!(
             "-c search_path={} -c statement_timeout={} -c lock_timeout={} \
-             -c idle_in_transaction_session_timeout={} -c timezone=UTC \
-             -c plan_cache_mode=force_generic_plan -c enable_seqscan=off \
-             -c enable_hashjoin=off -c enable_mergejoin=off -c enable_material=off",
+             -c idle_in_transaction_session_timeout={} -c timezone=UTC{planner}",
             self.schema,
             self.statement_timeout.as_millis(),
             self.lock_timeout.as_millis(),
@@ -202,6 +197,28 @@ impl PostgresStoreBuilder {
         Ok(store)
     }
 }
+
+/// The planner settings of every session.
+///
+/// Every statement is a walk of indexes driven by its parameters, and its
+/// plan must not depend on how big a table was when it was planned: a plan
+/// fitted to one org's statistics (an org that had one person when the
+/// table was last analyzed), or to a table that was nearly empty (a new
+/// schema), turns a batch's lookups into a scan per PID once the table has
+/// grown. So plans are generic, and never scan a whole table, nor hash or
+/// merge a table against a batch: the batch drives, a key seek per item.
+/// Nor do they sort what an index gives in order: a generic plan believes
+/// a segment holds a row or two (most do), so sorting a walk of its key
+/// looks as cheap as reading the index made for the order, and for a big
+/// segment a page (or a size as of a time) would read and sort all of it.
+pub(super) const PLANNER: &[(&str, &str)] = &[
+    ("plan_cache_mode", "force_generic_plan"),
+    ("enable_seqscan", "off"),
+    ("enable_hashjoin", "off"),
+    ("enable_mergejoin", "off"),
+    ("enable_material", "off"),
+    ("enable_sort", "off"),
+];
 
 /// Segments in PostgreSQL: one database that many app servers share, each
 /// with its own pool of connections.

@@ -1,8 +1,10 @@
 //! PostgreSQL plans: every statement the store prepares, planned as the
 //! store's sessions plan it (generic plans, no table scans) on a schema
 //! whose tables are empty, which is when a new schema's first calls plan
-//! them. A plan that joins by hashing or scans a whole table would be
-//! cheap on empty tables and quadratic once they grow; none may.
+//! them, then on tables whose statistics mislead (one big segment among
+//! many small ones), before and after they are analyzed. A plan that joins
+//! by hashing, scans a whole table or walks a segment to find one member
+//! would be cheap on some of these and quadratic on others; none may.
 //!
 //! Runs on the tests' throwaway server (`tests/support/postgres.rs`), or on
 //! the one `SEGMENTS_POSTGRES_URL` names.
@@ -38,49 +40,77 @@ fn plan(client: &mut Client, sql: &str) -> String {
         .join("\n")
 }
 
-#[test]
-fn every_statement_walks_indexes_whatever_the_tables_sizes() {
-    let schema = format!(
-        "plans_{}",
-        uuid::Uuid::now_v7().simple().to_string().get(20..).unwrap()
-    );
-    let url = server::url();
-    drop(
-        PostgresStore::builder(&url)
-            .schema(schema.clone())
-            .connect()
-            .unwrap(),
-    );
-    let mut client = Client::connect(&url, NoTls).unwrap();
-    client
-        .batch_execute(&format!(
-            "SET search_path TO {schema};
-             SET plan_cache_mode = force_generic_plan;
-             SET enable_seqscan = off;
-             SET enable_hashjoin = off;
-             SET enable_mergejoin = off;
-             SET enable_material = off;"
-        ))
-        .unwrap();
-    // Each statement, and the indexes its plan must walk. Sorting is only
-    // allowed where noted: of a batch, by its place in the call.
-    let people_key = "segment_people_pkey";
+/// The big segment of [`SKEWED`].
+const BIG: &str = "00000000-0000-0000-0000-0000000000b1";
+
+/// Tables whose statistics mislead a planner: one org with one segment of
+/// 20,000 members (a tenth of whom left) and 20,000 entries, beside 200
+/// orgs with 2,000 segments of two members each, 2,000 set operations,
+/// 5,000 death records and 1,000 idempotency keys. A generic plan fitted to them believes a
+/// segment holds a row or two, so walking a segment's key prefix looks as
+/// cheap as seeking a member, and for the big one it is not.
+const SKEWED: &str = "
+    INSERT INTO segment_heads (org, last_seq, last_at)
+        SELECT 'org' || o, 0, 0 FROM generate_series(0, 199) o;
+    INSERT INTO segment_heads (org, last_seq, last_at) VALUES ('big', 0, 0);
+    INSERT INTO segments (org, id, name, name_key, source, current_size, created_at, updated_at)
+        SELECT 'org' || (g % 200), md5('s' || g)::uuid, 'n' || g, 'n' || g, 'api', 2, g, g
+        FROM generate_series(0, 1999) g;
+    INSERT INTO segments (org, id, name, name_key, source, current_size, created_at, updated_at)
+        VALUES ('big', '00000000-0000-0000-0000-0000000000b1', 'big', 'big', 'api', 18000, 0, 0);
+    INSERT INTO segment_people (org, pid)
+        SELECT 'big', 'p-b' || g FROM generate_series(1, 20000) g;
+    INSERT INTO segment_people (org, pid)
+        SELECT 'org' || (g % 200), 'p-s' || g FROM generate_series(0, 3999) g;
+    INSERT INTO segment_memberships
+            (org, segment, person, pid, first_added_at, last_added_at, removed_at)
+        SELECT org, '00000000-0000-0000-0000-0000000000b1', person, pid, person, person,
+               CASE WHEN person % 10 = 0 THEN person + 1 END
+        FROM segment_people WHERE org = 'big';
+    INSERT INTO segment_memberships (org, segment, person, pid, first_added_at, last_added_at)
+        SELECT org, md5('s' || (substr(pid, 4)::int % 2000))::uuid, person, pid, 1, 1
+        FROM segment_people WHERE org <> 'big';
+    INSERT INTO segment_ledger (org, seq, at, segment, kind, person)
+        SELECT org, row_number() OVER (PARTITION BY org ORDER BY person), person, segment, 5, person
+        FROM segment_memberships;
+    INSERT INTO segment_ops (org, op, sources, read_at)
+        SELECT 'big', seq, ARRAY['00000000-0000-0000-0000-0000000000b1'::uuid], seq - 1
+        FROM segment_ledger WHERE org = 'big' AND seq % 10 = 5;
+    UPDATE segment_ledger SET op = seq WHERE org = 'big' AND seq % 10 = 5;
+    INSERT INTO segment_sizes (org, segment, seq, at, size)
+        SELECT org, segment, seq, at, seq FROM segment_ledger;
+    INSERT INTO death_records (seq, obituary_id, pid, date_of_death, first_observed_at, source,
+                               confidence_score, updated_at)
+        SELECT g, 'o' || g, 'p-b' || (g * 4), '2024-01-01', 0, 's', 0.5, 0
+        FROM generate_series(1, 5000) g;
+    UPDATE death_feed_head SET last_seq = 5000;
+    INSERT INTO segment_keys (org, key, fingerprint, outcome, recorded_at, expires_at)
+        SELECT 'big', 'k' || g, decode(md5('k' || g) || md5('k' || g), 'hex'), '', g, g
+        FROM generate_series(1, 1000) g;
+";
+
+/// Each statement the store prepares, the indexes its plan must walk, and
+/// whether it may sort. Sorting is only allowed where noted: of a batch,
+/// by its place in the call.
+fn cases() -> Vec<(&'static str, &'static [&'static str], bool)> {
+    const PEOPLE_KEY: &str = "segment_people_pkey";
     // Ids are unique on their own: a seek by (org, id) may take either.
-    let segment_key = "segments_pkey|segments_id_unique";
-    let membership_key = "segment_memberships_pkey";
-    let cases: &[(&str, &[&str], bool)] = &[
-        (members::CLASSIFY, &[people_key, membership_key], true),
+    const SEGMENT_KEY: &str = "segments_pkey|segments_id_unique";
+    const MEMBERSHIP_KEY: &str = "segment_memberships_pkey";
+    vec![
+        (members::CLASSIFY, &[PEOPLE_KEY, MEMBERSHIP_KEY], true),
         (members::NEW_PEOPLE, &["Function Scan on unnest"], true),
         (members::INSERT_MEMBERS, &["Function Scan on u"], false),
-        (members::REJOIN, &[membership_key], false),
-        (members::TOUCH, &[membership_key], false),
-        (members::LEAVE, &[membership_key], false),
-        (members::ACTIVE_AMONG, &[people_key, membership_key], true),
+        // Rows by address, addresses by a seek of the key.
+        (members::REJOIN, &[MEMBERSHIP_KEY, "Tid Scan"], false),
+        (members::LEAVE, &[MEMBERSHIP_KEY, "Tid Scan"], false),
+        (members::ACTIVE_AMONG, &[PEOPLE_KEY, MEMBERSHIP_KEY], true),
         (
             members::SIZE_AND_SEQ,
-            &[segment_key, "segment_sizes_pkey"],
+            &[SEGMENT_KEY, "segment_sizes_pkey"],
             false,
         ),
+        (members::SET_SIZE, &[SEGMENT_KEY], false),
         (members::AFTER, &["segment_memberships_active"], false),
         (members::AT_OFFSET, &["segment_memberships_active"], false),
         (ledger::LOCK_HEAD, &["segment_heads_pkey"], false),
@@ -88,16 +118,20 @@ fn every_statement_walks_indexes_whatever_the_tables_sizes() {
         (ledger::MOVE_HEAD, &["segment_heads_pkey"], false),
         (
             ledger::SINCE,
-            &["segment_ledger_pkey", "segment_people_number"],
+            &[
+                "segment_ledger_pkey",
+                "segment_people_number",
+                "segment_ops_pkey",
+            ],
             false,
         ),
         (
             ledger::TIMELINE,
-            &[people_key, "segment_ledger_by_person"],
+            &[PEOPLE_KEY, "segment_ledger_by_person", "segment_ops_pkey"],
             false,
         ),
-        (segments::LOCATE, &[segment_key], false),
-        (segments::GET, &[segment_key], false),
+        (segments::LOCATE, &[SEGMENT_KEY], false),
+        (segments::GET, &[SEGMENT_KEY], false),
         (segments::BY_KEY, &["segments_name_key_unique"], false),
         (segments::LIST, &["segments_by_creation"], false),
         (as_of::SIZE_AT, &["segment_sizes_by_time"], false),
@@ -115,7 +149,7 @@ fn every_statement_walks_indexes_whatever_the_tables_sizes() {
         (deaths::KNOWN, &["death_records_obituary_id_key"], false),
         (
             deaths::SIGNALS,
-            &["death_records_pkey", people_key, membership_key],
+            &["death_records_pkey", PEOPLE_KEY, MEMBERSHIP_KEY],
             false,
         ),
         (deaths::FEED_END, &["death_feed_head_pkey"], false),
@@ -126,39 +160,111 @@ fn every_statement_walks_indexes_whatever_the_tables_sizes() {
             &["segment_keys_by_expiry", "segment_keys_pkey"],
             false,
         ),
-    ];
-    for (sql, walks, may_sort) in cases {
-        let plan = plan(&mut client, sql);
-        for index in *walks {
+    ]
+}
+
+/// Statements known to plan wrongly on [`SKEWED`] tables, checked on empty
+/// tables only, each with what goes wrong: defects to fix, not rules.
+const WRONG_WHEN_SKEWED: &[(&str, &str)] = &[(
+    keys::FORGET_EXPIRED,
+    "before ANALYZE, the delete walks all of the org's keys (a bitmap scan of \
+     segment_keys_by_expiry by org) and filters them by key, instead of a seek \
+     of segment_keys_pkey per expired key",
+)];
+
+/// Plans every statement of [`cases`]; what is wrong with each plan, `when`
+/// saying what the tables hold.
+fn check_plans(client: &mut Client, when: &str, skewed: bool) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (sql, walks, may_sort) in cases() {
+        if skewed && WRONG_WHEN_SKEWED.iter().any(|(known, _)| *known == sql) {
+            continue;
+        }
+        let plan = plan(client, sql);
+        let mut fault = |what: String| wrong.push(format!("{when}: {sql}\n{what}:\n{plan}"));
+        for index in walks {
             // `a|b`: either will do.
-            assert!(
-                index.split('|').any(|i| plan.contains(i)),
-                "{sql}\nshould use {index}:\n{plan}"
-            );
+            if !index.split('|').any(|i| plan.contains(i)) {
+                fault(format!("should use {index}"));
+            }
         }
         for bad in ["Seq Scan", "Hash", "Merge Join", "Materialize"] {
-            assert!(
-                !plan.contains(bad),
-                "{sql}\nplans a {bad}, which grows with the table:\n{plan}"
-            );
+            if plan.contains(bad) {
+                fault(format!("plans a {bad}, which grows with the table"));
+            }
         }
-        assert!(
-            *may_sort || !plan.contains("Sort"),
-            "{sql}\nsorts what an index gives in order:\n{plan}"
-        );
-        // A lookup that filters a walk of a key's prefix (rather than
-        // seeking the whole key) scans a segment per row.
-        for line in plan
-            .lines()
-            .filter(|l| l.trim_start().starts_with("Filter:"))
-        {
-            assert!(
-                !line.contains("person =") && !line.contains("pid ="),
-                "{sql}\nfilters by person instead of seeking:\n{plan}"
-            );
+        if !may_sort && plan.contains("Sort") {
+            fault("sorts what an index gives in order".to_owned());
+        }
+        // A join that filters pairs of rows (a nested loop whose inner
+        // side is a walk of a key's prefix, say) reads that prefix per
+        // row; so does a lookup that filters a walk of a key's prefix
+        // rather than seeking the whole key.
+        for line in plan.lines().map(str::trim_start) {
+            let lookup = ["person =", "pid =", "ctid ="]
+                .iter()
+                .any(|lookup| line.contains(lookup));
+            if line.starts_with("Join Filter:") || (line.starts_with("Filter:") && lookup) {
+                fault(format!("filters by {line:?} instead of seeking"));
+            }
         }
     }
+    wrong
+}
+
+#[test]
+fn every_statement_walks_indexes_whatever_the_tables_sizes() {
+    let schema = format!(
+        "plans_{}",
+        uuid::Uuid::now_v7().simple().to_string().get(20..).unwrap()
+    );
+    let url = server::url();
+    drop(
+        PostgresStore::builder(&url)
+            .schema(schema.clone())
+            .connect()
+            .unwrap(),
+    );
+    let mut client = Client::connect(&url, NoTls).unwrap();
+    client
+        .batch_execute(&format!("SET search_path TO {schema}"))
+        .unwrap();
+    // The store's own session settings.
+    for (name, value) in PLANNER {
+        client
+            .batch_execute(&format!("SET {name} = {value}"))
+            .unwrap();
+    }
+    // A new schema's first calls plan on empty tables.
+    let mut wrong = check_plans(&mut client, "empty tables", false);
+    // Then the tables fill, before autovacuum has analyzed them: the
+    // planner guesses their sizes from their pages.
+    client.batch_execute(SKEWED).unwrap();
+    assert!(
+        client
+            .query_one(
+                &format!("SELECT 1 FROM segments WHERE org = 'big' AND id = '{BIG}'"),
+                &[]
+            )
+            .is_ok(),
+        "the fixture holds the big segment"
+    );
+    wrong.extend(check_plans(
+        &mut client,
+        "skewed tables, not analyzed",
+        true,
+    ));
+    for table in schema::TABLES {
+        client.batch_execute(&format!("ANALYZE {table}")).unwrap();
+    }
+    wrong.extend(check_plans(&mut client, "skewed tables, analyzed", true));
     client
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .unwrap();
+    assert!(
+        wrong.is_empty(),
+        "{} plans are wrong:\n\n{}",
+        wrong.len(),
+        wrong.join("\n\n")
+    );
 }
