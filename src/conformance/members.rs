@@ -494,3 +494,109 @@ pub fn repeats_within_a_call_count_once(store: &dyn SegmentStore) {
         "p-b is the one member left"
     );
 }
+
+/// A PID given twice in one call straight to the store. The service passes
+/// each PID of a call once, but [`SegmentStore`] is public, and a store
+/// that counted a repeat twice would report, and keep, a `current_size`
+/// that no longer matches its members. So a store either refuses such a
+/// call with `Storage` and changes nothing, or applies it as the service
+/// would (a repeat is redundant in an add and not counted in a removal);
+/// never part of it, never a person counted twice.
+pub fn a_pid_given_twice_to_a_store_is_refused_or_counted_once(store: &dyn SegmentStore) {
+    use crate::store::Stamp;
+
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
+    let s = segments.create(&acme, NewSegment::new("Twice")).unwrap();
+    let [a, b, c] = ns.pids(["p-a", "p-b", "p-c"]);
+    segments.add_members(&acme, s.id, &[&a, &b]).unwrap();
+    segments.remove_members(&acme, s.id, &[&a]).unwrap();
+    // a was removed, b is a member, c never was.
+    let stamp = Stamp {
+        at: start_micros() + TimeDelta::seconds(1),
+        request_id: None,
+        dry_run: false,
+        key: None,
+    };
+    let state = || {
+        let members = every_member(&segments, &acme, s.id);
+        let size = segments.get(&acme, s.id).unwrap().current_size;
+        assert_eq!(
+            size,
+            members.len() as u64,
+            "current_size is the number of members listed"
+        );
+        let listed: Vec<String> = pids_of(&members).iter().map(|p| (*p).to_owned()).collect();
+        (listed, whole_ledger(&segments, &acme).len())
+    };
+    // Each call: what it is, the PID given twice, and whether it adds.
+    let cases = [
+        ("re-adding a removed PID", &a, true),
+        ("adding a new PID", &c, true),
+        ("removing a member", &b, false),
+    ];
+    for (what, twice, add) in cases {
+        let (before, ledger_before) = state();
+        let given = [pid(twice), pid(twice)];
+        let outcome = if add {
+            store
+                .add_members(&acme, s.id, &given, stamp)
+                .map(|o| (o.n_added, o.n_redundant, o.new_current_size))
+        } else {
+            store
+                .remove_members(&acme, s.id, &given, stamp)
+                .map(|o| (o.n_deleted, 0, o.new_current_size))
+        };
+        let (after, ledger_after) = state();
+        match outcome {
+            Err(e) => {
+                assert!(
+                    e.storage_kind().is_some(),
+                    "{what} given twice: refused with Storage, got {e:?}"
+                );
+                assert_eq!(
+                    after, before,
+                    "{what} given twice, refused: no member changed"
+                );
+                assert_eq!(
+                    ledger_after, ledger_before,
+                    "{what} given twice, refused: no entry recorded"
+                );
+            }
+            Ok((changed, redundant, size)) => {
+                let was_member = before.contains(twice);
+                let mut expected = before.clone();
+                expected.retain(|p| p != twice);
+                if add {
+                    expected.push(twice.clone());
+                }
+                expected.sort_unstable();
+                let mut listed = after.clone();
+                listed.sort_unstable();
+                assert_eq!(listed, expected, "{what} given twice: applied once");
+                let (counts, entries) = match (add, was_member) {
+                    (true, true) => ((0, 2), 0),
+                    (true, false) => ((1, 1), 1),
+                    (false, true) => ((1, 0), 1),
+                    (false, false) => ((0, 0), 0),
+                };
+                assert_eq!(
+                    (changed, redundant),
+                    counts,
+                    "{what} given twice: counted once, the repeat redundant in an add"
+                );
+                assert_eq!(
+                    size,
+                    after.len() as u64,
+                    "{what} given twice: the size reported is exact"
+                );
+                assert_eq!(
+                    ledger_after - ledger_before,
+                    entries,
+                    "{what} given twice: each change recorded once"
+                );
+            }
+        }
+    }
+}

@@ -14,29 +14,9 @@ use r2d2_postgres::postgres::Row;
 use super::ledger::{ADDED, Ledger, READDED, REMOVED, pid_at};
 use super::segments::locate;
 use super::{Tx, count, get, micros, sql_int, time};
+use crate::store::entries::Batch;
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
-use crate::{Error, Member, OrgId, Pid, Provenance, Result, Segment, SegmentId, SetExpr};
-
-/// The PIDs of one member call in PID order, each with its place in the
-/// call. Built before a connection is taken.
-pub(super) struct Batch<'p> {
-    sorted: Vec<(usize, &'p Pid)>,
-    texts: Vec<&'p str>,
-}
-
-impl<'p> Batch<'p> {
-    pub(super) fn new(pids: &'p [Pid]) -> Self {
-        let mut sorted: Vec<(usize, &Pid)> = pids.iter().enumerate().collect();
-        sorted.sort_unstable_by(|a, b| a.1.cmp(b.1));
-        let texts = sorted.iter().map(|(_, pid)| pid.as_str()).collect();
-        Self { sorted, texts }
-    }
-
-    /// The position in PID order of `pid`.
-    fn position(&self, pid: &str) -> Option<usize> {
-        self.texts.binary_search(&pid).ok()
-    }
-}
+use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
 /// What a PID is to the segment, before an add.
 const NEW: i16 = 0;
@@ -99,11 +79,11 @@ pub(super) fn add(
 ) -> Result<MembersAdded> {
     let mut ledger = Ledger::open(tx, org, stamp)?;
     let size = locate(tx, org, id)?;
-    let states = tx.query(CLASSIFY, &[&batch.texts, &org.as_str(), id.as_uuid()])?;
-    if states.len() != batch.texts.len() {
+    let states = tx.query(CLASSIFY, &[&batch.texts(), &org.as_str(), id.as_uuid()])?;
+    if states.len() != batch.len() {
         return Err(Error::storage(format!(
             "classifying {} PIDs gave {} rows",
-            batch.texts.len(),
+            batch.len(),
             states.len()
         )));
     }
@@ -117,9 +97,11 @@ pub(super) fn add(
         let person = person.ok_or_else(|| Error::storage("a new person got no number"))?;
         // Entries follow the caller's order.
         rows.push(Joining {
-            place: batch.sorted[i].0,
+            place: batch
+                .place(i)
+                .ok_or_else(|| Error::storage(format!("no PID at place {i} of the call")))?,
             person,
-            pid: batch.texts[i],
+            pid: batch.texts()[i],
             state: get(row, 1)?,
         });
     }
@@ -206,7 +188,7 @@ fn number_new_people(
     persons: &mut [Option<i64>],
 ) -> Result<()> {
     let unknown: Vec<&str> = batch
-        .texts
+        .texts()
         .iter()
         .zip(persons.iter())
         .filter(|(_, person)| person.is_none())
@@ -279,16 +261,15 @@ pub(super) fn remove(
 ) -> Result<MembersRemoved> {
     let mut ledger = Ledger::open(tx, org, stamp)?;
     let size = locate(tx, org, id)?;
-    let rows = tx.query(ACTIVE_AMONG, &[&batch.texts, &org.as_str(), id.as_uuid()])?;
+    let rows = tx.query(ACTIVE_AMONG, &[&batch.texts(), &org.as_str(), id.as_uuid()])?;
     let mut leaving = Vec::with_capacity(rows.len());
     for row in &rows {
         let place: i64 = get(row, 0)?;
         let person: i64 = get(row, 1)?;
         let given = usize::try_from(place - 1)
             .ok()
-            .and_then(|i| batch.sorted.get(i))
-            .ok_or_else(|| Error::storage(format!("no PID at place {place} of the call")))?
-            .0;
+            .and_then(|i| batch.place(i))
+            .ok_or_else(|| Error::storage(format!("no PID at place {place} of the call")))?;
         // Entries follow the caller's order.
         leaving.push((given, person));
     }

@@ -19,6 +19,7 @@ use r2d2_postgres::postgres::{
 };
 use r2d2_postgres::r2d2::{ManageConnection, Pool, PooledConnection};
 
+use crate::store::entries::Batch;
 use crate::store::{
     DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
     MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
@@ -685,7 +686,7 @@ impl SegmentStore for PostgresStore {
         pids: &[Pid],
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        let batch = members::Batch::new(pids);
+        let batch = Batch::new(pids)?;
         self.keyed(org, stamp, |tx| members::add(tx, org, id, &batch, stamp))
     }
 
@@ -696,7 +697,7 @@ impl SegmentStore for PostgresStore {
         pids: &[Pid],
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
-        let batch = members::Batch::new(pids);
+        let batch = Batch::new(pids)?;
         self.keyed(org, stamp, |tx| members::remove(tx, org, id, &batch, stamp))
     }
 

@@ -17,33 +17,13 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::ledger::{ADDED, Ledger, READDED, REMOVED, pid_at};
 use super::segments::{Located, locate};
 use super::{Db, array, micros, sql_int, time_at};
+use crate::store::entries::Batch;
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
-use crate::{Error, Member, OrgId, Pid, Provenance, Result, Segment, SegmentId, SetExpr};
+use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
-/// The PIDs of one member call in PID order, each with its place in the
-/// call. Built before the write lock is taken.
-pub(super) struct Batch<'p> {
-    sorted: Vec<(usize, &'p Pid)>,
-}
-
-impl<'p> Batch<'p> {
-    pub(super) fn new(pids: &'p [Pid]) -> Self {
-        let mut sorted: Vec<(usize, &Pid)> = pids.iter().enumerate().collect();
-        sorted.sort_unstable_by(|a, b| a.1.cmp(b.1));
-        Self { sorted }
-    }
-
-    /// The PIDs, in PID order, as one `rarray` parameter.
-    fn texts(&self) -> Rc<Vec<Value>> {
-        array(self.sorted.iter().map(|(_, pid)| pid.as_str().to_owned()))
-    }
-
-    /// The position in PID order of `pid`.
-    fn position(&self, pid: &str) -> Option<usize> {
-        self.sorted
-            .binary_search_by(|(_, p)| p.as_str().cmp(pid))
-            .ok()
-    }
+/// The PIDs of `batch`, in PID order, as one `rarray` parameter.
+fn texts(batch: &Batch<'_>) -> Rc<Vec<Value>> {
+    array(batch.texts().iter().map(|pid| (*pid).to_owned()))
 }
 
 /// What a person is to the segment, before an add.
@@ -93,7 +73,7 @@ pub(super) fn add(
     let states = tx
         .prepare_cached(CLASSIFY)
         .db()?
-        .query_map(params![batch.texts(), org.as_str(), segment.number], |r| {
+        .query_map(params![texts(batch), org.as_str(), segment.number], |r| {
             Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?))
         })
         .db()?
@@ -106,7 +86,10 @@ pub(super) fn add(
     for (i, ((_, state), person)) in states.iter().zip(&persons).enumerate() {
         let person = person.ok_or_else(|| Error::storage("a new person got no number"))?;
         // Entries follow the caller's order.
-        rows.push((batch.sorted[i].0, person, *state));
+        let place = batch
+            .place(i)
+            .ok_or_else(|| Error::storage(format!("no PID at place {i} of the call")))?;
+        rows.push((place, person, *state));
     }
     let out = join(tx, segment, id, &mut ledger, rows, None)?;
     ledger.close(tx)?;
@@ -182,11 +165,11 @@ fn number_new_people(
     persons: &mut [Option<i64>],
 ) -> Result<()> {
     let unknown: Vec<String> = batch
-        .sorted
+        .texts()
         .iter()
         .zip(persons.iter())
         .filter(|(_, person)| person.is_none())
-        .map(|((_, pid), _)| pid.as_str().to_owned())
+        .map(|(pid, _)| (*pid).to_owned())
         .collect();
     if unknown.is_empty() {
         return Ok(());
@@ -229,7 +212,7 @@ pub(super) fn remove(
     let leaving = tx
         .prepare_cached(ACTIVE_AMONG)
         .db()?
-        .query_map(params![batch.texts(), org.as_str(), segment.number], |r| {
+        .query_map(params![texts(batch), org.as_str(), segment.number], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
         })
         .db()?
@@ -240,10 +223,10 @@ pub(super) fn remove(
         .map(|(rowid, person)| {
             let place = usize::try_from(rowid - 1)
                 .ok()
-                .and_then(|i| batch.sorted.get(i))
+                .and_then(|i| batch.place(i))
                 .ok_or_else(|| Error::storage(format!("no PID at place {rowid} of the call")))?;
             // Entries follow the caller's order.
-            Ok((place.0, person))
+            Ok((place, person))
         })
         .collect::<Result<Vec<_>>>()?;
     let out = leave(tx, segment, id, &mut ledger, leaving, None)?;
@@ -449,12 +432,12 @@ pub(super) fn create_from(
 
 /// A statement over the batch must answer once per PID.
 fn check_rows(rows: usize, batch: &Batch<'_>) -> Result<()> {
-    if rows == batch.sorted.len() {
+    if rows == batch.len() {
         Ok(())
     } else {
         Err(Error::storage(format!(
             "classifying {} PIDs gave {rows} rows",
-            batch.sorted.len()
+            batch.len()
         )))
     }
 }

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, Row};
 
+use crate::store::entries::Batch;
 use crate::store::{
     DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
     MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
@@ -552,7 +553,7 @@ impl SegmentStore for SqliteStore {
         pids: &[Pid],
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        let batch = members::Batch::new(pids);
+        let batch = Batch::new(pids)?;
         self.keyed(org, stamp, |tx| members::add(tx, org, id, &batch, stamp))
     }
 
@@ -563,7 +564,7 @@ impl SegmentStore for SqliteStore {
         pids: &[Pid],
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
-        let batch = members::Batch::new(pids);
+        let batch = Batch::new(pids)?;
         self.keyed(org, stamp, |tx| members::remove(tx, org, id, &batch, stamp))
     }
 
