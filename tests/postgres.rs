@@ -1,17 +1,20 @@
 //! `PostgresStore`: the conformance suite and the PostgreSQL-specific checks
-//! (schema versions, concurrent migrations, failures and their kinds, an
-//! outage), on a throwaway server the tests start themselves, or on the one
+//! (schema versions, concurrent migrations, failures and their kinds,
+//! outages), on a throwaway server the tests start themselves, or on the one
 //! `SEGMENTS_POSTGRES_URL` names.
 
 #![cfg(all(feature = "postgres", feature = "conformance"))]
 
 mod support;
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use postgres::{Client, NoTls};
 use segments::{
-    Error, MemberOptions, NewSegment, OrgId, PostgresStore, SegmentStore, Segments, StorageFailure,
+    Error, MemberOptions, NewSegment, OrgId, PostgresStore, SegmentId, SegmentStore, Segments,
+    StorageFailure,
 };
 use support::postgres::{TestServer, url};
 
@@ -318,16 +321,97 @@ fn serialization_failures_are_tried_again_up_to_a_bound() {
     assert_eq!(segments.get(&org, s.id).unwrap().current_size, 2);
 }
 
-/// The server crashes (`pg_ctl stop -m immediate`) while a writer runs,
-/// and comes back: calls during the outage fail with `Unavailable` (or
-/// another typed storage error), never a panic or a hang; once it is back
-/// the same store serves again, and every call that returned `Ok` is there.
+/// Makes the store's pool hold `n` open connections: `n` writes at once to
+/// `org`, each holding its connection while it waits for the org's head,
+/// which a raw connection holds until all `n` wait; then they go through.
+fn fill_the_pool(
+    segments: &Segments<PostgresStore>,
+    url: &str,
+    org: &OrgId,
+    id: SegmentId,
+    n: usize,
+) {
+    let mut holder = raw(url);
+    let mut held = holder.transaction().unwrap();
+    held.query(
+        "SELECT 1 FROM segments.segment_heads WHERE org = $1 FOR UPDATE",
+        &[&org.as_str()],
+    )
+    .unwrap();
+    let mut watcher = raw(url);
+    let mut count = |sql: &str| -> i64 { watcher.query_one(sql, &[]).unwrap().get(0) };
+    std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..n)
+            .map(|t| {
+                scope.spawn(move || {
+                    let pid = format!("p-warm{t}x{}", uuid::Uuid::now_v7().simple());
+                    segments
+                        .add_members(org, id, &[pid])
+                        .expect("a write that waited for the head")
+                })
+            })
+            .collect();
+        while count(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = 'segments' AND wait_event_type = 'Lock'",
+        ) < n as i64
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        held.commit().unwrap();
+        for call in calls {
+            call.join().unwrap();
+        }
+    });
+    assert_eq!(
+        count("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segments'"),
+        n as i64,
+        "the pool holds {n} connections"
+    );
+}
+
+/// Every member of a segment, by PID.
+fn every_pid(segments: &Segments<PostgresStore>, org: &OrgId, id: SegmentId) -> Vec<String> {
+    let mut members = Vec::new();
+    let mut options = MemberOptions::new().limit(1_000);
+    loop {
+        let page = segments.members(org, id, options.clone()).unwrap();
+        members.extend(page.members.iter().map(|m| m.pid.as_str().to_owned()));
+        match page.next {
+            Some(next) => options = options.after(next),
+            None => return members,
+        }
+    }
+}
+
+/// Members of a segment by batch: the `N` of PIDs `p-<N>x<i>`.
+fn batches(pids: &[String], prefix: &str) -> BTreeMap<u32, usize> {
+    let mut by_batch = BTreeMap::new();
+    for pid in pids {
+        let batch = pid
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('x').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{pid} is no PID of a batch {prefix}N"));
+        *by_batch.entry(batch).or_default() += 1;
+    }
+    by_batch
+}
+
+/// The server crashes (`pg_ctl stop -m immediate`) while a writer thread
+/// runs, and comes back, with the store's default pool and retries: calls
+/// during the outage fail with `Unavailable`, never a panic or a hang; the
+/// first call after the restart succeeds, even when every connection the
+/// pool holds died with the server; every batch is whole, and every call
+/// that returned `Ok` is there.
 #[test]
 fn an_outage_is_a_typed_error_and_nothing_that_returned_is_lost() {
+    const POOL: usize = 8;
+    const WRITER_BATCH: usize = 2_000;
     let server = TestServer::start();
+    let url = server.url();
     let segments = Segments::new(
-        PostgresStore::builder(&server.url())
-            .pool_size(4)
+        PostgresStore::builder(&url)
             .connect_timeout(Duration::from_millis(500))
             .connect()
             .unwrap(),
@@ -336,73 +420,114 @@ fn an_outage_is_a_typed_error_and_nothing_that_returned_is_lost() {
     let s = segments
         .create(&org, NewSegment::new("Through an outage"))
         .unwrap();
+    let warm = segments.create(&org, NewSegment::new("Warm-up")).unwrap();
+    let written = segments.create(&org, NewSegment::new("Written")).unwrap();
     let mut acknowledged = Vec::new();
-    let mut failures = Vec::new();
     let mut batch = 0u32;
-    let mut add = |segments: &Segments<PostgresStore>, acknowledged: &mut Vec<u32>| {
+    let mut add = |acknowledged: &mut Vec<u32>| {
         batch += 1;
         let pids: Vec<String> = (0..50).map(|i| format!("p-{batch}x{i}")).collect();
-        match segments.add_members(&org, s.id, &pids) {
-            Ok(out) => {
-                assert_eq!(out.n_added, 50);
-                acknowledged.push(batch);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        let out = segments.add_members(&org, s.id, &pids)?;
+        assert_eq!(out.n_added, 50);
+        acknowledged.push(batch);
+        Ok::<(), Error>(())
     };
     for _ in 0..5 {
-        add(&segments, &mut acknowledged).expect("the server is up");
+        add(&mut acknowledged).expect("the server is up");
     }
+    let stop = AtomicBool::new(false);
+    let (writer_acknowledged, after_restart) = std::thread::scope(|scope| {
+        // A writer in flight when the server goes: it keeps adding batches
+        // of new PIDs, whatever fails, until told to stop.
+        let writer = scope.spawn(|| {
+            let mut acknowledged = Vec::new();
+            for n in 0u32.. {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let pids: Vec<String> = (0..WRITER_BATCH).map(|i| format!("p-w{n}x{i}")).collect();
+                match segments.add_members(&org, written.id, &pids) {
+                    Ok(_) => acknowledged.push(n),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+            acknowledged
+        });
+        // Wait for the writer to be under way.
+        while every_pid(&segments, &org, written.id).len() < 2 * WRITER_BATCH {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server.stop_immediate();
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let err = add(&mut acknowledged).expect_err("the server is down");
+            failures.push(err.storage_kind());
+        }
+        assert!(
+            failures
+                .iter()
+                .all(|kind| *kind == Some(StorageFailure::Unavailable)),
+            "calls during the outage are Unavailable: {failures:?}"
+        );
+        server.start_again();
+        add(&mut acknowledged).expect("the first call after the restart");
+        let after_restart = every_pid(&segments, &org, written.id).len();
+        // Let the writer get some batches through the restored server.
+        while every_pid(&segments, &org, written.id).len() < after_restart + 2 * WRITER_BATCH {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::SeqCst);
+        (
+            writer.join().expect("the writer does not panic"),
+            after_restart,
+        )
+    });
+    assert!(after_restart > 0, "the writer's first batches are there");
+
+    // Again, every connection of a full pool dies with the server while
+    // idle: the first call after the restart replaces them all and goes
+    // through, though there are more of them than max_retries.
+    fill_the_pool(&segments, &url, &org, warm.id, POOL);
     server.stop_immediate();
-    for _ in 0..3 {
-        let err = add(&segments, &mut acknowledged).expect_err("the server is down");
-        failures.push(err.storage_kind());
-    }
-    assert!(
-        failures
-            .iter()
-            .all(|kind| *kind == Some(StorageFailure::Unavailable)),
-        "calls during the outage are Unavailable: {failures:?}"
-    );
     server.start_again();
-    // The pool drops the connections the crash broke and opens new ones.
-    let mut recovered = false;
-    for _ in 0..20 {
-        if add(&segments, &mut acknowledged).is_ok() {
-            recovered = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(recovered, "service comes back with the server");
+    add(&mut acknowledged).expect("the first call after a restart that killed a full pool");
     for _ in 0..3 {
-        add(&segments, &mut acknowledged).expect("normal service");
+        add(&mut acknowledged).expect("normal service");
     }
-    let mut members = Vec::new();
-    let mut options = MemberOptions::new().limit(1_000);
-    loop {
-        let page = segments.members(&org, s.id, options.clone()).unwrap();
-        members.extend(page.members.iter().map(|m| m.pid.as_str().to_owned()));
-        match page.next {
-            Some(next) => options = options.after(next),
-            None => break,
-        }
-    }
+
+    let members = every_pid(&segments, &org, s.id);
+    let by_batch = batches(&members, "p-");
     for batch in &acknowledged {
-        let present = members
-            .iter()
-            .filter(|p| p.starts_with(&format!("p-{batch}x")))
-            .count();
-        assert_eq!(present, 50, "batch {batch} returned Ok and is whole");
+        assert_eq!(
+            by_batch.get(batch),
+            Some(&50),
+            "batch {batch} returned Ok and is whole"
+        );
     }
     assert_eq!(
-        members.len(),
-        acknowledged.len() * 50,
-        "nothing but the acknowledged batches"
+        by_batch.len(),
+        acknowledged.len(),
+        "nothing but the acknowledged batches (the failed calls never reached the server)"
     );
     assert_eq!(
         segments.get(&org, s.id).unwrap().current_size,
         members.len() as u64
+    );
+    // The writer's: a batch whose call failed may have committed (the
+    // connection may have dropped after COMMIT was sent), but whole.
+    let written_members = every_pid(&segments, &org, written.id);
+    let by_batch = batches(&written_members, "p-w");
+    for (batch, count) in &by_batch {
+        assert_eq!(*count, WRITER_BATCH, "the writer's batch {batch} is whole");
+    }
+    for batch in &writer_acknowledged {
+        assert!(
+            by_batch.contains_key(batch),
+            "the writer's batch {batch} returned Ok and is there"
+        );
+    }
+    assert_eq!(
+        segments.get(&org, written.id).unwrap().current_size,
+        written_members.len() as u64
     );
 }

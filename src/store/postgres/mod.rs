@@ -142,7 +142,10 @@ impl PostgresStoreBuilder {
     }
 
     /// How many times a call is tried again after a serialization failure
-    /// or a deadlock (with a short, random pause); 5 by default.
+    /// or a deadlock (with a short, random pause); 5 by default. Pooled
+    /// connections that the server closed while they sat idle (a restart)
+    /// do not count: they are replaced before the call starts, as many as
+    /// the pool holds.
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
         self
@@ -270,8 +273,9 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   or [`StorageFailure::Busy`] (a lock); a lost connection or a server
 ///   that is down is [`StorageFailure::Unavailable`]. In every case the
 ///   transaction is rolled back, so nothing is half-written, and the pool
-///   replaces broken connections: calls succeed again once the server is
-///   back.
+///   replaces broken connections: the first call after the server is back
+///   succeeds (idle connections that a restart closed are replaced before
+///   it starts).
 /// - **Costs**, as the bench report measures them: a create is one
 ///   transaction of a few statements; an add or remove of `n` PIDs is about
 ///   ten statements whose cost grows with `n`; `get` reads one row; a
@@ -501,6 +505,13 @@ impl PostgresStore {
             Mode::Write | Mode::DryRun => (IsolationLevel::ReadCommitted, false),
         };
         let mut retries = 0;
+        // Idle connections the server dropped (a restart, an idle
+        // timeout) are found closed at BEGIN, before anything was sent,
+        // and replaced. The pool holds at most `pool_size` of them, so one
+        // try more than that reaches a fresh connection; these tries do
+        // not count against `max_retries`.
+        let mut closed = 0;
+        let max_closed = self.inner.options.pool_size.max(1) + 1;
         loop {
             let mut conn = self.connection()?;
             let Conn { client, statements } = &mut *conn;
@@ -511,10 +522,10 @@ impl PostgresStore {
                 .start();
             let tx = match started {
                 Ok(tx) => tx,
-                // The server dropped this idle connection (a restart, an
-                // idle timeout): nothing was sent; take a fresh one.
-                Err(e) if e.is_closed() && retries < self.inner.options.max_retries => {
-                    retries += 1;
+                // Nothing was sent: take another connection (this one is
+                // dropped as it goes back to the pool).
+                Err(e) if is_lost(&e) && closed < max_closed => {
+                    closed += 1;
                     continue;
                 }
                 Err(e) => return Err(e).db(),
@@ -547,6 +558,13 @@ enum Mode {
     Write,
     /// A write worked out and rolled back.
     DryRun,
+}
+
+/// Whether the connection itself failed (closed, or an I/O error), rather
+/// than a statement.
+fn is_lost(e: &pg::Error) -> bool {
+    e.is_closed()
+        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 /// Whether a failed transaction may simply run again: a serialization
