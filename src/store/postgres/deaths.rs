@@ -9,7 +9,9 @@ use super::ledger::pid_at;
 use super::segments::locate;
 use super::{Tx, count, get, micros, sql_int, time};
 use crate::store::{DeathSignalPage, DeathsUpserted};
-use crate::{DeathCursor, DeathRecord, OrgId, Result, SegmentId, SignalMetadata};
+use crate::{
+    DeathCursor, DeathRecord, Error, OrgId, Result, SegmentId, SignalMetadata, StorageFailure,
+};
 
 /// Locks the death feed's head for the rest of the transaction: ingestions
 /// take turns, and feed order is commit order.
@@ -41,7 +43,7 @@ pub(super) fn upsert(
     if records.is_empty() {
         return Ok(done);
     }
-    let mut last: i64 = get(&tx.query_one(LOCK_FEED, &[])?, 0)?;
+    let mut last: i64 = get(&feed_head(tx, LOCK_FEED)?, 0)?;
     let ids: Vec<&str> = records.iter().map(|r| r.obituary_id.as_str()).collect();
     // By obituary: (seq, pid, first_observed_at) as stored, then as the
     // batch leaves it.
@@ -161,6 +163,17 @@ pub(super) const SIGNALS: &str = "SELECT d.seq, d.pid, d.obituary_id, d.date_of_
 /// The end of the death feed: the last position given.
 pub(super) const FEED_END: &str = "SELECT last_seq FROM death_feed_head WHERE only_row";
 
+/// The death feed's head row ([`LOCK_FEED`] or [`FEED_END`]), which the
+/// schema makes once and never deletes: missing, the schema is damaged.
+fn feed_head(tx: &mut Tx<'_>, sql: &'static str) -> Result<Row> {
+    tx.query_opt(sql, &[])?.ok_or_else(|| {
+        Error::storage_failure(
+            StorageFailure::Corrupt,
+            "the death feed's head row (death_feed_head) is missing",
+        )
+    })
+}
+
 fn death_from_row(row: &Row) -> Result<(i64, DeathRecord)> {
     Ok((
         get(row, 0)?,
@@ -207,7 +220,7 @@ pub(super) fn signals(
         Some(&(seq, _)) if found.len() == limit => u64::try_from(seq).unwrap_or(0),
         // Not a full page: everything up to the end of the feed was seen.
         _ => {
-            let end = count(&tx.query_one(FEED_END, &[])?, 0)?;
+            let end = count(&feed_head(tx, FEED_END)?, 0)?;
             after.get().max(end)
         }
     };

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use r2d2_postgres::postgres::Row;
 
-use super::{Tx, count, get, sql_int, time};
+use super::{Tx, count, damaged, get, sql_int, time};
 use crate::domain::pid::is_well_formed;
 use crate::store::Stamp;
 use crate::store::entries;
-use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId};
+use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId, StorageFailure};
 
 pub(super) use crate::store::entries::{ADDED, READDED, REMOVED};
 
@@ -46,7 +46,12 @@ impl<'a> Ledger<'a> {
                 // Racing first writes of an org: one inserts, the other
                 // waits for it, and both then lock the one row.
                 tx.execute(NEW_HEAD, &[&org.as_str(), &i64::MIN])?;
-                tx.query_one(LOCK_HEAD, &[&org.as_str()])?
+                tx.query_opt(LOCK_HEAD, &[&org.as_str()])?.ok_or_else(|| {
+                    Error::storage_failure(
+                        StorageFailure::Corrupt,
+                        format!("org {org}: its ledger head is missing just after it was made"),
+                    )
+                })?
             }
         };
         let last: i64 = get(&head, 0)?;
@@ -216,7 +221,7 @@ pub(super) fn pid_at(row: &Row, i: usize) -> Result<Pid> {
     if is_well_formed(&pid) {
         Ok(Pid::new_unchecked(&pid))
     } else {
-        Err(Error::storage(format!("stored PID {pid:?} is malformed")))
+        Err(damaged(format!("stored PID {pid:?} is malformed")))
     }
 }
 

@@ -403,11 +403,6 @@ impl Tx<'_> {
         self.tx.query_opt(&statement, params).db()
     }
 
-    pub(super) fn query_one(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Row> {
-        let statement = self.statement(sql)?;
-        self.tx.query_one(&statement, params).db()
-    }
-
     pub(super) fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64> {
         let statement = self.statement(sql)?;
         self.tx.execute(&statement, params).db()
@@ -563,8 +558,7 @@ enum Mode {
 /// Whether the connection itself failed (closed, or an I/O error), rather
 /// than a statement.
 fn is_lost(e: &pg::Error) -> bool {
-    e.is_closed()
-        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+    e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 /// Whether a failed transaction may simply run again: a serialization
@@ -587,7 +581,7 @@ fn backoff(n: u32) -> Duration {
 }
 
 /// The one place `postgres` errors become the crate's: a backend failure,
-/// classified by its SQLSTATE, with the `postgres` error kept as the
+/// classified by [`failure_kind`], with the `postgres` error kept as the
 /// source. A unique violation of a segment's name is recognized by its
 /// constraint's name where a statement can meet it (see `segments.rs`).
 pub(super) trait Db<T> {
@@ -596,47 +590,56 @@ pub(super) trait Db<T> {
 
 impl<T> Db<T> for std::result::Result<T, pg::Error> {
     fn db(self) -> Result<T> {
-        self.map_err(|e| {
-            let kind = if e.is_closed() {
-                StorageFailure::Unavailable
-            } else {
-                match e.code() {
-                    Some(c) if *c == SqlState::QUERY_CANCELED => StorageFailure::Timeout,
-                    Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => StorageFailure::Busy,
-                    Some(c)
-                        if *c == SqlState::ADMIN_SHUTDOWN
-                            || *c == SqlState::CRASH_SHUTDOWN
-                            || *c == SqlState::CANNOT_CONNECT_NOW
-                            || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
-                            || c.code().starts_with("08") =>
-                    {
-                        StorageFailure::Unavailable
-                    }
-                    Some(c) if *c == SqlState::DISK_FULL => StorageFailure::Full,
-                    Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => {
-                        StorageFailure::ReadOnly
-                    }
-                    Some(c) if c.code().starts_with("XX") => StorageFailure::Corrupt,
-                    // No SQLSTATE: the connection failed (refused, reset,
-                    // timed out) rather than a statement.
-                    None => StorageFailure::Unavailable,
-                    Some(_) => StorageFailure::Other,
-                }
-            };
-            Error::storage_failure(kind, e)
-        })
+        self.map_err(|e| Error::storage_failure(failure_kind(&e), e))
     }
 }
 
-/// A column, with a decoding failure as a storage error.
+/// What a `postgres` error says of the storage: by its SQLSTATE when the
+/// server sent one. Without one, [`StorageFailure::Unavailable`] only when
+/// the connection itself failed (closed, or an I/O error: refused, reset,
+/// timed out), which may pass; anything else (a statement that returned
+/// another number of rows than it must, a parameter or value that does
+/// not convert) is [`StorageFailure::Other`]: it would fail the same way
+/// again, and a host that retries `Unavailable` must not retry it forever.
+fn failure_kind(e: &pg::Error) -> StorageFailure {
+    if is_lost(e) {
+        return StorageFailure::Unavailable;
+    }
+    match e.code() {
+        Some(c) if *c == SqlState::QUERY_CANCELED => StorageFailure::Timeout,
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => StorageFailure::Busy,
+        Some(c)
+            if *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+                || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+                || c.code().starts_with("08") =>
+        {
+            StorageFailure::Unavailable
+        }
+        Some(c) if *c == SqlState::DISK_FULL => StorageFailure::Full,
+        Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => StorageFailure::ReadOnly,
+        Some(c) if c.code().starts_with("XX") => StorageFailure::Corrupt,
+        Some(_) | None => StorageFailure::Other,
+    }
+}
+
+/// A column. A value that does not decode as this crate wrote it is a
+/// damaged row: [`StorageFailure::Corrupt`].
 pub(super) fn get<'r, T: pg::types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T> {
-    row.try_get(i).db()
+    row.try_get(i)
+        .map_err(|e| Error::storage_failure(StorageFailure::Corrupt, e))
+}
+
+/// A row that is not what this crate wrote.
+pub(super) fn damaged(what: String) -> Error {
+    Error::storage_failure(StorageFailure::Corrupt, what)
 }
 
 /// A count column; a negative value is a damaged row.
 pub(super) fn count(row: &Row, i: usize) -> Result<u64> {
     let v: i64 = get(row, i)?;
-    u64::try_from(v).map_err(|_| Error::storage(format!("stored count {v} is negative")))
+    u64::try_from(v).map_err(|_| damaged(format!("stored count {v} is negative")))
 }
 
 /// A time column (microseconds since the epoch).
@@ -647,7 +650,7 @@ pub(super) fn time(row: &Row, i: usize) -> Result<DateTime<Utc>> {
 
 pub(super) fn from_micros(v: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(v)
-        .ok_or_else(|| Error::storage(format!("stored time {v} is out of range")))
+        .ok_or_else(|| damaged(format!("stored time {v} is out of range")))
 }
 
 pub(super) fn micros(at: DateTime<Utc>) -> i64 {

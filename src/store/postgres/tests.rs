@@ -268,3 +268,123 @@ fn every_statement_walks_indexes_whatever_the_tables_sizes() {
         wrong.join("\n\n")
     );
 }
+
+/// The kind each `postgres` error gets. Only a connection that failed is
+/// `Unavailable` (a host may retry it); a failure that would come again
+/// the same way is `Other`, and a value that does not decode is `Corrupt`.
+#[test]
+fn errors_are_unavailable_only_when_the_connection_failed() {
+    let kind = |e: pg::Error| failure_kind(&e);
+    // No SQLSTATE, and no connection involved.
+    let parse = "postgresql://[bad".parse::<pg::Config>().unwrap_err();
+    assert_eq!(
+        kind(parse),
+        StorageFailure::Other,
+        "a URL that does not parse"
+    );
+    let url = server::url();
+    let mut client = Client::connect(&url, NoTls).unwrap();
+    let none = client.query_one("SELECT 1 WHERE false", &[]).unwrap_err();
+    assert_eq!(kind(none), StorageFailure::Other, "query_one of no row");
+    let param = client.query("SELECT $1::int", &[&"text"]).unwrap_err();
+    assert_eq!(
+        kind(param),
+        StorageFailure::Other,
+        "a parameter of the wrong type"
+    );
+    // Decoding.
+    let row = client.query_one("SELECT 'x'::text", &[]).unwrap();
+    for (what, err) in [
+        ("a text as a number", get::<i64>(&row, 0).unwrap_err()),
+        (
+            "a column that is not there",
+            get::<String>(&row, 5).unwrap_err(),
+        ),
+    ] {
+        assert_eq!(err.storage_kind(), Some(StorageFailure::Corrupt), "{what}");
+    }
+    // SQLSTATEs.
+    let syntax = client.batch_execute("SELEC 1").unwrap_err();
+    assert_eq!(kind(syntax), StorageFailure::Other, "a syntax error");
+    client.batch_execute("SET statement_timeout = 10").unwrap();
+    let slow = client.batch_execute("SELECT pg_sleep(1)").unwrap_err();
+    assert_eq!(
+        kind(slow),
+        StorageFailure::Timeout,
+        "a statement past its time"
+    );
+    // The connection itself.
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    Client::connect(&url, NoTls)
+        .unwrap()
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    for attempt in ["the first call after", "a later call after"] {
+        let gone = client.batch_execute("SELECT 1").unwrap_err();
+        assert_eq!(
+            kind(gone),
+            StorageFailure::Unavailable,
+            "{attempt} the server ended the session"
+        );
+    }
+    let refused = Client::connect("postgresql://postgres@127.0.0.1:1/postgres", NoTls)
+        .err()
+        .expect("no server there");
+    assert_eq!(
+        kind(refused),
+        StorageFailure::Unavailable,
+        "no server there"
+    );
+}
+
+/// The death feed's head, a row the schema makes once: missing, the store
+/// reports a damaged schema (it read no row where one must be), not an
+/// outage to wait out.
+#[test]
+fn a_missing_death_feed_head_is_corrupt() {
+    let schema = format!(
+        "heads_{}",
+        uuid::Uuid::now_v7().simple().to_string().get(20..).unwrap()
+    );
+    let url = server::url();
+    let store = PostgresStore::builder(&url)
+        .schema(schema.clone())
+        .connect()
+        .unwrap();
+    let segments = crate::Segments::new(store.clone());
+    let org = OrgId::new("acme").unwrap();
+    let s = segments
+        .create(&org, crate::NewSegment::new("Heads"))
+        .unwrap();
+    let mut client = Client::connect(&url, NoTls).unwrap();
+    client
+        .batch_execute(&format!("DELETE FROM {schema}.death_feed_head"))
+        .unwrap();
+    let err = store
+        .death_signals(&org, s.id, DeathCursor::new(0), 10)
+        .unwrap_err();
+    assert_eq!(err.storage_kind(), Some(StorageFailure::Corrupt), "{err:?}");
+    let record = DeathRecord {
+        minerva_pid: Pid::parse("p-a").unwrap(),
+        obituary_id: format!("o.{schema}"),
+        date_of_death: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        publication_last_update_date: None,
+        first_observed_at: chrono::Utc::now(),
+        signal_metadata: crate::SignalMetadata {
+            source: "test".into(),
+            obituary_url: None,
+            publication_name: None,
+            confidence_score: 0.5,
+        },
+    };
+    let err = store
+        .upsert_deaths(&[record], chrono::Utc::now())
+        .unwrap_err();
+    assert_eq!(err.storage_kind(), Some(StorageFailure::Corrupt), "{err:?}");
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}
