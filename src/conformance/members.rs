@@ -600,3 +600,51 @@ pub fn a_pid_given_twice_to_a_store_is_refused_or_counted_once(store: &dyn Segme
         }
     }
 }
+
+/// A read from an offset at or past the last member (`u64::MAX` included)
+/// returns no member and the same `current_size` and `members_seq` as a
+/// read from the start: the page API asks for such offsets whenever a
+/// client pages past the end, and the answer must not depend on how many
+/// members (or former members) the segment holds.
+pub fn reads_from_past_the_last_member_are_empty_and_exact(store: &dyn SegmentStore) {
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
+    let s = segments.create(&acme, NewSegment::new("Short")).unwrap();
+    let empty = segments.create(&acme, NewSegment::new("Empty")).unwrap();
+    let pids: Vec<String> = (0..30).map(|i| format!("p-{i:03}")).collect();
+    segments.add_members(&acme, s.id, &pids).unwrap();
+    // Former members are rows too: an offset counts active members only.
+    segments.remove_members(&acme, s.id, &pids[..7]).unwrap();
+    for (id, what) in [(s.id, "a segment of 23"), (empty.id, "an empty segment")] {
+        let first = store
+            .members(&acme, id, MemberStart::FIRST, MAX_PAGE_LIMIT)
+            .expect("a read from the start");
+        let size = first.current_size;
+        assert_eq!(first.members.len() as u64, size, "{what}: every member");
+        for offset in [size, size + 1, size + 1_000_000, u64::MAX - 1, u64::MAX] {
+            let past = store
+                .members(&acme, id, MemberStart::Offset(offset), MAX_PAGE_LIMIT)
+                .expect("a read past the end succeeds");
+            assert!(
+                past.members.is_empty(),
+                "{what}: no member from offset {offset}"
+            );
+            assert_eq!(
+                (past.current_size, past.members_seq),
+                (first.current_size, first.members_seq),
+                "{what}: from offset {offset}, the same current_size and members_seq"
+            );
+        }
+        if size > 0 {
+            let last = store
+                .members(&acme, id, MemberStart::Offset(size - 1), MAX_PAGE_LIMIT)
+                .unwrap();
+            assert_eq!(
+                last.members,
+                first.members[first.members.len() - 1..],
+                "{what}: the last member is at offset size - 1"
+            );
+        }
+    }
+}

@@ -116,6 +116,7 @@ macro_rules! conformance_tests {
             empty_member_calls_change_nothing,
             racing_member_calls_keep_current_size_exact,
             a_pid_given_twice_to_a_store_is_refused_or_counted_once,
+            reads_from_past_the_last_member_are_empty_and_exact,
             // pages.rs
             member_order_is_first_added_then_pid,
             members_page_follows_the_documented_rules,

@@ -548,7 +548,11 @@ pub(super) fn slice(
     let Some(head) = tx.query_opt(SIZE_AND_SEQ, &[&org.as_str(), id.as_uuid()])? else {
         return Err(Error::NotFound { id });
     };
+    let current_size = count(&head, 0)?;
+    let members_seq = count(&head, 1)?;
     let rows = match from {
+        // Past the last member: nothing to read (OFFSET would walk them all).
+        MemberStart::Offset(offset) if offset >= current_size => Vec::new(),
         MemberStart::After(c) => tx.query(
             AFTER,
             &[
@@ -571,7 +575,7 @@ pub(super) fn slice(
     };
     Ok(MemberSlice {
         members: rows.iter().map(member_from_row).collect::<Result<_>>()?,
-        current_size: count(&head, 0)?,
-        members_seq: count(&head, 1)?,
+        current_size,
+        members_seq,
     })
 }

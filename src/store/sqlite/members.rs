@@ -509,6 +509,8 @@ pub(super) fn slice(
         .db()?
         .unwrap_or(0);
     let members = match from {
+        // Past the last member: nothing to read (OFFSET would walk them all).
+        MemberStart::Offset(offset) if offset >= segment.current_size => Ok(Vec::new()),
         MemberStart::After(c) => conn
             .prepare_cached(AFTER)
             .db()?
