@@ -17,15 +17,23 @@
 //! - Time: [`Stamp::at`] is truncated to microseconds.
 //! - Limits and paging: batches are at most
 //!   [`MAX_PIDS_PER_CALL`](crate::limits::MAX_PIDS_PER_CALL) PIDs, and every
-//!   read asks for at most [`MAX_READ`] items (a page and one more). The
-//!   page API's arithmetic, and where a walk through pages resumes, are the
-//!   service's.
+//!   read asks for at least 1 and at most [`MAX_READ`] items (a page and
+//!   one more); a store need not answer a `limit` of 0 in any particular
+//!   way (the backends differ). The page API's arithmetic, and where a
+//!   walk through pages resumes, are the service's.
 //!
 //! # What every store must do itself
 //! Each point is pinned by the conformance function named after it.
-//! - **Atomic writes.** A write applies completely or not at all; a failed
-//!   call changes nothing, its ledger entries included
-//!   (`failed_writes_record_nothing`).
+//! - **Atomic writes.** A write applies completely or not at all; a call
+//!   that the store refuses or that fails before it commits changes
+//!   nothing, its ledger entries included (`failed_writes_record_nothing`).
+//!   One failure leaves the outcome unknown: a write that fails with
+//!   [`StorageFailure::Unavailable`](crate::StorageFailure::Unavailable)
+//!   lost its connection, perhaps after the commit was sent, so it may have
+//!   applied, whole. To retry such a write safely, make it with an
+//!   idempotency key
+//!   ([`Segments::with_idempotency_key`](crate::Segments::with_idempotency_key)):
+//!   the retry then applies it once, or replays its first outcome.
 //! - **Org scoping.** A segment of another org behaves exactly as one that
 //!   does not exist (`another_orgs_segment_is_not_found`,
 //!   `member_calls_on_another_orgs_segment_are_not_found`,
@@ -126,8 +134,8 @@ pub use types::{
 /// The [module docs](self) list what the service settles before a store is
 /// called, and what a store must enforce itself. In short: every method is
 /// scoped by an [`OrgId`]; every method that writes is atomic and records
-/// its ledger entries in the same transaction; `limit`s are at most
-/// [`MAX_READ`].
+/// its ledger entries in the same transaction; `limit`s are at least 1 and
+/// at most [`MAX_READ`].
 pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// Inserts a new, empty segment and its
     /// [`ChangeKind::Created`](crate::ChangeKind::Created) entry, and returns
@@ -364,7 +372,10 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// "the death feed's order" in the module docs). Atomic.
     ///
     /// # Errors
-    /// `Storage` on backend failure; then nothing is stored.
+    /// `Storage` on backend failure; then nothing is stored, unless the
+    /// failure is `Unavailable`, whose outcome is unknown (see "atomic
+    /// writes" in the module docs; storing the same records again is
+    /// harmless: they are keyed by `obituary_id`).
     fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted>;
 
     /// Up to `limit` death records of the segment's active members that

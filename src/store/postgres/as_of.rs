@@ -53,7 +53,11 @@ pub(super) const MEMBERS_AT: &str =
 ///
 /// Walks the candidates a page at a time (see [`MEMBERS_AT`]), from the
 /// last candidate seen, until `limit` of them were members then or the
-/// candidates run out: each read costs the same, wherever it starts.
+/// candidates run out. Each read costs about the same wherever it starts
+/// (index walks from a position), but a call makes as many reads as it
+/// needs: its cost grows with the candidates that were not members at
+/// `at` (people who had left by then) between the start and the last
+/// member it returns.
 pub(super) fn members(
     tx: &mut Tx<'_>,
     org: &OrgId,

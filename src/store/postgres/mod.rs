@@ -271,11 +271,19 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   [`max_retries`](PostgresStoreBuilder::max_retries) times with a
 ///   random pause. A timeout is [`StorageFailure::Timeout`] (a statement)
 ///   or [`StorageFailure::Busy`] (a lock); a lost connection or a server
-///   that is down is [`StorageFailure::Unavailable`]. In every case the
-///   transaction is rolled back, so nothing is half-written, and the pool
-///   replaces broken connections: the first call after the server is back
-///   succeeds (idle connections that a restart closed are replaced before
-///   it starts).
+///   that is down is [`StorageFailure::Unavailable`], and only those: an
+///   error that would come again the same way is
+///   [`StorageFailure::Other`], a stored value that does not decode
+///   [`StorageFailure::Corrupt`]. Nothing is ever half-written: a
+///   transaction commits whole or not at all. But a write that fails with
+///   `Unavailable` has an unknown outcome: the connection may have dropped
+///   after `COMMIT` was sent, and then the write applied. Make writes you
+///   may retry with an idempotency key
+///   ([`Segments::with_idempotency_key`](crate::Segments::with_idempotency_key)):
+///   a retry with the key applies the write once, or replays the first
+///   outcome. The pool replaces broken connections: the first call after
+///   the server is back succeeds (idle connections that a restart closed
+///   are replaced before it starts).
 /// - **Costs**, as the bench report measures them: a create is one
 ///   transaction of a few statements; an add or remove of `n` PIDs is about
 ///   ten statements whose cost grows with `n`; `get` reads one row; a
@@ -283,6 +291,16 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   the same at any depth; a member page by offset grows with the offset
 ///   (the service's page walk avoids it); `size_as_of` is one index read; a
 ///   death-signal poll reads the death records after its cursor.
+/// - **Page walks across servers.** The page API
+///   ([`Segments::members_page`](crate::Segments::members_page)) starts a
+///   page where the previous one ended from a hint the service keeps in
+///   memory, per [`Segments`](crate::Segments) value (its clones share it),
+///   so per process. Several app servers behind a load balancer do not
+///   share their hints: a page served by another server than the page
+///   before it counts its offset from the start, and costs what a page by
+///   offset costs. The cursor API
+///   ([`Segments::members`](crate::Segments::members)) costs the same on
+///   any server.
 /// - **Where a fill's time goes.** A new member writes a row and two index
 ///   entries in each of three tables (people, memberships, the ledger),
 ///   about five times the write-ahead log of a raw upsert of `(segment,

@@ -202,8 +202,9 @@ impl SqliteStoreBuilder {
 ///   cost grows with `n` and with the logarithm of the tables; `get` reads
 ///   one row; a member page by cursor, a change-feed page and a timeline
 ///   page cost the same at any depth; a member page by offset grows with
-///   the offset (the service's page walk avoids it); `size_as_of` is a
-///   binary search over the org's ledger; a death-signal poll reads the
+///   the offset (the service's page walk avoids it); `size_as_of` is one
+///   read of `segment_sizes` (the segment's last size sample at or before
+///   the time, by an index on segment and time); a death-signal poll reads the
 ///   death records after its cursor, each looked up in the segment by
 ///   person.
 /// - Name uniqueness is a unique index: of two racing creates, even in two
