@@ -7,10 +7,11 @@
 //! is the parent and runs the checks below; with `SEGMENTS_CHILD` set it is
 //! one of the child processes the parent starts.
 //!
-//! - **Races**: child processes and threads of the parent create overlapping
-//!   names and add and remove overlapping PIDs at once: exactly one winner
-//!   per name, no busy error reaches a caller, every `current_size` equals
-//!   its segment's members afterwards. Meanwhile a poller follows
+//! - **Races**: child processes (two threads each, sharing the child's one
+//!   store) and threads of the parent create overlapping names and add and
+//!   remove overlapping PIDs at once: exactly one winner per name, no busy
+//!   error reaches a caller, every `current_size` equals its segment's
+//!   members afterwards. Meanwhile a poller follows
 //!   `changes_since` and must see every seq exactly once, in order.
 //! - **Crashes**: a child adding large batches is killed with SIGKILL at a
 //!   random moment, again and again (on SQLite in both durability modes):
@@ -276,10 +277,33 @@ fn race(segments: &Segments<Box<dyn SegmentStore>>, seed: u64, out: &mut impl Wr
     }
 }
 
+/// Racing threads in each child process, sharing its one store as an app
+/// server's request threads share theirs.
+const CHILD_THREADS: u64 = 2;
+
 fn race_child() {
     let segments = Target::from_env().open(Synchronous::Normal);
+    let seed = seed();
+    let outputs: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let segments = &segments;
+        let handles: Vec<_> = (0..CHILD_THREADS)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    race(segments, seed + 1_000 * t, &mut out);
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no racing thread of the child panics"))
+            .collect()
+    });
     let mut out = std::io::stdout().lock();
-    race(&segments, seed(), &mut out);
+    for output in outputs {
+        out.write_all(&output).unwrap();
+    }
     writeln!(out, "done").unwrap();
 }
 
@@ -288,7 +312,8 @@ fn races_across_processes_have_one_winner_per_name(target: &Target, round: usize
     const THREADS: usize = 2;
     let base = seed();
     println!(
-        "race round {round}: seed {base}, {PROCESSES} processes and {THREADS} threads on {target:?}"
+        "race round {round}: seed {base}, {PROCESSES} processes of {CHILD_THREADS} threads \
+         and {THREADS} threads of this one on {target:?}"
     );
     // No one creates the store first: the processes race to do it.
     let children: Vec<Child> = (0..PROCESSES)
