@@ -28,6 +28,7 @@ pub mod pids;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod reads;
+mod sets;
 #[cfg(feature = "wire")]
 mod wire;
 
@@ -244,5 +245,9 @@ pub fn all() -> Vec<Group> {
         }),
         ("reads/sqlite_file", reads::sqlite),
         ("reads/memory", reads::memory),
+        ("sets/sqlite_file", sets::sqlite),
+        ("sets/memory", sets::memory),
+        #[cfg(feature = "postgres")]
+        ("sets/postgres", sets::postgres),
     ]
 }
