@@ -5,8 +5,9 @@
 //! Fills (`add_members/…`) are timed whole: one iteration is one fill of a
 //! fresh segment from empty to 1M members, and each of the 10 samples is one
 //! fill (flat sampling), so they take a while (a SQLite fill of 1M is tens
-//! of seconds). `SEGMENTS_BENCH_SIZE=100000 cargo bench` fills (and reads)
-//! at another size, a multiple of 10,000.
+//! of seconds). Set operations (`sets/…`) are sampled the same way, ten
+//! operations a side. `SEGMENTS_BENCH_SIZE=100000 cargo bench` fills (and
+//! reads, and builds set sources) at another size, a multiple of 10,000.
 
 use std::time::Duration;
 
@@ -35,8 +36,18 @@ fn bench(c: &mut Criterion) {
         for entry in make(config) {
             match entry {
                 Entry::Rate(mut case) => {
+                    // A set operation on 1M-member sources takes seconds:
+                    // ten samples of one operation each.
+                    let slow = case.id.starts_with("sets/");
                     let mut group = c.benchmark_group(case.id);
                     group.throughput(Throughput::Elements(case.ops_per_iter));
+                    if slow {
+                        group
+                            .sampling_mode(SamplingMode::Flat)
+                            .sample_size(10)
+                            .warm_up_time(Duration::from_millis(1))
+                            .measurement_time(Duration::from_secs(1));
+                    }
                     group.bench_function("library", |b| b.iter_custom(|i| (case.library)(i)));
                     group.bench_function("floor", |b| b.iter_custom(|i| (case.floor)(i)));
                     group.finish();

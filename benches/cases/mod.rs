@@ -245,6 +245,8 @@ pub fn all() -> Vec<Group> {
         }),
         ("reads/sqlite_file", reads::sqlite),
         ("reads/memory", reads::memory),
+        #[cfg(feature = "postgres")]
+        ("reads/postgres", reads::postgres),
         ("sets/sqlite_file", sets::sqlite),
         ("sets/memory", sets::memory),
         #[cfg(feature = "postgres")]

@@ -15,13 +15,13 @@ use super::pids::{self, PidForm};
 use super::{BATCH, Case, Config, Fill, FillRoutine, Routine, Target, count, timed};
 
 #[path = "../../tests/support/postgres.rs"]
-mod server;
+pub(super) mod server;
 
 /// The org every case writes to.
 const ORG: &str = "acme";
 
 /// A fresh schema name.
-fn fresh_schema(what: &str) -> String {
+pub(super) fn fresh_schema(what: &str) -> String {
     format!(
         "bench_{what}_{}",
         uuid::Uuid::now_v7().simple().to_string().get(20..).unwrap()
@@ -29,7 +29,7 @@ fn fresh_schema(what: &str) -> String {
 }
 
 /// A store in a fresh schema (created with the crate's tables).
-fn store(schema: &str) -> PostgresStore {
+pub(super) fn store(schema: &str) -> PostgresStore {
     PostgresStore::builder(&server::url())
         .schema(schema)
         .pool_size(2)

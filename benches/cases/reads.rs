@@ -455,3 +455,16 @@ pub fn memory(config: Config) -> Vec<Entry> {
     let make = Box::new(move || build(MemoryStore::new(), None, config.size, "MemoryStore"));
     cases(config, make, "MemoryStore", "memory")
 }
+
+/// The reads on PostgresStore, in a fresh schema of the server the
+/// PostgreSQL rows use (a throwaway one started for the run, or
+/// `SEGMENTS_POSTGRES_URL`'s).
+#[cfg(feature = "postgres")]
+pub fn postgres(config: Config) -> Vec<Entry> {
+    use super::postgres::{fresh_schema, store};
+    let make = Box::new(move || {
+        let store = store(&fresh_schema("reads"));
+        build(store, None, config.size, "PostgresStore")
+    });
+    cases(config, make, "PostgresStore", "postgres")
+}

@@ -18,11 +18,11 @@
 //! sides then vacuum). Every result is checked: the new segment's
 //! `current_size`, the rows inserted, the set's length.
 //!
-//! Each operation takes seconds at 1M on SQLite, so criterion samples them
-//! flatly; `-- --sample-size 10` halves a run
-//! (`cargo bench --bench segments -- sets/ --sample-size 10`). The report
-//! also prints, for SQLite and MemoryStore, how the union's cost grows with
-//! the sources' size (a tenth, a quarter, half of the size, and all of it).
+//! Each operation takes seconds at 1M on SQLite and PostgreSQL, so
+//! criterion takes ten samples of one operation a side
+//! (`cargo bench --bench segments -- sets/`). The report also prints, for
+//! SQLite and MemoryStore, how the union's cost grows with the sources'
+//! size (a tenth, a quarter, half of the size, and all of it).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -38,12 +38,8 @@ use segments::{
 use smol_str::SmolStr;
 use tempfile::TempDir;
 
-// postgres.rs keeps its copy of the harness private, so this file loads its
-// own: a run of both files' groups starts two throwaway servers.
 #[cfg(feature = "postgres")]
-#[allow(clippy::duplicate_mod)]
-#[path = "../../tests/support/postgres.rs"]
-mod server;
+use super::postgres::server;
 
 use super::pids::{self, PidForm};
 use super::{BATCH, Case, Config, Curve, Entry, Routine, Target, count, fresh_dir, raw_connection};
@@ -692,15 +688,8 @@ mod pg {
     use postgres::{Client, NoTls};
     use segments::PostgresStore;
 
+    use super::super::postgres::{fresh_schema, store};
     use super::{Floor, Lib, Op, server, source};
-
-    /// A fresh schema name.
-    fn fresh_schema(what: &str) -> String {
-        format!(
-            "bench_{what}_{}",
-            uuid::Uuid::now_v7().simple().to_string().get(20..).unwrap()
-        )
-    }
 
     /// A connection whose unqualified names are in `schema`.
     fn raw(schema: &str) -> Client {
@@ -726,11 +715,7 @@ mod pg {
     /// deleted memberships are vacuumed away (untimed), as the floor's are.
     pub(super) fn lib(n: u64) -> Lib<PostgresStore> {
         let schema = fresh_schema("sets_lib");
-        let store = PostgresStore::builder(&server::url())
-            .schema(&schema)
-            .pool_size(2)
-            .connect()
-            .expect("the bench server accepts the store");
+        let store = store(&schema);
         let guard = Schema(schema.clone());
         let mut lib = Lib::build(store, n, "PostgresStore");
         let mut client = raw(&schema);
