@@ -135,6 +135,12 @@ pub enum StorageFailure {
     Timeout,
     /// The database server cannot be reached: it is down, restarting, or
     /// the connection to it was lost.
+    ///
+    /// A write that fails this way may have committed or not (the
+    /// connection can drop while the commit is on its way): to retry it
+    /// safely, make it with an idempotency key
+    /// ([`Segments::with_idempotency_key`](crate::Segments::with_idempotency_key)),
+    /// whose retry returns the first outcome if there was one.
     Unavailable,
     /// Any other failure of the backend.
     Other,

@@ -191,6 +191,13 @@ fn bad_settings_are_typed_errors() {
         Some(StorageFailure::Unavailable),
         "no server there: {err:?}"
     );
+    // No TLS is built in: a URL that requires it fails, never falls back.
+    let sep = if url().contains('?') { '&' } else { '?' };
+    let err = PostgresStore::connect(&format!("{}{sep}sslmode=require", url())).unwrap_err();
+    assert!(
+        err.storage_kind().is_some(),
+        "sslmode=require is a storage error: {err:?}"
+    );
 }
 
 #[test]

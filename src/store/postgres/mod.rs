@@ -291,6 +291,15 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   the same at any depth; a member page by offset grows with the offset
 ///   (the service's page walk avoids it); `size_as_of` is one index read; a
 ///   death-signal poll reads the death records after its cursor.
+/// - **Limits of this version.** Connections are not encrypted (the pool
+///   connects with `NoTls`): reach the server over a unix socket, a
+///   trusted network or a TLS-terminating proxy; a URL asking for
+///   `sslmode=require` fails to connect rather than fall back. The store
+///   sets the session's `options` (its `search_path`, the three timeouts,
+///   UTC, the planner settings of member statements), replacing any the
+///   URL gives. A read is a `REPEATABLE READ` read-only transaction, so
+///   that the reads of one call agree: `BEGIN`, its statements and
+///   `COMMIT`, each a round trip.
 /// - **Page walks across servers.** The page API
 ///   ([`Segments::members_page`](crate::Segments::members_page)) starts a
 ///   page where the previous one ended from a hint the service keeps in
