@@ -319,7 +319,7 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 /// - **Where a fill's time goes.** A new member writes a row and two index
 ///   entries in each of three tables (people, memberships, the ledger),
 ///   about five times the write-ahead log of a raw upsert of `(segment,
-///   pid)` rows, and a 0 → 1M fill runs at about a third of that upsert's
+///   pid)` rows, and a 0 → 1M fill runs at a third to two fifths of that upsert's
 ///   rate (the bench report's PostgreSQL rows). Writing a call's ledger
 ///   entries as one row (unpacked when read) and keeping no person-number
 ///   index would cut that volume; neither is done yet.
