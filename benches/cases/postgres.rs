@@ -38,7 +38,7 @@ pub(super) fn store(schema: &str) -> PostgresStore {
 }
 
 /// A raw connection whose unqualified names are in `schema`.
-fn raw(schema: &str) -> Client {
+pub(super) fn raw(schema: &str) -> Client {
     let mut client = Client::connect(&server::url(), NoTls).expect("a raw connection");
     client
         .batch_execute(&format!("SET search_path TO {schema}"))

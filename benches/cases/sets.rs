@@ -688,17 +688,8 @@ mod pg {
     use postgres::{Client, NoTls};
     use segments::PostgresStore;
 
-    use super::super::postgres::{fresh_schema, store};
+    use super::super::postgres::{fresh_schema, raw, store};
     use super::{Floor, Lib, Op, server, source};
-
-    /// A connection whose unqualified names are in `schema`.
-    fn raw(schema: &str) -> Client {
-        let mut client = Client::connect(&server::url(), NoTls).expect("a raw connection");
-        client
-            .batch_execute(&format!("SET search_path TO {schema}"))
-            .unwrap();
-        client
-    }
 
     /// Drops its schema when dropped.
     struct Schema(String);
