@@ -576,24 +576,17 @@ fn check_after_kill(db: &Target, reported: &[(u64, bool)], sync: &str) {
         .find_by_name(&org, "crash")
         .unwrap()
         .expect("the segment survived");
-    let mut by_batch: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut options = MemberOptions::new().limit(10_000);
-    loop {
-        let page = segments.members(&org, s.id, options.clone()).unwrap();
-        for m in &page.members {
-            let batch: u64 = m.pid.as_str()[2..]
-                .split('x')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            *by_batch.entry(batch).or_default() += 1;
+    // A killed client's last transaction may still commit after the kill:
+    // PostgreSQL finishes a COMMIT whose client is gone. The writer only
+    // adds, so a walk between two equal sizes saw no commit.
+    let (size, by_batch) = loop {
+        let before = segments.get(&org, s.id).unwrap().current_size;
+        let by_batch = batches_of(&segments, &org, s.id);
+        let after = segments.get(&org, s.id).unwrap().current_size;
+        if before == after {
+            break (after, by_batch);
         }
-        match page.next {
-            Some(next) => options = MemberOptions::new().after(next).limit(10_000),
-            None => break,
-        }
-    }
+    };
     for (batch, count) in &by_batch {
         assert!(
             *count == BATCH || (*count == BATCH / 2 && batch % 3 == 2),
@@ -610,7 +603,33 @@ fn check_after_kill(db: &Target, reported: &[(u64, bool)], sync: &str) {
     }
     let total: usize = by_batch.values().sum();
     assert_eq!(
-        s.current_size as usize, total,
+        size as usize, total,
         "current_size matches the members after a kill ({sync})"
     );
+}
+
+/// The members of segment `id`, counted by the batch that added them.
+fn batches_of(
+    segments: &Segments<Box<dyn SegmentStore>>,
+    org: &OrgId,
+    id: SegmentId,
+) -> BTreeMap<u64, usize> {
+    let mut by_batch: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut options = MemberOptions::new().limit(10_000);
+    loop {
+        let page = segments.members(org, id, options.clone()).unwrap();
+        for m in &page.members {
+            let batch: u64 = m.pid.as_str()[2..]
+                .split('x')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            *by_batch.entry(batch).or_default() += 1;
+        }
+        match page.next {
+            Some(next) => options = MemberOptions::new().after(next).limit(10_000),
+            None => return by_batch,
+        }
+    }
 }
