@@ -1,8 +1,77 @@
 //! What the SQL backends share: how they store a ledger entry (a kind
 //! code and the columns the kind uses, the same numbers in every schema),
-//! and the batch of a member call.
+//! an org's ledger head as a write holds it, and the batch of a member
+//! call.
 
-use crate::{ChangeKind, Error, Pid, Result};
+use chrono::{DateTime, Utc};
+
+use crate::store::Stamp;
+use crate::{ChangeKind, Error, OrgId, Pid, Result};
+
+/// An org's ledger head as one write transaction holds it: the seqs it
+/// hands out, and the one time of all its changes. The contract's clock
+/// rule lives in [`Head::open`]: a change stamped earlier than the org's
+/// last entry is recorded at that entry's time. Each SQL store reads the
+/// head row into it (locking it first, on PostgreSQL) and writes it back
+/// when [`Head::moved`].
+pub(crate) struct Head<'a> {
+    pub(crate) org: &'a str,
+    pub(crate) request_id: Option<&'a str>,
+    /// The time of every change of this transaction.
+    at: i64,
+    /// The last seq given, so far.
+    last: i64,
+    /// The head's seq when the transaction read it.
+    opened_at: i64,
+}
+
+impl<'a> Head<'a> {
+    /// The head of `org` for a write stamped `stamp`, from the org's head
+    /// row (`last_seq`, `last_at`), or `None` for an org that never wrote.
+    pub(crate) fn open(org: &'a OrgId, stamp: Stamp<'a>, row: Option<(i64, i64)>) -> Self {
+        let (last, last_at) = row.unwrap_or((0, i64::MIN));
+        Self {
+            org: org.as_str(),
+            request_id: stamp.request_id,
+            at: stamp.at.timestamp_micros().max(last_at),
+            last,
+            opened_at: last,
+        }
+    }
+
+    /// The time of this transaction's changes, in microseconds. Rows
+    /// written in the transaction carry it too, so rows and ledger agree.
+    pub(crate) fn at(&self) -> i64 {
+        self.at
+    }
+
+    /// [`Head::at`] as a time.
+    pub(crate) fn time(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.at).unwrap_or_default()
+    }
+
+    /// The org's last seq before this transaction: what a set operation
+    /// in it read its sources at.
+    pub(crate) fn read_at(&self) -> i64 {
+        self.opened_at
+    }
+
+    /// The last seq given so far.
+    pub(crate) fn last(&self) -> i64 {
+        self.last
+    }
+
+    /// Gives the next `n` seqs; returns the last of them.
+    pub(crate) fn take(&mut self, n: i64) -> i64 {
+        self.last += n;
+        self.last
+    }
+
+    /// Whether this transaction gave any seq, so the head row must move.
+    pub(crate) fn moved(&self) -> bool {
+        self.last != self.opened_at
+    }
+}
 
 /// The PIDs of one member call in PID order, each with its place in the
 /// call. Built before a transaction opens.
@@ -128,6 +197,31 @@ pub(crate) fn joins(code: i16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_numbers_from_its_row_and_never_goes_back_in_time() {
+        let org = OrgId::new("acme").unwrap();
+        let stamp = |micros: i64| Stamp {
+            at: DateTime::from_timestamp_micros(micros).unwrap(),
+            request_id: Some("r-1"),
+            dry_run: false,
+            key: None,
+        };
+        // An org that never wrote: seqs from 1, at the stamp's time.
+        let mut head = Head::open(&org, stamp(1_000), None);
+        assert_eq!((head.at(), head.read_at(), head.moved()), (1_000, 0, false));
+        assert_eq!(head.take(1), 1);
+        assert_eq!(head.take(3), 4, "the last of the seqs given");
+        assert!(head.moved());
+        // A stamp before the org's last entry: that entry's time.
+        let head = Head::open(&org, stamp(500), Some((7, 2_000)));
+        assert_eq!((head.at(), head.last(), head.read_at()), (2_000, 7, 7));
+        assert_eq!(head.time().timestamp_micros(), 2_000);
+        // A later stamp: its own time.
+        let head = Head::open(&org, stamp(3_000), Some((7, 2_000)));
+        assert_eq!(head.at(), 3_000);
+        assert_eq!((head.org, head.request_id), ("acme", Some("r-1")));
+    }
 
     #[test]
     fn a_batch_is_in_pid_order_and_refuses_a_repeat() {

@@ -6,7 +6,7 @@ use r2d2_postgres::postgres::Row;
 use super::{Tx, count, damaged, get, sql_int, time};
 use crate::domain::pid::is_well_formed;
 use crate::store::Stamp;
-use crate::store::entries;
+use crate::store::entries::{self, Head};
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId, StorageFailure};
 
 pub(super) use crate::store::entries::{ADDED, READDED, REMOVED};
@@ -26,21 +26,13 @@ pub(super) const MOVE_HEAD: &str =
 /// head when it opens (so the org's writes take turns, and seq order is
 /// commit order), numbers entries from it, and moves it when it closes.
 pub(super) struct Ledger<'a> {
-    org: &'a str,
-    request_id: Option<&'a str>,
-    /// The time every entry of this transaction gets: the stamp's, or the
-    /// org's last entry's if that is later (entry times never go back).
-    at: i64,
-    /// The last seq given, so far.
-    last: i64,
-    /// The head's seq when the ledger opened.
-    opened_at: i64,
+    head: Head<'a>,
 }
 
 impl<'a> Ledger<'a> {
     /// Locks and reads the org's head. The first statement of every write.
     pub(super) fn open(tx: &mut Tx<'_>, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self> {
-        let head = match tx.query_opt(LOCK_HEAD, &[&org.as_str()])? {
+        let row = match tx.query_opt(LOCK_HEAD, &[&org.as_str()])? {
             Some(row) => row,
             None => {
                 // Racing first writes of an org: one inserts, the other
@@ -54,26 +46,20 @@ impl<'a> Ledger<'a> {
                 })?
             }
         };
-        let last: i64 = get(&head, 0)?;
-        let last_at: i64 = get(&head, 1)?;
+        let row = (get(&row, 0)?, get(&row, 1)?);
         Ok(Self {
-            org: org.as_str(),
-            request_id: stamp.request_id,
-            at: stamp.at.timestamp_micros().max(last_at),
-            last,
-            opened_at: last,
+            head: Head::open(org, stamp, Some(row)),
         })
     }
 
-    /// The time of this transaction's changes. Rows written in the
-    /// transaction carry it too, so rows and ledger always agree.
+    /// The time of this transaction's changes (see [`Head::at`]).
     pub(super) fn at(&self) -> i64 {
-        self.at
+        self.head.at()
     }
 
     /// [`Ledger::at`] as a time.
     pub(super) fn time(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_micros(self.at).unwrap_or_default()
+        self.head.time()
     }
 
     /// Appends an entry about a segment; returns its `seq`.
@@ -84,28 +70,27 @@ impl<'a> Ledger<'a> {
         kind: &ChangeKind,
     ) -> Result<i64> {
         let entry = entries::segment_entry(kind)?;
-        self.last += 1;
+        let seq = self.head.take(1);
         tx.execute(
             "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, name, description)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
-                &self.org,
-                &self.last,
-                &self.at,
-                &self.request_id,
+                &self.head.org,
+                &seq,
+                &self.head.at(),
+                &self.head.request_id,
                 segment.as_uuid(),
                 &entry.code,
                 &entry.name,
                 &entry.description,
             ],
         )?;
-        Ok(self.last)
+        Ok(seq)
     }
 
-    /// The org's last seq before this transaction: what a set operation
-    /// in it read its sources at.
+    /// The org's last seq before this transaction (see [`Head::read_at`]).
     pub(super) fn read_at(&self) -> i64 {
-        self.opened_at
+        self.head.read_at()
     }
 
     /// Appends one membership entry per `(code, person)`, in order, in one
@@ -123,16 +108,16 @@ impl<'a> Ledger<'a> {
             return Ok(None);
         }
         // A set operation is named by its first entry's seq.
-        let op = provenance.map(|_| self.last + 1);
+        let op = provenance.map(|_| self.head.last() + 1);
         tx.execute(
             "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, person, op)
              SELECT $1, $2 + u.i, $3, $4, $5, u.kind, u.person, $8
              FROM unnest($6::smallint[], $7::bigint[]) WITH ORDINALITY AS u (kind, person, i)",
             &[
-                &self.org,
-                &self.last,
-                &self.at,
-                &self.request_id,
+                &self.head.org,
+                &self.head.last(),
+                &self.head.at(),
+                &self.head.request_id,
                 segment.as_uuid(),
                 &codes,
                 &persons,
@@ -144,18 +129,20 @@ impl<'a> Ledger<'a> {
                 provenance.sources.iter().map(|id| *id.as_uuid()).collect();
             tx.execute(
                 "INSERT INTO segment_ops (org, op, sources, read_at) VALUES ($1, $2, $3, $4)",
-                &[&self.org, &op, &sources, &sql_int(provenance.read_at)],
+                &[&self.head.org, &op, &sources, &sql_int(provenance.read_at)],
             )?;
         }
-        self.last += codes.len() as i64;
-        Ok(Some(self.last))
+        Ok(Some(self.head.take(codes.len() as i64)))
     }
 
     /// Moves the org's head past this transaction's entries (nothing to do
     /// when it wrote none; the lock goes at commit either way).
     pub(super) fn close(self, tx: &mut Tx<'_>) -> Result<()> {
-        if self.last != self.opened_at {
-            tx.execute(MOVE_HEAD, &[&self.org, &self.last, &self.at])?;
+        if self.head.moved() {
+            tx.execute(
+                MOVE_HEAD,
+                &[&self.head.org, &self.head.last(), &self.head.at()],
+            )?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{Db, count_at, sql_int, time_at};
 use crate::domain::pid::is_well_formed;
 use crate::store::Stamp;
-use crate::store::entries;
+use crate::store::entries::{self, Head};
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId};
 
 pub(super) use crate::store::entries::{ADDED, READDED, REMOVED, joins};
@@ -16,45 +16,31 @@ pub(super) use crate::store::entries::{ADDED, READDED, REMOVED, joins};
 /// closes. Use inside a write transaction; the head is only moved if
 /// [`Ledger::close`] runs, and the transaction commits.
 pub(super) struct Ledger<'a> {
-    org: &'a str,
-    request_id: Option<&'a str>,
-    /// The time every entry of this transaction gets: the stamp's, or the
-    /// org's last entry's if that is later (entry times never go back).
-    at: i64,
-    /// The last seq given, so far.
-    last: i64,
-    /// The head's seq when the ledger opened.
-    opened_at: i64,
+    head: Head<'a>,
 }
 
 impl<'a> Ledger<'a> {
     /// Reads the org's head. Call inside the write transaction.
     pub(super) fn open(conn: &Connection, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self> {
-        let head: Option<(i64, i64)> = conn
+        let row: Option<(i64, i64)> = conn
             .prepare_cached("SELECT last_seq, last_at FROM segment_heads WHERE org = ?1")
             .db()?
             .query_row([org.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .db()?;
-        let (last, last_at) = head.unwrap_or((0, i64::MIN));
         Ok(Self {
-            org: org.as_str(),
-            request_id: stamp.request_id,
-            at: stamp.at.timestamp_micros().max(last_at),
-            last,
-            opened_at: last,
+            head: Head::open(org, stamp, row),
         })
     }
 
-    /// The time of this transaction's changes. Rows written in the
-    /// transaction carry it too, so rows and ledger always agree.
+    /// The time of this transaction's changes (see [`Head::at`]).
     pub(super) fn at(&self) -> i64 {
-        self.at
+        self.head.at()
     }
 
     /// [`Ledger::at`] as a time.
     pub(super) fn time(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_micros(self.at).unwrap_or_default()
+        self.head.time()
     }
 
     /// Appends an entry about a segment; returns its `seq`.
@@ -65,30 +51,29 @@ impl<'a> Ledger<'a> {
         kind: &ChangeKind,
     ) -> Result<i64> {
         let entry = entries::segment_entry(kind)?;
-        self.last += 1;
+        let seq = self.head.take(1);
         conn.prepare_cached(
             "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, name, description)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .db()?
         .execute(params![
-            self.org,
-            self.last,
-            self.at,
-            self.request_id,
+            self.head.org,
+            seq,
+            self.head.at(),
+            self.head.request_id,
             segment.as_bytes(),
             entry.code,
             entry.name,
             entry.description
         ])
         .db()?;
-        Ok(self.last)
+        Ok(seq)
     }
 
-    /// The org's last seq before this transaction: what a set operation
-    /// in it read its sources at.
+    /// The org's last seq before this transaction (see [`Head::read_at`]).
     pub(super) fn read_at(&self) -> i64 {
-        self.opened_at
+        self.head.read_at()
     }
 
     /// Appends one membership entry (`ADDED`, `READDED` or `REMOVED`) per
@@ -109,23 +94,23 @@ impl<'a> Ledger<'a> {
             )
             .db()?;
         // A set operation is named by its first entry's seq.
-        let op = provenance.map(|_| self.last + 1);
+        let op = provenance.map(|_| self.head.last() + 1);
         let mut last = None;
         for (code, person) in members {
-            self.last += 1;
+            let seq = self.head.take(1);
             insert
                 .execute(params![
-                    self.org,
-                    self.last,
-                    self.at,
-                    self.request_id,
+                    self.head.org,
+                    seq,
+                    self.head.at(),
+                    self.head.request_id,
                     segment.as_bytes(),
                     code,
                     person,
                     op
                 ])
                 .db()?;
-            last = Some(self.last);
+            last = Some(seq);
         }
         if let (Some(provenance), Some(op), Some(_)) = (provenance, op, last) {
             let sources: Vec<u8> = provenance
@@ -137,7 +122,12 @@ impl<'a> Ledger<'a> {
                 "INSERT INTO segment_ops (org, op, sources, read_at) VALUES (?1, ?2, ?3, ?4)",
             )
             .db()?
-            .execute(params![self.org, op, sources, sql_int(provenance.read_at)])
+            .execute(params![
+                self.head.org,
+                op,
+                sources,
+                sql_int(provenance.read_at)
+            ])
             .db()?;
         }
         Ok(last)
@@ -146,7 +136,7 @@ impl<'a> Ledger<'a> {
     /// Moves the org's head past this transaction's entries (nothing to do
     /// when it wrote none).
     pub(super) fn close(self, conn: &Connection) -> Result<()> {
-        if self.last == self.opened_at {
+        if !self.head.moved() {
             return Ok(());
         }
         conn.prepare_cached(
@@ -154,7 +144,7 @@ impl<'a> Ledger<'a> {
              ON CONFLICT (org) DO UPDATE SET last_seq = excluded.last_seq, last_at = excluded.last_at",
         )
         .db()?
-        .execute(params![self.org, self.last, self.at])
+        .execute(params![self.head.org, self.head.last(), self.head.at()])
         .db()?;
         Ok(())
     }
