@@ -218,8 +218,8 @@ impl PostgresStoreBuilder {
 ///
 /// And no JIT: a plan that must still sort (a batch back into the caller's
 /// order) carries the cost of a disabled node, far above `jit_above_cost`,
-/// and compiling it took 50 to 100 ms per statement, half the time of a
-/// 10,000-PID add.
+/// and compiling it took about 100 ms a statement, more than half the
+/// time of a 10,000-PID add.
 pub(super) const PLANNER: &[(&str, &str)] = &[
     ("jit", "off"),
     ("plan_cache_mode", "force_generic_plan"),
@@ -302,8 +302,8 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   trusted network or a TLS-terminating proxy; a URL asking for
 ///   `sslmode=require` fails to connect rather than fall back. The store
 ///   sets the session's `options` (its `search_path`, the three timeouts,
-///   UTC, the planner settings of member statements), replacing any the
-///   URL gives. A read is a `REPEATABLE READ` read-only transaction, so
+///   UTC, and planner settings that keep every plan a walk of indexes),
+///   replacing any the URL gives. A read is a `REPEATABLE READ` read-only transaction, so
 ///   that the reads of one call agree: `BEGIN`, its statements and
 ///   `COMMIT`, each a round trip.
 /// - **Page walks across servers.** The page API
