@@ -183,9 +183,16 @@ impl IdGenerator for SequentialIds {
 /// microseconds since the epoch), so that ordering times and ordering their
 /// microseconds always agree.
 pub(crate) fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
-    if at.nanosecond().is_multiple_of(1_000) && at.nanosecond() < 1_000_000_000 {
-        return at;
+    let nanos = at.nanosecond();
+    if nanos < 1_000_000_000 {
+        // Within the second: drop the digits below the microsecond in
+        // place, with no date arithmetic.
+        return at
+            .naive_utc()
+            .with_nanosecond(nanos - nanos % 1_000)
+            .map_or(at, |t| t.and_utc());
     }
+    // A leap second's time: normalized through the microsecond count.
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 

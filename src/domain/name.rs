@@ -124,14 +124,17 @@ fn check(name: &str) -> Result<(), ValidationError> {
 /// The uniqueness key of an already trimmed name.
 pub(crate) fn name_key(name: &str) -> String {
     if name.is_ascii() {
-        // ASCII is always NFC. Names hold no control characters, so the only
-        // ASCII whitespace is ' ': without a double space there is nothing
-        // to collapse.
-        if !name.contains("  ")
-            && !name
-                .bytes()
-                .any(|b| (b as char).is_whitespace() && b != b' ')
-        {
+        // ASCII is always NFC. Most names have no whitespace run to
+        // collapse (no two spaces in a row, no other whitespace): their key
+        // is their lowercase, found in one pass over the bytes.
+        let mut prev_space = false;
+        let plain = name.bytes().all(|b| {
+            let space = b == b' ';
+            let ok = !(space && prev_space) && (space || !b.is_ascii_whitespace() && b != 0x0b);
+            prev_space = space;
+            ok
+        });
+        if plain {
             return name.to_ascii_lowercase();
         }
         let mut key = String::with_capacity(name.len());
@@ -260,6 +263,27 @@ mod tests {
         assert_eq!(key("Caf\u{e9}"), key("Cafe\u{301}"));
         assert_eq!(key("CAF\u{c9}"), "caf\u{e9}");
         assert_eq!(key("ÅNGSTRÖM"), key("a\u{30a}ngstro\u{308}m"));
+    }
+
+    #[test]
+    fn the_ascii_key_path_agrees_with_the_general_one() {
+        // The general rule, as the non-ASCII path applies it.
+        let general = |s: &str| collapse_whitespace(s.chars()).to_lowercase();
+        let alphabet = [
+            b'a', b'Q', b'1', b' ', b'\t', b'\n', 0x0b, 0x0c, b'\r', b'-',
+        ];
+        let mut names = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = names
+                .iter()
+                .flat_map(|n| alphabet.iter().map(move |&b| format!("{n}{}", b as char)))
+                .collect();
+            names.extend(longer);
+        }
+        // name_key takes trimmed names.
+        for name in names.iter().filter(|n| n.trim() == n.as_str()) {
+            assert_eq!(name_key(name), general(name), "{name:?}");
+        }
     }
 
     #[test]

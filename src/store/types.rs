@@ -162,9 +162,15 @@ impl SegmentChange {
     /// Whether `segment` already is as this change would make it: then the
     /// change is no change, and nothing is written or recorded.
     pub fn is_no_op(&self, segment: &Segment) -> bool {
+        self.changes_nothing(&segment.name, segment.description.as_deref())
+    }
+
+    /// [`is_no_op`](Self::is_no_op) for a segment with this name and
+    /// description, as a store may hold them.
+    pub(crate) fn changes_nothing(&self, name: &str, description: Option<&str>) -> bool {
         match self {
-            Self::Rename(name) => segment.name == name.as_str(),
-            Self::Describe(description) => segment.description == *description,
+            Self::Rename(new) => name == new.as_str(),
+            Self::Describe(new) => description == new.as_deref(),
         }
     }
 }

@@ -17,6 +17,10 @@ pub(super) struct Ledger {
     /// The provenance of each set operation's entries, which name it by
     /// index.
     origins: Vec<Provenance>,
+    /// The segment changes, which their entries name by index (kept out
+    /// of line, so that an entry stays small and appending one allocates
+    /// nothing but the vectors' growth).
+    segment_changes: Vec<SegmentEntry>,
 }
 
 /// Which set operation a membership entry came from: an index into
@@ -42,10 +46,45 @@ struct Entry {
 }
 
 /// What an entry records: a membership change inline, the rare segment
-/// change boxed.
+/// change as an index into `Ledger::segment_changes`.
 enum EntryKind {
     Member(MemberChange, Pid, Origin),
-    Segment(Box<ChangeKind>),
+    Segment(usize),
+}
+
+/// A segment change as the ledger keeps it: its text shared with the
+/// stored segment (a create or a rename keeps the name once).
+pub(super) enum SegmentEntry {
+    Created {
+        name: Arc<str>,
+        description: Option<Arc<str>>,
+    },
+    Renamed {
+        name: Arc<str>,
+    },
+    DescriptionChanged {
+        description: Option<Arc<str>>,
+    },
+    Deleted,
+}
+
+impl SegmentEntry {
+    fn change(&self) -> ChangeKind {
+        let owned = |text: &Option<Arc<str>>| text.as_deref().map(str::to_owned);
+        match self {
+            Self::Created { name, description } => ChangeKind::Created {
+                name: name.to_string(),
+                description: owned(description),
+            },
+            Self::Renamed { name } => ChangeKind::Renamed {
+                name: name.to_string(),
+            },
+            Self::DescriptionChanged { description } => ChangeKind::DescriptionChanged {
+                description: owned(description),
+            },
+            Self::Deleted => ChangeKind::Deleted,
+        }
+    }
 }
 
 /// The membership changes.
@@ -64,7 +103,7 @@ impl EntryKind {
         )
     }
 
-    fn change(&self) -> ChangeKind {
+    fn change(&self, segment_changes: &[SegmentEntry]) -> ChangeKind {
         match self {
             Self::Member(MemberChange::Added, pid, _) => {
                 ChangeKind::MemberAdded { pid: pid.clone() }
@@ -75,7 +114,7 @@ impl EntryKind {
             Self::Member(MemberChange::Removed, pid, _) => {
                 ChangeKind::MemberRemoved { pid: pid.clone() }
             }
-            Self::Segment(kind) => (**kind).clone(),
+            Self::Segment(i) => segment_changes[*i].change(),
         }
     }
 }
@@ -105,19 +144,11 @@ impl Ledger {
         at: DateTime<Utc>,
         request_id: &Option<Arc<str>>,
         segment: SegmentId,
-        kind: ChangeKind,
+        change: SegmentEntry,
     ) -> u64 {
-        debug_assert!(
-            kind.pid().is_none(),
-            "membership entries go through append_member"
-        );
-        self.push(
-            at,
-            request_id,
-            segment,
-            EntryKind::Segment(Box::new(kind)),
-            NO_ENTRY,
-        )
+        let index = self.segment_changes.len();
+        self.segment_changes.push(change);
+        self.push(at, request_id, segment, EntryKind::Segment(index), NO_ENTRY)
     }
 
     /// Appends a membership entry of `person` for one call, and makes it
@@ -180,7 +211,7 @@ impl Ledger {
             at: e.at,
             request_id: e.request_id.as_deref().map(str::to_owned),
             segment_id: e.segment,
-            kind: e.kind.change(),
+            kind: e.kind.change(&self.segment_changes),
             provenance,
         }
     }

@@ -114,12 +114,24 @@ struct Stored {
     org: u32,
     /// The segment as stored; its `current_size` is not kept here but read
     /// from `members`, so the two cannot disagree.
-    segment: Segment,
+    row: Row,
     members: Members,
     /// Every call that changed the members, in order: `size_as_of` is a
     /// binary search by time (times never go back within an org), and the
     /// last `seq` is the segment's `members_seq`.
     sizes: Vec<SizeSample>,
+}
+
+/// A segment's fields as stored. Its text is shared: the name with the
+/// ledger entry that set it, the default source with every segment that
+/// has it.
+struct Row {
+    id: SegmentId,
+    name: Arc<str>,
+    description: Option<Arc<str>>,
+    source: Arc<str>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 /// A segment's size after one call that changed its members.
@@ -134,9 +146,15 @@ struct SizeSample {
 impl Stored {
     /// The segment with its current size.
     fn segment(&self) -> Segment {
+        let row = &self.row;
         Segment {
+            id: row.id,
+            name: row.name.to_string(),
+            description: row.description.as_deref().map(str::to_owned),
+            source: row.source.to_string(),
             current_size: self.members.size(),
-            ..self.segment.clone()
+            created_at: row.created_at,
+            updated_at: row.updated_at,
         }
     }
 

@@ -1,14 +1,16 @@
 //! Segments: their rows, names and creation order.
 
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use uuid::Uuid;
 
-use super::{Org, State, Stored};
+use super::ledger::SegmentEntry;
+use super::{Org, Row, State, Stored};
 use crate::domain::name::name_key;
+use crate::limits::DEFAULT_SOURCE;
 use crate::store::{SegmentChange, SegmentInsert, Stamp};
-use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
+use crate::{Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
 
 /// (`created_at` in µs, id as an integer) of an org's segments, sorted.
 ///
@@ -42,6 +44,17 @@ impl CreationOrder {
     fn after(&self, after: Option<(i64, u128)>) -> &[(i64, u128)] {
         let start = after.map_or(0, |a| self.0.partition_point(|k| *k <= a));
         &self.0[start..]
+    }
+}
+
+/// A source label to store: the default one shared by every segment that
+/// has it, any other a copy.
+fn shared_source(source: &str) -> Arc<str> {
+    static DEFAULT: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(DEFAULT_SOURCE));
+    if source == DEFAULT_SOURCE {
+        Arc::clone(&DEFAULT)
+    } else {
+        Arc::from(source)
     }
 }
 
@@ -79,7 +92,37 @@ impl State {
             source,
         } = new;
         let (name, key) = name.into_name_and_key();
-        let segment = Segment {
+        match org.by_key.entry(key) {
+            Entry::Occupied(_) => return Err(Error::DuplicateName { name }),
+            Entry::Vacant(k) => k.insert(id),
+        };
+        org.by_creation.insert(creation_key(at, id));
+        // The store keeps shared copies of the text; the caller gets the
+        // strings it gave.
+        let row = Row {
+            id,
+            name: Arc::from(name.as_str()),
+            description: description.as_deref().map(Arc::from),
+            source: shared_source(&source),
+            created_at: at,
+            updated_at: at,
+        };
+        org.ledger.append(
+            at,
+            &stamp.request_id.map(Arc::from),
+            id,
+            SegmentEntry::Created {
+                name: Arc::clone(&row.name),
+                description: row.description.clone(),
+            },
+        );
+        slot.insert(Box::new(Stored {
+            org: org.number,
+            row,
+            members: Default::default(),
+            sizes: Vec::new(),
+        }));
+        Ok(Segment {
             id,
             name,
             description,
@@ -87,31 +130,7 @@ impl State {
             current_size: 0,
             created_at: at,
             updated_at: at,
-        };
-        match org.by_key.entry(key) {
-            Entry::Occupied(_) => {
-                return Err(Error::DuplicateName { name: segment.name });
-            }
-            Entry::Vacant(k) => k.insert(segment.id),
-        };
-        org.by_creation
-            .insert(creation_key(segment.created_at, segment.id));
-        org.ledger.append(
-            at,
-            &stamp.request_id.map(Arc::from),
-            segment.id,
-            ChangeKind::Created {
-                name: segment.name.clone(),
-                description: segment.description.clone(),
-            },
-        );
-        let stored = slot.insert(Box::new(Stored {
-            org: org.number,
-            segment,
-            members: Default::default(),
-            sizes: Vec::new(),
-        }));
-        Ok(stored.segment.clone())
+        })
     }
 
     pub(super) fn segment_by_key(&self, org: &OrgId, key: &str) -> Option<Segment> {
@@ -144,11 +163,11 @@ impl State {
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
         let (org, stored) = self.stored_mut(org_id, id)?;
-        if change.is_no_op(&stored.segment) {
+        let row = &mut stored.row;
+        if change.changes_nothing(&row.name, row.description.as_deref()) {
             return Ok(stored.segment());
         }
-        let segment = &mut stored.segment;
-        let kind = match change {
+        let entry = match change {
             SegmentChange::Rename(name) => {
                 if org
                     .by_key
@@ -159,24 +178,24 @@ impl State {
                         name: name.as_str().to_owned(),
                     });
                 }
-                org.by_key.remove(name_key(&segment.name).as_str());
+                org.by_key.remove(name_key(&row.name).as_str());
                 org.by_key.insert(name.key().to_owned(), id);
-                segment.name = name.as_str().to_owned();
-                ChangeKind::Renamed {
-                    name: segment.name.clone(),
+                row.name = Arc::from(name.as_str());
+                SegmentEntry::Renamed {
+                    name: Arc::clone(&row.name),
                 }
             }
             SegmentChange::Describe(description) => {
-                segment.description = description.clone();
-                ChangeKind::DescriptionChanged {
-                    description: description.clone(),
+                row.description = description.as_deref().map(Arc::from);
+                SegmentEntry::DescriptionChanged {
+                    description: row.description.clone(),
                 }
             }
         };
         let at = org.ledger.next_at(stamp.at);
-        segment.updated_at = at;
+        row.updated_at = at;
         org.ledger
-            .append(at, &stamp.request_id.map(Arc::from), id, kind);
+            .append(at, &stamp.request_id.map(Arc::from), id, entry);
         Ok(stored.segment())
     }
 
@@ -194,9 +213,9 @@ impl State {
             .orgs
             .get_mut(org_id)
             .expect("a stored segment's org has indexes");
-        org.by_key.remove(name_key(&stored.segment.name).as_str());
+        org.by_key.remove(name_key(&stored.row.name).as_str());
         org.by_creation
-            .remove(creation_key(stored.segment.created_at, id));
+            .remove(creation_key(stored.row.created_at, id));
         // The segment's memberships go with it; its people keep their
         // place in the ledger (their timelines outlive the segment).
         for (_, pid) in stored.members.ever_from(None) {
@@ -210,7 +229,7 @@ impl State {
             at,
             &stamp.request_id.map(Arc::from),
             id,
-            ChangeKind::Deleted,
+            SegmentEntry::Deleted,
         );
         Ok(stored)
     }
