@@ -64,11 +64,14 @@ impl Pid {
 pub fn is_well_formed(s: &str) -> bool {
     match s.as_bytes() {
         [b'p', b'-', hash @ ..] => {
+            // Every byte checked, with no early exit: a loop the compiler
+            // can unroll and vectorize (PIDs are short, and most are
+            // well-formed).
             !hash.is_empty()
                 && hash.len() <= MAX_PID_HASH_CHARS
-                && hash
-                    .iter()
-                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+                && hash.iter().fold(true, |ok, b| {
+                    ok & (b.is_ascii_digit() | b.is_ascii_lowercase())
+                })
         }
         _ => false,
     }
@@ -150,5 +153,18 @@ mod tests {
             );
         }
         assert_eq!(Pid::parse("p-").unwrap_err().field(), Field::MinervaPids);
+        // Every byte, first, inside and last in the hash.
+        for b in 0..=255u8 {
+            let ok = b.is_ascii_digit() || b.is_ascii_lowercase();
+            for bytes in [
+                vec![b'p', b'-', b],
+                vec![b'p', b'-', b'a', b, b'1'],
+                vec![b'p', b'-', b'0', b],
+            ] {
+                if let Ok(text) = std::str::from_utf8(&bytes) {
+                    assert_eq!(is_well_formed(text), ok, "{text:?}");
+                }
+            }
+        }
     }
 }
