@@ -9,11 +9,15 @@ use super::{Org, Stored, time};
 use crate::{Change, ChangeKind, MemberCursor, PastMember, Pid, Provenance, SegmentId};
 
 /// An org's ledger: entry `seq` is `entries[seq - 1]`, and entry times
-/// never go backwards. Its last entry is the org's head: the next entry's
-/// `seq` and the earliest time it may have.
+/// (their calls' times) never go backwards. Its last entry and last call
+/// are the org's head: the next entry's `seq` and the earliest time it may
+/// have.
 #[derive(Default)]
 pub(super) struct Ledger {
     entries: Vec<Entry>,
+    /// The calls that wrote the entries, in order: what all the entries of
+    /// one call share, kept once.
+    calls: Vec<Call>,
     /// The provenance of each set operation's entries, which name it by
     /// index.
     origins: Vec<Provenance>,
@@ -36,9 +40,8 @@ impl Origin {
 
 /// One entry, kept small: a fill writes one per member.
 struct Entry {
-    at: DateTime<Utc>,
-    request_id: Option<Arc<str>>,
-    segment: SegmentId,
+    /// The call that wrote it, an index into `Ledger::calls`.
+    call: u32,
     kind: EntryKind,
     /// For a membership entry, the same person's previous one
     /// ([`NO_ENTRY`] if none).
@@ -48,8 +51,19 @@ struct Entry {
 /// What an entry records: a membership change inline, the rare segment
 /// change as an index into `Ledger::segment_changes`.
 enum EntryKind {
-    Member(MemberChange, Pid, Origin),
-    Segment(usize),
+    Member(MemberChange, Pid),
+    Segment(u32),
+}
+
+/// What the entries of one call share.
+struct Call {
+    at: DateTime<Utc>,
+    request_id: Option<Arc<str>>,
+    segment: SegmentId,
+    /// The set operation the call's membership entries came from.
+    origin: Origin,
+    /// The index of its first entry.
+    first: usize,
 }
 
 /// A segment change as the ledger keeps it: its text shared with the
@@ -99,32 +113,50 @@ impl EntryKind {
     fn joins(&self) -> bool {
         matches!(
             self,
-            Self::Member(MemberChange::Added | MemberChange::ReAdded, _, _)
+            Self::Member(MemberChange::Added | MemberChange::ReAdded, _)
         )
     }
 
     fn change(&self, segment_changes: &[SegmentEntry]) -> ChangeKind {
         match self {
-            Self::Member(MemberChange::Added, pid, _) => {
-                ChangeKind::MemberAdded { pid: pid.clone() }
-            }
-            Self::Member(MemberChange::ReAdded, pid, _) => {
+            Self::Member(MemberChange::Added, pid) => ChangeKind::MemberAdded { pid: pid.clone() },
+            Self::Member(MemberChange::ReAdded, pid) => {
                 ChangeKind::MemberReAdded { pid: pid.clone() }
             }
-            Self::Member(MemberChange::Removed, pid, _) => {
+            Self::Member(MemberChange::Removed, pid) => {
                 ChangeKind::MemberRemoved { pid: pid.clone() }
             }
-            Self::Segment(i) => segment_changes[*i].change(),
+            Self::Segment(i) => segment_changes[*i as usize].change(),
         }
     }
 }
 
-/// What every membership entry of one call shares.
+/// One member call's entries, as they are appended: the call is recorded
+/// with its first entry (a call that changes nothing records nothing).
 pub(super) struct MemberCall<'a> {
     pub(super) at: DateTime<Utc>,
     pub(super) request_id: &'a Option<Arc<str>>,
     pub(super) segment: SegmentId,
     pub(super) origin: Origin,
+    /// The call's index in `Ledger::calls`, once recorded.
+    recorded: Option<u32>,
+}
+
+impl<'a> MemberCall<'a> {
+    pub(super) fn new(
+        at: DateTime<Utc>,
+        request_id: &'a Option<Arc<str>>,
+        segment: SegmentId,
+        origin: Origin,
+    ) -> Self {
+        Self {
+            at,
+            request_id,
+            segment,
+            origin,
+            recorded: None,
+        }
+    }
 }
 
 /// The end of a person's chain of entries.
@@ -134,7 +166,7 @@ impl Ledger {
     /// The time the next entry gets: the stamp's, or the last entry's if
     /// that is later.
     pub(super) fn next_at(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        self.entries.last().map_or(at, |last| last.at.max(at))
+        self.calls.last().map_or(at, |last| last.at.max(at))
     }
 
     /// Appends an entry about a segment at `at` (from `next_at`); returns
@@ -146,41 +178,62 @@ impl Ledger {
         segment: SegmentId,
         change: SegmentEntry,
     ) -> u64 {
-        let index = self.segment_changes.len();
+        let index = u32::try_from(self.segment_changes.len())
+            .expect("fewer than 2^32 segment changes in one org");
         self.segment_changes.push(change);
-        self.push(at, request_id, segment, EntryKind::Segment(index), NO_ENTRY)
+        let call = self.record_call(at, request_id, segment, Origin::NONE);
+        self.push(call, EntryKind::Segment(index), NO_ENTRY)
     }
 
     /// Appends a membership entry of `person` for one call, and makes it
     /// their last.
     pub(super) fn append_member(
         &mut self,
-        call: &MemberCall<'_>,
+        call: &mut MemberCall<'_>,
         person: &mut Person,
         change: MemberChange,
         pid: &Pid,
     ) -> u64 {
+        let index = match call.recorded {
+            Some(index) => index,
+            None => {
+                let index = self.record_call(call.at, call.request_id, call.segment, call.origin);
+                call.recorded = Some(index);
+                index
+            }
+        };
         let prev = std::mem::replace(&mut person.last_entry, self.entries.len());
-        let kind = EntryKind::Member(change, pid.clone(), call.origin);
-        self.push(call.at, call.request_id, call.segment, kind, prev)
+        self.push(index, EntryKind::Member(change, pid.clone()), prev)
     }
 
-    fn push(
+    /// Records a call whose first entry comes next; returns its index.
+    fn record_call(
         &mut self,
         at: DateTime<Utc>,
         request_id: &Option<Arc<str>>,
         segment: SegmentId,
-        kind: EntryKind,
-        prev: usize,
-    ) -> u64 {
-        self.entries.push(Entry {
+        origin: Origin,
+    ) -> u32 {
+        let index =
+            u32::try_from(self.calls.len()).expect("fewer than 2^32 writing calls in one org");
+        self.calls.push(Call {
             at,
             request_id: request_id.clone(),
             segment,
-            kind,
-            prev,
+            origin,
+            first: self.entries.len(),
         });
+        index
+    }
+
+    fn push(&mut self, call: u32, kind: EntryKind, prev: usize) -> u64 {
+        self.entries.push(Entry { call, kind, prev });
         self.entries.len() as u64
+    }
+
+    /// The call that wrote entry `index`.
+    fn call_of(&self, index: usize) -> &Call {
+        &self.calls[self.entries[index].call as usize]
     }
 
     /// The membership entries from `last` back, newest first, as indexes
@@ -195,22 +248,26 @@ impl Ledger {
     /// The number of entries recorded at or before `at`: entries
     /// `1..=bound` are the ledger as of then.
     pub(super) fn bound(&self, at: DateTime<Utc>) -> usize {
-        self.entries.partition_point(|e| e.at <= at)
+        let calls = self.calls.partition_point(|c| c.at <= at);
+        self.calls
+            .get(calls)
+            .map_or(self.entries.len(), |next| next.first)
     }
 
     fn change(&self, index: usize) -> Change {
         let e = &self.entries[index];
+        let call = self.call_of(index);
         let provenance = match e.kind {
-            EntryKind::Member(_, _, origin) if origin != Origin::NONE => {
-                Some(self.origins[origin.0 as usize].clone())
+            EntryKind::Member(..) if call.origin != Origin::NONE => {
+                Some(self.origins[call.origin.0 as usize].clone())
             }
             _ => None,
         };
         Change {
             seq: index as u64 + 1,
-            at: e.at,
-            request_id: e.request_id.as_deref().map(str::to_owned),
-            segment_id: e.segment,
+            at: call.at,
+            request_id: call.request_id.as_deref().map(str::to_owned),
+            segment_id: call.segment,
             kind: e.kind.change(&self.segment_changes),
             provenance,
         }
@@ -272,15 +329,15 @@ pub(super) fn members_as_of(
         .filter_map(|(first, pid)| {
             // The person's last entry in this segment as of `at`.
             let last = org.person(pid)?.last_entry;
-            let entry = ledger
+            let (entry, call) = ledger
                 .chain(last)
                 .filter(|&i| i < bound)
-                .map(|i| &ledger.entries[i])
-                .find(|e| e.segment == id)?;
+                .map(|i| (&ledger.entries[i], ledger.call_of(i)))
+                .find(|(_, call)| call.segment == id)?;
             entry.kind.joins().then(|| PastMember {
                 pid: pid.clone(),
                 first_added_at: time(first),
-                joined_at: entry.at,
+                joined_at: call.at,
             })
         })
         .take(limit)

@@ -140,12 +140,7 @@ pub(super) fn add(
     }
     let request_id = stamp.request_id.map(Arc::from);
     let ledger_at = org.ledger.next_at(stamp.at);
-    let call = MemberCall {
-        at: ledger_at,
-        request_id: &request_id,
-        segment: id,
-        origin,
-    };
+    let mut call = MemberCall::new(ledger_at, &request_id, id, origin);
     let micros = ledger_at.timestamp_micros();
     let mut n_redundant = 0;
     let mut last_seq = None;
@@ -176,7 +171,7 @@ pub(super) fn add(
                 MemberChange::ReAdded
             }
         };
-        last_seq = Some(org.ledger.append_member(&call, person, kind, pid));
+        last_seq = Some(org.ledger.append_member(&mut call, person, kind, pid));
     }
     let members = &mut stored.members;
     let n_added = (new.len() + rejoined.len()) as u64;
@@ -216,12 +211,7 @@ pub(super) fn remove(
     }
     let request_id = stamp.request_id.map(Arc::from);
     let ledger_at = org.ledger.next_at(stamp.at);
-    let call = MemberCall {
-        at: ledger_at,
-        request_id: &request_id,
-        segment: id,
-        origin,
-    };
+    let mut call = MemberCall::new(ledger_at, &request_id, id, origin);
     let mut last_seq = None;
     let mut left = Vec::new();
     for pid in pids {
@@ -232,10 +222,11 @@ pub(super) fn remove(
         if let Some(m) = person.membership_mut(id).filter(|m| m.active) {
             m.active = false;
             left.push((m.first_added_at, pid.clone()));
-            last_seq = Some(
-                org.ledger
-                    .append_member(&call, person, MemberChange::Removed, pid),
-            );
+            last_seq =
+                Some(
+                    org.ledger
+                        .append_member(&mut call, person, MemberChange::Removed, pid),
+                );
         }
     }
     let members = &mut stored.members;
