@@ -186,7 +186,9 @@ pub(crate) fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     let nanos = at.nanosecond();
     if nanos < 1_000_000_000 {
         // Within the second: drop the digits below the microsecond in
-        // place, with no date arithmetic.
+        // place, on the naive UTC time (no date arithmetic; a
+        // `DateTime`'s own `with_nanosecond` goes through its offset).
+        // Below 10^9 nanoseconds it cannot fail.
         return at
             .naive_utc()
             .with_nanosecond(nanos - nanos % 1_000)

@@ -130,7 +130,9 @@ pub(crate) fn name_key(name: &str) -> String {
         let mut prev_space = false;
         let plain = name.bytes().all(|b| {
             let space = b == b' ';
-            let ok = !(space && prev_space) && (space || !b.is_ascii_whitespace() && b != 0x0b);
+            // `char::is_whitespace` of an ASCII byte: `u8`'s, and vertical tab.
+            let whitespace = b.is_ascii_whitespace() || b == 0x0b;
+            let ok = !(space && prev_space) && (space || !whitespace);
             prev_space = space;
             ok
         });

@@ -153,7 +153,9 @@ mod tests {
             );
         }
         assert_eq!(Pid::parse("p-").unwrap_err().field(), Field::MinervaPids);
-        // Every byte, first, inside and last in the hash.
+        // Every byte value, first, inside and last in the hash (the bytes
+        // above 0x7f alone are not UTF-8: a character of them is checked
+        // below).
         for b in 0..=255u8 {
             let ok = b.is_ascii_digit() || b.is_ascii_lowercase();
             for bytes in [
@@ -165,6 +167,9 @@ mod tests {
                     assert_eq!(is_well_formed(text), ok, "{text:?}");
                 }
             }
+        }
+        for text in ["p-aé1", "p-é", "p-1\u{2003}", "p-a\u{0}"] {
+            assert!(!is_well_formed(text), "{text:?}");
         }
     }
 }

@@ -27,21 +27,20 @@ pub(super) struct Ledger {
     segment_changes: Vec<SegmentEntry>,
 }
 
-/// Which set operation a membership entry came from: an index into
-/// `Ledger::origins`, or [`Origin::NONE`] (kept to four bytes, so an entry
-/// stays small).
+/// Which set operation a call's membership entries came from: an index
+/// into `Ledger::origins`, or [`Origin::NONE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Origin(u32);
+pub(super) struct Origin(usize);
 
 impl Origin {
     /// A member call's entry.
-    pub(super) const NONE: Origin = Origin(u32::MAX);
+    pub(super) const NONE: Origin = Origin(usize::MAX);
 }
 
 /// One entry, kept small: a fill writes one per member.
 struct Entry {
     /// The call that wrote it, an index into `Ledger::calls`.
-    call: u32,
+    call: usize,
     kind: EntryKind,
     /// For a membership entry, the same person's previous one
     /// ([`NO_ENTRY`] if none).
@@ -52,8 +51,11 @@ struct Entry {
 /// change as an index into `Ledger::segment_changes`.
 enum EntryKind {
     Member(MemberChange, Pid),
-    Segment(u32),
+    Segment(usize),
 }
+
+// A fill writes one entry per member: keep them at 48 bytes.
+const _: () = assert!(std::mem::size_of::<Entry>() <= 48);
 
 /// What the entries of one call share.
 struct Call {
@@ -126,7 +128,7 @@ impl EntryKind {
             Self::Member(MemberChange::Removed, pid) => {
                 ChangeKind::MemberRemoved { pid: pid.clone() }
             }
-            Self::Segment(i) => segment_changes[*i as usize].change(),
+            Self::Segment(i) => segment_changes[*i].change(),
         }
     }
 }
@@ -134,12 +136,12 @@ impl EntryKind {
 /// One member call's entries, as they are appended: the call is recorded
 /// with its first entry (a call that changes nothing records nothing).
 pub(super) struct MemberCall<'a> {
-    pub(super) at: DateTime<Utc>,
-    pub(super) request_id: &'a Option<Arc<str>>,
-    pub(super) segment: SegmentId,
-    pub(super) origin: Origin,
+    at: DateTime<Utc>,
+    request_id: &'a Option<Arc<str>>,
+    segment: SegmentId,
+    origin: Origin,
     /// The call's index in `Ledger::calls`, once recorded.
-    recorded: Option<u32>,
+    recorded: Option<usize>,
 }
 
 impl<'a> MemberCall<'a> {
@@ -163,7 +165,7 @@ impl<'a> MemberCall<'a> {
 pub(super) const NO_ENTRY: usize = usize::MAX;
 
 impl Ledger {
-    /// The time the next entry gets: the stamp's, or the last entry's if
+    /// The time the next entry gets: the stamp's, or the last call's if
     /// that is later.
     pub(super) fn next_at(&self, at: DateTime<Utc>) -> DateTime<Utc> {
         self.calls.last().map_or(at, |last| last.at.max(at))
@@ -178,8 +180,7 @@ impl Ledger {
         segment: SegmentId,
         change: SegmentEntry,
     ) -> u64 {
-        let index = u32::try_from(self.segment_changes.len())
-            .expect("fewer than 2^32 segment changes in one org");
+        let index = self.segment_changes.len();
         self.segment_changes.push(change);
         let call = self.record_call(at, request_id, segment, Origin::NONE);
         self.push(call, EntryKind::Segment(index), NO_ENTRY)
@@ -213,9 +214,8 @@ impl Ledger {
         request_id: &Option<Arc<str>>,
         segment: SegmentId,
         origin: Origin,
-    ) -> u32 {
-        let index =
-            u32::try_from(self.calls.len()).expect("fewer than 2^32 writing calls in one org");
+    ) -> usize {
+        let index = self.calls.len();
         self.calls.push(Call {
             at,
             request_id: request_id.clone(),
@@ -226,14 +226,14 @@ impl Ledger {
         index
     }
 
-    fn push(&mut self, call: u32, kind: EntryKind, prev: usize) -> u64 {
+    fn push(&mut self, call: usize, kind: EntryKind, prev: usize) -> u64 {
         self.entries.push(Entry { call, kind, prev });
         self.entries.len() as u64
     }
 
     /// The call that wrote entry `index`.
     fn call_of(&self, index: usize) -> &Call {
-        &self.calls[self.entries[index].call as usize]
+        &self.calls[self.entries[index].call]
     }
 
     /// The membership entries from `last` back, newest first, as indexes
@@ -259,7 +259,7 @@ impl Ledger {
         let call = self.call_of(index);
         let provenance = match e.kind {
             EntryKind::Member(..) if call.origin != Origin::NONE => {
-                Some(self.origins[call.origin.0 as usize].clone())
+                Some(self.origins[call.origin.0].clone())
             }
             _ => None,
         };
@@ -280,12 +280,8 @@ impl Ledger {
 
     /// Records a set operation's provenance, for its entries to name.
     pub(super) fn origin(&mut self, provenance: Provenance) -> Origin {
-        let index = u32::try_from(self.origins.len())
-            .ok()
-            .filter(|&i| i != Origin::NONE.0)
-            .expect("fewer than 2^32 - 1 set operations in one org");
         self.origins.push(provenance);
-        Origin(index)
+        Origin(self.origins.len() - 1)
     }
 
     /// Up to `limit` entries after `after`, in order.
@@ -342,4 +338,107 @@ pub(super) fn members_as_of(
         })
         .take(limit)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use smallvec::SmallVec;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(secs, 0).unwrap()
+    }
+
+    fn person() -> Person {
+        Person {
+            last_entry: NO_ENTRY,
+            memberships: SmallVec::new(),
+        }
+    }
+
+    /// Entries read back the time, request id, segment and provenance
+    /// their call recorded once; as-of bounds and the clock follow calls.
+    #[test]
+    fn calls_hold_what_their_entries_share() {
+        let (a, b) = (
+            SegmentId::from_uuid(Uuid::from_u128(1)),
+            SegmentId::from_uuid(Uuid::from_u128(2)),
+        );
+        let (x_pid, y_pid) = (Pid::parse("p-x").unwrap(), Pid::parse("p-y").unwrap());
+        let (mut x, mut y) = (person(), person());
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.next_at(t(10)), t(10));
+        let created = SegmentEntry::Created {
+            name: Arc::from("A"),
+            description: None,
+        };
+        assert_eq!(ledger.append(t(10), &None, a, created), 1);
+        // Two entries of one call from a set operation, at the same time
+        // as the create.
+        let provenance = Provenance {
+            sources: vec![a],
+            read_at: 1,
+        };
+        let origin = ledger.origin(provenance.clone());
+        let request: Option<Arc<str>> = Some(Arc::from("req-1"));
+        let mut call = MemberCall::new(ledger.next_at(t(10)), &request, b, origin);
+        assert_eq!(
+            ledger.append_member(&mut call, &mut x, MemberChange::Added, &x_pid),
+            2
+        );
+        assert_eq!(
+            ledger.append_member(&mut call, &mut y, MemberChange::Added, &y_pid),
+            3
+        );
+        // A call that writes no entry records nothing: the clock stays.
+        let _nothing = MemberCall::new(ledger.next_at(t(50)), &None, b, Origin::NONE);
+        assert_eq!(ledger.next_at(t(5)), t(10), "never before the last call");
+        let mut call = MemberCall::new(ledger.next_at(t(20)), &None, b, Origin::NONE);
+        ledger.append_member(&mut call, &mut x, MemberChange::Removed, &x_pid);
+
+        let bounds: Vec<usize> = [9, 10, 19, 20, 99].map(|s| ledger.bound(t(s))).into();
+        assert_eq!(bounds, [0, 3, 3, 4, 4]);
+        let changes = ledger.since(0, 10);
+        let seen: Vec<_> = changes
+            .iter()
+            .map(|c| {
+                (
+                    c.seq,
+                    c.at,
+                    c.request_id.as_deref(),
+                    c.segment_id,
+                    c.provenance.as_ref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, t(10), None, a, None),
+                (2, t(10), Some("req-1"), b, Some(&provenance)),
+                (3, t(10), Some("req-1"), b, Some(&provenance)),
+                (4, t(20), None, b, None),
+            ]
+        );
+        assert_eq!(
+            changes[0].kind,
+            ChangeKind::Created {
+                name: "A".into(),
+                description: None
+            }
+        );
+        assert_eq!(
+            changes[3].kind,
+            ChangeKind::MemberRemoved { pid: x_pid.clone() }
+        );
+        let x_seqs: Vec<u64> = ledger
+            .timeline(x.last_entry, 0, 10)
+            .iter()
+            .map(|c| c.seq)
+            .collect();
+        assert_eq!(x_seqs, [2, 4], "a person's entries chain through calls");
+    }
 }

@@ -135,10 +135,11 @@ fn by_time(members: Vec<(i64, Pid)>) -> impl Iterator<Item = (i64, Vec<Pid>)> {
 ///
 /// The sort compares keys made once per member: the time, and the PID's
 /// first 16 bytes read as a big-endian number (zero-padded, so that the
-/// numbers' order is the bytes' order). They tell most PIDs apart (a `p-`
-/// and 12 hex digits fit whole), and the PIDs themselves are compared only
-/// when two keys tie. A call's new members are sorted this way on every
-/// add, where comparing the strings themselves took most of the call.
+/// numbers' order is the bytes' order). They tell most PIDs apart (a PID
+/// of up to 14 characters after its `p-` fits whole), and the PIDs
+/// themselves are compared only when two keys tie. Every member call sorts
+/// the members whose runs it changes this way; comparing the strings
+/// themselves took most of an add.
 fn sorted(members: Vec<(i64, Pid)>) -> Vec<(i64, Pid)> {
     let mut keys: Vec<(i64, u128, usize)> = members
         .iter()
@@ -157,7 +158,10 @@ fn sorted(members: Vec<(i64, Pid)>) -> Vec<(i64, Pid)> {
         }
         start = end;
     }
-    keys.iter().map(|&(_, _, i)| members[i].clone()).collect()
+    let mut members: Vec<Option<(i64, Pid)>> = members.into_iter().map(Some).collect();
+    keys.iter()
+        .map(|&(_, _, i)| members[i].take().expect("each member is placed once"))
+        .collect()
 }
 
 /// The first 16 bytes of `pid`, zero-padded, as a big-endian number.
