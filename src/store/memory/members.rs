@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use foldhash::HashMap;
 use smallvec::SmallVec;
 
 use super::ledger::{MemberCall, MemberChange, Origin};
@@ -75,27 +74,18 @@ impl Members {
     }
 }
 
-/// The person of `pid`, added at the end of `persons` if the org never
-/// saw them.
-fn person_or_new<'a>(
-    people: &mut HashMap<Pid, usize>,
-    persons: &'a mut Vec<Person>,
-    pid: &Pid,
-) -> &'a mut Person {
-    let next = persons.len();
-    let i = *people.entry(pid.clone()).or_insert(next);
-    if i == next {
-        persons.push(Person {
-            last_entry: super::ledger::NO_ENTRY,
-            memberships: SmallVec::new(),
-        });
-    }
-    &mut persons[i]
+/// The person of `pid`, added at the end of the org's people if the org
+/// never saw them.
+fn person_or_new<'a>(people: &'a mut super::People, pid: &Pid) -> &'a mut Person {
+    people.entry(pid.clone()).or_insert_with(|| Person {
+        last_entry: super::ledger::NO_ENTRY,
+        memberships: SmallVec::new(),
+    })
 }
 
 impl Org {
     pub(super) fn person(&self, pid: &Pid) -> Option<&Person> {
-        self.people.get(pid).map(|&i| &self.persons[i])
+        self.people.get(pid)
     }
 
     pub(super) fn membership(&self, segment: SegmentId, pid: &Pid) -> Option<&Membership> {
@@ -146,7 +136,7 @@ pub(super) fn add(
     let mut last_seq = None;
     let (mut new, mut rejoined) = (Vec::new(), Vec::new());
     for pid in pids {
-        let person = person_or_new(&mut org.people, &mut org.persons, pid);
+        let person = person_or_new(&mut org.people, pid);
         let kind = match person.membership_mut(id) {
             None => {
                 person.memberships.push((
@@ -215,10 +205,9 @@ pub(super) fn remove(
     let mut last_seq = None;
     let mut left = Vec::new();
     for pid in pids {
-        let Some(&i) = org.people.get(pid) else {
+        let Some(person) = org.people.get_mut(pid) else {
             continue;
         };
-        let person = &mut org.persons[i];
         if let Some(m) = person.membership_mut(id).filter(|m| m.active) {
             m.active = false;
             left.push((m.first_added_at, pid.clone()));

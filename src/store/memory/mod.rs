@@ -40,9 +40,9 @@ use crate::{
 /// - A member call looks each person up once in the org's map of people,
 ///   then in the list of that person's memberships: linear in the number
 ///   of the org's live segments they belong to (one or a few for most).
-///   The map holds a number per PID; the people themselves are kept in
-///   the order they first joined, so filling a segment with new people
-///   appends.
+///   People are kept in the order they first joined, so filling a segment
+///   with new people appends; the map's hash table holds only their
+///   positions. When it grows, it rehashes every person the org has.
 /// - Active members are kept in runs, one per `first_added_at` (one per add
 ///   call, unless calls share a microsecond). A call's new members become
 ///   a run; removing or re-adding members rewrites the runs they belong to,
@@ -101,14 +101,17 @@ struct Org {
     /// The org's segments in creation order.
     by_creation: CreationOrder,
     ledger: Ledger,
-    /// Everyone who ever joined one of the org's segments, by PID: their
-    /// index in `persons`. The map's slots are small (a PID and a number),
-    /// so growing it moves little.
-    people: HashMap<Pid, usize>,
-    /// Each person's memberships and place in the ledger, in the order
-    /// they first joined: a new person is a push at the end.
-    persons: Vec<Person>,
+    /// Everyone who ever joined one of the org's segments, by PID, with
+    /// their memberships and place in the ledger, in the order they first
+    /// joined: a new person is a push at the end of the entries, and the
+    /// hash table holds only their positions (8 bytes a slot), so the part
+    /// of it a lookup touches at random is small.
+    people: People,
 }
+
+/// An org's people: an [`IndexMap`](indexmap::IndexMap) with the hasher
+/// the store uses everywhere.
+type People = indexmap::IndexMap<Pid, Person, foldhash::fast::RandomState>;
 
 struct Stored {
     org: u32,

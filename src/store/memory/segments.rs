@@ -219,8 +219,7 @@ impl State {
         // The segment's memberships go with it; its people keep their
         // place in the ledger (their timelines outlive the segment).
         for (_, pid) in stored.members.ever_from(None) {
-            if let Some(&i) = org.people.get(pid) {
-                let person = &mut org.persons[i];
+            if let Some(person) = org.people.get_mut(pid) {
                 person.memberships.retain(|(s, _)| *s != id);
             }
         }
