@@ -15,6 +15,7 @@ mod deaths;
 mod keys;
 mod ledger;
 mod members;
+mod people;
 mod roster;
 mod segments;
 mod sets;
@@ -22,7 +23,8 @@ mod sets;
 use deaths::Deaths;
 use keys::Keys;
 use ledger::{Ledger, Origin};
-use members::{Members, Person};
+use members::Members;
+use people::People;
 use segments::CreationOrder;
 
 use crate::store::{
@@ -31,7 +33,7 @@ use crate::store::{
 };
 use crate::{
     Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, SetExpr,
+    SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
 };
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
@@ -41,8 +43,13 @@ use crate::{
 ///   then in the list of that person's memberships: linear in the number
 ///   of the org's live segments they belong to (one or a few for most).
 ///   People are kept in the order they first joined, so filling a segment
-///   with new people appends; the map's hash table holds only their
-///   positions. When it grows, it rehashes every person the org has.
+///   with new people appends; the map's hash table holds each one's
+///   position and 32 bits of their PID's hash (8 bytes), so a lookup
+///   reads one other person only when those bits collide, and the table
+///   grows without reading the people. An org holds at most 2^32 − 1
+///   people: an add that could pass that is a
+///   [`StorageFailure::Full`](crate::StorageFailure::Full) error, and
+///   changes nothing.
 /// - Active members are kept in runs, one per `first_added_at` (one per add
 ///   call, unless calls share a microsecond). A call's new members become
 ///   a run; removing or re-adding members rewrites the runs they belong to,
@@ -103,15 +110,9 @@ struct Org {
     ledger: Ledger,
     /// Everyone who ever joined one of the org's segments, by PID, with
     /// their memberships and place in the ledger, in the order they first
-    /// joined: a new person is a push at the end of the entries, and the
-    /// hash table holds only their positions (8 bytes a slot), so the part
-    /// of it a lookup touches at random is small.
+    /// joined.
     people: People,
 }
-
-/// An org's people: an [`IndexMap`](indexmap::IndexMap) with the hasher
-/// the store uses everywhere.
-type People = indexmap::IndexMap<Pid, Person, foldhash::fast::RandomState>;
 
 struct Stored {
     org: u32,
@@ -295,8 +296,20 @@ impl SegmentStore for MemoryStore {
         pids: &[Pid],
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
+        let org_id = org;
         self.keyed(org, stamp, |state| {
-            let (org, stored) = state.stored_mut(org, id)?;
+            let (org, stored) = state.stored_mut(org_id, id)?;
+            // Checked before anything changes: each PID may be a new person.
+            // (Set operations add people the org has already.)
+            if !org.people.has_room_for(pids.len()) {
+                return Err(Error::storage_failure(
+                    StorageFailure::Full,
+                    format!(
+                        "org {org_id}: a MemoryStore org holds at most {} people",
+                        people::MAX_PEOPLE
+                    ),
+                ));
+            }
             Ok(members::add(org, stored, id, pids, stamp, Origin::NONE))
         })
     }
