@@ -47,9 +47,9 @@ use crate::{
 ///   position and 32 bits of their PID's hash (8 bytes), so a lookup
 ///   reads one other person only when those bits collide, and the table
 ///   grows without reading the people. An org holds at most 2^32 − 1
-///   people: an add that could pass that is a
-///   [`StorageFailure::Full`](crate::StorageFailure::Full) error, and
-///   changes nothing.
+///   people: an add that could pass that, counting every PID of the call
+///   as new, is a [`StorageFailure::Full`](crate::StorageFailure::Full)
+///   error, and changes nothing.
 /// - Active members are kept in runs, one per `first_added_at` (one per add
 ///   call, unless calls share a microsecond). A call's new members become
 ///   a run; removing or re-adding members rewrites the runs they belong to,
@@ -299,8 +299,9 @@ impl SegmentStore for MemoryStore {
         let org_id = org;
         self.keyed(org, stamp, |state| {
             let (org, stored) = state.stored_mut(org_id, id)?;
-            // Checked before anything changes: each PID may be a new person.
-            // (Set operations add people the org has already.)
+            // Checked before anything changes, counting every PID of the
+            // call as a new person. (Set operations add people the org
+            // has already.)
             if !org.people.has_room_for(pids.len()) {
                 return Err(Error::storage_failure(
                     StorageFailure::Full,
@@ -458,5 +459,42 @@ mod conformance {
     mod through_arc_dyn {
         use super::*;
         crate::conformance_tests!(Arc::new(MemoryStore::new()) as Arc<dyn SegmentStore>);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewSegment, Segments};
+
+    /// An add that could take an org past its most people fails as a full
+    /// store and changes nothing; one that fits goes through.
+    #[test]
+    fn an_add_past_the_org_s_most_people_changes_nothing() {
+        let store = MemoryStore::new();
+        let segments = Segments::new(store.clone());
+        let org = OrgId::new("acme").unwrap();
+        let id = segments.create(&org, NewSegment::new("s")).unwrap().id;
+        segments.add_members(&org, id, &["p-1", "p-2"]).unwrap();
+        store.write().orgs.get_mut(&org).unwrap().people.set_max(4);
+        let before = segments.changes_since(&org, 0, 100).unwrap();
+        let err = segments
+            .add_members(&org, id, &["p-3", "p-4", "p-5"])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Storage {
+                    kind: StorageFailure::Full,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(segments.get(&org, id).unwrap().current_size, 2);
+        assert_eq!(segments.changes_since(&org, 0, 100).unwrap(), before);
+        // Two more fit.
+        segments.add_members(&org, id, &["p-3", "p-4"]).unwrap();
+        assert_eq!(segments.get(&org, id).unwrap().current_size, 4);
     }
 }

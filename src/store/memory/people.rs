@@ -19,19 +19,31 @@ pub(super) const MAX_PEOPLE: usize = u32::MAX as usize;
 /// The people sit in a `Vec`, and a hash table maps each PID to its
 /// position. A slot of the table holds the position and 32 bits of the
 /// PID's hash: a probe tells other PIDs apart by those bits without
-/// reading their people, and a growing table rehashes from its slots
-/// alone. Neither reads the list at random, which is where the time of a
-/// big fill went with a table of positions only (every growth read every
-/// person), and the table stays small (8 bytes a slot).
-#[derive(Default)]
+/// reading their people (a lookup reads only the person it finds), and a
+/// growing table rehashes from its slots alone. A table of positions only
+/// read other people at random on both, which is where the time of a big
+/// fill went; and the table stays small (8 bytes a slot).
 pub(super) struct People {
     table: HashTable<Slot>,
     list: Vec<(Pid, Person)>,
     hasher: foldhash::fast::RandomState,
+    /// At most this many people ([`MAX_PEOPLE`]; lower in tests).
+    max: usize,
 }
 
-fn room_for(len: usize, more: usize) -> bool {
-    len.checked_add(more).is_some_and(|n| n <= MAX_PEOPLE)
+impl Default for People {
+    fn default() -> Self {
+        Self {
+            table: HashTable::new(),
+            list: Vec::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            max: MAX_PEOPLE,
+        }
+    }
+}
+
+fn room_for(len: usize, more: usize, max: usize) -> bool {
+    len.checked_add(more).is_some_and(|n| n <= max)
 }
 
 #[derive(Clone, Copy)]
@@ -51,7 +63,14 @@ impl People {
     /// Whether the org has room for `more` new people (at most
     /// [`MAX_PEOPLE`] in all).
     pub(super) fn has_room_for(&self, more: usize) -> bool {
-        room_for(self.list.len(), more)
+        room_for(self.list.len(), more, self.max)
+    }
+
+    /// Lowers the most people the org may have, so that a test can reach
+    /// the limit.
+    #[cfg(test)]
+    pub(super) fn set_max(&mut self, max: usize) {
+        self.max = max.min(MAX_PEOPLE);
     }
 
     fn hash(&self, pid: &Pid) -> u32 {
@@ -95,13 +114,15 @@ impl People {
             Entry::Occupied(slot) => slot.get().position as usize,
             Entry::Vacant(slot) => {
                 let position = list.len();
+                // Below MAX_PEOPLE, which the caller checked.
                 let stored = u32::try_from(position)
                     .expect("the caller checked that the org has room for its new people");
+                // The person first, then the slot that points at them.
+                list.push((pid.clone(), new()));
                 slot.insert(Slot {
                     position: stored,
                     hash,
                 });
-                list.push((pid.clone(), new()));
                 position
             }
         };
@@ -135,7 +156,12 @@ mod tests {
             for n in 0..100_000u64 {
                 // Each round sees the earlier ones' PIDs again and new ones.
                 let n = n + round * 50_000;
-                let got = people.get_or_insert_with(&pid(n), || person(n as usize));
+                let seen = model.contains_key(&n);
+                let got = if seen {
+                    people.get_or_insert_with(&pid(n), || unreachable!("PID {n} is known"))
+                } else {
+                    people.get_or_insert_with(&pid(n), || person(n as usize))
+                };
                 let want = *model.entry(n).or_insert(n as usize);
                 assert_eq!(got.last_entry, want, "PID {n}");
             }
@@ -175,17 +201,21 @@ mod tests {
         people.get_or_insert_with(&pid(a), || person(1));
         assert!(people.get(&pid(b)).is_none(), "b is not a");
         people.get_or_insert_with(&pid(b), || person(2));
+        // And after the table has grown many times over.
+        for n in 0..100_000u64 {
+            people.get_or_insert_with(&Pid::parse(&format!("p-x{n:x}")).unwrap(), || person(0));
+        }
         assert_eq!(people.get(&pid(a)).unwrap().last_entry, 1);
         assert_eq!(people.get(&pid(b)).unwrap().last_entry, 2);
-        assert_eq!(people.list.len(), 2);
+        assert_eq!(people.list.len(), 100_002);
     }
 
     #[test]
     fn room_is_counted_up_to_the_limit() {
-        assert!(room_for(0, MAX_PEOPLE));
-        assert!(room_for(MAX_PEOPLE - 10, 10));
-        assert!(!room_for(MAX_PEOPLE - 10, 11));
-        assert!(!room_for(usize::MAX, 1), "no overflow");
+        assert!(room_for(0, MAX_PEOPLE, MAX_PEOPLE));
+        assert!(room_for(MAX_PEOPLE - 10, 10, MAX_PEOPLE));
+        assert!(!room_for(MAX_PEOPLE - 10, 11, MAX_PEOPLE));
+        assert!(!room_for(usize::MAX, 1, MAX_PEOPLE), "no overflow");
         assert!(People::default().has_room_for(100_000));
     }
 }
