@@ -195,6 +195,16 @@ mod tests {
 
     use super::*;
 
+    /// A seeded xorshift: each call gives a number below its argument.
+    fn below(mut rng: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        }
+    }
+
     fn pid(n: u32) -> Pid {
         Pid::parse(&format!("p-{n:x}")).unwrap()
     }
@@ -203,13 +213,7 @@ mod tests {
     /// removals and reads.
     #[test]
     fn agrees_with_an_ordered_set() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = below(0x2545_f491_4f6c_dd1d);
         let (mut roster, mut model) = (Roster::default(), BTreeSet::new());
         // Each PID's fixed time, as a member's first_added_at is.
         let time_of = |n: u32| i64::from(n % 7) * 10;
@@ -272,13 +276,7 @@ mod tests {
     /// of them sharing one.
     #[test]
     fn sorts_as_the_pairs_themselves_do() {
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = below(0x9e37_79b9_7f4a_7c15);
         for round in 0..200 {
             let members: Vec<(i64, Pid)> = (0..next(40))
                 .map(|_| {
