@@ -92,6 +92,7 @@
 //! | `conformance` | no | `segments::conformance`, the shared store suite |
 //! | `serde` | no | `Serialize`/`Deserialize` for the domain types |
 //! | `postgres` | no | `PostgresStore`: PostgreSQL via the sync `postgres` crate and an `r2d2` pool |
+//! | `postgres-tls` | no | `PostgresTls`: TLS for `PostgresStore`'s connections (`native-tls`; OpenSSL on Linux) |
 //! | `wire` | no | `segments::wire`: the documented HTTP contract, transport-free |
 
 #![forbid(unsafe_code)]
@@ -136,6 +137,9 @@ pub use error::{Error, Field, Result, Rule, StorageFailure, ValidationError};
 pub use service::{DryRun, IdempotencyRecord, Segments};
 pub use store::SegmentStore;
 pub use store::memory::MemoryStore;
+#[cfg(feature = "postgres-tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
+pub use store::postgres::PostgresTls;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::{PostgresStore, PostgresStoreBuilder};

@@ -191,13 +191,39 @@ fn bad_settings_are_typed_errors() {
         Some(StorageFailure::Unavailable),
         "no server there: {err:?}"
     );
-    // No TLS is built in: a URL that requires it fails, never falls back.
-    let sep = if url().contains('?') { '&' } else { '?' };
-    let err = PostgresStore::connect(&format!("{}{sep}sslmode=require", url())).unwrap_err();
+    // A server that answers but refuses: not `Unavailable`, which a host
+    // may retry, but `Other`, with the server's reason.
+    let err = PostgresStore::builder(&with_option(&url(), "dbname", "no_such_database"))
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .unwrap_err();
+    assert_eq!(err.storage_kind(), Some(StorageFailure::Other), "{err:?}");
     assert!(
-        err.storage_kind().is_some(),
-        "sslmode=require is a storage error: {err:?}"
+        format!("{err:?}").contains("no_such_database"),
+        "the reason is kept: {err:?}"
     );
+    // Without `tls` (feature `postgres-tls`), a URL that requires TLS fails
+    // the same way, and never falls back to plain text.
+    let err = PostgresStore::builder(&with_option(&url(), "sslmode", "require"))
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .unwrap_err();
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::Other),
+        "sslmode=require: {err:?}"
+    );
+}
+
+/// `url` with one more connection option, as a URL query parameter or a
+/// `key=value` pair (whichever form `url` has); a later option wins.
+fn with_option(url: &str, key: &str, value: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{key}={value}")
+    } else {
+        format!("{url} {key}={value}")
+    }
 }
 
 #[test]

@@ -82,6 +82,8 @@ pub struct TestServer {
     /// The server log, `<dir>/server.log`.
     log: PathBuf,
     port: u16,
+    /// TLS is on, and TCP connections must use it (`start_tls`).
+    tls: bool,
     /// Last field: removed after `Drop::drop` has stopped the server.
     dir: TempDir,
 }
@@ -91,6 +93,18 @@ impl TestServer {
     /// (`pg_ctl start -w`) and waits until it accepts connections. Panics, with
     /// the tools' output and the server log, if any step fails.
     pub fn start() -> TestServer {
+        Self::start_with(None)
+    }
+
+    /// [`start`](Self::start), with TLS on (`ssl = on`, with `cert_pem` and
+    /// `key_pem` as the server's certificate and key), and TCP connections
+    /// accepted only over TLS (`hostssl` lines in `pg_hba.conf`; the unix
+    /// socket stays open, in plain text).
+    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> TestServer {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&[u8], &[u8])>) -> TestServer {
         let pg = binaries();
         let dir = tempfile::Builder::new()
             .prefix("segments-pg-")
@@ -115,12 +129,16 @@ impl TestServer {
             data: dir.path().join("data"),
             log: dir.path().join("server.log"),
             port: 0,
+            tls: tls.is_some(),
             dir,
         };
         // From here on a panic drops `server`, which cleans up; the watchdog
         // cleans up if the process dies some other way.
         server.spawn_watchdog();
         server.initdb();
+        if let Some((cert, key)) = tls {
+            server.require_tls(cert, key);
+        }
         server.start_on_a_free_port()
     }
 
@@ -192,6 +210,31 @@ impl TestServer {
         fs::write(&conf, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
     }
 
+    /// Puts the server's certificate and key in the data directory (the key
+    /// readable by its owner only, as the server demands) and lets TCP
+    /// connections in over TLS only.
+    fn require_tls(&self, cert: &[u8], key: &[u8]) {
+        let hba = "local all all trust\n\
+                   hostssl all all 127.0.0.1/32 trust\n\
+                   hostssl all all ::1/128 trust\n";
+        for (name, bytes, mode) in [
+            ("server.crt", cert, 0o644),
+            ("server.key", key, 0o600),
+            ("pg_hba.conf", hba.as_bytes(), 0o600),
+        ] {
+            let path = self.data.join(name);
+            fs::write(&path, bytes)
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
+            if self.pg.as_postgres {
+                let (uid, gid) = postgres_user();
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                    .unwrap_or_else(|e| panic!("cannot chown {} to postgres: {e}", path.display()));
+            }
+        }
+    }
+
     /// Writes the settings for `port` where `postgresql.conf` includes them.
     fn configure(&self, port: u16) {
         let mut conf = String::new();
@@ -209,6 +252,10 @@ impl TestServer {
         .unwrap();
         conf.push_str("max_connections = 200\n");
         conf.push_str("shared_buffers = 128MB\n");
+        if self.tls {
+            // server.crt and server.key in the data directory (`require_tls`).
+            conf.push_str("ssl = on\n");
+        }
         if cfg!(target_os = "linux") && self.major_version() >= 14 {
             // Before crash recovery, one syncfs() of the file system instead
             // of an fsync() per file of the data directory: as durable, and a

@@ -36,6 +36,11 @@ mod ledger;
 mod members;
 mod schema;
 mod segments;
+#[cfg(feature = "postgres-tls")]
+mod tls;
+
+#[cfg(feature = "postgres-tls")]
+pub use tls::PostgresTls;
 
 /// Options of a [`PostgresStore`], set before it connects.
 ///
@@ -59,6 +64,8 @@ pub struct PostgresStoreBuilder {
     idle_in_transaction_session_timeout: Duration,
     schema: String,
     max_retries: u32,
+    #[cfg(feature = "postgres-tls")]
+    tls: Option<PostgresTls>,
 }
 
 impl fmt::Debug for PostgresStoreBuilder {
@@ -75,6 +82,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             )
             .field("schema", &self.schema)
             .field("max_retries", &self.max_retries)
+            .field("tls", &self.uses_tls())
             .finish_non_exhaustive()
     }
 }
@@ -90,7 +98,17 @@ impl PostgresStoreBuilder {
             idle_in_transaction_session_timeout: Duration::from_secs(60),
             schema: "segments".to_owned(),
             max_retries: 5,
+            #[cfg(feature = "postgres-tls")]
+            tls: None,
         }
+    }
+
+    /// Whether connections may use TLS.
+    fn uses_tls(&self) -> bool {
+        #[cfg(feature = "postgres-tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "postgres-tls"))]
+        false
     }
 
     /// The most connections the pool opens; 8 by default. Each call holds
@@ -151,6 +169,25 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// Encrypts connections with TLS, trusting the roots of `tls` (feature
+    /// `postgres-tls`). The URL's `sslmode` says when TLS is used, as in
+    /// the `postgres` crate: `require` refuses a server that does not
+    /// offer it, `prefer` (the default) uses it when the server offers it,
+    /// `disable` never does. Whenever TLS is used, the server's certificate
+    /// must chain to a trusted root and name the URL's host, or the
+    /// connection fails (it never falls back to plain text): stricter than
+    /// libpq's `require`, like its `verify-full`. Unix sockets are never
+    /// encrypted (PostgreSQL offers no TLS on them).
+    ///
+    /// Without this option the store connects in plain text, and a URL
+    /// with `sslmode=require` fails to connect.
+    #[cfg(feature = "postgres-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
+    pub fn tls(mut self, tls: PostgresTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Opens the pool and brings the schema up to date (under an advisory
     /// lock, so servers starting together take turns).
     ///
@@ -159,8 +196,13 @@ impl PostgresStoreBuilder {
     /// [`StorageFailure::CannotOpen`] for a URL that cannot be parsed;
     /// [`Error::SchemaTooNew`] when a newer version of this crate
     /// wrote the schema (then nothing in it is touched);
-    /// [`StorageFailure::Unavailable`] when the server cannot be reached;
-    /// `Storage` for other failures.
+    /// [`StorageFailure::Unavailable`] when the server cannot be reached
+    /// within [`connect_timeout`](Self::connect_timeout) (tried again
+    /// until then); [`StorageFailure::Other`] when it answers but refuses
+    /// the connection for a reason that would not pass (a password, a
+    /// database that does not exist, a TLS certificate it cannot vouch
+    /// for, `sslmode=require` without `tls`), with the
+    /// server's or the TLS library's reason; `Storage` for other failures.
     pub fn connect(self) -> Result<PostgresStore> {
         schema::check_name(&self.schema)?;
         let mut config: pg::Config = self
@@ -190,15 +232,38 @@ impl PostgresStoreBuilder {
             // not on every checkout; a call that meets a connection the
             // server dropped is tried again on a fresh one.
             .test_on_check_out(false)
-            .build_unchecked(Manager(PostgresConnectionManager::new(config, NoTls)));
+            .build_unchecked(self.manager(config.clone()));
         let store = PostgresStore {
             inner: std::sync::Arc::new(Inner {
                 pool,
                 options: self,
             }),
         };
-        store.with_connection(|conn| schema::migrate(conn, &store.inner.options.schema))?;
+        let mut conn = store.connection().map_err(|timed_out| {
+            // The pool tells only that it timed out, with the text of its
+            // last failure. One more try, outside it, tells what kind of
+            // failure that is: a refused or lost connection stays
+            // `Unavailable`; a password, a certificate or a database the
+            // server refuses is not, and would fail the same way again.
+            match store.inner.options.manager(config).connect() {
+                Err(Connecting(e)) => Err::<(), _>(e).db().unwrap_err(),
+                Ok(_) => timed_out,
+            }
+        })?;
+        schema::migrate(&mut conn.client, &store.inner.options.schema)?;
+        drop(conn);
         Ok(store)
+    }
+}
+
+impl PostgresStoreBuilder {
+    /// The pool's manager: TLS if it was asked for.
+    fn manager(&self, config: pg::Config) -> Manager {
+        #[cfg(feature = "postgres-tls")]
+        if let Some(tls) = &self.tls {
+            return Manager::Tls(PostgresConnectionManager::new(config, tls.connector()));
+        }
+        Manager::Plain(PostgresConnectionManager::new(config, NoTls))
     }
 }
 
@@ -297,10 +362,17 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   the same at any depth; a member page by offset grows with the offset
 ///   (the service's page walk avoids it); `size_as_of` is one index read; a
 ///   death-signal poll reads the death records after its cursor.
-/// - **Limits of this version.** Connections are not encrypted (the pool
-///   connects with `NoTls`): reach the server over a unix socket, a
-///   trusted network or a TLS-terminating proxy; a URL asking for
-///   `sslmode=require` fails to connect rather than fall back. The store
+/// - **TLS.** With the feature `postgres-tls`,
+///   `PostgresStoreBuilder::tls` encrypts connections and verifies the
+///   server's certificate against the roots it is given (`PostgresTls`:
+///   the system's, or a PEM bundle), as libpq's `verify-full` does; the
+///   URL's `sslmode` says whether TLS is required. Without it, connections
+///   are plain text: reach the server over a unix socket, a trusted
+///   network or a TLS-terminating proxy; a URL asking for
+///   `sslmode=require` then fails to connect rather than fall back.
+/// - **Limits of this version.** No client certificates (TLS
+///   authenticates the server; the client authenticates with the URL's
+///   user and password, SCRAM on servers that ask for it). The store
 ///   sets the session's `options` (its `search_path`, the three timeouts,
 ///   UTC, and planner settings that keep every plan a walk of indexes),
 ///   replacing any the URL gives. A read is a `REPEATABLE READ` read-only transaction, so
@@ -397,28 +469,73 @@ struct Conn {
 }
 
 /// `r2d2_postgres`'s manager, with a statement cache per connection.
-#[derive(Debug)]
-struct Manager(PostgresConnectionManager<NoTls>);
+enum Manager {
+    Plain(PostgresConnectionManager<NoTls>),
+    #[cfg(feature = "postgres-tls")]
+    Tls(PostgresConnectionManager<postgres_native_tls::MakeTlsConnector>),
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Manager::Plain(_) => "Manager::Plain",
+            #[cfg(feature = "postgres-tls")]
+            Manager::Tls(_) => "Manager::Tls",
+        })
+    }
+}
+
+/// Runs `$body` with `$manager` bound to whichever manager it is.
+macro_rules! each_manager {
+    ($self:expr, $manager:ident => $body:expr) => {
+        match $self {
+            Manager::Plain($manager) => $body,
+            #[cfg(feature = "postgres-tls")]
+            Manager::Tls($manager) => $body,
+        }
+    };
+}
 
 impl ManageConnection for Manager {
     type Connection = Conn;
-    type Error = pg::Error;
+    type Error = Connecting;
 
-    fn connect(&self) -> std::result::Result<Conn, pg::Error> {
+    fn connect(&self) -> std::result::Result<Conn, Connecting> {
         Ok(Conn {
-            client: self.0.connect()?,
+            client: each_manager!(self, m => m.connect()).map_err(Connecting)?,
             statements: HashMap::new(),
         })
     }
 
-    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), pg::Error> {
-        self.0.is_valid(&mut conn.client)
+    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), Connecting> {
+        each_manager!(self, m => m.is_valid(&mut conn.client)).map_err(Connecting)
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        self.0.has_broken(&mut conn.client)
+        each_manager!(self, m => m.has_broken(&mut conn.client))
     }
 }
+
+/// Why the pool could not open a connection, said with every cause: the
+/// pool keeps only the text of its last connection error for the error a
+/// call gets, and a `postgres` error's own text leaves its cause out ("db
+/// error", "error performing TLS handshake").
+#[derive(Debug)]
+struct Connecting(pg::Error);
+
+impl fmt::Display for Connecting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = std::error::Error::source(&self.0);
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Connecting {}
 
 /// One transaction on a pooled connection, with its statement cache.
 pub(super) struct Tx<'c> {
@@ -496,12 +613,6 @@ impl PostgresStore {
             .pool
             .get()
             .map_err(|e| Error::storage_failure(StorageFailure::Unavailable, e))
-    }
-
-    /// Runs `f` on a pooled connection.
-    fn with_connection<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
-        let mut conn = self.connection()?;
-        f(&mut conn.client)
     }
 
     /// Runs `f` in a write transaction (`READ COMMITTED`; the org's head
