@@ -213,6 +213,10 @@ fn bad_settings_are_typed_errors() {
         Some(StorageFailure::Other),
         "sslmode=require: {err:?}"
     );
+    assert!(
+        format!("{err:?}").contains("TLS"),
+        "the error says why: {err:?}"
+    );
 }
 
 /// `url` with one more connection option, as a URL query parameter or a

@@ -153,8 +153,19 @@ fn a_store_with_tls_works_on_a_server_that_takes_tls_only() {
         panic!("the server takes TCP connections over TLS only");
     };
     assert!(chain(&err).contains("no encryption"), "{}", chain(&err));
+    // A store without `tls` is told what to do.
     let refused = connect(&url("localhost", server.port(), "require"), None).unwrap_err();
-    assert!(refused.storage_kind().is_some(), "{refused:?}");
+    assert_eq!(
+        refused.storage_kind(),
+        Some(StorageFailure::Other),
+        "{}",
+        chain(&refused)
+    );
+    assert!(
+        chain(&refused).contains("PostgresTls"),
+        "{}",
+        chain(&refused)
+    );
 
     for sslmode in ["require", "prefer"] {
         let tls = PostgresTls::root_certificates_pem(&ca.cert_pem()).unwrap();

@@ -7,6 +7,8 @@
 //!     [--request-timeout SECONDS] [--log-format text|json]
 //! cargo run --features wire,postgres --example server -- --postgres postgresql://app@db/app \
 //!     --api-key KEY=ORG
+//! cargo run --features wire,postgres-tls --example server -- \
+//!     --postgres 'postgresql://app@db/app?sslmode=require' --postgres-ca ca.pem --api-key KEY=ORG
 //! ```
 //!
 //! `--help` lists the options. Bad arguments print what is wrong and exit
@@ -46,6 +48,13 @@ struct Args {
     /// servers may share it.
     #[arg(long, value_name = "URL", conflicts_with = "db", value_parser = postgres_url)]
     postgres: Option<String>,
+
+    /// PEM file of the root certificates that vouch for the PostgreSQL
+    /// server (feature `postgres-tls`): connections use TLS when the server
+    /// offers it (always, with sslmode=require in the URL), and the
+    /// server's certificate and host name are checked.
+    #[arg(long, value_name = "PATH", requires = "postgres", value_parser = postgres_ca)]
+    postgres_ca: Option<Pem>,
 
     /// Address to bind; port 0 picks a free one (the address logged is the
     /// real one).
@@ -109,6 +118,22 @@ fn postgres_url(url: &str) -> Result<String, String> {
     }
 }
 
+/// The contents of a PEM file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pem(Vec<u8>);
+
+/// Reads `--postgres-ca`, in a build with the `postgres-tls` feature.
+fn postgres_ca(path: &str) -> Result<Pem, String> {
+    if !cfg!(feature = "postgres-tls") {
+        return Err("--postgres-ca needs the postgres-tls feature: \
+                    cargo run --features wire,postgres-tls --example server -- ..."
+            .into());
+    }
+    std::fs::read(path)
+        .map(Pem)
+        .map_err(|e| format!("cannot read {path}: {e}"))
+}
+
 /// A positive number of seconds, whole or not.
 fn seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
@@ -122,8 +147,9 @@ fn seconds(text: &str) -> Result<Duration, String> {
 enum Database {
     /// A SQLite file.
     Sqlite(PathBuf),
-    /// A PostgreSQL database, by URL.
-    Postgres(String),
+    /// A PostgreSQL database, by URL, and the roots that vouch for its
+    /// TLS certificate, if it is to be checked.
+    Postgres { url: String, ca: Option<Pem> },
 }
 
 impl Database {
@@ -132,9 +158,21 @@ impl Database {
         match self {
             Database::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
             #[cfg(feature = "postgres")]
-            Database::Postgres(url) => Ok(Box::new(segments::PostgresStore::connect(url)?)),
+            Database::Postgres { url, ca } => {
+                let builder = segments::PostgresStore::builder(url);
+                #[cfg(feature = "postgres-tls")]
+                let builder = match ca {
+                    Some(Pem(pem)) => {
+                        builder.tls(segments::PostgresTls::root_certificates_pem(pem)?)
+                    }
+                    None => builder,
+                };
+                #[cfg(not(feature = "postgres-tls"))]
+                assert!(ca.is_none(), "refused when the arguments were read");
+                Ok(Box::new(builder.connect()?))
+            }
             #[cfg(not(feature = "postgres"))]
-            Database::Postgres(_) => unreachable!("refused when the arguments were read"),
+            Database::Postgres { .. } => unreachable!("refused when the arguments were read"),
         }
     }
 
@@ -142,7 +180,7 @@ impl Database {
     fn describe(&self) -> String {
         match self {
             Database::Sqlite(path) => path.display().to_string(),
-            Database::Postgres(url) => match url.split_once('@') {
+            Database::Postgres { url, .. } => match url.split_once('@') {
                 Some((_, host)) => format!("postgresql://…@{host}"),
                 None => url.clone(),
             },
@@ -177,7 +215,10 @@ impl Args {
 
     fn database(&self) -> Database {
         match &self.postgres {
-            Some(url) => Database::Postgres(url.clone()),
+            Some(url) => Database::Postgres {
+                url: url.clone(),
+                ca: self.postgres_ca.clone(),
+            },
             None => Database::Sqlite(self.db.clone()),
         }
     }
@@ -357,7 +398,10 @@ mod tests {
                 .expect("--postgres is read");
             assert_eq!(
                 args.database(),
-                Database::Postgres("postgresql://u:pw@h/d".into())
+                Database::Postgres {
+                    url: "postgresql://u:pw@h/d".into(),
+                    ca: None
+                }
             );
             assert_eq!(
                 args.database().describe(),
@@ -368,6 +412,39 @@ mod tests {
             assert!(conflict.is_err());
             let refused = parse(&["--api-key", "k=a", "--postgres", "postgresql://h/d"]);
             assert!(refused.unwrap_err().contains("postgres feature"));
+        }
+        let ca = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(ca.path(), b"-----BEGIN CERTIFICATE-----\n").unwrap();
+        let ca_path = ca.path().to_str().unwrap();
+        let with_ca = parse(&[
+            "--api-key",
+            "k=a",
+            "--postgres",
+            "u",
+            "--postgres-ca",
+            ca_path,
+        ]);
+        if cfg!(feature = "postgres-tls") {
+            assert_eq!(
+                with_ca.expect("--postgres-ca is read").database(),
+                Database::Postgres {
+                    url: "u".into(),
+                    ca: Some(Pem(b"-----BEGIN CERTIFICATE-----\n".to_vec()))
+                }
+            );
+            let missing = parse(&[
+                "--api-key",
+                "k=a",
+                "--postgres",
+                "u",
+                "--postgres-ca",
+                "/no/such.pem",
+            ]);
+            assert!(missing.unwrap_err().contains("cannot read /no/such.pem"));
+            let alone = parse(&["--api-key", "k=a", "--postgres-ca", ca_path]);
+            assert!(alone.is_err(), "--postgres-ca needs --postgres");
+        } else {
+            assert!(with_ca.is_err());
         }
         assert!(parse(&["--api-key", "k"]).unwrap_err().contains("KEY=ORG"));
         assert!(

@@ -246,7 +246,7 @@ impl PostgresStoreBuilder {
             // `Unavailable`; a password, a certificate or a database the
             // server refuses is not, and would fail the same way again.
             match store.inner.options.manager(config).connect() {
-                Err(Connecting(e)) => Err::<(), _>(e).db().unwrap_err(),
+                Err(Connecting(e)) => refused(e),
                 Ok(_) => timed_out,
             }
         })?;
@@ -514,6 +514,27 @@ impl ManageConnection for Manager {
     fn has_broken(&self, conn: &mut Conn) -> bool {
         each_manager!(self, m => m.has_broken(&mut conn.client))
     }
+}
+
+/// A connection the server refused, as the crate's error ([`failure_kind`]),
+/// saying what to do when the URL asks for TLS and the store has none.
+fn refused(e: pg::Error) -> Error {
+    let no_tls = std::error::Error::source(&e).is_some_and(|s| s.is::<pg::tls::NoTlsError>());
+    if !no_tls {
+        return Err::<(), _>(e).db().unwrap_err();
+    }
+    let hint = if cfg!(feature = "postgres-tls") {
+        "give the builder `tls(PostgresTls::…)`"
+    } else {
+        "build with the feature `postgres-tls` and give the builder `tls(PostgresTls::…)`"
+    };
+    Error::storage_failure(
+        StorageFailure::Other,
+        format!(
+            "the URL asks for TLS (sslmode=require) and the store has none: {hint} ({})",
+            Connecting(e)
+        ),
+    )
 }
 
 /// Why the pool could not open a connection, said with every cause: the
