@@ -82,25 +82,43 @@ fn authority(common_name: &str) -> Issued {
 /// A server certificate for `localhost` (and no other name or address),
 /// signed by `ca`.
 fn server_certificate(ca: &Issued) -> Issued {
+    issue(ca, "localhost", Use::Server)
+}
+
+/// What a certificate is for.
+#[derive(PartialEq)]
+enum Use {
+    /// A server's, for `localhost`.
+    Server,
+    /// A client's, for the user its common name names.
+    Client,
+}
+
+fn issue(ca: &Issued, common_name: &str, usage: Use) -> Issued {
     let key = p256_key();
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
     b.set_serial_number(&BigNum::from_u32(2).unwrap().to_asn1_integer().unwrap())
         .unwrap();
-    b.set_subject_name(&name("localhost")).unwrap();
+    b.set_subject_name(&name(common_name)).unwrap();
     b.set_issuer_name(ca.cert.subject_name()).unwrap();
     b.set_pubkey(&key).unwrap();
     b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
         .unwrap();
     b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
         .unwrap();
-    let names = SubjectAlternativeName::new()
-        .dns("localhost")
-        .build(&b.x509v3_context(Some(&ca.cert), None))
-        .unwrap();
-    b.append_extension(names).unwrap();
-    b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
-        .unwrap();
+    if usage == Use::Server {
+        let names = SubjectAlternativeName::new()
+            .dns("localhost")
+            .build(&b.x509v3_context(Some(&ca.cert), None))
+            .unwrap();
+        b.append_extension(names).unwrap();
+        b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
+            .unwrap();
+    } else {
+        b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap())
+            .unwrap();
+    }
     b.sign(&ca.key, MessageDigest::sha256()).unwrap();
     Issued {
         cert: b.build(),
@@ -116,6 +134,7 @@ fn tls_server() -> (TestServer, Issued) {
     let server = TestServer::start_tls(
         &leaf.cert_pem(),
         &leaf.key.private_key_to_pem_pkcs8().unwrap(),
+        None,
     );
     (server, ca)
 }
@@ -241,4 +260,67 @@ fn the_unix_socket_needs_no_tls() {
     let segments = Segments::new(store);
     let org = OrgId::new("tls-socket").unwrap();
     segments.create(&org, NewSegment::new("Local")).unwrap();
+}
+
+#[test]
+fn a_client_certificate_is_shown_to_a_server_that_asks() {
+    let ca = authority("segments test CA");
+    let clients = authority("segments test client CA");
+    let leaf = server_certificate(&ca);
+    let server = TestServer::start_tls(
+        &leaf.cert_pem(),
+        &leaf.key.private_key_to_pem_pkcs8().unwrap(),
+        Some(&clients.cert_pem()),
+    );
+    let url = url("localhost", server.port(), "require");
+    let roots = || PostgresTls::root_certificates_pem(&ca.cert_pem()).unwrap();
+
+    // No certificate, or one for another user: refused, and not as
+    // `Unavailable`.
+    let err = connect(&url, Some(roots())).unwrap_err();
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::Other),
+        "{}",
+        chain(&err)
+    );
+    let someone_else = issue(&clients, "someone_else", Use::Client);
+    let tls = roots()
+        .client_certificate_pem(
+            &someone_else.cert_pem(),
+            &someone_else.key.private_key_to_pem_pkcs8().unwrap(),
+        )
+        .unwrap();
+    let err = connect(&url, Some(tls)).unwrap_err();
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::Other),
+        "{}",
+        chain(&err)
+    );
+    assert!(
+        chain(&err).contains("certificate authentication failed"),
+        "{}",
+        chain(&err)
+    );
+
+    // The user's own certificate, from the authority the server trusts.
+    let postgres = issue(&clients, "postgres", Use::Client);
+    let tls = roots()
+        .client_certificate_pem(
+            &postgres.cert_pem(),
+            &postgres.key.private_key_to_pem_pkcs8().unwrap(),
+        )
+        .unwrap();
+    assert!(
+        format!("{tls:?}").contains("client_certificate: true"),
+        "{tls:?}"
+    );
+    let segments =
+        Segments::new(connect(&url, Some(tls)).unwrap_or_else(|e| panic!("{}", chain(&e))));
+    let org = OrgId::new("tls-client").unwrap();
+    let s = segments
+        .create(&org, NewSegment::new("Mutual TLS"))
+        .unwrap();
+    assert_eq!(segments.get(&org, s.id).unwrap().current_size, 0);
 }

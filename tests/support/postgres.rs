@@ -82,8 +82,9 @@ pub struct TestServer {
     /// The server log, `<dir>/server.log`.
     log: PathBuf,
     port: u16,
-    /// TLS is on, and TCP connections must use it (`start_tls`).
-    tls: bool,
+    /// TLS is on, and TCP connections must use it (`start_tls`); and
+    /// whether they must also show a client certificate.
+    tls: Option<ClientCertificates>,
     /// Last field: removed after `Drop::drop` has stopped the server.
     dir: TempDir,
 }
@@ -99,12 +100,18 @@ impl TestServer {
     /// [`start`](Self::start), with TLS on (`ssl = on`, with `cert_pem` and
     /// `key_pem` as the server's certificate and key), and TCP connections
     /// accepted only over TLS (`hostssl` lines in `pg_hba.conf`; the unix
-    /// socket stays open, in plain text).
-    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> TestServer {
-        Self::start_with(Some((cert_pem, key_pem)))
+    /// socket stays open, in plain text). With `client_ca_pem`, a TCP
+    /// connection must also show a client certificate that this authority
+    /// signed, naming the user (`cert` authentication).
+    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8], client_ca_pem: Option<&[u8]>) -> TestServer {
+        Self::start_with(Some(TlsFiles {
+            cert: cert_pem,
+            key: key_pem,
+            client_ca: client_ca_pem,
+        }))
     }
 
-    fn start_with(tls: Option<(&[u8], &[u8])>) -> TestServer {
+    fn start_with(tls: Option<TlsFiles<'_>>) -> TestServer {
         let pg = binaries();
         let dir = tempfile::Builder::new()
             .prefix("segments-pg-")
@@ -129,15 +136,18 @@ impl TestServer {
             data: dir.path().join("data"),
             log: dir.path().join("server.log"),
             port: 0,
-            tls: tls.is_some(),
+            tls: tls.as_ref().map(|files| match files.client_ca {
+                Some(_) => ClientCertificates::Required,
+                None => ClientCertificates::NotAsked,
+            }),
             dir,
         };
         // From here on a panic drops `server`, which cleans up; the watchdog
         // cleans up if the process dies some other way.
         server.spawn_watchdog();
         server.initdb();
-        if let Some((cert, key)) = tls {
-            server.require_tls(cert, key);
+        if let Some(files) = tls {
+            server.require_tls(&files);
         }
         server.start_on_a_free_port()
     }
@@ -210,18 +220,29 @@ impl TestServer {
         fs::write(&conf, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
     }
 
-    /// Puts the server's certificate and key in the data directory (the key
-    /// readable by its owner only, as the server demands) and lets TCP
-    /// connections in over TLS only.
-    fn require_tls(&self, cert: &[u8], key: &[u8]) {
-        let hba = "local all all trust\n\
-                   hostssl all all 127.0.0.1/32 trust\n\
-                   hostssl all all ::1/128 trust\n";
-        for (name, bytes, mode) in [
-            ("server.crt", cert, 0o644),
-            ("server.key", key, 0o600),
+    /// Puts the server's certificate and key (and the client authority's,
+    /// if any) in the data directory, the key readable by its owner only,
+    /// as the server demands, and lets TCP connections in over TLS only.
+    fn require_tls(&self, tls: &TlsFiles<'_>) {
+        let method = if tls.client_ca.is_some() {
+            "cert"
+        } else {
+            "trust"
+        };
+        let hba = format!(
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 {method}\n\
+             hostssl all all ::1/128 {method}\n"
+        );
+        let mut files = vec![
+            ("server.crt", tls.cert, 0o644),
+            ("server.key", tls.key, 0o600),
             ("pg_hba.conf", hba.as_bytes(), 0o600),
-        ] {
+        ];
+        if let Some(client_ca) = tls.client_ca {
+            files.push(("client_ca.crt", client_ca, 0o644));
+        }
+        for (name, bytes, mode) in files {
             let path = self.data.join(name);
             fs::write(&path, bytes)
                 .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
@@ -252,9 +273,12 @@ impl TestServer {
         .unwrap();
         conf.push_str("max_connections = 200\n");
         conf.push_str("shared_buffers = 128MB\n");
-        if self.tls {
+        if let Some(client_certificates) = self.tls {
             // server.crt and server.key in the data directory (`require_tls`).
             conf.push_str("ssl = on\n");
+            if client_certificates == ClientCertificates::Required {
+                conf.push_str("ssl_ca_file = 'client_ca.crt'\n");
+            }
         }
         if cfg!(target_os = "linux") && self.major_version() >= 14 {
             // Before crash recovery, one syncfs() of the file system instead
@@ -422,6 +446,21 @@ impl Drop for TestServer {
         }
         // `self.dir` is removed next, as the field drops.
     }
+}
+
+/// What a TLS server is given: its certificate and key (PEM), and the
+/// authority whose client certificates it requires, if any.
+struct TlsFiles<'a> {
+    cert: &'a [u8],
+    key: &'a [u8],
+    client_ca: Option<&'a [u8]>,
+}
+
+/// Whether a TLS server asks its clients for a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientCertificates {
+    NotAsked,
+    Required,
 }
 
 /// Where the server binaries are, and how to run them.

@@ -365,15 +365,13 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 /// - **TLS.** With the feature `postgres-tls`,
 ///   `PostgresStoreBuilder::tls` encrypts connections and verifies the
 ///   server's certificate against the roots it is given (`PostgresTls`:
-///   the system's, or a PEM bundle), as libpq's `verify-full` does; the
-///   URL's `sslmode` says whether TLS is required. Without it, connections
-///   are plain text: reach the server over a unix socket, a trusted
-///   network or a TLS-terminating proxy; a URL asking for
-///   `sslmode=require` then fails to connect rather than fall back.
-/// - **Limits of this version.** No client certificates (TLS
-///   authenticates the server; the client authenticates with the URL's
-///   user and password, SCRAM on servers that ask for it). The store
-///   sets the session's `options` (its `search_path`, the three timeouts,
+///   the system's, or a PEM bundle), as libpq's `verify-full` does, and
+///   can show a client certificate; the URL's `sslmode` says whether TLS
+///   is required. Without it, connections are plain text: reach the
+///   server over a unix socket, a trusted network or a TLS-terminating
+///   proxy; a URL asking for `sslmode=require` then fails to connect
+///   rather than fall back.
+/// - **Limits of this version.** The store sets the session's `options` (its `search_path`, the three timeouts,
 ///   UTC, and planner settings that keep every plan a walk of indexes),
 ///   replacing any the URL gives. A read is a `REPEATABLE READ` read-only transaction, so
 ///   that the reads of one call agree: `BEGIN`, its statements and
