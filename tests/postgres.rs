@@ -191,6 +191,30 @@ fn bad_settings_are_typed_errors() {
         Some(StorageFailure::Unavailable),
         "no server there: {err:?}"
     );
+    // A server that takes the connection and never answers: the pool gives
+    // up after `connect_timeout`, and the store says `Unavailable` (the
+    // socket is held open until then, and closed after).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let err =
+            PostgresStore::builder(&format!("postgresql://postgres@127.0.0.1:{port}/postgres"))
+                .connect_timeout(Duration::from_millis(500))
+                .connect()
+                .unwrap_err();
+        let _ = done.send(err);
+    });
+    let held = silent.accept().unwrap();
+    let err = outcome
+        .recv_timeout(Duration::from_secs(60))
+        .expect("connect() returns while the server stays silent");
+    drop((held, silent));
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::Unavailable),
+        "a silent server: {err:?}"
+    );
     // A server that answers but refuses: not `Unavailable`, which a host
     // may retry, but `Other`, with the server's reason.
     let err = PostgresStore::builder(&with_option(&url(), "dbname", "no_such_database"))
@@ -201,6 +225,28 @@ fn bad_settings_are_typed_errors() {
     assert!(
         format!("{err:?}").contains("no_such_database"),
         "the reason is kept: {err:?}"
+    );
+    // A server with no room for another connection: `Unavailable`, which
+    // may pass.
+    let role = format!("limited_{}", uuid::Uuid::now_v7().simple());
+    raw(&url())
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"))
+        .unwrap();
+    let err = PostgresStore::builder(&with_option(&url(), "user", &role))
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .unwrap_err();
+    raw(&url())
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .unwrap();
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::Unavailable),
+        "too many connections: {err:?}"
+    );
+    assert!(
+        format!("{err:?}").contains("too many connections"),
+        "{err:?}"
     );
     // Without `tls` (feature `postgres-tls`), a URL that requires TLS fails
     // the same way, and never falls back to plain text.

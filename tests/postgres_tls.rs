@@ -1,161 +1,83 @@
-//! `PostgresStore` over TLS (feature `postgres-tls`), against a throwaway
-//! server of its own that takes TCP connections over TLS only, with
-//! certificates made here: a store that trusts the server's authority talks
-//! to it, one that does not, or that reaches it by a name its certificate
-//! does not hold, is refused, and nothing falls back to plain text.
+//! `PostgresStore` over TLS (feature `postgres-tls`), against throwaway
+//! servers of its own that take TCP connections over TLS only, with the
+//! certificates of `tests/tls/` (made by `tests/tls/make.sh`): a store
+//! that trusts the server's authority talks to it; one that does not, or
+//! that reaches it by a name its certificate does not hold, is refused; a
+//! store with TLS never talks to a TCP server in plain text; a server that
+//! asks for a client certificate gets the one given.
 
 #![cfg(feature = "postgres-tls")]
 
 mod support;
 
+use std::process::Command;
 use std::time::Duration;
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{
-    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-};
-use openssl::x509::{X509, X509Name, X509NameBuilder};
 use postgres::{Client, NoTls};
 use segments::{Error, NewSegment, OrgId, PostgresStore, PostgresTls, Segments, StorageFailure};
 use support::postgres::TestServer;
 
-/// A certificate and its key.
-struct Issued {
-    cert: X509,
-    key: PKey<Private>,
-}
-
-impl Issued {
-    fn cert_pem(&self) -> Vec<u8> {
-        self.cert.to_pem().unwrap()
-    }
-}
-
-fn name(common_name: &str) -> X509Name {
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", common_name).unwrap();
-    name.build()
-}
-
-fn p256_key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
-}
-
-/// A self-signed certificate authority, valid from now for a day.
-fn authority(common_name: &str) -> Issued {
-    let key = p256_key();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name(common_name)).unwrap();
-    b.set_issuer_name(&name(common_name)).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
-        .unwrap();
-    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-        .unwrap();
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    Issued {
-        cert: b.build(),
-        key,
-    }
-}
-
-/// A server certificate for `localhost` (and no other name or address),
-/// signed by `ca`.
-fn server_certificate(ca: &Issued) -> Issued {
-    issue(ca, "localhost", Use::Server)
-}
-
-/// What a certificate is for.
-#[derive(PartialEq)]
-enum Use {
-    /// A server's, for `localhost`.
-    Server,
-    /// A client's, for the user its common name names.
-    Client,
-}
-
-fn issue(ca: &Issued, common_name: &str, usage: Use) -> Issued {
-    let key = p256_key();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(2).unwrap().to_asn1_integer().unwrap())
-        .unwrap();
-    b.set_subject_name(&name(common_name)).unwrap();
-    b.set_issuer_name(ca.cert.subject_name()).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
-        .unwrap();
-    if usage == Use::Server {
-        let names = SubjectAlternativeName::new()
-            .dns("localhost")
-            .build(&b.x509v3_context(Some(&ca.cert), None))
-            .unwrap();
-        b.append_extension(names).unwrap();
-        b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
-            .unwrap();
-    } else {
-        b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap())
-            .unwrap();
-    }
-    b.sign(&ca.key, MessageDigest::sha256()).unwrap();
-    Issued {
-        cert: b.build(),
-        key,
-    }
-}
+const CA: &[u8] = include_bytes!("tls/ca.pem");
+const SERVER_CERT: &[u8] = include_bytes!("tls/server.pem");
+const SERVER_KEY: &[u8] = include_bytes!("tls/server.key");
+const OTHER_CA: &[u8] = include_bytes!("tls/other_ca.pem");
+const CLIENT_CA: &[u8] = include_bytes!("tls/client_ca.pem");
+const CLIENT_POSTGRES: (&[u8], &[u8]) = (
+    include_bytes!("tls/client_postgres.pem"),
+    include_bytes!("tls/client_postgres.key"),
+);
+const CLIENT_SOMEONE_ELSE: (&[u8], &[u8]) = (
+    include_bytes!("tls/client_someone_else.pem"),
+    include_bytes!("tls/client_someone_else.key"),
+);
 
 /// A server that takes TCP connections over TLS only, with a certificate
-/// for `localhost` from the returned authority.
-fn tls_server() -> (TestServer, Issued) {
-    let ca = authority("segments test CA");
-    let leaf = server_certificate(&ca);
-    let server = TestServer::start_tls(
-        &leaf.cert_pem(),
-        &leaf.key.private_key_to_pem_pkcs8().unwrap(),
-        None,
-    );
-    (server, ca)
+/// for `localhost` from [`CA`].
+fn tls_server() -> TestServer {
+    TestServer::start_tls(SERVER_CERT, SERVER_KEY, None)
 }
 
-fn url(host: &str, port: u16, sslmode: &str) -> String {
-    format!("postgresql://postgres@{host}:{port}/postgres?sslmode={sslmode}")
+/// A URL naming the server as `host` (which its certificate is checked
+/// against) and reaching it at 127.0.0.1, where it listens, whatever
+/// `host` resolves to; `sslmode` as given, if any.
+fn url(host: &str, port: u16, sslmode: Option<&str>) -> String {
+    let mut url = format!("postgresql://postgres@{host}:{port}/postgres?hostaddr=127.0.0.1");
+    if let Some(mode) = sslmode {
+        url.push_str(&format!("&sslmode={mode}"));
+    }
+    url
 }
 
-/// Connects a store quickly: a refused connection fails in a second.
+/// A store, given 10 s to connect (TLS handshakes on a loaded machine).
 fn connect(url: &str, tls: Option<PostgresTls>) -> Result<PostgresStore, Error> {
-    let mut builder = PostgresStore::builder(url).connect_timeout(Duration::from_secs(1));
+    connect_within(url, tls, Duration::from_secs(10))
+}
+
+/// A store that is expected to be refused: a second is enough.
+fn refused(url: &str, tls: Option<PostgresTls>) -> Error {
+    connect_within(url, tls, Duration::from_secs(1)).expect_err("the connection is refused")
+}
+
+fn connect_within(
+    url: &str,
+    tls: Option<PostgresTls>,
+    timeout: Duration,
+) -> Result<PostgresStore, Error> {
+    let mut builder = PostgresStore::builder(url).connect_timeout(timeout);
     if let Some(tls) = tls {
         builder = builder.tls(tls);
     }
     builder.connect()
 }
 
+fn roots(pem: &[u8]) -> PostgresTls {
+    PostgresTls::root_certificates_pem(pem).unwrap()
+}
+
 /// The error and its sources, one line.
 fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
-    let mut source = std::error::Error::source(err);
+    let mut source = err.source();
     while let Some(s) = source {
         out.push_str(": ");
         out.push_str(&s.to_string());
@@ -164,73 +86,77 @@ fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// Creates a segment and adds two members through `store`.
+fn works(store: PostgresStore, org: &str) {
+    let segments = Segments::new(store);
+    let org = OrgId::new(org).unwrap();
+    let s = segments.create(&org, NewSegment::new("Over TLS")).unwrap();
+    let added = segments
+        .add_members(&org, s.id, &["p-a1b2c3d4e5f6", "p-0123456789ab"])
+        .unwrap();
+    assert_eq!(added.n_added, 2);
+    assert_eq!(segments.get(&org, s.id).unwrap().current_size, 2);
+}
+
 #[test]
 fn a_store_with_tls_works_on_a_server_that_takes_tls_only() {
-    let (server, ca) = tls_server();
+    let server = tls_server();
     // Plain text is refused by this server: what works below is TLS.
-    let Err(err) = Client::connect(&url("127.0.0.1", server.port(), "disable"), NoTls) else {
+    let plain = format!(
+        "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+        server.port()
+    );
+    let Err(err) = Client::connect(&plain, NoTls) else {
         panic!("the server takes TCP connections over TLS only");
     };
-    assert!(chain(&err).contains("no encryption"), "{}", chain(&err));
+    assert!(chain(&err).contains("pg_hba.conf"), "{}", chain(&err));
     // A store without `tls` is told what to do.
-    let refused = connect(&url("localhost", server.port(), "require"), None).unwrap_err();
+    let err = refused(&url("localhost", server.port(), Some("require")), None);
     assert_eq!(
-        refused.storage_kind(),
+        err.storage_kind(),
         Some(StorageFailure::Other),
         "{}",
-        chain(&refused)
+        chain(&err)
     );
-    assert!(
-        chain(&refused).contains("PostgresTls"),
-        "{}",
-        chain(&refused)
-    );
+    assert!(chain(&err).contains("PostgresTls"), "{}", chain(&err));
 
-    for sslmode in ["require", "prefer"] {
-        let tls = PostgresTls::root_certificates_pem(&ca.cert_pem()).unwrap();
-        let store = connect(&url("localhost", server.port(), sslmode), Some(tls))
-            .unwrap_or_else(|e| panic!("sslmode={sslmode}: {}", chain(&e)));
-        let segments = Segments::new(store);
-        let org = OrgId::new(format!("tls-{sslmode}")).unwrap();
-        let s = segments.create(&org, NewSegment::new("Over TLS")).unwrap();
-        let added = segments
-            .add_members(&org, s.id, &["p-a1b2c3d4e5f6", "p-0123456789ab"])
-            .unwrap();
-        assert_eq!(added.n_added, 2);
-        assert_eq!(segments.get(&org, s.id).unwrap().current_size, 2);
+    for sslmode in [Some("require"), Some("prefer"), None] {
+        let store = connect(&url("localhost", server.port(), sslmode), Some(roots(CA)))
+            .unwrap_or_else(|e| panic!("sslmode={sslmode:?}: {}", chain(&e)));
+        works(store, &format!("tls-{}", sslmode.unwrap_or("default")));
     }
 }
 
 #[test]
 fn a_server_the_roots_do_not_vouch_for_is_refused() {
-    let (server, ca) = tls_server();
-    let stranger = authority("another CA");
+    let server = tls_server();
+    let port = server.port();
     let cases = [
         (
             "another authority's root",
-            url("localhost", server.port(), "require"),
-            PostgresTls::root_certificates_pem(&stranger.cert_pem()).unwrap(),
+            url("localhost", port, Some("require")),
+            roots(OTHER_CA),
         ),
         (
             "the system's roots",
-            url("localhost", server.port(), "require"),
+            url("localhost", port, Some("require")),
             PostgresTls::system_roots().unwrap(),
         ),
         (
             // The right authority, but the certificate names `localhost`.
             "a name the certificate does not hold",
-            url("127.0.0.1", server.port(), "require"),
-            PostgresTls::root_certificates_pem(&ca.cert_pem()).unwrap(),
+            url("127.0.0.1", port, Some("require")),
+            roots(CA),
         ),
         (
             // `prefer` does not fall back to plain text either.
             "another authority's root, sslmode=prefer",
-            url("localhost", server.port(), "prefer"),
-            PostgresTls::root_certificates_pem(&stranger.cert_pem()).unwrap(),
+            url("localhost", port, Some("prefer")),
+            roots(OTHER_CA),
         ),
     ];
     for (what, url, tls) in cases {
-        let err = connect(&url, Some(tls)).expect_err(what);
+        let err = refused(&url, Some(tls));
         // Not `Unavailable`: trying again would fail the same way.
         assert_eq!(
             err.storage_kind(),
@@ -247,51 +173,66 @@ fn a_server_the_roots_do_not_vouch_for_is_refused() {
 }
 
 #[test]
+fn a_store_with_tls_never_talks_plain_text_over_tcp() {
+    // A server without TLS: a store given `tls` refuses it unless the URL
+    // says `sslmode=disable`, whether it says `prefer` or nothing.
+    let server = TestServer::start();
+    for sslmode in [None, Some("prefer"), Some("require")] {
+        let err = refused(&url("localhost", server.port(), sslmode), Some(roots(CA)));
+        assert_eq!(
+            err.storage_kind(),
+            Some(StorageFailure::Other),
+            "sslmode={sslmode:?}: {}",
+            chain(&err)
+        );
+        assert!(
+            chain(&err).contains("does not support TLS"),
+            "{}",
+            chain(&err)
+        );
+    }
+    let store = connect(
+        &url("localhost", server.port(), Some("disable")),
+        Some(roots(CA)),
+    )
+    .unwrap();
+    works(store, "tls-disabled");
+}
+
+#[test]
 fn the_unix_socket_needs_no_tls() {
-    let (server, _ca) = tls_server();
-    // PostgreSQL offers no TLS on a unix socket; with `prefer`, a store set
-    // up for TLS connects there in plain text.
+    let server = tls_server();
+    // PostgreSQL offers no TLS on a unix socket; a store set up for TLS
+    // connects there in plain text.
     let url = format!(
         "host={} port={} user=postgres dbname=postgres",
         server.socket_dir().display(),
         server.port()
     );
-    let store = connect(&url, Some(PostgresTls::system_roots().unwrap())).unwrap();
-    let segments = Segments::new(store);
-    let org = OrgId::new("tls-socket").unwrap();
-    segments.create(&org, NewSegment::new("Local")).unwrap();
+    works(
+        connect(&url, Some(PostgresTls::system_roots().unwrap())).unwrap(),
+        "tls-socket",
+    );
 }
 
 #[test]
 fn a_client_certificate_is_shown_to_a_server_that_asks() {
-    let ca = authority("segments test CA");
-    let clients = authority("segments test client CA");
-    let leaf = server_certificate(&ca);
-    let server = TestServer::start_tls(
-        &leaf.cert_pem(),
-        &leaf.key.private_key_to_pem_pkcs8().unwrap(),
-        Some(&clients.cert_pem()),
-    );
-    let url = url("localhost", server.port(), "require");
-    let roots = || PostgresTls::root_certificates_pem(&ca.cert_pem()).unwrap();
-
+    let server = TestServer::start_tls(SERVER_CERT, SERVER_KEY, Some(CLIENT_CA));
+    let url = url("localhost", server.port(), Some("require"));
     // No certificate, or one for another user: refused, and not as
     // `Unavailable`.
-    let err = connect(&url, Some(roots())).unwrap_err();
+    let err = refused(&url, Some(roots(CA)));
     assert_eq!(
         err.storage_kind(),
         Some(StorageFailure::Other),
         "{}",
         chain(&err)
     );
-    let someone_else = issue(&clients, "someone_else", Use::Client);
-    let tls = roots()
-        .client_certificate_pem(
-            &someone_else.cert_pem(),
-            &someone_else.key.private_key_to_pem_pkcs8().unwrap(),
-        )
-        .unwrap();
-    let err = connect(&url, Some(tls)).unwrap_err();
+    let (cert, key) = CLIENT_SOMEONE_ELSE;
+    let err = refused(
+        &url,
+        Some(roots(CA).client_certificate_pem(cert, key).unwrap()),
+    );
     assert_eq!(
         err.storage_kind(),
         Some(StorageFailure::Other),
@@ -303,24 +244,63 @@ fn a_client_certificate_is_shown_to_a_server_that_asks() {
         "{}",
         chain(&err)
     );
-
     // The user's own certificate, from the authority the server trusts.
-    let postgres = issue(&clients, "postgres", Use::Client);
-    let tls = roots()
-        .client_certificate_pem(
-            &postgres.cert_pem(),
-            &postgres.key.private_key_to_pem_pkcs8().unwrap(),
-        )
-        .unwrap();
+    let (cert, key) = CLIENT_POSTGRES;
+    let tls = roots(CA).client_certificate_pem(cert, key).unwrap();
     assert!(
         format!("{tls:?}").contains("client_certificate: true"),
         "{tls:?}"
     );
-    let segments =
-        Segments::new(connect(&url, Some(tls)).unwrap_or_else(|e| panic!("{}", chain(&e))));
-    let org = OrgId::new("tls-client").unwrap();
-    let s = segments
-        .create(&org, NewSegment::new("Mutual TLS"))
+    works(
+        connect(&url, Some(tls)).unwrap_or_else(|e| panic!("{}", chain(&e))),
+        "tls-client",
+    );
+}
+
+/// The variable that makes [`system_roots_are_the_systems_and_given_roots_replace_them`]
+/// the child half of itself, with the server's port.
+const CHILD_PORT: &str = "SEGMENTS_TLS_TEST_CHILD_PORT";
+
+#[test]
+fn system_roots_are_the_systems_and_given_roots_replace_them() {
+    if let Ok(port) = std::env::var(CHILD_PORT) {
+        // The child: OpenSSL's default trust store is the file
+        // SSL_CERT_FILE names, which holds the server's authority.
+        let port: u16 = port.parse().unwrap();
+        let url = url("localhost", port, Some("require"));
+        works(
+            connect(&url, Some(PostgresTls::system_roots().unwrap()))
+                .unwrap_or_else(|e| panic!("the system's roots: {}", chain(&e))),
+            "tls-system",
+        );
+        // Given roots replace the system's: the system's would do, these
+        // do not.
+        let err = refused(&url, Some(roots(OTHER_CA)));
+        assert!(chain(&err).contains("certificate"), "{}", chain(&err));
+        println!("child checked");
+        return;
+    }
+    let server = tls_server();
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = dir.path().join("trusted.pem");
+    std::fs::write(&trusted, CA).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "system_roots_are_the_systems_and_given_roots_replace_them",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_PORT, server.port().to_string())
+        .env("SSL_CERT_FILE", &trusted)
+        .env_remove("SSL_CERT_DIR")
+        .output()
         .unwrap();
-    assert_eq!(segments.get(&org, s.id).unwrap().current_size, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("child checked"),
+        "the child failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -8,7 +8,7 @@
 //! cargo run --features wire,postgres --example server -- --postgres postgresql://app@db/app \
 //!     --api-key KEY=ORG
 //! cargo run --features wire,postgres-tls --example server -- \
-//!     --postgres 'postgresql://app@db/app?sslmode=require' --postgres-ca ca.pem --api-key KEY=ORG
+//!     --postgres postgresql://app@db/app --postgres-ca ca.pem --api-key KEY=ORG
 //! ```
 //!
 //! `--help` lists the options. Bad arguments print what is wrong and exit
@@ -50,9 +50,9 @@ struct Args {
     postgres: Option<String>,
 
     /// PEM file of the root certificates that vouch for the PostgreSQL
-    /// server (feature `postgres-tls`): connections use TLS when the server
-    /// offers it (always, with sslmode=require in the URL), and the
-    /// server's certificate and host name are checked.
+    /// server (feature `postgres-tls`): TCP connections use TLS (unless
+    /// the URL says sslmode=disable), and the server's certificate and host
+    /// name are checked.
     #[arg(long, value_name = "PATH", requires = "postgres", value_parser = postgres_ca)]
     postgres_ca: Option<Pem>,
 

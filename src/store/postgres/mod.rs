@@ -170,14 +170,16 @@ impl PostgresStoreBuilder {
     }
 
     /// Encrypts connections with TLS, trusting the roots of `tls` (feature
-    /// `postgres-tls`). The URL's `sslmode` says when TLS is used, as in
-    /// the `postgres` crate: `require` refuses a server that does not
-    /// offer it, `prefer` (the default) uses it when the server offers it,
-    /// `disable` never does. Whenever TLS is used, the server's certificate
-    /// must chain to a trusted root and name the URL's host, or the
-    /// connection fails (it never falls back to plain text): stricter than
-    /// libpq's `require`, like its `verify-full`. Unix sockets are never
-    /// encrypted (PostgreSQL offers no TLS on them).
+    /// `postgres-tls`), as libpq's `sslmode=verify-full` does: a TCP
+    /// connection must use TLS, and the server's certificate must chain to
+    /// a trusted root and name the URL's host, or the connection fails; it
+    /// never goes on in plain text. So with this option the URL's
+    /// `sslmode` is taken as `require` when it says `prefer` (the `postgres`
+    /// crate's default, which takes a server's "no TLS", something anyone
+    /// on the path can send, for an answer), unless the URL names a unix
+    /// socket; `sslmode=disable` turns TLS off. Unix sockets are never
+    /// encrypted (PostgreSQL offers no TLS on them), and a URL whose hosts
+    /// mix sockets and TCP keeps its `sslmode` as written.
     ///
     /// Without this option the store connects in plain text, and a URL
     /// with `sslmode=require` fails to connect.
@@ -224,6 +226,21 @@ impl PostgresStoreBuilder {
             self.lock_timeout.as_millis(),
             self.idle_in_transaction_session_timeout.as_millis(),
         ));
+        #[cfg(feature = "postgres-tls")]
+        if self.tls.is_some()
+            && config.get_ssl_mode() == pg::config::SslMode::Prefer
+            && config
+                .get_hosts()
+                .iter()
+                .all(|host| matches!(host, pg::config::Host::Tcp(_)))
+        {
+            // `prefer` would take a server's "no TLS" for an answer, which
+            // anyone on the path can give: with `tls`, TCP hosts must use
+            // it (see `tls`).
+            config.ssl_mode(pg::config::SslMode::Require);
+        }
+        let manager = self.manager(config);
+        let last_failure = std::sync::Arc::clone(&manager.last_failure);
         let pool = Pool::builder()
             .max_size(self.pool_size.max(1))
             .min_idle(Some(0))
@@ -232,7 +249,7 @@ impl PostgresStoreBuilder {
             // not on every checkout; a call that meets a connection the
             // server dropped is tried again on a fresh one.
             .test_on_check_out(false)
-            .build_unchecked(self.manager(config.clone()));
+            .build_unchecked(manager);
         let store = PostgresStore {
             inner: std::sync::Arc::new(Inner {
                 pool,
@@ -241,13 +258,17 @@ impl PostgresStoreBuilder {
         };
         let mut conn = store.connection().map_err(|timed_out| {
             // The pool tells only that it timed out, with the text of its
-            // last failure. One more try, outside it, tells what kind of
-            // failure that is: a refused or lost connection stays
-            // `Unavailable`; a password, a certificate or a database the
-            // server refuses is not, and would fail the same way again.
-            match store.inner.options.manager(config).connect() {
-                Err(Connecting(e)) => refused(e),
-                Ok(_) => timed_out,
+            // last failure; the failure itself tells what kind it was: a
+            // refused or lost connection stays `Unavailable`, and a
+            // password, a certificate or a database the server refuses is
+            // not, as it would fail the same way again.
+            let last = last_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            match last {
+                Some(e) if failure_kind(&e) != StorageFailure::Unavailable => refused(e),
+                _ => timed_out,
             }
         })?;
         schema::migrate(&mut conn.client, &store.inner.options.schema)?;
@@ -261,9 +282,14 @@ impl PostgresStoreBuilder {
     fn manager(&self, config: pg::Config) -> Manager {
         #[cfg(feature = "postgres-tls")]
         if let Some(tls) = &self.tls {
-            return Manager::Tls(PostgresConnectionManager::new(config, tls.connector()));
+            return Manager::new(Connector::Tls(PostgresConnectionManager::new(
+                config,
+                tls.connector(),
+            )));
         }
-        Manager::Plain(PostgresConnectionManager::new(config, NoTls))
+        Manager::new(Connector::Plain(PostgresConnectionManager::new(
+            config, NoTls,
+        )))
     }
 }
 
@@ -366,8 +392,8 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   `PostgresStoreBuilder::tls` encrypts connections and verifies the
 ///   server's certificate against the roots it is given (`PostgresTls`:
 ///   the system's, or a PEM bundle), as libpq's `verify-full` does, and
-///   can show a client certificate; the URL's `sslmode` says whether TLS
-///   is required. Without it, connections are plain text: reach the
+///   can show a client certificate; TCP connections then use TLS unless
+///   the URL says `sslmode=disable`. Without it, connections are plain text: reach the
 ///   server over a unix socket, a trusted network or a TLS-terminating
 ///   proxy; a URL asking for `sslmode=require` then fails to connect
 ///   rather than fall back.
@@ -467,18 +493,35 @@ struct Conn {
 }
 
 /// `r2d2_postgres`'s manager, with a statement cache per connection.
-enum Manager {
+struct Manager {
+    connector: Connector,
+    /// Why the last connection failed, if it did (cleared by one that
+    /// opens): the pool keeps only its text.
+    last_failure: std::sync::Arc<std::sync::Mutex<Option<pg::Error>>>,
+}
+
+/// Opens connections, in plain text or with TLS.
+enum Connector {
     Plain(PostgresConnectionManager<NoTls>),
     #[cfg(feature = "postgres-tls")]
     Tls(PostgresConnectionManager<postgres_native_tls::MakeTlsConnector>),
 }
 
+impl Manager {
+    fn new(connector: Connector) -> Self {
+        Self {
+            connector,
+            last_failure: Default::default(),
+        }
+    }
+}
+
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Manager::Plain(_) => "Manager::Plain",
+        f.write_str(match self.connector {
+            Connector::Plain(_) => "Manager::Plain",
             #[cfg(feature = "postgres-tls")]
-            Manager::Tls(_) => "Manager::Tls",
+            Connector::Tls(_) => "Manager::Tls",
         })
     }
 }
@@ -486,10 +529,10 @@ impl fmt::Debug for Manager {
 /// Runs `$body` with `$manager` bound to whichever manager it is.
 macro_rules! each_manager {
     ($self:expr, $manager:ident => $body:expr) => {
-        match $self {
-            Manager::Plain($manager) => $body,
+        match &$self.connector {
+            Connector::Plain($manager) => $body,
             #[cfg(feature = "postgres-tls")]
-            Manager::Tls($manager) => $body,
+            Connector::Tls($manager) => $body,
         }
     };
 }
@@ -499,14 +542,26 @@ impl ManageConnection for Manager {
     type Error = Connecting;
 
     fn connect(&self) -> std::result::Result<Conn, Connecting> {
-        Ok(Conn {
-            client: each_manager!(self, m => m.connect()).map_err(Connecting)?,
-            statements: HashMap::new(),
-        })
+        let opened = each_manager!(self, m => m.connect());
+        let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+        match opened {
+            Ok(client) => {
+                *last = None;
+                Ok(Conn {
+                    client,
+                    statements: HashMap::new(),
+                })
+            }
+            Err(e) => {
+                let shown = Connecting::from(&e);
+                *last = Some(e);
+                Err(shown)
+            }
+        }
     }
 
     fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), Connecting> {
-        each_manager!(self, m => m.is_valid(&mut conn.client)).map_err(Connecting)
+        each_manager!(self, m => m.is_valid(&mut conn.client)).map_err(|e| Connecting::from(&e))
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
@@ -530,7 +585,7 @@ fn refused(e: pg::Error) -> Error {
         StorageFailure::Other,
         format!(
             "the URL asks for TLS (sslmode=require) and the store has none: {hint} ({})",
-            Connecting(e)
+            Connecting::from(&e)
         ),
     )
 }
@@ -540,17 +595,24 @@ fn refused(e: pg::Error) -> Error {
 /// call gets, and a `postgres` error's own text leaves its cause out ("db
 /// error", "error performing TLS handshake").
 #[derive(Debug)]
-struct Connecting(pg::Error);
+struct Connecting(String);
+
+impl From<&pg::Error> for Connecting {
+    fn from(e: &pg::Error) -> Self {
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        Self(text)
+    }
+}
 
 impl fmt::Display for Connecting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = std::error::Error::source(&self.0);
-        while let Some(e) = cause {
-            write!(f, ": {e}")?;
-            cause = e.source();
-        }
-        Ok(())
+        f.write_str(&self.0)
     }
 }
 
@@ -793,6 +855,11 @@ fn failure_kind(e: &pg::Error) -> StorageFailure {
                 || *c == SqlState::CRASH_SHUTDOWN
                 || *c == SqlState::CANNOT_CONNECT_NOW
                 || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+                // Too many connections, or no memory for this one: it may
+                // pass (disk full, the other of class 53, is `Full`).
+                || *c == SqlState::TOO_MANY_CONNECTIONS
+                || *c == SqlState::OUT_OF_MEMORY
+                || *c == SqlState::INSUFFICIENT_RESOURCES
                 || c.code().starts_with("08") =>
         {
             StorageFailure::Unavailable

@@ -14,15 +14,16 @@ use crate::{Error, Result, StorageFailure};
 ///
 /// Built on [`native-tls`](https://docs.rs/native-tls) (OpenSSL on Linux,
 /// the platform's own TLS on macOS and Windows) through
-/// `postgres-native-tls`. TLS 1.2 at least. When TLS is used, the server's
-/// certificate is always verified: it must chain to a trusted root and
-/// name the host the URL connects to (libpq's `sslmode=verify-full`).
+/// `postgres-native-tls`. TLS 1.2 at least. TCP connections must use it,
+/// and the server's certificate is always verified: it must chain to a
+/// trusted root and name the host the URL connects to (libpq's
+/// `sslmode=verify-full`).
 ///
 /// ```no_run
 /// use segments::{PostgresStore, PostgresTls};
 /// // The cloud provider's CA bundle (several PEM certificates).
 /// let bundle = std::fs::read("/etc/ssl/db/ca-bundle.pem")?;
-/// let store = PostgresStore::builder("postgresql://app@db.internal/app?sslmode=require")
+/// let store = PostgresStore::builder("postgresql://app@db.internal/app")
 ///     .tls(PostgresTls::root_certificates_pem(&bundle)?)
 ///     .connect()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
