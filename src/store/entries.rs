@@ -190,6 +190,7 @@ pub(crate) fn kind(
 }
 
 /// Whether a code's entry makes the person a member.
+#[cfg(any(feature = "sqlite", test))]
 pub(crate) fn joins(code: i16) -> bool {
     code == ADDED || code == READDED
 }
