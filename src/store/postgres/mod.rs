@@ -352,6 +352,14 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   `bigint` microseconds since the epoch. Every table's key starts with
 ///   `org`, except the death records (and the death feed's head), which
 ///   all orgs share.
+/// - **Upgrades.** A build of the crate with a newer schema version
+///   migrates the schema when it first connects. Builds of an older
+///   version then refuse to connect to it ([`Error::SchemaTooNew`]), but
+///   those already running are not told, and would go on writing the
+///   older way. So change schema versions as any database migration:
+///   stop the servers of the older version, then start the newer (its
+///   first `connect` migrates, the others wait for it on the lock). Builds
+///   that share a schema version run side by side.
 /// - **Order.** Every write of an org first locks the org's head row
 ///   (`segment_heads`: last seq, last time) and holds it to commit, so the
 ///   org's writes take turns, seq order is commit order, and a client
