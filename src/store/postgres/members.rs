@@ -2,12 +2,16 @@
 //! pages.
 //!
 //! A member call is a handful of statements, whatever its size: the batch
-//! travels as arrays (`unnest`), in PID order (the order of the people
-//! index). One statement classifies every PID, one numbers the people the
-//! org has never seen, one inserts the new memberships, one updates the
-//! re-added and redundant ones (or the removed ones), and one appends every
-//! ledger entry, in the caller's order. Every lookup of one membership is a
-//! seek of its whole key, whatever the planner believes about the tables.
+//! travels as arrays (`unnest`, `= ANY`), in PID order (the order of the
+//! people index). One statement finds the people of the batch the org
+//! knows and one their memberships of the segment, one numbers the people
+//! the org has never seen, one inserts the new memberships, one updates
+//! the re-added and redundant ones (or the removed ones), and one appends
+//! every ledger entry, in the caller's order. Every lookup of one person
+//! or membership is a seek of its whole key, whatever the planner believes
+//! about the tables.
+
+use std::collections::HashMap;
 
 use r2d2_postgres::postgres::Row;
 
@@ -23,20 +27,68 @@ const NEW: i16 = 0;
 const ACTIVE: i16 = 1;
 const REMOVED_MEMBER: i16 = 2;
 
-/// Every PID of the batch (in PID order): its person number, if the org
-/// knows them, and what they are to the segment. Each lookup is a scalar
-/// subquery, which PostgreSQL runs once per PID through the unique index,
-/// whatever it believes about the tables' sizes (a join here could become a
-/// scan of the org's people, planned while the table was small).
-pub(super) const CLASSIFY: &str = "SELECT x.person,
-            coalesce((SELECT CASE WHEN m.removed_at IS NULL THEN 1::smallint ELSE 2::smallint END
-                      FROM segment_memberships m
-                      WHERE m.org = $2 AND m.segment = $3 AND m.person = x.person), 0::smallint)
-     FROM (SELECT u.i, (SELECT p.person FROM segment_people p
-                        WHERE p.org = $2 AND p.pid = u.pid) AS person
-           FROM unnest($1::text[]) WITH ORDINALITY AS u (pid, i)
-           OFFSET 0) x
-     ORDER BY x.i";
+/// The people of the batch (`$2`, in PID order) whose org (`$1`) knows
+/// them, and their numbers: a seek of the whole people key per PID (the
+/// array is a condition of the index scan), and a row only for those
+/// found (none, when a call brings only new people).
+pub(super) const KNOWN_PEOPLE: &str = "SELECT p.pid, p.person FROM segment_people p
+     WHERE p.org = $1 AND p.pid = ANY($2::text[])";
+
+/// Each of the people `$3` and whether their membership of segment `$2` is
+/// active (NULL: they have none). A scalar subquery per person, which
+/// PostgreSQL runs as a seek of the whole membership key: `m.person =
+/// ANY($3)` would let a generic plan, which believes a segment holds a
+/// row or two, walk the segment's key prefix and filter it by person.
+pub(super) const MEMBERSHIPS_OF: &str = "SELECT u.person,
+            (SELECT m.removed_at IS NULL FROM segment_memberships m
+             WHERE m.org = $1 AND m.segment = $2 AND m.person = u.person)
+     FROM unnest($3::bigint[]) AS u (person)";
+
+/// Every PID of the batch, in PID order: their person number, if the org
+/// knows them, and what they are to the segment ([`NEW`], [`ACTIVE`] or
+/// [`REMOVED_MEMBER`]). Two statements, the second only when the org
+/// knows someone of the batch.
+fn classify(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    batch: &Batch<'_>,
+) -> Result<Vec<(Option<i64>, i16)>> {
+    let mut out = vec![(None, NEW); batch.len()];
+    let known = tx.query(KNOWN_PEOPLE, &[&org.as_str(), &batch.texts()])?;
+    if known.is_empty() {
+        return Ok(out);
+    }
+    let mut persons = Vec::with_capacity(known.len());
+    // Person number → position in PID order.
+    let mut positions = HashMap::with_capacity(known.len());
+    for row in &known {
+        let pid: &str = get(row, 0)?;
+        let person: i64 = get(row, 1)?;
+        let i = batch
+            .position(pid)
+            .ok_or_else(|| Error::storage(format!("found {pid}, which the call did not hold")))?;
+        out[i].0 = Some(person);
+        persons.push(person);
+        if positions.insert(person, i).is_some() {
+            return Err(super::damaged(format!(
+                "person number {person} is given twice"
+            )));
+        }
+    }
+    for row in &tx.query(MEMBERSHIPS_OF, &[&org.as_str(), id.as_uuid(), &persons])? {
+        let person: i64 = get(row, 0)?;
+        let &i = positions
+            .get(&person)
+            .ok_or_else(|| Error::storage(format!("looked up person {person}, not asked for")))?;
+        out[i].1 = match get::<Option<bool>>(row, 1)? {
+            None => NEW,
+            Some(true) => ACTIVE,
+            Some(false) => REMOVED_MEMBER,
+        };
+    }
+    Ok(out)
+}
 
 /// Numbers the people of the batch the org has never seen.
 pub(super) const NEW_PEOPLE: &str = "INSERT INTO segment_people (org, pid)
@@ -79,21 +131,11 @@ pub(super) fn add(
 ) -> Result<MembersAdded> {
     let mut ledger = Ledger::open(tx, org, stamp)?;
     let size = locate(tx, org, id)?;
-    let states = tx.query(CLASSIFY, &[&batch.texts(), &org.as_str(), id.as_uuid()])?;
-    if states.len() != batch.len() {
-        return Err(Error::storage(format!(
-            "classifying {} PIDs gave {} rows",
-            batch.len(),
-            states.len()
-        )));
-    }
-    let mut persons: Vec<Option<i64>> = states
-        .iter()
-        .map(|row| get(row, 0))
-        .collect::<Result<_>>()?;
+    let states = classify(tx, org, id, batch)?;
+    let mut persons: Vec<Option<i64>> = states.iter().map(|&(person, _)| person).collect();
     number_new_people(tx, org, batch, &mut persons)?;
     let mut rows = Vec::with_capacity(states.len());
-    for (i, (row, person)) in states.iter().zip(&persons).enumerate() {
+    for (i, (&(_, state), person)) in states.iter().zip(&persons).enumerate() {
         let person = person.ok_or_else(|| Error::storage("a new person got no number"))?;
         // Entries follow the caller's order.
         rows.push(Joining {
@@ -102,7 +144,7 @@ pub(super) fn add(
                 .ok_or_else(|| Error::storage(format!("no PID at place {i} of the call")))?,
             person,
             pid: batch.texts()[i],
-            state: get(row, 1)?,
+            state,
         });
     }
     let out = join(tx, org, id, size, &mut ledger, &rows, None)?;
@@ -207,17 +249,6 @@ fn number_new_people(
     Ok(())
 }
 
-/// The active members among the batch (in PID order): their place in PID
-/// order (from 1) and person number; lookups as in [`CLASSIFY`].
-pub(super) const ACTIVE_AMONG: &str = "SELECT x.i, x.person
-     FROM (SELECT u.i, (SELECT p.person FROM segment_people p
-                        WHERE p.org = $2 AND p.pid = u.pid) AS person
-           FROM unnest($1::text[]) WITH ORDINALITY AS u (pid, i)
-           OFFSET 0) x
-     WHERE (SELECT m.removed_at IS NULL FROM segment_memberships m
-            WHERE m.org = $2 AND m.segment = $3 AND m.person = x.person)
-     ORDER BY x.i";
-
 /// Ends memberships, updated by address as in [`REJOIN`].
 pub(super) const LEAVE: &str = "UPDATE segment_memberships SET removed_at = $3
      WHERE ctid = ANY(ARRAY(
@@ -261,17 +292,16 @@ pub(super) fn remove(
 ) -> Result<MembersRemoved> {
     let mut ledger = Ledger::open(tx, org, stamp)?;
     let size = locate(tx, org, id)?;
-    let rows = tx.query(ACTIVE_AMONG, &[&batch.texts(), &org.as_str(), id.as_uuid()])?;
-    let mut leaving = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let place: i64 = get(row, 0)?;
-        let person: i64 = get(row, 1)?;
-        let given = usize::try_from(place - 1)
-            .ok()
-            .and_then(|i| batch.place(i))
-            .ok_or_else(|| Error::storage(format!("no PID at place {place} of the call")))?;
+    let mut leaving = Vec::new();
+    for (i, (person, state)) in classify(tx, org, id, batch)?.into_iter().enumerate() {
+        let (Some(person), ACTIVE) = (person, state) else {
+            continue;
+        };
+        let place = batch
+            .place(i)
+            .ok_or_else(|| Error::storage(format!("no PID at place {i} of the call")))?;
         // Entries follow the caller's order.
-        leaving.push((given, person));
+        leaving.push((place, person));
     }
     let out = leave(tx, org, id, size, &mut ledger, leaving, None)?;
     ledger.close(tx)?;

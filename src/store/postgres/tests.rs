@@ -98,13 +98,13 @@ fn cases() -> Vec<(&'static str, &'static [&'static str], bool)> {
     const SEGMENT_KEY: &str = "segments_pkey|segments_id_unique";
     const MEMBERSHIP_KEY: &str = "segment_memberships_pkey";
     vec![
-        (members::CLASSIFY, &[PEOPLE_KEY, MEMBERSHIP_KEY], true),
+        (members::KNOWN_PEOPLE, &[PEOPLE_KEY], false),
+        (members::MEMBERSHIPS_OF, &[MEMBERSHIP_KEY], false),
         (members::NEW_PEOPLE, &["Function Scan on unnest"], true),
         (members::INSERT_MEMBERS, &["Function Scan on u"], false),
         // Rows by address, addresses by a seek of the key.
         (members::REJOIN, &[MEMBERSHIP_KEY, "Tid Scan"], false),
         (members::LEAVE, &[MEMBERSHIP_KEY, "Tid Scan"], false),
-        (members::ACTIVE_AMONG, &[PEOPLE_KEY, MEMBERSHIP_KEY], true),
         (
             members::SIZE_AND_SEQ,
             &[SEGMENT_KEY, "segment_sizes_pkey"],
