@@ -425,9 +425,10 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   about five times the write-ahead log of a raw upsert of `(segment,
 ///   pid)` rows, and a 0 → 1M fill runs at a third to two fifths of that
 ///   upsert's rate (the bench report's PostgreSQL rows). Measured over a
-///   whole 1M fill from the server's statement log, 90% of the time is in
-///   the server: numbering new people 26%, the ledger insert 23%, the
-///   membership insert 20%, classifying the batch 15%, commits 6%. Each
+///   whole 1M fill from the server's statement log (16.2 s in all), 88%
+///   of the time is in the server: numbering new people 30%, the ledger
+///   insert 22%, the membership insert 20%, looking up the batch's known
+///   people 13% (a seek per PID that finds no one, in a fill), commits 3%. Each
 ///   of the three inserts costs 0.6–0.8 of the whole raw upsert, so no
 ///   change to one of them reaches half its rate. The three inserts alone,
 ///   run raw from a client beside the upsert (person numbers given,
