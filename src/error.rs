@@ -133,8 +133,9 @@ pub enum StorageFailure {
     /// A statement ran past the store's time limit and was cancelled
     /// (PostgreSQL's `statement_timeout`).
     Timeout,
-    /// The database server cannot be reached: it is down, restarting, or
-    /// the connection to it was lost.
+    /// The database server cannot be reached: it is down, restarting,
+    /// has no room for another connection, or the connection to it was
+    /// lost.
     ///
     /// A write that fails this way may have committed or not (the
     /// connection can drop while the commit is on its way): to retry it

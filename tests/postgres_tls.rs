@@ -50,24 +50,16 @@ fn url(host: &str, port: u16, sslmode: Option<&str>) -> String {
 
 /// A store, given 10 s to connect (TLS handshakes on a loaded machine).
 fn connect(url: &str, tls: Option<PostgresTls>) -> Result<PostgresStore, Error> {
-    connect_within(url, tls, Duration::from_secs(10))
-}
-
-/// A store that is expected to be refused: a second is enough.
-fn refused(url: &str, tls: Option<PostgresTls>) -> Error {
-    connect_within(url, tls, Duration::from_secs(1)).expect_err("the connection is refused")
-}
-
-fn connect_within(
-    url: &str,
-    tls: Option<PostgresTls>,
-    timeout: Duration,
-) -> Result<PostgresStore, Error> {
-    let mut builder = PostgresStore::builder(url).connect_timeout(timeout);
+    let mut builder = PostgresStore::builder(url).connect_timeout(Duration::from_secs(10));
     if let Some(tls) = tls {
         builder = builder.tls(tls);
     }
     builder.connect()
+}
+/// A store that is expected to be refused (for a reason that would not
+/// pass: `connect` returns as soon as an attempt fails that way).
+fn refused(url: &str, tls: Option<PostgresTls>) -> Error {
+    connect(url, tls).expect_err("the connection is refused")
 }
 
 fn roots(pem: &[u8]) -> PostgresTls {

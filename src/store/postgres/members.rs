@@ -76,7 +76,15 @@ fn classify(
             )));
         }
     }
-    for row in &tx.query(MEMBERSHIPS_OF, &[&org.as_str(), id.as_uuid(), &persons])? {
+    let states = tx.query(MEMBERSHIPS_OF, &[&org.as_str(), id.as_uuid(), &persons])?;
+    if states.len() != persons.len() {
+        return Err(Error::storage(format!(
+            "looking up {} people gave {} rows",
+            persons.len(),
+            states.len()
+        )));
+    }
+    for row in &states {
         let person: i64 = get(row, 0)?;
         let &i = positions
             .get(&person)
@@ -398,12 +406,12 @@ fn evaluate(
     );
     tx.batch(
         "SET LOCAL enable_hashjoin = on; SET LOCAL enable_mergejoin = on;
-         SET LOCAL enable_sort = on;",
+         SET LOCAL enable_sort = on; SET LOCAL enable_bitmapscan = on;",
     )?;
     let rows = tx.query_once(&sql, &[&org.as_str(), target.as_uuid()]);
     tx.batch(
         "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
-         SET LOCAL enable_sort = off;",
+         SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off;",
     )?;
     let rows = rows?
         .iter()

@@ -120,7 +120,10 @@ impl PostgresStoreBuilder {
 
     /// How long a call waits for a connection (to open one, or for one to
     /// come free) before it fails with [`StorageFailure::Unavailable`];
-    /// 5 s by default.
+    /// 5 s by default. It also bounds each TCP connect; a server that
+    /// accepts a connection and then never answers holds the pool's attempt
+    /// (a thread and a socket of the pool) until the server closes it or
+    /// the operating system gives up on it, while calls fail on time.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -176,10 +179,11 @@ impl PostgresStoreBuilder {
     /// never goes on in plain text. So with this option the URL's
     /// `sslmode` is taken as `require` when it says `prefer` (the `postgres`
     /// crate's default, which takes a server's "no TLS", something anyone
-    /// on the path can send, for an answer), unless the URL names a unix
-    /// socket; `sslmode=disable` turns TLS off. Unix sockets are never
-    /// encrypted (PostgreSQL offers no TLS on them), and a URL whose hosts
-    /// mix sockets and TCP keeps its `sslmode` as written.
+    /// on the path can send, for an answer), unless the URL names only
+    /// unix sockets; `sslmode=disable` turns TLS off. Unix sockets are
+    /// never encrypted (PostgreSQL offers no TLS on them): in a URL that
+    /// names sockets beside TCP hosts, the sockets then fail to connect,
+    /// and the next host is tried.
     ///
     /// Without this option the store connects in plain text, and a URL
     /// with `sslmode=require` fails to connect.
@@ -227,17 +231,19 @@ impl PostgresStoreBuilder {
             self.idle_in_transaction_session_timeout.as_millis(),
         ));
         #[cfg(feature = "postgres-tls")]
-        if self.tls.is_some()
-            && config.get_ssl_mode() == pg::config::SslMode::Prefer
-            && config
-                .get_hosts()
-                .iter()
-                .all(|host| matches!(host, pg::config::Host::Tcp(_)))
-        {
-            // `prefer` would take a server's "no TLS" for an answer, which
-            // anyone on the path can give: with `tls`, TCP hosts must use
-            // it (see `tls`).
-            config.ssl_mode(pg::config::SslMode::Require);
+        if self.tls.is_some() && config.get_ssl_mode() == pg::config::SslMode::Prefer {
+            let hosts = config.get_hosts();
+            // No host: TCP to `hostaddr`.
+            let tcp = hosts.is_empty()
+                || hosts
+                    .iter()
+                    .any(|host| matches!(host, pg::config::Host::Tcp(_)));
+            if tcp {
+                // `prefer` would take a server's "no TLS" for an answer,
+                // which anyone on the path can give: with `tls`, a URL
+                // that reaches a server over TCP requires it (see `tls`).
+                config.ssl_mode(pg::config::SslMode::Require);
+            }
         }
         let manager = self.manager(config);
         let last_failure = std::sync::Arc::clone(&manager.last_failure);
@@ -256,21 +262,7 @@ impl PostgresStoreBuilder {
                 options: self,
             }),
         };
-        let mut conn = store.connection().map_err(|timed_out| {
-            // The pool tells only that it timed out, with the text of its
-            // last failure; the failure itself tells what kind it was: a
-            // refused or lost connection stays `Unavailable`, and a
-            // password, a certificate or a database the server refuses is
-            // not, as it would fail the same way again.
-            let last = last_failure
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            match last {
-                Some(e) if failure_kind(&e) != StorageFailure::Unavailable => refused(e),
-                _ => timed_out,
-            }
-        })?;
+        let mut conn = store.first_connection(&last_failure)?;
         schema::migrate(&mut conn.client, &store.inner.options.schema)?;
         drop(conn);
         Ok(store)
@@ -302,6 +294,9 @@ impl PostgresStoreBuilder {
 /// schema), turns a batch's lookups into a scan per PID once the table has
 /// grown. So plans are generic, and never scan a whole table, nor hash or
 /// merge a table against a batch: the batch drives, a key seek per item.
+/// Nor do they gather a batch's rows in a bitmap first (`= ANY` of a
+/// batch): past `work_mem` the bitmap turns lossy, and every row of its
+/// pages is checked against the whole array, element by element.
 /// Nor do they sort what an index gives in order: a generic plan believes
 /// a segment holds a row or two (most do), so sorting a walk of its key
 /// looks as cheap as reading the index made for the order, and for a big
@@ -315,6 +310,7 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
     ("jit", "off"),
     ("plan_cache_mode", "force_generic_plan"),
     ("enable_seqscan", "off"),
+    ("enable_bitmapscan", "off"),
     ("enable_hashjoin", "off"),
     ("enable_mergejoin", "off"),
     ("enable_material", "off"),
@@ -703,6 +699,47 @@ impl PostgresStore {
         &self.inner.options.schema
     }
 
+    /// The store's first connection, for [`PostgresStoreBuilder::connect`]:
+    /// waits up to the connect timeout for the pool to open one, as any
+    /// call does, but fails as soon as an attempt failed for a reason
+    /// that would not pass (`last_failure`, which the manager sets): the
+    /// pool itself tells only that it timed out, with the text of its last
+    /// failure. A refused or lost connection stays `Unavailable`; a
+    /// password, a certificate or a database the server refuses is not.
+    fn first_connection(
+        &self,
+        last_failure: &std::sync::Mutex<Option<pg::Error>>,
+    ) -> Result<PooledConnection<Manager>> {
+        /// How often the failure is looked at while the pool tries.
+        const GLANCE: Duration = Duration::from_millis(50);
+        let started = std::time::Instant::now();
+        let timeout = self.inner.options.connect_timeout;
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            let waited = self
+                .inner
+                .pool
+                .get_timeout(left.clamp(Duration::from_millis(1), GLANCE));
+            let timed_out = match waited {
+                Ok(conn) => return Ok(conn),
+                Err(e) => e,
+            };
+            let mut last = last_failure.lock().unwrap_or_else(|e| e.into_inner());
+            let lasting = last
+                .as_ref()
+                .is_some_and(|e| failure_kind(e) != StorageFailure::Unavailable);
+            if lasting && let Some(e) = last.take() {
+                return Err(refused(e));
+            }
+            if started.elapsed() >= timeout {
+                return Err(match last.take() {
+                    Some(e) => Err::<(), _>(e).db().unwrap_err(),
+                    None => Error::storage_failure(StorageFailure::Unavailable, timed_out),
+                });
+            }
+        }
+    }
+
     /// A connection from the pool.
     fn connection(&self) -> Result<PooledConnection<Manager>> {
         self.inner
@@ -870,11 +907,8 @@ fn failure_kind(e: &pg::Error) -> StorageFailure {
                 || *c == SqlState::CRASH_SHUTDOWN
                 || *c == SqlState::CANNOT_CONNECT_NOW
                 || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
-                // Too many connections, or no memory for this one: it may
-                // pass (disk full, the other of class 53, is `Full`).
+                // No room for another connection now: it may pass.
                 || *c == SqlState::TOO_MANY_CONNECTIONS
-                || *c == SqlState::OUT_OF_MEMORY
-                || *c == SqlState::INSUFFICIENT_RESOURCES
                 || c.code().starts_with("08") =>
         {
             StorageFailure::Unavailable

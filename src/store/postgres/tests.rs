@@ -188,7 +188,7 @@ fn check_plans(client: &mut Client, when: &str, skewed: bool) -> Vec<String> {
                 fault(format!("should use {index}"));
             }
         }
-        for bad in ["Seq Scan", "Hash", "Merge Join", "Materialize"] {
+        for bad in ["Seq Scan", "Hash", "Merge Join", "Materialize", "Bitmap"] {
             if plan.contains(bad) {
                 fault(format!("plans a {bad}, which grows with the table"));
             }
