@@ -397,15 +397,16 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   server's certificate against the roots it is given (`PostgresTls`:
 ///   the system's, or a PEM bundle), as libpq's `verify-full` does, and
 ///   can show a client certificate; TCP connections then use TLS unless
-///   the URL says `sslmode=disable`. Without it, connections are plain text: reach the
-///   server over a unix socket, a trusted network or a TLS-terminating
-///   proxy; a URL asking for `sslmode=require` then fails to connect
-///   rather than fall back.
-/// - **Limits of this version.** The store sets the session's `options` (its `search_path`, the three timeouts,
-///   UTC, and planner settings that keep every plan a walk of indexes),
-///   replacing any the URL gives. A read is a `REPEATABLE READ` read-only transaction, so
-///   that the reads of one call agree: `BEGIN`, its statements and
-///   `COMMIT`, each a round trip.
+///   the URL says `sslmode=disable`. Without it, connections are plain
+///   text: reach the server over a unix socket, a trusted network or a
+///   TLS-terminating proxy; a URL asking for `sslmode=require` then fails
+///   to connect rather than fall back.
+/// - **Limits of this version.** The store sets the session's `options`
+///   (its `search_path`, the three timeouts, UTC, and planner settings
+///   that keep every plan a walk of indexes), replacing any the URL
+///   gives. A read is a `REPEATABLE READ` read-only transaction, so that
+///   the reads of one call agree: `BEGIN`, its statements and `COMMIT`,
+///   each a round trip.
 /// - **Page walks across servers.** The page API
 ///   ([`Segments::members_page`](crate::Segments::members_page)) starts a
 ///   page where the previous one ended from a hint the service keeps in
