@@ -167,6 +167,7 @@ impl Target {
         }
     }
 
+    #[cfg(feature = "postgres")]
     fn clean_up(&self) {
         match self {
             Target::Sqlite(_) => {}
