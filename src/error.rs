@@ -415,6 +415,20 @@ impl fmt::Display for ValidationError {
 
 impl StdError for ValidationError {}
 
+/// An error and its causes, each in full, `: `-separated: for logs, and
+/// for the text of errors (a pool's) that keep no source.
+#[cfg(any(feature = "tracing", feature = "postgres"))]
+pub(crate) fn chain(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -222,11 +222,7 @@ fn bad_settings_are_typed_errors() {
         .connect_timeout(Duration::from_secs(30))
         .connect()
         .unwrap_err();
-    assert_eq!(err.storage_kind(), Some(StorageFailure::Other), "{err:?}");
-    assert!(
-        format!("{err:?}").contains("no_such_database"),
-        "the reason is kept: {err:?}"
-    );
+    assert_failure(&err, StorageFailure::Other, "no_such_database");
     // A server with no room for another connection: `Unavailable`, which
     // may pass.
     let role = format!("limited_{}", uuid::Uuid::now_v7().simple());
@@ -240,29 +236,22 @@ fn bad_settings_are_typed_errors() {
     raw(&url())
         .batch_execute(&format!("DROP ROLE {role}"))
         .unwrap();
-    assert_eq!(
-        err.storage_kind(),
-        Some(StorageFailure::Unavailable),
-        "too many connections: {err:?}"
-    );
-    assert!(
-        format!("{err:?}").contains("too many connections"),
-        "{err:?}"
-    );
+    assert_failure(&err, StorageFailure::Unavailable, "too many connections");
     // Without `tls` (feature `postgres-tls`), a URL that requires TLS fails
     // the same way, and never falls back to plain text.
     let err = PostgresStore::builder(&with_option(&url(), "sslmode", "require"))
         .connect_timeout(Duration::from_secs(30))
         .connect()
         .unwrap_err();
-    assert_eq!(
-        err.storage_kind(),
-        Some(StorageFailure::Other),
-        "sslmode=require: {err:?}"
-    );
+    assert_failure(&err, StorageFailure::Other, "TLS");
+}
+
+/// `err` is a storage failure of `kind` that keeps its reason (`why`).
+fn assert_failure(err: &Error, kind: StorageFailure, why: &str) {
+    assert_eq!(err.storage_kind(), Some(kind), "{err:?}");
     assert!(
-        format!("{err:?}").contains("TLS"),
-        "the error says why: {err:?}"
+        format!("{err:?}").contains(why),
+        "the error says why ({why}): {err:?}"
     );
 }
 

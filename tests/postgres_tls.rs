@@ -56,10 +56,23 @@ fn connect(url: &str, tls: Option<PostgresTls>) -> Result<PostgresStore, Error> 
     }
     builder.connect()
 }
-/// A store that is expected to be refused (for a reason that would not
-/// pass: `connect` returns as soon as an attempt fails that way).
-fn refused(url: &str, tls: Option<PostgresTls>) -> Error {
-    connect(url, tls).expect_err("the connection is refused")
+/// A store that is expected to be refused for a reason that would not
+/// pass, which the error's chain says (`why`): `StorageFailure::Other`,
+/// not `Unavailable`, as trying again would fail the same way (`connect`
+/// returns as soon as an attempt fails that way). `what` names the case.
+fn refused(url: &str, tls: Option<PostgresTls>, what: &str, why: &str) {
+    let err = connect(url, tls).expect_err(what);
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::Other),
+        "{what}: {}",
+        chain(&err)
+    );
+    assert!(
+        chain(&err).contains(why),
+        "{what}: the error says why ({why}): {}",
+        chain(&err)
+    );
 }
 
 fn roots(pem: &[u8]) -> PostgresTls {
@@ -103,14 +116,12 @@ fn a_store_with_tls_works_on_a_server_that_takes_tls_only() {
     };
     assert!(chain(&err).contains("pg_hba.conf"), "{}", chain(&err));
     // A store without `tls` is told what to do.
-    let err = refused(&url("localhost", server.port(), Some("require")), None);
-    assert_eq!(
-        err.storage_kind(),
-        Some(StorageFailure::Other),
-        "{}",
-        chain(&err)
+    refused(
+        &url("localhost", server.port(), Some("require")),
+        None,
+        "no tls",
+        "PostgresTls",
     );
-    assert!(chain(&err).contains("PostgresTls"), "{}", chain(&err));
 
     for sslmode in [Some("require"), Some("prefer"), None] {
         let store = connect(&url("localhost", server.port(), sslmode), Some(roots(CA)))
@@ -148,19 +159,7 @@ fn a_server_the_roots_do_not_vouch_for_is_refused() {
         ),
     ];
     for (what, url, tls) in cases {
-        let err = refused(&url, Some(tls));
-        // Not `Unavailable`: trying again would fail the same way.
-        assert_eq!(
-            err.storage_kind(),
-            Some(StorageFailure::Other),
-            "{what}: {}",
-            chain(&err)
-        );
-        assert!(
-            chain(&err).contains("certificate"),
-            "{what}: the error says why: {}",
-            chain(&err)
-        );
+        refused(&url, Some(tls), what, "certificate");
     }
 }
 
@@ -170,17 +169,11 @@ fn a_store_with_tls_never_talks_plain_text_over_tcp() {
     // says `sslmode=disable`, whether it says `prefer` or nothing.
     let server = TestServer::start();
     for sslmode in [None, Some("prefer"), Some("require")] {
-        let err = refused(&url("localhost", server.port(), sslmode), Some(roots(CA)));
-        assert_eq!(
-            err.storage_kind(),
-            Some(StorageFailure::Other),
-            "sslmode={sslmode:?}: {}",
-            chain(&err)
-        );
-        assert!(
-            chain(&err).contains("does not support TLS"),
-            "{}",
-            chain(&err)
+        refused(
+            &url("localhost", server.port(), sslmode),
+            Some(roots(CA)),
+            &format!("sslmode={sslmode:?}"),
+            "does not support TLS",
         );
     }
     let store = connect(
@@ -213,28 +206,18 @@ fn a_client_certificate_is_shown_to_a_server_that_asks() {
     let url = url("localhost", server.port(), Some("require"));
     // No certificate, or one for another user: refused, and not as
     // `Unavailable`.
-    let err = refused(&url, Some(roots(CA)));
-    assert_eq!(
-        err.storage_kind(),
-        Some(StorageFailure::Other),
-        "{}",
-        chain(&err)
+    refused(
+        &url,
+        Some(roots(CA)),
+        "no client certificate",
+        "certificate",
     );
     let (cert, key) = CLIENT_SOMEONE_ELSE;
-    let err = refused(
+    refused(
         &url,
         Some(roots(CA).client_certificate_pem(cert, key).unwrap()),
-    );
-    assert_eq!(
-        err.storage_kind(),
-        Some(StorageFailure::Other),
-        "{}",
-        chain(&err)
-    );
-    assert!(
-        chain(&err).contains("certificate authentication failed"),
-        "{}",
-        chain(&err)
+        "another user's certificate",
+        "certificate authentication failed",
     );
     // The user's own certificate, from the authority the server trusts.
     let (cert, key) = CLIENT_POSTGRES;
@@ -267,8 +250,7 @@ fn system_roots_are_the_systems_and_given_roots_replace_them() {
         );
         // Given roots replace the system's: the system's would do, these
         // do not.
-        let err = refused(&url, Some(roots(OTHER_CA)));
-        assert!(chain(&err).contains("certificate"), "{}", chain(&err));
+        refused(&url, Some(roots(OTHER_CA)), "given roots", "certificate");
         println!("child checked");
         return;
     }

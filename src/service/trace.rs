@@ -87,7 +87,7 @@ mod with_feature {
             if matches!(e, Error::Storage { .. } | Error::SchemaTooNew { .. }) {
                 tracing::error!(error = %first_lines(e), "segments call failed");
             }
-            tracing::debug!(error = %chain(e), "segments call failed");
+            tracing::debug!(error = %crate::error::chain(e), "segments call failed");
         }
     }
 
@@ -116,18 +116,6 @@ mod with_feature {
             Error::SchemaTooNew { .. } => "schema_too_new",
             Error::Storage { .. } => "storage",
         }
-    }
-
-    /// The error and its causes, each in full, `: `-separated.
-    pub(crate) fn chain(e: &Error) -> String {
-        let mut out = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(cause) = source {
-            out.push_str(": ");
-            out.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        out
     }
 
     /// The error and its causes, the first line of each: a database's

@@ -611,14 +611,7 @@ struct Connecting(String);
 
 impl From<&pg::Error> for Connecting {
     fn from(e: &pg::Error) -> Self {
-        let mut text = e.to_string();
-        let mut cause = std::error::Error::source(e);
-        while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
-        }
-        Self(text)
+        Self(crate::error::chain(e))
     }
 }
 
