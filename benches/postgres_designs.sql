@@ -23,6 +23,8 @@
 --                 way to find one person's timeline.
 --   min_timeline  min, with one B-tree more for the per-person timeline,
 --                 (org, pid), and each membership's ledger seqs in its row.
+--   min_plain     min, with a plain ledger instead: a row per entry, keyed
+--                 (org, seq), in the caller's order (still no timeline).
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS fill_designs CASCADE;
@@ -113,8 +115,14 @@ BEGIN
                    CASE WHEN design = 'min_timeline' THEN ARRAY[base + o] END
             FROM unnest(p) WITH ORDINALITY AS t (u, o)
             ON CONFLICT (org, segment, pid) DO NOTHING;
-            INSERT INTO lb VALUES ('acme', base + 1, now, seg,
-                                   array_fill(2::smallint, ARRAY[10000]), p);
+            IF design = 'min_plain' THEN
+                INSERT INTO ledger (org, seq, at, segment, kind, name)
+                SELECT 'acme', base + row_number() OVER (), now, seg, 2, pid
+                FROM (SELECT pid FROM unnest(p) AS pid ORDER BY md5(pid)) AS s;
+            ELSE
+                INSERT INTO lb VALUES ('acme', base + 1, now, seg,
+                                       array_fill(2::smallint, ARRAY[10000]), p);
+            END IF;
         END IF;
         UPDATE heads SET last_seq = base + 10000, last_at = now WHERE org = 'acme';
         COMMIT;
@@ -143,10 +151,12 @@ CALL run('floor');
 CALL run('store');
 CALL run('min');
 CALL run('min_timeline');
+CALL run('min_plain');
 CALL run('floor');
 CALL run('store');
 CALL run('min');
 CALL run('min_timeline');
+CALL run('min_plain');
 SELECT design, round(seconds::numeric, 2) AS seconds FROM results ORDER BY run;
 SET search_path TO public;
 DROP SCHEMA fill_designs CASCADE;

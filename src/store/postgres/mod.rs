@@ -445,19 +445,21 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   that keeps a list-order index and a per-person timeline does not
 ///   reach half the rate of a one-index upsert on this server. The floor
 ///   under any such design (`benches/postgres_designs.sql`, stored
-///   procedures, one transaction per 10,000-PID batch, four runs of each
-///   from two runs of the script, ratios to the raw upsert's time in the
-///   same script run): one membership table keyed by PID text with its list-order index,
-///   upserted with `ON CONFLICT DO NOTHING` (the lookup and the insert in
-///   one), and one ledger row per call, with no way to find one person's
-///   timeline, 0.49–0.62; the same with one B-tree more for the timeline,
-///   `(org, pid)`, 0.35–0.44; today's schema 0.29–0.34. (The bench
-///   report's row, which adds each side's client time to both, reads
-///   higher: 0.32–0.43 for today's schema.) Half the upsert's rate is
-///   within reach only without a per-person timeline index, which a
-///   timeline needs to cost in proportion to one person's entries rather
-///   than to every segment of the org. Also tried
-///   and not kept: numbering people with `INSERT … ON CONFLICT DO NOTHING
+///   procedures, one transaction per 10,000-PID batch, ratios to the raw
+///   upsert's time in the same script run, six runs of each over three
+///   runs of the script): one membership table keyed by PID text with its
+///   list-order index, upserted with `ON CONFLICT DO NOTHING` (the lookup
+///   and the insert in one), and one ledger row per call, with no way to
+///   find one person's timeline, 0.49–0.63; the same with one B-tree more
+///   for the timeline, `(org, pid)`, 0.35–0.47; the same with a plain
+///   ledger (a row per entry) and no timeline index, 0.46–0.50 (two
+///   runs); today's schema 0.29–0.35. (The bench report's row, which adds
+///   each side's client time to both, reads higher: 0.32–0.43 for today's
+///   schema.) Half the upsert's rate is within reach only without a
+///   per-person timeline index (which a timeline needs to cost in
+///   proportion to one person's entries rather than to every segment of
+///   the org), and clearly so only without a ledger row per entry. Also
+///   tried and not kept: numbering people with `INSERT … ON CONFLICT DO NOTHING
 ///   RETURNING` so that new PIDs need no classifying (speculative
 ///   insertion cost more than the lookups it saved), and a larger
 ///   `max_wal_size` (fewer checkpoints changed nothing measurable).
