@@ -39,6 +39,117 @@ mod conformance {
     }
 }
 
+/// The whole suite again, through a role that may only read and write the
+/// rows of a schema an owner migrated: what an app server needs once its
+/// schema is at the crate's version (the store's docs, "Privileges").
+mod least_privilege {
+    use std::sync::OnceLock;
+
+    use super::*;
+
+    /// The role and schema are the same on every run (and created if
+    /// missing), so a server that `SEGMENTS_POSTGRES_URL` names does not
+    /// gather one role per run.
+    const ROLE: &str = "segments_test_app";
+    const SCHEMA: &str = "segments_least_privilege";
+
+    /// The URL of [`ROLE`], which holds only `USAGE` on [`SCHEMA`] and
+    /// `SELECT`, `INSERT`, `UPDATE`, `DELETE` on its tables (and, like any
+    /// role, no `CREATE` on the database), set up once per run.
+    fn app_url() -> &'static str {
+        static URL: OnceLock<String> = OnceLock::new();
+        URL.get_or_init(|| {
+            // The owner (the test server's superuser) creates and migrates.
+            drop(
+                PostgresStore::builder(&url())
+                    .schema(SCHEMA)
+                    .connect()
+                    .expect("the owner migrates the schema"),
+            );
+            // (A server that trusts local connections, as the throwaway
+            // one does, ignores the password.)
+            let password = uuid::Uuid::now_v7().simple().to_string();
+            raw(&url())
+                .batch_execute(&format!(
+                    "DO $$ BEGIN
+                         CREATE ROLE {ROLE};
+                     EXCEPTION WHEN duplicate_object THEN NULL;
+                     END $$;
+                     ALTER ROLE {ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE
+                         PASSWORD '{password}';
+                     GRANT USAGE ON SCHEMA {SCHEMA} TO {ROLE};
+                     GRANT SELECT, INSERT, UPDATE, DELETE
+                         ON ALL TABLES IN SCHEMA {SCHEMA} TO {ROLE};"
+                ))
+                .expect("the owner grants the app role its rights");
+            with_option(&with_option(&url(), "user", ROLE), "password", &password)
+        })
+    }
+
+    fn app_store() -> PostgresStore {
+        PostgresStore::builder(app_url())
+            .schema(SCHEMA)
+            .connect()
+            .expect("the app role connects to a schema at the crate's version")
+    }
+
+    mod conformance {
+        use super::*;
+        segments::conformance_tests!(app_store());
+    }
+
+    #[test]
+    fn the_app_role_cannot_migrate_and_says_so() {
+        let schema = fresh_schema("unmigrated");
+        let err = PostgresStore::builder(app_url())
+            .schema(schema.clone())
+            .connect()
+            .unwrap_err();
+        assert_failure(&err, StorageFailure::Other, "permission denied");
+        let exists: bool = raw(&url())
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &[&schema],
+            )
+            .unwrap()
+            .get(0);
+        assert!(!exists, "a refused migration leaves nothing behind");
+    }
+
+    /// A schema an administrator made for a role that may not create
+    /// schemas: the role migrates it, and the store works.
+    #[test]
+    fn the_owner_of_a_schema_made_for_it_migrates_it() {
+        const OWNER: &str = "segments_test_owner";
+        let schema = fresh_schema("owned");
+        let password = uuid::Uuid::now_v7().simple().to_string();
+        raw(&url())
+            .batch_execute(&format!(
+                "DO $$ BEGIN
+                     CREATE ROLE {OWNER};
+                 EXCEPTION WHEN duplicate_object THEN NULL;
+                 END $$;
+                 ALTER ROLE {OWNER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE
+                     PASSWORD '{password}';
+                 CREATE SCHEMA {schema} AUTHORIZATION {OWNER};"
+            ))
+            .unwrap();
+        let owner_url = with_option(&with_option(&url(), "user", OWNER), "password", &password);
+        let outcome = PostgresStore::builder(&owner_url)
+            .schema(schema.clone())
+            .connect()
+            .map(Segments::new)
+            .and_then(|segments| segments.create(&org("owned"), NewSegment::new("s")));
+        // The schema goes whatever happened, so that the role owns nothing
+        // on a server `SEGMENTS_POSTGRES_URL` names.
+        raw(&url())
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+        let created = outcome.expect("the schema's owner migrates it and writes");
+        assert_eq!(created.name, "s");
+    }
+}
+
 /// A schema name no other test uses.
 fn fresh_schema(what: &str) -> String {
     format!(

@@ -356,6 +356,19 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   stop the servers of the older version, then start the newer (its
 ///   first `connect` migrates, the others wait for it on the lock). Builds
 ///   that share a schema version run side by side.
+/// - **Privileges.** Migrating (the first `connect` to a schema, and the
+///   first of a build with a newer schema version) needs `CREATE` on the
+///   database if the schema is not there yet, or else ownership of the
+///   schema (an administrator may create it for the role: `CREATE SCHEMA
+///   segments AUTHORIZATION app_owner`). Once the schema is at the build's
+///   version, `connect` only reads the version, and the store needs no
+///   more than `USAGE` on the schema and `SELECT`, `INSERT`, `UPDATE` and
+///   `DELETE` on its tables (`GRANT … ON ALL TABLES IN SCHEMA segments`,
+///   given after each migration); so app servers may run as a role that
+///   cannot change the schema, while a deploy step connects once as the
+///   owner. A role without the rights a migration needs is refused at
+///   `connect` with [`StorageFailure::Other`] and the server's reason
+///   ("permission denied …"), and nothing is written.
 /// - **Order.** Every write of an org first locks the org's head row
 ///   (`segment_heads`: last seq, last time) and holds it to commit, so the
 ///   org's writes take turns, seq order is commit order, and a client

@@ -244,13 +244,28 @@ pub(super) fn migrate(client: &mut Client, schema: &str) -> Result<()> {
             .db()?;
         let current = check_not_newer(&mut tx, schema)?;
         if current < LATEST {
-            tx.batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema};
-                 CREATE TABLE IF NOT EXISTS segments_schema (
+            // Only a schema that is not there is created: `CREATE SCHEMA IF
+            // NOT EXISTS` asks for `CREATE` on the database even when the
+            // schema exists, which the owner of a schema made for it may
+            // not have. (Every migration holds the lock, so no other
+            // process creates it in between.)
+            let exists: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+                    &[&schema],
+                )
+                .db()?
+                .try_get(0)
+                .db()?;
+            if !exists {
+                tx.batch_execute(&format!("CREATE SCHEMA {schema}")).db()?;
+            }
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS segments_schema (
                      version    integer PRIMARY KEY,
                      applied_at bigint  NOT NULL
-                 );"
-            ))
+                 );",
+            )
             .db()?;
             let now = chrono::Utc::now().timestamp_micros();
             for (from, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
