@@ -150,6 +150,138 @@ mod least_privilege {
     }
 }
 
+/// A pooler that drops the startup parameter `options` (PgBouncer with
+/// `ignore_startup_parameters = options`) would leave the store's sessions
+/// at the server's defaults: `connect` refuses it and says why. The same
+/// proxy passing `options` on connects, so the refusal is the dropped
+/// parameter's.
+#[test]
+fn a_pooler_that_drops_the_session_options_is_refused() {
+    let through = |drop_options| {
+        PostgresStore::builder(&proxied_url(startup_proxy(drop_options)))
+            .schema("segments_conformance")
+            .connect()
+    };
+    through(false).expect("the proxy passing options on relays a working session");
+    let err = through(true).unwrap_err();
+    assert_failure(&err, StorageFailure::Other, "ignore_startup_parameters");
+    assert_failure(&err, StorageFailure::Other, "search_path");
+}
+
+/// The test server's URL, reaching it through the proxy on `port`.
+fn proxied_url(port: u16) -> String {
+    let config: postgres::Config = url().parse().unwrap();
+    let mut out = format!("host=127.0.0.1 port={port}");
+    if let Some(user) = config.get_user() {
+        out.push_str(&format!(" user='{user}'"));
+    }
+    if let Some(dbname) = config.get_dbname() {
+        out.push_str(&format!(" dbname='{dbname}'"));
+    }
+    if let Some(password) = config.get_password() {
+        let password = String::from_utf8(password.to_vec()).unwrap();
+        out.push_str(&format!(
+            " password='{}'",
+            password.replace('\\', "\\\\").replace('\'', "\\'")
+        ));
+    }
+    out
+}
+
+/// A TCP proxy in front of the test server that relays every connection,
+/// dropping the startup parameter `options` if `drop_options`, and
+/// answering a TLS request "no" itself; returns its port.
+fn startup_proxy(drop_options: bool) -> u16 {
+    use std::net::TcpListener;
+    let config: postgres::Config = url().parse().unwrap();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let host = config.get_hosts().first().cloned().or_else(|| {
+        let addr = config.get_hostaddrs().first()?;
+        Some(postgres::config::Host::Tcp(addr.to_string()))
+    });
+    let host = host.expect("the test server's URL names a host");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let host = host.clone();
+            std::thread::spawn(move || relay(client, &host, port, drop_options));
+        }
+    });
+    proxy_port
+}
+
+/// Relays one client connection to the server (see [`startup_proxy`]).
+fn relay(
+    mut client: std::net::TcpStream,
+    host: &postgres::config::Host,
+    port: u16,
+    drop_options: bool,
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    fn message(from: &mut impl Read) -> std::io::Result<Vec<u8>> {
+        let mut len = [0; 4];
+        from.read_exact(&mut len)?;
+        let mut body = vec![0; u32::from_be_bytes(len) as usize - 4];
+        from.read_exact(&mut body)?;
+        Ok(body)
+    }
+    let mut startup = message(&mut client)?;
+    // SSLRequest or GSSENCRequest: "not here", then the real startup.
+    while startup.len() == 4
+        && matches!(
+            u32::from_be_bytes(startup[..4].try_into().unwrap()),
+            80_877_103 | 80_877_104
+        )
+    {
+        client.write_all(b"N")?;
+        startup = message(&mut client)?;
+    }
+    // The protocol version, then name and value pairs of C strings, then a
+    // last NUL.
+    let mut kept = startup[..4].to_vec();
+    let mut fields = startup[4..].split(|&b| b == 0);
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        if name.is_empty() || (drop_options && name == b"options") {
+            continue;
+        }
+        for field in [name, value] {
+            kept.extend_from_slice(field);
+            kept.push(0);
+        }
+    }
+    kept.push(0);
+    let mut packet = ((kept.len() + 4) as u32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&kept);
+    fn pipe<S: Read + Write + Send + 'static>(
+        client: std::net::TcpStream,
+        mut server: S,
+        server_back: S,
+        packet: &[u8],
+    ) -> std::io::Result<()> {
+        server.write_all(packet)?;
+        let (mut to_server, mut from_client) = (server, client.try_clone()?);
+        let (mut to_client, mut from_server) = (client, server_back);
+        std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_server));
+        std::io::copy(&mut from_server, &mut to_client)?;
+        Ok(())
+    }
+    match host {
+        postgres::config::Host::Tcp(name) => {
+            let server = std::net::TcpStream::connect((name.as_str(), port))?;
+            let back = server.try_clone()?;
+            pipe(client, server, back, &packet)
+        }
+        postgres::config::Host::Unix(dir) => {
+            let server =
+                std::os::unix::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}")))?;
+            let back = server.try_clone()?;
+            pipe(client, server, back, &packet)
+        }
+    }
+}
+
 /// A schema name no other test uses.
 fn fresh_schema(what: &str) -> String {
     format!(

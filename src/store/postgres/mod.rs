@@ -263,10 +263,47 @@ impl PostgresStoreBuilder {
             }),
         };
         let mut conn = store.first_connection(&last_failure)?;
+        check_session(&mut conn.client, &store.inner.options.schema)?;
         schema::migrate(&mut conn.client, &store.inner.options.schema)?;
         drop(conn);
         Ok(store)
     }
+}
+
+/// Checks that the server applied the session settings the store asked
+/// for in the startup packet's `options` (the schema, and [`PLANNER`]):
+/// a connection pooler that drops that parameter (PgBouncer with
+/// `ignore_startup_parameters = options`) would leave every statement to
+/// the server's defaults, with other tables, other plans and no time
+/// limits. Refused at `connect`, with what to do.
+fn check_session(client: &mut pg::Client, schema: &str) -> Result<()> {
+    let expected = std::iter::once(("search_path", schema))
+        .chain(PLANNER.iter().copied())
+        .collect::<Vec<_>>();
+    // One column per setting (the names are the crate's own).
+    let columns: Vec<String> = expected
+        .iter()
+        .map(|(name, _)| format!("current_setting('{name}')"))
+        .collect();
+    let row = client
+        .query_one(&format!("SELECT {}", columns.join(", ")), &[])
+        .db()?;
+    for (i, (name, want)) in expected.iter().enumerate() {
+        let got: String = row.try_get(i).db()?;
+        if got != *want {
+            return Err(Error::storage_failure(
+                StorageFailure::Other,
+                format!(
+                    "the server did not apply the session settings the store sends in the \
+                     startup parameter `options` ({name} is {got:?}, not {want:?}): a \
+                     connection pooler that drops it (PgBouncer with \
+                     `ignore_startup_parameters = options`) cannot serve PostgresStore; \
+                     connect to PostgreSQL directly, or through a pooler that passes it on"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl PostgresStoreBuilder {
@@ -414,6 +451,16 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   text: reach the server over a unix socket, a trusted network or a
 ///   TLS-terminating proxy; a URL asking for `sslmode=require` then fails
 ///   to connect rather than fall back.
+/// - **Connection poolers.** The store is its own pool: connect it to
+///   PostgreSQL itself (or through a TCP proxy), with `pool_size` times the
+///   number of app servers within the server's `max_connections`. Its
+///   session settings travel in the startup parameter `options`, and
+///   `connect` checks that the server applied them: a pooler that drops
+///   the parameter (PgBouncer with `ignore_startup_parameters = options`)
+///   would leave the sessions on the server's `search_path`, plans and
+///   time limits, so it is refused with [`StorageFailure::Other`] and a
+///   message that says so. (PgBouncer without that setting refuses the
+///   parameter itself.)
 /// - **Limits of this version.** The store sets the session's `options`
 ///   (its `search_path`, the three timeouts, UTC, and planner settings
 ///   that keep every plan a walk of indexes), replacing any the URL
