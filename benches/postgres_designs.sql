@@ -1,4 +1,4 @@
--- What a 0 -> 1M fill costs inside PostgreSQL under three table designs,
+-- What a 0 -> 1M fill costs inside PostgreSQL under four table designs,
 -- beside the raw upsert floor of the bench report's PostgreSQL fill row:
 -- the measurement behind "Where a fill's time goes" in the PostgresStore
 -- docs. Every design runs as a stored procedure (no client), 100
@@ -7,8 +7,12 @@
 --
 --   psql -X -q -f benches/postgres_designs.sql "$URL"
 --
--- in a scratch database (it writes the schema `fill_designs`, and drops it
--- at the end). It prints one line per run: the design and its seconds.
+-- in a scratch database, as a superuser or a role with `pg_checkpoint`
+-- (each run starts after a CHECKPOINT). It writes the schema
+-- `fill_designs`, and drops it at the end. It prints one line per run: the
+-- design and its seconds; a design's share of the floor's rate is the
+-- floor's seconds over the design's, in the same run of the script. The
+-- whole script takes about two minutes here.
 -- Designs:
 --   floor         INSERT ... ON CONFLICT DO UPDATE of (segment, pid,
 --                 first_added_at, last_added_at), key (segment, pid).
@@ -30,16 +34,26 @@ SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS fill_designs CASCADE;
 CREATE SCHEMA fill_designs;
 SET search_path TO fill_designs;
--- As PostgresStore's sessions plan (members.rs, mod.rs).
+-- As PostgresStore's sessions plan (`PLANNER` in src/store/postgres/mod.rs).
+SET jit = off;
+SET plan_cache_mode = force_generic_plan;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
 SET enable_hashjoin = off;
 SET enable_mergejoin = off;
-SET enable_bitmapscan = off;
+SET enable_material = off;
+SET enable_sort = off;
 
-CREATE TABLE batches (b int PRIMARY KEY, pids text[] NOT NULL);
+-- Each batch's PIDs in PID order (as a store receives them), and the
+-- caller's order: a random permutation of their places, which the ledger
+-- entries follow.
+CREATE TABLE batches (b int PRIMARY KEY, pids text[] NOT NULL, caller int[] NOT NULL);
 INSERT INTO batches
-SELECT b, (SELECT array_agg(p ORDER BY p)
-           FROM (SELECT 'p-' || substr(md5(random()::text || b || g), 1, 12) AS p
-                 FROM generate_series(1, 10000) AS g) AS s)
+SELECT b,
+       (SELECT array_agg(p ORDER BY p)
+        FROM (SELECT 'p-' || substr(md5(random()::text || b || g), 1, 12) AS p
+              FROM generate_series(1, 10000) AS g) AS s),
+       (SELECT array_agg(g ORDER BY random()) FROM generate_series(1, 10000) AS g)
 FROM generate_series(0, 99) AS b;
 CREATE TABLE heads (org text COLLATE "C" PRIMARY KEY, last_seq bigint NOT NULL, last_at bigint NOT NULL);
 CREATE TABLE results (run serial, design text, seconds double precision);
@@ -81,6 +95,7 @@ END $$;
 CREATE PROCEDURE fill(design text) LANGUAGE plpgsql AS $$
 DECLARE
     p text[];
+    caller int[];
     persons bigint[];
     numbered text[];
     now bigint;
@@ -88,7 +103,7 @@ DECLARE
     seg uuid := '0184e1a0-0000-7000-8000-000000000001';
 BEGIN
     FOR i IN 0..99 LOOP
-        SELECT pids INTO p FROM batches WHERE b = i;
+        SELECT pids, batches.caller INTO p, caller FROM batches WHERE b = i;
         now := (extract(epoch FROM clock_timestamp()) * 1e6)::bigint;
         IF design = 'floor' THEN
             INSERT INTO floor SELECT 1, u, now, now FROM unnest(p) AS u
@@ -107,8 +122,8 @@ BEGIN
             FROM unnest(persons, numbered) AS u (person, pid);
             -- The caller's order: not the PID order the people were numbered in.
             INSERT INTO ledger (org, seq, at, segment, kind, person)
-            SELECT 'acme', base + row_number() OVER (), now, seg, 2, person
-            FROM (SELECT person FROM unnest(persons) AS person ORDER BY md5(person::text)) AS s;
+            SELECT 'acme', base + k, now, seg, 2, persons[caller[k]]
+            FROM generate_subscripts(caller, 1) AS k;
         ELSE
             INSERT INTO mm (org, segment, pid, first_added_at, last_added_at, events)
             SELECT 'acme', seg, u, now, now,
@@ -117,8 +132,8 @@ BEGIN
             ON CONFLICT (org, segment, pid) DO NOTHING;
             IF design = 'min_plain' THEN
                 INSERT INTO ledger (org, seq, at, segment, kind, name)
-                SELECT 'acme', base + row_number() OVER (), now, seg, 2, pid
-                FROM (SELECT pid FROM unnest(p) AS pid ORDER BY md5(pid)) AS s;
+                SELECT 'acme', base + k, now, seg, 2, p[caller[k]]
+                FROM generate_subscripts(caller, 1) AS k;
             ELSE
                 INSERT INTO lb VALUES ('acme', base + 1, now, seg,
                                        array_fill(2::smallint, ARRAY[10000]), p);

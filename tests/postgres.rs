@@ -66,23 +66,15 @@ mod least_privilege {
                     .connect()
                     .expect("the owner migrates the schema"),
             );
-            // (A server that trusts local connections, as the throwaway
-            // one does, ignores the password.)
-            let password = uuid::Uuid::now_v7().simple().to_string();
+            ensure_role(ROLE);
             raw(&url())
                 .batch_execute(&format!(
-                    "DO $$ BEGIN
-                         CREATE ROLE {ROLE};
-                     EXCEPTION WHEN duplicate_object THEN NULL;
-                     END $$;
-                     ALTER ROLE {ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE
-                         PASSWORD '{password}';
-                     GRANT USAGE ON SCHEMA {SCHEMA} TO {ROLE};
+                    "GRANT USAGE ON SCHEMA {SCHEMA} TO {ROLE};
                      GRANT SELECT, INSERT, UPDATE, DELETE
                          ON ALL TABLES IN SCHEMA {SCHEMA} TO {ROLE};"
                 ))
                 .expect("the owner grants the app role its rights");
-            with_option(&with_option(&url(), "user", ROLE), "password", &password)
+            role_url(ROLE)
         })
     }
 
@@ -117,37 +109,66 @@ mod least_privilege {
     }
 
     /// A schema an administrator made for a role that may not create
-    /// schemas: the role migrates it, and the store works.
+    /// schemas: the role migrates it, and the store works. Eight servers
+    /// start at once, and the role's transactions default to `REPEATABLE
+    /// READ`: each migrator still sees what the one before it committed.
     #[test]
     fn the_owner_of_a_schema_made_for_it_migrates_it() {
         const OWNER: &str = "segments_test_owner";
         let schema = fresh_schema("owned");
-        let password = uuid::Uuid::now_v7().simple().to_string();
+        ensure_role(OWNER);
         raw(&url())
             .batch_execute(&format!(
-                "DO $$ BEGIN
-                     CREATE ROLE {OWNER};
-                 EXCEPTION WHEN duplicate_object THEN NULL;
-                 END $$;
-                 ALTER ROLE {OWNER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE
-                     PASSWORD '{password}';
+                "ALTER ROLE {OWNER} SET default_transaction_isolation = 'repeatable read';
                  CREATE SCHEMA {schema} AUTHORIZATION {OWNER};"
             ))
             .unwrap();
-        let owner_url = with_option(&with_option(&url(), "user", OWNER), "password", &password);
-        let outcome = PostgresStore::builder(&owner_url)
-            .schema(schema.clone())
-            .connect()
-            .map(Segments::new)
-            .and_then(|segments| segments.create(&org("owned"), NewSegment::new("s")));
+        let outcomes: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        PostgresStore::builder(&role_url(OWNER))
+                            .schema(schema.clone())
+                            .connect()
+                            .map(Segments::new)
+                            .and_then(|segments| {
+                                segments.create(&org("owned"), NewSegment::new(fresh_schema("s")))
+                            })
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
         // The schema goes whatever happened, so that the role owns nothing
         // on a server `SEGMENTS_POSTGRES_URL` names.
         raw(&url())
             .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
             .unwrap();
-        let created = outcome.expect("the schema's owner migrates it and writes");
-        assert_eq!(created.name, "s");
+        for outcome in outcomes {
+            outcome.expect("the schema's owner migrates it and writes");
+        }
     }
+}
+
+/// Creates the login role `name` if it is missing (its password is its
+/// name, the same for every run), with no rights of its own. Roles belong
+/// to the whole server: on one that `SEGMENTS_POSTGRES_URL` names, the
+/// tests' roles stay, and the URL's role needs `CREATEROLE`.
+fn ensure_role(name: &str) {
+    raw(&url())
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+                 CREATE ROLE {name};
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+             END $$;
+             ALTER ROLE {name} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{name}';"
+        ))
+        .unwrap();
+}
+
+/// The test server's URL, as the role `name` ([`ensure_role`]).
+fn role_url(name: &str) -> String {
+    with_option(&with_option(&url(), "user", name), "password", name)
 }
 
 /// A pooler that drops the startup parameter `options` (PgBouncer with
@@ -168,21 +189,22 @@ fn a_pooler_that_drops_the_session_options_is_refused() {
     assert_failure(&err, StorageFailure::Other, "search_path");
 }
 
-/// The test server's URL, reaching it through the proxy on `port`.
+/// The test server's URL, reaching it through the proxy on `port`: its
+/// user, database and password, in plain text (the proxy speaks no TLS).
 fn proxied_url(port: u16) -> String {
+    let quoted = |value: &str| format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"));
     let config: postgres::Config = url().parse().unwrap();
     let mut out = format!("host=127.0.0.1 port={port}");
     if let Some(user) = config.get_user() {
-        out.push_str(&format!(" user='{user}'"));
+        out.push_str(&format!(" user={}", quoted(user)));
     }
     if let Some(dbname) = config.get_dbname() {
-        out.push_str(&format!(" dbname='{dbname}'"));
+        out.push_str(&format!(" dbname={}", quoted(dbname)));
     }
     if let Some(password) = config.get_password() {
-        let password = String::from_utf8(password.to_vec()).unwrap();
         out.push_str(&format!(
-            " password='{}'",
-            password.replace('\\', "\\\\").replace('\'', "\\'")
+            " password={}",
+            quoted(std::str::from_utf8(password).unwrap())
         ));
     }
     out
@@ -202,6 +224,7 @@ fn startup_proxy(drop_options: bool) -> u16 {
     let host = host.expect("the test server's URL names a host");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_port = listener.local_addr().unwrap().port();
+    // The proxy lives as long as the test process.
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { return };
@@ -223,7 +246,13 @@ fn relay(
     fn message(from: &mut impl Read) -> std::io::Result<Vec<u8>> {
         let mut len = [0; 4];
         from.read_exact(&mut len)?;
-        let mut body = vec![0; u32::from_be_bytes(len) as usize - 4];
+        let len = u32::from_be_bytes(len) as usize;
+        if !(8..=10_000).contains(&len) {
+            return Err(std::io::Error::other(format!(
+                "a startup message of {len} bytes"
+            )));
+        }
+        let mut body = vec![0; len - 4];
         from.read_exact(&mut body)?;
         Ok(body)
     }

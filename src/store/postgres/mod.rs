@@ -217,19 +217,13 @@ impl PostgresStoreBuilder {
             .map_err(|e| Error::storage_failure(StorageFailure::CannotOpen, e))?;
         config.connect_timeout(self.connect_timeout);
         config.application_name("segments");
-        // Plans that seek whatever the statistics: see `PLANNER`.
-        let planner: String = PLANNER
+        // Every session's settings (see `session_settings`).
+        let options: String = self
+            .session_settings()
             .iter()
-            .map(|(name, value)| format!(" -c {name}={value}"))
+            .map(|(name, value)| format!("-c {name}={value} "))
             .collect();
-        config.options(&format!(
-            "-c search_path={} -c statement_timeout={} -c lock_timeout={} \
-             -c idle_in_transaction_session_timeout={} -c timezone=UTC{planner}",
-            self.schema,
-            self.statement_timeout.as_millis(),
-            self.lock_timeout.as_millis(),
-            self.idle_in_transaction_session_timeout.as_millis(),
-        ));
+        config.options(options.trim_end());
         #[cfg(feature = "postgres-tls")]
         if self.tls.is_some() && config.get_ssl_mode() == pg::config::SslMode::Prefer {
             let hosts = config.get_hosts();
@@ -263,42 +257,45 @@ impl PostgresStoreBuilder {
             }),
         };
         let mut conn = store.first_connection(&last_failure)?;
-        check_session(&mut conn.client, &store.inner.options.schema)?;
+        check_session(&mut conn.client, &store.inner.options.session_settings())?;
         schema::migrate(&mut conn.client, &store.inner.options.schema)?;
         drop(conn);
         Ok(store)
     }
 }
 
-/// Checks that the server applied the session settings the store asked
-/// for in the startup packet's `options` (the schema, and [`PLANNER`]):
-/// a connection pooler that drops that parameter (PgBouncer with
-/// `ignore_startup_parameters = options`) would leave every statement to
-/// the server's defaults, with other tables, other plans and no time
+/// Checks that the server applied every session setting the store asked
+/// for in the startup packet's `options` ([`session_settings`]): a
+/// connection pooler that drops some or all of them (PgBouncer with
+/// `ignore_startup_parameters = options`) would leave statements to the
+/// server's defaults, with other tables, other plans and other time
 /// limits. Refused at `connect`, with what to do.
-fn check_session(client: &mut pg::Client, schema: &str) -> Result<()> {
-    let expected = std::iter::once(("search_path", schema))
-        .chain(PLANNER.iter().copied())
-        .collect::<Vec<_>>();
-    // One column per setting (the names are the crate's own).
-    let columns: Vec<String> = expected
+///
+/// [`session_settings`]: PostgresStoreBuilder::session_settings
+fn check_session(client: &mut pg::Client, expected: &[(&str, String)]) -> Result<()> {
+    let names: Vec<&str> = expected.iter().map(|(name, _)| *name).collect();
+    // `pg_settings` gives time limits in their base unit, milliseconds,
+    // as they are sent.
+    let applied: HashMap<String, String> = client
+        .query(
+            "SELECT lower(name), setting FROM pg_catalog.pg_settings WHERE lower(name) = ANY($1)",
+            &[&names],
+        )
+        .db()?
         .iter()
-        .map(|(name, _)| format!("current_setting('{name}')"))
-        .collect();
-    let row = client
-        .query_one(&format!("SELECT {}", columns.join(", ")), &[])
-        .db()?;
-    for (i, (name, want)) in expected.iter().enumerate() {
-        let got: String = row.try_get(i).db()?;
-        if got != *want {
+        .map(|row| Ok((row.try_get(0).db()?, row.try_get(1).db()?)))
+        .collect::<Result<_>>()?;
+    for (name, want) in expected {
+        let got = applied.get(*name).map(String::as_str);
+        if got != Some(want.as_str()) {
             return Err(Error::storage_failure(
                 StorageFailure::Other,
                 format!(
                     "the server did not apply the session settings the store sends in the \
                      startup parameter `options` ({name} is {got:?}, not {want:?}): a \
-                     connection pooler that drops it (PgBouncer with \
+                     connection pooler that drops some or all of them (PgBouncer with \
                      `ignore_startup_parameters = options`) cannot serve PostgresStore; \
-                     connect to PostgreSQL directly, or through a pooler that passes it on"
+                     connect to PostgreSQL directly, or through a proxy that passes them on"
                 ),
             ));
         }
@@ -307,6 +304,33 @@ fn check_session(client: &mut pg::Client, schema: &str) -> Result<()> {
 }
 
 impl PostgresStoreBuilder {
+    /// The settings of every session, sent in the startup parameter
+    /// `options` and checked at `connect` (`check_session`): the schema,
+    /// the three time limits (in milliseconds), UTC, and [`PLANNER`].
+    fn session_settings(&self) -> Vec<(&'static str, String)> {
+        let mut settings = vec![
+            ("search_path", self.schema.clone()),
+            (
+                "statement_timeout",
+                self.statement_timeout.as_millis().to_string(),
+            ),
+            ("lock_timeout", self.lock_timeout.as_millis().to_string()),
+            (
+                "idle_in_transaction_session_timeout",
+                self.idle_in_transaction_session_timeout
+                    .as_millis()
+                    .to_string(),
+            ),
+            ("timezone", "UTC".to_owned()),
+        ];
+        settings.extend(
+            PLANNER
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned())),
+        );
+        settings
+    }
+
     /// The pool's manager: TLS if it was asked for.
     fn manager(&self, config: pg::Config) -> Manager {
         #[cfg(feature = "postgres-tls")]
@@ -396,16 +420,19 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 /// - **Privileges.** Migrating (the first `connect` to a schema, and the
 ///   first of a build with a newer schema version) needs `CREATE` on the
 ///   database if the schema is not there yet, or else ownership of the
-///   schema (an administrator may create it for the role: `CREATE SCHEMA
-///   segments AUTHORIZATION app_owner`). Once the schema is at the build's
-///   version, `connect` only reads the version, and the store needs no
-///   more than `USAGE` on the schema and `SELECT`, `INSERT`, `UPDATE` and
-///   `DELETE` on its tables (`GRANT … ON ALL TABLES IN SCHEMA segments`,
-///   given after each migration); so app servers may run as a role that
-///   cannot change the schema, while a deploy step connects once as the
-///   owner. A role without the rights a migration needs is refused at
+///   schema and its tables (an administrator may create the schema for
+///   the role: `CREATE SCHEMA segments AUTHORIZATION app_owner`). Once the
+///   schema is at the build's version, `connect` only reads the version,
+///   and the store needs no more than `USAGE` on the schema and `SELECT`,
+///   `INSERT`, `UPDATE` and `DELETE` on its tables: `GRANT … ON ALL TABLES
+///   IN SCHEMA segments` after each migration, or once `ALTER DEFAULT
+///   PRIVILEGES FOR ROLE app_owner IN SCHEMA segments GRANT SELECT, INSERT,
+///   UPDATE, DELETE ON TABLES TO app`. So app servers may run as a role
+///   that cannot change the schema, while a deploy step connects once as
+///   the owner. A role without the rights a migration needs is refused at
 ///   `connect` with [`StorageFailure::Other`] and the server's reason
-///   ("permission denied …"), and nothing is written.
+///   (SQLSTATE 42501: "permission denied …", "must be owner of …"), and
+///   nothing is written.
 /// - **Order.** Every write of an org first locks the org's head row
 ///   (`segment_heads`: last seq, last time) and holds it to commit, so the
 ///   org's writes take turns, seq order is commit order, and a client
@@ -454,13 +481,13 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 /// - **Connection poolers.** The store is its own pool: connect it to
 ///   PostgreSQL itself (or through a TCP proxy), with `pool_size` times the
 ///   number of app servers within the server's `max_connections`. Its
-///   session settings travel in the startup parameter `options`, and
-///   `connect` checks that the server applied them: a pooler that drops
-///   the parameter (PgBouncer with `ignore_startup_parameters = options`)
-///   would leave the sessions on the server's `search_path`, plans and
-///   time limits, so it is refused with [`StorageFailure::Other`] and a
-///   message that says so. (PgBouncer without that setting refuses the
-///   parameter itself.)
+///   session settings (schema, time limits, UTC, planner settings) travel
+///   in the startup parameter `options`, and `connect` checks, on its
+///   first connection, that the server applied every one: a pooler that
+///   drops some or all of them (PgBouncer with `ignore_startup_parameters
+///   = options`) would leave the sessions on the server's `search_path`,
+///   plans and time limits, so it is refused with
+///   [`StorageFailure::Other`] and a message that says so.
 /// - **Limits of this version.** The store sets the session's `options`
 ///   (its `search_path`, the three timeouts, UTC, and planner settings
 ///   that keep every plan a walk of indexes), replacing any the URL
@@ -485,42 +512,36 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   whole 1M fill from the server's statement log (16.2 s in all), 88%
 ///   of the time is in the server: numbering new people 30%, the ledger
 ///   insert 22%, the membership insert 20%, looking up the batch's known
-///   people 13% (a seek per PID that finds no one, in a fill), commits 3%. Each
-///   of the three inserts costs 0.6–0.8 of the whole raw upsert, so no
+///   people 13% (a seek per PID that finds no one, in a fill), commits
+///   3%. Each of the three inserts costs 0.6–0.8 of the whole raw upsert, so no
 ///   change to one of them reaches half its rate. The three inserts alone,
 ///   run raw from a client beside the upsert (person numbers given,
 ///   nothing classified, nothing returned), took 12.6–12.9 s for 1M
 ///   members against the upsert's 6.5–7.0 s: 1.9 times its work before a
 ///   single PID is classified, whether the rows went as `unnest` arrays or
 ///   binary `COPY` (the same time, once a checkpoint was out of the way).
-///   Measured inside the
-///   server (the same statements as stored procedures, no client), a
-///   design with no people table (memberships and ledger keyed by PID
-///   text) and one ledger row per 1,000 entries of a call (arrays, with
-///   the per-person timeline found through an inverted GIN index) did the
-///   0 → 1M fill's work in 15.6 s against the raw upsert's 8.2 s: 0.52
-///   before the client's share (a tenth of the time today), so still below
-///   half from the client, at the price of a ledger unlike the other
-///   backends' (GIN insertion cost what the B-tree entries did). A fill
-///   that keeps a list-order index and a per-person timeline does not
-///   reach half the rate of a one-index upsert on this server. The floor
-///   under any such design (`benches/postgres_designs.sql`, stored
-///   procedures, one transaction per 10,000-PID batch, ratios to the raw
-///   upsert's time in the same script run, six runs of each over three
-///   runs of the script): one membership table keyed by PID text with its
-///   list-order index, upserted with `ON CONFLICT DO NOTHING` (the lookup
-///   and the insert in one), and one ledger row per call, with no way to
-///   find one person's timeline, 0.49–0.63; the same with one B-tree more
-///   for the timeline, `(org, pid)`, 0.35–0.47; the same with a plain
-///   ledger (a row per entry) and no timeline index, 0.46–0.50 (two
-///   runs); today's schema 0.29–0.35. (The bench report's row, which adds
-///   each side's client time to both, reads higher: 0.32–0.43 for today's
-///   schema.) Half the upsert's rate is within reach only without a
-///   per-person timeline index (which a timeline needs to cost in
-///   proportion to one person's entries rather than to every segment of
-///   the org), and clearly so only without a ledger row per entry. Also
-///   tried and not kept: numbering people with `INSERT … ON CONFLICT DO NOTHING
-///   RETURNING` so that new PIDs need no classifying (speculative
+///   `benches/postgres_designs.sql` times the fill's work inside the
+///   server (stored procedures, no client; 100 transactions of 10,000
+///   PIDs), for today's tables and for leaner ones, each as a share of the
+///   raw upsert's rate in the same run (six runs of each, from three runs
+///   of the script): today's tables 0.34–0.39; one membership table keyed
+///   by PID text with its list-order index, upserted with `ON CONFLICT DO
+///   NOTHING` (the lookup and the insert in one), one ledger row per call
+///   (arrays), and no way to find one person's timeline, 0.55–0.67; the
+///   same with a B-tree `(org, pid)` for the timeline (and each
+///   membership's ledger seqs in an array in its row, for it to read),
+///   0.41–0.47; the same lean table with a ledger row per entry and no
+///   timeline, 0.48–0.52. (The bench report's row adds each side's client
+///   time to both sides, and reads a little higher for today's tables:
+///   0.32–0.43.) An earlier measurement of the same kind put a design with
+///   no people table, one ledger row per 1,000 entries and the timeline
+///   through an inverted GIN index at 0.52 (GIN insertion cost what the
+///   B-tree entries did). So a fill reaches half the upsert's rate only
+///   without a B-tree for the per-person timeline, and clears it only with
+///   a ledger that is not a row per entry as well: the plain ledger and
+///   the per-person timeline that every backend keeps hold a fill to about
+///   two fifths of it on this server. Also tried and not kept: numbering people with `INSERT … ON CONFLICT DO
+///   NOTHING RETURNING` so that new PIDs need no classifying (speculative
 ///   insertion cost more than the lookups it saved), and a larger
 ///   `max_wal_size` (fewer checkpoints changed nothing measurable).
 ///

@@ -5,7 +5,7 @@
 //! one transaction that first takes a transaction-scoped advisory lock, so
 //! that servers starting at the same moment take turns.
 
-use r2d2_postgres::postgres::Client;
+use r2d2_postgres::postgres::{Client, IsolationLevel};
 
 use super::Db;
 use crate::error::{Field, Rule, ValidationError};
@@ -239,7 +239,13 @@ fn check_not_newer(client: &mut impl postgres_like::Queries, schema: &str) -> Re
 /// transaction. Then checks that every table is there.
 pub(super) fn migrate(client: &mut Client, schema: &str) -> Result<()> {
     if check_not_newer(client, schema)? < LATEST {
-        let mut tx = client.transaction().db()?;
+        // Read committed whatever the server's default, so that the reads
+        // after the lock see what a migration before this one committed.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .db()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(schema)])
             .db()?;
         let current = check_not_newer(&mut tx, schema)?;
