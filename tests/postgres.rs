@@ -178,15 +178,91 @@ fn role_url(name: &str) -> String {
 /// parameter's.
 #[test]
 fn a_pooler_that_drops_the_session_options_is_refused() {
-    let through = |drop_options| {
-        PostgresStore::builder(&proxied_url(startup_proxy(drop_options)))
+    let through = |drop_from| {
+        PostgresStore::builder(&proxied_url(StartupProxy::start(drop_from).port))
             .schema("segments_conformance")
             .connect()
     };
-    through(false).expect("the proxy passing options on relays a working session");
-    let err = through(true).unwrap_err();
+    through(usize::MAX).expect("the proxy passing options on relays a working session");
+    let err = through(0).unwrap_err();
     assert_failure(&err, StorageFailure::Other, "ignore_startup_parameters");
     assert_failure(&err, StorageFailure::Other, "search_path");
+}
+
+/// Every connection the pool opens is checked, not only the first: once
+/// the proxy drops `options` from its second connection on, a call that
+/// needs a new connection fails with the reason, and writes nothing.
+#[test]
+fn a_later_connection_without_the_session_options_is_refused() {
+    let proxy = StartupProxy::start(1);
+    let segments = Segments::new(
+        PostgresStore::builder(&proxied_url(proxy.port))
+            .schema("segments_conformance")
+            .connect_timeout(Duration::from_secs(2))
+            .connect()
+            .expect("the first connection keeps its options"),
+    );
+    let org = org(&fresh_schema("later_connection"));
+    segments.create(&org, NewSegment::new("before")).unwrap();
+    proxy.sever();
+    let err = segments.create(&org, NewSegment::new("after")).unwrap_err();
+    assert_failure(&err, StorageFailure::Other, "ignore_startup_parameters");
+    let direct = Segments::new(store());
+    let names: Vec<String> = direct
+        .list(&org, segments::ListOptions::default())
+        .unwrap()
+        .segments
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["before"]);
+}
+
+/// A TCP proxy in front of the test server that relays every connection,
+/// answering a TLS request "no" itself, and dropping the startup parameter
+/// `options` from its `drop_from`th connection on (counting from 0). It
+/// lives as long as the test process.
+struct StartupProxy {
+    port: u16,
+    /// The client side of every connection relayed so far.
+    relayed: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl StartupProxy {
+    fn start(drop_from: usize) -> StartupProxy {
+        use std::net::TcpListener;
+        let config: postgres::Config = url().parse().unwrap();
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let host = config.get_hosts().first().cloned().or_else(|| {
+            let addr = config.get_hostaddrs().first()?;
+            Some(postgres::config::Host::Tcp(addr.to_string()))
+        });
+        let host = host.expect("the test server's URL names a host");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = StartupProxy {
+            port: listener.local_addr().unwrap().port(),
+            relayed: Default::default(),
+        };
+        let relayed = std::sync::Arc::clone(&proxy.relayed);
+        std::thread::spawn(move || {
+            for (n, client) in listener.incoming().enumerate() {
+                let Ok(client) = client else { return };
+                if let Ok(kept) = client.try_clone() {
+                    relayed.lock().unwrap().push(kept);
+                }
+                let host = host.clone();
+                std::thread::spawn(move || relay(client, &host, port, n >= drop_from));
+            }
+        });
+        proxy
+    }
+
+    /// Closes every connection relayed so far, as a restarted pooler would.
+    fn sever(&self) {
+        for client in self.relayed.lock().unwrap().drain(..) {
+            let _ = client.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 /// The test server's URL, reaching it through the proxy on `port`: its
@@ -210,32 +286,7 @@ fn proxied_url(port: u16) -> String {
     out
 }
 
-/// A TCP proxy in front of the test server that relays every connection,
-/// dropping the startup parameter `options` if `drop_options`, and
-/// answering a TLS request "no" itself; returns its port.
-fn startup_proxy(drop_options: bool) -> u16 {
-    use std::net::TcpListener;
-    let config: postgres::Config = url().parse().unwrap();
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let host = config.get_hosts().first().cloned().or_else(|| {
-        let addr = config.get_hostaddrs().first()?;
-        Some(postgres::config::Host::Tcp(addr.to_string()))
-    });
-    let host = host.expect("the test server's URL names a host");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_port = listener.local_addr().unwrap().port();
-    // The proxy lives as long as the test process.
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let host = host.clone();
-            std::thread::spawn(move || relay(client, &host, port, drop_options));
-        }
-    });
-    proxy_port
-}
-
-/// Relays one client connection to the server (see [`startup_proxy`]).
+/// Relays one client connection to the server (see [`StartupProxy`]).
 fn relay(
     mut client: std::net::TcpStream,
     host: &postgres::config::Host,

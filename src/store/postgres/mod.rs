@@ -253,11 +253,11 @@ impl PostgresStoreBuilder {
         let store = PostgresStore {
             inner: std::sync::Arc::new(Inner {
                 pool,
+                last_failure,
                 options: self,
             }),
         };
-        let mut conn = store.first_connection(&last_failure)?;
-        check_session(&mut conn.client, &store.inner.options.session_settings())?;
+        let mut conn = store.first_connection()?;
         schema::migrate(&mut conn.client, &store.inner.options.schema)?;
         drop(conn);
         Ok(store)
@@ -335,14 +335,15 @@ impl PostgresStoreBuilder {
     fn manager(&self, config: pg::Config) -> Manager {
         #[cfg(feature = "postgres-tls")]
         if let Some(tls) = &self.tls {
-            return Manager::new(Connector::Tls(PostgresConnectionManager::new(
-                config,
-                tls.connector(),
-            )));
+            return Manager::new(
+                Connector::Tls(PostgresConnectionManager::new(config, tls.connector())),
+                self.session_settings(),
+            );
         }
-        Manager::new(Connector::Plain(PostgresConnectionManager::new(
-            config, NoTls,
-        )))
+        Manager::new(
+            Connector::Plain(PostgresConnectionManager::new(config, NoTls)),
+            self.session_settings(),
+        )
     }
 }
 
@@ -451,7 +452,9 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   or [`StorageFailure::Busy`] (a lock); a lost connection or a server
 ///   that is down is [`StorageFailure::Unavailable`], and only those: an
 ///   error that would come again the same way is
-///   [`StorageFailure::Other`], a stored value that does not decode
+///   [`StorageFailure::Other`] (a call whose pool cannot open a connection
+///   because the server refuses it, for a password or a database that is
+///   gone, gets that refusal), a stored value that does not decode
 ///   [`StorageFailure::Corrupt`]. Nothing is ever half-written: a
 ///   transaction commits whole or not at all. But a write that fails with
 ///   `Unavailable` has an unknown outcome: the connection may have dropped
@@ -482,12 +485,13 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
 ///   PostgreSQL itself (or through a TCP proxy), with `pool_size` times the
 ///   number of app servers within the server's `max_connections`. Its
 ///   session settings (schema, time limits, UTC, planner settings) travel
-///   in the startup parameter `options`, and `connect` checks, on its
-///   first connection, that the server applied every one: a pooler that
+///   in the startup parameter `options`, and every connection the pool
+///   opens checks that the server applied each one: a pooler that
 ///   drops some or all of them (PgBouncer with `ignore_startup_parameters
 ///   = options`) would leave the sessions on the server's `search_path`,
 ///   plans and time limits, so it is refused with
-///   [`StorageFailure::Other`] and a message that says so.
+///   [`StorageFailure::Other`] and a message that says so, by `connect`
+///   or by the first call that needs a new connection.
 /// - **Limits of this version.** The store sets the session's `options`
 ///   (its `search_path`, the three timeouts, UTC, and planner settings
 ///   that keep every plan a walk of indexes), replacing any the URL
@@ -582,6 +586,8 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: Pool<Manager>,
+    /// The manager's (`Manager::last_failure`).
+    last_failure: LastFailure,
     options: PostgresStoreBuilder,
 }
 
@@ -603,10 +609,16 @@ struct Conn {
 /// `r2d2_postgres`'s manager, with a statement cache per connection.
 struct Manager {
     connector: Connector,
+    /// The settings every session must have (`check_session`).
+    settings: Vec<(&'static str, String)>,
     /// Why the last connection failed, if it did (cleared by one that
     /// opens): the pool keeps only its text.
-    last_failure: std::sync::Arc<std::sync::Mutex<Option<pg::Error>>>,
+    last_failure: LastFailure,
 }
+
+/// Why the pool's last attempt to open a connection failed, shared by the
+/// pool's manager (which sets it) and the store (which reads it).
+type LastFailure = std::sync::Arc<std::sync::Mutex<Option<Error>>>;
 
 /// Opens connections, in plain text or with TLS.
 enum Connector {
@@ -616,9 +628,10 @@ enum Connector {
 }
 
 impl Manager {
-    fn new(connector: Connector) -> Self {
+    fn new(connector: Connector, settings: Vec<(&'static str, String)>) -> Self {
         Self {
             connector,
+            settings,
             last_failure: Default::default(),
         }
     }
@@ -649,8 +662,13 @@ impl ManageConnection for Manager {
     type Connection = Conn;
     type Error = Connecting;
 
+    /// Opens a connection, and checks that the server applied its
+    /// session settings.
     fn connect(&self) -> std::result::Result<Conn, Connecting> {
-        let opened = each_manager!(self, m => m.connect());
+        let opened = match each_manager!(self, m => m.connect()) {
+            Ok(mut client) => check_session(&mut client, &self.settings).map(|()| client),
+            Err(e) => Err(refused(e)),
+        };
         let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
         match opened {
             Ok(client) => {
@@ -661,7 +679,7 @@ impl ManageConnection for Manager {
                 })
             }
             Err(e) => {
-                let shown = Connecting::from(&e);
+                let shown = Connecting(crate::error::chain(&e));
                 *last = Some(e);
                 Err(shown)
             }
@@ -792,14 +810,12 @@ impl PostgresStore {
     /// The store's first connection, for [`PostgresStoreBuilder::connect`]:
     /// waits up to the connect timeout for the pool to open one, as any
     /// call does, but fails as soon as an attempt failed for a reason
-    /// that would not pass (`last_failure`, which the manager sets): the
-    /// pool itself tells only that it timed out, with the text of its last
-    /// failure. A refused or lost connection stays `Unavailable`; a
-    /// password, a certificate or a database the server refuses is not.
-    fn first_connection(
-        &self,
-        last_failure: &std::sync::Mutex<Option<pg::Error>>,
-    ) -> Result<PooledConnection<Manager>> {
+    /// that would not pass (the manager's `last_failure`): the pool itself
+    /// tells only that it timed out, with the text of its last failure. A
+    /// refused or lost connection stays `Unavailable`; a password, a
+    /// certificate, a database the server refuses or a session without
+    /// the store's settings is not.
+    fn first_connection(&self) -> Result<PooledConnection<Manager>> {
         /// How often the failure is looked at while the pool tries.
         const GLANCE: Duration = Duration::from_millis(50);
         let started = std::time::Instant::now();
@@ -814,28 +830,47 @@ impl PostgresStore {
                 Ok(conn) => return Ok(conn),
                 Err(e) => e,
             };
-            let mut last = last_failure.lock().unwrap_or_else(|e| e.into_inner());
-            let lasting = last
-                .as_ref()
-                .is_some_and(|e| failure_kind(e) != StorageFailure::Unavailable);
-            if lasting && let Some(e) = last.take() {
-                return Err(refused(e));
+            if let Some(e) = self.lasting_failure() {
+                return Err(e);
             }
             if started.elapsed() >= timeout {
-                return Err(match last.take() {
-                    Some(e) => Err::<(), _>(e).db().unwrap_err(),
-                    None => Error::storage_failure(StorageFailure::Unavailable, timed_out),
-                });
+                let mut last = self
+                    .last_failure()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                return Err(last.take().unwrap_or_else(|| {
+                    Error::storage_failure(StorageFailure::Unavailable, timed_out)
+                }));
             }
         }
     }
 
-    /// A connection from the pool.
+    /// Why the pool's last attempt to open a connection failed.
+    fn last_failure(&self) -> &std::sync::Mutex<Option<Error>> {
+        &self.inner.last_failure
+    }
+
+    /// The pool's last failure to open a connection, taken, if it would not
+    /// pass by waiting (see [`first_connection`](Self::first_connection)).
+    fn lasting_failure(&self) -> Option<Error> {
+        let mut last = self
+            .last_failure()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let lasting = last
+            .as_ref()
+            .is_some_and(|e| e.storage_kind() != Some(StorageFailure::Unavailable));
+        if lasting { last.take() } else { None }
+    }
+
+    /// A connection from the pool. When the pool cannot open one in time,
+    /// the error is `Unavailable`, unless its last attempt failed for a
+    /// reason that would not pass, which it then is.
     fn connection(&self) -> Result<PooledConnection<Manager>> {
-        self.inner
-            .pool
-            .get()
-            .map_err(|e| Error::storage_failure(StorageFailure::Unavailable, e))
+        self.inner.pool.get().map_err(|e| {
+            self.lasting_failure()
+                .unwrap_or_else(|| Error::storage_failure(StorageFailure::Unavailable, e))
+        })
     }
 
     /// Runs `f` in a write transaction (`READ COMMITTED`; the org's head
