@@ -178,23 +178,24 @@ fn role_url(name: &str) -> String {
 /// parameter's.
 #[test]
 fn a_pooler_that_drops_the_session_options_is_refused() {
-    let through = |drop_from| {
-        PostgresStore::builder(&proxied_url(StartupProxy::start(drop_from).port))
+    let through = |drop_options| {
+        PostgresStore::builder(&proxied_url(StartupProxy::start(drop_options).port))
             .schema("segments_conformance")
             .connect()
     };
-    through(usize::MAX).expect("the proxy passing options on relays a working session");
-    let err = through(0).unwrap_err();
+    through(false).expect("the proxy passing options on relays a working session");
+    let err = through(true).unwrap_err();
     assert_failure(&err, StorageFailure::Other, "ignore_startup_parameters");
     assert_failure(&err, StorageFailure::Other, "search_path");
 }
 
 /// Every connection the pool opens is checked, not only the first: once
-/// the proxy drops `options` from its second connection on, a call that
-/// needs a new connection fails with the reason, and writes nothing.
+/// the proxy starts dropping `options` (and closes the sessions it
+/// relayed), a call that needs a new connection fails with the reason,
+/// and writes nothing.
 #[test]
 fn a_later_connection_without_the_session_options_is_refused() {
-    let proxy = StartupProxy::start(1);
+    let proxy = StartupProxy::start(false);
     let segments = Segments::new(
         PostgresStore::builder(&proxied_url(proxy.port))
             .schema("segments_conformance")
@@ -204,7 +205,7 @@ fn a_later_connection_without_the_session_options_is_refused() {
     );
     let org = org(&fresh_schema("later_connection"));
     segments.create(&org, NewSegment::new("before")).unwrap();
-    proxy.sever();
+    proxy.start_dropping_options();
     let err = segments.create(&org, NewSegment::new("after")).unwrap_err();
     assert_failure(&err, StorageFailure::Other, "ignore_startup_parameters");
     let direct = Segments::new(store());
@@ -220,16 +221,17 @@ fn a_later_connection_without_the_session_options_is_refused() {
 
 /// A TCP proxy in front of the test server that relays every connection,
 /// answering a TLS request "no" itself, and dropping the startup parameter
-/// `options` from its `drop_from`th connection on (counting from 0). It
-/// lives as long as the test process.
+/// `options` from connections once `drop_options` is set. It lives as
+/// long as the test process.
 struct StartupProxy {
     port: u16,
+    drop_options: std::sync::Arc<AtomicBool>,
     /// The client side of every connection relayed so far.
     relayed: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
 }
 
 impl StartupProxy {
-    fn start(drop_from: usize) -> StartupProxy {
+    fn start(drop_options: bool) -> StartupProxy {
         use std::net::TcpListener;
         let config: postgres::Config = url().parse().unwrap();
         let port = config.get_ports().first().copied().unwrap_or(5432);
@@ -241,24 +243,30 @@ impl StartupProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let proxy = StartupProxy {
             port: listener.local_addr().unwrap().port(),
+            drop_options: std::sync::Arc::new(AtomicBool::new(drop_options)),
             relayed: Default::default(),
         };
         let relayed = std::sync::Arc::clone(&proxy.relayed);
+        let drop_options = std::sync::Arc::clone(&proxy.drop_options);
         std::thread::spawn(move || {
-            for (n, client) in listener.incoming().enumerate() {
+            for client in listener.incoming() {
                 let Ok(client) = client else { return };
                 if let Ok(kept) = client.try_clone() {
                     relayed.lock().unwrap().push(kept);
                 }
                 let host = host.clone();
-                std::thread::spawn(move || relay(client, &host, port, n >= drop_from));
+                let drop_options = std::sync::Arc::clone(&drop_options);
+                std::thread::spawn(move || relay(client, &host, port, &drop_options));
             }
         });
         proxy
     }
 
-    /// Closes every connection relayed so far, as a restarted pooler would.
-    fn sever(&self) {
+    /// From now on, drops `options` from new connections, and closes every
+    /// connection relayed so far (each session ends), as a pooler
+    /// restarted with `ignore_startup_parameters = options` would.
+    fn start_dropping_options(&self) {
+        self.drop_options.store(true, Ordering::SeqCst);
         for client in self.relayed.lock().unwrap().drain(..) {
             let _ = client.shutdown(std::net::Shutdown::Both);
         }
@@ -291,7 +299,7 @@ fn relay(
     mut client: std::net::TcpStream,
     host: &postgres::config::Host,
     port: u16,
-    drop_options: bool,
+    drop_options: &AtomicBool,
 ) -> std::io::Result<()> {
     use std::io::{Read, Write};
     fn message(from: &mut impl Read) -> std::io::Result<Vec<u8>> {
@@ -323,7 +331,7 @@ fn relay(
     let mut kept = startup[..4].to_vec();
     let mut fields = startup[4..].split(|&b| b == 0);
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        if name.is_empty() || (drop_options && name == b"options") {
+        if name.is_empty() || (drop_options.load(Ordering::SeqCst) && name == b"options") {
             continue;
         }
         for field in [name, value] {
@@ -334,30 +342,38 @@ fn relay(
     kept.push(0);
     let mut packet = ((kept.len() + 4) as u32).to_be_bytes().to_vec();
     packet.extend_from_slice(&kept);
+    /// Copies both ways until the client goes; then closes the server's
+    /// side too (`close_server`), so that its session ends.
     fn pipe<S: Read + Write + Send + 'static>(
         client: std::net::TcpStream,
         mut server: S,
         server_back: S,
+        close_server: impl FnOnce() + Send + 'static,
         packet: &[u8],
     ) -> std::io::Result<()> {
         server.write_all(packet)?;
         let (mut to_server, mut from_client) = (server, client.try_clone()?);
         let (mut to_client, mut from_server) = (client, server_back);
-        std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_server));
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from_client, &mut to_server);
+            close_server();
+        });
         std::io::copy(&mut from_server, &mut to_client)?;
         Ok(())
     }
     match host {
         postgres::config::Host::Tcp(name) => {
             let server = std::net::TcpStream::connect((name.as_str(), port))?;
-            let back = server.try_clone()?;
-            pipe(client, server, back, &packet)
+            let (back, closing) = (server.try_clone()?, server.try_clone()?);
+            let close = move || drop(closing.shutdown(std::net::Shutdown::Both));
+            pipe(client, server, back, close, &packet)
         }
         postgres::config::Host::Unix(dir) => {
             let server =
                 std::os::unix::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}")))?;
-            let back = server.try_clone()?;
-            pipe(client, server, back, &packet)
+            let (back, closing) = (server.try_clone()?, server.try_clone()?);
+            let close = move || drop(closing.shutdown(std::net::Shutdown::Both));
+            pipe(client, server, back, close, &packet)
         }
     }
 }

@@ -207,8 +207,11 @@ impl PostgresStoreBuilder {
     /// until then); [`StorageFailure::Other`] when it answers but refuses
     /// the connection for a reason that would not pass (a password, a
     /// database that does not exist, a TLS certificate it cannot vouch
-    /// for, `sslmode=require` without `tls`), with the
-    /// server's or the TLS library's reason; `Storage` for other failures.
+    /// for, `sslmode=require` without `tls`, a session without the
+    /// store's settings, as behind a pooler that drops them), with the
+    /// server's or the TLS library's reason; `Storage` for other failures
+    /// (a role that may not migrate the schema: `Other`, "permission
+    /// denied").
     pub fn connect(self) -> Result<PostgresStore> {
         schema::check_name(&self.schema)?;
         let mut config: pg::Config = self
@@ -265,30 +268,47 @@ impl PostgresStoreBuilder {
 }
 
 /// Checks that the server applied every session setting the store asked
-/// for in the startup packet's `options` ([`session_settings`]): a
-/// connection pooler that drops some or all of them (PgBouncer with
-/// `ignore_startup_parameters = options`) would leave statements to the
-/// server's defaults, with other tables, other plans and other time
-/// limits. Refused at `connect`, with what to do.
+/// for in the startup packet's `options` ([`session_settings`]), on each
+/// connection the pool opens: a connection pooler that drops some or all
+/// of them (PgBouncer with `ignore_startup_parameters = options`) would
+/// leave statements to the server's defaults, with other tables, other
+/// plans and other time limits. Such a session is refused as
+/// [`StorageFailure::Other`], with what to do; a check that fails to run
+/// (the connection lost, a time limit) is `Unavailable`: it may pass.
 ///
 /// [`session_settings`]: PostgresStoreBuilder::session_settings
-fn check_session(client: &mut pg::Client, expected: &[(&str, String)]) -> Result<()> {
+fn check_session(
+    client: &mut pg::Client,
+    expected: &[(&str, String)],
+) -> std::result::Result<(), Refusal> {
+    let unavailable = |e: &pg::Error| {
+        Refusal::new(
+            StorageFailure::Unavailable,
+            format!(
+                "checking the session's settings: {}",
+                crate::error::chain(e)
+            ),
+        )
+    };
     let names: Vec<&str> = expected.iter().map(|(name, _)| *name).collect();
     // `pg_settings` gives time limits in their base unit, milliseconds,
     // as they are sent.
-    let applied: HashMap<String, String> = client
+    let rows = client
         .query(
             "SELECT lower(name), setting FROM pg_catalog.pg_settings WHERE lower(name) = ANY($1)",
             &[&names],
         )
-        .db()?
-        .iter()
-        .map(|row| Ok((row.try_get(0).db()?, row.try_get(1).db()?)))
-        .collect::<Result<_>>()?;
+        .map_err(|e| unavailable(&e))?;
+    let mut applied = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let name: String = row.try_get(0).map_err(|e| unavailable(&e))?;
+        let setting: String = row.try_get(1).map_err(|e| unavailable(&e))?;
+        applied.insert(name, setting);
+    }
     for (name, want) in expected {
         let got = applied.get(*name).map(String::as_str);
         if got != Some(want.as_str()) {
-            return Err(Error::storage_failure(
+            return Err(Refusal::new(
                 StorageFailure::Other,
                 format!(
                     "the server did not apply the session settings the store sends in the \
@@ -305,7 +325,7 @@ fn check_session(client: &mut pg::Client, expected: &[(&str, String)]) -> Result
 
 impl PostgresStoreBuilder {
     /// The settings of every session, sent in the startup parameter
-    /// `options` and checked at `connect` (`check_session`): the schema,
+    /// `options` and checked on every connection (`check_session`): the schema,
     /// the three time limits (in milliseconds), UTC, and [`PLANNER`].
     fn session_settings(&self) -> Vec<(&'static str, String)> {
         let mut settings = vec![
@@ -612,13 +632,13 @@ struct Manager {
     /// The settings every session must have (`check_session`).
     settings: Vec<(&'static str, String)>,
     /// Why the last connection failed, if it did (cleared by one that
-    /// opens): the pool keeps only its text.
+    /// opens).
     last_failure: LastFailure,
 }
 
 /// Why the pool's last attempt to open a connection failed, shared by the
 /// pool's manager (which sets it) and the store (which reads it).
-type LastFailure = std::sync::Arc<std::sync::Mutex<Option<Error>>>;
+type LastFailure = std::sync::Arc<std::sync::Mutex<Option<Refusal>>>;
 
 /// Opens connections, in plain text or with TLS.
 enum Connector {
@@ -667,7 +687,7 @@ impl ManageConnection for Manager {
     fn connect(&self) -> std::result::Result<Conn, Connecting> {
         let opened = match each_manager!(self, m => m.connect()) {
             Ok(mut client) => check_session(&mut client, &self.settings).map(|()| client),
-            Err(e) => Err(refused(e)),
+            Err(e) => Err(Refusal::from_server(&e)),
         };
         let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
         match opened {
@@ -678,9 +698,9 @@ impl ManageConnection for Manager {
                     statements: HashMap::new(),
                 })
             }
-            Err(e) => {
-                let shown = Connecting(crate::error::chain(&e));
-                *last = Some(e);
+            Err(refusal) => {
+                let shown = Connecting(refusal.reason.clone());
+                *last = Some(refusal);
                 Err(shown)
             }
         }
@@ -695,25 +715,55 @@ impl ManageConnection for Manager {
     }
 }
 
-/// A connection the server refused, as the crate's error ([`failure_kind`]),
-/// saying what to do when the URL asks for TLS and the store has none.
-fn refused(e: pg::Error) -> Error {
-    let no_tls = std::error::Error::source(&e).is_some_and(|s| s.is::<pg::tls::NoTlsError>());
-    if !no_tls {
-        return Err::<(), _>(e).db().unwrap_err();
+/// Why the pool could not open a connection: of what kind, why (with
+/// every cause: the pool keeps only the text of its last failure), and
+/// when, so that a caller reports only a failure that happened while it
+/// waited.
+#[derive(Clone, Debug)]
+struct Refusal {
+    kind: StorageFailure,
+    reason: String,
+    at: std::time::Instant,
+}
+
+impl Refusal {
+    fn new(kind: StorageFailure, reason: String) -> Self {
+        Self {
+            kind,
+            reason,
+            at: std::time::Instant::now(),
+        }
     }
-    let hint = if cfg!(feature = "postgres-tls") {
-        "give the builder `tls(PostgresTls::…)`"
-    } else {
-        "build with the feature `postgres-tls` and give the builder `tls(PostgresTls::…)`"
-    };
-    Error::storage_failure(
-        StorageFailure::Other,
-        format!(
-            "the URL asks for TLS (sslmode=require) and the store has none: {hint} ({})",
-            Connecting::from(&e)
-        ),
-    )
+
+    /// A connection the server refused ([`failure_kind`]), saying what to
+    /// do when the URL asks for TLS and the store has none.
+    fn from_server(e: &pg::Error) -> Self {
+        let no_tls = std::error::Error::source(e).is_some_and(|s| s.is::<pg::tls::NoTlsError>());
+        if !no_tls {
+            return Self::new(failure_kind(e), crate::error::chain(e));
+        }
+        let hint = if cfg!(feature = "postgres-tls") {
+            "give the builder `tls(PostgresTls::…)`"
+        } else {
+            "build with the feature `postgres-tls` and give the builder `tls(PostgresTls::…)`"
+        };
+        Self::new(
+            StorageFailure::Other,
+            format!(
+                "the URL asks for TLS (sslmode=require) and the store has none: {hint} ({})",
+                crate::error::chain(e)
+            ),
+        )
+    }
+
+    /// Would not pass by waiting: anything but `Unavailable`.
+    fn lasting(&self) -> bool {
+        self.kind != StorageFailure::Unavailable
+    }
+
+    fn error(&self) -> Error {
+        Error::storage_failure(self.kind, self.reason.clone())
+    }
 }
 
 /// Why the pool could not open a connection, said with every cause: the
@@ -830,46 +880,41 @@ impl PostgresStore {
                 Ok(conn) => return Ok(conn),
                 Err(e) => e,
             };
-            if let Some(e) = self.lasting_failure() {
-                return Err(e);
+            let last = self.failure_since(started);
+            if let Some(refusal) = last.as_ref().filter(|r| r.lasting()) {
+                return Err(refusal.error());
             }
             if started.elapsed() >= timeout {
-                let mut last = self
-                    .last_failure()
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                return Err(last.take().unwrap_or_else(|| {
-                    Error::storage_failure(StorageFailure::Unavailable, timed_out)
-                }));
+                return Err(match last {
+                    Some(refusal) => refusal.error(),
+                    None => Error::storage_failure(StorageFailure::Unavailable, timed_out),
+                });
             }
         }
     }
 
-    /// Why the pool's last attempt to open a connection failed.
-    fn last_failure(&self) -> &std::sync::Mutex<Option<Error>> {
-        &self.inner.last_failure
-    }
-
-    /// The pool's last failure to open a connection, taken, if it would not
-    /// pass by waiting (see [`first_connection`](Self::first_connection)).
-    fn lasting_failure(&self) -> Option<Error> {
-        let mut last = self
-            .last_failure()
+    /// The pool's last failure to open a connection, if it happened after
+    /// `since` (and no connection has opened since it).
+    fn failure_since(&self, since: std::time::Instant) -> Option<Refusal> {
+        let last = self
+            .inner
+            .last_failure
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let lasting = last
-            .as_ref()
-            .is_some_and(|e| e.storage_kind() != Some(StorageFailure::Unavailable));
-        if lasting { last.take() } else { None }
+        last.as_ref().filter(|r| r.at >= since).cloned()
     }
 
     /// A connection from the pool. When the pool cannot open one in time,
-    /// the error is `Unavailable`, unless its last attempt failed for a
-    /// reason that would not pass, which it then is.
+    /// the error is `Unavailable`, unless the pool's last attempt while
+    /// this call waited failed for a reason that would not pass, which it
+    /// then is (as at `connect`, but after the whole connect timeout).
     fn connection(&self) -> Result<PooledConnection<Manager>> {
+        let started = std::time::Instant::now();
         self.inner.pool.get().map_err(|e| {
-            self.lasting_failure()
-                .unwrap_or_else(|| Error::storage_failure(StorageFailure::Unavailable, e))
+            match self.failure_since(started).filter(Refusal::lasting) {
+                Some(refusal) => refusal.error(),
+                None => Error::storage_failure(StorageFailure::Unavailable, e),
+            }
         })
     }
 
