@@ -142,7 +142,7 @@ pub use store::memory::MemoryStore;
 pub use store::postgres::PostgresTls;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use store::postgres::{PostgresStore, PostgresStoreBuilder};
+pub use store::postgres::{PostgresPoolStatus, PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::sqlite::{SqliteStore, SqliteStoreBuilder, Synchronous};

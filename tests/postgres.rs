@@ -943,3 +943,54 @@ fn an_outage_is_a_typed_error_and_nothing_that_returned_is_lost() {
         written_members.len() as u64
     );
 }
+
+/// `pool_status` counts the pool's connections, and tells those a call
+/// holds from the idle ones: here a create that waits on its org's head
+/// row, which a raw transaction holds.
+#[test]
+fn the_pool_status_counts_connections_in_use() {
+    let store = PostgresStore::builder(&url())
+        .schema("segments_conformance")
+        .pool_size(3)
+        .connect()
+        .unwrap();
+    let status = store.pool_status();
+    assert_eq!(status.max_size, 3);
+    assert!((1..=3).contains(&status.connections), "{status:?}");
+    assert_eq!(
+        status.idle, status.connections,
+        "no call holds one: {status:?}"
+    );
+    let segments = Segments::new(store.clone());
+    let org = org(&fresh_schema("pool_status"));
+    segments.create(&org, NewSegment::new("first")).unwrap();
+    let mut holder = raw(&url());
+    let mut tx = holder.transaction().unwrap();
+    tx.execute(
+        "SELECT 1 FROM segments_conformance.segment_heads WHERE org = $1 FOR UPDATE",
+        &[&org.as_str()],
+    )
+    .unwrap();
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| segments.create(&org, NewSegment::new("second")));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = store.pool_status();
+            if status.connections - status.idle == 1 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiting create holds a connection: {status:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        tx.commit().unwrap();
+        waiting.join().unwrap().unwrap();
+    });
+    let status = store.pool_status();
+    assert_eq!(
+        status.idle, status.connections,
+        "the create gave it back: {status:?}"
+    );
+}

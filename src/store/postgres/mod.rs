@@ -399,6 +399,19 @@ pub(super) const PLANNER: &[(&str, &str)] = &[
     ("enable_sort", "off"),
 ];
 
+/// A [`PostgresStore`]'s connection pool at one moment
+/// ([`PostgresStore::pool_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresPoolStatus {
+    /// Connections open, in use or idle.
+    pub connections: u32,
+    /// Open connections that no call holds.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max_size: u32,
+}
+
 /// Segments in PostgreSQL: one database that many app servers share, each
 /// with its own pool of connections.
 ///
@@ -855,6 +868,30 @@ impl PostgresStore {
     /// The schema that holds the store's tables.
     pub fn schema(&self) -> &str {
         &self.inner.options.schema
+    }
+
+    /// The connection pool as it is now, for a host's metrics: how many
+    /// connections are open, how many of them wait idle, and how many it
+    /// may open ([`pool_size`](PostgresStoreBuilder::pool_size)). The
+    /// store's clones share one pool.
+    ///
+    /// ```no_run
+    /// # use segments::PostgresStore;
+    /// let store = PostgresStore::builder("postgresql://app@db.internal/app")
+    ///     .pool_size(8)
+    ///     .connect()?;
+    /// let status = store.pool_status();
+    /// assert_eq!(status.max_size, 8);
+    /// println!("{} of {} in use", status.connections - status.idle, status.max_size);
+    /// # Ok::<(), segments::Error>(())
+    /// ```
+    pub fn pool_status(&self) -> PostgresPoolStatus {
+        let state = self.inner.pool.state();
+        PostgresPoolStatus {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max_size: self.inner.pool.max_size(),
+        }
     }
 
     /// The store's first connection, for [`PostgresStoreBuilder::connect`]:
