@@ -220,9 +220,10 @@ impl PostgresStoreBuilder {
             .map_err(|e| Error::storage_failure(StorageFailure::CannotOpen, e))?;
         config.connect_timeout(self.connect_timeout);
         config.application_name("segments");
-        // Every session's settings (see `session_settings`).
-        let options: String = self
-            .session_settings()
+        // Every session's settings, sent with each connection and checked
+        // on it (see `session_settings`).
+        let settings = self.session_settings();
+        let options: String = settings
             .iter()
             .map(|(name, value)| format!("-c {name}={value} "))
             .collect();
@@ -242,7 +243,7 @@ impl PostgresStoreBuilder {
                 config.ssl_mode(pg::config::SslMode::Require);
             }
         }
-        let manager = self.manager(config);
+        let manager = self.manager(config, settings);
         let last_failure = std::sync::Arc::clone(&manager.last_failure);
         let pool = Pool::builder()
             .max_size(self.pool_size.max(1))
@@ -351,18 +352,19 @@ impl PostgresStoreBuilder {
         settings
     }
 
-    /// The pool's manager: TLS if it was asked for.
-    fn manager(&self, config: pg::Config) -> Manager {
+    /// The pool's manager: TLS if it was asked for; every connection
+    /// it opens checks `settings`.
+    fn manager(&self, config: pg::Config, settings: Vec<(&'static str, String)>) -> Manager {
         #[cfg(feature = "postgres-tls")]
         if let Some(tls) = &self.tls {
             return Manager::new(
                 Connector::Tls(PostgresConnectionManager::new(config, tls.connector())),
-                self.session_settings(),
+                settings,
             );
         }
         Manager::new(
             Connector::Plain(PostgresConnectionManager::new(config, NoTls)),
-            self.session_settings(),
+            settings,
         )
     }
 }
