@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use segments::{ListOptions, MemberOptions, NewSegment, OrgId, SegmentId, Segments, SqliteStore};
+use segments_engine::{ListOptions, MemberOptions, NewSegment, OrgId, SegmentId, Segments, SqliteStore};
 
 #[derive(Debug, Parser)]
 #[command(name = "load_direct")]

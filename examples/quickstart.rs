@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use segments::{Error, MemberOptions, NewSegment, OrgId, Segments, SqliteStore};
+use segments_engine::{Error, MemberOptions, NewSegment, OrgId, Segments, SqliteStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = match std::env::args_os().nth(1) {

@@ -34,7 +34,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use chrono::{TimeDelta, TimeZone, Utc};
-/// use segments::clock::{Clock, ManualClock};
+/// use segments_engine::clock::{Clock, ManualClock};
 /// let clock = ManualClock::new(Utc.with_ymd_and_hms(2024, 1, 15, 10, 30, 45).unwrap());
 /// clock.advance(TimeDelta::seconds(1));
 /// assert_eq!(clock.now(), Utc.with_ymd_and_hms(2024, 1, 15, 10, 30, 46).unwrap());
@@ -130,7 +130,7 @@ impl IdGenerator for UuidV7 {
 /// ids).
 ///
 /// ```
-/// use segments::clock::{IdGenerator, SequentialIds};
+/// use segments_engine::clock::{IdGenerator, SequentialIds};
 /// let ids = SequentialIds::new();
 /// let at = chrono::Utc::now();
 /// assert_eq!(ids.next_id(at).to_string(), "00000000-0000-7000-8000-000000000001");
@@ -154,7 +154,7 @@ impl SequentialIds {
     /// do not wrap around and still sort in the order they were made.
     ///
     /// ```
-    /// use segments::clock::{IdGenerator, SequentialIds};
+    /// use segments_engine::clock::{IdGenerator, SequentialIds};
     /// let ids = SequentialIds::starting_after(0x41);
     /// let at = chrono::Utc::now();
     /// assert_eq!(ids.next_id(at).to_string(), "00000000-0000-7000-8000-000000000042");

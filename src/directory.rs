@@ -27,7 +27,7 @@ pub trait PersonDirectory: Send + Sync + fmt::Debug {
 /// A directory of a fixed set of PIDs, the same for every org.
 ///
 /// ```
-/// use segments::{KnownPids, MemoryStore, NewSegment, OrgId, Segments};
+/// use segments_engine::{KnownPids, MemoryStore, NewSegment, OrgId, Segments};
 /// let segments = Segments::new(MemoryStore::new())
 ///     .with_person_directory(KnownPids::new(["p-a1b2c3d4e5f6", "p-x9y8z7w6v5u4"])?);
 /// let org = OrgId::new("acme")?;
@@ -35,7 +35,7 @@ pub trait PersonDirectory: Send + Sync + fmt::Debug {
 /// let out = segments.add_members(&org, s.id, &["p-a1b2c3d4e5f6", "p-invalid123"])?;
 /// assert_eq!(out.n_added, 1);
 /// assert_eq!(out.invalid_pids, ["p-invalid123"]);
-/// # Ok::<(), segments::Error>(())
+/// # Ok::<(), segments_engine::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct KnownPids(HashSet<Pid>);

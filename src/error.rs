@@ -19,7 +19,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// ([`std::error::Error::source`]); they are never turned into strings.
 ///
 /// ```
-/// use segments::{Error, MemoryStore, NewSegment, OrgId, Segments};
+/// use segments_engine::{Error, MemoryStore, NewSegment, OrgId, Segments};
 /// let segments = Segments::new(MemoryStore::new());
 /// let org = OrgId::new("acme")?;
 /// segments.create(&org, NewSegment::new("Q1 Leads"))?;

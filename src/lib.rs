@@ -1,4 +1,4 @@
-//! # segments
+//! # segments-engine
 //!
 //! An embedded segments engine. A **segment** is a named, per-organization
 //! list of people (person ids, "PIDs", like `p-a1b2c3d4e5f6`) that a program
@@ -7,7 +7,7 @@
 //! PostgreSQL database that many app servers share.
 //!
 //! ```
-//! use segments::{Error, NewSegment, OrgId, Segments, SqliteStore};
+//! use segments_engine::{Error, NewSegment, OrgId, Segments, SqliteStore};
 //!
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("segments.db");
@@ -89,11 +89,11 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `sqlite` | yes | `SqliteStore`, with SQLite compiled in (rusqlite `bundled`) |
-//! | `conformance` | no | `segments::conformance`, the shared store suite |
+//! | `conformance` | no | `segments_engine::conformance`, the shared store suite |
 //! | `serde` | no | `Serialize`/`Deserialize` for the domain types |
 //! | `postgres` | no | `PostgresStore`: PostgreSQL via the sync `postgres` crate and an `r2d2` pool |
 //! | `postgres-tls` | no | `PostgresTls`: TLS for `PostgresStore`'s connections (`native-tls`; OpenSSL on Linux) |
-//! | `wire` | no | `segments::wire`: the documented HTTP contract, transport-free |
+//! | `wire` | no | `segments_engine::wire`: the documented HTTP contract, transport-free |
 
 #![forbid(unsafe_code)]
 #![warn(

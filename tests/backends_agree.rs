@@ -8,9 +8,9 @@
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
-use segments::clock::{ManualClock, SequentialIds};
-use segments::store::MemberStart;
-use segments::{
+use segments_engine::clock::{ManualClock, SequentialIds};
+use segments_engine::store::MemberStart;
+use segments_engine::{
     Change, DeathCursor, DeathReport, Member, MemberCursor, MemoryStore, NewSegment, OrgId, Pid,
     Segment, SegmentId, SegmentStore, Segments, SignalMetadata, SqliteStore,
 };
@@ -149,7 +149,7 @@ fn run(ops: &[Op], other: &dyn SegmentStore) -> Result<(), TestCaseError> {
 }
 
 /// Every segment of `org`, read in pages of 2.
-fn all_segments(store: &dyn SegmentStore, org: &OrgId) -> segments::Result<Vec<Segment>> {
+fn all_segments(store: &dyn SegmentStore, org: &OrgId) -> segments_engine::Result<Vec<Segment>> {
     let mut out: Vec<Segment> = Vec::new();
     loop {
         let page = store.segments(org, out.last().map(Segment::cursor), 2)?;
@@ -163,8 +163,8 @@ fn all_segments(store: &dyn SegmentStore, org: &OrgId) -> segments::Result<Vec<S
 
 /// Every entry of a ledger read by `page(after, limit)`, in pages of 3.
 fn all_changes(
-    page: impl Fn(u64, usize) -> segments::Result<Vec<Change>>,
-) -> segments::Result<Vec<Change>> {
+    page: impl Fn(u64, usize) -> segments_engine::Result<Vec<Change>>,
+) -> segments_engine::Result<Vec<Change>> {
     let mut out: Vec<Change> = Vec::new();
     loop {
         let got = page(out.last().map_or(0, |c| c.seq), 3)?;
@@ -181,7 +181,7 @@ fn all_members(
     store: &dyn SegmentStore,
     org: &OrgId,
     id: SegmentId,
-) -> segments::Result<Vec<Member>> {
+) -> segments_engine::Result<Vec<Member>> {
     let mut out: Vec<Member> = Vec::new();
     loop {
         let cursor = out.last().map(Member::cursor);
@@ -203,7 +203,7 @@ fn all_signals(
     org: &OrgId,
     id: SegmentId,
     since: DeathCursor,
-) -> segments::Result<(Vec<segments::DeathRecord>, DeathCursor)> {
+) -> segments_engine::Result<(Vec<segments_engine::DeathRecord>, DeathCursor)> {
     let mut out = Vec::new();
     let mut after = since;
     loop {
@@ -389,12 +389,12 @@ mod support;
 mod postgres {
     use super::*;
 
-    fn fresh_store() -> (segments::PostgresStore, String) {
+    fn fresh_store() -> (segments_engine::PostgresStore, String) {
         let schema = format!(
             "agree_{}",
             uuid::Uuid::now_v7().simple().to_string().get(16..).unwrap()
         );
-        let store = segments::PostgresStore::builder(&support::postgres::url())
+        let store = segments_engine::PostgresStore::builder(&support::postgres::url())
             .schema(schema.clone())
             .pool_size(2)
             .connect()

@@ -3,8 +3,8 @@
 //! never a panic, never a storage error, and change nothing.
 
 use proptest::prelude::*;
-use segments::clock::{ManualClock, SequentialIds};
-use segments::{
+use segments_engine::clock::{ManualClock, SequentialIds};
+use segments_engine::{
     DeathCursor, DeathReport, Error, KnownPids, ListOptions, MemberCursor, MemberOptions,
     MemoryStore, NewSegment, OrgId, Pid, SegmentCursor, SegmentId, SegmentName, SegmentStore,
     Segments, SignalMetadata, SqliteStore,
@@ -66,7 +66,7 @@ fn snapshot(s: &Segments<&dyn SegmentStore>, org: &OrgId) -> String {
 
 fn check<T: std::fmt::Debug>(
     what: &str,
-    result: segments::Result<T>,
+    result: segments_engine::Result<T>,
 ) -> Result<bool, TestCaseError> {
     match result {
         Ok(_) => Ok(true),

@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use axum::http;
-use segments::limits::MAX_BODY_BYTES;
-use segments::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
-use segments::{OrgId, Segments, SqliteStore};
+use segments_engine::limits::MAX_BODY_BYTES;
+use segments_engine::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
+use segments_engine::{OrgId, Segments, SqliteStore};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use ureq::Agent;
@@ -693,7 +693,7 @@ fn the_error_chain_of_a_5xx_is_for_the_log_only() {
     *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     response
         .extensions_mut()
-        .insert(ErrorDetail(Arc::new(segments::Error::storage(cause))));
+        .insert(ErrorDetail(Arc::new(segments_engine::Error::storage(cause))));
     assert_eq!(
         app::error_chain(&response).as_deref(),
         Some("storage failure: the storage backend failed: disk I/O error")

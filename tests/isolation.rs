@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use proptest::prelude::*;
-use segments::clock::{ManualClock, SequentialIds};
-use segments::{
+use segments_engine::clock::{ManualClock, SequentialIds};
+use segments_engine::{
     DeathCursor, DeathReport, Error, ListOptions, MemberOptions, MemoryStore, NewSegment, OrgId,
     SegmentId, SegmentStore, Segments, SignalMetadata, SqliteStore,
 };
@@ -75,7 +75,7 @@ fn view(s: &Segments<&dyn SegmentStore>, org: &OrgId) -> String {
 }
 
 fn not_found<T: std::fmt::Debug>(
-    r: segments::Result<T>,
+    r: segments_engine::Result<T>,
     id: SegmentId,
     what: &str,
 ) -> Result<(), TestCaseError> {

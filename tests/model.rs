@@ -13,12 +13,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
-use segments::clock::{ManualClock, SequentialIds};
-use segments::store::{
+use segments_engine::clock::{ManualClock, SequentialIds};
+use segments_engine::store::{
     DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
     MembersRemoved, SegmentChange, SegmentInsert, Stamp,
 };
-use segments::{
+use segments_engine::{
     AddOutcome, Change, DeathCursor, DeathRecord, Error, MemberCursor, MemberOptions, MemoryStore,
     NewSegment, OrgId, PastMember, Pid, RemoveOutcome, Segment, SegmentCursor, SegmentId,
     SegmentStore, Segments, SetExpr, SqliteStore,
@@ -755,13 +755,13 @@ impl SegmentStore for TakingTurns {
         org: &OrgId,
         segment: SegmentInsert,
         stamp: Stamp<'_>,
-    ) -> segments::Result<Segment> {
+    ) -> segments_engine::Result<Segment> {
         self.next().insert_segment(org, segment, stamp)
     }
-    fn segment(&self, org: &OrgId, id: SegmentId) -> segments::Result<Segment> {
+    fn segment(&self, org: &OrgId, id: SegmentId) -> segments_engine::Result<Segment> {
         self.next().segment(org, id)
     }
-    fn segment_by_key(&self, org: &OrgId, key: &str) -> segments::Result<Option<Segment>> {
+    fn segment_by_key(&self, org: &OrgId, key: &str) -> segments_engine::Result<Option<Segment>> {
         self.next().segment_by_key(org, key)
     }
     fn segments(
@@ -769,7 +769,7 @@ impl SegmentStore for TakingTurns {
         org: &OrgId,
         after: Option<SegmentCursor>,
         limit: usize,
-    ) -> segments::Result<Vec<Segment>> {
+    ) -> segments_engine::Result<Vec<Segment>> {
         self.next().segments(org, after, limit)
     }
     fn update_segment(
@@ -778,10 +778,10 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         change: &SegmentChange,
         stamp: Stamp<'_>,
-    ) -> segments::Result<Segment> {
+    ) -> segments_engine::Result<Segment> {
         self.next().update_segment(org, id, change, stamp)
     }
-    fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> segments::Result<()> {
+    fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> segments_engine::Result<()> {
         self.next().delete_segment(org, id, stamp)
     }
     fn add_members(
@@ -790,7 +790,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> segments::Result<MembersAdded> {
+    ) -> segments_engine::Result<MembersAdded> {
         self.next().add_members(org, id, pids, stamp)
     }
     fn remove_members(
@@ -799,7 +799,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> segments::Result<MembersRemoved> {
+    ) -> segments_engine::Result<MembersRemoved> {
         self.next().remove_members(org, id, pids, stamp)
     }
     fn create_from(
@@ -808,7 +808,7 @@ impl SegmentStore for TakingTurns {
         segment: SegmentInsert,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> segments::Result<Segment> {
+    ) -> segments_engine::Result<Segment> {
         self.next().create_from(org, segment, expr, stamp)
     }
     fn add_from(
@@ -817,7 +817,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> segments::Result<MembersAdded> {
+    ) -> segments_engine::Result<MembersAdded> {
         self.next().add_from(org, id, expr, stamp)
     }
     fn remove_from(
@@ -826,7 +826,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> segments::Result<MembersRemoved> {
+    ) -> segments_engine::Result<MembersRemoved> {
         self.next().remove_from(org, id, expr, stamp)
     }
     fn members(
@@ -835,7 +835,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         from: MemberStart<'_>,
         limit: usize,
-    ) -> segments::Result<MemberSlice> {
+    ) -> segments_engine::Result<MemberSlice> {
         self.next().members(org, id, from, limit)
     }
     fn changes_since(
@@ -843,7 +843,7 @@ impl SegmentStore for TakingTurns {
         org: &OrgId,
         after: u64,
         limit: usize,
-    ) -> segments::Result<Vec<Change>> {
+    ) -> segments_engine::Result<Vec<Change>> {
         self.next().changes_since(org, after, limit)
     }
     fn timeline(
@@ -852,10 +852,10 @@ impl SegmentStore for TakingTurns {
         pid: &Pid,
         after: u64,
         limit: usize,
-    ) -> segments::Result<Vec<Change>> {
+    ) -> segments_engine::Result<Vec<Change>> {
         self.next().timeline(org, pid, after, limit)
     }
-    fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> segments::Result<u64> {
+    fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> segments_engine::Result<u64> {
         self.next().size_as_of(org, id, at)
     }
     fn members_as_of(
@@ -865,7 +865,7 @@ impl SegmentStore for TakingTurns {
         at: DateTime<Utc>,
         after: Option<&MemberCursor>,
         limit: usize,
-    ) -> segments::Result<Vec<PastMember>> {
+    ) -> segments_engine::Result<Vec<PastMember>> {
         self.next().members_as_of(org, id, at, after, limit)
     }
     fn idempotency_record(
@@ -873,7 +873,7 @@ impl SegmentStore for TakingTurns {
         org: &OrgId,
         key: &str,
         now: DateTime<Utc>,
-    ) -> segments::Result<Option<KeyRecord>> {
+    ) -> segments_engine::Result<Option<KeyRecord>> {
         self.next().idempotency_record(org, key, now)
     }
     fn record_idempotency(
@@ -882,14 +882,14 @@ impl SegmentStore for TakingTurns {
         key: &str,
         record: KeyRecord,
         now: DateTime<Utc>,
-    ) -> segments::Result<KeyRecord> {
+    ) -> segments_engine::Result<KeyRecord> {
         self.next().record_idempotency(org, key, record, now)
     }
     fn upsert_deaths(
         &self,
         records: &[DeathRecord],
         at: DateTime<Utc>,
-    ) -> segments::Result<DeathsUpserted> {
+    ) -> segments_engine::Result<DeathsUpserted> {
         self.next().upsert_deaths(records, at)
     }
     fn death_signals(
@@ -898,7 +898,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         after: DeathCursor,
         limit: usize,
-    ) -> segments::Result<DeathSignalPage> {
+    ) -> segments_engine::Result<DeathSignalPage> {
         self.next().death_signals(org, id, after, limit)
     }
 }
@@ -938,7 +938,7 @@ mod postgres {
                 "model_{}",
                 uuid::Uuid::now_v7().simple().to_string().get(16..).unwrap()
             );
-            let store = segments::PostgresStore::builder(&url)
+            let store = segments_engine::PostgresStore::builder(&url)
                 .schema(schema.clone())
                 .pool_size(2)
                 .connect()

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, header};
-use segments::wire::{KeyRing, Wire};
-use segments::{OrgId, Segments, SqliteStore};
+use segments_engine::wire::{KeyRing, Wire};
+use segments_engine::{OrgId, Segments, SqliteStore};
 use serde_json::Value;
 use tower::ServiceExt as _;
 

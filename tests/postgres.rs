@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use postgres::{Client, NoTls};
-use segments::{
+use segments_engine::{
     Error, MemberOptions, NewSegment, OrgId, PostgresStore, SegmentId, SegmentStore, Segments,
     StorageFailure,
 };
@@ -29,11 +29,11 @@ fn store() -> PostgresStore {
 
 mod conformance {
     use super::*;
-    segments::conformance_tests!(store());
+    segments_engine::conformance_tests!(store());
 
     mod through_arc_dyn {
         use super::*;
-        segments::conformance_tests!(
+        segments_engine::conformance_tests!(
             std::sync::Arc::new(store()) as std::sync::Arc<dyn SegmentStore>
         );
     }
@@ -87,7 +87,7 @@ mod least_privilege {
 
     mod conformance {
         use super::*;
-        segments::conformance_tests!(app_store());
+        segments_engine::conformance_tests!(app_store());
     }
 
     #[test]
@@ -210,7 +210,7 @@ fn a_later_connection_without_the_session_options_is_refused() {
     assert_failure(&err, StorageFailure::Other, "ignore_startup_parameters");
     let direct = Segments::new(store());
     let names: Vec<String> = direct
-        .list(&org, segments::ListOptions::default())
+        .list(&org, segments_engine::ListOptions::default())
         .unwrap()
         .segments
         .into_iter()
@@ -397,7 +397,7 @@ fn org(name: &str) -> OrgId {
 #[test]
 fn a_reconnected_store_keeps_everything() {
     let schema = fresh_schema("reopen");
-    segments::conformance::reopened_store_keeps_everything(&|| {
+    segments_engine::conformance::reopened_store_keeps_everything(&|| {
         Box::new(
             PostgresStore::builder(&url())
                 .schema(schema.clone())
@@ -512,7 +512,7 @@ fn bad_settings_are_typed_errors() {
         .connect()
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Invalid(e) if e.field() == segments::Field::Schema),
+        matches!(&err, Error::Invalid(e) if e.field() == segments_engine::Field::Schema),
         "a bad schema name is Invalid: {err:?}"
     );
     let err = PostgresStore::connect("postgresql://[bad").unwrap_err();
@@ -765,7 +765,7 @@ fn fill_the_pool(
             .collect();
         while count(
             "SELECT count(*) FROM pg_stat_activity
-             WHERE application_name = 'segments' AND wait_event_type = 'Lock'",
+             WHERE application_name = 'segments-engine' AND wait_event_type = 'Lock'",
         ) < n as i64
         {
             std::thread::sleep(Duration::from_millis(10));
@@ -776,7 +776,7 @@ fn fill_the_pool(
         }
     });
     assert_eq!(
-        count("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segments'"),
+        count("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segments-engine'"),
         n as i64,
         "the pool holds {n} connections"
     );

@@ -28,7 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use segments::{
+use segments_engine::{
     Error, ListOptions, MemberOptions, NewSegment, OrgId, SegmentId, SegmentStore, Segments,
     SqliteStore, Synchronous,
 };
@@ -140,7 +140,7 @@ impl Target {
             ),
             #[cfg(feature = "postgres")]
             Target::Postgres { url, schema } => Box::new(
-                segments::PostgresStore::builder(url)
+                segments_engine::PostgresStore::builder(url)
                     .schema(schema.clone())
                     .pool_size(4)
                     .connect()
@@ -400,10 +400,10 @@ fn races_across_processes_have_one_winner_per_name(target: &Target, round: usize
         "ledger times never go back, whichever process wrote"
     );
     let count =
-        |kind: fn(&segments::ChangeKind) -> bool| ledger.iter().filter(|c| kind(&c.kind)).count();
-    let deletions = count(|k| *k == segments::ChangeKind::Deleted);
+        |kind: fn(&segments_engine::ChangeKind) -> bool| ledger.iter().filter(|c| kind(&c.kind)).count();
+    let deletions = count(|k| *k == segments_engine::ChangeKind::Deleted);
     assert_eq!(
-        count(|k| matches!(k, segments::ChangeKind::Created { .. })),
+        count(|k| matches!(k, segments_engine::ChangeKind::Created { .. })),
         total_wins,
         "every win is in the ledger once"
     );
@@ -461,8 +461,8 @@ fn follow_the_feed(target: &Target, racing: &AtomicBool) -> Vec<u64> {
     }
 }
 
-fn whole_feed(segments: &Segments<Box<dyn SegmentStore>>, org: &OrgId) -> Vec<segments::Change> {
-    let mut out: Vec<segments::Change> = Vec::new();
+fn whole_feed(segments: &Segments<Box<dyn SegmentStore>>, org: &OrgId) -> Vec<segments_engine::Change> {
+    let mut out: Vec<segments_engine::Change> = Vec::new();
     loop {
         let after = out.last().map_or(0, |c| c.seq);
         let page = segments.changes_since(org, after, 1_000).unwrap();

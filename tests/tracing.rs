@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use segments::{Error, MemoryStore, NewSegment, OrgId, PersonDirectory, Pid, Segments, SetExpr};
+use segments_engine::{Error, MemoryStore, NewSegment, OrgId, PersonDirectory, Pid, Segments, SetExpr};
 use serde_json::Value;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -47,7 +47,7 @@ impl Lines {
 struct DownDirectory;
 
 impl PersonDirectory for DownDirectory {
-    fn known(&self, _: &OrgId, pids: &[Pid]) -> segments::Result<Vec<bool>> {
+    fn known(&self, _: &OrgId, pids: &[Pid]) -> segments_engine::Result<Vec<bool>> {
         Err(Error::storage(std::io::Error::other(format!(
             "directory unreachable\nDETAIL: while asking for {}",
             pids[0].as_str()

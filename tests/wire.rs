@@ -7,13 +7,13 @@
 use chrono::{DateTime, TimeZone, Utc};
 use http::{Method, Request, Response, StatusCode};
 use proptest::prelude::*;
-use segments::clock::{ManualClock, SequentialIds};
-use segments::store::{
+use segments_engine::clock::{ManualClock, SequentialIds};
+use segments_engine::store::{
     DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
     MembersRemoved, SegmentChange, SegmentInsert, Stamp,
 };
-use segments::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
-use segments::{
+use segments_engine::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
+use segments_engine::{
     Change, DeathCursor, DeathRecord, Error, MemberCursor, MemoryStore, OrgId, PastMember, Pid,
     Result, Segment, SegmentCursor, SegmentId, SegmentStore, Segments, SetExpr,
 };
@@ -1091,7 +1091,7 @@ fn heads_are_admitted_or_refused_before_any_body_is_read() {
 
 #[test]
 fn death_signals_answer_the_documented_shape() {
-    use segments::{DeathReport, SignalMetadata};
+    use segments_engine::{DeathReport, SignalMetadata};
     let wire = wire();
     let id = create(&wire, "Watched");
     post(

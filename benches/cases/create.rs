@@ -6,7 +6,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension, params};
-use segments::{MemoryStore, NewSegment, OrgId, Segments, SqliteStore};
+use segments_engine::{MemoryStore, NewSegment, OrgId, Segments, SqliteStore};
 
 use super::{Case, Routine, Target, fresh_db, raw_connection, timed};
 

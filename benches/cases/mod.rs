@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use segments::SqliteStore;
+use segments_engine::SqliteStore;
 use tempfile::TempDir;
 
 mod create;

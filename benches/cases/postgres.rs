@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use postgres::{Client, NoTls};
-use segments::{NewSegment, OrgId, PostgresStore, Segments};
+use segments_engine::{NewSegment, OrgId, PostgresStore, Segments};
 
 use super::pids::{self, PidForm};
 use super::{BATCH, Case, Config, Fill, FillRoutine, Routine, Target, count, timed};

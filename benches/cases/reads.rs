@@ -8,9 +8,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use segments::limits::MEMBERS_PAGE_SIZE;
-use segments::store::MemberStart;
-use segments::{
+use segments_engine::limits::MEMBERS_PAGE_SIZE;
+use segments_engine::store::MemberStart;
+use segments_engine::{
     DeathCursor, DeathReport, MemberCursor, MemberOptions, MemoryStore, NewSegment, OrgId,
     SegmentId, SegmentStore, Segments, SignalMetadata, SqliteStore,
 };

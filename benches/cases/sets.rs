@@ -32,7 +32,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use rusqlite::params;
-use segments::{
+use segments_engine::{
     MemoryStore, NewSegment, OrgId, SegmentId, SegmentStore, Segments, SetExpr, SqliteStore,
 };
 use smol_str::SmolStr;
@@ -686,7 +686,7 @@ mod pg {
     use std::time::{Duration, Instant};
 
     use postgres::{Client, NoTls};
-    use segments::PostgresStore;
+    use segments_engine::PostgresStore;
 
     use super::super::postgres::{fresh_schema, raw, store};
     use super::{Floor, Lib, Op, server, source};

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use segments::wire::{KeyRing, Wire};
-use segments::{NewSegment, OrgId, Segments, SqliteStore};
+use segments_engine::wire::{KeyRing, Wire};
+use segments_engine::{NewSegment, OrgId, Segments, SqliteStore};
 
 use super::{Case, Routine, Target, fresh_db};
 

@@ -23,7 +23,7 @@
 //!
 //! A layer that answers by itself (the body limit, the timeout, axum's
 //! `405` on the host's routes) answers in the documented error body too,
-//! built by [`segments::wire::error_response`].
+//! built by [`segments_engine::wire::error_response`].
 //!
 //! It names nothing from the example's `main.rs`, so a test can include it
 //! with `#[path = "../examples/server/app.rs"] mod app;`.
@@ -40,9 +40,9 @@ use axum::http::{self, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use segments::limits::MAX_BODY_BYTES;
-use segments::wire::{Admitted, ErrorDetail, Wire, error_response};
-use segments::{ListOptions, OrgId, SegmentStore};
+use segments_engine::limits::MAX_BODY_BYTES;
+use segments_engine::wire::{Admitted, ErrorDetail, Wire, error_response};
+use segments_engine::{ListOptions, OrgId, SegmentStore};
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -376,7 +376,7 @@ pub enum LogFormat {
 }
 
 /// The log subscriber: every event at `filter`'s levels (`RUST_LOG`
-/// syntax, say `info` or `segments=debug,info`) as a line of `format` on
+/// syntax, say `info` or `segments_engine=debug,info`) as a line of `format` on
 /// `writer`.
 pub fn subscriber<W>(
     format: LogFormat,

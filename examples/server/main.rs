@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use segments::wire::{KeyRing, RateLimit, Wire};
-use segments::{OrgId, Segments, SqliteStore};
+use segments_engine::wire::{KeyRing, RateLimit, Wire};
+use segments_engine::{OrgId, Segments, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
 use app::{LogFormat, Store};
@@ -154,16 +154,16 @@ enum Database {
 
 impl Database {
     /// Opens the store.
-    fn open(&self) -> segments::Result<Store> {
+    fn open(&self) -> segments_engine::Result<Store> {
         match self {
             Database::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
             #[cfg(feature = "postgres")]
             Database::Postgres { url, ca } => {
-                let builder = segments::PostgresStore::builder(url);
+                let builder = segments_engine::PostgresStore::builder(url);
                 #[cfg(feature = "postgres-tls")]
                 let builder = match ca {
                     Some(Pem(pem)) => {
-                        builder.tls(segments::PostgresTls::root_certificates_pem(pem)?)
+                        builder.tls(segments_engine::PostgresTls::root_certificates_pem(pem)?)
                     }
                     None => builder,
                 };

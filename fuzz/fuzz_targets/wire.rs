@@ -9,8 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use segments::wire::{KeyRing, RateLimit, Wire};
-use segments::{MemoryStore, NewSegment, OrgId, Segments};
+use segments_engine::wire::{KeyRing, RateLimit, Wire};
+use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
 use std::sync::OnceLock;
 
 const KEY: &str = "mk_live_fuzz";

@@ -10,7 +10,7 @@
 //! ```
 //! # #[cfg(any())] // the macro emits #[test] functions; this shows the call
 //! mod conformance {
-//!     segments::conformance_tests!(my_crate::MyStore::new());
+//!     segments_engine::conformance_tests!(my_crate::MyStore::new());
 //! }
 //! ```
 //!

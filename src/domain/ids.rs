@@ -15,11 +15,11 @@ use crate::error::{Field, Rule, ValidationError};
 /// a segment of one org is invisible to every other.
 ///
 /// ```
-/// use segments::OrgId;
+/// use segments_engine::OrgId;
 /// let org = OrgId::new("acme")?;
 /// assert_eq!(org.as_str(), "acme");
 /// assert!(OrgId::new("two words").is_err());
-/// # Ok::<(), segments::Error>(())
+/// # Ok::<(), segments_engine::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -105,10 +105,10 @@ impl AsRef<str> for OrgId {
 /// host may already hold, in any of the forms [`Uuid`] parses.
 ///
 /// ```
-/// use segments::SegmentId;
+/// use segments_engine::SegmentId;
 /// let id: SegmentId = "550E8400-E29B-41D4-A716-446655440000".parse()?;
 /// assert_eq!(id.to_string(), "550e8400-e29b-41d4-a716-446655440000");
-/// # Ok::<(), segments::Error>(())
+/// # Ok::<(), segments_engine::Error>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

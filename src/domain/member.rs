@@ -94,11 +94,11 @@ pub struct MemberList {
 /// came from leaves. Its text form is `{first_added_at in Unix µs}.{pid}`.
 ///
 /// ```
-/// use segments::MemberCursor;
+/// use segments_engine::MemberCursor;
 /// let c: MemberCursor = "1705314645123456.p-a1b2c3d4e5f6".parse()?;
 /// assert_eq!(c.pid().as_str(), "p-a1b2c3d4e5f6");
 /// assert_eq!(c.to_string(), "1705314645123456.p-a1b2c3d4e5f6");
-/// # Ok::<(), segments::Error>(())
+/// # Ok::<(), segments_engine::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MemberCursor {
@@ -159,7 +159,7 @@ impl FromStr for MemberCursor {
 /// start and how many to return.
 ///
 /// ```
-/// use segments::MemberOptions;
+/// use segments_engine::MemberOptions;
 /// let first_page = MemberOptions::new().limit(1_000);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -17,12 +17,12 @@ use crate::error::{Field, Rule, ValidationError};
 /// so cannot both exist in one org.
 ///
 /// ```
-/// use segments::SegmentName;
+/// use segments_engine::SegmentName;
 /// let a = SegmentName::parse("  Q1   Leads ")?;
 /// assert_eq!(a.as_str(), "Q1   Leads");
 /// assert_eq!(a.key(), "q1 leads");
 /// assert_eq!(a.key(), SegmentName::parse("q1 leads")?.key());
-/// # Ok::<(), segments::Error>(())
+/// # Ok::<(), segments_engine::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SegmentName {

@@ -19,7 +19,7 @@ use crate::error::{Field, Rule, ValidationError};
 /// on its own.
 ///
 /// ```
-/// use segments::Pid;
+/// use segments_engine::Pid;
 /// assert!(Pid::parse("p-a1b2c3d4e5f6").is_ok());
 /// assert!(Pid::parse("p-bad!").is_err());
 /// assert!(Pid::parse("P-A1B2").is_err(), "lowercase only");

@@ -46,7 +46,7 @@ impl Segment {
 /// [`Segments::create`](crate::Segments::create).
 ///
 /// ```
-/// use segments::NewSegment;
+/// use segments_engine::NewSegment;
 /// let new = NewSegment::new("Q1 2024 Enterprise Prospects")
 ///     .description("500+ employees, tech")
 ///     .source("crm-import");
@@ -100,10 +100,10 @@ impl NewSegment {
 /// `{created_at as Unix microseconds}.{id as 32 hex digits}`.
 ///
 /// ```
-/// use segments::SegmentCursor;
+/// use segments_engine::SegmentCursor;
 /// let c: SegmentCursor = "1705314645123456.0190a1b2c3d47e5f8a9b0c1d2e3f4a5b".parse()?;
 /// assert_eq!(c.to_string().parse::<SegmentCursor>()?, c);
-/// # Ok::<(), segments::Error>(())
+/// # Ok::<(), segments_engine::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SegmentCursor {
@@ -165,7 +165,7 @@ impl FromStr for SegmentCursor {
 /// how many to return.
 ///
 /// ```
-/// use segments::ListOptions;
+/// use segments_engine::ListOptions;
 /// let first_page = ListOptions::new().limit(50);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crate::error::{Field, Rule, ValidationError};
 /// [`MAX_SET_EXPR_DEPTH`](crate::limits::MAX_SET_EXPR_DEPTH).
 ///
 /// ```
-/// use segments::{SegmentId, SetExpr};
+/// use segments_engine::{SegmentId, SetExpr};
 /// # let (a, b, c) = (SegmentId::now_v7(), SegmentId::now_v7(), SegmentId::now_v7());
 /// // (A ∪ B) − C
 /// let expr = SetExpr::segment(a).union(SetExpr::segment(b)).minus(SetExpr::segment(c));

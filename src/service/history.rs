@@ -57,7 +57,7 @@ impl<S: SegmentStore> Segments<S> {
     /// page; a page with fewer than `limit` entries is the last for now.
     ///
     /// ```
-    /// use segments::{MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// let s = segments.create(&org, NewSegment::new("Watchlist"))?;
@@ -67,7 +67,7 @@ impl<S: SegmentStore> Segments<S> {
     /// assert!(first.changes[0].kind.joins());
     /// let rest = segments.timeline(&org, "p-a1b2c3d4e5f6", first.next, 100)?;
     /// assert_eq!(rest.changes.len(), 1);
-    /// # Ok::<(), segments::Error>(())
+    /// # Ok::<(), segments_engine::Error>(())
     /// ```
     ///
     /// # Errors

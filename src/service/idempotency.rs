@@ -50,7 +50,7 @@ impl<S: SegmentStore> Segments<S> {
     /// (which no org owns) and dry runs do not record them.
     ///
     /// ```
-    /// use segments::{MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// let s = segments.create(&org, NewSegment::new("Watchlist"))?;
@@ -59,7 +59,7 @@ impl<S: SegmentStore> Segments<S> {
     /// let again = retry_safe.add_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
     /// assert_eq!(again, first, "the first outcome, not a redundant add");
     /// assert!(retry_safe.add_members(&org, s.id, &["p-x9y8z7w6v5u4"]).is_err(), "other input");
-    /// # Ok::<(), segments::Error>(())
+    /// # Ok::<(), segments_engine::Error>(())
     /// ```
     pub fn with_idempotency_key(&self, key: impl Into<String>) -> Segments<&S> {
         let mut view = self.view();

@@ -28,7 +28,7 @@ impl<S: SegmentStore> Segments<S> {
     /// `current_size`, or none is.
     ///
     /// ```
-    /// use segments::{MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// let s = segments.create(&org, NewSegment::new("Prospects"))?;
@@ -37,7 +37,7 @@ impl<S: SegmentStore> Segments<S> {
     /// assert_eq!(out.invalid_pids, ["p-bad!"]);
     /// let again = segments.add_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
     /// assert_eq!((again.n_added, again.n_redundant_additions), (0, 1));
-    /// # Ok::<(), segments::Error>(())
+    /// # Ok::<(), segments_engine::Error>(())
     /// ```
     ///
     /// # Errors
@@ -245,7 +245,7 @@ impl<S: SegmentStore> Segments<S> {
     /// the next page; it is `None` on the last.
     ///
     /// ```
-    /// use segments::{MemberOptions, MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{MemberOptions, MemoryStore, NewSegment, OrgId, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// let s = segments.create(&org, NewSegment::new("All"))?;
@@ -255,7 +255,7 @@ impl<S: SegmentStore> Segments<S> {
     /// let rest = segments.members(&org, s.id, MemberOptions::new().after(first.next.unwrap()))?;
     /// assert_eq!(rest.members[0].pid.as_str(), "p-c");
     /// assert!(rest.next.is_none());
-    /// # Ok::<(), segments::Error>(())
+    /// # Ok::<(), segments_engine::Error>(())
     /// ```
     ///
     /// # Errors

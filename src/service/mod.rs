@@ -38,7 +38,7 @@ use members::PageHints;
 /// are synchronous; async hosts call them from `spawn_blocking`.
 ///
 /// ```
-/// use segments::{Error, NewSegment, OrgId, Segments, SqliteStore};
+/// use segments_engine::{Error, NewSegment, OrgId, Segments, SqliteStore};
 /// let segments = Segments::new(SqliteStore::open_in_memory()?);
 /// let org = OrgId::new("acme")?;
 /// let s = segments.create(&org, NewSegment::new("Q1 2024 Enterprise Prospects")
@@ -64,7 +64,7 @@ use members::PageHints;
 ///
 /// **No PID, segment name or description is written above `DEBUG`**: PIDs
 /// identify people, and names and descriptions may say who they are. Keep
-/// `DEBUG` for `segments` off in production logs that should not hold
+/// `DEBUG` for `segments_engine` off in production logs that should not hold
 /// them. With no subscriber at `INFO`, a call makes no span and costs a
 /// check of two statics (about 30 instructions; the create and add bench
 /// rows measure it). The spans go to `tracing` subscribers only, not to
@@ -123,14 +123,14 @@ impl<S: SegmentStore> Segments<S> {
     /// in the ledger with `request_id`. Cheap (it borrows the store).
     ///
     /// ```
-    /// use segments::{ChangeKind, MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{ChangeKind, MemoryStore, NewSegment, OrgId, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// segments.for_request("req_seg123").create(&org, NewSegment::new("Tracked"))?;
     /// let feed = segments.changes_since(&org, 0, 10)?;
     /// assert_eq!(feed.changes[0].request_id.as_deref(), Some("req_seg123"));
     /// assert!(matches!(feed.changes[0].kind, ChangeKind::Created { .. }));
-    /// # Ok::<(), segments::Error>(())
+    /// # Ok::<(), segments_engine::Error>(())
     /// ```
     pub fn for_request(&self, request_id: impl Into<String>) -> Segments<&S> {
         let mut view = self.view();
@@ -274,7 +274,7 @@ impl<S: SegmentStore> Segments<S> {
     /// not depend on its depth.
     ///
     /// ```
-    /// use segments::{ListOptions, MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{ListOptions, MemoryStore, NewSegment, OrgId, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// for name in ["a", "b", "c"] {
@@ -285,7 +285,7 @@ impl<S: SegmentStore> Segments<S> {
     /// let rest = segments.list(&org, ListOptions::new().after(first.next.unwrap()))?;
     /// assert_eq!(rest.segments[0].name, "c");
     /// assert!(rest.next.is_none());
-    /// # Ok::<(), segments::Error>(())
+    /// # Ok::<(), segments_engine::Error>(())
     /// ```
     ///
     /// # Errors

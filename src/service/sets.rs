@@ -16,7 +16,7 @@ impl<S: SegmentStore> Segments<S> {
     /// ledger seq they were read at.
     ///
     /// ```
-    /// use segments::{MemoryStore, NewSegment, OrgId, Segments, SetExpr};
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments, SetExpr};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// let a = segments.create(&org, NewSegment::new("A"))?.id;
@@ -28,7 +28,7 @@ impl<S: SegmentStore> Segments<S> {
     /// let expr = SetExpr::segment(a).union(SetExpr::segment(b)).minus(SetExpr::segment(c));
     /// let s = segments.create_from(&org, NewSegment::new("A or B, not C"), &expr)?;
     /// assert_eq!(s.current_size, 2); // p-1 and p-3
-    /// # Ok::<(), segments::Error>(())
+    /// # Ok::<(), segments_engine::Error>(())
     /// ```
     ///
     /// # Errors
@@ -154,14 +154,14 @@ impl<S: SegmentStore> Segments<S> {
     /// ledger entry, no size.
     ///
     /// ```
-    /// use segments::{MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// let s = segments.create(&org, NewSegment::new("Prospects"))?;
     /// let would = segments.dry_run().add_members(&org, s.id, &["p-a1b2c3d4e5f6", "p-bad!"])?;
     /// assert_eq!((would.n_added, would.new_current_size), (1, 1));
     /// assert_eq!(segments.get(&org, s.id)?.current_size, 0, "nothing was written");
-    /// # Ok::<(), segments::Error>(())
+    /// # Ok::<(), segments_engine::Error>(())
     /// ```
     pub fn dry_run(&self) -> DryRun<'_, S> {
         DryRun { segments: self }

@@ -4,7 +4,7 @@
 //! A host never needs this module: it calls [`Segments`](crate::Segments),
 //! which validates input and calls the store. A backend implements
 //! [`SegmentStore`] and runs the shared conformance suite
-//! (`segments::conformance`, feature `conformance`) to show it keeps the
+//! (`segments_engine::conformance`, feature `conformance`) to show it keeps the
 //! contract.
 //!
 //! # What the service settles, once, for every store

@@ -19,13 +19,13 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
 /// gives no usable key.
 ///
 /// ```
-/// use segments::OrgId;
-/// use segments::wire::{Authenticator, KeyRing};
+/// use segments_engine::OrgId;
+/// use segments_engine::wire::{Authenticator, KeyRing};
 /// let mut ring = KeyRing::new();
 /// ring.insert("mk_live_secret", OrgId::new("acme")?);
 /// assert_eq!(ring.authenticate("mk_live_secret"), Some(OrgId::new("acme")?));
 /// assert_eq!(ring.authenticate("mk_live_guess"), None);
-/// # Ok::<(), segments::Error>(())
+/// # Ok::<(), segments_engine::Error>(())
 /// ```
 #[derive(Clone, Default)]
 pub struct KeyRing {

@@ -53,8 +53,8 @@
 //! when the replay was answered.
 //!
 //! ```
-//! use segments::wire::{KeyRing, Wire};
-//! use segments::{MemoryStore, OrgId, Segments};
+//! use segments_engine::wire::{KeyRing, Wire};
+//! use segments_engine::{MemoryStore, OrgId, Segments};
 //!
 //! let mut keys = KeyRing::new();
 //! keys.insert("mk_live_example", OrgId::new("acme")?);
@@ -645,7 +645,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
 /// answers `429` its `Retry-After`.
 ///
 /// ```
-/// use segments::wire::error_response;
+/// use segments_engine::wire::error_response;
 /// let response = error_response(http::StatusCode::PAYLOAD_TOO_LARGE, None);
 /// assert_eq!(response.status(), 413);
 /// let body: serde_json::Value = serde_json::from_slice(response.body())?;

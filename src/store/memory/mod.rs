@@ -75,13 +75,13 @@ use crate::{
 /// which makes every write atomic.
 ///
 /// ```
-/// use segments::{MemoryStore, NewSegment, OrgId, Segments};
+/// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
 /// let store = MemoryStore::new();
 /// let segments = Segments::new(store.clone());
 /// let org = OrgId::new("acme")?;
 /// let s = segments.create(&org, NewSegment::new("Watchlist"))?;
 /// assert_eq!(Segments::new(store).get(&org, s.id)?.name, "Watchlist");
-/// # Ok::<(), segments::Error>(())
+/// # Ok::<(), segments_engine::Error>(())
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryStore {

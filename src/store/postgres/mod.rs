@@ -46,13 +46,13 @@ pub use tls::PostgresTls;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use segments::PostgresStore;
+/// use segments_engine::PostgresStore;
 /// let store = PostgresStore::builder("postgresql://app@db.internal/app")
 ///     .pool_size(16)
 ///     .statement_timeout(Duration::from_secs(10))
 ///     .schema("segments_eu")
 ///     .connect()?;
-/// # Ok::<(), segments::Error>(())
+/// # Ok::<(), segments_engine::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct PostgresStoreBuilder {
@@ -219,7 +219,7 @@ impl PostgresStoreBuilder {
             .parse()
             .map_err(|e| Error::storage_failure(StorageFailure::CannotOpen, e))?;
         config.connect_timeout(self.connect_timeout);
-        config.application_name("segments");
+        config.application_name("segments-engine");
         // Every session's settings, sent with each connection and checked
         // on it (see `session_settings`).
         let settings = self.session_settings();
@@ -421,12 +421,12 @@ pub struct PostgresPoolStatus {
 /// for options) and use it like any store:
 ///
 /// ```no_run
-/// use segments::{NewSegment, OrgId, PostgresStore, Segments};
+/// use segments_engine::{NewSegment, OrgId, PostgresStore, Segments};
 /// let segments = Segments::new(PostgresStore::connect("postgresql://app@db.internal/app")?);
 /// let org = OrgId::new("acme")?;
 /// let s = segments.create(&org, NewSegment::new("Watchlist"))?;
 /// segments.add_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
-/// # Ok::<(), segments::Error>(())
+/// # Ok::<(), segments_engine::Error>(())
 /// ```
 ///
 /// - Built on the sync [`postgres`](https://docs.rs/postgres) crate, pooled
@@ -878,14 +878,14 @@ impl PostgresStore {
     /// store's clones share one pool.
     ///
     /// ```no_run
-    /// # use segments::PostgresStore;
+    /// # use segments_engine::PostgresStore;
     /// let store = PostgresStore::builder("postgresql://app@db.internal/app")
     ///     .pool_size(8)
     ///     .connect()?;
     /// let status = store.pool_status();
     /// assert_eq!(status.max_size, 8);
     /// println!("{} of {} in use", status.connections - status.idle, status.max_size);
-    /// # Ok::<(), segments::Error>(())
+    /// # Ok::<(), segments_engine::Error>(())
     /// ```
     pub fn pool_status(&self) -> PostgresPoolStatus {
         let state = self.inner.pool.state();

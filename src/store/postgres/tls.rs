@@ -20,7 +20,7 @@ use crate::{Error, Result, StorageFailure};
 /// `sslmode=verify-full`).
 ///
 /// ```no_run
-/// use segments::{PostgresStore, PostgresTls};
+/// use segments_engine::{PostgresStore, PostgresTls};
 /// // The cloud provider's CA bundle (several PEM certificates).
 /// let bundle = std::fs::read("/etc/ssl/db/ca-bundle.pem")?;
 /// let store = PostgresStore::builder("postgresql://app@db.internal/app")

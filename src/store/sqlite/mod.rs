@@ -65,7 +65,7 @@ impl Synchronous {
 ///
 /// ```
 /// use std::time::Duration;
-/// use segments::{SqliteStore, Synchronous};
+/// use segments_engine::{SqliteStore, Synchronous};
 /// # let dir = tempfile::tempdir()?;
 /// let store = SqliteStore::builder()
 ///     .synchronous(Synchronous::Full)
@@ -223,7 +223,7 @@ impl SqliteStoreBuilder {
 /// Clones share the connections.
 ///
 /// ```
-/// use segments::{NewSegment, OrgId, Segments, SqliteStore};
+/// use segments_engine::{NewSegment, OrgId, Segments, SqliteStore};
 /// # let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("segments.db");
 /// let org = OrgId::new("acme")?;
