@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use segments_engine::{ListOptions, MemberOptions, NewSegment, OrgId, SegmentId, Segments, SqliteStore};
+use segments_engine::{
+    ListOptions, MemberOptions, NewSegment, OrgId, SegmentId, Segments, SqliteStore,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "load_direct")]

@@ -693,7 +693,9 @@ fn the_error_chain_of_a_5xx_is_for_the_log_only() {
     *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     response
         .extensions_mut()
-        .insert(ErrorDetail(Arc::new(segments_engine::Error::storage(cause))));
+        .insert(ErrorDetail(Arc::new(segments_engine::Error::storage(
+            cause,
+        ))));
     assert_eq!(
         app::error_chain(&response).as_deref(),
         Some("storage failure: the storage backend failed: disk I/O error")

@@ -781,7 +781,12 @@ impl SegmentStore for TakingTurns {
     ) -> segments_engine::Result<Segment> {
         self.next().update_segment(org, id, change, stamp)
     }
-    fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> segments_engine::Result<()> {
+    fn delete_segment(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        stamp: Stamp<'_>,
+    ) -> segments_engine::Result<()> {
         self.next().delete_segment(org, id, stamp)
     }
     fn add_members(
@@ -846,6 +851,9 @@ impl SegmentStore for TakingTurns {
     ) -> segments_engine::Result<Vec<Change>> {
         self.next().changes_since(org, after, limit)
     }
+    fn last_seq(&self, org: &OrgId) -> segments_engine::Result<u64> {
+        self.next().last_seq(org)
+    }
     fn timeline(
         &self,
         org: &OrgId,
@@ -855,7 +863,12 @@ impl SegmentStore for TakingTurns {
     ) -> segments_engine::Result<Vec<Change>> {
         self.next().timeline(org, pid, after, limit)
     }
-    fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> segments_engine::Result<u64> {
+    fn size_as_of(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        at: DateTime<Utc>,
+    ) -> segments_engine::Result<u64> {
         self.next().size_as_of(org, id, at)
     }
     fn members_as_of(

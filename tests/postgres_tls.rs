@@ -14,7 +14,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use postgres::{Client, NoTls};
-use segments_engine::{Error, NewSegment, OrgId, PostgresStore, PostgresTls, Segments, StorageFailure};
+use segments_engine::{
+    Error, NewSegment, OrgId, PostgresStore, PostgresTls, Segments, StorageFailure,
+};
 use support::postgres::TestServer;
 
 const CA: &[u8] = include_bytes!("tls/ca.pem");

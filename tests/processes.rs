@@ -399,8 +399,9 @@ fn races_across_processes_have_one_winner_per_name(target: &Target, round: usize
         ledger.windows(2).all(|w| w[0].at <= w[1].at),
         "ledger times never go back, whichever process wrote"
     );
-    let count =
-        |kind: fn(&segments_engine::ChangeKind) -> bool| ledger.iter().filter(|c| kind(&c.kind)).count();
+    let count = |kind: fn(&segments_engine::ChangeKind) -> bool| {
+        ledger.iter().filter(|c| kind(&c.kind)).count()
+    };
     let deletions = count(|k| *k == segments_engine::ChangeKind::Deleted);
     assert_eq!(
         count(|k| matches!(k, segments_engine::ChangeKind::Created { .. })),
@@ -461,7 +462,10 @@ fn follow_the_feed(target: &Target, racing: &AtomicBool) -> Vec<u64> {
     }
 }
 
-fn whole_feed(segments: &Segments<Box<dyn SegmentStore>>, org: &OrgId) -> Vec<segments_engine::Change> {
+fn whole_feed(
+    segments: &Segments<Box<dyn SegmentStore>>,
+    org: &OrgId,
+) -> Vec<segments_engine::Change> {
     let mut out: Vec<segments_engine::Change> = Vec::new();
     loop {
         let after = out.last().map_or(0, |c| c.seq);

@@ -5,7 +5,9 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use segments_engine::{Error, MemoryStore, NewSegment, OrgId, PersonDirectory, Pid, Segments, SetExpr};
+use segments_engine::{
+    Error, MemoryStore, NewSegment, OrgId, PersonDirectory, Pid, Segments, SetExpr,
+};
 use serde_json::Value;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;

@@ -843,6 +843,9 @@ impl SegmentStore for Broken {
     fn changes_since(&self, _: &OrgId, _: u64, _: usize) -> Result<Vec<Change>> {
         broken()
     }
+    fn last_seq(&self, _: &OrgId) -> Result<u64> {
+        broken()
+    }
     fn timeline(&self, _: &OrgId, _: &Pid, _: u64, _: usize) -> Result<Vec<Change>> {
         broken()
     }

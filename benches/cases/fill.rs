@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use rusqlite::params;
-use segments_engine::{MemoryStore, NewSegment, OrgId, SegmentId, SegmentStore, Segments, SqliteStore};
+use segments_engine::{
+    MemoryStore, NewSegment, OrgId, SegmentId, SegmentStore, Segments, SqliteStore,
+};
 
 use super::pids::{self, PidForm};
 use super::{BATCH, Config, Fill, FillRoutine, Target, count, fresh_dir, raw_connection};

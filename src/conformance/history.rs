@@ -93,6 +93,62 @@ pub fn a_cursor_past_the_ledger_is_refused(store: &dyn SegmentStore) {
     );
 }
 
+/// `last_seq` is the org's head: 0 before its first entry, then the seq
+/// of its last entry, whatever the kind of change, unmoved by calls that
+/// record nothing and by other orgs' writes. A reader shows the feed's
+/// tail from it without walking the feed.
+pub fn last_seq_is_the_last_entry_of_the_org(store: &dyn SegmentStore) {
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
+    let other = ns.org("other");
+    assert_eq!(segments.last_seq(&acme).unwrap(), 0, "no entries yet");
+    let s = segments.create(&acme, NewSegment::new("Tail")).unwrap();
+    assert_eq!(
+        segments.last_seq(&acme).unwrap(),
+        1,
+        "after the Created entry"
+    );
+    let pids: Vec<String> = (0..12).map(|i| ns.pid(&format!("p-{i:02}"))).collect();
+    segments.add_members(&acme, s.id, &pids).unwrap();
+    assert_eq!(
+        segments.last_seq(&acme).unwrap(),
+        13,
+        "one entry per PID joined"
+    );
+    segments.add_members(&acme, s.id, &pids[..3]).unwrap();
+    assert_eq!(
+        segments.last_seq(&acme).unwrap(),
+        13,
+        "redundant adds record nothing, so the head stays"
+    );
+    let o = segments.create(&other, NewSegment::new("Tail")).unwrap();
+    segments.add_members(&other, o.id, &pids).unwrap();
+    assert_eq!(
+        segments.last_seq(&acme).unwrap(),
+        13,
+        "another org's writes do not move this org's head"
+    );
+    assert_eq!(segments.last_seq(&other).unwrap(), 13);
+    segments.remove_members(&acme, s.id, &pids[..1]).unwrap();
+    let last = segments.last_seq(&acme).unwrap();
+    assert_eq!(last, 14, "a removal is an entry");
+    let tail = segments
+        .changes_since(&acme, last.saturating_sub(5), 5)
+        .unwrap();
+    let seqs: Vec<u64> = tail.changes.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [10, 11, 12, 13, 14], "the last five entries");
+    assert!(
+        matches!(tail.changes[4].kind, ChangeKind::MemberRemoved { .. }),
+        "the last entry is the removal"
+    );
+    assert_eq!(
+        segments.last_seq(&acme).unwrap(),
+        whole_ledger(&segments, &acme).last().map_or(0, |c| c.seq),
+        "the head is the feed's last entry"
+    );
+}
+
 /// Creations interleave with every other kind of change in one gapless
 /// feed, whatever happens to the segments afterwards: read a page at a time
 /// of any size, the feed is the same, and each `Created` entry keeps the

@@ -134,6 +134,7 @@ macro_rules! conformance_tests {
             // history.rs
             the_change_feed_never_misses_or_repeats,
             a_cursor_past_the_ledger_is_refused,
+            last_seq_is_the_last_entry_of_the_org,
             creations_keep_their_place_in_the_feed,
             the_ledger_survives_removal_and_deletion,
             timeline_pages_read_one_timeline,

@@ -33,10 +33,7 @@ impl<S: SegmentStore> Segments<S> {
                 let changes = self.store.changes_since(org, after, limit)?;
                 // Nothing new: make sure `after` is a place in this ledger, not a
                 // cursor of another store or org, which would skip what comes next.
-                if changes.is_empty()
-                    && after > 0
-                    && self.store.changes_since(org, after - 1, 1)?.is_empty()
-                {
+                if changes.is_empty() && after > 0 && after > self.store.last_seq(org)? {
                     return Err(ValidationError::new(
                         Field::Cursor,
                         Rule::Malformed {
@@ -48,6 +45,39 @@ impl<S: SegmentStore> Segments<S> {
                 let next = changes.last().map_or(after, |c| c.seq);
                 Ok(ChangePage { changes, next })
             })()
+        )
+    }
+
+    /// The seq of the org's last ledger entry; 0 when the org has none.
+    /// Costs the same however long the ledger (it reads the org's head).
+    ///
+    /// With it a reader shows the tail of the feed without walking it:
+    ///
+    /// ```
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
+    /// let segments = Segments::new(MemoryStore::new());
+    /// let org = OrgId::new("acme")?;
+    /// assert_eq!(segments.last_seq(&org)?, 0, "no entries yet");
+    /// let s = segments.create(&org, NewSegment::new("Leads"))?;
+    /// let pids: Vec<String> = (0..20).map(|i| format!("p-{i:012x}")).collect();
+    /// segments.add_members(&org, s.id, &pids)?;
+    /// let last = segments.last_seq(&org)?;
+    /// assert_eq!(last, 21, "one Created entry, then one per PID");
+    /// let tail = segments.changes_since(&org, last.saturating_sub(5), 5)?;
+    /// assert_eq!(tail.changes.len(), 5);
+    /// assert_eq!(tail.changes.last().map(|c| c.seq), Some(last));
+    /// # Ok::<(), segments_engine::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Storage` on backend failure.
+    pub fn last_seq(&self, org: &OrgId) -> Result<u64> {
+        traced!(
+            "segments.last_seq",
+            Some(org),
+            None::<SegmentId>,
+            [],
+            self.store.last_seq(org)
         )
     }
 

@@ -312,6 +312,13 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// `Storage` on backend failure.
     fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>>;
 
+    /// The seq of the org's last ledger entry; 0 when it has none. Read
+    /// from the org's head, so it costs the same however long the ledger.
+    ///
+    /// # Errors
+    /// `Storage` on backend failure.
+    fn last_seq(&self, org: &OrgId) -> Result<u64>;
+
     /// Up to `limit` membership entries of `pid` in the org's ledger with
     /// `seq` after `after`, in order, deleted segments included.
     ///
@@ -434,6 +441,9 @@ macro_rules! forward_store {
             }
             fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
                 (**self).changes_since(org, after, limit)
+            }
+            fn last_seq(&self, org: &OrgId) -> Result<u64> {
+                (**self).last_seq(org)
             }
             fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
                 (**self).timeline(org, pid, after, limit)

@@ -381,6 +381,11 @@ impl SegmentStore for MemoryStore {
             .unwrap_or_default())
     }
 
+    fn last_seq(&self, org: &OrgId) -> Result<u64> {
+        let state = self.read();
+        Ok(state.orgs.get(org).map_or(0, |org| org.ledger.last_seq()))
+    }
+
     fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
         let state = self.read();
         Ok(state

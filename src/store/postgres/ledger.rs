@@ -168,6 +168,17 @@ pub(super) fn since(tx: &mut Tx<'_>, org: &OrgId, after: u64, limit: usize) -> R
         .collect()
 }
 
+/// The seq of the org's last entry, from its head; 0 without one.
+pub(super) fn last_seq(tx: &mut Tx<'_>, org: &OrgId) -> Result<u64> {
+    match tx.query_opt(LAST_SEQ, &[&org.as_str()])? {
+        Some(row) => count(&row, 0),
+        None => Ok(0),
+    }
+}
+
+/// The org's head's seq, without a lock (a read).
+pub(super) const LAST_SEQ: &str = "SELECT last_seq FROM segment_heads WHERE org = $1";
+
 /// A person's entries after a seq, in order; lookups as in [`SINCE`].
 pub(super) const TIMELINE: &str = "SELECT l.seq, l.at, l.request_id, l.segment, l.kind,
             $2::text,

@@ -1275,6 +1275,10 @@ impl SegmentStore for PostgresStore {
         self.read(|tx| ledger::since(tx, org, after, limit))
     }
 
+    fn last_seq(&self, org: &OrgId) -> Result<u64> {
+        self.read(|tx| ledger::last_seq(tx, org))
+    }
+
     fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
         self.read(|tx| ledger::timeline(tx, org, pid, after, limit))
     }

@@ -116,6 +116,7 @@ fn cases() -> Vec<(&'static str, &'static [&'static str], bool)> {
         (ledger::LOCK_HEAD, &["segment_heads_pkey"], false),
         (ledger::NEW_HEAD, &["segment_heads_pkey"], false),
         (ledger::MOVE_HEAD, &["segment_heads_pkey"], false),
+        (ledger::LAST_SEQ, &["segment_heads_pkey"], false),
         (
             ledger::SINCE,
             &[

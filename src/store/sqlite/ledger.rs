@@ -173,6 +173,20 @@ pub(super) fn since(
     )
 }
 
+/// The org's head's seq (a read).
+pub(super) const LAST_SEQ: &str = "SELECT last_seq FROM segment_heads WHERE org = ?1";
+
+/// The seq of the org's last entry, from its head; 0 without one.
+pub(super) fn last_seq(conn: &Connection, org: &OrgId) -> Result<u64> {
+    let last = conn
+        .prepare_cached(LAST_SEQ)
+        .db()?
+        .query_row(params![org.as_str()], |row| count_at(row, 0))
+        .optional()
+        .db()?;
+    Ok(last.unwrap_or(0))
+}
+
 /// The entries `sql` reads, in order.
 fn changes(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Change>> {
     let mut statement = conn.prepare_cached(sql).db()?;

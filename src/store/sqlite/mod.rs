@@ -624,6 +624,10 @@ impl SegmentStore for SqliteStore {
         self.read(|conn| ledger::since(conn, org, after, limit))
     }
 
+    fn last_seq(&self, org: &OrgId) -> Result<u64> {
+        self.read(|conn| ledger::last_seq(conn, org))
+    }
+
     fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
         self.read(|conn| ledger::timeline(conn, org, pid, after, limit))
     }

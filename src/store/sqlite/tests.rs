@@ -318,6 +318,7 @@ fn every_query_reads_an_index_in_order() {
             ],
         ),
         (members::MEMBERS_SEQ, &["USING PRIMARY KEY (segment=?)"]),
+        (ledger::LAST_SEQ, &["USING PRIMARY KEY (org=?)"]),
         (as_of::SIZE_AT, &["USING PRIMARY KEY (segment=? AND at<?)"]),
         (
             members::AFTER,
