@@ -127,7 +127,8 @@ pub use domain::history::{Change, ChangeKind, ChangePage, MembersAsOf, PastMembe
 pub use domain::ids::{OrgId, SegmentId};
 pub use domain::limits;
 pub use domain::member::{
-    AddOutcome, Member, MemberCursor, MemberList, MemberOptions, MembersPage, RemoveOutcome,
+    AddOutcome, ImportOutcome, InvalidPid, Member, MemberCursor, MemberList, MemberOptions,
+    MembersPage, RemoveOutcome,
 };
 pub use domain::name::SegmentName;
 pub use domain::pid::{Pid, is_well_formed as is_well_formed_pid};
