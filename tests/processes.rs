@@ -25,7 +25,7 @@
 //!   it: its counts are those of an uninterrupted import and the ledger
 //!   records each PID's join once.
 //!
-//! `SEGMENTS_SOAK=N` multiplies the rounds and kills by N (see the README).
+//! `SEGMENTS_SOAK=N` multiplies the rounds and kills by N (see docs/testing.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
