@@ -63,6 +63,18 @@
 //! - Deleting a segment frees its name at once.
 //! - [`Segments::find_by_name`] with a string that cannot be a name is an
 //!   `Invalid` error, not `Ok(None)`.
+//! - [`Segments::find_or_create`] checks its whole input (name,
+//!   description, source) even when the segment exists, so whether a call
+//!   is valid does not depend on what is stored; an existing segment is
+//!   returned unchanged. Under an idempotency key, the segment the first
+//!   call returned, found or created, is what its retries return.
+//! - [`Segments::import_members`] applies atomic batches of
+//!   [`limits::IMPORT_BATCH_SIZE`]; the import as a whole is not atomic.
+//!   Under the key `k`, batch `i` is keyed `k/i`, so a rerun resumes. A PID
+//!   repeated within a batch is redundant there, like a repeat in one
+//!   [`Segments::add_members`] call; repeated in a later batch, it is a
+//!   redundant addition of that batch: the counts do not depend on where
+//!   batches split.
 //! - The ledger's times never go backwards within an org (a change stamped
 //!   earlier than the last entry is recorded at that entry's time), so "as
 //!   of" reads are a prefix of the ledger. Within one member call, entries

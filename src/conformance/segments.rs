@@ -208,6 +208,13 @@ pub fn find_or_create_finds_by_key_or_creates(store: &dyn SegmentStore) {
     assert_eq!(made.description.as_deref(), Some("first"));
     let head = segments.last_seq(&acme).unwrap();
     assert_eq!(head, 1, "a create records its Created entry");
+    assert_eq!(
+        segments.changes_since(&acme, 0, 1).unwrap().changes[0]
+            .request_id
+            .as_deref(),
+        Some("req-foc"),
+        "through for_request, the Created entry carries the request id"
+    );
     let found = segments
         .find_or_create(
             &acme,
