@@ -3,7 +3,7 @@
 //! of a database after a run.
 //!
 //! ```text
-//! cargo run --release --example load_direct -- run --db load.db --threads 64 --seconds 30
+//! cargo run --release --example load_direct -- run --db load.db --threads 64 --seconds 30 [--synchronous full]
 //! cargo run --release --example load_direct -- check --db load.db --org load
 //! ```
 //!
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use segments_engine::{
-    ListOptions, MemberOptions, NewSegment, OrgId, SegmentId, Segments, SqliteStore,
+    ListOptions, MemberOptions, NewSegment, OrgId, SegmentId, Segments, SqliteStore, Synchronous,
 };
 
 #[derive(Debug, Parser)]
@@ -50,6 +50,9 @@ enum Command {
         /// The organization to act for.
         #[arg(long, default_value = "load")]
         org: String,
+        /// `PRAGMA synchronous`: `normal` (the store's default) or `full`.
+        #[arg(long, default_value = "normal", value_parser = ["normal", "full"])]
+        synchronous: String,
     },
     /// Checks a database after a run.
     Check {
@@ -94,8 +97,14 @@ fn run(
     threads: usize,
     seconds: u64,
     org: &str,
+    synchronous: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let segments = Arc::new(Segments::new(SqliteStore::open(&db)?));
+    let synchronous = match synchronous {
+        "full" => Synchronous::Full,
+        _ => Synchronous::Normal,
+    };
+    let store = SqliteStore::builder().synchronous(synchronous).open(&db)?;
+    let segments = Arc::new(Segments::new(store));
     let org = OrgId::new(org)?;
     let until = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -226,7 +235,8 @@ fn main() -> std::process::ExitCode {
             threads,
             seconds,
             org,
-        } => run(db, threads, seconds, &org),
+            synchronous,
+        } => run(db, threads, seconds, &org, &synchronous),
         Command::Check { db, org } => check(db, &org),
     };
     match outcome {

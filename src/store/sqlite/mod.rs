@@ -33,6 +33,7 @@ mod ledger;
 mod members;
 mod schema;
 mod segments;
+mod writers;
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
 ///
@@ -240,52 +241,6 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
-/// A write transaction: `BEGIN IMMEDIATE` takes the write lock at once (a
-/// transaction that read first and upgraded later could meet a busy error
-/// the busy handler cannot wait out), and `BEGIN`/`COMMIT` are cached
-/// statements like the rest. Rolled back when dropped uncommitted, so an
-/// early `?` undoes everything.
-struct WriteTx<'c> {
-    conn: &'c Connection,
-    open: bool,
-}
-
-impl<'c> WriteTx<'c> {
-    /// Takes the write lock, waiting for other connections as long as
-    /// `patience` allows (see [`when_busy`]).
-    fn begin(conn: &'c Connection, patience: Duration) -> Result<Self> {
-        when_busy(patience, || {
-            conn.prepare_cached("BEGIN IMMEDIATE")
-                .db()?
-                .execute([])
-                .db()
-        })?;
-        Ok(Self { conn, open: true })
-    }
-
-    fn commit(mut self) -> Result<()> {
-        self.conn.prepare_cached("COMMIT").db()?.execute([]).db()?;
-        self.open = false;
-        Ok(())
-    }
-}
-
-impl Drop for WriteTx<'_> {
-    fn drop(&mut self) {
-        if self.open && !self.conn.is_autocommit() {
-            // Nothing to report from a rollback: the call already failed.
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-    }
-}
-
-impl std::ops::Deref for WriteTx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.conn
-    }
-}
-
 /// Runs `attempt` again while it fails because the database is busy, for
 /// up to `patience` in all, with short growing pauses.
 ///
@@ -314,6 +269,8 @@ fn when_busy<T>(patience: Duration, mut attempt: impl FnMut() -> Result<T>) -> R
 
 struct Inner {
     writer: Mutex<Connection>,
+    /// The store's write calls, in line for the write connection.
+    writers: writers::Writers,
     /// Idle read connections; `None` for an in-memory database, whose reads
     /// use the writer.
     readers: Option<Mutex<Vec<Connection>>>,
@@ -354,6 +311,7 @@ impl SqliteStore {
         Self {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
+                writers: writers::Writers::default(),
                 readers,
                 path,
                 options,
@@ -382,16 +340,16 @@ impl SqliteStore {
         dry_run: bool,
         f: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
-        let conn = self.writer();
-        let tx = WriteTx::begin(&conn, self.inner.options.busy_timeout)?;
-        let out = f(&tx)?;
-        if dry_run {
-            // Dropping the transaction rolls it back.
-            drop(tx);
-        } else {
-            tx.commit()?;
-        }
-        Ok(out)
+        // A file's writes are grouped; in memory, reads share the write
+        // connection, so each write commits before the next turn.
+        let grouped = self.inner.path.is_some();
+        self.inner.writers.write(
+            &self.inner.writer,
+            grouped,
+            dry_run,
+            self.inner.options.busy_timeout,
+            f,
+        )
     }
 
     /// [`write_or_try`](Self::write_or_try) for a write that may claim an
