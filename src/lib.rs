@@ -136,7 +136,7 @@ pub mod wire;
 
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use async_facade::{AsyncDryRun, AsyncSegments, NotRun};
+pub use async_facade::{AsyncDryRun, AsyncSegments, DropOffRuntime, NotRun};
 pub use directory::{KnownPids, PersonDirectory};
 pub use domain::death::{
     DeathCursor, DeathRecord, DeathReport, DeathSignals, DeathsIngested, RejectedDeath,

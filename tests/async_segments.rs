@@ -15,9 +15,9 @@ use std::task::{Context, Poll, Waker};
 use chrono::{DateTime, Utc};
 use segments_engine::clock::Clock;
 use segments_engine::{
-    AsyncSegments, ChangeKind, DeathCursor, DeathReport, Error, ListOptions, MemberOptions,
-    NewSegment, NotRun, OrgId, PersonDirectory, Pid, SegmentStore, Segments, SetExpr,
-    SignalMetadata, SqliteStore, StorageFailure,
+    AsyncSegments, ChangeKind, DeathCursor, DeathReport, DropOffRuntime, Error, ListOptions,
+    MemberOptions, NewSegment, NotRun, OrgId, PersonDirectory, Pid, SegmentStore, Segments,
+    SetExpr, SignalMetadata, SqliteStore, StorageFailure,
 };
 
 const A: &str = "p-a1b2c3d4e5f6";
@@ -427,6 +427,34 @@ fn dropping_a_handle_and_a_clone_on_a_runtime_thread_drops_the_service_off_it() 
     let (probe, dropped) = DropProbe::new();
     runtime.block_on(async { drop(sqlite().with_clock(probe)) });
     assert_eq!(dropped.recv().unwrap(), DropSite::OnRuntime);
+}
+
+#[test]
+fn a_value_held_in_drop_off_runtime_is_dropped_off_the_runtime() {
+    let (probe, dropped) = DropProbe::new();
+    let runtime = runtime();
+    runtime.block_on(async {
+        let shared = std::sync::Arc::new(DropOffRuntime::new(sqlite().with_clock(probe)));
+        let handle = std::sync::Arc::clone(&shared);
+        tokio::spawn(async move { handle.create(&org(), NewSegment::new("S")) })
+            .await
+            .unwrap()
+            .expect("the service works through the holder");
+        drop(shared);
+    });
+    assert_eq!(dropped.recv().unwrap(), DropSite::OffRuntime);
+
+    // Outside a runtime it is dropped at once, on this thread.
+    let (probe, dropped) = DropProbe::new();
+    drop(DropOffRuntime::new(probe));
+    assert_eq!(dropped.try_recv().unwrap(), DropSite::OffRuntime);
+
+    // Taken back, the value is the caller's.
+    let (probe, dropped) = DropProbe::new();
+    let probe = DropOffRuntime::new(probe).into_inner();
+    assert!(dropped.try_recv().is_err(), "not dropped yet");
+    drop(probe);
+    assert_eq!(dropped.try_recv().unwrap(), DropSite::OffRuntime);
 }
 
 #[test]

@@ -15,9 +15,13 @@ mod members;
 mod off_runtime;
 mod sets;
 
+pub use off_runtime::DropOffRuntime;
 pub use sets::AsyncDryRun;
 
-use off_runtime::{OnPool, Shared};
+use off_runtime::OnPool;
+
+/// What every handle of one [`AsyncSegments`] shares.
+type Shared<S> = DropOffRuntime<Segments<S>>;
 
 /// Runs `$call` with `$s` bound to the service as this handle's view
 /// sees it (its request id and idempotency key, if any), on the
@@ -136,6 +140,8 @@ use in_view;
 ///   applied though nobody awaits its outcome (a client that hung up,
 ///   a timeout). To retry a write safely, make it with an idempotency key
 ///   ([`with_idempotency_key`](Self::with_idempotency_key)).
+/// - **Spans follow the call** (feature `tracing`): the call's span nests
+///   under the span current where it was awaited, on the pool too.
 /// - **A panic in the call** (a bug: in the store, a plugged clock or
 ///   person directory) **is resumed in the awaiting task**
 ///   ([`std::panic::resume_unwind`]), as if the call had been made there.
@@ -150,7 +156,8 @@ use in_view;
 ///   dropped on the blocking pool when the last handle goes on an async
 ///   thread (on a thread of its own if the runtime is shutting down),
 ///   since a store such as the sync `postgres::Client` panics when it is
-///   closed on one.
+///   closed on one. A host that keeps the store in types of its own too
+///   (the `wire` adapter, say) holds them in a [`DropOffRuntime`].
 ///
 /// # Views and settings
 /// [`for_request`](Self::for_request), [`with_idempotency_key`](Self::with_idempotency_key)
@@ -180,7 +187,7 @@ impl<S: SegmentStore + 'static> Clone for AsyncSegments<S> {
 impl<S: SegmentStore + 'static> fmt::Debug for AsyncSegments<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncSegments")
-            .field("segments", self.shared.segments())
+            .field("segments", &**self.shared)
             .field("request_id", &self.request_id)
             .field("idempotency_key", &self.idempotency_key)
             .finish()
@@ -224,7 +231,7 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
     /// The async facade of `segments` (the same as
     /// [`segments.into_async()`](Segments::into_async)).
     pub fn new(segments: Segments<S>) -> Self {
-        Self::from_shared(Arc::new(Shared::new(segments)))
+        Self::from_shared(Arc::new(DropOffRuntime::new(segments)))
     }
 
     fn from_shared(shared: Arc<Shared<S>>) -> Self {
@@ -255,7 +262,7 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
     where
         F: FnOnce() -> Result<Segments<S>> + Send + 'static,
     {
-        let shared = on_pool(move || Ok(Arc::new(Shared::new(open()?)))).await?;
+        let shared = on_pool(move || Ok(Arc::new(DropOffRuntime::new(open()?)))).await?;
         Ok(Self::from_shared(shared))
     }
 
@@ -268,7 +275,7 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
     {
         let shared = Arc::clone(&self.shared);
         on_pool(move || {
-            let outcome = call(shared.segments());
+            let outcome = call(&shared);
             // The last handle may go here, on the pool.
             drop(shared);
             outcome
@@ -280,12 +287,12 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
     /// async threads (in a `spawn_blocking` of its own, say). It has no
     /// view's request id or key: those apply to this handle's calls.
     pub fn segments(&self) -> &Segments<S> {
-        self.shared.segments()
+        &self.shared
     }
 
     /// The store underneath.
     pub fn store(&self) -> &S {
-        self.shared.segments().store()
+        self.shared.store()
     }
 
     /// The same service, for one request: every change it makes is
@@ -393,8 +400,13 @@ where
     F: FnOnce() -> Result<R> + Send + 'static,
 {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| NotRun::NoRuntime)?;
+    // The call's own spans (feature `tracing`) nest under the caller's.
+    #[cfg(feature = "tracing")]
+    let span = tracing::Span::current();
     let task = runtime.spawn_blocking(move || {
         let _pool = OnPool::enter();
+        #[cfg(feature = "tracing")]
+        let _entered = span.enter();
         call()
     });
     match task.await {

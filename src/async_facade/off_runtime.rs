@@ -1,18 +1,9 @@
-//! Dropping the service where a drop cannot panic for being on an async
-//! thread.
-//!
-//! A store may not be dropped on a thread that runs a Tokio runtime:
-//! the sync `postgres::Client`, for one, blocks on a runtime of its own
-//! when it closes, which panics there. [`Shared`] is what every
-//! [`AsyncSegments`](super::AsyncSegments) handle of one service points
-//! at; when the last handle goes, its drop moves the service to Tokio's
-//! blocking pool, or to a thread of its own when the runtime is shutting
-//! down, so it is dropped off the async threads whatever the store.
+//! [`DropOffRuntime`]: dropping a store where a drop cannot panic for
+//! being on an async thread.
 
 use std::cell::Cell;
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-
-use crate::{SegmentStore, Segments};
 
 thread_local! {
     /// Whether this thread is running a call of the facade on the
@@ -42,33 +33,74 @@ impl Drop for OnPool {
     }
 }
 
-/// The service every handle of one [`AsyncSegments`](super::AsyncSegments)
-/// shares; dropped off the async threads (see the module docs).
-#[derive(Debug)]
-pub(super) struct Shared<S: SegmentStore + 'static> {
-    /// `None` only while [`Drop::drop`] hands it away.
-    segments: Option<Segments<S>>,
+/// A value that is dropped off Tokio's async threads (feature `tokio`).
+///
+/// A sync store may not be dropped on a thread that runs a Tokio runtime:
+/// the sync `postgres::Client`, for one, blocks on a runtime of its own
+/// when it closes, which panics there. [`AsyncSegments`](crate::AsyncSegments)
+/// keeps its service in one of these; a host that keeps a store in types
+/// of its own (the `wire` adapter, say) shares them as
+/// `Arc<DropOffRuntime<_>>`, and whichever handle goes last, wherever, the
+/// value is dropped safely:
+///
+/// - on the thread that drops it, when that thread runs no runtime (or is
+///   on the blocking pool);
+/// - else on Tokio's blocking pool;
+/// - else, when the runtime is shutting down and refuses new blocking
+///   work, on a thread of its own (which the process may outlive: a
+///   store's connections then close with the process);
+/// - and if no thread can be started, never: it is leaked rather than
+///   dropped where it could panic.
+///
+/// ```
+/// use std::sync::Arc;
+/// use segments_engine::{DropOffRuntime, MemoryStore, Segments};
+/// # #[tokio::main]
+/// # async fn main() {
+/// let shared = Arc::new(DropOffRuntime::new(Segments::new(MemoryStore::new())));
+/// let handle = Arc::clone(&shared);
+/// tokio::spawn(async move { drop(handle) }).await.unwrap();
+/// drop(shared); // the last handle, on an async thread: the service goes to the blocking pool
+/// # }
+/// ```
+pub struct DropOffRuntime<T: Send + 'static> {
+    /// `None` only once [`Drop::drop`] or [`into_inner`](Self::into_inner)
+    /// took it.
+    value: Option<T>,
 }
 
-impl<S: SegmentStore + 'static> Shared<S> {
-    pub(super) fn new(segments: Segments<S>) -> Self {
-        Self {
-            segments: Some(segments),
-        }
+impl<T: Send + 'static> DropOffRuntime<T> {
+    /// Holds `value` until it is dropped off the async threads.
+    pub fn new(value: T) -> Self {
+        Self { value: Some(value) }
     }
 
-    /// The service.
-    pub(super) fn segments(&self) -> &Segments<S> {
-        self.segments
+    /// Takes the value back; dropping it is then the caller's business.
+    pub fn into_inner(mut self) -> T {
+        self.value.take().expect("the value is taken only once")
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for DropOffRuntime<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.value
             .as_ref()
-            .expect("the service is taken only when the last handle is dropped")
+            .expect("the value is taken only when the holder goes")
     }
 }
 
-impl<S: SegmentStore + 'static> Drop for Shared<S> {
+impl<T: Send + fmt::Debug + 'static> fmt::Debug for DropOffRuntime<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DropOffRuntime").field(&self.value).finish()
+    }
+}
+
+impl<T: Send + 'static> Drop for DropOffRuntime<T> {
     fn drop(&mut self) {
-        if let Some(segments) = self.segments.take() {
-            drop_off_runtime(segments);
+        if let Some(value) = self.value.take() {
+            drop_off_runtime(value);
         }
     }
 }
@@ -77,7 +109,7 @@ impl<S: SegmentStore + 'static> Drop for Shared<S> {
 /// no runtime (or runs a call of the facade on the blocking pool), else
 /// on the blocking pool, else (the runtime is shutting down and refuses
 /// new blocking work) on a new thread.
-pub(super) fn drop_off_runtime<T: Send + 'static>(value: T) {
+fn drop_off_runtime<T: Send + 'static>(value: T) {
     if ON_POOL.get() {
         return drop(value);
     }
