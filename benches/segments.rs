@@ -67,6 +67,9 @@ fn bench(c: &mut Criterion) {
                         b.iter_custom(|i| whole(&mut fill.library, i))
                     });
                     group.bench_function("floor", |b| b.iter_custom(|i| whole(&mut fill.floor, i)));
+                    for (label, routine) in &mut fill.also {
+                        group.bench_function(*label, |b| b.iter_custom(|i| whole(routine, i)));
+                    }
                     group.finish();
                 }
                 // Printed by the report only.

@@ -208,6 +208,7 @@ fn pooled(runs: &[Vec<Duration>], range: std::ops::Range<usize>) -> f64 {
 /// (whole fill, last step) and returns its curve.
 fn run_fill(mut fill: Fill, config: Config, fills: usize) -> String {
     let (mut lib, mut floor) = (Vec::new(), Vec::new());
+    let mut also: Vec<Vec<Vec<Duration>>> = fill.also.iter().map(|_| Vec::new()).collect();
     let one = |side: &str, routine: &mut cases::FillRoutine, into: &mut Vec<Vec<Duration>>| {
         let times = routine();
         let total: Duration = times.iter().sum();
@@ -227,6 +228,9 @@ fn run_fill(mut fill: Fill, config: Config, fills: usize) -> String {
             one("floor", &mut fill.floor, &mut floor);
             one("library", &mut fill.library, &mut lib);
         }
+        for ((label, routine), runs) in fill.also.iter_mut().zip(&mut also) {
+            one(label, routine, runs);
+        }
     }
     let batches = lib[0].len();
     let per_step = (config.step() / BATCH) as usize;
@@ -244,9 +248,20 @@ fn run_fill(mut fill: Fill, config: Config, fills: usize) -> String {
         &format!("{}: last {step}", fill.name),
         "PIDs",
         pooled(&lib, last.clone()),
-        pooled(&floor, last),
+        pooled(&floor, last.clone()),
         fill.last,
     );
+    for ((label, _), runs) in fill.also.iter().zip(&also) {
+        for (what, range) in [("whole fill", whole.clone()), ("last", last.clone())] {
+            row(
+                &format!("{}: {what}, vs {label}", fill.name),
+                "PIDs",
+                pooled(&lib, range.clone()),
+                pooled(runs, range),
+                cases::Target::Report,
+            );
+        }
+    }
 
     let each = |runs: &[Vec<Duration>]| {
         runs.iter()

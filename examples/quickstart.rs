@@ -1,6 +1,6 @@
-//! The main job, end to end: an embedded SQLite file, a real segment created
-//! (and a duplicate refused), people added, removed and listed, the results
-//! printed.
+//! The main job, end to end: an embedded SQLite file, a real segment found
+//! or created (and a duplicate refused), people added, removed, imported
+//! and listed, the results printed.
 //!
 //! ```text
 //! cargo run --example quickstart [-- path/to/segments.db]
@@ -32,18 +32,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let org = OrgId::new("acme")?;
     let name = "Q1 2024 Enterprise Prospects";
-    let segment = match segments.find_by_name(&org, name)? {
-        Some(existing) => {
-            println!("segment {name:?} already exists; using it");
-            existing
-        }
-        None => segments.create(
-            &org,
-            NewSegment::new(name).description(
-                "High-value enterprise leads from Q1 outbound campaign, companies with 500+ employees in tech sector",
-            ),
-        )?,
-    };
+    // The org's segment of that name, or a new one (a rerun on the same
+    // file finds the segment it made before).
+    let segment = segments.find_or_create(
+        &org,
+        NewSegment::new(name).description(
+            "High-value enterprise leads from Q1 outbound campaign, companies with 500+ employees in tech sector",
+        ),
+    )?;
     println!("segment:");
     println!("  id           {}", segment.id);
     println!("  name         {}", segment.name);
@@ -92,6 +88,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "remove_members: n_deleted={} new_current_size={}",
         removed.n_deleted, removed.new_current_size
     );
+
+    // A file's worth of PIDs, streamed in atomic batches of 10,000. Under
+    // an idempotency key a rerun (after a crash, say) replays the batches
+    // that committed instead of adding them twice.
+    let imported = segments.find_or_create(&org, NewSegment::new("Imported leads"))?;
+    let lines = (0..25_000u64).map(|i| {
+        if i % 5_000 == 4_999 {
+            format!("line {i} is not a pid")
+        } else {
+            format!("p-{:012x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16)
+        }
+    });
+    let out = segments
+        .with_idempotency_key("quickstart-import")
+        .import_members(&org, imported.id, lines)?;
+    println!(
+        "import_members: n_batches={} n_added={} n_redundant_additions={} n_invalid={} new_current_size={}",
+        out.n_batches, out.n_added, out.n_redundant_additions, out.n_invalid, out.new_current_size
+    );
+    for bad in &out.invalid_pids {
+        println!("  skipped at position {}: {:?}", bad.position, bad.pid);
+    }
+    let last = segments.last_seq(&org)?;
+    println!("the org's ledger holds {last} entries; the last two:");
+    for change in segments
+        .changes_since(&org, last.saturating_sub(2), 2)?
+        .changes
+    {
+        println!("  #{} {:?}", change.seq, change.kind);
+    }
 
     // Read it back: the documented page API, then the cursor API.
     let page = segments.members_page(&org, segment.id, 1)?;

@@ -76,6 +76,18 @@
 //! - Deleting a segment frees its name at once.
 //! - [`Segments::find_by_name`] with a string that cannot be a name is an
 //!   `Invalid` error, not `Ok(None)`.
+//! - [`Segments::find_or_create`] checks its whole input (name,
+//!   description, source) even when the segment exists, so whether a call
+//!   is valid does not depend on what is stored; an existing segment is
+//!   returned unchanged. Under an idempotency key, the segment the first
+//!   call returned, found or created, is what its retries return.
+//! - [`Segments::import_members`] applies atomic batches of
+//!   [`limits::IMPORT_BATCH_SIZE`]; the import as a whole is not atomic.
+//!   Under the key `k`, batch `i` is keyed `k/i`, so a rerun resumes. A PID
+//!   repeated within a batch is redundant there, like a repeat in one
+//!   [`Segments::add_members`] call; repeated in a later batch, it is a
+//!   redundant addition of that batch: the counts do not depend on where
+//!   batches split.
 //! - The ledger's times never go backwards within an org (a change stamped
 //!   earlier than the last entry is recorded at that entry's time), so "as
 //!   of" reads are a prefix of the ledger. Within one member call, entries
@@ -146,7 +158,8 @@ pub use domain::history::{Change, ChangeKind, ChangePage, MembersAsOf, PastMembe
 pub use domain::ids::{OrgId, SegmentId};
 pub use domain::limits;
 pub use domain::member::{
-    AddOutcome, Member, MemberCursor, MemberList, MemberOptions, MembersPage, RemoveOutcome,
+    AddOutcome, ImportOutcome, InvalidPid, Member, MemberCursor, MemberList, MemberOptions,
+    MembersPage, RemoveOutcome,
 };
 pub use domain::name::SegmentName;
 pub use domain::pid::{Pid, is_well_formed as is_well_formed_pid};
@@ -170,3 +183,8 @@ pub use store::sqlite::{SqliteStore, SqliteStoreBuilder, Synchronous};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide's examples (`docs/guide.md`), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;

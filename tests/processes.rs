@@ -19,7 +19,13 @@
 //!   is all or nothing, every batch the child saw committed is there, every
 //!   size matches.
 //!
-//! `SEGMENTS_SOAK=N` multiplies the rounds and kills by N (see the README).
+//! - **Imports**: a child importing a list of PIDs under an idempotency key
+//!   is killed with SIGKILL partway (after two batches, at a random moment
+//!   in the next ones); the same import rerun with the same key completes
+//!   it: its counts are those of an uninterrupted import and the ledger
+//!   records each PID's join once.
+//!
+//! `SEGMENTS_SOAK=N` multiplies the rounds and kills by N (see docs/testing.md).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -45,6 +51,7 @@ fn main() {
     match std::env::var(CHILD).as_deref() {
         Ok("race") => race_child(),
         Ok("writer") => writer_child(),
+        Ok("importer") => importer_child(),
         Ok(other) => panic!("unknown child mode {other:?}"),
         Err(_) => {
             let soak: usize = std::env::var("SEGMENTS_SOAK")
@@ -63,9 +70,14 @@ fn main() {
                 let sync = if kill % 2 == 0 { "normal" } else { "full" };
                 (Target::Sqlite(dir.path().join(format!("{sync}.db"))), sync)
             });
+            let target = Target::Sqlite(dir.path().join("import.db"));
+            killed_imports_resume_with_their_key(&target, 3 * soak);
             #[cfg(feature = "postgres")]
             {
                 let url = support::postgres::url();
+                let target = Target::postgres(&url, "import");
+                killed_imports_resume_with_their_key(&target, 2 * soak);
+                target.clean_up();
                 for round in 0..soak {
                     let target = Target::postgres(&url, "race");
                     races_across_processes_have_one_winner_per_name(&target, round);
@@ -637,4 +649,143 @@ fn batches_of(
             None => return by_batch,
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Imports
+
+/// PIDs of one import: `IMPORT_LINES` lines, with repeats (every 7th line
+/// repeats an earlier PID) and malformed lines (every 101st).
+const IMPORT_LINES: usize = 64_000;
+
+fn import_line(round: u64, i: usize) -> String {
+    if i % 101 == 100 {
+        format!("not a pid {i}")
+    } else if i % 7 == 6 {
+        format!("p-{round}i{}", i / 2)
+    } else {
+        format!("p-{round}i{i}")
+    }
+}
+
+/// The uninterrupted import's counts: (added, redundant, invalid).
+fn import_counts(round: u64) -> (u64, u64, u64) {
+    let mut seen = std::collections::HashSet::new();
+    let (mut added, mut redundant, mut invalid) = (0, 0, 0);
+    for i in 0..IMPORT_LINES {
+        let line = import_line(round, i);
+        if line.starts_with("not") {
+            invalid += 1;
+        } else if seen.insert(line) {
+            added += 1;
+        } else {
+            redundant += 1;
+        }
+    }
+    (added, redundant, invalid)
+}
+
+/// Imports round `SEGMENTS_SEED`'s lines under its key, printing `read N`
+/// each time the import asks for line N at a batch's start (so every batch
+/// before N has committed).
+fn importer_child() {
+    let segments = Target::from_env().open(Synchronous::Normal);
+    let round = seed();
+    let org = org();
+    let s = segments
+        .find_or_create(&org, NewSegment::new(format!("import {round}")))
+        .unwrap();
+    let out = std::sync::Mutex::new(std::io::stdout());
+    let lines = (0..IMPORT_LINES).map(|i| {
+        if i % segments_engine::limits::IMPORT_BATCH_SIZE == 0 {
+            let mut out = out.lock().unwrap();
+            writeln!(out, "read {i}").unwrap();
+            out.flush().unwrap();
+        }
+        import_line(round, i)
+    });
+    segments
+        .with_idempotency_key(format!("import-{round}"))
+        .import_members(&org, s.id, lines)
+        .unwrap();
+    writeln!(out.lock().unwrap(), "done").unwrap();
+}
+
+/// Kills an importer partway, `rounds` times (a segment each), then reruns
+/// each import with its key in this process: the counts are exact and the
+/// ledger has one join per PID.
+fn killed_imports_resume_with_their_key(target: &Target, rounds: usize) {
+    let base = seed();
+    let mut rng = Rng(base);
+    println!("imports: seed {base}, {rounds} importers killed partway, then rerun");
+    let batch = segments_engine::limits::IMPORT_BATCH_SIZE;
+    let mut killed_at = Vec::new();
+    for r in 0..rounds {
+        let round = base % 1_000_000 + r as u64;
+        let mut child = spawn("importer", target, "normal", round);
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        // Two batches committed, then a kill in the next ones.
+        let wanted = format!("read {}", 2 * batch);
+        loop {
+            let line = lines
+                .next()
+                .expect("the importer reports its progress")
+                .unwrap();
+            assert_ne!(
+                line, "done",
+                "the importer was to be killed before it ended"
+            );
+            if line == wanted {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(40)));
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        target.check_sound("normal");
+
+        let segments = target.open(Synchronous::Normal);
+        let org = org();
+        let s = segments
+            .find_by_name(&org, &format!("import {round}"))
+            .unwrap()
+            .expect("the segment survived");
+        let interrupted = segments.get(&org, s.id).unwrap().current_size;
+        killed_at.push(interrupted);
+        let out = segments
+            .with_idempotency_key(format!("import-{round}"))
+            .import_members(&org, s.id, (0..IMPORT_LINES).map(|i| import_line(round, i)))
+            .unwrap();
+        let (added, redundant, invalid) = import_counts(round);
+        assert_eq!(
+            (out.n_added, out.n_redundant_additions, out.n_invalid),
+            (added, redundant, invalid),
+            "round {round}: the rerun's counts are the uninterrupted import's (killed at size {interrupted})"
+        );
+        assert_eq!(out.n_batches as usize, IMPORT_LINES.div_ceil(batch));
+        assert_eq!(
+            segments.get(&org, s.id).unwrap().current_size,
+            added,
+            "round {round}: every distinct PID is a member"
+        );
+        let joins = whole_feed(&segments, &org)
+            .iter()
+            .filter(|c| {
+                c.segment_id == s.id
+                    && matches!(c.kind, segments_engine::ChangeKind::MemberAdded { .. })
+            })
+            .count() as u64;
+        assert_eq!(
+            joins, added,
+            "round {round}: the ledger records each join once"
+        );
+        assert!(
+            interrupted >= 2 * batch as u64 * 5 / 7,
+            "round {round}: the killed import had committed its first batches ({interrupted})"
+        );
+    }
+    println!(
+        "imports: {rounds} killed imports (sizes at the kill: {killed_at:?}) resumed, counts exact, one join per PID"
+    );
 }

@@ -622,6 +622,35 @@ fn members_pages_answer_the_documented_shape() {
     );
     assert_eq!(past.status, 200, "past the end is still 200");
     assert_eq!(past.json["results"]["items"], json!([]));
+    // However large (SPEC §5): past u64, past u128, with a plus sign or
+    // leading zeros, a whole page number is a 200 with no members that
+    // names the page asked for.
+    for (page, named) in [
+        ("18446744073709551615", "18446744073709551615"),
+        ("18446744073709551616", "18446744073709551616"),
+        ("%2B18446744073709551616", "18446744073709551616"),
+        (
+            "000340282366920938463463374607431768211456",
+            "340282366920938463463374607431768211456",
+        ),
+        (&"9".repeat(300), &"9".repeat(300)),
+    ] {
+        let huge = get(
+            &wire,
+            &format!("/v2/segments/members?segment_id={id}&page={page}"),
+        );
+        assert_eq!(huge.status, 200, "page {page} is past the end: a 200");
+        let results = &huge.json["results"];
+        assert_eq!(results["items"], json!([]), "page {page}: no members");
+        assert_eq!(results["total_count"], 5_003, "page {page}: the size");
+        assert_eq!(results["list_continues"], false, "page {page}");
+        assert!(
+            huge.raw()
+                .contains(&format!("\"page\":{named},\"list_continues\"")),
+            "page {page}: the answer names the page asked for as a JSON number: {}",
+            huge.raw()
+        );
+    }
     for (query, status, message) in [
         (
             format!("segment_id={id}&page=0"),
@@ -635,6 +664,21 @@ fn members_pages_answer_the_documented_shape() {
         ),
         (
             format!("segment_id={id}&page=-1"),
+            422,
+            "'page' must be a whole number".to_owned(),
+        ),
+        (
+            format!("segment_id={id}&page=00"),
+            422,
+            "'page' must be at least 1".to_owned(),
+        ),
+        (
+            format!("segment_id={id}&page=1.0"),
+            422,
+            "'page' must be a whole number".to_owned(),
+        ),
+        (
+            format!("segment_id={id}&page=1e30"),
             422,
             "'page' must be a whole number".to_owned(),
         ),

@@ -111,6 +111,7 @@ pub fn sqlite(config: Config, form: PidForm) -> Fill {
         last: Target::RatioAtLeast(0.5),
         library,
         floor,
+        also: Vec::new(),
     }
 }
 
@@ -161,5 +162,6 @@ pub fn memory(config: Config, form: PidForm) -> Fill {
         last: Target::Report,
         library,
         floor,
+        also: Vec::new(),
     }
 }

@@ -144,6 +144,9 @@ pub struct Fill {
     pub last: Target,
     pub library: FillRoutine,
     pub floor: FillRoutine,
+    /// Other floors, reported beside the one the target is set against
+    /// (no target of their own): a label and the routine.
+    pub also: Vec<(&'static str, FillRoutine)>,
 }
 
 /// A measurement printed as a few lines rather than a row (a page walk

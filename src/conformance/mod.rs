@@ -42,9 +42,9 @@ use crate::limits::{
 };
 use crate::store::MemberStart;
 use crate::{
-    AddOutcome, ChangeKind, DeathCursor, DeathReport, Error, Field, KnownPids, ListOptions, Member,
-    MemberOptions, NewSegment, OrgId, Pid, RemoveOutcome, Rule, Segment, SegmentId, SegmentStore,
-    Segments, SignalMetadata,
+    AddOutcome, ChangeKind, DeathCursor, DeathReport, Error, Field, ImportOutcome, KnownPids,
+    ListOptions, Member, MemberOptions, NewSegment, OrgId, Pid, RemoveOutcome, Rule, Segment,
+    SegmentId, SegmentStore, Segments, SignalMetadata,
 };
 
 /// What a conformance test runs against: a store, or a store with a guard
@@ -88,6 +88,8 @@ macro_rules! conformance_tests {
             names_are_unique_per_org_by_key,
             the_same_name_may_exist_in_two_orgs,
             racing_creates_of_one_name_have_one_winner,
+            find_or_create_finds_by_key_or_creates,
+            racing_find_or_creates_agree_on_one_segment,
             another_orgs_segment_is_not_found,
             unknown_ids_are_not_found,
             invalid_names_are_refused_and_change_nothing,
@@ -117,6 +119,10 @@ macro_rules! conformance_tests {
             racing_member_calls_keep_current_size_exact,
             a_pid_given_twice_to_a_store_is_refused_or_counted_once,
             reads_from_past_the_last_member_are_empty_and_exact,
+            // imports.rs
+            an_import_counts_every_pid_once,
+            an_empty_or_misdirected_import_changes_nothing,
+            a_keyed_import_resumes_where_it_stopped,
             // pages.rs
             member_order_is_first_added_then_pid,
             members_page_follows_the_documented_rules,
@@ -393,6 +399,7 @@ fn report(pid: &str, obituary: &str, confidence: f64) -> DeathReport {
 
 mod deaths;
 mod history;
+mod imports;
 mod keys;
 mod ledger;
 mod members;
@@ -403,6 +410,7 @@ mod sets;
 
 pub use deaths::*;
 pub use history::*;
+pub use imports::*;
 pub use keys::*;
 pub use ledger::*;
 pub use members::*;
@@ -417,10 +425,11 @@ mod tests {
 
     /// The suite's source files, as compiled: every function of the suite
     /// is in one of them.
-    const SOURCES: [(&str, &str); 10] = [
+    const SOURCES: [(&str, &str); 11] = [
         ("mod.rs", include_str!("mod.rs")),
         ("deaths.rs", include_str!("deaths.rs")),
         ("history.rs", include_str!("history.rs")),
+        ("imports.rs", include_str!("imports.rs")),
         ("keys.rs", include_str!("keys.rs")),
         ("ledger.rs", include_str!("ledger.rs")),
         ("members.rs", include_str!("members.rs")),

@@ -191,6 +191,165 @@ pub fn racing_creates_of_one_name_have_one_winner(store: &dyn SegmentStore) {
     );
 }
 
+/// `find_or_create` returns the org's segment with the name's key as it
+/// is (description and source untouched, nothing in the ledger), or
+/// creates one; it checks its input like `create` even when the segment
+/// exists; under an idempotency key, a retry returns what the first call
+/// returned, even after a rename.
+pub fn find_or_create_finds_by_key_or_creates(store: &dyn SegmentStore) {
+    let ns = Namespace::new();
+    let (segments, _) = ns.service(store);
+    let acme = ns.org("acme");
+    let made = segments
+        .for_request("req-foc")
+        .find_or_create(&acme, NewSegment::new("Q1 Leads").description("first"))
+        .unwrap();
+    assert_eq!(made.current_size, 0);
+    assert_eq!(made.description.as_deref(), Some("first"));
+    let head = segments.last_seq(&acme).unwrap();
+    assert_eq!(head, 1, "a create records its Created entry");
+    assert_eq!(
+        segments.changes_since(&acme, 0, 1).unwrap().changes[0]
+            .request_id
+            .as_deref(),
+        Some("req-foc"),
+        "through for_request, the Created entry carries the request id"
+    );
+    let found = segments
+        .find_or_create(
+            &acme,
+            NewSegment::new(" q1   LEADS ")
+                .description("second")
+                .source("import"),
+        )
+        .unwrap();
+    assert_eq!(found, made, "the same segment, as it is");
+    assert_eq!(
+        segments.last_seq(&acme).unwrap(),
+        head,
+        "finding records nothing"
+    );
+    let other = segments
+        .find_or_create(&ns.org("other"), NewSegment::new("Q1 Leads"))
+        .unwrap();
+    assert_ne!(other.id, made.id, "names are per org");
+    assert_invalid(
+        segments.find_or_create(&acme, NewSegment::new("   ")),
+        Field::Name,
+        "a blank name",
+    );
+    assert_invalid(
+        segments.find_or_create(
+            &acme,
+            NewSegment::new("Q1 Leads").description("x".repeat(MAX_DESCRIPTION_CHARS + 1)),
+        ),
+        Field::Description,
+        "a bad description, even though the name exists",
+    );
+    // Keyed: the first outcome, whatever happens to the name afterwards.
+    let keyed = segments.with_idempotency_key("foc-1");
+    let first = keyed
+        .find_or_create(&acme, NewSegment::new("Keyed"))
+        .unwrap();
+    segments.rename(&acme, first.id, "Renamed").unwrap();
+    assert_eq!(
+        keyed
+            .find_or_create(&acme, NewSegment::new("Keyed"))
+            .unwrap(),
+        first,
+        "a retry returns the first call's segment, not a new one"
+    );
+    assert!(
+        segments.find_by_name(&acme, "Keyed").unwrap().is_none(),
+        "and creates nothing"
+    );
+    let found_keyed = segments
+        .with_idempotency_key("foc-2")
+        .find_or_create(&acme, NewSegment::new("q1 leads"))
+        .unwrap();
+    assert_eq!(found_keyed, made, "a keyed call finds as well");
+    segments
+        .set_description(&acme, made.id, Some("changed"))
+        .unwrap();
+    assert_eq!(
+        segments
+            .with_idempotency_key("foc-2")
+            .find_or_create(&acme, NewSegment::new("q1 leads"))
+            .unwrap(),
+        made,
+        "a found segment is recorded under the key too"
+    );
+    assert!(
+        matches!(
+            segments
+                .with_idempotency_key("foc-2")
+                .find_or_create(&acme, NewSegment::new("Other name")),
+            Err(Error::IdempotencyConflict { .. })
+        ),
+        "the same key with another name is a conflict"
+    );
+}
+
+/// Of eight threads calling `find_or_create` with one name key at once
+/// (spelled differently), every one gets the same segment, and the ledger
+/// holds one `Created` entry: the race is settled by the storage's
+/// uniqueness, and the losers look again.
+pub fn racing_find_or_creates_agree_on_one_segment(store: &dyn SegmentStore) {
+    let ns = Namespace::new();
+    const THREADS: usize = 8;
+    let acme = ns.org("acme");
+    for round in 0..5 {
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let name = format!("Shared {round}");
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|i| {
+                    let barrier = Arc::clone(&barrier);
+                    let (acme, name) = (&acme, &name);
+                    scope.spawn(move || {
+                        let segments = Segments::new(store);
+                        let spelled = if i % 2 == 0 {
+                            name.to_lowercase()
+                        } else {
+                            format!("  {name}")
+                        };
+                        barrier.wait();
+                        if i % 4 == 3 {
+                            segments
+                                .with_idempotency_key(format!("race-{round}-{i}"))
+                                .find_or_create(acme, NewSegment::new(spelled))
+                        } else {
+                            segments.find_or_create(acme, NewSegment::new(spelled))
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("no thread panics"))
+                .collect()
+        });
+        let ids: Vec<SegmentId> = results
+            .iter()
+            .map(|r| match r {
+                Ok(s) => s.id,
+                Err(e) => panic!("round {round}: every call succeeds, got {e:?}"),
+            })
+            .collect();
+        assert!(
+            ids.iter().all(|id| *id == ids[0]),
+            "round {round}: every call returns the same segment, got {ids:?}"
+        );
+    }
+    let segments = Segments::new(store);
+    assert_eq!(all(&segments, &acme).len(), 5, "one segment per round");
+    let created = whole_ledger(&segments, &acme)
+        .iter()
+        .filter(|c| matches!(c.kind, ChangeKind::Created { .. }))
+        .count();
+    assert_eq!(created, 5, "one Created entry per name");
+}
+
 /// Nothing crosses organizations: another org's id is `NotFound` for every
 /// operation, its names are invisible, and the owner's segment is unchanged.
 pub fn another_orgs_segment_is_not_found(store: &dyn SegmentStore) {

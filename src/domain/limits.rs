@@ -62,6 +62,14 @@ pub const MAX_SET_EXPR_SEGMENTS: usize = 32;
 /// Longest idempotency key, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 
+/// How many PIDs [`Segments::import_members`](crate::Segments::import_members)
+/// sends in one call: each batch is one atomic add.
+pub const IMPORT_BATCH_SIZE: usize = 10_000;
+
+/// How many skipped PIDs an [`ImportOutcome`](crate::ImportOutcome) lists
+/// (it counts them all).
+pub const MAX_IMPORT_INVALID_REPORTED: usize = 100;
+
 /// How long an idempotency key is remembered unless the service is told
 /// otherwise ([`Segments::with_idempotency_ttl`](crate::Segments::with_idempotency_ttl)):
 /// 24 hours.

@@ -49,6 +49,46 @@ pub struct AddOutcome {
     pub new_current_size: u64,
 }
 
+/// What [`Segments::import_members`](crate::Segments::import_members) did,
+/// over every batch of the import.
+///
+/// Every PID given is counted once, in exactly one of the three counts:
+/// `n_added + n_redundant_additions + n_invalid` is the number of PIDs the
+/// import read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ImportOutcome {
+    /// PIDs that were not members and now are (re-added ones included).
+    pub n_added: u64,
+    /// PIDs that were members already, and repeats of a PID within one
+    /// batch of [`IMPORT_BATCH_SIZE`](crate::limits::IMPORT_BATCH_SIZE).
+    /// (A PID repeated in two batches is a redundant addition in the
+    /// second, so this count does not depend on where batches split.)
+    pub n_redundant_additions: u64,
+    /// Every occurrence of a malformed PID, or of one the
+    /// [`PersonDirectory`](crate::PersonDirectory) does not know.
+    pub n_invalid: u64,
+    /// The first [`MAX_IMPORT_INVALID_REPORTED`](crate::limits::MAX_IMPORT_INVALID_REPORTED)
+    /// of those occurrences, in input order, each with its position.
+    pub invalid_pids: Vec<InvalidPid>,
+    /// The segment's size after the last batch, as that batch reported it
+    /// (for an import with no PIDs, the segment's size when it was read).
+    pub new_current_size: u64,
+    /// How many batches were applied (or, under an idempotency key,
+    /// replayed).
+    pub n_batches: u64,
+}
+
+/// A PID an import skipped ([`ImportOutcome::invalid_pids`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct InvalidPid {
+    /// Where it was in the input, from 0 (the first PID given is 0).
+    pub position: u64,
+    /// The text as given.
+    pub pid: String,
+}
+
 /// What [`Segments::remove_members`](crate::Segments::remove_members) did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

@@ -184,6 +184,97 @@ impl<S: SegmentStore> Segments<S> {
         }
     }
 
+    /// Runs a find-or-create ([`Segments::find_or_create`]): `find` looks
+    /// the name up; `create` inserts the segment with the stamp it is given
+    /// (with the key's claim, when keyed).
+    ///
+    /// A create that loses a race to another call with the same name
+    /// (`DuplicateName`) looks again and returns the winner's segment. With
+    /// a key, a found segment is the call's outcome as much as a created
+    /// one: it is recorded under the key, so a retry gets the same segment
+    /// even after a rename.
+    pub(super) fn found_or_created(
+        &self,
+        org: &OrgId,
+        stamp: Stamp<'_>,
+        input: Option<Fingerprint>,
+        find: impl Fn() -> Result<Option<Segment>>,
+        create: impl Fn(Stamp<'_>) -> Result<Segment>,
+    ) -> Result<Segment> {
+        // A lost race means the winner's segment exists; it can only be
+        // missing again if it was deleted in between, so a few rounds do.
+        const ROUNDS: usize = 3;
+        let keyed = match (self.idempotency_key.as_deref(), input) {
+            (Some(key), Some(input)) => {
+                check_key(key)?;
+                let fingerprint = input.finish(org);
+                if let Some(record) = self.store.idempotency_record(org, key, stamp.at)? {
+                    #[cfg(feature = "tracing")]
+                    super::trace::keyed(true);
+                    return replay(key, &record, &fingerprint);
+                }
+                #[cfg(feature = "tracing")]
+                super::trace::keyed(false);
+                Some((key, fingerprint))
+            }
+            _ => None,
+        };
+        let mut lost = None;
+        for _ in 0..ROUNDS {
+            if let Some(found) = find()? {
+                let Some((key, fingerprint)) = keyed else {
+                    return Ok(found);
+                };
+                let record = KeyRecord {
+                    fingerprint,
+                    outcome: encode(&Ok(found.to_recorded())),
+                    request_id: stamp.request_id.map(str::to_owned),
+                    recorded_at: stamp.at,
+                    expires_at: self.expiry(stamp.at),
+                };
+                let standing = self.store.record_idempotency(org, key, record, stamp.at)?;
+                return replay(key, &standing, &fingerprint);
+            }
+            let created = match keyed {
+                None => create(stamp),
+                Some((key, fingerprint)) => {
+                    let encode = |written: Written<'_>| -> Vec<u8> {
+                        match written {
+                            Written::Segment(s) => encode(&Ok(s.to_recorded())),
+                            _ => Vec::new(),
+                        }
+                    };
+                    let claim = KeyClaim {
+                        key,
+                        fingerprint,
+                        expires_at: self.expiry(stamp.at),
+                        outcome: &encode,
+                    };
+                    match create(Stamp {
+                        key: Some(&claim),
+                        ..stamp
+                    }) {
+                        // Another call with this key got there first.
+                        Err(Error::IdempotencyInProgress { .. }) => {
+                            return match self.store.idempotency_record(org, key, stamp.at)? {
+                                Some(record) => replay(key, &record, &fingerprint),
+                                None => Err(Error::IdempotencyInProgress {
+                                    key: key.to_owned(),
+                                }),
+                            };
+                        }
+                        other => other,
+                    }
+                }
+            };
+            match created {
+                Err(e @ Error::DuplicateName { .. }) => lost = Some(e),
+                other => return other,
+            }
+        }
+        Err(lost.expect("every round that does not return lost a race"))
+    }
+
     fn expiry(&self, at: DateTime<Utc>) -> DateTime<Utc> {
         chrono::TimeDelta::from_std(self.idempotency_ttl)
             .ok()

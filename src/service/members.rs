@@ -1,17 +1,20 @@
 //! Members: adds, removals, and the two ways to list them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::trace::traced;
 use super::{Segments, check_batch, check_limit, page};
-use crate::domain::limits::{DEFAULT_PAGE_LIMIT, MEMBERS_PAGE_SIZE};
+use crate::domain::limits::{
+    DEFAULT_PAGE_LIMIT, IMPORT_BATCH_SIZE, MAX_IDEMPOTENCY_KEY_BYTES, MAX_IMPORT_INVALID_REPORTED,
+    MEMBERS_PAGE_SIZE,
+};
 use crate::domain::member::SplitPids;
 use crate::error::{Field, Rule, ValidationError};
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Written};
 use crate::{
-    AddOutcome, Error, Member, MemberCursor, MemberList, MemberOptions, MembersPage, OrgId,
-    RemoveOutcome, Result, SegmentId, SegmentStore,
+    AddOutcome, Error, ImportOutcome, InvalidPid, Member, MemberCursor, MemberList, MemberOptions,
+    MembersPage, OrgId, RemoveOutcome, Result, SegmentId, SegmentStore,
 };
 
 impl<S: SegmentStore> Segments<S> {
@@ -59,6 +62,125 @@ impl<S: SegmentStore> Segments<S> {
             [n_pids = pids.len()],
             self.add_members_with(org, id, pids, false)
         )
+    }
+
+    /// Adds any number of people to a segment, streaming them in batches of
+    /// [`IMPORT_BATCH_SIZE`] (10,000): what an import of a file of PIDs
+    /// calls. Memory stays bounded by one batch, however long `pids` is.
+    ///
+    /// **Each batch is atomic; the import as a whole is not.** When a batch
+    /// fails, the batches before it stay applied and the error is returned.
+    /// Make an import resumable with an idempotency key: under
+    /// [`with_idempotency_key(k)`](Self::with_idempotency_key), batch `i`
+    /// (from 0) is made with the key `k/i`, so rerunning the same import
+    /// with the same key after a crash or an error replays the batches that
+    /// committed (applying nothing again, and counting them as they were
+    /// counted the first time) and applies the rest: the ledger records each
+    /// PID's join once.
+    ///
+    /// Counts add up: every PID read is counted once, as added, redundant
+    /// or invalid (see [`ImportOutcome`]); malformed PIDs never fail the
+    /// import.
+    ///
+    /// ```
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
+    /// let segments = Segments::new(MemoryStore::new());
+    /// let org = OrgId::new("acme")?;
+    /// let s = segments.find_or_create(&org, NewSegment::new("Leads"))?;
+    /// let lines = (0..25_000).map(|i| if i % 1_000 == 7 { "bad!".to_owned() } else { format!("p-{:012x}", i % 20_000) });
+    /// let out = segments.with_idempotency_key("import-7").import_members(&org, s.id, lines)?;
+    /// assert_eq!(out.n_batches, 3);
+    /// assert_eq!(out.n_invalid, 25, "every malformed line counts");
+    /// assert_eq!(out.invalid_pids[0].position, 7);
+    /// assert_eq!(out.n_added + out.n_redundant_additions + out.n_invalid, 25_000);
+    /// assert_eq!(out.new_current_size, 19_980);
+    /// # Ok::<(), segments_engine::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Invalid` (field `idempotency_key`) for a key that leaves no room
+    /// for the batch suffix (`k` may be at most
+    /// [`MAX_IDEMPOTENCY_KEY_BYTES`](crate::limits::MAX_IDEMPOTENCY_KEY_BYTES)
+    /// − 21 bytes); `NotFound`; `IdempotencyConflict` when a batch's key was
+    /// used with other input (the same key over another file); `Storage`;
+    /// an error of the person directory. Batches before the failing one
+    /// stay applied.
+    pub fn import_members<I>(&self, org: &OrgId, id: SegmentId, pids: I) -> Result<ImportOutcome>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        traced!(
+            "segments.import_members",
+            Some(org),
+            Some(id),
+            [],
+            self.import(org, id, pids.into_iter())
+        )
+    }
+
+    fn import<I>(&self, org: &OrgId, id: SegmentId, mut pids: I) -> Result<ImportOutcome>
+    where
+        I: Iterator,
+        I::Item: AsRef<str>,
+    {
+        // Room for "/" and the batch number (u64::MAX has 20 digits).
+        const SUFFIX: usize = 21;
+        if let Some(key) = self.idempotency_key.as_deref()
+            && key.len() + SUFFIX > MAX_IDEMPOTENCY_KEY_BYTES
+        {
+            return Err(ValidationError::new(
+                Field::IdempotencyKey,
+                Rule::TooLong {
+                    max: MAX_IDEMPOTENCY_KEY_BYTES - SUFFIX,
+                    unit: "bytes",
+                },
+            )
+            .into());
+        }
+        let mut out = ImportOutcome::default();
+        let mut batch: Vec<I::Item> = Vec::with_capacity(IMPORT_BATCH_SIZE);
+        let mut position: u64 = 0;
+        loop {
+            batch.clear();
+            batch.extend(pids.by_ref().take(IMPORT_BATCH_SIZE));
+            if batch.is_empty() {
+                break;
+            }
+            let mut view = self.view();
+            if let Some(key) = &self.idempotency_key {
+                view.idempotency_key = Some(format!("{key}/{}", out.n_batches).into());
+            }
+            let added = view.add_members(org, id, &batch)?;
+            out.n_batches += 1;
+            out.n_added += added.n_added;
+            out.n_redundant_additions += added.n_redundant_additions;
+            out.new_current_size = added.new_current_size;
+            if !added.invalid_pids.is_empty() {
+                let invalid: HashSet<&str> =
+                    added.invalid_pids.iter().map(String::as_str).collect();
+                for (at, pid) in (position..).zip(&batch) {
+                    let pid = pid.as_ref();
+                    if invalid.contains(pid) {
+                        out.n_invalid += 1;
+                        if out.invalid_pids.len() < MAX_IMPORT_INVALID_REPORTED {
+                            out.invalid_pids.push(InvalidPid {
+                                position: at,
+                                pid: pid.to_owned(),
+                            });
+                        }
+                    }
+                }
+            }
+            position += batch.len() as u64;
+            if batch.len() < IMPORT_BATCH_SIZE {
+                break;
+            }
+        }
+        if out.n_batches == 0 {
+            out.new_current_size = self.store.segment(org, id)?.current_size;
+        }
+        Ok(out)
     }
 
     /// [`add_members`](Self::add_members), or its dry run.

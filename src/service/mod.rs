@@ -209,6 +209,57 @@ impl<S: SegmentStore> Segments<S> {
         )
     }
 
+    /// The org's segment whose name has the same key as `new`'s name, as it
+    /// is, or else a new segment made from `new`: what an import or a sync
+    /// job wants when it is handed a segment by name.
+    ///
+    /// An existing segment is returned unchanged (its description and
+    /// source are not touched, and nothing is recorded in the ledger).
+    /// Race-safe: calls racing with one name key, in this process or any
+    /// other sharing the store, all return the same segment, and the ledger
+    /// has one `Created` entry for it. Through
+    /// [`with_idempotency_key`](Self::with_idempotency_key), the segment
+    /// the first call returned, found or created, is what a retry returns.
+    ///
+    /// ```
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
+    /// let segments = Segments::new(MemoryStore::new());
+    /// let org = OrgId::new("acme")?;
+    /// let made = segments.find_or_create(&org, NewSegment::new("Q1 Leads").description("first"))?;
+    /// let found = segments.find_or_create(&org, NewSegment::new(" q1   leads ").description("second"))?;
+    /// assert_eq!(found, made, "the same segment, its description unchanged");
+    /// # Ok::<(), segments_engine::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Invalid` for a name, description or source that [`create`](Self::create)
+    /// would refuse (checked even when the segment exists, so a call's
+    /// validity does not depend on the store's contents);
+    /// `IdempotencyConflict` for a key used with other input; `Storage` on
+    /// backend failure. Nothing is created on error.
+    pub fn find_or_create(&self, org: &OrgId, new: NewSegment) -> Result<Segment> {
+        traced!(
+            "segments.find_or_create",
+            Some(org),
+            None::<SegmentId>,
+            [],
+            (|| {
+                let stamp = self.stamp();
+                let insert = self.checked_insert(new, stamp)?;
+                let input = self.input("find_or_create", |f| {
+                    f.insert(&insert);
+                });
+                self.found_or_created(
+                    org,
+                    stamp,
+                    input,
+                    || self.store.segment_by_key(org, insert.name.key()),
+                    |stamp| self.store.insert_segment(org, insert.clone(), stamp),
+                )
+            })()
+        )
+    }
+
     /// `new`, checked, with an id: what a store inserts.
     pub(super) fn checked_insert(
         &self,

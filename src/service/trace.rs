@@ -63,8 +63,8 @@ mod with_feature {
 
     use crate::{
         AddOutcome, ChangePage, DeathRecord, DeathSignals, DeathsIngested, Error,
-        IdempotencyRecord, MemberList, MembersAsOf, MembersPage, RemoveOutcome, Result, Segment,
-        SegmentPage,
+        IdempotencyRecord, ImportOutcome, MemberList, MembersAsOf, MembersPage, RemoveOutcome,
+        Result, Segment, SegmentPage,
     };
 
     /// Records a call's outcome in its span, and its error as events.
@@ -175,6 +175,16 @@ mod with_feature {
             span.record("n_redundant", self.n_redundant_additions);
             span.record("n_invalid", self.invalid_pids.len());
             span.record("size", self.new_current_size);
+        }
+    }
+
+    impl Traced for ImportOutcome {
+        fn record(&self, span: &Span) {
+            span.record("n_added", self.n_added);
+            span.record("n_redundant", self.n_redundant_additions);
+            span.record("n_invalid", self.n_invalid);
+            span.record("size", self.new_current_size);
+            span.record("n_items", self.n_batches);
         }
     }
 

@@ -214,6 +214,32 @@ impl Query {
         )
     }
 
+    /// The documented `page` parameter: a whole number, however large.
+    /// A number past `u64` is past the end of any segment: it is read as
+    /// `u64::MAX` (a page past the end) and answered with its own digits.
+    pub(crate) fn page(&self) -> Result<Option<PageParam>, ValidationError> {
+        let Some(text) = self.get(Field::Page) else {
+            return Ok(None);
+        };
+        let digits = text.strip_prefix('+').unwrap_or(text);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            let digits = digits.trim_start_matches('0');
+            if let Ok(n) = digits.parse::<u64>() {
+                return Ok(Some(PageParam::Number(n)));
+            }
+            if !digits.is_empty() {
+                return Ok(Some(PageParam::Beyond(digits.to_owned())));
+            }
+            return Ok(Some(PageParam::Number(0)));
+        }
+        Err(ValidationError::new(
+            Field::Page,
+            Rule::Malformed {
+                expected: "a whole number",
+            },
+        ))
+    }
+
     /// An optional non-negative integer parameter.
     pub(crate) fn number(&self, field: Field) -> Result<Option<u64>, ValidationError> {
         self.get(field)
@@ -228,6 +254,36 @@ impl Query {
                 })
             })
             .transpose()
+    }
+}
+
+/// A `page` parameter ([`Query::page`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PageParam {
+    /// A page that fits in `u64`.
+    Number(u64),
+    /// A page past `u64::MAX`: its digits, without leading zeros.
+    Beyond(String),
+}
+
+/// The page a members response names: the page asked for, as a JSON
+/// number, however large.
+pub(crate) enum PageNumber<'a> {
+    Number(u64),
+    /// Digits without leading zeros ([`PageParam::Beyond`]).
+    Digits(&'a str),
+}
+
+impl Serialize for PageNumber<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PageNumber::Number(n) => s.serialize_u64(*n),
+            PageNumber::Digits(digits) => {
+                serde_json::value::RawValue::from_string((*digits).to_owned())
+                    .map_err(serde::ser::Error::custom)?
+                    .serialize(s)
+            }
+        }
     }
 }
 
@@ -281,7 +337,7 @@ impl<'a> From<&'a Member> for MemberItem<'a> {
 pub(crate) struct MembersResults<'a> {
     pub(crate) items: Vec<MemberItem<'a>>,
     pub(crate) total_count: u64,
-    pub(crate) page: u64,
+    pub(crate) page: PageNumber<'a>,
     pub(crate) list_continues: bool,
 }
 
@@ -454,6 +510,25 @@ mod tests {
         );
         assert!(q.segment_id().is_ok());
         assert_eq!(Query::parse(None).get(Field::Page), None);
+        let page = |q: &str| Query::parse(Some(q)).page();
+        assert_eq!(page("page=7").unwrap(), Some(PageParam::Number(7)));
+        assert_eq!(page("page=%2B007").unwrap(), Some(PageParam::Number(7)));
+        assert_eq!(page("page=000").unwrap(), Some(PageParam::Number(0)));
+        assert_eq!(
+            page("page=0018446744073709551616").unwrap(),
+            Some(PageParam::Beyond("18446744073709551616".to_owned())),
+            "past u64: the digits, without leading zeros"
+        );
+        for bad in [
+            "page=",
+            "page=%2B",
+            "page=-1",
+            "page=1.5",
+            "page=%201",
+            "page=1e3",
+        ] {
+            assert!(page(bad).is_err(), "{bad} is not a whole number");
+        }
         assert_eq!(
             Query::parse(Some("page=two"))
                 .number(Field::Page)

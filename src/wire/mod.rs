@@ -207,7 +207,8 @@ enum Answer {
     Deleted(SegmentId),
     Added(AddOutcome),
     Removed(RemoveOutcome),
-    Page(MembersPage),
+    /// A members page, with the digits of a page asked past `u64`.
+    Page(MembersPage, Option<String>),
     Segment(Segment),
     List(SegmentPage),
     Deaths(Vec<DeathRecord>),
@@ -467,8 +468,16 @@ impl<S: SegmentStore> Wire<S> {
             Route::Members => {
                 let query = query();
                 let id = query.segment_id()?;
-                let page = query.number(Field::Page)?.unwrap_or(1);
-                Answer::Page(s.members_page(org, id, page)?)
+                match query.page()?.unwrap_or(json::PageParam::Number(1)) {
+                    json::PageParam::Number(page) => {
+                        Answer::Page(s.members_page(org, id, page)?, None)
+                    }
+                    // Past the end of any segment: the page past u64's end
+                    // (empty, with the segment's size), named as asked.
+                    json::PageParam::Beyond(digits) => {
+                        Answer::Page(s.members_page(org, id, u64::MAX)?, Some(digits))
+                    }
+                }
             }
             Route::Get => Answer::Segment(s.get(org, query().segment_id()?)?),
             Route::List => {
@@ -522,12 +531,15 @@ impl<S: SegmentStore> Wire<S> {
                     new_current_size: out.new_current_size,
                 },
             ),
-            Answer::Page(page) => self.results(
+            Answer::Page(page, beyond) => self.results(
                 request_id,
                 MembersResults {
                     items: page.items.iter().map(MemberItem::from).collect(),
                     total_count: page.total_count,
-                    page: page.page,
+                    page: match beyond {
+                        Some(digits) => json::PageNumber::Digits(digits),
+                        None => json::PageNumber::Number(page.page),
+                    },
                     list_continues: page.list_continues,
                 },
             ),
