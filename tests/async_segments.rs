@@ -267,6 +267,79 @@ fn member_history_and_death_calls_work_through_the_facade() {
 }
 
 #[test]
+fn find_or_create_and_import_members_work_through_the_facade() {
+    runtime().block_on(async {
+        let segments = sqlite().into_async();
+        let org = org();
+        let made = segments
+            .find_or_create(&org, NewSegment::new("Leads").description("first"))
+            .await
+            .expect("created");
+        let found = segments
+            .find_or_create(&org, NewSegment::new(" leads ").description("second"))
+            .await
+            .expect("found");
+        assert_eq!(found, made, "the same segment, unchanged");
+        assert!(matches!(
+            segments.find_or_create(&org, NewSegment::new("")).await,
+            Err(Error::Invalid(_))
+        ));
+
+        // From a file, read on the blocking pool, one line at a time.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pids.txt");
+        let lines: String = (0..12_000)
+            .map(|i| {
+                if i == 5 {
+                    "not a pid\n".to_owned()
+                } else {
+                    format!("p-{:012x}\n", i % 11_000)
+                }
+            })
+            .collect();
+        std::fs::write(&path, lines).unwrap();
+        let reader = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+        let pids = std::io::BufRead::lines(reader).map_while(Result::ok);
+        let keyed = segments.with_idempotency_key("import-1");
+        let out = keyed
+            .import_members(&org, made.id, pids)
+            .await
+            .expect("imported");
+        assert_eq!((out.n_batches, out.n_invalid), (2, 1));
+        assert_eq!(
+            out.n_added + out.n_redundant_additions + out.n_invalid,
+            12_000
+        );
+        assert_eq!(
+            out.new_current_size, 11_000,
+            "11,000 distinct PIDs (the malformed line's comes again at line 11,005)"
+        );
+        let last = segments.last_seq(&org).await.unwrap();
+
+        // Rerun with the same key: the batches replay, nothing is applied.
+        let pids: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let again = keyed.import_members(&org, made.id, pids).await.unwrap();
+        assert_eq!(again, out, "the first import's counts");
+        assert_eq!(
+            segments.last_seq(&org).await.unwrap(),
+            last,
+            "nothing reapplied"
+        );
+
+        assert!(matches!(
+            segments
+                .import_members(&org, segments_engine::SegmentId::now_v7(), vec![A])
+                .await,
+            Err(Error::NotFound { .. })
+        ));
+    });
+}
+
+#[test]
 fn set_operations_and_dry_runs_work_and_a_dry_run_changes_nothing() {
     runtime().block_on(async {
         let segments = sqlite().into_async();

@@ -2,8 +2,8 @@
 
 use super::{AsyncSegments, in_view};
 use crate::{
-    AddOutcome, MemberList, MemberOptions, MembersPage, OrgId, RemoveOutcome, Result, SegmentId,
-    SegmentStore,
+    AddOutcome, ImportOutcome, MemberList, MemberOptions, MembersPage, OrgId, RemoveOutcome,
+    Result, SegmentId, SegmentStore,
 };
 
 impl<S: SegmentStore + 'static> AsyncSegments<S> {
@@ -22,6 +22,57 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
     ) -> Result<AddOutcome> {
         let (org, pids) = (org.clone(), copied(pids));
         in_view!(self, |s| s.add_members(&org, id, &pids))
+    }
+
+    /// [`Segments::import_members`](crate::Segments::import_members), on
+    /// the blocking pool: any number of PIDs, in batches of 10,000, each
+    /// batch atomic, resumable under an idempotency key.
+    ///
+    /// `pids` moves to the blocking pool and is iterated there, one batch
+    /// in memory at a time: an iterator that blocks to read (the lines of a
+    /// file, say) blocks the pool, not the async threads. To import from
+    /// an async source (a request body, a stream), send its PIDs through a
+    /// channel and pass the receiving end as an iterator:
+    ///
+    /// ```
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
+    /// # #[tokio::main]
+    /// # async fn main() -> segments_engine::Result<()> {
+    /// let segments = Segments::new(MemoryStore::new()).into_async();
+    /// let org = OrgId::new("acme")?;
+    /// let s = segments.find_or_create(&org, NewSegment::new("Leads")).await?;
+    ///
+    /// let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1_000);
+    /// tokio::spawn(async move {
+    ///     // An async source: here, numbers; in a host, a body's lines.
+    ///     for i in 0..25_000 {
+    ///         if tx.send(format!("p-{i:012x}")).await.is_err() {
+    ///             break; // the import stopped
+    ///         }
+    ///     }
+    /// });
+    /// let pids = std::iter::from_fn(move || rx.blocking_recv());
+    /// let out = segments.with_idempotency_key("import-7").import_members(&org, s.id, pids).await?;
+    /// assert_eq!((out.n_added, out.n_batches), (25_000, 3));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Segments::import_members`](crate::Segments::import_members)
+    /// (batches before a failing one stay applied); `Storage` with a
+    /// [`NotRun`](crate::NotRun) source, when nothing was read.
+    pub async fn import_members<I>(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        pids: I,
+    ) -> Result<ImportOutcome>
+    where
+        I: IntoIterator + Send + 'static,
+        I::Item: AsRef<str>,
+    {
+        let org = org.clone();
+        in_view!(self, |s| s.import_members(&org, id, pids))
     }
 
     /// [`Segments::remove_members`](crate::Segments::remove_members), on

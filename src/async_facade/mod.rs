@@ -326,6 +326,18 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
         in_view!(self, |s| s.create(&org, new))
     }
 
+    /// [`Segments::find_or_create`], on the blocking pool: the org's
+    /// segment with `new`'s name key as it is, or else a new one.
+    /// Race-safe, as the sync call is.
+    ///
+    /// # Errors
+    /// As [`Segments::find_or_create`]; `Storage` with a [`NotRun`]
+    /// source.
+    pub async fn find_or_create(&self, org: &OrgId, new: NewSegment) -> Result<Segment> {
+        let org = org.clone();
+        in_view!(self, |s| s.find_or_create(&org, new))
+    }
+
     /// [`Segments::get`], on the blocking pool.
     ///
     /// # Errors
