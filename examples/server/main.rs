@@ -2,12 +2,12 @@
 //! a PostgreSQL database.
 //!
 //! ```text
-//! cargo run --features wire --example server -- --db segments.db --listen 127.0.0.1:8080 \
+//! cargo run --features wire,tokio --example server -- --db segments.db --listen 127.0.0.1:8080 \
 //!     --api-key KEY=ORG [--api-key K2=ORG2] [--rps N [--burst N]] \
 //!     [--request-timeout SECONDS] [--log-format text|json]
-//! cargo run --features wire,postgres --example server -- --postgres postgresql://app@db/app \
+//! cargo run --features wire,tokio,postgres --example server -- --postgres postgresql://app@db/app \
 //!     --api-key KEY=ORG
-//! cargo run --features wire,postgres-tls --example server -- \
+//! cargo run --features wire,tokio,postgres-tls --example server -- \
 //!     --postgres postgresql://app@db/app --postgres-ca ca.pem --api-key KEY=ORG
 //! ```
 //!
@@ -113,7 +113,7 @@ fn postgres_url(url: &str) -> Result<String, String> {
         Ok(url.to_owned())
     } else {
         Err("--postgres needs the postgres feature: \
-             cargo run --features wire,postgres --example server -- ..."
+             cargo run --features wire,tokio,postgres --example server -- ..."
             .into())
     }
 }
@@ -126,7 +126,7 @@ struct Pem(Vec<u8>);
 fn postgres_ca(path: &str) -> Result<Pem, String> {
     if !cfg!(feature = "postgres-tls") {
         return Err("--postgres-ca needs the postgres-tls feature: \
-                    cargo run --features wire,postgres-tls --example server -- ..."
+                    cargo run --features wire,tokio,postgres-tls --example server -- ..."
             .into());
     }
     std::fs::read(path)
