@@ -683,3 +683,66 @@ fn the_facade_is_send_sync_and_static_for_a_router_state() {
     fn send<T: Send>(_: &T) {}
     send(&future);
 }
+
+/// Every line a subscriber wrote, kept.
+#[cfg(feature = "tracing")]
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(feature = "tracing")]
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "tracing")]
+#[test]
+fn a_calls_span_nests_under_the_span_it_was_awaited_in() {
+    use tracing::Instrument as _;
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_span_list(true)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Global: the call's span is made on a thread of the blocking pool.
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber here");
+    runtime().block_on(async {
+        let segments = sqlite().into_async();
+        let traced = OrgId::new("traced").unwrap();
+        segments
+            .create(&traced, NewSegment::new("Traced"))
+            .instrument(tracing::info_span!("host_request"))
+            .await
+            .expect("created");
+    });
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let closed: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        // Other tests of this binary run meanwhile: this one's org only.
+        .filter(|l: &serde_json::Value| {
+            l["span"]["name"] == "segments.create" && l["span"]["org"] == "traced"
+        })
+        .collect();
+    assert_eq!(closed.len(), 1, "one create span closed: {text}");
+    let names: Vec<&str> = closed[0]["spans"]
+        .as_array()
+        .expect("the span list")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["host_request"],
+        "its parent, the host's span: {text}"
+    );
+}
