@@ -746,3 +746,55 @@ fn a_calls_span_nests_under_the_span_it_was_awaited_in() {
         "its parent, the host's span: {text}"
     );
 }
+
+/// The names of the `pub fn`s and `pub async fn`s in the `.rs` files under
+/// `dir` (of the crate's sources).
+fn public_fns(dir: &str) -> std::collections::BTreeSet<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut names = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("the sources") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let line = line.trim_start();
+                let rest = line
+                    .strip_prefix("pub fn ")
+                    .or_else(|| line.strip_prefix("pub async fn "));
+                if let Some(rest) = rest {
+                    let end = rest.find(['(', '<']).expect("a fn's name ends");
+                    names.insert(rest[..end].to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_call_of_segments_and_its_dry_run_has_an_async_namesake() {
+    // What builds a service or takes it apart: set on `Segments` before
+    // it becomes async (see the `AsyncSegments` docs).
+    let not_calls = [
+        "new",
+        "with_clock",
+        "with_id_generator",
+        "with_person_directory",
+        "with_idempotency_ttl",
+        "into_store",
+        "into_async",
+    ];
+    let sync = public_fns("src/service");
+    let facade = public_fns("src/async_facade");
+    let missing: Vec<&String> = sync
+        .iter()
+        .filter(|name| !not_calls.contains(&name.as_str()) && !facade.contains(*name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "methods of Segments or DryRun with no AsyncSegments namesake: {missing:?}"
+    );
+    assert!(
+        sync.contains("import_members") && facade.contains("create"),
+        "the scan reads both"
+    );
+}

@@ -284,13 +284,15 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
     }
 
     /// The sync service underneath, for code that already runs off the
-    /// async threads (in a `spawn_blocking` of its own, say). It has no
-    /// view's request id or key: those apply to this handle's calls.
+    /// async threads (in a `spawn_blocking` of its own, say): its calls
+    /// block, so make them there. It has no view's request id or key:
+    /// those apply to this handle's calls.
     pub fn segments(&self) -> &Segments<S> {
         &self.shared
     }
 
-    /// The store underneath.
+    /// The store underneath. Its calls block, like the service's: make
+    /// them off the async threads.
     pub fn store(&self) -> &S {
         self.shared.store()
     }
