@@ -44,7 +44,7 @@
 //!   (feature `postgres`).
 //! - **Conformance** (feature `conformance`): the shared suite every store
 //!   passes, public so other backends can run it too.
-//! - **Async facade** (feature `tokio`): [`AsyncSegments`], every call of
+//! - **Async facade** (feature `tokio`): `AsyncSegments`, every call of
 //!   the service as an `async fn` that runs on Tokio's blocking pool.
 //! - **Wire** (feature `wire`): the documented HTTP API as a function from
 //!   `http::Request` to `http::Response`, for any host framework.
