@@ -49,7 +49,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 echo "== building the server example and load_direct (release)"
-cargo build --release --features wire --example server --example load_direct
+cargo build --release --features wire,tokio --example server --example load_direct
 target_dir="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
 server_bin="$target_dir/release/examples/server"
 direct_bin="$target_dir/release/examples/load_direct"

@@ -44,8 +44,21 @@
 //!   (feature `postgres`).
 //! - **Conformance** (feature `conformance`): the shared suite every store
 //!   passes, public so other backends can run it too.
+//! - **Async facade** (feature `tokio`): `AsyncSegments`, every call of
+//!   the service as an `async fn` that runs on Tokio's blocking pool.
 //! - **Wire** (feature `wire`): the documented HTTP API as a function from
 //!   `http::Request` to `http::Response`, for any host framework.
+//!
+//! ## Sync core, async hosts
+//! The service and the stores are synchronous: a call blocks its thread
+//! until the database answers. An async host (axum, tonic, anything on
+//! Tokio) turns on the feature `tokio` and calls `AsyncSegments`
+//! (`segments.into_async()`), whose methods are the same calls as `async
+//! fn`s run on Tokio's blocking pool: `segments.create(&org, new).await?`.
+//! Nothing in it panics or aborts because it runs inside a runtime: the
+//! store it holds is dropped off the async threads, and a call awaited
+//! outside a runtime, or while it shuts down, is an error, not a panic.
+//! Its docs show an axum host, and the `server` example is one.
 //!
 //! ## Decisions where the documented API is silent
 //! - A duplicate name answers [`Error::DuplicateName`] with status **404**, as
@@ -106,6 +119,7 @@
 //! | `postgres` | no | `PostgresStore`: PostgreSQL via the sync `postgres` crate and an `r2d2` pool |
 //! | `postgres-tls` | no | `PostgresTls`: TLS for `PostgresStore`'s connections (`native-tls`; OpenSSL on Linux) |
 //! | `wire` | no | `segments_engine::wire`: the documented HTTP contract, transport-free |
+//! | `tokio` | no | `AsyncSegments`: every call as an `async fn` on Tokio's blocking pool |
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -117,6 +131,8 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "tokio")]
+mod async_facade;
 pub mod clock;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
@@ -130,6 +146,9 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
 pub mod wire;
 
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use async_facade::{AsyncDryRun, AsyncSegments, DropOffRuntime, NotRun};
 pub use directory::{KnownPids, PersonDirectory};
 pub use domain::death::{
     DeathCursor, DeathRecord, DeathReport, DeathSignals, DeathsIngested, RejectedDeath,

@@ -60,7 +60,7 @@ fn logs() -> &'static Logs {
 /// The adapter over a new SQLite file in `dir`, for `acme` and `globex`.
 fn wire_in(dir: &std::path::Path, rate: Option<RateLimit>) -> Wire<app::Store> {
     let store: app::Store =
-        Box::new(SqliteStore::open(dir.join("segments.db")).expect("the store opens"));
+        Arc::new(SqliteStore::open(dir.join("segments.db")).expect("the store opens"));
     let mut keys = KeyRing::new();
     keys.insert(ACME, OrgId::new("acme").unwrap());
     keys.insert(GLOBEX, OrgId::new("globex").unwrap());

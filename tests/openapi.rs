@@ -70,7 +70,7 @@ fn operations(doc: &Value) -> BTreeMap<(String, String), Value> {
 /// The server as the example runs it, over a SQLite file in `dir`.
 fn router(dir: &std::path::Path) -> axum::Router {
     let store: app::Store =
-        Box::new(SqliteStore::open(dir.join("segments.db")).expect("the store opens"));
+        Arc::new(SqliteStore::open(dir.join("segments.db")).expect("the store opens"));
     let mut keys = KeyRing::new();
     keys.insert("mk_live_openapi", OrgId::new("acme").unwrap());
     let wire = Wire::new(Segments::new(store), keys);

@@ -7,8 +7,9 @@
 //! adapter decides everything the documented API says (routes, `405` with
 //! `Allow`, `401`, `429`, the error bodies); this module moves bytes between
 //! axum and [`http`] types, reads no body for a refused head, runs the
-//! synchronous store call in [`tokio::task::spawn_blocking`] so it never
-//! stalls the async workers, and adds what a transport adds:
+//! adapter (which is synchronous: it calls the store) in
+//! [`tokio::task::spawn_blocking`] so it never stalls the async workers,
+//! and adds what a transport adds:
 //!
 //! - [`TraceLayer`]: one log line per request ([`subscriber`] sets up text
 //!   or JSON lines), with the error chain the client never sees for a 5xx;
@@ -18,8 +19,15 @@
 //!   [`MAX_BODY_BYTES`] is a `413`, refused before any of it is read when
 //!   its `Content-Length` says so, else when reading reaches the first
 //!   byte past the limit, so no more than the limit is ever held;
-//! - two routes of the host's own: `GET /healthz` (a read of the store)
-//!   and `GET /openapi.json` (the [`OPENAPI`] document).
+//! - two routes of the host's own: `GET /healthz` (a read of the store,
+//!   through [`AsyncSegments`], the service's async facade) and
+//!   `GET /openapi.json` (the [`OPENAPI`] document).
+//!
+//! Nothing that holds the store is dropped on an async thread (a sync
+//! `PostgresStore` connection may not close there): the adapter is held in
+//! a [`DropOffRuntime`] and the service in an [`AsyncSegments`], which drop
+//! what they hold on the blocking pool, whichever handle goes last (a
+//! connection task, a request that timed out, the server at shutdown).
 //!
 //! A layer that answers by itself (the body limit, the timeout, axum's
 //! `405` on the host's routes) answers in the documented error body too,
@@ -42,15 +50,16 @@ use axum::response::Response;
 use axum::routing::get;
 use segments_engine::limits::MAX_BODY_BYTES;
 use segments_engine::wire::{Admitted, ErrorDetail, Wire, error_response};
-use segments_engine::{ListOptions, OrgId, SegmentStore};
+use segments_engine::{AsyncSegments, DropOffRuntime, ListOptions, OrgId, SegmentStore};
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-/// The store the server runs on: a SQLite file or a PostgreSQL database.
-pub type Store = Box<dyn SegmentStore>;
+/// The store the server runs on: a SQLite file or a PostgreSQL database,
+/// shared by the adapter and the host's own routes.
+pub type Store = Arc<dyn SegmentStore>;
 
 /// The adapter every request is answered by, shared across the server.
 pub type SharedWire = Arc<Wire<Store>>;
@@ -70,22 +79,37 @@ pub const HEALTHZ_PATH: &str = "/healthz";
 /// The status of a request that ran past its timeout.
 pub const TIMEOUT_STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
 
+/// What every handler shares.
+#[derive(Clone, Debug)]
+struct App {
+    /// The adapter, dropped off the async threads when the last handle
+    /// goes.
+    wire: Arc<DropOffRuntime<SharedWire>>,
+    /// The adapter's service (the same store, clock and cache of page
+    /// ends), async, for the host's own routes.
+    segments: AsyncSegments<Store>,
+}
+
 /// The whole server: the host's routes, every other request to `wire`, and
 /// around all of it the log line, the documented error bodies and the
 /// timeout.
 pub fn router(wire: SharedWire, request_timeout: Duration) -> Router {
+    let app = App {
+        segments: AsyncSegments::new(wire.segments().clone()),
+        wire: Arc::new(DropOffRuntime::new(wire)),
+    };
     let api = ServiceBuilder::new()
         // The head first: route, key and rate. A refused head costs no
         // body read.
-        .layer(middleware::from_fn_with_state(wire.clone(), admit))
+        .layer(middleware::from_fn_with_state(app.clone(), admit))
         // Then the body's size.
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .service(axum::handler::Handler::with_state(respond, wire.clone()));
+        .service(axum::handler::Handler::with_state(respond, app.clone()));
     Router::new()
         .route(HEALTHZ_PATH, get(healthz))
         .route(OPENAPI_PATH, get(openapi))
         .fallback_service(api)
-        .with_state(wire)
+        .with_state(app)
         .layer(
             ServiceBuilder::new()
                 .layer(
@@ -122,9 +146,9 @@ struct RequestId(Arc<OnceLock<String>>);
 /// The adapter's checks on the head. A refused request is answered here;
 /// an admitted one goes on, with its [`Admission`], to the body limit and
 /// [`respond`].
-async fn admit(State(wire): State<SharedWire>, request: Request, next: Next) -> Response {
+async fn admit(State(app): State<App>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    match wire.admit(&parts) {
+    match app.wire.admit(&parts) {
         Err(refused) => {
             record_request_id(&refused);
             refused.map(Body::from)
@@ -146,7 +170,7 @@ async fn admit(State(wire): State<SharedWire>, request: Request, next: Next) -> 
 
 /// Reads the admitted request's body (through the body limit) and answers
 /// it with the adapter, off the async workers.
-async fn respond(State(wire): State<SharedWire>, request: Request) -> Response {
+async fn respond(State(App { wire, .. }): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let admitted = parts
         .extensions
@@ -198,18 +222,12 @@ fn is_over_limit(error: &axum::Error) -> bool {
 
 /// `GET /healthz`: reads the store (the first segment of an org named
 /// `healthz`, which need not exist) and says whether that worked.
-async fn healthz(State(wire): State<SharedWire>) -> Response {
-    let span = Span::current();
-    let checked = tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        let org = OrgId::new("healthz")?;
-        wire.segments()
-            .list(&org, ListOptions::new().limit(1))
-            .map(drop)
-    })
-    .await;
+async fn healthz(State(App { segments, .. }): State<App>) -> Response {
+    static ORG: OnceLock<OrgId> = OnceLock::new();
+    let org = ORG.get_or_init(|| OrgId::new("healthz").expect("a valid org id"));
+    let checked = segments.list(org, ListOptions::new().limit(1)).await;
     let response = match checked {
-        Ok(Ok(())) => {
+        Ok(_) => {
             let mut ok = http::Response::new(br#"{"status":"ok"}"#.to_vec());
             ok.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -217,15 +235,9 @@ async fn healthz(State(wire): State<SharedWire>) -> Response {
             );
             ok
         }
-        Ok(Err(error)) => {
+        Err(error) => {
             let mut failed = error_response(StatusCode::SERVICE_UNAVAILABLE, None);
             failed.extensions_mut().insert(ErrorDetail(Arc::new(error)));
-            record_request_id(&failed);
-            failed
-        }
-        Err(join) => {
-            let detail = format!("the health check failed: {join}");
-            let failed = host_error(StatusCode::SERVICE_UNAVAILABLE, None, detail);
             record_request_id(&failed);
             failed
         }

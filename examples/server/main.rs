@@ -2,12 +2,12 @@
 //! a PostgreSQL database.
 //!
 //! ```text
-//! cargo run --features wire --example server -- --db segments.db --listen 127.0.0.1:8080 \
+//! cargo run --features wire,tokio --example server -- --db segments.db --listen 127.0.0.1:8080 \
 //!     --api-key KEY=ORG [--api-key K2=ORG2] [--rps N [--burst N]] \
 //!     [--request-timeout SECONDS] [--log-format text|json]
-//! cargo run --features wire,postgres --example server -- --postgres postgresql://app@db/app \
+//! cargo run --features wire,tokio,postgres --example server -- --postgres postgresql://app@db/app \
 //!     --api-key KEY=ORG
-//! cargo run --features wire,postgres-tls --example server -- \
+//! cargo run --features wire,tokio,postgres-tls --example server -- \
 //!     --postgres postgresql://app@db/app --postgres-ca ca.pem --api-key KEY=ORG
 //! ```
 //!
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use segments_engine::wire::{KeyRing, RateLimit, Wire};
-use segments_engine::{OrgId, Segments, SqliteStore};
+use segments_engine::{AsyncSegments, OrgId, Segments, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
 use app::{LogFormat, Store};
@@ -113,7 +113,7 @@ fn postgres_url(url: &str) -> Result<String, String> {
         Ok(url.to_owned())
     } else {
         Err("--postgres needs the postgres feature: \
-             cargo run --features wire,postgres --example server -- ..."
+             cargo run --features wire,tokio,postgres --example server -- ..."
             .into())
     }
 }
@@ -126,7 +126,7 @@ struct Pem(Vec<u8>);
 fn postgres_ca(path: &str) -> Result<Pem, String> {
     if !cfg!(feature = "postgres-tls") {
         return Err("--postgres-ca needs the postgres-tls feature: \
-                    cargo run --features wire,postgres-tls --example server -- ..."
+                    cargo run --features wire,tokio,postgres-tls --example server -- ..."
             .into());
     }
     std::fs::read(path)
@@ -156,7 +156,7 @@ impl Database {
     /// Opens the store.
     fn open(&self) -> segments_engine::Result<Store> {
         match self {
-            Database::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+            Database::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
             #[cfg(feature = "postgres")]
             Database::Postgres { url, ca } => {
                 let builder = segments_engine::PostgresStore::builder(url);
@@ -169,7 +169,7 @@ impl Database {
                 };
                 #[cfg(not(feature = "postgres-tls"))]
                 assert!(ca.is_none(), "refused when the arguments were read");
-                Ok(Box::new(builder.connect()?))
+                Ok(Arc::new(builder.connect()?))
             }
             #[cfg(not(feature = "postgres"))]
             Database::Postgres { .. } => unreachable!("refused when the arguments were read"),
@@ -265,14 +265,14 @@ async fn main() -> ExitCode {
     tracing::subscriber::set_global_default(logs).expect("the only subscriber");
 
     // Stores are synchronous (PostgreSQL's client runs its own small
-    // runtime): they open, like every call, off the async threads.
+    // runtime): they open, like every call, off the async threads, and
+    // whatever holds one is dropped off them too (see app.rs): `segments`
+    // here, the adapter and the router's service there.
     let db = args.database();
     let opening = db.clone();
-    let opened = tokio::task::spawn_blocking(move || opening.open())
-        .await
-        .expect("opening the store does not panic");
-    let store = match opened {
-        Ok(store) => store,
+    let opened = AsyncSegments::open(move || Ok(Segments::new(opening.open()?))).await;
+    let segments = match opened {
+        Ok(segments) => segments,
         Err(e) => {
             let mut chain = e.to_string();
             let mut source = e.source();
@@ -291,7 +291,7 @@ async fn main() -> ExitCode {
         ring.insert(key, org.clone());
         *orgs.entry(org.as_str()).or_default() += 1;
     }
-    let mut wire = Wire::new(Segments::new(store), ring);
+    let mut wire = Wire::new(segments.segments().clone(), ring);
     let rate = args.rate();
     if let Some(rate) = rate {
         wire = wire.with_rate_limit(rate);

@@ -35,7 +35,9 @@ use members::PageHints;
 ///
 /// `Segments` is cheap to share: put it in an `Arc`, or clone it when the
 /// store is `Clone` (both backends are; clones share one state). All methods
-/// are synchronous; async hosts call them from `spawn_blocking`.
+/// are synchronous: they block until the store answers. Async hosts use
+/// `AsyncSegments` (feature `tokio`; `segments.into_async()`),
+/// the same calls as `async fn`s run on Tokio's blocking pool.
 ///
 /// ```
 /// use segments_engine::{Error, NewSegment, OrgId, Segments, SqliteStore};
@@ -430,6 +432,28 @@ impl<S: SegmentStore> Segments<S> {
                 self.store.delete_segment(org, id, stamp)
             })
         })
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+impl<S: SegmentStore + 'static> Segments<S> {
+    /// This service for async hosts: every call as an `async fn` that runs
+    /// on Tokio's blocking pool (feature `tokio`; see
+    /// [`AsyncSegments`](crate::AsyncSegments)).
+    ///
+    /// ```
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> segments_engine::Result<()> {
+    /// let segments = Segments::new(MemoryStore::new()).into_async();
+    /// let org = OrgId::new("acme")?;
+    /// let s = segments.create(&org, NewSegment::new("Watchlist")).await?;
+    /// assert_eq!(s.current_size, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn into_async(self) -> crate::AsyncSegments<S> {
+        crate::AsyncSegments::new(self)
     }
 }
 
