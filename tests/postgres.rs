@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls};
 use segments_engine::{
-    Error, MemberOptions, NewSegment, OrgId, PostgresStore, SegmentId, SegmentStore, Segments,
-    StorageFailure,
+    Error, MemberOptions, NewSegment, OrgId, PostgresStore, Segment, SegmentId, SegmentStore,
+    Segments, StorageFailure,
 };
 use support::postgres::{TestServer, url};
 
@@ -993,4 +993,163 @@ fn the_pool_status_counts_connections_in_use() {
         status.idle, status.connections,
         "the create gave it back: {status:?}"
     );
+}
+
+/// An async host's calls, connects and drops, on the threads of a tokio
+/// runtime: the `postgres` client runs a runtime of its own, which tokio
+/// refuses to start on a thread that drives one ("Cannot start a runtime
+/// from within a runtime"). The store moves that work off such threads,
+/// so each call works there (blocking the thread for its time), and
+/// nothing panics or aborts.
+mod async_hosts {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn multi_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Connects, creates, reads the segment back and drops the store, all
+    /// on the calling thread; what was created and read.
+    fn connect_call_drop(url: &str, schema: &str) -> (Segment, Segment) {
+        let store = PostgresStore::builder(url)
+            .schema(schema)
+            .pool_size(2)
+            .connect()
+            .expect("connect works on this thread");
+        let segments = Segments::new(store);
+        let org = org("async");
+        let made = segments
+            .create(&org, NewSegment::new(format!("s-{}", uuid::Uuid::now_v7())))
+            .expect("a create works on this thread");
+        let read = segments
+            .get(&org, made.id)
+            .expect("a read works on this thread");
+        drop(segments);
+        (made, read)
+    }
+
+    fn check((made, read): (Segment, Segment)) {
+        assert_eq!(made, read, "the segment reads back as it was made");
+    }
+
+    #[test]
+    fn a_current_thread_runtime_thread_connects_calls_and_drops() {
+        let (url, schema) = (url(), fresh_schema("async_ct"));
+        check(current_thread().block_on(async { connect_call_drop(&url, &schema) }));
+    }
+
+    #[test]
+    fn a_multi_thread_runtime_worker_connects_calls_and_drops() {
+        let (url, schema) = (url(), fresh_schema("async_mt"));
+        let rt = multi_thread();
+        // In a task, on a worker thread, and in the root future.
+        let task = rt.spawn({
+            let (url, schema) = (url.clone(), schema.clone());
+            async move { connect_call_drop(&url, &schema) }
+        });
+        check(rt.block_on(task).expect("the task does not panic"));
+        check(rt.block_on(async { connect_call_drop(&url, &schema) }));
+    }
+
+    #[test]
+    fn the_blocking_pool_connects_calls_and_drops() {
+        let (url, schema) = (url(), fresh_schema("async_blocking"));
+        for rt in [current_thread(), multi_thread()] {
+            let (url, schema) = (url.clone(), schema.clone());
+            let outcome = rt.block_on(async move {
+                tokio::task::spawn_blocking(move || connect_call_drop(&url, &schema)).await
+            });
+            check(outcome.expect("the blocking task does not panic"));
+        }
+    }
+
+    /// A store made on a plain thread, its pool holding open connections,
+    /// is dropped by a task (an async host's state, at shutdown).
+    #[test]
+    fn a_store_with_open_connections_drops_on_a_runtime_thread() {
+        let (url, schema) = (url(), fresh_schema("async_drop"));
+        for rt in [current_thread(), multi_thread()] {
+            let store = PostgresStore::builder(&url)
+                .schema(schema.clone())
+                .pool_size(2)
+                .connect()
+                .unwrap();
+            let segments = Arc::new(Segments::new(store.clone()));
+            segments
+                .create(
+                    &org("async"),
+                    NewSegment::new(uuid::Uuid::now_v7().to_string()),
+                )
+                .unwrap();
+            assert!(
+                store.pool_status().connections > 0,
+                "the pool holds a connection to close"
+            );
+            drop(store);
+            rt.block_on(async move {
+                tokio::spawn(async move { drop(segments) })
+                    .await
+                    .expect("the drop does not panic");
+            });
+            // And the runtime itself goes, with nothing of the store left.
+            drop(rt);
+        }
+    }
+
+    /// A connect that fails on a runtime thread returns its error: the
+    /// half-made store is dropped there too, without a panic.
+    #[test]
+    fn a_failed_connect_on_a_runtime_thread_is_a_typed_error() {
+        let (url, schema) = (url(), fresh_schema("async_newer"));
+        drop(
+            PostgresStore::builder(&url)
+                .schema(schema.clone())
+                .connect()
+                .unwrap(),
+        );
+        raw(&url)
+            .execute(
+                &format!("INSERT INTO {schema}.segments_schema VALUES (99, 0)"),
+                &[],
+            )
+            .unwrap();
+        for rt in [current_thread(), multi_thread()] {
+            let err = rt
+                .block_on(async {
+                    PostgresStore::builder(&url)
+                        .schema(schema.clone())
+                        .connect()
+                })
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::SchemaTooNew { found: 99, .. }),
+                "a newer schema, refused on a runtime thread: {err:?}"
+            );
+            let err = rt
+                .block_on(async {
+                    PostgresStore::builder("postgresql://postgres@127.0.0.1:1/postgres")
+                        .connect_timeout(Duration::from_millis(200))
+                        .connect()
+                })
+                .unwrap_err();
+            assert_eq!(
+                err.storage_kind(),
+                Some(StorageFailure::Unavailable),
+                "no server there, on a runtime thread: {err:?}"
+            );
+        }
+    }
 }

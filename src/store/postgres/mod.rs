@@ -30,6 +30,7 @@ use crate::{
 };
 
 mod as_of;
+mod blocking;
 mod deaths;
 mod keys;
 mod ledger;
@@ -213,6 +214,12 @@ impl PostgresStoreBuilder {
     /// (a role that may not migrate the schema: `Other`, "permission
     /// denied").
     pub fn connect(self) -> Result<PostgresStore> {
+        // A store that fails half-way is dropped in there too.
+        blocking::run(|| self.connect_here())
+    }
+
+    /// [`connect`](Self::connect), on a thread that may block.
+    fn connect_here(self) -> Result<PostgresStore> {
         schema::check_name(&self.schema)?;
         let mut config: pg::Config = self
             .url
@@ -256,7 +263,7 @@ impl PostgresStoreBuilder {
             .build_unchecked(manager);
         let store = PostgresStore {
             inner: std::sync::Arc::new(Inner {
-                pool,
+                pool: Some(pool),
                 last_failure,
                 options: self,
             }),
@@ -432,9 +439,15 @@ pub struct PostgresPoolStatus {
 /// - Built on the sync [`postgres`](https://docs.rs/postgres) crate, pooled
 ///   with `r2d2` (`r2d2_postgres`). Each call takes a connection from the
 ///   pool for the time it runs; statements are prepared once per
-///   connection. As with every store, an async host calls it from
-///   `spawn_blocking` (connecting included): the `postgres` client runs a
-///   small runtime of its own and refuses to run on an async thread.
+///   connection.
+/// - **Async hosts.** The store blocks, like every store: an async host
+///   runs its calls on the blocking pool (`spawn_blocking`, or the async
+///   API `AsyncSegments`, feature `tokio`). The `postgres` client runs a
+///   small tokio runtime of its own, which cannot start on a thread that
+///   drives one; so a call, a `connect` or the drop of the last clone of
+///   a store made on such a thread is moved off it (in a multi-threaded
+///   runtime through `block_in_place`, otherwise on a thread of its own):
+///   it works, and never panics, but it blocks that thread for its time.
 /// - **Schema.** The crate's tables live in one schema (`segments`, or
 ///   [`PostgresStoreBuilder::schema`]), versioned in its table
 ///   `segments_schema`. Migrations run in one transaction under a
@@ -620,10 +633,29 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    pool: Pool<Manager>,
+    /// Always there, but for the moment `Drop` hands it to another thread.
+    pool: Option<Pool<Manager>>,
     /// The manager's (`Manager::last_failure`).
     last_failure: LastFailure,
     options: PostgresStoreBuilder,
+}
+
+impl Inner {
+    fn pool(&self) -> &Pool<Manager> {
+        self.pool
+            .as_ref()
+            .expect("the pool is there until the store is dropped")
+    }
+}
+
+impl Drop for Inner {
+    /// Closes the idle connections off any async runtime's thread, where
+    /// closing a `postgres` client would panic.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            blocking::drop_off_runtime(pool);
+        }
+    }
 }
 
 impl fmt::Debug for PostgresStore {
@@ -888,11 +920,11 @@ impl PostgresStore {
     /// # Ok::<(), segments_engine::Error>(())
     /// ```
     pub fn pool_status(&self) -> PostgresPoolStatus {
-        let state = self.inner.pool.state();
+        let state = self.inner.pool().state();
         PostgresPoolStatus {
             connections: state.connections,
             idle: state.idle_connections,
-            max_size: self.inner.pool.max_size(),
+            max_size: self.inner.pool().max_size(),
         }
     }
 
@@ -913,7 +945,7 @@ impl PostgresStore {
             let left = timeout.saturating_sub(started.elapsed());
             let waited = self
                 .inner
-                .pool
+                .pool()
                 .get_timeout(left.clamp(Duration::from_millis(1), GLANCE));
             let timed_out = match waited {
                 Ok(conn) => return Ok(conn),
@@ -949,7 +981,7 @@ impl PostgresStore {
     /// then is (as at `connect`, but after the whole connect timeout).
     fn connection(&self) -> Result<PooledConnection<Manager>> {
         let started = std::time::Instant::now();
-        self.inner.pool.get().map_err(|e| {
+        self.inner.pool().get().map_err(|e| {
             match self.failure_since(started).filter(Refusal::lasting) {
                 Some(refusal) => refusal.error(),
                 None => Error::storage_failure(StorageFailure::Unavailable, e),
@@ -962,7 +994,7 @@ impl PostgresStore {
     /// commits when `f` returns `Ok` and rolls back otherwise. A
     /// serialization failure or a deadlock runs it again; so does a
     /// connection that turns out to be broken before anything was sent.
-    fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+    fn write<T: Send>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send) -> Result<T> {
         self.attempt(Mode::Write, &mut f)
     }
 
@@ -970,10 +1002,10 @@ impl PostgresStore {
     /// back once `f` has worked out its outcome: exactly what the write
     /// would do at this moment (with the org's head locked), and nothing
     /// written.
-    fn write_or_try<T>(
+    fn write_or_try<T: Send>(
         &self,
         dry_run: bool,
-        mut f: impl FnMut(&mut Tx<'_>) -> Result<T>,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
     ) -> Result<T> {
         let mode = if dry_run { Mode::DryRun } else { Mode::Write };
         self.attempt(mode, &mut f)
@@ -982,22 +1014,37 @@ impl PostgresStore {
     /// [`write_or_try`](Self::write_or_try) for a write that may claim an
     /// idempotency key ([`Stamp::key`]): the key is recorded in the same
     /// transaction.
-    fn keyed<T: WriteOutcome>(
+    fn keyed<T: WriteOutcome + Send>(
         &self,
         org: &OrgId,
         stamp: Stamp<'_>,
-        mut f: impl FnMut(&mut Tx<'_>) -> Result<T>,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
     ) -> Result<T> {
         self.write_or_try(stamp.dry_run, |tx| keys::claimed(tx, org, stamp, &mut f))
     }
 
     /// Runs `f` in a read-only `REPEATABLE READ` transaction: everything it
     /// reads is one snapshot.
-    fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+    fn read<T: Send>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send) -> Result<T> {
         self.attempt(Mode::Read, &mut f)
     }
 
-    fn attempt<T>(&self, mode: Mode, f: &mut dyn FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+    /// Runs `f` in a transaction for `mode`, off any async runtime's thread
+    /// ([`blocking::run`]).
+    fn attempt<T: Send>(
+        &self,
+        mode: Mode,
+        f: &mut (dyn FnMut(&mut Tx<'_>) -> Result<T> + Send),
+    ) -> Result<T> {
+        blocking::run(|| self.attempt_here(mode, f))
+    }
+
+    /// [`attempt`](Self::attempt), on a thread that may block.
+    fn attempt_here<T>(
+        &self,
+        mode: Mode,
+        f: &mut (dyn FnMut(&mut Tx<'_>) -> Result<T> + Send),
+    ) -> Result<T> {
         let (isolation, read_only) = match mode {
             Mode::Read => (IsolationLevel::RepeatableRead, true),
             Mode::Write | Mode::DryRun => (IsolationLevel::ReadCommitted, false),
