@@ -946,3 +946,39 @@ mod async_hosts {
         }
     }
 }
+
+/// The whole suite again through PgBouncer in transaction pooling, stock
+/// settings otherwise: each transaction may run on another server session
+/// than the one before, and a session may have served other clients.
+mod through_pgbouncer {
+    use super::*;
+
+    fn store() -> PostgresStore {
+        PostgresStore::builder(&support::postgres::pgbouncer())
+            .schema("segments_pgbouncer")
+            .connect()
+            .expect("the store connects through PgBouncer")
+    }
+
+    segments_engine::conformance_tests!(store());
+
+    /// Two stores through PgBouncer, their transactions interleaved on its
+    /// few server sessions, each reading what the other wrote: nothing of
+    /// one client's session (statements, settings) reaches the other's.
+    #[test]
+    fn clients_sharing_server_sessions_see_one_database() {
+        let (a, b) = (Segments::new(store()), Segments::new(store()));
+        let org = org(&format!("bouncer-{}", uuid::Uuid::now_v7().simple()));
+        for i in 0..20 {
+            let (writer, reader) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            let s = writer
+                .create(&org, NewSegment::new(format!("s{i}")))
+                .expect("a create through PgBouncer");
+            writer
+                .add_members(&org, s.id, &[format!("p-{i:04}").as_str()])
+                .expect("an add through PgBouncer");
+            let read = reader.get(&org, s.id).expect("the other client reads it");
+            assert_eq!(read.current_size, 1, "the other client sees the add");
+        }
+    }
+}

@@ -62,13 +62,258 @@ const MAX_SOCKET_PATH: usize = 107;
 /// whole test process, started on first call (thread-safe; callers wait for
 /// the one start). Isolate tests from each other by schema, not by server.
 pub fn url() -> String {
-    if let Some(url) = env::var_os(URL_VAR).filter(|url| !url.is_empty()) {
-        return url
-            .into_string()
-            .unwrap_or_else(|url| panic!("{URL_VAR} is not valid UTF-8: {url:?}"));
+    if let Some(url) = env_url(URL_VAR) {
+        return url;
     }
+    shared().url()
+}
+
+/// The throwaway server shared by the test process.
+fn shared() -> &'static TestServer {
     static SHARED: OnceLock<TestServer> = OnceLock::new();
-    SHARED.get_or_init(TestServer::start).url()
+    SHARED.get_or_init(TestServer::start)
+}
+
+/// The URL in the environment variable `var`, unless it is unset or empty.
+fn env_url(var: &str) -> Option<String> {
+    env::var_os(var).filter(|url| !url.is_empty()).map(|url| {
+        url.into_string()
+            .unwrap_or_else(|url| panic!("{var} is not valid UTF-8: {url:?}"))
+    })
+}
+
+/// A PgBouncer for the tests to use instead of starting one, in front of
+/// the server `SEGMENTS_POSTGRES_URL` names (needed with that variable).
+pub const PGBOUNCER_URL_VAR: &str = "SEGMENTS_PGBOUNCER_URL";
+
+/// The `pgbouncer` binary, if it is not where it is looked for
+/// (`/usr/sbin/pgbouncer`, then `PATH`).
+pub const PGBOUNCER_BIN_VAR: &str = "SEGMENTS_PGBOUNCER";
+
+/// The URL of a PgBouncer in transaction pooling in front of the server of
+/// [`url()`]: `SEGMENTS_PGBOUNCER_URL` if set, else one PgBouncer shared by
+/// the whole test process, started on first call beside the throwaway
+/// server ([`PgBouncer`]).
+pub fn pgbouncer() -> String {
+    if let Some(url) = env_url(PGBOUNCER_URL_VAR) {
+        return url;
+    }
+    assert!(
+        env_url(URL_VAR).is_none(),
+        "{URL_VAR} names a server, and the tests cannot start a PgBouncer in front of it \
+         (they do not know its password): set {PGBOUNCER_URL_VAR} to a PgBouncer in front of \
+         that server, with pool_mode = transaction"
+    );
+    static SHARED: OnceLock<PgBouncer> = OnceLock::new();
+    SHARED.get_or_init(|| PgBouncer::start(shared())).url()
+}
+
+/// Debian's PgBouncer (`apt-get install pgbouncer`) in front of a
+/// [`TestServer`], in a temporary directory of its own (its configuration,
+/// log and socket), listening on `127.0.0.1` at a free port: transaction
+/// pooling (`pool_mode = transaction`), and the stock settings otherwise
+/// (20 server connections per user and database, 100 clients, no
+/// `ignore_startup_parameters`), with no authentication for the server's
+/// superuser (`auth_type = trust`), as the server itself.
+///
+/// As root it runs as the `postgres` user (`-u postgres`: it refuses
+/// root). Dropping it stops it (SIGTERM), and a detached watchdog does the
+/// same once the test process is gone, however it ended.
+pub struct PgBouncer {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+    /// Last field: removed after `Drop::drop` has stopped PgBouncer.
+    dir: TempDir,
+}
+
+impl PgBouncer {
+    /// Starts PgBouncer in front of `server` and waits until it accepts
+    /// connections; panics with its log if it does not.
+    pub fn start(server: &TestServer) -> PgBouncer {
+        let bin = pgbouncer_bin();
+        let as_postgres = server.pg.as_postgres;
+        let dir = tempfile::Builder::new()
+            .prefix("segments-pgb-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory for PgBouncer: {e}"));
+        let chown = |path: &Path| {
+            if as_postgres {
+                let (uid, gid) = postgres_user();
+                std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                    .unwrap_or_else(|e| panic!("cannot chown {} to postgres: {e}", path.display()));
+            }
+        };
+        chown(dir.path());
+        let log = dir.path().join("pgbouncer.log");
+        let userlist = dir.path().join("userlist.txt");
+        fs::write(&userlist, format!("\"{SUPERUSER}\" \"\"\n"))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", userlist.display()));
+        chown(&userlist);
+        let mut last_log = String::new();
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = free_port();
+            let ini = dir.path().join("pgbouncer.ini");
+            let text = format!(
+                "[databases]\n\
+                 * = host=127.0.0.1 port={server_port}\n\
+                 \n\
+                 [pgbouncer]\n\
+                 pool_mode = transaction\n\
+                 listen_addr = 127.0.0.1\n\
+                 listen_port = {port}\n\
+                 unix_socket_dir = {dir}\n\
+                 auth_type = trust\n\
+                 auth_file = {userlist}\n\
+                 logfile = {log}\n\
+                 pidfile = {dir}/pgbouncer.pid\n",
+                server_port = server.port(),
+                dir = dir.path().display(),
+                userlist = userlist.display(),
+                log = log.display(),
+            );
+            fs::write(&ini, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", ini.display()));
+            chown(&ini);
+            let mut cmd = Command::new(&bin);
+            if as_postgres {
+                cmd.args(["-u", SUPERUSER]);
+            }
+            cmd.arg(&ini)
+                .current_dir(dir.path())
+                .env("LC_ALL", "C")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let child = cmd.spawn().unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} (Debian: apt-get install pgbouncer, or set \
+                     {PGBOUNCER_BIN_VAR}): {e}",
+                    bin.display()
+                )
+            });
+            let mut child = child;
+            if wait_for_tcp(&mut child, port, &log) {
+                let bouncer = PgBouncer {
+                    child,
+                    port,
+                    log,
+                    dir,
+                };
+                bouncer.spawn_watchdog();
+                return bouncer;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = read_log(&log);
+            let port_taken = last_log.contains("Address already in use");
+            if !port_taken || attempt == PORT_ATTEMPTS {
+                break;
+            }
+        }
+        panic!("PgBouncer ({}) did not start:\n{last_log}", bin.display())
+    }
+
+    /// `postgresql://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!(
+            "postgresql://{SUPERUSER}@127.0.0.1:{}/{SUPERUSER}",
+            self.port
+        )
+    }
+
+    /// PgBouncer's log so far.
+    pub fn log(&self) -> String {
+        read_log(&self.log)
+    }
+
+    /// A detached `sh` that waits for this process to end, then stops
+    /// PgBouncer and removes its directory (as [`TestServer`]'s).
+    #[allow(clippy::zombie_processes)] // it exits only after this process has
+    fn spawn_watchdog(&self) {
+        const SCRIPT: &str = r#"pid=$1; dir=$2; bouncer=$3
+while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
+kill -TERM "$bouncer" 2>/dev/null
+rm -rf "$dir""#;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(SCRIPT)
+            .arg("segments-pgbouncer-watchdog")
+            .arg(process::id().to_string())
+            .arg(self.dir.path())
+            .arg(self.child.id().to_string())
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn the PgBouncer watchdog (sh): {e}"));
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        // SIGTERM: PgBouncer closes its connections and exits.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the PgBouncer `child` accepts TCP connections on `port`;
+/// false if it exited first.
+fn wait_for_tcp(child: &mut process::Child, port: u16, log: &Path) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!(
+                "PgBouncer runs but {addr} refuses connections:\n{}",
+                read_log(log)
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A log file's text so far.
+fn read_log(path: &Path) -> String {
+    match fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}
+
+/// The `pgbouncer` binary: `SEGMENTS_PGBOUNCER`, `/usr/sbin/pgbouncer`,
+/// or on `PATH`.
+fn pgbouncer_bin() -> PathBuf {
+    if let Some(bin) = env::var_os(PGBOUNCER_BIN_VAR).filter(|bin| !bin.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    let debian = PathBuf::from("/usr/sbin/pgbouncer");
+    if debian.is_file() {
+        return debian;
+    }
+    env::var_os("PATH")
+        .and_then(|path| {
+            env::split_paths(&path)
+                .map(|dir| dir.join("pgbouncer"))
+                .find(|bin| bin.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "PgBouncer was not found (looked in {PGBOUNCER_BIN_VAR}, /usr/sbin and PATH); \
+                 install it (Debian: apt-get install pgbouncer) or set {PGBOUNCER_URL_VAR}"
+            )
+        })
 }
 
 /// One throwaway PostgreSQL server in a temporary directory of its own.
