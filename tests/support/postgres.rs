@@ -436,6 +436,128 @@ impl TestServer {
         self.wait_for_tcp();
     }
 
+    /// A hot standby of `primary` in a temporary directory of its own:
+    /// its data copied with `pg_basebackup -R -c fast` (which writes the
+    /// `primary_conninfo` and `standby.signal` that make it a standby),
+    /// started on a free port of its own. Returns once it accepts
+    /// connections and streams from the primary.
+    ///
+    /// It is not synchronous yet: see [`make_synchronous`](Self::make_synchronous).
+    pub fn start_standby_of(primary: &TestServer) -> TestServer {
+        let pg = primary.pg;
+        let dir = tempfile::Builder::new()
+            .prefix("segments-pg-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory for PostgreSQL: {e}"));
+        if pg.as_postgres {
+            let (uid, gid) = postgres_user();
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap_or_else(|e| {
+                panic!("cannot chown {} to postgres: {e}", dir.path().display())
+            });
+        }
+        let standby = TestServer {
+            pg,
+            data: dir.path().join("data"),
+            log: dir.path().join("server.log"),
+            port: 0,
+            tls: None,
+            dir,
+        };
+        standby.spawn_watchdog();
+        let mut cmd = pg.command("pg_basebackup", standby.dir.path());
+        cmd.arg("-D")
+            .arg(&standby.data)
+            .args(["-R", "-c", "fast", "-X", "stream", "-h", "127.0.0.1"])
+            .args(["-p", &primary.port.to_string(), "-U", SUPERUSER]);
+        let out = output(cmd, "pg_basebackup");
+        if !out.status.success() {
+            standby.fail("pg_basebackup", &out);
+        }
+        // The copy's own settings (port, socket directory) replace the
+        // primary's, which came with the data directory.
+        let standby = standby.start_on_a_free_port();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !primary.streams_to_a_standby() {
+            assert!(
+                Instant::now() < deadline,
+                "the standby on port {} does not stream from the primary:\n{}",
+                standby.port,
+                standby.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        standby
+    }
+
+    /// Whether a standby streams from this server (`pg_stat_replication`).
+    pub fn streams_to_a_standby(&self) -> bool {
+        self.psql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+            .map(|n| n.trim() != "0")
+            .unwrap_or(false)
+    }
+
+    /// Makes every commit on this server wait for a standby to have it
+    /// (`synchronous_standby_names = '*'`), once one streams.
+    pub fn make_synchronous(&self) {
+        assert!(
+            self.streams_to_a_standby(),
+            "a synchronous standby must stream first"
+        );
+        self.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+            .and_then(|_| self.psql("SELECT pg_reload_conf()"))
+            .unwrap_or_else(|e| panic!("cannot make the standby synchronous: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")
+            .map(|n| n.trim() == "0")
+            .unwrap_or(true)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the standby did not become synchronous:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Promotes this standby to a primary (`pg_ctl promote -w`): returns
+    /// once it accepts writes.
+    pub fn promote(&self) {
+        let mut cmd = self.pg.command("pg_ctl", self.dir.path());
+        cmd.arg("promote")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-t", PG_CTL_TIMEOUT_SECS]);
+        let out = output(cmd, "pg_ctl promote");
+        if !out.status.success() {
+            self.fail("pg_ctl promote", &out);
+        }
+    }
+
+    /// One value from `psql` on the unix socket (as the superuser), or why
+    /// it failed.
+    fn psql(&self, sql: &str) -> Result<String, String> {
+        let mut cmd = self.pg.command("psql", self.dir.path());
+        cmd.arg("-h")
+            .arg(self.dir.path())
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                SUPERUSER,
+            ])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        let out = output(cmd, "psql");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
     /// The server log so far.
     pub fn log(&self) -> String {
         match fs::read(&self.log) {

@@ -407,6 +407,23 @@ pub struct PostgresPoolStatus {
 ///   text: reach the server over a unix socket, a trusted network or a
 ///   TLS-terminating proxy; a URL asking for `sslmode=require` then fails
 ///   to connect rather than fall back.
+/// - **High availability.** Run a primary with a synchronous hot standby
+///   (`synchronous_standby_names` naming it, so that a commit is
+///   acknowledged only once the standby has it), and give the store both
+///   in one multi-host URL that connects only to the one taking writes:
+///   `postgresql://app@db-a:5432,db-b:5432/app?target_session_attrs=read-write`.
+///   When the primary fails and the standby is promoted (by hand or by a
+///   failover manager such as Patroni), calls fail with
+///   [`StorageFailure::Unavailable`] or [`StorageFailure::Timeout`] during
+///   the outage, and the pool reconnects to the new primary by itself
+///   once it takes writes; nothing acknowledged is lost. A write that
+///   failed may still have committed, so make the writes you retry with
+///   an idempotency key
+///   ([`Segments::with_idempotency_key`](crate::Segments::with_idempotency_key)):
+///   the retry applies the write once, or replays its first outcome. A
+///   store given a standby alone reads, and its writes fail with
+///   [`StorageFailure::ReadOnly`]. The tests run this failover
+///   (`tests/postgres_failover.rs`).
 /// - **Connection poolers.** The store relies on nothing of a session
 ///   beyond one transaction, so it works through PgBouncer in transaction
 ///   pooling (`pool_mode = transaction`, stock settings otherwise), as
@@ -1030,11 +1047,15 @@ impl PostgresStore {
         let max_closed = self.inner.options.pool_size.max(1) + 1;
         loop {
             let mut conn = self.connection()?;
-            let started = conn
-                .build_transaction()
-                .isolation_level(isolation)
-                .read_only(read_only)
-                .start();
+            let mut builder = conn.build_transaction().isolation_level(isolation);
+            // A write says nothing of its mode: `READ WRITE` is refused
+            // on a standby as a setting ("cannot set transaction read-write
+            // mode during recovery", 0A000), where its first write is
+            // refused as read-only (25006: `StorageFailure::ReadOnly`).
+            if read_only {
+                builder = builder.read_only(true);
+            }
+            let started = builder.start();
             let tx = match started {
                 Ok(tx) => tx,
                 // Nothing was sent: take another connection (this one is
