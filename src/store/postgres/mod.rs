@@ -4,34 +4,34 @@
 //! The same shape as the SQLite backend, file for file: `segments.rs`,
 //! `members.rs` (people and memberships), `ledger.rs` (the ledger and its
 //! org heads), `as_of.rs` (reads of the past), `deaths.rs`; `schema.rs`
-//! holds the tables and their migrations.
+//! holds the tables and their migrations. Then what SQLite keeps in its
+//! `mod.rs`, one idea a file: `builder.rs` (options and `connect`),
+//! `connections.rs` (the pool), `transactions.rs` (transactions, their
+//! settings and statements, retries), `blocking.rs` (keeping the blocking
+//! client off async runtimes' threads), `errors.rs` (failures and stored
+//! values); this file holds the store and its `SegmentStore` impl.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use r2d2_postgres::PostgresConnectionManager;
-use r2d2_postgres::postgres::error::SqlState;
-use r2d2_postgres::postgres::types::ToSql;
-use r2d2_postgres::postgres::{
-    self as pg, Client, IsolationLevel, NoTls, Row, Statement, Transaction,
-};
-use r2d2_postgres::r2d2::{ManageConnection, Pool, PooledConnection};
+use r2d2_postgres::r2d2::Pool;
 
 use crate::store::entries::Batch;
 use crate::store::{
     DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
+    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
 };
 use crate::{
-    Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
+    Change, DeathCursor, DeathRecord, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
+    SegmentCursor, SegmentId, SegmentStore, SetExpr,
 };
 
 mod as_of;
 mod blocking;
+mod builder;
+mod connections;
 mod deaths;
+mod errors;
 mod keys;
 mod ledger;
 mod members;
@@ -39,266 +39,18 @@ mod schema;
 mod segments;
 #[cfg(feature = "postgres-tls")]
 mod tls;
+mod transactions;
 
+pub use builder::PostgresStoreBuilder;
+pub use connections::PostgresPoolStatus;
 #[cfg(feature = "postgres-tls")]
 pub use tls::PostgresTls;
 
-/// Options of a [`PostgresStore`], set before it connects.
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use segments_engine::PostgresStore;
-/// let store = PostgresStore::builder("postgresql://app@db.internal/app")
-///     .pool_size(16)
-///     .statement_timeout(Duration::from_secs(10))
-///     .schema("segments_eu")
-///     .connect()?;
-/// # Ok::<(), segments_engine::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct PostgresStoreBuilder {
-    url: String,
-    pool_size: u32,
-    connect_timeout: Duration,
-    statement_timeout: Duration,
-    lock_timeout: Duration,
-    idle_in_transaction_session_timeout: Duration,
-    schema: String,
-    max_retries: u32,
-    #[cfg(feature = "postgres-tls")]
-    tls: Option<PostgresTls>,
-}
-
-impl fmt::Debug for PostgresStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may hold a password: it is not shown.
-        f.debug_struct("PostgresStoreBuilder")
-            .field("pool_size", &self.pool_size)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("statement_timeout", &self.statement_timeout)
-            .field("lock_timeout", &self.lock_timeout)
-            .field(
-                "idle_in_transaction_session_timeout",
-                &self.idle_in_transaction_session_timeout,
-            )
-            .field("schema", &self.schema)
-            .field("max_retries", &self.max_retries)
-            .field("tls", &self.uses_tls())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PostgresStoreBuilder {
-    fn new(url: &str) -> Self {
-        Self {
-            url: url.to_owned(),
-            pool_size: 8,
-            connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(30),
-            lock_timeout: Duration::from_secs(10),
-            idle_in_transaction_session_timeout: Duration::from_secs(60),
-            schema: "segments".to_owned(),
-            max_retries: 5,
-            #[cfg(feature = "postgres-tls")]
-            tls: None,
-        }
-    }
-
-    /// Whether connections may use TLS.
-    fn uses_tls(&self) -> bool {
-        #[cfg(feature = "postgres-tls")]
-        return self.tls.is_some();
-        #[cfg(not(feature = "postgres-tls"))]
-        false
-    }
-
-    /// The most connections the pool opens; 8 by default. Each call holds
-    /// one connection while it runs.
-    pub fn pool_size(mut self, size: u32) -> Self {
-        self.pool_size = size;
-        self
-    }
-
-    /// How long a call waits for a connection (to open one, or for one to
-    /// come free) before it fails with [`StorageFailure::Unavailable`];
-    /// 5 s by default. It also bounds each TCP connect; a server that
-    /// accepts a connection and then never answers holds the pool's attempt
-    /// (a thread and a socket of the pool) until the server closes it or
-    /// the operating system gives up on it, while calls fail on time.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// PostgreSQL's `statement_timeout`, set in every transaction: a statement
-    /// running longer is cancelled and its call fails with
-    /// [`StorageFailure::Timeout`], changing nothing; 30 s by default.
-    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
-        self.statement_timeout = timeout;
-        self
-    }
-
-    /// PostgreSQL's `lock_timeout`, set in every transaction: how long a statement waits for a row
-    /// lock (another server writing to the same org) before its call fails
-    /// with [`StorageFailure::Busy`]; 10 s by default.
-    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = timeout;
-        self
-    }
-
-    /// PostgreSQL's `idle_in_transaction_session_timeout`, set in every
-    /// transaction: the server ends
-    /// a session that sits in an open transaction this long (a host that
-    /// stalled mid-call), releasing its locks; 60 s by default.
-    pub fn idle_in_transaction_session_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_in_transaction_session_timeout = timeout;
-        self
-    }
-
-    /// The schema that holds the crate's tables, created if missing;
-    /// `segments` by default. Stores with different schemas share a
-    /// database without seeing each other. A lowercase SQL identifier:
-    /// 1–63 of `[a-z0-9_]`, not starting with a digit. Every statement
-    /// names its tables with it (quoted), so the store needs no
-    /// `search_path`.
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
-    }
-
-    /// How many times a call is tried again after a serialization failure
-    /// or a deadlock (with a short, random pause); 5 by default. Pooled
-    /// connections that the server closed while they sat idle (a restart)
-    /// do not count: they are replaced before the call starts, as many as
-    /// the pool holds.
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
-        self
-    }
-
-    /// Encrypts connections with TLS, trusting the roots of `tls` (feature
-    /// `postgres-tls`), as libpq's `sslmode=verify-full` does: a TCP
-    /// connection must use TLS, and the server's certificate must chain to
-    /// a trusted root and name the URL's host, or the connection fails; it
-    /// never goes on in plain text. So with this option the URL's
-    /// `sslmode` is taken as `require` when it says `prefer` (the `postgres`
-    /// crate's default, which takes a server's "no TLS", something anyone
-    /// on the path can send, for an answer), unless the URL names only
-    /// unix sockets; `sslmode=disable` turns TLS off. Unix sockets are
-    /// never encrypted (PostgreSQL offers no TLS on them): in a URL that
-    /// names sockets beside TCP hosts, the sockets then fail to connect,
-    /// and the next host is tried.
-    ///
-    /// Without this option the store connects in plain text, and a URL
-    /// with `sslmode=require` fails to connect.
-    #[cfg(feature = "postgres-tls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
-    pub fn tls(mut self, tls: PostgresTls) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-
-    /// Opens the pool and brings the schema up to date (under an advisory
-    /// lock, so servers starting together take turns).
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] (field `schema`) for a bad schema name;
-    /// [`StorageFailure::CannotOpen`] for a URL that cannot be parsed;
-    /// [`Error::SchemaTooNew`] when a newer version of this crate
-    /// wrote the schema (then nothing in it is touched);
-    /// [`StorageFailure::Unavailable`] when the server cannot be reached
-    /// within [`connect_timeout`](Self::connect_timeout) (tried again
-    /// until then); [`StorageFailure::Other`] when it answers but refuses
-    /// the connection for a reason that would not pass (a password, a
-    /// database that does not exist, a TLS certificate it cannot vouch
-    /// for, `sslmode=require` without `tls`), with the
-    /// server's or the TLS library's reason; `Storage` for other failures
-    /// (a role that may not migrate the schema: `Other`, "permission
-    /// denied").
-    pub fn connect(self) -> Result<PostgresStore> {
-        // A store that fails half-way is dropped in there too.
-        blocking::run(|| self.connect_here())
-    }
-
-    /// [`connect`](Self::connect), on a thread that may block.
-    fn connect_here(self) -> Result<PostgresStore> {
-        schema::check_name(&self.schema)?;
-        let mut config: pg::Config = self
-            .url
-            .parse()
-            .map_err(|e| Error::storage_failure(StorageFailure::CannotOpen, e))?;
-        config.connect_timeout(self.connect_timeout);
-        config.application_name("segments-engine");
-        #[cfg(feature = "postgres-tls")]
-        if self.tls.is_some() && config.get_ssl_mode() == pg::config::SslMode::Prefer {
-            let hosts = config.get_hosts();
-            // No host: TCP to `hostaddr`.
-            let tcp = hosts.is_empty()
-                || hosts
-                    .iter()
-                    .any(|host| matches!(host, pg::config::Host::Tcp(_)));
-            if tcp {
-                // `prefer` would take a server's "no TLS" for an answer,
-                // which anyone on the path can give: with `tls`, a URL
-                // that reaches a server over TCP requires it (see `tls`).
-                config.ssl_mode(pg::config::SslMode::Require);
-            }
-        }
-        let manager = self.manager(config);
-        let sql = Sql::new(&self);
-        let last_failure = std::sync::Arc::clone(&manager.last_failure);
-        let pool = Pool::builder()
-            .max_size(self.pool_size.max(1))
-            .min_idle(Some(0))
-            .connection_timeout(self.connect_timeout)
-            // A connection is checked when it comes back (`has_broken`),
-            // not on every checkout; a call that meets a connection the
-            // server dropped is tried again on a fresh one.
-            .test_on_check_out(false)
-            .build_unchecked(manager);
-        let store = PostgresStore {
-            inner: std::sync::Arc::new(Inner {
-                pool: Some(pool),
-                last_failure,
-                sql,
-                options: self,
-            }),
-        };
-        let mut conn = store.first_connection()?;
-        schema::migrate(&mut conn, &store.inner.options.schema)?;
-        drop(conn);
-        Ok(store)
-    }
-}
-
-impl PostgresStoreBuilder {
-    /// The pool's manager: TLS if it was asked for.
-    fn manager(&self, config: pg::Config) -> Manager {
-        #[cfg(feature = "postgres-tls")]
-        if let Some(tls) = &self.tls {
-            return Manager::new(Connector::Tls(PostgresConnectionManager::new(
-                config,
-                tls.connector(),
-            )));
-        }
-        Manager::new(Connector::Plain(PostgresConnectionManager::new(
-            config, NoTls,
-        )))
-    }
-}
-
-/// A [`PostgresStore`]'s connection pool at one moment
-/// ([`PostgresStore::pool_status`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PostgresPoolStatus {
-    /// Connections open, in use or idle.
-    pub connections: u32,
-    /// Open connections that no call holds.
-    pub idle: u32,
-    /// The most the pool opens.
-    pub max_size: u32,
-}
+#[cfg(doc)]
+use crate::{Error, StorageFailure};
+use connections::{LastFailure, Manager};
+use errors::{Db, count, damaged, from_micros, get, micros, sql_int, time};
+use transactions::{Sql, Tx};
 
 /// Segments in PostgreSQL: one database that many app servers share, each
 /// with its own pool of connections.
@@ -331,14 +83,14 @@ pub struct PostgresPoolStatus {
 ///   `segments_schema`. Migrations run in one transaction under a
 ///   transaction-scoped advisory lock, so servers starting at the same
 ///   moment take turns; a schema written by a newer version of the crate is
-///   refused with [`Error::SchemaTooNew`] and left untouched. Text keys are
+///   refused with [`Error::SchemaTooNew`](crate::Error::SchemaTooNew) and left untouched. Text keys are
 ///   `COLLATE "C"` (byte order, as the other backends compare); times are
 ///   `bigint` microseconds since the epoch. Every table's key starts with
 ///   `org`, except the death records (and the death feed's head), which
 ///   all orgs share.
 /// - **Upgrades.** A build of the crate with a newer schema version
 ///   migrates the schema when it first connects. Builds of an older
-///   version then refuse to connect to it ([`Error::SchemaTooNew`]), but
+///   version then refuse to connect to it ([`Error::SchemaTooNew`](crate::Error::SchemaTooNew)), but
 ///   those already running are not told, and would go on writing the
 ///   older way. So change schema versions as any database migration:
 ///   stop the servers of the older version, then start the newer (its
@@ -371,7 +123,7 @@ pub struct PostgresPoolStatus {
 ///   statements: the batch travels as arrays (`unnest`), in PID order, and
 ///   the ledger entries are one `INSERT … SELECT`.
 /// - **Failures.** A unique violation of a segment's name is
-///   [`Error::DuplicateName`], recognized by its constraint's name.
+///   [`Error::DuplicateName`](crate::Error::DuplicateName), recognized by its constraint's name.
 ///   Serialization failures and deadlocks are tried again, up to
 ///   [`max_retries`](PostgresStoreBuilder::max_retries) times with a
 ///   random pause. A timeout is [`StorageFailure::Timeout`] (a statement)
@@ -459,46 +211,9 @@ pub struct PostgresPoolStatus {
 ///   offset costs. The cursor API
 ///   ([`Segments::members`](crate::Segments::members)) costs the same on
 ///   any server.
-/// - **Where a fill's time goes.** A new member writes a row and two index
-///   entries in each of three tables (people, memberships, the ledger),
-///   about five times the write-ahead log of a raw upsert of `(segment,
-///   pid)` rows, and a 0 → 1M fill runs at a third to two fifths of that
-///   upsert's rate (the bench report's PostgreSQL rows). Measured over a
-///   whole 1M fill from the server's statement log (16.2 s in all), 88%
-///   of the time is in the server: numbering new people 30%, the ledger
-///   insert 22%, the membership insert 20%, looking up the batch's known
-///   people 13% (a seek per PID that finds no one, in a fill), commits
-///   3%. Each of the three inserts costs 0.6–0.8 of the whole raw upsert, so no
-///   change to one of them reaches half its rate. The three inserts alone,
-///   run raw from a client beside the upsert (person numbers given,
-///   nothing classified, nothing returned), took 12.6–12.9 s for 1M
-///   members against the upsert's 6.5–7.0 s: 1.9 times its work before a
-///   single PID is classified, whether the rows went as `unnest` arrays or
-///   binary `COPY` (the same time, once a checkpoint was out of the way).
-///   `benches/postgres_designs.sql` times the fill's work inside the
-///   server (stored procedures, no client; 100 transactions of 10,000
-///   PIDs), for today's tables and for leaner ones, each as a share of the
-///   raw upsert's rate in the same run (six runs of each, from three runs
-///   of the script): today's tables 0.34–0.39; one membership table keyed
-///   by PID text with its list-order index, upserted with `ON CONFLICT DO
-///   NOTHING` (the lookup and the insert in one), one ledger row per call
-///   (arrays), and no way to find one person's timeline, 0.55–0.67; the
-///   same with a B-tree `(org, pid)` for the timeline (and each
-///   membership's ledger seqs in an array in its row, for it to read),
-///   0.41–0.47; the same lean table with a ledger row per entry and no
-///   timeline, 0.48–0.52. (The bench report's row adds each side's client
-///   time to both sides, and reads a little higher for today's tables:
-///   0.32–0.43.) An earlier measurement of the same kind put a design with
-///   no people table, one ledger row per 1,000 entries and the timeline
-///   through an inverted GIN index at 0.52 (GIN insertion cost what the
-///   B-tree entries did). So a fill reaches half the upsert's rate only
-///   without a B-tree for the per-person timeline, and clears it only with
-///   a ledger that is not a row per entry as well: the plain ledger and
-///   the per-person timeline that every backend keeps hold a fill to about
-///   two fifths of it on this server. Also tried and not kept: numbering people with `INSERT … ON CONFLICT DO
-///   NOTHING RETURNING` so that new PIDs need no classifying (speculative
-///   insertion cost more than the lookups it saved), and a larger
-///   `max_wal_size` (fewer checkpoints changed nothing measurable).
+/// - **Fill rates.** How a 0 → 1M fill's time divides between the
+///   tables, and the designs measured against it, are in the crate's
+///   `benches/README.md`.
 ///
 /// # Sharding by org (Citus)
 /// Every table but the death records is keyed by `org` first, so the
@@ -572,292 +287,6 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
-/// `r2d2_postgres`'s manager, which remembers why the last connection
-/// failed.
-struct Manager {
-    connector: Connector,
-    /// Why the last connection failed, if it did (cleared by one that
-    /// opens).
-    last_failure: LastFailure,
-}
-
-/// Why the pool's last attempt to open a connection failed, shared by the
-/// pool's manager (which sets it) and the store (which reads it).
-type LastFailure = std::sync::Arc<std::sync::Mutex<Option<Refusal>>>;
-
-/// Opens connections, in plain text or with TLS.
-enum Connector {
-    Plain(PostgresConnectionManager<NoTls>),
-    #[cfg(feature = "postgres-tls")]
-    Tls(PostgresConnectionManager<postgres_native_tls::MakeTlsConnector>),
-}
-
-impl Manager {
-    fn new(connector: Connector) -> Self {
-        Self {
-            connector,
-            last_failure: Default::default(),
-        }
-    }
-}
-
-impl fmt::Debug for Manager {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.connector {
-            Connector::Plain(_) => "Manager::Plain",
-            #[cfg(feature = "postgres-tls")]
-            Connector::Tls(_) => "Manager::Tls",
-        })
-    }
-}
-
-/// Runs `$body` with `$manager` bound to whichever manager it is.
-macro_rules! each_manager {
-    ($self:expr, $manager:ident => $body:expr) => {
-        match &$self.connector {
-            Connector::Plain($manager) => $body,
-            #[cfg(feature = "postgres-tls")]
-            Connector::Tls($manager) => $body,
-        }
-    };
-}
-
-impl ManageConnection for Manager {
-    type Connection = Client;
-    type Error = Connecting;
-
-    /// Opens a connection; nothing is set on it, nothing is kept on it
-    /// (each transaction sets what it needs, and prepares its statements).
-    fn connect(&self) -> std::result::Result<Client, Connecting> {
-        let opened = each_manager!(self, m => m.connect()).map_err(|e| Refusal::from_server(&e));
-        let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
-        match opened {
-            Ok(client) => {
-                *last = None;
-                Ok(client)
-            }
-            Err(refusal) => {
-                let shown = Connecting(refusal.reason.clone());
-                *last = Some(refusal);
-                Err(shown)
-            }
-        }
-    }
-
-    fn is_valid(&self, client: &mut Client) -> std::result::Result<(), Connecting> {
-        each_manager!(self, m => m.is_valid(client)).map_err(|e| Connecting::from(&e))
-    }
-
-    fn has_broken(&self, client: &mut Client) -> bool {
-        each_manager!(self, m => m.has_broken(client))
-    }
-}
-
-/// Why the pool could not open a connection: of what kind, why (with
-/// every cause: the pool keeps only the text of its last failure), and
-/// when, so that a caller reports only a failure that happened while it
-/// waited.
-#[derive(Clone, Debug)]
-struct Refusal {
-    kind: StorageFailure,
-    reason: String,
-    at: std::time::Instant,
-}
-
-impl Refusal {
-    fn new(kind: StorageFailure, reason: String) -> Self {
-        Self {
-            kind,
-            reason,
-            at: std::time::Instant::now(),
-        }
-    }
-
-    /// A connection the server refused ([`failure_kind`]), saying what to
-    /// do when the URL asks for TLS and the store has none.
-    fn from_server(e: &pg::Error) -> Self {
-        let no_tls = std::error::Error::source(e).is_some_and(|s| s.is::<pg::tls::NoTlsError>());
-        if !no_tls {
-            return Self::new(failure_kind(e), crate::error::chain(e));
-        }
-        let hint = if cfg!(feature = "postgres-tls") {
-            "give the builder `tls(PostgresTls::…)`"
-        } else {
-            "build with the feature `postgres-tls` and give the builder `tls(PostgresTls::…)`"
-        };
-        Self::new(
-            StorageFailure::Other,
-            format!(
-                "the URL asks for TLS (sslmode=require) and the store has none: {hint} ({})",
-                crate::error::chain(e)
-            ),
-        )
-    }
-
-    /// Would not pass by waiting: anything but `Unavailable`.
-    fn lasting(&self) -> bool {
-        self.kind != StorageFailure::Unavailable
-    }
-
-    fn error(&self) -> Error {
-        Error::storage_failure(self.kind, self.reason.clone())
-    }
-}
-
-/// Why the pool could not open a connection, said with every cause: the
-/// pool keeps only the text of its last connection error for the error a
-/// call gets, and a `postgres` error's own text leaves its cause out ("db
-/// error", "error performing TLS handshake").
-#[derive(Debug)]
-struct Connecting(String);
-
-impl From<&pg::Error> for Connecting {
-    fn from(e: &pg::Error) -> Self {
-        Self(crate::error::chain(e))
-    }
-}
-
-impl fmt::Display for Connecting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Connecting {}
-
-/// The store's SQL in its schema: each statement's text with the schema
-/// named (tables are written `{schema}.table`), made once per store, the
-/// first time a call needs it; and the settings each transaction starts
-/// with.
-pub(super) struct Sql {
-    /// The schema, quoted as an identifier.
-    schema: String,
-    texts: std::sync::RwLock<HashMap<&'static str, std::sync::Arc<str>>>,
-    /// `SET LOCAL` of the time limits and the time zone.
-    settings: String,
-    /// [`settings`](Self::settings), and no explicit sorts
-    /// ([`PostgresStore::read_in_order`]).
-    settings_in_order: String,
-}
-
-impl Sql {
-    fn new(options: &PostgresStoreBuilder) -> Self {
-        let ms = |d: Duration| d.as_millis().min(i32::MAX as u128);
-        let settings = format!(
-            "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}; \
-                 SET LOCAL idle_in_transaction_session_timeout = {}; SET LOCAL TimeZone = 'UTC'",
-            ms(options.statement_timeout),
-            ms(options.lock_timeout),
-            ms(options.idle_in_transaction_session_timeout),
-        );
-        Self {
-            schema: schema::quoted(&options.schema),
-            texts: Default::default(),
-            settings_in_order: format!("{settings}; SET LOCAL enable_sort = off"),
-            settings,
-        }
-    }
-
-    /// `sql` in the store's schema.
-    fn text(&self, sql: &'static str) -> std::sync::Arc<str> {
-        let texts = self.texts.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(text) = texts.get(sql) {
-            return std::sync::Arc::clone(text);
-        }
-        drop(texts);
-        let text: std::sync::Arc<str> = self.qualify(sql).into();
-        self.texts
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(sql, std::sync::Arc::clone(&text));
-        text
-    }
-
-    /// `sql` (a statement made for one call) in the store's schema.
-    fn qualify(&self, sql: &str) -> String {
-        sql.replace("{schema}", &self.schema)
-    }
-}
-
-/// One transaction on a pooled connection. It relies on nothing of the
-/// session: it starts with its own settings (`SET LOCAL`), names every
-/// table with its schema, and prepares its statements itself, closing them
-/// before it ends, so that it runs the same through a pooler that hands
-/// each transaction another server session (PgBouncer's transaction
-/// pooling).
-pub(super) struct Tx<'c> {
-    /// The statements prepared in this transaction. The first field, so
-    /// that they are closed (dropped) before `tx` ends, on every path.
-    statements: HashMap<&'static str, Statement>,
-    sql: &'c Sql,
-    tx: Transaction<'c>,
-}
-
-/// Parameters of a statement.
-type Params<'p> = [&'p (dyn ToSql + Sync)];
-
-impl<'c> Tx<'c> {
-    /// Sets the transaction's settings on `tx`, for `mode`.
-    fn start(tx: Transaction<'c>, sql: &'c Sql, mode: Mode) -> Result<Self> {
-        let mut tx = Self {
-            statements: HashMap::new(),
-            sql,
-            tx,
-        };
-        let settings = match mode {
-            Mode::ReadInOrder => &sql.settings_in_order,
-            Mode::Read | Mode::Write | Mode::DryRun => &sql.settings,
-        };
-        tx.tx.batch_execute(settings).db()?;
-        Ok(tx)
-    }
-
-    /// Commits, or rolls back for a dry run, once the statements are closed.
-    fn finish(self, commit: bool) -> Result<()> {
-        let Self { statements, tx, .. } = self;
-        drop(statements);
-        if commit {
-            tx.commit().db()
-        } else {
-            tx.rollback().db()
-        }
-    }
-
-    fn statement(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.tx.prepare(&self.sql.text(sql)).db()?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
-    }
-
-    pub(super) fn query(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Vec<Row>> {
-        let statement = self.statement(sql)?;
-        self.tx.query(&statement, params).db()
-    }
-
-    pub(super) fn query_opt(
-        &mut self,
-        sql: &'static str,
-        params: &Params<'_>,
-    ) -> Result<Option<Row>> {
-        let statement = self.statement(sql)?;
-        self.tx.query_opt(&statement, params).db()
-    }
-
-    pub(super) fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64> {
-        let statement = self.statement(sql)?;
-        self.tx.execute(&statement, params).db()
-    }
-
-    /// A statement built for this call (a set expression's), prepared and
-    /// planned for it alone, and closed at once.
-    pub(super) fn query_once(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
-        self.tx.query(&self.sql.qualify(sql), params).db()
-    }
-}
-
 impl PostgresStore {
     /// Connects with the default options (see [`PostgresStore::builder`]).
     ///
@@ -901,308 +330,6 @@ impl PostgresStore {
             max_size: self.inner.pool().max_size(),
         }
     }
-
-    /// The store's first connection, for [`PostgresStoreBuilder::connect`]:
-    /// waits up to the connect timeout for the pool to open one, as any
-    /// call does, but fails as soon as an attempt failed for a reason
-    /// that would not pass (the manager's `last_failure`): the pool itself
-    /// tells only that it timed out, with the text of its last failure. A
-    /// refused or lost connection stays `Unavailable`; a password, a
-    /// certificate, a database the server refuses or a session without
-    /// the store's settings is not.
-    fn first_connection(&self) -> Result<PooledConnection<Manager>> {
-        /// How often the failure is looked at while the pool tries.
-        const GLANCE: Duration = Duration::from_millis(50);
-        let started = std::time::Instant::now();
-        let timeout = self.inner.options.connect_timeout;
-        loop {
-            let left = timeout.saturating_sub(started.elapsed());
-            let waited = self
-                .inner
-                .pool()
-                .get_timeout(left.clamp(Duration::from_millis(1), GLANCE));
-            let timed_out = match waited {
-                Ok(conn) => return Ok(conn),
-                Err(e) => e,
-            };
-            let last = self.failure_since(started);
-            if let Some(refusal) = last.as_ref().filter(|r| r.lasting()) {
-                return Err(refusal.error());
-            }
-            if started.elapsed() >= timeout {
-                return Err(match last {
-                    Some(refusal) => refusal.error(),
-                    None => Error::storage_failure(StorageFailure::Unavailable, timed_out),
-                });
-            }
-        }
-    }
-
-    /// The pool's last failure to open a connection, if it happened after
-    /// `since` (and no connection has opened since it).
-    fn failure_since(&self, since: std::time::Instant) -> Option<Refusal> {
-        let last = self
-            .inner
-            .last_failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        last.as_ref().filter(|r| r.at >= since).cloned()
-    }
-
-    /// A connection from the pool. When the pool cannot open one in time,
-    /// the error is `Unavailable`, unless the pool's last attempt while
-    /// this call waited failed for a reason that would not pass, which it
-    /// then is (as at `connect`, but after the whole connect timeout).
-    fn connection(&self) -> Result<PooledConnection<Manager>> {
-        let started = std::time::Instant::now();
-        self.inner.pool().get().map_err(|e| {
-            match self.failure_since(started).filter(Refusal::lasting) {
-                Some(refusal) => refusal.error(),
-                None => Error::storage_failure(StorageFailure::Unavailable, e),
-            }
-        })
-    }
-
-    /// Runs `f` in a write transaction (`READ COMMITTED`; the org's head
-    /// row, locked by the first statement, orders the org's writers): it
-    /// commits when `f` returns `Ok` and rolls back otherwise. A
-    /// serialization failure or a deadlock runs it again; so does a
-    /// connection that turns out to be broken before anything was sent.
-    fn write<T: Send>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send) -> Result<T> {
-        self.attempt(Mode::Write, &mut f)
-    }
-
-    /// [`write`](Self::write), or for a dry run the same transaction rolled
-    /// back once `f` has worked out its outcome: exactly what the write
-    /// would do at this moment (with the org's head locked), and nothing
-    /// written.
-    fn write_or_try<T: Send>(
-        &self,
-        dry_run: bool,
-        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
-    ) -> Result<T> {
-        let mode = if dry_run { Mode::DryRun } else { Mode::Write };
-        self.attempt(mode, &mut f)
-    }
-
-    /// [`write_or_try`](Self::write_or_try) for a write that may claim an
-    /// idempotency key ([`Stamp::key`]): the key is recorded in the same
-    /// transaction.
-    fn keyed<T: WriteOutcome + Send>(
-        &self,
-        org: &OrgId,
-        stamp: Stamp<'_>,
-        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
-    ) -> Result<T> {
-        self.write_or_try(stamp.dry_run, |tx| keys::claimed(tx, org, stamp, &mut f))
-    }
-
-    /// Runs `f` in a read-only `REPEATABLE READ` transaction: everything it
-    /// reads is one snapshot.
-    fn read<T: Send>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send) -> Result<T> {
-        self.attempt(Mode::Read, &mut f)
-    }
-
-    /// [`read`](Self::read) of a page that an index gives in order, in a
-    /// transaction that also turns off explicit sorts (`SET LOCAL
-    /// enable_sort = off`): before a table is first analyzed, the planner
-    /// takes any segment (or org's ledger) for a row or two, and would
-    /// read all of it and sort it rather than walk the index that gives
-    /// its order. The plan test shows it, statement by statement; on
-    /// analyzed tables the hint changes no plan.
-    fn read_in_order<T: Send>(
-        &self,
-        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
-    ) -> Result<T> {
-        self.attempt(Mode::ReadInOrder, &mut f)
-    }
-
-    /// Runs `f` in a transaction for `mode`, off any async runtime's thread
-    /// ([`blocking::run`]).
-    fn attempt<T: Send>(
-        &self,
-        mode: Mode,
-        f: &mut (dyn FnMut(&mut Tx<'_>) -> Result<T> + Send),
-    ) -> Result<T> {
-        blocking::run(|| self.attempt_here(mode, f))
-    }
-
-    /// [`attempt`](Self::attempt), on a thread that may block.
-    fn attempt_here<T>(
-        &self,
-        mode: Mode,
-        f: &mut (dyn FnMut(&mut Tx<'_>) -> Result<T> + Send),
-    ) -> Result<T> {
-        let (isolation, read_only) = match mode {
-            Mode::Read | Mode::ReadInOrder => (IsolationLevel::RepeatableRead, true),
-            Mode::Write | Mode::DryRun => (IsolationLevel::ReadCommitted, false),
-        };
-        let mut retries = 0;
-        // Idle connections the server dropped (a restart, an idle
-        // timeout) are found closed at BEGIN, before anything was sent,
-        // and replaced. The pool holds at most `pool_size` of them, so one
-        // try more than that reaches a fresh connection; these tries do
-        // not count against `max_retries`.
-        let mut closed = 0;
-        let max_closed = self.inner.options.pool_size.max(1) + 1;
-        loop {
-            let mut conn = self.connection()?;
-            let mut builder = conn.build_transaction().isolation_level(isolation);
-            // A write says nothing of its mode: `READ WRITE` is refused
-            // on a standby as a setting ("cannot set transaction read-write
-            // mode during recovery", 0A000), where its first write is
-            // refused as read-only (25006: `StorageFailure::ReadOnly`).
-            if read_only {
-                builder = builder.read_only(true);
-            }
-            let started = builder.start();
-            let tx = match started {
-                Ok(tx) => tx,
-                // Nothing was sent: take another connection (this one is
-                // dropped as it goes back to the pool).
-                Err(e) if is_lost(&e) && closed < max_closed => {
-                    closed += 1;
-                    continue;
-                }
-                Err(e) => return Err(e).db(),
-            };
-            let outcome = Tx::start(tx, &self.inner.sql, mode).and_then(|mut tx| {
-                let out = f(&mut tx)?;
-                tx.finish(!matches!(mode, Mode::DryRun))?;
-                Ok(out)
-            });
-            match outcome {
-                Err(e) if is_retryable(&e) && retries < self.inner.options.max_retries => {
-                    retries += 1;
-                    std::thread::sleep(backoff(retries));
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-/// What a transaction is for.
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    /// A snapshot to read.
-    Read,
-    /// A snapshot to read a page in index order from
-    /// ([`PostgresStore::read_in_order`]).
-    ReadInOrder,
-    /// A write, committed.
-    Write,
-    /// A write worked out and rolled back.
-    DryRun,
-}
-
-/// Whether the connection itself failed (closed, or an I/O error), rather
-/// than a statement.
-fn is_lost(e: &pg::Error) -> bool {
-    e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
-}
-
-/// Whether a failed transaction may simply run again: a serialization
-/// failure or a deadlock (PostgreSQL rolled it back whole).
-fn is_retryable(e: &Error) -> bool {
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<pg::Error>())
-        .and_then(pg::Error::code)
-        .is_some_and(|code| {
-            *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
-        })
-}
-
-/// A pause before retry `n` (from 1): 2, 4, 8 … ms, capped at 100 ms, of
-/// which a random part, so that racing servers do not meet again.
-fn backoff(n: u32) -> Duration {
-    let ceiling = 2u64.saturating_pow(n).min(100);
-    let jitter = uuid::Uuid::now_v7().as_u128() as u64 % (ceiling * 1_000);
-    Duration::from_micros(ceiling * 500 + jitter / 2)
-}
-
-/// The one place `postgres` errors become the crate's: a backend failure,
-/// classified by [`failure_kind`], with the `postgres` error kept as the
-/// source. A unique violation of a segment's name is recognized by its
-/// constraint's name where a statement can meet it (see `segments.rs`).
-pub(super) trait Db<T> {
-    fn db(self) -> Result<T>;
-}
-
-impl<T> Db<T> for std::result::Result<T, pg::Error> {
-    fn db(self) -> Result<T> {
-        self.map_err(|e| Error::storage_failure(failure_kind(&e), e))
-    }
-}
-
-/// What a `postgres` error says of the storage: by its SQLSTATE when the
-/// server sent one. Without one, [`StorageFailure::Unavailable`] only when
-/// the connection itself failed (closed, or an I/O error: refused, reset,
-/// timed out), which may pass; anything else (a statement that returned
-/// another number of rows than it must, a parameter or value that does
-/// not convert) is [`StorageFailure::Other`]: it would fail the same way
-/// again, and a host that retries `Unavailable` must not retry it forever.
-fn failure_kind(e: &pg::Error) -> StorageFailure {
-    if is_lost(e) {
-        return StorageFailure::Unavailable;
-    }
-    match e.code() {
-        Some(c) if *c == SqlState::QUERY_CANCELED => StorageFailure::Timeout,
-        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => StorageFailure::Busy,
-        Some(c)
-            if *c == SqlState::ADMIN_SHUTDOWN
-                || *c == SqlState::CRASH_SHUTDOWN
-                || *c == SqlState::CANNOT_CONNECT_NOW
-                || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
-                // No room for another connection now: it may pass.
-                || *c == SqlState::TOO_MANY_CONNECTIONS
-                || c.code().starts_with("08") =>
-        {
-            StorageFailure::Unavailable
-        }
-        Some(c) if *c == SqlState::DISK_FULL => StorageFailure::Full,
-        Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => StorageFailure::ReadOnly,
-        Some(c) if c.code().starts_with("XX") => StorageFailure::Corrupt,
-        Some(_) | None => StorageFailure::Other,
-    }
-}
-
-/// A column. A value that does not decode as this crate wrote it is a
-/// damaged row: [`StorageFailure::Corrupt`].
-pub(super) fn get<'r, T: pg::types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T> {
-    row.try_get(i)
-        .map_err(|e| Error::storage_failure(StorageFailure::Corrupt, e))
-}
-
-/// A row that is not what this crate wrote.
-pub(super) fn damaged(what: String) -> Error {
-    Error::storage_failure(StorageFailure::Corrupt, what)
-}
-
-/// A count column; a negative value is a damaged row.
-pub(super) fn count(row: &Row, i: usize) -> Result<u64> {
-    let v: i64 = get(row, i)?;
-    u64::try_from(v).map_err(|_| damaged(format!("stored count {v} is negative")))
-}
-
-/// A time column (microseconds since the epoch).
-pub(super) fn time(row: &Row, i: usize) -> Result<DateTime<Utc>> {
-    let v: i64 = get(row, i)?;
-    from_micros(v)
-}
-
-pub(super) fn from_micros(v: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(v)
-        .ok_or_else(|| damaged(format!("stored time {v} is out of range")))
-}
-
-pub(super) fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-/// A `limit` or position as PostgreSQL's `bigint`.
-pub(super) fn sql_int(n: impl TryInto<i64>) -> i64 {
-    n.try_into().unwrap_or(i64::MAX)
 }
 
 impl SegmentStore for PostgresStore {

@@ -10,9 +10,11 @@
 //! Runs on the tests' throwaway server (`tests/support/postgres.rs`), or on
 //! the one `SEGMENTS_POSTGRES_URL` names.
 
-use r2d2_postgres::postgres::{Client, NoTls};
+use r2d2_postgres::postgres::{self as pg, Client, NoTls};
 
+use super::errors::failure_kind;
 use super::*;
+use crate::StorageFailure;
 
 // The tests' harness, shared with the integration tests.
 #[allow(unreachable_pub)]
