@@ -962,6 +962,65 @@ mod through_pgbouncer {
 
     segments_engine::conformance_tests!(store());
 
+    /// After the store's calls of every kind (writes, reads, page reads
+    /// with their hint, a failed call), the server sessions PgBouncer hands
+    /// out hold nothing of them: no prepared statement, no setting.
+    #[test]
+    fn the_store_leaves_nothing_on_the_server_sessions() {
+        let segments = Segments::new(
+            PostgresStore::builder(&support::postgres::pgbouncer())
+                .schema("segments_pgbouncer")
+                .statement_timeout(Duration::from_secs(7))
+                .lock_timeout(Duration::from_secs(3))
+                .connect()
+                .unwrap(),
+        );
+        let org = org(&format!("clean-{}", uuid::Uuid::now_v7().simple()));
+        let s = segments.create(&org, NewSegment::new("clean")).unwrap();
+        segments
+            .add_members(&org, s.id, &["p-0001", "p-0002"])
+            .unwrap();
+        segments.get(&org, s.id).unwrap();
+        segments
+            .members(&org, s.id, MemberOptions::new().limit(1))
+            .unwrap();
+        segments.changes_since(&org, 0, 10).unwrap();
+        segments
+            .create(&org, NewSegment::new("clean"))
+            .expect_err("a duplicate name fails, mid-transaction");
+        // Simple queries: they prepare nothing themselves.
+        let mut client = raw(&support::postgres::pgbouncer());
+        let value = |client: &mut Client, sql: &str| -> String {
+            client
+                .simple_query(sql)
+                .unwrap()
+                .into_iter()
+                .find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        for _ in 0..5 {
+            assert_eq!(
+                value(&mut client, "SELECT count(*) FROM pg_prepared_statements"),
+                "0",
+                "no statement outlives its transaction"
+            );
+            for (setting, default) in [
+                ("statement_timeout", "0"),
+                ("lock_timeout", "0"),
+                ("enable_sort", "on"),
+            ] {
+                assert_eq!(
+                    value(&mut client, &format!("SHOW {setting}")),
+                    default,
+                    "{setting} is the server's"
+                );
+            }
+        }
+    }
+
     /// Two stores through PgBouncer, their transactions interleaved on its
     /// few server sessions, each reading what the other wrote: nothing of
     /// one client's session (statements, settings) reaches the other's.

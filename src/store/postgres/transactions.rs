@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use r2d2_postgres::postgres::error::SqlState;
 use r2d2_postgres::postgres::types::ToSql;
-use r2d2_postgres::postgres::{self as pg, IsolationLevel, Row, Statement, Transaction};
+use r2d2_postgres::postgres::{self as pg, Client, Row, Statement};
 
 use super::builder::PostgresStoreBuilder;
 use super::errors::{Db, is_lost};
@@ -17,17 +17,24 @@ use crate::{Error, OrgId, Result};
 
 /// The store's SQL in its schema: each statement's text with the schema
 /// named (tables are written `{schema}.table`), made once per store, the
-/// first time a call needs it; and the settings each transaction starts
-/// with.
+/// first time a call needs it; and how each kind of transaction starts,
+/// with its settings, in one round trip.
 pub(super) struct Sql {
     /// The schema, quoted as an identifier.
     schema: String,
     texts: std::sync::RwLock<HashMap<&'static str, std::sync::Arc<str>>>,
+    /// `START TRANSACTION` of a read (`REPEATABLE READ, READ ONLY`), then
     /// `SET LOCAL` of the time limits and the time zone.
-    settings: String,
-    /// [`settings`](Self::settings), and no explicit sorts
+    begin_read: String,
+    /// [`begin_read`](Self::begin_read), and no explicit sorts
     /// ([`PostgresStore::read_in_order`]).
-    settings_in_order: String,
+    begin_read_in_order: String,
+    /// `START TRANSACTION` of a write (`READ COMMITTED`), then the
+    /// settings. A write says nothing of its mode: `READ WRITE` is refused
+    /// on a standby as a setting ("cannot set transaction read-write mode
+    /// during recovery", 0A000), where its first write is refused as
+    /// read-only (25006: `StorageFailure::ReadOnly`).
+    begin_write: String,
 }
 
 impl Sql {
@@ -40,11 +47,13 @@ impl Sql {
             ms(options.lock_timeout),
             ms(options.idle_in_transaction_session_timeout),
         );
+        let read = "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
         Self {
             schema: schema::quoted(&options.schema),
             texts: Default::default(),
-            settings_in_order: format!("{settings}; SET LOCAL enable_sort = off"),
-            settings,
+            begin_read: format!("{read}; {settings}"),
+            begin_read_in_order: format!("{read}; {settings}; SET LOCAL enable_sort = off"),
+            begin_write: format!("START TRANSACTION ISOLATION LEVEL READ COMMITTED; {settings}"),
         }
     }
 
@@ -76,55 +85,66 @@ impl Sql {
 /// each transaction another server session (PgBouncer's transaction
 /// pooling).
 pub(super) struct Tx<'c> {
-    /// The statements prepared in this transaction. The first field, so
-    /// that they are closed (dropped) before `tx` ends, on every path.
+    /// The statements prepared in this transaction, closed (dropped)
+    /// before it ends, on every path.
     statements: HashMap<&'static str, Statement>,
     sql: &'c Sql,
-    tx: Transaction<'c>,
+    client: &'c mut Client,
+    /// Not yet committed or rolled back: `Drop` rolls it back.
+    open: bool,
 }
 
 /// Parameters of a statement.
 type Params<'p> = [&'p (dyn ToSql + Sync)];
 
 impl<'c> Tx<'c> {
-    /// Sets the transaction's settings on `tx`, for `mode`.
-    fn start(tx: Transaction<'c>, sql: &'c Sql, mode: Mode) -> Result<Self> {
-        let mut tx = Self {
+    /// Starts a transaction for `mode` on `client`, with its settings.
+    /// The error is `postgres`'s, for the caller to tell a connection
+    /// found closed (nothing was sent) from other failures.
+    fn start(client: &'c mut Client, sql: &'c Sql, mode: Mode) -> Result<Self, pg::Error> {
+        let begin = match mode {
+            Mode::Read => &sql.begin_read,
+            Mode::ReadInOrder => &sql.begin_read_in_order,
+            Mode::Write | Mode::DryRun => &sql.begin_write,
+        };
+        if let Err(e) = client.batch_execute(begin) {
+            // A setting refused after the transaction began leaves it
+            // open and aborted: it ends here, before the connection goes
+            // back to the pool.
+            if !is_lost(&e) {
+                let _ = client.batch_execute("ROLLBACK");
+            }
+            return Err(e);
+        }
+        Ok(Self {
             statements: HashMap::new(),
             sql,
-            tx,
-        };
-        let settings = match mode {
-            Mode::ReadInOrder => &sql.settings_in_order,
-            Mode::Read | Mode::Write | Mode::DryRun => &sql.settings,
-        };
-        tx.tx.batch_execute(settings).db()?;
-        Ok(tx)
+            client,
+            open: true,
+        })
     }
 
     /// Commits, or rolls back for a dry run, once the statements are closed.
-    fn finish(self, commit: bool) -> Result<()> {
-        let Self { statements, tx, .. } = self;
-        drop(statements);
-        if commit {
-            tx.commit().db()
-        } else {
-            tx.rollback().db()
-        }
+    fn finish(mut self, commit: bool) -> Result<()> {
+        self.statements.clear();
+        self.open = false;
+        self.client
+            .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
+            .db()
     }
 
     fn statement(&mut self, sql: &'static str) -> Result<Statement> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.tx.prepare(&self.sql.text(sql)).db()?;
+        let statement = self.client.prepare(&self.sql.text(sql)).db()?;
         self.statements.insert(sql, statement.clone());
         Ok(statement)
     }
 
     pub(super) fn query(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Vec<Row>> {
         let statement = self.statement(sql)?;
-        self.tx.query(&statement, params).db()
+        self.client.query(&statement, params).db()
     }
 
     pub(super) fn query_opt(
@@ -133,18 +153,30 @@ impl<'c> Tx<'c> {
         params: &Params<'_>,
     ) -> Result<Option<Row>> {
         let statement = self.statement(sql)?;
-        self.tx.query_opt(&statement, params).db()
+        self.client.query_opt(&statement, params).db()
     }
 
     pub(super) fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64> {
         let statement = self.statement(sql)?;
-        self.tx.execute(&statement, params).db()
+        self.client.execute(&statement, params).db()
     }
 
     /// A statement built for this call (a set expression's), prepared and
     /// planned for it alone, and closed at once.
     pub(super) fn query_once(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
-        self.tx.query(&self.sql.qualify(sql), params).db()
+        self.client.query(&self.sql.qualify(sql), params).db()
+    }
+}
+
+impl Drop for Tx<'_> {
+    /// Rolls back a transaction that did not finish (a failed call): its
+    /// statements first, so that nothing of it outlives it. A connection
+    /// that fails here is broken, and the pool drops it.
+    fn drop(&mut self) {
+        self.statements.clear();
+        if self.open {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
     }
 }
 
@@ -225,10 +257,6 @@ impl PostgresStore {
         mode: Mode,
         f: &mut (dyn FnMut(&mut Tx<'_>) -> Result<T> + Send),
     ) -> Result<T> {
-        let (isolation, read_only) = match mode {
-            Mode::Read | Mode::ReadInOrder => (IsolationLevel::RepeatableRead, true),
-            Mode::Write | Mode::DryRun => (IsolationLevel::ReadCommitted, false),
-        };
         let mut retries = 0;
         // Idle connections the server dropped (a restart, an idle
         // timeout) are found closed at BEGIN, before anything was sent,
@@ -239,16 +267,7 @@ impl PostgresStore {
         let max_closed = self.inner.options.pool_size.max(1) + 1;
         loop {
             let mut conn = self.connection()?;
-            let mut builder = conn.build_transaction().isolation_level(isolation);
-            // A write says nothing of its mode: `READ WRITE` is refused
-            // on a standby as a setting ("cannot set transaction read-write
-            // mode during recovery", 0A000), where its first write is
-            // refused as read-only (25006: `StorageFailure::ReadOnly`).
-            if read_only {
-                builder = builder.read_only(true);
-            }
-            let started = builder.start();
-            let tx = match started {
+            let mut tx = match Tx::start(&mut conn, &self.inner.sql, mode) {
                 Ok(tx) => tx,
                 // Nothing was sent: take another connection (this one is
                 // dropped as it goes back to the pool).
@@ -258,8 +277,7 @@ impl PostgresStore {
                 }
                 Err(e) => return Err(e).db(),
             };
-            let outcome = Tx::start(tx, &self.inner.sql, mode).and_then(|mut tx| {
-                let out = f(&mut tx)?;
+            let outcome = f(&mut tx).and_then(|out| {
                 tx.finish(!matches!(mode, Mode::DryRun))?;
                 Ok(out)
             });
