@@ -89,6 +89,15 @@ fn writer(
     }
 }
 
+/// Sets its flag when dropped, on every path out of a scope.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Waits until `ready`, or fails saying `what` after [`PATIENCE`].
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
@@ -154,6 +163,8 @@ fn keyed_writers_ride_a_failover_to_a_synchronous_standby() {
             let (segments, org, stop) = (&segments, &org, &stop);
             scope.spawn(move || writer(segments, org, *id, w, stop, seen));
         }
+        // Whatever happens below (a failed wait panics), the writers stop.
+        let _stop = StopOnDrop(&stop);
         let acks = |seen: &[Mutex<Seen>]| -> Vec<usize> {
             seen.iter().map(|s| s.lock().unwrap().acked.len()).collect()
         };
@@ -174,7 +185,6 @@ fn keyed_writers_ride_a_failover_to_a_synchronous_standby() {
                 .zip(&before)
                 .all(|(now, then)| *now >= then + 20)
         });
-        stop.store(true, Ordering::SeqCst);
         promoted_at
     });
 

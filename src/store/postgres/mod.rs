@@ -184,10 +184,10 @@ use transactions::{Sql, Tx};
 ///   time zone (`SET LOCAL`); and each prepares the statements it runs
 ///   and closes them before it ends (a statement kept for the session
 ///   would stay on a server session that another client gets next, and
-///   be missing from the one this client gets). The store is also a pool of its own:
-///   `pool_size` times the number of app servers must fit within
-///   PgBouncer's `default_pool_size` budget, or the server's
-///   `max_connections` without a pooler.
+///   be missing from the one this client gets). The store is also a pool
+///   of its own: without a pooler, `pool_size` times the number of app
+///   servers must fit within the server's `max_connections`; through
+///   PgBouncer, within its `max_client_conn`.
 /// - **Plans.** The store changes no planner setting for a session: plans
 ///   come from the indexes and the tables' statistics (autovacuum's, or
 ///   an `ANALYZE` after a bulk load). One hint is set, for its transaction
@@ -198,9 +198,9 @@ use transactions::{Sql, Tx};
 ///   would sort all of it. A plan test checks each statement's plan at
 ///   the server's defaults.
 /// - **Round trips.** A read is a `REPEATABLE READ` read-only
-///   transaction, so that the reads of one call agree: `BEGIN`, its
-///   settings, each statement's preparation and execution, and `COMMIT`,
-///   each a round trip.
+///   transaction, so that the reads of one call agree. A call's round
+///   trips: `BEGIN` with its settings, one to prepare each statement and
+///   one to run it, and `COMMIT`.
 /// - **Page walks across servers.** The page API
 ///   ([`Segments::members_page`](crate::Segments::members_page)) starts a
 ///   page where the previous one ended from a hint the service keeps in
