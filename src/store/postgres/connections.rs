@@ -186,8 +186,7 @@ impl PostgresStore {
     /// that would not pass (the manager's `last_failure`): the pool itself
     /// tells only that it timed out, with the text of its last failure. A
     /// refused or lost connection stays `Unavailable`; a password, a
-    /// certificate, a database the server refuses or a session without
-    /// the store's settings is not.
+    /// certificate or a database the server refuses is not.
     pub(super) fn first_connection(&self) -> Result<PooledConnection<Manager>> {
         /// How often the failure is looked at while the pool tries.
         const GLANCE: Duration = Duration::from_millis(50);
