@@ -521,6 +521,17 @@ impl TestServer {
         }
     }
 
+    /// Makes every commit on this server wait for a standby that never
+    /// comes (`synchronous_standby_names = 'nobody'`): each commit is
+    /// written and streamed to the standbys, and its client never told.
+    /// (A commit waiting longer than its `statement_timeout` is cancelled,
+    /// and then counts as committed, with a warning.)
+    pub fn hold_commits(&self) {
+        self.psql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+            .and_then(|_| self.psql("SELECT pg_reload_conf()"))
+            .unwrap_or_else(|e| panic!("cannot hold the commits: {e}"));
+    }
+
     /// Promotes this standby to a primary (`pg_ctl promote -w`): returns
     /// once it accepts writes.
     pub fn promote(&self) {

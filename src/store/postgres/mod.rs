@@ -168,7 +168,11 @@ use transactions::{Sql, Tx};
 ///   failover manager such as Patroni), calls fail with
 ///   [`StorageFailure::Unavailable`] or [`StorageFailure::Timeout`] during
 ///   the outage, and the pool reconnects to the new primary by itself
-///   once it takes writes; nothing acknowledged is lost. A write that
+///   once it takes writes; nothing acknowledged is lost (but a commit
+///   that waits for the standby longer than
+///   [`statement_timeout`](PostgresStoreBuilder::statement_timeout) is
+///   cancelled and, by PostgreSQL's rule, counts as committed without it:
+///   watch the standby's health). A write that
 ///   failed may still have committed, so make the writes you retry with
 ///   an idempotency key
 ///   ([`Segments::with_idempotency_key`](crate::Segments::with_idempotency_key)):
