@@ -164,6 +164,16 @@ fn keyed_writers_ride_a_failover_to_a_synchronous_standby() {
         "a write on a standby: {refused:?}"
     );
     drop(on_standby);
+    // And a schema it would have to make is refused the same way.
+    let err = PostgresStore::builder(&standby.url())
+        .schema("not_on_a_standby")
+        .connect()
+        .unwrap_err();
+    assert_eq!(
+        err.storage_kind(),
+        Some(StorageFailure::ReadOnly),
+        "a migration on a standby: {err:?}"
+    );
 
     let stop = AtomicBool::new(false);
     let seen: Vec<Mutex<Seen>> = (0..WRITERS).map(|_| Mutex::default()).collect();
