@@ -1,7 +1,7 @@
 -- What a 0 -> 1M fill costs inside PostgreSQL under four table designs,
 -- beside the raw upsert floor of the bench report's PostgreSQL fill row:
--- the measurement behind "Where a fill's time goes" in the PostgresStore
--- docs. Every design runs as a stored procedure (no client), 100
+-- the measurement behind "Where a fill's time goes" in
+-- benches/README.md. Every design runs as a stored procedure (no client), 100
 -- transactions of 10,000 random PIDs (p- + 12 hex, the same PIDs for every
 -- design), each from empty after a checkpoint.
 --

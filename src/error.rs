@@ -118,7 +118,8 @@ pub enum Error {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StorageFailure {
-    /// The database cannot be written: a read-only file, directory or mount.
+    /// The database cannot be written: a read-only file, directory or
+    /// mount, or a PostgreSQL server that only reads (a hot standby).
     ReadOnly,
     /// The disk, or a size limit of the database, is full.
     Full,

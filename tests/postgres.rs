@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls};
 use segments_engine::{
-    Error, MemberOptions, NewSegment, OrgId, PostgresStore, SegmentId, SegmentStore, Segments,
-    StorageFailure,
+    Error, MemberOptions, NewSegment, OrgId, PostgresStore, Segment, SegmentId, SegmentStore,
+    Segments, StorageFailure,
 };
 use support::postgres::{TestServer, url};
 
@@ -169,213 +169,6 @@ fn ensure_role(name: &str) {
 /// The test server's URL, as the role `name` ([`ensure_role`]).
 fn role_url(name: &str) -> String {
     with_option(&with_option(&url(), "user", name), "password", name)
-}
-
-/// A pooler that drops the startup parameter `options` (PgBouncer with
-/// `ignore_startup_parameters = options`) would leave the store's sessions
-/// at the server's defaults: `connect` refuses it and says why. The same
-/// proxy passing `options` on connects, so the refusal is the dropped
-/// parameter's.
-#[test]
-fn a_pooler_that_drops_the_session_options_is_refused() {
-    let through = |drop_options| {
-        PostgresStore::builder(&proxied_url(StartupProxy::start(drop_options).port))
-            .schema("segments_conformance")
-            .connect()
-    };
-    through(false).expect("the proxy passing options on relays a working session");
-    let err = through(true).unwrap_err();
-    assert_failure(&err, StorageFailure::Other, "ignore_startup_parameters");
-    assert_failure(&err, StorageFailure::Other, "search_path");
-}
-
-/// Every connection the pool opens is checked, not only the first: once
-/// the proxy starts dropping `options` (and closes the sessions it
-/// relayed), a call that needs a new connection fails with the reason,
-/// and writes nothing.
-#[test]
-fn a_later_connection_without_the_session_options_is_refused() {
-    let proxy = StartupProxy::start(false);
-    let segments = Segments::new(
-        PostgresStore::builder(&proxied_url(proxy.port))
-            .schema("segments_conformance")
-            .connect_timeout(Duration::from_secs(2))
-            .connect()
-            .expect("the first connection keeps its options"),
-    );
-    let org = org(&fresh_schema("later_connection"));
-    segments.create(&org, NewSegment::new("before")).unwrap();
-    proxy.start_dropping_options();
-    let err = segments.create(&org, NewSegment::new("after")).unwrap_err();
-    assert_failure(&err, StorageFailure::Other, "ignore_startup_parameters");
-    let direct = Segments::new(store());
-    let names: Vec<String> = direct
-        .list(&org, segments_engine::ListOptions::default())
-        .unwrap()
-        .segments
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    assert_eq!(names, ["before"]);
-}
-
-/// A TCP proxy in front of the test server that relays every connection,
-/// answering a TLS request "no" itself, and dropping the startup parameter
-/// `options` from connections once `drop_options` is set. It lives as
-/// long as the test process.
-struct StartupProxy {
-    port: u16,
-    drop_options: std::sync::Arc<AtomicBool>,
-    /// The client side of every connection relayed so far.
-    relayed: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
-}
-
-impl StartupProxy {
-    fn start(drop_options: bool) -> StartupProxy {
-        use std::net::TcpListener;
-        let config: postgres::Config = url().parse().unwrap();
-        let port = config.get_ports().first().copied().unwrap_or(5432);
-        let host = config.get_hosts().first().cloned().or_else(|| {
-            let addr = config.get_hostaddrs().first()?;
-            Some(postgres::config::Host::Tcp(addr.to_string()))
-        });
-        let host = host.expect("the test server's URL names a host");
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let proxy = StartupProxy {
-            port: listener.local_addr().unwrap().port(),
-            drop_options: std::sync::Arc::new(AtomicBool::new(drop_options)),
-            relayed: Default::default(),
-        };
-        let relayed = std::sync::Arc::clone(&proxy.relayed);
-        let drop_options = std::sync::Arc::clone(&proxy.drop_options);
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                if let Ok(kept) = client.try_clone() {
-                    relayed.lock().unwrap().push(kept);
-                }
-                let host = host.clone();
-                let drop_options = std::sync::Arc::clone(&drop_options);
-                std::thread::spawn(move || relay(client, &host, port, &drop_options));
-            }
-        });
-        proxy
-    }
-
-    /// From now on, drops `options` from new connections, and closes every
-    /// connection relayed so far (each session ends), as a pooler
-    /// restarted with `ignore_startup_parameters = options` would.
-    fn start_dropping_options(&self) {
-        self.drop_options.store(true, Ordering::SeqCst);
-        for client in self.relayed.lock().unwrap().drain(..) {
-            let _ = client.shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
-
-/// The test server's URL, reaching it through the proxy on `port`: its
-/// user, database and password, in plain text (the proxy speaks no TLS).
-fn proxied_url(port: u16) -> String {
-    let quoted = |value: &str| format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"));
-    let config: postgres::Config = url().parse().unwrap();
-    let mut out = format!("host=127.0.0.1 port={port}");
-    if let Some(user) = config.get_user() {
-        out.push_str(&format!(" user={}", quoted(user)));
-    }
-    if let Some(dbname) = config.get_dbname() {
-        out.push_str(&format!(" dbname={}", quoted(dbname)));
-    }
-    if let Some(password) = config.get_password() {
-        out.push_str(&format!(
-            " password={}",
-            quoted(std::str::from_utf8(password).unwrap())
-        ));
-    }
-    out
-}
-
-/// Relays one client connection to the server (see [`StartupProxy`]).
-fn relay(
-    mut client: std::net::TcpStream,
-    host: &postgres::config::Host,
-    port: u16,
-    drop_options: &AtomicBool,
-) -> std::io::Result<()> {
-    use std::io::{Read, Write};
-    fn message(from: &mut impl Read) -> std::io::Result<Vec<u8>> {
-        let mut len = [0; 4];
-        from.read_exact(&mut len)?;
-        let len = u32::from_be_bytes(len) as usize;
-        if !(8..=10_000).contains(&len) {
-            return Err(std::io::Error::other(format!(
-                "a startup message of {len} bytes"
-            )));
-        }
-        let mut body = vec![0; len - 4];
-        from.read_exact(&mut body)?;
-        Ok(body)
-    }
-    let mut startup = message(&mut client)?;
-    // SSLRequest or GSSENCRequest: "not here", then the real startup.
-    while startup.len() == 4
-        && matches!(
-            u32::from_be_bytes(startup[..4].try_into().unwrap()),
-            80_877_103 | 80_877_104
-        )
-    {
-        client.write_all(b"N")?;
-        startup = message(&mut client)?;
-    }
-    // The protocol version, then name and value pairs of C strings, then a
-    // last NUL.
-    let mut kept = startup[..4].to_vec();
-    let mut fields = startup[4..].split(|&b| b == 0);
-    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        if name.is_empty() || (drop_options.load(Ordering::SeqCst) && name == b"options") {
-            continue;
-        }
-        for field in [name, value] {
-            kept.extend_from_slice(field);
-            kept.push(0);
-        }
-    }
-    kept.push(0);
-    let mut packet = ((kept.len() + 4) as u32).to_be_bytes().to_vec();
-    packet.extend_from_slice(&kept);
-    /// Copies both ways until the client goes; then closes the server's
-    /// side too (`close_server`), so that its session ends.
-    fn pipe<S: Read + Write + Send + 'static>(
-        client: std::net::TcpStream,
-        mut server: S,
-        server_back: S,
-        close_server: impl FnOnce() + Send + 'static,
-        packet: &[u8],
-    ) -> std::io::Result<()> {
-        server.write_all(packet)?;
-        let (mut to_server, mut from_client) = (server, client.try_clone()?);
-        let (mut to_client, mut from_server) = (client, server_back);
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from_client, &mut to_server);
-            close_server();
-        });
-        std::io::copy(&mut from_server, &mut to_client)?;
-        Ok(())
-    }
-    match host {
-        postgres::config::Host::Tcp(name) => {
-            let server = std::net::TcpStream::connect((name.as_str(), port))?;
-            let (back, closing) = (server.try_clone()?, server.try_clone()?);
-            let close = move || drop(closing.shutdown(std::net::Shutdown::Both));
-            pipe(client, server, back, close, &packet)
-        }
-        postgres::config::Host::Unix(dir) => {
-            let server =
-                std::os::unix::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}")))?;
-            let (back, closing) = (server.try_clone()?, server.try_clone()?);
-            let close = move || drop(closing.shutdown(std::net::Shutdown::Both));
-            pipe(client, server, back, close, &packet)
-        }
-    }
 }
 
 /// A schema name no other test uses.
@@ -993,4 +786,258 @@ fn the_pool_status_counts_connections_in_use() {
         status.idle, status.connections,
         "the create gave it back: {status:?}"
     );
+}
+
+/// An async host's calls, connects and drops, on the threads of a tokio
+/// runtime: the `postgres` client runs a runtime of its own, which tokio
+/// refuses to start on a thread that drives one ("Cannot start a runtime
+/// from within a runtime"). The store moves that work off such threads,
+/// so each call works there (blocking the thread for its time), and
+/// nothing panics or aborts.
+mod async_hosts {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn multi_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Connects, creates, reads the segment back and drops the store, all
+    /// on the calling thread; what was created and read.
+    fn connect_call_drop(url: &str, schema: &str) -> (Segment, Segment) {
+        let store = PostgresStore::builder(url)
+            .schema(schema)
+            .pool_size(2)
+            .connect()
+            .expect("connect works on this thread");
+        let segments = Segments::new(store);
+        let org = org("async");
+        let made = segments
+            .create(&org, NewSegment::new(format!("s-{}", uuid::Uuid::now_v7())))
+            .expect("a create works on this thread");
+        let read = segments
+            .get(&org, made.id)
+            .expect("a read works on this thread");
+        drop(segments);
+        (made, read)
+    }
+
+    fn check((made, read): (Segment, Segment)) {
+        assert_eq!(made, read, "the segment reads back as it was made");
+    }
+
+    #[test]
+    fn a_current_thread_runtime_thread_connects_calls_and_drops() {
+        let (url, schema) = (url(), fresh_schema("async_ct"));
+        check(current_thread().block_on(async { connect_call_drop(&url, &schema) }));
+    }
+
+    #[test]
+    fn a_multi_thread_runtime_worker_connects_calls_and_drops() {
+        let (url, schema) = (url(), fresh_schema("async_mt"));
+        let rt = multi_thread();
+        // In a task, on a worker thread, and in the root future.
+        let task = rt.spawn({
+            let (url, schema) = (url.clone(), schema.clone());
+            async move { connect_call_drop(&url, &schema) }
+        });
+        check(rt.block_on(task).expect("the task does not panic"));
+        check(rt.block_on(async { connect_call_drop(&url, &schema) }));
+    }
+
+    #[test]
+    fn the_blocking_pool_connects_calls_and_drops() {
+        let (url, schema) = (url(), fresh_schema("async_blocking"));
+        for rt in [current_thread(), multi_thread()] {
+            let (url, schema) = (url.clone(), schema.clone());
+            let outcome = rt.block_on(async move {
+                tokio::task::spawn_blocking(move || connect_call_drop(&url, &schema)).await
+            });
+            check(outcome.expect("the blocking task does not panic"));
+        }
+    }
+
+    /// A store made on a plain thread, its pool holding open connections,
+    /// is dropped by a task (an async host's state, at shutdown).
+    #[test]
+    fn a_store_with_open_connections_drops_on_a_runtime_thread() {
+        let (url, schema) = (url(), fresh_schema("async_drop"));
+        for rt in [current_thread(), multi_thread()] {
+            let store = PostgresStore::builder(&url)
+                .schema(schema.clone())
+                .pool_size(2)
+                .connect()
+                .unwrap();
+            let segments = Arc::new(Segments::new(store.clone()));
+            segments
+                .create(
+                    &org("async"),
+                    NewSegment::new(uuid::Uuid::now_v7().to_string()),
+                )
+                .unwrap();
+            assert!(
+                store.pool_status().connections > 0,
+                "the pool holds a connection to close"
+            );
+            drop(store);
+            rt.block_on(async move {
+                tokio::spawn(async move { drop(segments) })
+                    .await
+                    .expect("the drop does not panic");
+            });
+            // And the runtime itself goes, with nothing of the store left.
+            drop(rt);
+        }
+    }
+
+    /// A connect that fails on a runtime thread returns its error: the
+    /// half-made store is dropped there too, without a panic.
+    #[test]
+    fn a_failed_connect_on_a_runtime_thread_is_a_typed_error() {
+        let (url, schema) = (url(), fresh_schema("async_newer"));
+        drop(
+            PostgresStore::builder(&url)
+                .schema(schema.clone())
+                .connect()
+                .unwrap(),
+        );
+        raw(&url)
+            .execute(
+                &format!("INSERT INTO {schema}.segments_schema VALUES (99, 0)"),
+                &[],
+            )
+            .unwrap();
+        for rt in [current_thread(), multi_thread()] {
+            let err = rt
+                .block_on(async {
+                    PostgresStore::builder(&url)
+                        .schema(schema.clone())
+                        .connect()
+                })
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::SchemaTooNew { found: 99, .. }),
+                "a newer schema, refused on a runtime thread: {err:?}"
+            );
+            let err = rt
+                .block_on(async {
+                    PostgresStore::builder("postgresql://postgres@127.0.0.1:1/postgres")
+                        .connect_timeout(Duration::from_millis(200))
+                        .connect()
+                })
+                .unwrap_err();
+            assert_eq!(
+                err.storage_kind(),
+                Some(StorageFailure::Unavailable),
+                "no server there, on a runtime thread: {err:?}"
+            );
+        }
+    }
+}
+
+/// The whole suite again through PgBouncer in transaction pooling, stock
+/// settings otherwise: each transaction may run on another server session
+/// than the one before, and a session may have served other clients.
+mod through_pgbouncer {
+    use super::*;
+
+    fn store() -> PostgresStore {
+        PostgresStore::builder(&support::postgres::pgbouncer())
+            .schema("segments_pgbouncer")
+            .connect()
+            .expect("the store connects through PgBouncer")
+    }
+
+    segments_engine::conformance_tests!(store());
+
+    /// After the store's calls of every kind (writes, reads, page reads
+    /// with their hint, a failed call), the server sessions PgBouncer hands
+    /// out hold nothing of them: no prepared statement, no setting.
+    #[test]
+    fn the_store_leaves_nothing_on_the_server_sessions() {
+        let segments = Segments::new(
+            PostgresStore::builder(&support::postgres::pgbouncer())
+                .schema("segments_pgbouncer")
+                .statement_timeout(Duration::from_secs(7))
+                .lock_timeout(Duration::from_secs(3))
+                .connect()
+                .unwrap(),
+        );
+        let org = org(&format!("clean-{}", uuid::Uuid::now_v7().simple()));
+        let s = segments.create(&org, NewSegment::new("clean")).unwrap();
+        segments
+            .add_members(&org, s.id, &["p-0001", "p-0002"])
+            .unwrap();
+        segments.get(&org, s.id).unwrap();
+        segments
+            .members(&org, s.id, MemberOptions::new().limit(1))
+            .unwrap();
+        segments.changes_since(&org, 0, 10).unwrap();
+        segments
+            .create(&org, NewSegment::new("clean"))
+            .expect_err("a duplicate name fails, mid-transaction");
+        // Simple queries: they prepare nothing themselves.
+        let mut client = raw(&support::postgres::pgbouncer());
+        let value = |client: &mut Client, sql: &str| -> String {
+            client
+                .simple_query(sql)
+                .unwrap()
+                .into_iter()
+                .find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        for _ in 0..5 {
+            assert_eq!(
+                value(&mut client, "SELECT count(*) FROM pg_prepared_statements"),
+                "0",
+                "no statement outlives its transaction"
+            );
+            for (setting, default) in [
+                ("statement_timeout", "0"),
+                ("lock_timeout", "0"),
+                ("enable_sort", "on"),
+            ] {
+                assert_eq!(
+                    value(&mut client, &format!("SHOW {setting}")),
+                    default,
+                    "{setting} is the server's"
+                );
+            }
+        }
+    }
+
+    /// Two stores through PgBouncer, their transactions interleaved on its
+    /// few server sessions, each reading what the other wrote: nothing of
+    /// one client's session (statements, settings) reaches the other's.
+    #[test]
+    fn clients_sharing_server_sessions_see_one_database() {
+        let (a, b) = (Segments::new(store()), Segments::new(store()));
+        let org = org(&format!("bouncer-{}", uuid::Uuid::now_v7().simple()));
+        for i in 0..20 {
+            let (writer, reader) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            let s = writer
+                .create(&org, NewSegment::new(format!("s{i}")))
+                .expect("a create through PgBouncer");
+            writer
+                .add_members(&org, s.id, &[format!("p-{i:04}").as_str()])
+                .expect("an add through PgBouncer");
+            let read = reader.get(&org, s.id).expect("the other client reads it");
+            assert_eq!(read.current_size, 1, "the other client sees the add");
+        }
+    }
 }

@@ -1,13 +1,14 @@
 //! The throwaway PostgreSQL servers of `tests/support/postgres.rs`: the shared
 //! one answers, and an owned one survives a crash (`stop_immediate`) with its
-//! data, refusing connections while it is down.
+//! data, refusing connections while it is down; and the shared PgBouncer
+//! pools transactions with its stock settings.
 
 #![cfg(feature = "postgres")]
 
 mod support;
 
 use postgres::{Client, NoTls};
-use support::postgres::{TestServer, url};
+use support::postgres::{TestServer, pgbouncer, url};
 
 fn connect(url: &str) -> Result<Client, postgres::Error> {
     let sep = if url.contains('?') { '&' } else { '?' };
@@ -101,4 +102,44 @@ fn a_dropped_test_server_is_gone() {
         connect(&url).is_err(),
         "a dropped server refuses connections"
     );
+}
+
+/// The shared PgBouncer is stock: it refuses the startup parameter
+/// `options`; and it pools transactions: a server session that one client
+/// used is another client's next, while the first is still connected.
+#[test]
+fn the_shared_pgbouncer_pools_transactions_with_stock_settings() {
+    let url = pgbouncer();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let refused = connect(&format!("{url}{sep}options=-c%20jit%3Doff"))
+        .err()
+        .expect("PgBouncer refuses startup options");
+    assert!(
+        format!("{refused:?}").contains("unsupported startup parameter"),
+        "{refused:?}"
+    );
+    let mut a = connect(&url).unwrap();
+    let mut b = connect(&url).unwrap();
+    let backend = |client: &mut Client| -> i32 {
+        client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0)
+    };
+    let first = backend(&mut a);
+    // PgBouncer hands out the server session used last first.
+    assert_eq!(
+        backend(&mut b),
+        first,
+        "the other client's next transaction gets the same server session"
+    );
+    // And a client's own transaction keeps its session to the end.
+    let mut tx = a.transaction().unwrap();
+    let held: i32 = tx.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    assert_ne!(
+        backend(&mut b),
+        held,
+        "a session in a transaction is not shared"
+    );
+    tx.commit().unwrap();
 }

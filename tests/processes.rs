@@ -1,7 +1,9 @@
 //! Reliability across processes, with real OS processes standing in for
 //! app servers: on one SQLite file, and (feature `postgres`) on one
 //! PostgreSQL database (the throwaway test server, or
-//! `SEGMENTS_POSTGRES_URL`).
+//! `SEGMENTS_POSTGRES_URL`), reached directly and through PgBouncer in
+//! transaction pooling (started beside the throwaway server, or
+//! `SEGMENTS_PGBOUNCER_URL`).
 //!
 //! This test binary is its own harness (`harness = false`): run plainly it
 //! is the parent and runs the checks below; with `SEGMENTS_CHILD` set it is
@@ -84,6 +86,18 @@ fn main() {
                     target.clean_up();
                 }
                 let target = Target::postgres(&url, "crash");
+                killed_writers_leave_whole_batches(10 * soak, |_| (target.clone(), "default"));
+                target.clean_up();
+                // The same through PgBouncer in transaction pooling: each
+                // transaction may run on another server session, and a
+                // killed client's transaction ends with its session.
+                let bouncer = support::postgres::pgbouncer();
+                for round in 0..soak {
+                    let target = Target::postgres(&bouncer, "race_bouncer");
+                    races_across_processes_have_one_winner_per_name(&target, round);
+                    target.clean_up();
+                }
+                let target = Target::postgres(&bouncer, "crash_bouncer");
                 killed_writers_leave_whole_batches(10 * soak, |_| (target.clone(), "default"));
                 target.clean_up();
             }

@@ -62,13 +62,258 @@ const MAX_SOCKET_PATH: usize = 107;
 /// whole test process, started on first call (thread-safe; callers wait for
 /// the one start). Isolate tests from each other by schema, not by server.
 pub fn url() -> String {
-    if let Some(url) = env::var_os(URL_VAR).filter(|url| !url.is_empty()) {
-        return url
-            .into_string()
-            .unwrap_or_else(|url| panic!("{URL_VAR} is not valid UTF-8: {url:?}"));
+    if let Some(url) = env_url(URL_VAR) {
+        return url;
     }
+    shared().url()
+}
+
+/// The throwaway server shared by the test process.
+fn shared() -> &'static TestServer {
     static SHARED: OnceLock<TestServer> = OnceLock::new();
-    SHARED.get_or_init(TestServer::start).url()
+    SHARED.get_or_init(TestServer::start)
+}
+
+/// The URL in the environment variable `var`, unless it is unset or empty.
+fn env_url(var: &str) -> Option<String> {
+    env::var_os(var).filter(|url| !url.is_empty()).map(|url| {
+        url.into_string()
+            .unwrap_or_else(|url| panic!("{var} is not valid UTF-8: {url:?}"))
+    })
+}
+
+/// A PgBouncer for the tests to use instead of starting one, in front of
+/// the server `SEGMENTS_POSTGRES_URL` names (needed with that variable).
+pub const PGBOUNCER_URL_VAR: &str = "SEGMENTS_PGBOUNCER_URL";
+
+/// The `pgbouncer` binary, if it is not where it is looked for
+/// (`/usr/sbin/pgbouncer`, then `PATH`).
+pub const PGBOUNCER_BIN_VAR: &str = "SEGMENTS_PGBOUNCER";
+
+/// The URL of a PgBouncer in transaction pooling in front of the server of
+/// [`url()`]: `SEGMENTS_PGBOUNCER_URL` if set, else one PgBouncer shared by
+/// the whole test process, started on first call beside the throwaway
+/// server ([`PgBouncer`]).
+pub fn pgbouncer() -> String {
+    if let Some(url) = env_url(PGBOUNCER_URL_VAR) {
+        return url;
+    }
+    assert!(
+        env_url(URL_VAR).is_none(),
+        "{URL_VAR} names a server, and the tests cannot start a PgBouncer in front of it \
+         (they do not know its password): set {PGBOUNCER_URL_VAR} to a PgBouncer in front of \
+         that server, with pool_mode = transaction"
+    );
+    static SHARED: OnceLock<PgBouncer> = OnceLock::new();
+    SHARED.get_or_init(|| PgBouncer::start(shared())).url()
+}
+
+/// Debian's PgBouncer (`apt-get install pgbouncer`) in front of a
+/// [`TestServer`], in a temporary directory of its own (its configuration,
+/// log and socket), listening on `127.0.0.1` at a free port: transaction
+/// pooling (`pool_mode = transaction`), and the stock settings otherwise
+/// (20 server connections per user and database, 100 clients, no
+/// `ignore_startup_parameters`), with no authentication for the server's
+/// superuser (`auth_type = trust`), as the server itself.
+///
+/// As root it runs as the `postgres` user (`-u postgres`: it refuses
+/// root). Dropping it stops it (SIGTERM), and a detached watchdog does the
+/// same once the test process is gone, however it ended.
+pub struct PgBouncer {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+    /// Last field: removed after `Drop::drop` has stopped PgBouncer.
+    dir: TempDir,
+}
+
+impl PgBouncer {
+    /// Starts PgBouncer in front of `server` and waits until it accepts
+    /// connections; panics with its log if it does not.
+    pub fn start(server: &TestServer) -> PgBouncer {
+        let bin = pgbouncer_bin();
+        let as_postgres = server.pg.as_postgres;
+        let dir = tempfile::Builder::new()
+            .prefix("segments-pgb-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory for PgBouncer: {e}"));
+        let chown = |path: &Path| {
+            if as_postgres {
+                let (uid, gid) = postgres_user();
+                std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                    .unwrap_or_else(|e| panic!("cannot chown {} to postgres: {e}", path.display()));
+            }
+        };
+        chown(dir.path());
+        let log = dir.path().join("pgbouncer.log");
+        let userlist = dir.path().join("userlist.txt");
+        fs::write(&userlist, format!("\"{SUPERUSER}\" \"\"\n"))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", userlist.display()));
+        chown(&userlist);
+        let mut last_log = String::new();
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = free_port();
+            let ini = dir.path().join("pgbouncer.ini");
+            let text = format!(
+                "[databases]\n\
+                 * = host=127.0.0.1 port={server_port}\n\
+                 \n\
+                 [pgbouncer]\n\
+                 pool_mode = transaction\n\
+                 listen_addr = 127.0.0.1\n\
+                 listen_port = {port}\n\
+                 unix_socket_dir = {dir}\n\
+                 auth_type = trust\n\
+                 auth_file = {userlist}\n\
+                 logfile = {log}\n\
+                 pidfile = {dir}/pgbouncer.pid\n",
+                server_port = server.port(),
+                dir = dir.path().display(),
+                userlist = userlist.display(),
+                log = log.display(),
+            );
+            fs::write(&ini, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", ini.display()));
+            chown(&ini);
+            let mut cmd = Command::new(&bin);
+            if as_postgres {
+                cmd.args(["-u", SUPERUSER]);
+            }
+            cmd.arg(&ini)
+                .current_dir(dir.path())
+                .env("LC_ALL", "C")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let child = cmd.spawn().unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} (Debian: apt-get install pgbouncer, or set \
+                     {PGBOUNCER_BIN_VAR}): {e}",
+                    bin.display()
+                )
+            });
+            let mut child = child;
+            if wait_for_tcp(&mut child, port, &log) {
+                let bouncer = PgBouncer {
+                    child,
+                    port,
+                    log,
+                    dir,
+                };
+                bouncer.spawn_watchdog();
+                return bouncer;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = read_log(&log);
+            let port_taken = last_log.contains("Address already in use");
+            if !port_taken || attempt == PORT_ATTEMPTS {
+                break;
+            }
+        }
+        panic!("PgBouncer ({}) did not start:\n{last_log}", bin.display())
+    }
+
+    /// `postgresql://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!(
+            "postgresql://{SUPERUSER}@127.0.0.1:{}/{SUPERUSER}",
+            self.port
+        )
+    }
+
+    /// PgBouncer's log so far.
+    pub fn log(&self) -> String {
+        read_log(&self.log)
+    }
+
+    /// A detached `sh` that waits for this process to end, then stops
+    /// PgBouncer and removes its directory (as [`TestServer`]'s).
+    #[allow(clippy::zombie_processes)] // it exits only after this process has
+    fn spawn_watchdog(&self) {
+        const SCRIPT: &str = r#"pid=$1; dir=$2; bouncer=$3
+while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
+kill -TERM "$bouncer" 2>/dev/null
+rm -rf "$dir""#;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(SCRIPT)
+            .arg("segments-pgbouncer-watchdog")
+            .arg(process::id().to_string())
+            .arg(self.dir.path())
+            .arg(self.child.id().to_string())
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn the PgBouncer watchdog (sh): {e}"));
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        // SIGTERM: PgBouncer closes its connections and exits.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the PgBouncer `child` accepts TCP connections on `port`;
+/// false if it exited first.
+fn wait_for_tcp(child: &mut process::Child, port: u16, log: &Path) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!(
+                "PgBouncer runs but {addr} refuses connections:\n{}",
+                read_log(log)
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A log file's text so far.
+fn read_log(path: &Path) -> String {
+    match fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}
+
+/// The `pgbouncer` binary: `SEGMENTS_PGBOUNCER`, `/usr/sbin/pgbouncer`,
+/// or on `PATH`.
+fn pgbouncer_bin() -> PathBuf {
+    if let Some(bin) = env::var_os(PGBOUNCER_BIN_VAR).filter(|bin| !bin.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    let debian = PathBuf::from("/usr/sbin/pgbouncer");
+    if debian.is_file() {
+        return debian;
+    }
+    env::var_os("PATH")
+        .and_then(|path| {
+            env::split_paths(&path)
+                .map(|dir| dir.join("pgbouncer"))
+                .find(|bin| bin.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "PgBouncer was not found (looked in {PGBOUNCER_BIN_VAR}, /usr/sbin and PATH); \
+                 install it (Debian: apt-get install pgbouncer) or set {PGBOUNCER_URL_VAR}"
+            )
+        })
 }
 
 /// One throwaway PostgreSQL server in a temporary directory of its own.
@@ -189,6 +434,139 @@ impl TestServer {
             self.fail(&format!("pg_ctl start (again, port {})", self.port), &out);
         }
         self.wait_for_tcp();
+    }
+
+    /// A hot standby of `primary` in a temporary directory of its own:
+    /// its data copied with `pg_basebackup -R -c fast` (which writes the
+    /// `primary_conninfo` and `standby.signal` that make it a standby),
+    /// started on a free port of its own. Returns once it accepts
+    /// connections and streams from the primary.
+    ///
+    /// It is not synchronous yet: see [`make_synchronous`](Self::make_synchronous).
+    pub fn start_standby_of(primary: &TestServer) -> TestServer {
+        let pg = primary.pg;
+        let dir = tempfile::Builder::new()
+            .prefix("segments-pg-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory for PostgreSQL: {e}"));
+        if pg.as_postgres {
+            let (uid, gid) = postgres_user();
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap_or_else(|e| {
+                panic!("cannot chown {} to postgres: {e}", dir.path().display())
+            });
+        }
+        let standby = TestServer {
+            pg,
+            data: dir.path().join("data"),
+            log: dir.path().join("server.log"),
+            port: 0,
+            tls: None,
+            dir,
+        };
+        standby.spawn_watchdog();
+        let mut cmd = pg.command("pg_basebackup", standby.dir.path());
+        cmd.arg("-D")
+            .arg(&standby.data)
+            .args(["-R", "-c", "fast", "-X", "stream", "-h", "127.0.0.1"])
+            .args(["-p", &primary.port.to_string(), "-U", SUPERUSER]);
+        let out = output(cmd, "pg_basebackup");
+        if !out.status.success() {
+            standby.fail("pg_basebackup", &out);
+        }
+        // The copy's own settings (port, socket directory) replace the
+        // primary's, which came with the data directory.
+        let standby = standby.start_on_a_free_port();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !primary.streams_to_a_standby() {
+            assert!(
+                Instant::now() < deadline,
+                "the standby on port {} does not stream from the primary:\n{}",
+                standby.port,
+                standby.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        standby
+    }
+
+    /// Whether a standby streams from this server (`pg_stat_replication`).
+    pub fn streams_to_a_standby(&self) -> bool {
+        self.psql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+            .map(|n| n.trim() != "0")
+            .unwrap_or(false)
+    }
+
+    /// Makes every commit on this server wait for a standby to have it
+    /// (`synchronous_standby_names = '*'`), once one streams.
+    pub fn make_synchronous(&self) {
+        assert!(
+            self.streams_to_a_standby(),
+            "a synchronous standby must stream first"
+        );
+        self.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+            .and_then(|_| self.psql("SELECT pg_reload_conf()"))
+            .unwrap_or_else(|e| panic!("cannot make the standby synchronous: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")
+            .map(|n| n.trim() == "0")
+            .unwrap_or(true)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the standby did not become synchronous:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Makes every commit on this server wait for a standby that never
+    /// comes (`synchronous_standby_names = 'nobody'`): each commit is
+    /// written and streamed to the standbys, and its client never told.
+    /// (A commit waiting longer than its `statement_timeout` is cancelled,
+    /// and then counts as committed, with a warning.)
+    pub fn hold_commits(&self) {
+        self.psql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+            .and_then(|_| self.psql("SELECT pg_reload_conf()"))
+            .unwrap_or_else(|e| panic!("cannot hold the commits: {e}"));
+    }
+
+    /// Promotes this standby to a primary (`pg_ctl promote -w`): returns
+    /// once it accepts writes.
+    pub fn promote(&self) {
+        let mut cmd = self.pg.command("pg_ctl", self.dir.path());
+        cmd.arg("promote")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-t", PG_CTL_TIMEOUT_SECS]);
+        let out = output(cmd, "pg_ctl promote");
+        if !out.status.success() {
+            self.fail("pg_ctl promote", &out);
+        }
+    }
+
+    /// One value from `psql` on the unix socket (as the superuser), or why
+    /// it failed.
+    fn psql(&self, sql: &str) -> Result<String, String> {
+        let mut cmd = self.pg.command("psql", self.dir.path());
+        cmd.arg("-h")
+            .arg(self.dir.path())
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                SUPERUSER,
+            ])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        let out = output(cmd, "psql");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
     }
 
     /// The server log so far.

@@ -12,7 +12,7 @@ use super::{Tx, count, from_micros, get, micros, sql_int};
 use crate::{MemberCursor, OrgId, PastMember, Result, SegmentId};
 
 /// The segment's size after its last size sample at or before a time.
-pub(super) const SIZE_AT: &str = "SELECT size FROM segment_sizes
+pub(super) const SIZE_AT: &str = "SELECT size FROM {schema}.segment_sizes
      WHERE org = $1 AND segment = $2 AND at <= $3
      ORDER BY at DESC, seq DESC LIMIT 1";
 
@@ -32,17 +32,17 @@ pub(super) fn size(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId, at: DateTime<Utc
 /// segment as of then made them a member, and its time.
 pub(super) const MEMBERS_AT: &str =
     "SELECT m.pid, m.first_added_at, coalesce(e.kind IN ($6, $7), false), e.at
-     FROM ((SELECT person, pid, first_added_at FROM segment_memberships
+     FROM ((SELECT person, pid, first_added_at FROM {schema}.segment_memberships
             WHERE org = $1 AND segment = $2 AND removed_at IS NULL
               AND (first_added_at, pid) > ($3, $4) AND first_added_at <= $5
             ORDER BY first_added_at, pid LIMIT $8)
            UNION ALL
-           (SELECT person, pid, first_added_at FROM segment_memberships
+           (SELECT person, pid, first_added_at FROM {schema}.segment_memberships
             WHERE org = $1 AND segment = $2 AND removed_at IS NOT NULL
               AND (first_added_at, pid) > ($3, $4) AND first_added_at <= $5
             ORDER BY first_added_at, pid LIMIT $8)) m
      LEFT JOIN LATERAL (
-         SELECT l.kind, l.at FROM segment_ledger l
+         SELECT l.kind, l.at FROM {schema}.segment_ledger l
          WHERE l.org = $1 AND l.person = m.person AND l.at <= $5 AND l.segment = $2
          ORDER BY l.seq DESC LIMIT 1
      ) e ON true

@@ -15,10 +15,12 @@ use crate::{
 
 /// Locks the death feed's head for the rest of the transaction: ingestions
 /// take turns, and feed order is commit order.
-pub(super) const LOCK_FEED: &str = "SELECT last_seq FROM death_feed_head WHERE only_row FOR UPDATE";
+pub(super) const LOCK_FEED: &str =
+    "SELECT last_seq FROM {schema}.death_feed_head WHERE only_row FOR UPDATE";
 
 /// The known records among a batch's obituaries.
-pub(super) const KNOWN: &str = "SELECT obituary_id, seq, pid, first_observed_at FROM death_records
+pub(super) const KNOWN: &str =
+    "SELECT obituary_id, seq, pid, first_observed_at FROM {schema}.death_records
      WHERE obituary_id = ANY($1::text[])";
 
 /// Where a record of the batch ends up.
@@ -92,7 +94,7 @@ pub(super) fn upsert(
     if !stored.is_empty() {
         let known: Vec<&str> = stored.keys().map(String::as_str).collect();
         tx.execute(
-            "DELETE FROM death_records WHERE obituary_id = ANY($1::text[])",
+            "DELETE FROM {schema}.death_records WHERE obituary_id = ANY($1::text[])",
             &[&known],
         )?;
     }
@@ -118,7 +120,7 @@ pub(super) fn upsert(
         .map(|p| p.record.signal_metadata.confidence_score)
         .collect();
     tx.execute(
-        "INSERT INTO death_records (seq, obituary_id, pid, date_of_death,
+        "INSERT INTO {schema}.death_records (seq, obituary_id, pid, date_of_death,
              publication_last_update_date, first_observed_at, source, obituary_url,
              publication_name, confidence_score, updated_at)
          SELECT u.*, $11 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::date[],
@@ -138,7 +140,7 @@ pub(super) fn upsert(
         ],
     )?;
     tx.execute(
-        "UPDATE death_feed_head SET last_seq = $1 WHERE only_row",
+        "UPDATE {schema}.death_feed_head SET last_seq = $1 WHERE only_row",
         &[&last],
     )?;
     Ok(done)
@@ -151,17 +153,17 @@ pub(super) fn upsert(
 pub(super) const SIGNALS: &str = "SELECT d.seq, d.pid, d.obituary_id, d.date_of_death,
             d.publication_last_update_date, d.first_observed_at, d.source, d.obituary_url,
             d.publication_name, d.confidence_score
-     FROM death_records d
+     FROM {schema}.death_records d
      WHERE d.seq > $3
        AND (SELECT m.removed_at IS NULL
-            FROM segment_memberships m
+            FROM {schema}.segment_memberships m
             WHERE m.org = $1 AND m.segment = $2
-              AND m.person = (SELECT p.person FROM segment_people p
+              AND m.person = (SELECT p.person FROM {schema}.segment_people p
                               WHERE p.org = $1 AND p.pid = d.pid))
      ORDER BY d.seq LIMIT $4";
 
 /// The end of the death feed: the last position given.
-pub(super) const FEED_END: &str = "SELECT last_seq FROM death_feed_head WHERE only_row";
+pub(super) const FEED_END: &str = "SELECT last_seq FROM {schema}.death_feed_head WHERE only_row";
 
 /// The death feed's head row ([`LOCK_FEED`] or [`FEED_END`]), which the
 /// schema makes once and never deletes: missing, the schema is damaged.

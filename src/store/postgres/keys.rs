@@ -12,7 +12,7 @@ use crate::{Error, OrgId, Result};
 /// Inserts a key's record, or replaces its expired record; changes no row
 /// while a live record stands. A racing insert of the same key waits for
 /// the other transaction, then sees its record.
-pub(super) const UPSERT: &str = "INSERT INTO segment_keys
+pub(super) const UPSERT: &str = "INSERT INTO {schema}.segment_keys
         (org, key, fingerprint, outcome, request_id, recorded_at, expires_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (org, key) DO UPDATE SET
@@ -24,9 +24,9 @@ pub(super) const UPSERT: &str = "INSERT INTO segment_keys
     WHERE segment_keys.expires_at <= $8";
 
 /// Forgets up to `$3` of the org's keys that expired by `$2`, oldest first.
-pub(super) const FORGET_EXPIRED: &str = "DELETE FROM segment_keys
+pub(super) const FORGET_EXPIRED: &str = "DELETE FROM {schema}.segment_keys
     WHERE org = $1 AND key = ANY (ARRAY(
-        SELECT key FROM segment_keys
+        SELECT key FROM {schema}.segment_keys
         WHERE org = $1 AND expires_at <= $2
         ORDER BY expires_at
         LIMIT $3))";
@@ -35,7 +35,7 @@ pub(super) const FORGET_EXPIRED: &str = "DELETE FROM segment_keys
 /// the key alone, which a condition on the expiry would let a planner
 /// trade for a walk of the org's keys by expiry.
 pub(super) const GET: &str = "SELECT fingerprint, outcome, request_id, recorded_at, expires_at
-    FROM segment_keys WHERE org = $1 AND key = $2";
+    FROM {schema}.segment_keys WHERE org = $1 AND key = $2";
 
 fn record_from_row(row: &Row) -> Result<KeyRecord> {
     let fingerprint: Vec<u8> = get(row, 0)?;

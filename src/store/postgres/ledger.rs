@@ -13,14 +13,14 @@ pub(super) use crate::store::entries::{ADDED, READDED, REMOVED};
 
 /// Locks the org's head row for the rest of the transaction.
 pub(super) const LOCK_HEAD: &str =
-    "SELECT last_seq, last_at FROM segment_heads WHERE org = $1 FOR UPDATE";
+    "SELECT last_seq, last_at FROM {schema}.segment_heads WHERE org = $1 FOR UPDATE";
 
 /// Makes the org's head row, the first time the org writes.
-pub(super) const NEW_HEAD: &str = "INSERT INTO segment_heads (org, last_seq, last_at)
+pub(super) const NEW_HEAD: &str = "INSERT INTO {schema}.segment_heads (org, last_seq, last_at)
      VALUES ($1, 0, $2) ON CONFLICT (org) DO NOTHING";
 
 pub(super) const MOVE_HEAD: &str =
-    "UPDATE segment_heads SET last_seq = $2, last_at = $3 WHERE org = $1";
+    "UPDATE {schema}.segment_heads SET last_seq = $2, last_at = $3 WHERE org = $1";
 
 /// Writes one transaction's ledger entries for one org: locks the org's
 /// head when it opens (so the org's writes take turns, and seq order is
@@ -72,7 +72,7 @@ impl<'a> Ledger<'a> {
         let entry = entries::segment_entry(kind)?;
         let seq = self.head.take(1);
         tx.execute(
-            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, name, description)
+            "INSERT INTO {schema}.segment_ledger (org, seq, at, request_id, segment, kind, name, description)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &self.head.org,
@@ -110,7 +110,7 @@ impl<'a> Ledger<'a> {
         // A set operation is named by its first entry's seq.
         let op = provenance.map(|_| self.head.last() + 1);
         tx.execute(
-            "INSERT INTO segment_ledger (org, seq, at, request_id, segment, kind, person, op)
+            "INSERT INTO {schema}.segment_ledger (org, seq, at, request_id, segment, kind, person, op)
              SELECT $1, $2 + u.i, $3, $4, $5, u.kind, u.person, $8
              FROM unnest($6::smallint[], $7::bigint[]) WITH ORDINALITY AS u (kind, person, i)",
             &[
@@ -128,7 +128,7 @@ impl<'a> Ledger<'a> {
             let sources: Vec<uuid::Uuid> =
                 provenance.sources.iter().map(|id| *id.as_uuid()).collect();
             tx.execute(
-                "INSERT INTO segment_ops (org, op, sources, read_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO {schema}.segment_ops (org, op, sources, read_at) VALUES ($1, $2, $3, $4)",
                 &[&self.head.org, &op, &sources, &sql_int(provenance.read_at)],
             )?;
         }
@@ -153,11 +153,11 @@ impl<'a> Ledger<'a> {
 /// per entry: a join there could walk all of the org's operations for each
 /// entry, with some statistics.
 pub(super) const SINCE: &str = "SELECT l.seq, l.at, l.request_id, l.segment, l.kind,
-            (SELECT p.pid FROM segment_people p WHERE p.org = l.org AND p.person = l.person),
+            (SELECT p.pid FROM {schema}.segment_people p WHERE p.org = l.org AND p.person = l.person),
             l.name, l.description,
-            (SELECT o.sources FROM segment_ops o WHERE o.org = l.org AND o.op = l.op),
-            (SELECT o.read_at FROM segment_ops o WHERE o.org = l.org AND o.op = l.op)
-     FROM segment_ledger l
+            (SELECT o.sources FROM {schema}.segment_ops o WHERE o.org = l.org AND o.op = l.op),
+            (SELECT o.read_at FROM {schema}.segment_ops o WHERE o.org = l.org AND o.op = l.op)
+     FROM {schema}.segment_ledger l
      WHERE l.org = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3";
 
 /// Up to `limit` of the org's entries after `after`, in order.
@@ -177,17 +177,17 @@ pub(super) fn last_seq(tx: &mut Tx<'_>, org: &OrgId) -> Result<u64> {
 }
 
 /// The org's head's seq, without a lock (a read).
-pub(super) const LAST_SEQ: &str = "SELECT last_seq FROM segment_heads WHERE org = $1";
+pub(super) const LAST_SEQ: &str = "SELECT last_seq FROM {schema}.segment_heads WHERE org = $1";
 
 /// A person's entries after a seq, in order; lookups as in [`SINCE`].
 pub(super) const TIMELINE: &str = "SELECT l.seq, l.at, l.request_id, l.segment, l.kind,
             $2::text,
             l.name, l.description,
-            (SELECT o.sources FROM segment_ops o WHERE o.org = l.org AND o.op = l.op),
-            (SELECT o.read_at FROM segment_ops o WHERE o.org = l.org AND o.op = l.op)
-     FROM segment_ledger l
+            (SELECT o.sources FROM {schema}.segment_ops o WHERE o.org = l.org AND o.op = l.op),
+            (SELECT o.read_at FROM {schema}.segment_ops o WHERE o.org = l.org AND o.op = l.op)
+     FROM {schema}.segment_ledger l
      WHERE l.org = $1
-       AND l.person = (SELECT p.person FROM segment_people p WHERE p.org = $1 AND p.pid = $2)
+       AND l.person = (SELECT p.person FROM {schema}.segment_people p WHERE p.org = $1 AND p.pid = $2)
        AND l.seq > $3
      ORDER BY l.seq LIMIT $4";
 

@@ -4,33 +4,34 @@
 //! The same shape as the SQLite backend, file for file: `segments.rs`,
 //! `members.rs` (people and memberships), `ledger.rs` (the ledger and its
 //! org heads), `as_of.rs` (reads of the past), `deaths.rs`; `schema.rs`
-//! holds the tables and their migrations.
+//! holds the tables and their migrations. Then what SQLite keeps in its
+//! `mod.rs`, one idea a file: `builder.rs` (options and `connect`),
+//! `connections.rs` (the pool), `transactions.rs` (transactions, their
+//! settings and statements, retries), `blocking.rs` (keeping the blocking
+//! client off async runtimes' threads), `errors.rs` (failures and stored
+//! values); this file holds the store and its `SegmentStore` impl.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use r2d2_postgres::PostgresConnectionManager;
-use r2d2_postgres::postgres::error::SqlState;
-use r2d2_postgres::postgres::types::ToSql;
-use r2d2_postgres::postgres::{
-    self as pg, Client, IsolationLevel, NoTls, Row, Statement, Transaction,
-};
-use r2d2_postgres::r2d2::{ManageConnection, Pool, PooledConnection};
+use r2d2_postgres::r2d2::Pool;
 
 use crate::store::entries::Batch;
 use crate::store::{
     DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
+    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
 };
 use crate::{
-    Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
+    Change, DeathCursor, DeathRecord, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
+    SegmentCursor, SegmentId, SegmentStore, SetExpr,
 };
 
 mod as_of;
+mod blocking;
+mod builder;
+mod connections;
 mod deaths;
+mod errors;
 mod keys;
 mod ledger;
 mod members;
@@ -38,381 +39,18 @@ mod schema;
 mod segments;
 #[cfg(feature = "postgres-tls")]
 mod tls;
+mod transactions;
 
+pub use builder::PostgresStoreBuilder;
+pub use connections::PostgresPoolStatus;
 #[cfg(feature = "postgres-tls")]
 pub use tls::PostgresTls;
 
-/// Options of a [`PostgresStore`], set before it connects.
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use segments_engine::PostgresStore;
-/// let store = PostgresStore::builder("postgresql://app@db.internal/app")
-///     .pool_size(16)
-///     .statement_timeout(Duration::from_secs(10))
-///     .schema("segments_eu")
-///     .connect()?;
-/// # Ok::<(), segments_engine::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct PostgresStoreBuilder {
-    url: String,
-    pool_size: u32,
-    connect_timeout: Duration,
-    statement_timeout: Duration,
-    lock_timeout: Duration,
-    idle_in_transaction_session_timeout: Duration,
-    schema: String,
-    max_retries: u32,
-    #[cfg(feature = "postgres-tls")]
-    tls: Option<PostgresTls>,
-}
-
-impl fmt::Debug for PostgresStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may hold a password: it is not shown.
-        f.debug_struct("PostgresStoreBuilder")
-            .field("pool_size", &self.pool_size)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("statement_timeout", &self.statement_timeout)
-            .field("lock_timeout", &self.lock_timeout)
-            .field(
-                "idle_in_transaction_session_timeout",
-                &self.idle_in_transaction_session_timeout,
-            )
-            .field("schema", &self.schema)
-            .field("max_retries", &self.max_retries)
-            .field("tls", &self.uses_tls())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PostgresStoreBuilder {
-    fn new(url: &str) -> Self {
-        Self {
-            url: url.to_owned(),
-            pool_size: 8,
-            connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(30),
-            lock_timeout: Duration::from_secs(10),
-            idle_in_transaction_session_timeout: Duration::from_secs(60),
-            schema: "segments".to_owned(),
-            max_retries: 5,
-            #[cfg(feature = "postgres-tls")]
-            tls: None,
-        }
-    }
-
-    /// Whether connections may use TLS.
-    fn uses_tls(&self) -> bool {
-        #[cfg(feature = "postgres-tls")]
-        return self.tls.is_some();
-        #[cfg(not(feature = "postgres-tls"))]
-        false
-    }
-
-    /// The most connections the pool opens; 8 by default. Each call holds
-    /// one connection while it runs.
-    pub fn pool_size(mut self, size: u32) -> Self {
-        self.pool_size = size;
-        self
-    }
-
-    /// How long a call waits for a connection (to open one, or for one to
-    /// come free) before it fails with [`StorageFailure::Unavailable`];
-    /// 5 s by default. It also bounds each TCP connect; a server that
-    /// accepts a connection and then never answers holds the pool's attempt
-    /// (a thread and a socket of the pool) until the server closes it or
-    /// the operating system gives up on it, while calls fail on time.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// PostgreSQL's `statement_timeout` on every connection: a statement
-    /// running longer is cancelled and its call fails with
-    /// [`StorageFailure::Timeout`], changing nothing; 30 s by default.
-    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
-        self.statement_timeout = timeout;
-        self
-    }
-
-    /// PostgreSQL's `lock_timeout`: how long a statement waits for a row
-    /// lock (another server writing to the same org) before its call fails
-    /// with [`StorageFailure::Busy`]; 10 s by default.
-    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = timeout;
-        self
-    }
-
-    /// PostgreSQL's `idle_in_transaction_session_timeout`: the server ends
-    /// a session that sits in an open transaction this long (a host that
-    /// stalled mid-call), releasing its locks; 60 s by default.
-    pub fn idle_in_transaction_session_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_in_transaction_session_timeout = timeout;
-        self
-    }
-
-    /// The schema that holds the crate's tables, created if missing;
-    /// `segments` by default. Stores with different schemas share a
-    /// database without seeing each other. A lowercase SQL identifier:
-    /// 1–63 of `[a-z0-9_]`, not starting with a digit.
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
-    }
-
-    /// How many times a call is tried again after a serialization failure
-    /// or a deadlock (with a short, random pause); 5 by default. Pooled
-    /// connections that the server closed while they sat idle (a restart)
-    /// do not count: they are replaced before the call starts, as many as
-    /// the pool holds.
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
-        self
-    }
-
-    /// Encrypts connections with TLS, trusting the roots of `tls` (feature
-    /// `postgres-tls`), as libpq's `sslmode=verify-full` does: a TCP
-    /// connection must use TLS, and the server's certificate must chain to
-    /// a trusted root and name the URL's host, or the connection fails; it
-    /// never goes on in plain text. So with this option the URL's
-    /// `sslmode` is taken as `require` when it says `prefer` (the `postgres`
-    /// crate's default, which takes a server's "no TLS", something anyone
-    /// on the path can send, for an answer), unless the URL names only
-    /// unix sockets; `sslmode=disable` turns TLS off. Unix sockets are
-    /// never encrypted (PostgreSQL offers no TLS on them): in a URL that
-    /// names sockets beside TCP hosts, the sockets then fail to connect,
-    /// and the next host is tried.
-    ///
-    /// Without this option the store connects in plain text, and a URL
-    /// with `sslmode=require` fails to connect.
-    #[cfg(feature = "postgres-tls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
-    pub fn tls(mut self, tls: PostgresTls) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-
-    /// Opens the pool and brings the schema up to date (under an advisory
-    /// lock, so servers starting together take turns).
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] (field `schema`) for a bad schema name;
-    /// [`StorageFailure::CannotOpen`] for a URL that cannot be parsed;
-    /// [`Error::SchemaTooNew`] when a newer version of this crate
-    /// wrote the schema (then nothing in it is touched);
-    /// [`StorageFailure::Unavailable`] when the server cannot be reached
-    /// within [`connect_timeout`](Self::connect_timeout) (tried again
-    /// until then); [`StorageFailure::Other`] when it answers but refuses
-    /// the connection for a reason that would not pass (a password, a
-    /// database that does not exist, a TLS certificate it cannot vouch
-    /// for, `sslmode=require` without `tls`, a session without the
-    /// store's settings, as behind a pooler that drops them), with the
-    /// server's or the TLS library's reason; `Storage` for other failures
-    /// (a role that may not migrate the schema: `Other`, "permission
-    /// denied").
-    pub fn connect(self) -> Result<PostgresStore> {
-        schema::check_name(&self.schema)?;
-        let mut config: pg::Config = self
-            .url
-            .parse()
-            .map_err(|e| Error::storage_failure(StorageFailure::CannotOpen, e))?;
-        config.connect_timeout(self.connect_timeout);
-        config.application_name("segments-engine");
-        // Every session's settings, sent with each connection and checked
-        // on it (see `session_settings`).
-        let settings = self.session_settings();
-        let options: String = settings
-            .iter()
-            .map(|(name, value)| format!("-c {name}={value} "))
-            .collect();
-        config.options(options.trim_end());
-        #[cfg(feature = "postgres-tls")]
-        if self.tls.is_some() && config.get_ssl_mode() == pg::config::SslMode::Prefer {
-            let hosts = config.get_hosts();
-            // No host: TCP to `hostaddr`.
-            let tcp = hosts.is_empty()
-                || hosts
-                    .iter()
-                    .any(|host| matches!(host, pg::config::Host::Tcp(_)));
-            if tcp {
-                // `prefer` would take a server's "no TLS" for an answer,
-                // which anyone on the path can give: with `tls`, a URL
-                // that reaches a server over TCP requires it (see `tls`).
-                config.ssl_mode(pg::config::SslMode::Require);
-            }
-        }
-        let manager = self.manager(config, settings);
-        let last_failure = std::sync::Arc::clone(&manager.last_failure);
-        let pool = Pool::builder()
-            .max_size(self.pool_size.max(1))
-            .min_idle(Some(0))
-            .connection_timeout(self.connect_timeout)
-            // A connection is checked when it comes back (`has_broken`),
-            // not on every checkout; a call that meets a connection the
-            // server dropped is tried again on a fresh one.
-            .test_on_check_out(false)
-            .build_unchecked(manager);
-        let store = PostgresStore {
-            inner: std::sync::Arc::new(Inner {
-                pool,
-                last_failure,
-                options: self,
-            }),
-        };
-        let mut conn = store.first_connection()?;
-        schema::migrate(&mut conn.client, &store.inner.options.schema)?;
-        drop(conn);
-        Ok(store)
-    }
-}
-
-/// Checks that the server applied every session setting the store asked
-/// for in the startup packet's `options` ([`session_settings`]), on each
-/// connection the pool opens: a connection pooler that drops some or all
-/// of them (PgBouncer with `ignore_startup_parameters = options`) would
-/// leave statements to the server's defaults, with other tables, other
-/// plans and other time limits. Such a session is refused as
-/// [`StorageFailure::Other`], with what to do; a check that fails to run
-/// (the connection lost, a time limit) is `Unavailable`: it may pass.
-///
-/// [`session_settings`]: PostgresStoreBuilder::session_settings
-fn check_session(
-    client: &mut pg::Client,
-    expected: &[(&str, String)],
-) -> std::result::Result<(), Refusal> {
-    let unavailable = |e: &pg::Error| {
-        Refusal::new(
-            StorageFailure::Unavailable,
-            format!(
-                "checking the session's settings: {}",
-                crate::error::chain(e)
-            ),
-        )
-    };
-    let names: Vec<&str> = expected.iter().map(|(name, _)| *name).collect();
-    // `pg_settings` gives time limits in their base unit, milliseconds,
-    // as they are sent.
-    let rows = client
-        .query(
-            "SELECT lower(name), setting FROM pg_catalog.pg_settings WHERE lower(name) = ANY($1)",
-            &[&names],
-        )
-        .map_err(|e| unavailable(&e))?;
-    let mut applied = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let name: String = row.try_get(0).map_err(|e| unavailable(&e))?;
-        let setting: String = row.try_get(1).map_err(|e| unavailable(&e))?;
-        applied.insert(name, setting);
-    }
-    for (name, want) in expected {
-        let got = applied.get(*name).map(String::as_str);
-        if got != Some(want.as_str()) {
-            return Err(Refusal::new(
-                StorageFailure::Other,
-                format!(
-                    "the server did not apply the session settings the store sends in the \
-                     startup parameter `options` ({name} is {got:?}, not {want:?}): a \
-                     connection pooler that drops some or all of them (PgBouncer with \
-                     `ignore_startup_parameters = options`) cannot serve PostgresStore; \
-                     connect to PostgreSQL directly, or through a proxy that passes them on"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-impl PostgresStoreBuilder {
-    /// The settings of every session, sent in the startup parameter
-    /// `options` and checked on every connection (`check_session`): the schema,
-    /// the three time limits (in milliseconds), UTC, and [`PLANNER`].
-    fn session_settings(&self) -> Vec<(&'static str, String)> {
-        let mut settings = vec![
-            ("search_path", self.schema.clone()),
-            (
-                "statement_timeout",
-                self.statement_timeout.as_millis().to_string(),
-            ),
-            ("lock_timeout", self.lock_timeout.as_millis().to_string()),
-            (
-                "idle_in_transaction_session_timeout",
-                self.idle_in_transaction_session_timeout
-                    .as_millis()
-                    .to_string(),
-            ),
-            ("timezone", "UTC".to_owned()),
-        ];
-        settings.extend(
-            PLANNER
-                .iter()
-                .map(|(name, value)| (*name, (*value).to_owned())),
-        );
-        settings
-    }
-
-    /// The pool's manager: TLS if it was asked for; every connection
-    /// it opens checks `settings`.
-    fn manager(&self, config: pg::Config, settings: Vec<(&'static str, String)>) -> Manager {
-        #[cfg(feature = "postgres-tls")]
-        if let Some(tls) = &self.tls {
-            return Manager::new(
-                Connector::Tls(PostgresConnectionManager::new(config, tls.connector())),
-                settings,
-            );
-        }
-        Manager::new(
-            Connector::Plain(PostgresConnectionManager::new(config, NoTls)),
-            settings,
-        )
-    }
-}
-
-/// The planner settings of every session.
-///
-/// Every statement is a walk of indexes driven by its parameters, and its
-/// plan must not depend on how big a table was when it was planned: a plan
-/// fitted to one org's statistics (an org that had one person when the
-/// table was last analyzed), or to a table that was nearly empty (a new
-/// schema), turns a batch's lookups into a scan per PID once the table has
-/// grown. So plans are generic, and never scan a whole table, nor hash or
-/// merge a table against a batch: the batch drives, a key seek per item.
-/// Nor do they gather a batch's rows in a bitmap first (`= ANY` of a
-/// batch): past `work_mem` the bitmap turns lossy, and every row of its
-/// pages is checked against the whole array, element by element.
-/// Nor do they sort what an index gives in order: a generic plan believes
-/// a segment holds a row or two (most do), so sorting a walk of its key
-/// looks as cheap as reading the index made for the order, and for a big
-/// segment a page (or a size as of a time) would read and sort all of it.
-///
-/// And no JIT: a plan that must still sort (a batch back into the caller's
-/// order) carries the cost of a disabled node, far above `jit_above_cost`,
-/// and compiling it took about 100 ms a statement, more than half the
-/// time of a 10,000-PID add.
-pub(super) const PLANNER: &[(&str, &str)] = &[
-    ("jit", "off"),
-    ("plan_cache_mode", "force_generic_plan"),
-    ("enable_seqscan", "off"),
-    ("enable_bitmapscan", "off"),
-    ("enable_hashjoin", "off"),
-    ("enable_mergejoin", "off"),
-    ("enable_material", "off"),
-    ("enable_sort", "off"),
-];
-
-/// A [`PostgresStore`]'s connection pool at one moment
-/// ([`PostgresStore::pool_status`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PostgresPoolStatus {
-    /// Connections open, in use or idle.
-    pub connections: u32,
-    /// Open connections that no call holds.
-    pub idle: u32,
-    /// The most the pool opens.
-    pub max_size: u32,
-}
+#[cfg(doc)]
+use crate::{Error, StorageFailure};
+use connections::{LastFailure, Manager};
+use errors::{Db, count, damaged, from_micros, get, micros, sql_int, time};
+use transactions::{Sql, Tx};
 
 /// Segments in PostgreSQL: one database that many app servers share, each
 /// with its own pool of connections.
@@ -431,23 +69,28 @@ pub struct PostgresPoolStatus {
 ///
 /// - Built on the sync [`postgres`](https://docs.rs/postgres) crate, pooled
 ///   with `r2d2` (`r2d2_postgres`). Each call takes a connection from the
-///   pool for the time it runs; statements are prepared once per
-///   connection. As with every store, an async host calls it from
-///   `spawn_blocking` (connecting included): the `postgres` client runs a
-///   small runtime of its own and refuses to run on an async thread.
+///   pool for the time it runs.
+/// - **Async hosts.** The store blocks, like every store: an async host
+///   runs its calls on the blocking pool (`spawn_blocking`, or the async
+///   API `AsyncSegments`, feature `tokio`). The `postgres` client runs a
+///   small tokio runtime of its own, which cannot start on a thread that
+///   drives one; so a call, a `connect` or the drop of the last clone of
+///   a store made on such a thread is moved off it (in a multi-threaded
+///   runtime through `block_in_place`, otherwise on a thread of its own):
+///   it works, and never panics, but it blocks that thread for its time.
 /// - **Schema.** The crate's tables live in one schema (`segments`, or
 ///   [`PostgresStoreBuilder::schema`]), versioned in its table
 ///   `segments_schema`. Migrations run in one transaction under a
 ///   transaction-scoped advisory lock, so servers starting at the same
 ///   moment take turns; a schema written by a newer version of the crate is
-///   refused with [`Error::SchemaTooNew`] and left untouched. Text keys are
+///   refused with [`Error::SchemaTooNew`](crate::Error::SchemaTooNew) and left untouched. Text keys are
 ///   `COLLATE "C"` (byte order, as the other backends compare); times are
 ///   `bigint` microseconds since the epoch. Every table's key starts with
 ///   `org`, except the death records (and the death feed's head), which
 ///   all orgs share.
 /// - **Upgrades.** A build of the crate with a newer schema version
 ///   migrates the schema when it first connects. Builds of an older
-///   version then refuse to connect to it ([`Error::SchemaTooNew`]), but
+///   version then refuse to connect to it ([`Error::SchemaTooNew`](crate::Error::SchemaTooNew)), but
 ///   those already running are not told, and would go on writing the
 ///   older way. So change schema versions as any database migration:
 ///   stop the servers of the older version, then start the newer (its
@@ -480,7 +123,7 @@ pub struct PostgresPoolStatus {
 ///   statements: the batch travels as arrays (`unnest`), in PID order, and
 ///   the ledger entries are one `INSERT … SELECT`.
 /// - **Failures.** A unique violation of a segment's name is
-///   [`Error::DuplicateName`], recognized by its constraint's name.
+///   [`Error::DuplicateName`](crate::Error::DuplicateName), recognized by its constraint's name.
 ///   Serialization failures and deadlocks are tried again, up to
 ///   [`max_retries`](PostgresStoreBuilder::max_retries) times with a
 ///   random pause. A timeout is [`StorageFailure::Timeout`] (a statement)
@@ -516,23 +159,52 @@ pub struct PostgresPoolStatus {
 ///   text: reach the server over a unix socket, a trusted network or a
 ///   TLS-terminating proxy; a URL asking for `sslmode=require` then fails
 ///   to connect rather than fall back.
-/// - **Connection poolers.** The store is its own pool: connect it to
-///   PostgreSQL itself (or through a TCP proxy), with `pool_size` times the
-///   number of app servers within the server's `max_connections`. Its
-///   session settings (schema, time limits, UTC, planner settings) travel
-///   in the startup parameter `options`, and every connection the pool
-///   opens checks that the server applied each one: a pooler that
-///   drops some or all of them (PgBouncer with `ignore_startup_parameters
-///   = options`) would leave the sessions on the server's `search_path`,
-///   plans and time limits, so it is refused with
-///   [`StorageFailure::Other`] and a message that says so, by `connect`
-///   or by the first call that needs a new connection.
-/// - **Limits of this version.** The store sets the session's `options`
-///   (its `search_path`, the three timeouts, UTC, and planner settings
-///   that keep every plan a walk of indexes), replacing any the URL
-///   gives. A read is a `REPEATABLE READ` read-only transaction, so that
-///   the reads of one call agree: `BEGIN`, its statements and `COMMIT`,
-///   each a round trip.
+/// - **High availability.** Run a primary with a synchronous hot standby
+///   (`synchronous_standby_names` naming it, so that a commit is
+///   acknowledged only once the standby has it), and give the store both
+///   in one multi-host URL that connects only to the one taking writes:
+///   `postgresql://app@db-a:5432,db-b:5432/app?target_session_attrs=read-write`.
+///   When the primary fails and the standby is promoted (by hand or by a
+///   failover manager such as Patroni), calls fail with
+///   [`StorageFailure::Unavailable`] or [`StorageFailure::Timeout`] during
+///   the outage, and the pool reconnects to the new primary by itself
+///   once it takes writes; nothing acknowledged is lost (but a commit
+///   that waits for the standby longer than
+///   [`statement_timeout`](PostgresStoreBuilder::statement_timeout) is
+///   cancelled and, by PostgreSQL's rule, counts as committed without it:
+///   watch the standby's health). A write that
+///   failed may still have committed, so make the writes you retry with
+///   an idempotency key
+///   ([`Segments::with_idempotency_key`](crate::Segments::with_idempotency_key)):
+///   the retry applies the write once, or replays its first outcome. A
+///   store given a standby alone reads, and its writes fail with
+///   [`StorageFailure::ReadOnly`]. The tests run this failover
+///   (`tests/postgres_failover.rs`).
+/// - **Connection poolers.** The store relies on nothing of a session
+///   beyond one transaction, so it works through PgBouncer in transaction
+///   pooling (`pool_mode = transaction`, stock settings otherwise), as
+///   directly: it sends no startup `options`; every table is named with
+///   its schema; each transaction starts with its own time limits and
+///   time zone (`SET LOCAL`); and each prepares the statements it runs
+///   and closes them before it ends (a statement kept for the session
+///   would stay on a server session that another client gets next, and
+///   be missing from the one this client gets). The store is also a pool
+///   of its own: without a pooler, `pool_size` times the number of app
+///   servers must fit within the server's `max_connections`; through
+///   PgBouncer, within its `max_client_conn`.
+/// - **Plans.** The store changes no planner setting for a session: plans
+///   come from the indexes and the tables' statistics (autovacuum's, or
+///   an `ANALYZE` after a bulk load). One hint is set, for its transaction
+///   only: a read of a page that an index gives in order (a member page,
+///   a change-feed page, a segment list, a size as of a time) turns off
+///   explicit sorts (`SET LOCAL enable_sort = off`), because before a table
+///   is first analyzed the planner takes a segment for a row or two and
+///   would sort all of it. A plan test checks each statement's plan at
+///   the server's defaults.
+/// - **Round trips.** A read is a `REPEATABLE READ` read-only
+///   transaction, so that the reads of one call agree. A call's round
+///   trips: `BEGIN` with its settings, one to prepare each statement and
+///   one to run it, and `COMMIT`.
 /// - **Page walks across servers.** The page API
 ///   ([`Segments::members_page`](crate::Segments::members_page)) starts a
 ///   page where the previous one ended from a hint the service keeps in
@@ -543,46 +215,9 @@ pub struct PostgresPoolStatus {
 ///   offset costs. The cursor API
 ///   ([`Segments::members`](crate::Segments::members)) costs the same on
 ///   any server.
-/// - **Where a fill's time goes.** A new member writes a row and two index
-///   entries in each of three tables (people, memberships, the ledger),
-///   about five times the write-ahead log of a raw upsert of `(segment,
-///   pid)` rows, and a 0 → 1M fill runs at a third to two fifths of that
-///   upsert's rate (the bench report's PostgreSQL rows). Measured over a
-///   whole 1M fill from the server's statement log (16.2 s in all), 88%
-///   of the time is in the server: numbering new people 30%, the ledger
-///   insert 22%, the membership insert 20%, looking up the batch's known
-///   people 13% (a seek per PID that finds no one, in a fill), commits
-///   3%. Each of the three inserts costs 0.6–0.8 of the whole raw upsert, so no
-///   change to one of them reaches half its rate. The three inserts alone,
-///   run raw from a client beside the upsert (person numbers given,
-///   nothing classified, nothing returned), took 12.6–12.9 s for 1M
-///   members against the upsert's 6.5–7.0 s: 1.9 times its work before a
-///   single PID is classified, whether the rows went as `unnest` arrays or
-///   binary `COPY` (the same time, once a checkpoint was out of the way).
-///   `benches/postgres_designs.sql` times the fill's work inside the
-///   server (stored procedures, no client; 100 transactions of 10,000
-///   PIDs), for today's tables and for leaner ones, each as a share of the
-///   raw upsert's rate in the same run (six runs of each, from three runs
-///   of the script): today's tables 0.34–0.39; one membership table keyed
-///   by PID text with its list-order index, upserted with `ON CONFLICT DO
-///   NOTHING` (the lookup and the insert in one), one ledger row per call
-///   (arrays), and no way to find one person's timeline, 0.55–0.67; the
-///   same with a B-tree `(org, pid)` for the timeline (and each
-///   membership's ledger seqs in an array in its row, for it to read),
-///   0.41–0.47; the same lean table with a ledger row per entry and no
-///   timeline, 0.48–0.52. (The bench report's row adds each side's client
-///   time to both sides, and reads a little higher for today's tables:
-///   0.32–0.43.) An earlier measurement of the same kind put a design with
-///   no people table, one ledger row per 1,000 entries and the timeline
-///   through an inverted GIN index at 0.52 (GIN insertion cost what the
-///   B-tree entries did). So a fill reaches half the upsert's rate only
-///   without a B-tree for the per-person timeline, and clears it only with
-///   a ledger that is not a row per entry as well: the plain ledger and
-///   the per-person timeline that every backend keeps hold a fill to about
-///   two fifths of it on this server. Also tried and not kept: numbering people with `INSERT … ON CONFLICT DO
-///   NOTHING RETURNING` so that new PIDs need no classifying (speculative
-///   insertion cost more than the lookups it saved), and a larger
-///   `max_wal_size` (fewer checkpoints changed nothing measurable).
+/// - **Fill rates.** How a 0 → 1M fill's time divides between the
+///   tables, and the designs measured against it, are in the crate's
+///   `benches/README.md`.
 ///
 /// # Sharding by org (Citus)
 /// Every table but the death records is keyed by `org` first, so the
@@ -620,10 +255,31 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    pool: Pool<Manager>,
+    /// Always there, but for the moment `Drop` hands it to another thread.
+    pool: Option<Pool<Manager>>,
     /// The manager's (`Manager::last_failure`).
     last_failure: LastFailure,
+    /// The store's statements, in its schema.
+    sql: Sql,
     options: PostgresStoreBuilder,
+}
+
+impl Inner {
+    fn pool(&self) -> &Pool<Manager> {
+        self.pool
+            .as_ref()
+            .expect("the pool is there until the store is dropped")
+    }
+}
+
+impl Drop for Inner {
+    /// Closes the idle connections off any async runtime's thread, where
+    /// closing a `postgres` client would panic.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            blocking::drop_off_runtime(pool);
+        }
+    }
 }
 
 impl fmt::Debug for PostgresStore {
@@ -632,223 +288,6 @@ impl fmt::Debug for PostgresStore {
             .field("schema", &self.inner.options.schema)
             .field("pool_size", &self.inner.options.pool_size)
             .finish_non_exhaustive()
-    }
-}
-
-/// A pooled connection and the statements prepared on it.
-struct Conn {
-    client: Client,
-    statements: HashMap<&'static str, Statement>,
-}
-
-/// `r2d2_postgres`'s manager, with a statement cache per connection.
-struct Manager {
-    connector: Connector,
-    /// The settings every session must have (`check_session`).
-    settings: Vec<(&'static str, String)>,
-    /// Why the last connection failed, if it did (cleared by one that
-    /// opens).
-    last_failure: LastFailure,
-}
-
-/// Why the pool's last attempt to open a connection failed, shared by the
-/// pool's manager (which sets it) and the store (which reads it).
-type LastFailure = std::sync::Arc<std::sync::Mutex<Option<Refusal>>>;
-
-/// Opens connections, in plain text or with TLS.
-enum Connector {
-    Plain(PostgresConnectionManager<NoTls>),
-    #[cfg(feature = "postgres-tls")]
-    Tls(PostgresConnectionManager<postgres_native_tls::MakeTlsConnector>),
-}
-
-impl Manager {
-    fn new(connector: Connector, settings: Vec<(&'static str, String)>) -> Self {
-        Self {
-            connector,
-            settings,
-            last_failure: Default::default(),
-        }
-    }
-}
-
-impl fmt::Debug for Manager {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.connector {
-            Connector::Plain(_) => "Manager::Plain",
-            #[cfg(feature = "postgres-tls")]
-            Connector::Tls(_) => "Manager::Tls",
-        })
-    }
-}
-
-/// Runs `$body` with `$manager` bound to whichever manager it is.
-macro_rules! each_manager {
-    ($self:expr, $manager:ident => $body:expr) => {
-        match &$self.connector {
-            Connector::Plain($manager) => $body,
-            #[cfg(feature = "postgres-tls")]
-            Connector::Tls($manager) => $body,
-        }
-    };
-}
-
-impl ManageConnection for Manager {
-    type Connection = Conn;
-    type Error = Connecting;
-
-    /// Opens a connection, and checks that the server applied its
-    /// session settings.
-    fn connect(&self) -> std::result::Result<Conn, Connecting> {
-        let opened = match each_manager!(self, m => m.connect()) {
-            Ok(mut client) => check_session(&mut client, &self.settings).map(|()| client),
-            Err(e) => Err(Refusal::from_server(&e)),
-        };
-        let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
-        match opened {
-            Ok(client) => {
-                *last = None;
-                Ok(Conn {
-                    client,
-                    statements: HashMap::new(),
-                })
-            }
-            Err(refusal) => {
-                let shown = Connecting(refusal.reason.clone());
-                *last = Some(refusal);
-                Err(shown)
-            }
-        }
-    }
-
-    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), Connecting> {
-        each_manager!(self, m => m.is_valid(&mut conn.client)).map_err(|e| Connecting::from(&e))
-    }
-
-    fn has_broken(&self, conn: &mut Conn) -> bool {
-        each_manager!(self, m => m.has_broken(&mut conn.client))
-    }
-}
-
-/// Why the pool could not open a connection: of what kind, why (with
-/// every cause: the pool keeps only the text of its last failure), and
-/// when, so that a caller reports only a failure that happened while it
-/// waited.
-#[derive(Clone, Debug)]
-struct Refusal {
-    kind: StorageFailure,
-    reason: String,
-    at: std::time::Instant,
-}
-
-impl Refusal {
-    fn new(kind: StorageFailure, reason: String) -> Self {
-        Self {
-            kind,
-            reason,
-            at: std::time::Instant::now(),
-        }
-    }
-
-    /// A connection the server refused ([`failure_kind`]), saying what to
-    /// do when the URL asks for TLS and the store has none.
-    fn from_server(e: &pg::Error) -> Self {
-        let no_tls = std::error::Error::source(e).is_some_and(|s| s.is::<pg::tls::NoTlsError>());
-        if !no_tls {
-            return Self::new(failure_kind(e), crate::error::chain(e));
-        }
-        let hint = if cfg!(feature = "postgres-tls") {
-            "give the builder `tls(PostgresTls::…)`"
-        } else {
-            "build with the feature `postgres-tls` and give the builder `tls(PostgresTls::…)`"
-        };
-        Self::new(
-            StorageFailure::Other,
-            format!(
-                "the URL asks for TLS (sslmode=require) and the store has none: {hint} ({})",
-                crate::error::chain(e)
-            ),
-        )
-    }
-
-    /// Would not pass by waiting: anything but `Unavailable`.
-    fn lasting(&self) -> bool {
-        self.kind != StorageFailure::Unavailable
-    }
-
-    fn error(&self) -> Error {
-        Error::storage_failure(self.kind, self.reason.clone())
-    }
-}
-
-/// Why the pool could not open a connection, said with every cause: the
-/// pool keeps only the text of its last connection error for the error a
-/// call gets, and a `postgres` error's own text leaves its cause out ("db
-/// error", "error performing TLS handshake").
-#[derive(Debug)]
-struct Connecting(String);
-
-impl From<&pg::Error> for Connecting {
-    fn from(e: &pg::Error) -> Self {
-        Self(crate::error::chain(e))
-    }
-}
-
-impl fmt::Display for Connecting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Connecting {}
-
-/// One transaction on a pooled connection, with its statement cache.
-pub(super) struct Tx<'c> {
-    tx: Transaction<'c>,
-    statements: &'c mut HashMap<&'static str, Statement>,
-}
-
-/// Parameters of a statement.
-type Params<'p> = [&'p (dyn ToSql + Sync)];
-
-impl Tx<'_> {
-    fn statement(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.tx.prepare(sql).db()?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
-    }
-
-    pub(super) fn query(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Vec<Row>> {
-        let statement = self.statement(sql)?;
-        self.tx.query(&statement, params).db()
-    }
-
-    pub(super) fn query_opt(
-        &mut self,
-        sql: &'static str,
-        params: &Params<'_>,
-    ) -> Result<Option<Row>> {
-        let statement = self.statement(sql)?;
-        self.tx.query_opt(&statement, params).db()
-    }
-
-    pub(super) fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64> {
-        let statement = self.statement(sql)?;
-        self.tx.execute(&statement, params).db()
-    }
-
-    /// A statement built for this call (a set expression's), prepared and
-    /// planned for it alone, not kept.
-    pub(super) fn query_once(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
-        self.tx.query(sql, params).db()
-    }
-
-    /// Statements without parameters or results (settings).
-    pub(super) fn batch(&mut self, sql: &str) -> Result<()> {
-        self.tx.batch_execute(sql).db()
     }
 }
 
@@ -888,283 +327,13 @@ impl PostgresStore {
     /// # Ok::<(), segments_engine::Error>(())
     /// ```
     pub fn pool_status(&self) -> PostgresPoolStatus {
-        let state = self.inner.pool.state();
+        let state = self.inner.pool().state();
         PostgresPoolStatus {
             connections: state.connections,
             idle: state.idle_connections,
-            max_size: self.inner.pool.max_size(),
+            max_size: self.inner.pool().max_size(),
         }
     }
-
-    /// The store's first connection, for [`PostgresStoreBuilder::connect`]:
-    /// waits up to the connect timeout for the pool to open one, as any
-    /// call does, but fails as soon as an attempt failed for a reason
-    /// that would not pass (the manager's `last_failure`): the pool itself
-    /// tells only that it timed out, with the text of its last failure. A
-    /// refused or lost connection stays `Unavailable`; a password, a
-    /// certificate, a database the server refuses or a session without
-    /// the store's settings is not.
-    fn first_connection(&self) -> Result<PooledConnection<Manager>> {
-        /// How often the failure is looked at while the pool tries.
-        const GLANCE: Duration = Duration::from_millis(50);
-        let started = std::time::Instant::now();
-        let timeout = self.inner.options.connect_timeout;
-        loop {
-            let left = timeout.saturating_sub(started.elapsed());
-            let waited = self
-                .inner
-                .pool
-                .get_timeout(left.clamp(Duration::from_millis(1), GLANCE));
-            let timed_out = match waited {
-                Ok(conn) => return Ok(conn),
-                Err(e) => e,
-            };
-            let last = self.failure_since(started);
-            if let Some(refusal) = last.as_ref().filter(|r| r.lasting()) {
-                return Err(refusal.error());
-            }
-            if started.elapsed() >= timeout {
-                return Err(match last {
-                    Some(refusal) => refusal.error(),
-                    None => Error::storage_failure(StorageFailure::Unavailable, timed_out),
-                });
-            }
-        }
-    }
-
-    /// The pool's last failure to open a connection, if it happened after
-    /// `since` (and no connection has opened since it).
-    fn failure_since(&self, since: std::time::Instant) -> Option<Refusal> {
-        let last = self
-            .inner
-            .last_failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        last.as_ref().filter(|r| r.at >= since).cloned()
-    }
-
-    /// A connection from the pool. When the pool cannot open one in time,
-    /// the error is `Unavailable`, unless the pool's last attempt while
-    /// this call waited failed for a reason that would not pass, which it
-    /// then is (as at `connect`, but after the whole connect timeout).
-    fn connection(&self) -> Result<PooledConnection<Manager>> {
-        let started = std::time::Instant::now();
-        self.inner.pool.get().map_err(|e| {
-            match self.failure_since(started).filter(Refusal::lasting) {
-                Some(refusal) => refusal.error(),
-                None => Error::storage_failure(StorageFailure::Unavailable, e),
-            }
-        })
-    }
-
-    /// Runs `f` in a write transaction (`READ COMMITTED`; the org's head
-    /// row, locked by the first statement, orders the org's writers): it
-    /// commits when `f` returns `Ok` and rolls back otherwise. A
-    /// serialization failure or a deadlock runs it again; so does a
-    /// connection that turns out to be broken before anything was sent.
-    fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.attempt(Mode::Write, &mut f)
-    }
-
-    /// [`write`](Self::write), or for a dry run the same transaction rolled
-    /// back once `f` has worked out its outcome: exactly what the write
-    /// would do at this moment (with the org's head locked), and nothing
-    /// written.
-    fn write_or_try<T>(
-        &self,
-        dry_run: bool,
-        mut f: impl FnMut(&mut Tx<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mode = if dry_run { Mode::DryRun } else { Mode::Write };
-        self.attempt(mode, &mut f)
-    }
-
-    /// [`write_or_try`](Self::write_or_try) for a write that may claim an
-    /// idempotency key ([`Stamp::key`]): the key is recorded in the same
-    /// transaction.
-    fn keyed<T: WriteOutcome>(
-        &self,
-        org: &OrgId,
-        stamp: Stamp<'_>,
-        mut f: impl FnMut(&mut Tx<'_>) -> Result<T>,
-    ) -> Result<T> {
-        self.write_or_try(stamp.dry_run, |tx| keys::claimed(tx, org, stamp, &mut f))
-    }
-
-    /// Runs `f` in a read-only `REPEATABLE READ` transaction: everything it
-    /// reads is one snapshot.
-    fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.attempt(Mode::Read, &mut f)
-    }
-
-    fn attempt<T>(&self, mode: Mode, f: &mut dyn FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let (isolation, read_only) = match mode {
-            Mode::Read => (IsolationLevel::RepeatableRead, true),
-            Mode::Write | Mode::DryRun => (IsolationLevel::ReadCommitted, false),
-        };
-        let mut retries = 0;
-        // Idle connections the server dropped (a restart, an idle
-        // timeout) are found closed at BEGIN, before anything was sent,
-        // and replaced. The pool holds at most `pool_size` of them, so one
-        // try more than that reaches a fresh connection; these tries do
-        // not count against `max_retries`.
-        let mut closed = 0;
-        let max_closed = self.inner.options.pool_size.max(1) + 1;
-        loop {
-            let mut conn = self.connection()?;
-            let Conn { client, statements } = &mut *conn;
-            let started = client
-                .build_transaction()
-                .isolation_level(isolation)
-                .read_only(read_only)
-                .start();
-            let tx = match started {
-                Ok(tx) => tx,
-                // Nothing was sent: take another connection (this one is
-                // dropped as it goes back to the pool).
-                Err(e) if is_lost(&e) && closed < max_closed => {
-                    closed += 1;
-                    continue;
-                }
-                Err(e) => return Err(e).db(),
-            };
-            let mut tx = Tx { tx, statements };
-            let outcome = f(&mut tx).and_then(|out| {
-                match mode {
-                    Mode::DryRun => tx.tx.rollback().db()?,
-                    Mode::Read | Mode::Write => tx.tx.commit().db()?,
-                }
-                Ok(out)
-            });
-            match outcome {
-                Err(e) if is_retryable(&e) && retries < self.inner.options.max_retries => {
-                    retries += 1;
-                    std::thread::sleep(backoff(retries));
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-/// What a transaction is for.
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    /// A snapshot to read.
-    Read,
-    /// A write, committed.
-    Write,
-    /// A write worked out and rolled back.
-    DryRun,
-}
-
-/// Whether the connection itself failed (closed, or an I/O error), rather
-/// than a statement.
-fn is_lost(e: &pg::Error) -> bool {
-    e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
-}
-
-/// Whether a failed transaction may simply run again: a serialization
-/// failure or a deadlock (PostgreSQL rolled it back whole).
-fn is_retryable(e: &Error) -> bool {
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<pg::Error>())
-        .and_then(pg::Error::code)
-        .is_some_and(|code| {
-            *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
-        })
-}
-
-/// A pause before retry `n` (from 1): 2, 4, 8 … ms, capped at 100 ms, of
-/// which a random part, so that racing servers do not meet again.
-fn backoff(n: u32) -> Duration {
-    let ceiling = 2u64.saturating_pow(n).min(100);
-    let jitter = uuid::Uuid::now_v7().as_u128() as u64 % (ceiling * 1_000);
-    Duration::from_micros(ceiling * 500 + jitter / 2)
-}
-
-/// The one place `postgres` errors become the crate's: a backend failure,
-/// classified by [`failure_kind`], with the `postgres` error kept as the
-/// source. A unique violation of a segment's name is recognized by its
-/// constraint's name where a statement can meet it (see `segments.rs`).
-pub(super) trait Db<T> {
-    fn db(self) -> Result<T>;
-}
-
-impl<T> Db<T> for std::result::Result<T, pg::Error> {
-    fn db(self) -> Result<T> {
-        self.map_err(|e| Error::storage_failure(failure_kind(&e), e))
-    }
-}
-
-/// What a `postgres` error says of the storage: by its SQLSTATE when the
-/// server sent one. Without one, [`StorageFailure::Unavailable`] only when
-/// the connection itself failed (closed, or an I/O error: refused, reset,
-/// timed out), which may pass; anything else (a statement that returned
-/// another number of rows than it must, a parameter or value that does
-/// not convert) is [`StorageFailure::Other`]: it would fail the same way
-/// again, and a host that retries `Unavailable` must not retry it forever.
-fn failure_kind(e: &pg::Error) -> StorageFailure {
-    if is_lost(e) {
-        return StorageFailure::Unavailable;
-    }
-    match e.code() {
-        Some(c) if *c == SqlState::QUERY_CANCELED => StorageFailure::Timeout,
-        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => StorageFailure::Busy,
-        Some(c)
-            if *c == SqlState::ADMIN_SHUTDOWN
-                || *c == SqlState::CRASH_SHUTDOWN
-                || *c == SqlState::CANNOT_CONNECT_NOW
-                || *c == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
-                // No room for another connection now: it may pass.
-                || *c == SqlState::TOO_MANY_CONNECTIONS
-                || c.code().starts_with("08") =>
-        {
-            StorageFailure::Unavailable
-        }
-        Some(c) if *c == SqlState::DISK_FULL => StorageFailure::Full,
-        Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => StorageFailure::ReadOnly,
-        Some(c) if c.code().starts_with("XX") => StorageFailure::Corrupt,
-        Some(_) | None => StorageFailure::Other,
-    }
-}
-
-/// A column. A value that does not decode as this crate wrote it is a
-/// damaged row: [`StorageFailure::Corrupt`].
-pub(super) fn get<'r, T: pg::types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T> {
-    row.try_get(i)
-        .map_err(|e| Error::storage_failure(StorageFailure::Corrupt, e))
-}
-
-/// A row that is not what this crate wrote.
-pub(super) fn damaged(what: String) -> Error {
-    Error::storage_failure(StorageFailure::Corrupt, what)
-}
-
-/// A count column; a negative value is a damaged row.
-pub(super) fn count(row: &Row, i: usize) -> Result<u64> {
-    let v: i64 = get(row, i)?;
-    u64::try_from(v).map_err(|_| damaged(format!("stored count {v} is negative")))
-}
-
-/// A time column (microseconds since the epoch).
-pub(super) fn time(row: &Row, i: usize) -> Result<DateTime<Utc>> {
-    let v: i64 = get(row, i)?;
-    from_micros(v)
-}
-
-pub(super) fn from_micros(v: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(v)
-        .ok_or_else(|| damaged(format!("stored time {v} is out of range")))
-}
-
-pub(super) fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-/// A `limit` or position as PostgreSQL's `bigint`.
-pub(super) fn sql_int(n: impl TryInto<i64>) -> i64 {
-    n.try_into().unwrap_or(i64::MAX)
 }
 
 impl SegmentStore for PostgresStore {
@@ -1186,7 +355,7 @@ impl SegmentStore for PostgresStore {
         after: Option<SegmentCursor>,
         limit: usize,
     ) -> Result<Vec<Segment>> {
-        self.read(|tx| segments::list(tx, org, after, limit))
+        self.read_in_order(|tx| segments::list(tx, org, after, limit))
     }
 
     fn update_segment(
@@ -1268,11 +437,11 @@ impl SegmentStore for PostgresStore {
         from: MemberStart<'_>,
         limit: usize,
     ) -> Result<MemberSlice> {
-        self.read(|tx| members::slice(tx, org, id, from, limit))
+        self.read_in_order(|tx| members::slice(tx, org, id, from, limit))
     }
 
     fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
-        self.read(|tx| ledger::since(tx, org, after, limit))
+        self.read_in_order(|tx| ledger::since(tx, org, after, limit))
     }
 
     fn last_seq(&self, org: &OrgId) -> Result<u64> {
@@ -1284,7 +453,7 @@ impl SegmentStore for PostgresStore {
     }
 
     fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
-        self.read(|tx| as_of::size(tx, org, id, at))
+        self.read_in_order(|tx| as_of::size(tx, org, id, at))
     }
 
     fn members_as_of(

@@ -5,14 +5,15 @@
 //! one transaction that first takes a transaction-scoped advisory lock, so
 //! that servers starting at the same moment take turns.
 
-use r2d2_postgres::postgres::{Client, IsolationLevel};
+use r2d2_postgres::postgres::{Client, IsolationLevel, Transaction};
 
 use super::Db;
 use crate::error::{Field, Rule, ValidationError};
 use crate::{Error, Result, StorageFailure};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. They run
-/// with the store's schema first on the `search_path`.
+/// with the store's schema alone on the `search_path`, set for their
+/// transaction only (`SET LOCAL`).
 pub(super) const MIGRATIONS: &[&str] = &[
     // 1: org heads, segments, people, memberships, the ledger, sizes over
     // time, death records and the death feed's head.
@@ -190,6 +191,11 @@ pub(super) fn check_name(schema: &str) -> Result<()> {
     }
 }
 
+/// `schema` as a quoted SQL identifier, for statements that name it.
+pub(super) fn quoted(schema: &str) -> String {
+    format!("\"{}\"", schema.replace('"', "\"\""))
+}
+
 /// The advisory lock key of a schema's migrations: a stable 64-bit hash
 /// (FNV-1a) of `segments:` and the schema name, the same in every process.
 fn lock_key(schema: &str) -> i64 {
@@ -215,7 +221,13 @@ fn version(client: &mut impl postgres_like::Queries, schema: &str) -> Result<i32
         return Ok(0);
     }
     client
-        .query_one("SELECT coalesce(max(version), 0) FROM segments_schema", &[])?
+        .query_one(
+            &format!(
+                "SELECT coalesce(max(version), 0) FROM {}.segments_schema",
+                quoted(schema)
+            ),
+            &[],
+        )?
         .try_get(0)
         .db()
 }
@@ -233,19 +245,21 @@ fn check_not_newer(client: &mut impl postgres_like::Queries, schema: &str) -> Re
     Ok(found)
 }
 
-/// Brings `schema` up to [`LATEST`]: a read when it is there already;
-/// otherwise, under the schema's advisory lock (held to commit), the
-/// version is read again and the missing migrations run, all in one
-/// transaction. Then checks that every table is there.
+/// Brings `schema` up to [`LATEST`], in one transaction (as every
+/// statement of the store, so that it works through a pooler that hands
+/// each transaction another session): reads the version; if it is older,
+/// takes the schema's advisory lock (held to commit), reads the version
+/// again and runs the missing migrations. Then checks that every table is
+/// there.
 pub(super) fn migrate(client: &mut Client, schema: &str) -> Result<()> {
-    if check_not_newer(client, schema)? < LATEST {
-        // Read committed whatever the server's default, so that the reads
-        // after the lock see what a migration before this one committed.
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .db()?;
+    // Read committed whatever the server's default, so that the reads
+    // after the lock see what a migration before this one committed.
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .db()?;
+    if check_not_newer(&mut tx, schema)? < LATEST {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(schema)])
             .db()?;
         let current = check_not_newer(&mut tx, schema)?;
@@ -263,35 +277,35 @@ pub(super) fn migrate(client: &mut Client, schema: &str) -> Result<()> {
                 .db()?
                 .try_get(0)
                 .db()?;
+            let name = quoted(schema);
             if !exists {
-                tx.batch_execute(&format!("CREATE SCHEMA {schema}")).db()?;
+                tx.batch_execute(&format!("CREATE SCHEMA {name}")).db()?;
             }
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS segments_schema (
+            tx.batch_execute(&format!(
+                "SET LOCAL search_path TO {name};
+                 CREATE TABLE IF NOT EXISTS {name}.segments_schema (
                      version    integer PRIMARY KEY,
                      applied_at bigint  NOT NULL
-                 );",
-            )
+                 );"
+            ))
             .db()?;
             let now = chrono::Utc::now().timestamp_micros();
+            let record =
+                format!("INSERT INTO {name}.segments_schema (version, applied_at) VALUES ($1, $2)");
             for (from, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
                 tx.batch_execute(sql).db()?;
-                tx.execute(
-                    "INSERT INTO segments_schema (version, applied_at) VALUES ($1, $2)",
-                    &[&(from as i32 + 1), &now],
-                )
-                .db()?;
+                tx.execute(&record, &[&(from as i32 + 1), &now]).db()?;
             }
         }
-        tx.commit().db()?;
     }
-    check_tables(client, schema)
+    check_tables(&mut tx, schema)?;
+    tx.commit().db()
 }
 
 /// Checks that a schema at the latest version holds every table of it: one
 /// that lost a table is refused with [`StorageFailure::Corrupt`] at
 /// connect, rather than failing at its first write.
-fn check_tables(client: &mut Client, schema: &str) -> Result<()> {
+fn check_tables(client: &mut Transaction<'_>, schema: &str) -> Result<()> {
     let found: Vec<String> = client
         .query(
             "SELECT tablename::text FROM pg_catalog.pg_tables WHERE schemaname = $1",

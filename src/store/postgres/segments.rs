@@ -24,7 +24,8 @@ fn segment_from_row(row: &Row) -> Result<Segment> {
 }
 
 /// A segment's `current_size`, by org and id.
-pub(super) const LOCATE: &str = "SELECT current_size FROM segments WHERE org = $1 AND id = $2";
+pub(super) const LOCATE: &str =
+    "SELECT current_size FROM {schema}.segments WHERE org = $1 AND id = $2";
 
 /// The `current_size` of segment `id` of `org`.
 pub(super) fn locate(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId) -> Result<u64> {
@@ -36,7 +37,7 @@ pub(super) fn locate(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId) -> Result<u64>
 
 pub(super) const GET: &str =
     "SELECT id, name, description, source, current_size, created_at, updated_at
-     FROM segments WHERE org = $1 AND id = $2";
+     FROM {schema}.segments WHERE org = $1 AND id = $2";
 
 pub(super) fn get_segment(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId) -> Result<Segment> {
     match tx.query_opt(GET, &[&org.as_str(), id.as_uuid()])? {
@@ -47,7 +48,7 @@ pub(super) fn get_segment(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId) -> Result
 
 pub(super) const BY_KEY: &str =
     "SELECT id, name, description, source, current_size, created_at, updated_at
-     FROM segments WHERE org = $1 AND name_key = $2";
+     FROM {schema}.segments WHERE org = $1 AND name_key = $2";
 
 pub(super) fn by_key(tx: &mut Tx<'_>, org: &OrgId, key: &str) -> Result<Option<Segment>> {
     tx.query_opt(BY_KEY, &[&org.as_str(), &key])?
@@ -58,7 +59,7 @@ pub(super) fn by_key(tx: &mut Tx<'_>, org: &OrgId, key: &str) -> Result<Option<S
 
 pub(super) const LIST: &str =
     "SELECT id, name, description, source, current_size, created_at, updated_at
-     FROM segments WHERE org = $1 AND (created_at, id) > ($2, $3)
+     FROM {schema}.segments WHERE org = $1 AND (created_at, id) > ($2, $3)
      ORDER BY created_at, id LIMIT $4";
 
 pub(super) fn list(
@@ -120,7 +121,7 @@ pub(super) fn insert_with(
     // A plain INSERT: the unique constraint decides between racing
     // creates, and its violation is recognized by the constraint's name.
     tx.execute(
-        "INSERT INTO segments (org, id, name, name_key, description, source, created_at, updated_at)
+        "INSERT INTO {schema}.segments (org, id, name, name_key, description, source, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
         &[
             &org.as_str(),
@@ -161,7 +162,7 @@ pub(super) fn update(
     let kind = match change {
         SegmentChange::Rename(name) => {
             tx.execute(
-                "UPDATE segments SET name = $3, name_key = $4, updated_at = $5
+                "UPDATE {schema}.segments SET name = $3, name_key = $4, updated_at = $5
                  WHERE org = $1 AND id = $2",
                 &[
                     &org.as_str(),
@@ -178,7 +179,7 @@ pub(super) fn update(
         }
         SegmentChange::Describe(description) => {
             tx.execute(
-                "UPDATE segments SET description = $3, updated_at = $4 WHERE org = $1 AND id = $2",
+                "UPDATE {schema}.segments SET description = $3, updated_at = $4 WHERE org = $1 AND id = $2",
                 &[&org.as_str(), id.as_uuid(), description, &at],
             )?;
             ChangeKind::DescriptionChanged {
@@ -196,18 +197,18 @@ pub(super) fn update(
 pub(super) fn delete(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
     let mut ledger = Ledger::open(tx, org, stamp)?;
     let deleted = tx.execute(
-        "DELETE FROM segments WHERE org = $1 AND id = $2",
+        "DELETE FROM {schema}.segments WHERE org = $1 AND id = $2",
         &[&org.as_str(), id.as_uuid()],
     )?;
     if deleted == 0 {
         return Err(Error::NotFound { id });
     }
     tx.execute(
-        "DELETE FROM segment_memberships WHERE org = $1 AND segment = $2",
+        "DELETE FROM {schema}.segment_memberships WHERE org = $1 AND segment = $2",
         &[&org.as_str(), id.as_uuid()],
     )?;
     tx.execute(
-        "DELETE FROM segment_sizes WHERE org = $1 AND segment = $2",
+        "DELETE FROM {schema}.segment_sizes WHERE org = $1 AND segment = $2",
         &[&org.as_str(), id.as_uuid()],
     )?;
     ledger.append(tx, id, &ChangeKind::Deleted)?;

@@ -1,0 +1,326 @@
+//! Transactions: each starts with its own settings (`SET LOCAL`) and
+//! prepares its statements, in the store's schema, closing them before it
+//! ends; serialization failures and deadlocks run it again, with a pause.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use r2d2_postgres::postgres::error::SqlState;
+use r2d2_postgres::postgres::types::ToSql;
+use r2d2_postgres::postgres::{self as pg, Client, Row, Statement};
+
+use super::builder::PostgresStoreBuilder;
+use super::errors::{Db, is_lost};
+use super::{PostgresStore, blocking, keys, schema};
+use crate::store::{Stamp, WriteOutcome};
+use crate::{Error, OrgId, Result};
+
+/// The store's SQL in its schema: each statement's text with the schema
+/// named (tables are written `{schema}.table`), made once per store, the
+/// first time a call needs it; and how each kind of transaction starts,
+/// with its settings, in one round trip.
+pub(super) struct Sql {
+    /// The schema, quoted as an identifier.
+    schema: String,
+    texts: std::sync::RwLock<HashMap<&'static str, std::sync::Arc<str>>>,
+    /// `START TRANSACTION` of a read (`REPEATABLE READ, READ ONLY`), then
+    /// `SET LOCAL` of the time limits and the time zone.
+    begin_read: String,
+    /// [`begin_read`](Self::begin_read), and no explicit sorts
+    /// ([`PostgresStore::read_in_order`]).
+    begin_read_in_order: String,
+    /// `START TRANSACTION` of a write (`READ COMMITTED`), then the
+    /// settings. A write says nothing of its mode: `READ WRITE` is refused
+    /// on a standby as a setting ("cannot set transaction read-write mode
+    /// during recovery", 0A000), where its first write is refused as
+    /// read-only (25006: `StorageFailure::ReadOnly`).
+    begin_write: String,
+}
+
+impl Sql {
+    pub(super) fn new(options: &PostgresStoreBuilder) -> Self {
+        let ms = |d: Duration| d.as_millis().min(i32::MAX as u128);
+        let settings = format!(
+            "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}; \
+                 SET LOCAL idle_in_transaction_session_timeout = {}; SET LOCAL TimeZone = 'UTC'",
+            ms(options.statement_timeout),
+            ms(options.lock_timeout),
+            ms(options.idle_in_transaction_session_timeout),
+        );
+        let read = "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+        Self {
+            schema: schema::quoted(&options.schema),
+            texts: Default::default(),
+            begin_read: format!("{read}; {settings}"),
+            begin_read_in_order: format!("{read}; {settings}; SET LOCAL enable_sort = off"),
+            begin_write: format!("START TRANSACTION ISOLATION LEVEL READ COMMITTED; {settings}"),
+        }
+    }
+
+    /// `sql` in the store's schema.
+    fn text(&self, sql: &'static str) -> std::sync::Arc<str> {
+        let texts = self.texts.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(text) = texts.get(sql) {
+            return std::sync::Arc::clone(text);
+        }
+        drop(texts);
+        let text: std::sync::Arc<str> = self.qualify(sql).into();
+        self.texts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sql, std::sync::Arc::clone(&text));
+        text
+    }
+
+    /// `sql` (a statement made for one call) in the store's schema.
+    fn qualify(&self, sql: &str) -> String {
+        sql.replace("{schema}", &self.schema)
+    }
+}
+
+/// One transaction on a pooled connection. It relies on nothing of the
+/// session: it starts with its own settings (`SET LOCAL`), names every
+/// table with its schema, and prepares its statements itself, closing them
+/// before it ends, so that it runs the same through a pooler that hands
+/// each transaction another server session (PgBouncer's transaction
+/// pooling).
+pub(super) struct Tx<'c> {
+    /// The statements prepared in this transaction, closed (dropped)
+    /// before it ends, on every path.
+    statements: HashMap<&'static str, Statement>,
+    sql: &'c Sql,
+    client: &'c mut Client,
+    /// Not yet committed or rolled back: `Drop` rolls it back.
+    open: bool,
+}
+
+/// Parameters of a statement.
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+impl<'c> Tx<'c> {
+    /// Starts a transaction for `mode` on `client`, with its settings.
+    /// The error is `postgres`'s, for the caller to tell a connection
+    /// found closed (nothing was sent) from other failures.
+    fn start(client: &'c mut Client, sql: &'c Sql, mode: Mode) -> Result<Self, pg::Error> {
+        let begin = match mode {
+            Mode::Read => &sql.begin_read,
+            Mode::ReadInOrder => &sql.begin_read_in_order,
+            Mode::Write | Mode::DryRun => &sql.begin_write,
+        };
+        if let Err(e) = client.batch_execute(begin) {
+            // A setting refused after the transaction began leaves it
+            // open and aborted: it ends here, before the connection goes
+            // back to the pool.
+            if !is_lost(&e) {
+                let _ = client.batch_execute("ROLLBACK");
+            }
+            return Err(e);
+        }
+        Ok(Self {
+            statements: HashMap::new(),
+            sql,
+            client,
+            open: true,
+        })
+    }
+
+    /// Commits, or rolls back for a dry run, once the statements are closed.
+    fn finish(mut self, commit: bool) -> Result<()> {
+        self.statements.clear();
+        self.open = false;
+        self.client
+            .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
+            .db()
+    }
+
+    fn statement(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(&self.sql.text(sql)).db()?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    pub(super) fn query(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Vec<Row>> {
+        let statement = self.statement(sql)?;
+        self.client.query(&statement, params).db()
+    }
+
+    pub(super) fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>> {
+        let statement = self.statement(sql)?;
+        self.client.query_opt(&statement, params).db()
+    }
+
+    pub(super) fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64> {
+        let statement = self.statement(sql)?;
+        self.client.execute(&statement, params).db()
+    }
+
+    /// A statement built for this call (a set expression's), prepared and
+    /// planned for it alone, and closed at once.
+    pub(super) fn query_once(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
+        self.client.query(&self.sql.qualify(sql), params).db()
+    }
+}
+
+impl Drop for Tx<'_> {
+    /// Rolls back a transaction that did not finish (a failed call): its
+    /// statements first, so that nothing of it outlives it. A connection
+    /// that fails here is broken, and the pool drops it.
+    fn drop(&mut self) {
+        self.statements.clear();
+        if self.open {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Runs `f` in a write transaction (`READ COMMITTED`; the org's head
+    /// row, locked by the first statement, orders the org's writers): it
+    /// commits when `f` returns `Ok` and rolls back otherwise. A
+    /// serialization failure or a deadlock runs it again; so does a
+    /// connection that turns out to be broken before anything was sent.
+    pub(super) fn write<T: Send>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
+    ) -> Result<T> {
+        self.attempt(Mode::Write, &mut f)
+    }
+
+    /// [`write`](Self::write), or for a dry run the same transaction rolled
+    /// back once `f` has worked out its outcome: exactly what the write
+    /// would do at this moment (with the org's head locked), and nothing
+    /// written.
+    pub(super) fn write_or_try<T: Send>(
+        &self,
+        dry_run: bool,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
+    ) -> Result<T> {
+        let mode = if dry_run { Mode::DryRun } else { Mode::Write };
+        self.attempt(mode, &mut f)
+    }
+
+    /// [`write_or_try`](Self::write_or_try) for a write that may claim an
+    /// idempotency key ([`Stamp::key`]): the key is recorded in the same
+    /// transaction.
+    pub(super) fn keyed<T: WriteOutcome + Send>(
+        &self,
+        org: &OrgId,
+        stamp: Stamp<'_>,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
+    ) -> Result<T> {
+        self.write_or_try(stamp.dry_run, |tx| keys::claimed(tx, org, stamp, &mut f))
+    }
+
+    /// Runs `f` in a read-only `REPEATABLE READ` transaction: everything it
+    /// reads is one snapshot.
+    pub(super) fn read<T: Send>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
+    ) -> Result<T> {
+        self.attempt(Mode::Read, &mut f)
+    }
+
+    /// [`read`](Self::read) of a page that an index gives in order, in a
+    /// transaction that also turns off explicit sorts (`SET LOCAL
+    /// enable_sort = off`): before a table is first analyzed, the planner
+    /// takes any segment (or org's ledger) for a row or two, and would
+    /// read all of it and sort it rather than walk the index that gives
+    /// its order. The plan test shows it, statement by statement; on
+    /// analyzed tables the hint changes no plan.
+    pub(super) fn read_in_order<T: Send>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
+    ) -> Result<T> {
+        self.attempt(Mode::ReadInOrder, &mut f)
+    }
+
+    /// Runs `f` in a transaction for `mode`, off any async runtime's thread
+    /// ([`blocking::run`]).
+    fn attempt<T: Send>(
+        &self,
+        mode: Mode,
+        f: &mut (dyn FnMut(&mut Tx<'_>) -> Result<T> + Send),
+    ) -> Result<T> {
+        blocking::run(|| self.attempt_here(mode, f))
+    }
+
+    /// [`attempt`](Self::attempt), on a thread that may block.
+    fn attempt_here<T>(
+        &self,
+        mode: Mode,
+        f: &mut (dyn FnMut(&mut Tx<'_>) -> Result<T> + Send),
+    ) -> Result<T> {
+        let mut retries = 0;
+        // Idle connections the server dropped (a restart, an idle
+        // timeout) are found closed at BEGIN, before anything was sent,
+        // and replaced. The pool holds at most `pool_size` of them, so one
+        // try more than that reaches a fresh connection; these tries do
+        // not count against `max_retries`.
+        let mut closed = 0;
+        let max_closed = self.inner.options.pool_size.max(1) + 1;
+        loop {
+            let mut conn = self.connection()?;
+            let mut tx = match Tx::start(&mut conn, &self.inner.sql, mode) {
+                Ok(tx) => tx,
+                // Nothing was sent: take another connection (this one is
+                // dropped as it goes back to the pool).
+                Err(e) if is_lost(&e) && closed < max_closed => {
+                    closed += 1;
+                    continue;
+                }
+                Err(e) => return Err(e).db(),
+            };
+            let outcome = f(&mut tx).and_then(|out| {
+                tx.finish(!matches!(mode, Mode::DryRun))?;
+                Ok(out)
+            });
+            match outcome {
+                Err(e) if is_retryable(&e) && retries < self.inner.options.max_retries => {
+                    retries += 1;
+                    std::thread::sleep(backoff(retries));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// What a transaction is for.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Mode {
+    /// A snapshot to read.
+    Read,
+    /// A snapshot to read a page in index order from
+    /// ([`PostgresStore::read_in_order`]).
+    ReadInOrder,
+    /// A write, committed.
+    Write,
+    /// A write worked out and rolled back.
+    DryRun,
+}
+
+/// Whether a failed transaction may simply run again: a serialization
+/// failure or a deadlock (PostgreSQL rolled it back whole).
+fn is_retryable(e: &Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<pg::Error>())
+        .and_then(pg::Error::code)
+        .is_some_and(|code| {
+            *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        })
+}
+
+/// A pause before retry `n` (from 1): 2, 4, 8 … ms, capped at 100 ms, of
+/// which a random part, so that racing servers do not meet again.
+fn backoff(n: u32) -> Duration {
+    let ceiling = 2u64.saturating_pow(n).min(100);
+    let jitter = uuid::Uuid::now_v7().as_u128() as u64 % (ceiling * 1_000);
+    Duration::from_micros(ceiling * 500 + jitter / 2)
+}
