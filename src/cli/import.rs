@@ -2,8 +2,8 @@
 //! with `import_members`, in atomic batches of 10,000, resumable through
 //! an idempotency key.
 //!
-//! The key is `--key`, or for a file `import:{segment id}:{SHA-256 of the
-//! file's bytes}`: rerunning the same import of the same file resumes it,
+//! The key is `--key`, or for a file `import:{segment id}:{SHA-256 of
+//! --column and the file's bytes}`: rerunning the same import of the same file resumes it,
 //! replaying the batches that committed and applying the rest. Reading
 //! stdin there is nothing to hash before reading, so without `--key` such
 //! an import is not resumable (a rerun adds the same PIDs again: those
@@ -20,7 +20,7 @@ use segments_engine::limits::{IMPORT_BATCH_SIZE, MAX_IDEMPOTENCY_KEY_BYTES};
 use segments_engine::{Error, ImportOutcome, NewSegment, Segment};
 use sha2::{Digest, Sha256};
 
-use crate::args::{ImportArgs, Target};
+use crate::args::{Column, ImportArgs, Target};
 use crate::failure::{self, Failure, chain};
 use crate::pids::PidReader;
 use crate::progress::Progress;
@@ -59,7 +59,7 @@ pub(crate) fn run(target: &Target, args: &ImportArgs) -> Result<(), Failure> {
     let (input, total_bytes, digest): (Box<dyn BufRead>, _, _) = if from_stdin {
         (Box::new(io::stdin().lock()), None, None)
     } else {
-        let digest = file_digest(name)?;
+        let digest = file_digest(name, args.column.as_ref())?;
         let file = File::open(name).map_err(|e| cannot_open(name, &e))?;
         let size = file.metadata().ok().map(|m| m.len());
         (
@@ -136,10 +136,12 @@ fn cannot_open(name: &str, error: &io::Error) -> Failure {
     Failure::failed(format!("{name}: cannot open it: {error}"))
 }
 
-/// The SHA-256 of a file's bytes, in hex.
-fn file_digest(name: &str) -> Result<String, Failure> {
+/// The SHA-256 of `--column` and of a file's bytes, in hex: what a rerun of
+/// the same import has in common with the first run.
+fn file_digest(name: &str, column: Option<&Column>) -> Result<String, Failure> {
     let mut file = File::open(name).map_err(|e| cannot_open(name, &e))?;
     let mut hasher = Sha256::new();
+    hasher.update(format!("{column:?}\0"));
     let mut buffer = vec![0; 1 << 16];
     loop {
         match file.read(&mut buffer) {

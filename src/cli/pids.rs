@@ -18,14 +18,14 @@
 //!   import applies whole batches only. Memory stays bounded by one chunk.
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead};
+use std::io::{BufRead, ErrorKind};
 
 use segments_engine::is_well_formed_pid;
 use segments_engine::limits::{IMPORT_BATCH_SIZE, MAX_IMPORT_INVALID_REPORTED};
 
 use crate::args::Column;
 use crate::failure::Failure;
-use crate::records::{Record, Records};
+use crate::records::{Record, RecordError, Records};
 
 /// The most characters of a malformed PID kept to show.
 const MAX_SHOWN_CHARS: usize = 80;
@@ -266,17 +266,11 @@ impl<R> PidReader<R> {
 }
 
 impl<R: BufRead> PidReader<R> {
-    fn read_error(&self, error: &io::Error) -> String {
-        // Errors of the records name their line; I/O errors happen after
-        // the last line read.
-        if error.kind() == io::ErrorKind::InvalidData {
-            format!("{}:{error}", self.name)
+    fn read_error(&self, e: &RecordError) -> String {
+        if e.error.kind() == ErrorKind::InvalidData {
+            format!("{}:{}: {}", self.name, e.line, e.error)
         } else {
-            format!(
-                "{}:{}: cannot read it: {error}",
-                self.name,
-                self.records.lines() + 1
-            )
+            format!("{}:{}: cannot read it: {}", self.name, e.line, e.error)
         }
     }
 

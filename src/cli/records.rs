@@ -88,18 +88,25 @@ impl<R: BufRead> Records<R> {
         self.bytes
     }
 
-    /// Lines read so far: the line the last record ended on.
-    pub(crate) fn lines(&self) -> u64 {
-        self.lines
-    }
-
     /// Reads the next record into `record`; `false` at the end of the input.
     ///
     /// # Errors
-    /// The input's I/O errors; `InvalidData` for a record longer than
-    /// [`MAX_RECORD_BYTES`] or a quote still open at the end of the input,
-    /// naming the line it started on.
-    pub(crate) fn read(&mut self, record: &mut Record) -> io::Result<bool> {
+    /// The input's I/O errors, at the line after the last one read;
+    /// `InvalidData` for a record longer than [`MAX_RECORD_BYTES`] or a
+    /// quote still open at the end of the input, at the line the record
+    /// starts on.
+    pub(crate) fn read(&mut self, record: &mut Record) -> Result<bool, RecordError> {
+        self.read_record(record).map_err(|error| RecordError {
+            line: if error.kind() == io::ErrorKind::InvalidData {
+                record.line
+            } else {
+                self.lines + 1
+            },
+            error,
+        })
+    }
+
+    fn read_record(&mut self, record: &mut Record) -> io::Result<bool> {
         record.data.clear();
         record.ends.clear();
         record.line = self.lines + 1;
@@ -112,10 +119,7 @@ impl<R: BufRead> Records<R> {
                 .read_until(b'\n', &mut self.line)?;
             if n == 0 {
                 if state == State::Quoted {
-                    return Err(invalid(format!(
-                        "line {}: a quoted field is never closed",
-                        record.line
-                    )));
+                    return Err(invalid("a quoted field is never closed".to_owned()));
                 }
                 if size == 0 {
                     return Ok(false);
@@ -137,8 +141,7 @@ impl<R: BufRead> Records<R> {
                 self.lines += 1;
             } else if size > MAX_RECORD_BYTES {
                 return Err(invalid(format!(
-                    "line {}: a record longer than {MAX_RECORD_BYTES} bytes (an unclosed quote?)",
-                    record.line
+                    "a record longer than {MAX_RECORD_BYTES} bytes (an unclosed quote?)"
                 )));
             }
             let mut end = &b""[..];
@@ -182,6 +185,15 @@ impl<R: BufRead> Records<R> {
         record.ends.push(record.data.len());
         Ok(true)
     }
+}
+
+/// Why a record could not be read, and at which line.
+#[derive(Debug)]
+pub(crate) struct RecordError {
+    /// The line, from 1.
+    pub(crate) line: u64,
+    /// What went wrong: `InvalidData` for bad CSV, else the input's error.
+    pub(crate) error: io::Error,
 }
 
 fn invalid(message: String) -> io::Error {
@@ -256,8 +268,8 @@ mod tests {
         let mut record = Record::default();
         assert!(records.read(&mut record).unwrap());
         let e = records.read(&mut record).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        assert!(e.to_string().starts_with("line 2:"), "{e}");
+        assert_eq!(e.error.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(e.line, 2, "the line the record starts on");
     }
 
     #[test]
@@ -265,6 +277,6 @@ mod tests {
         let long = format!("\"{}\n", "x".repeat(MAX_RECORD_BYTES));
         let mut records = Records::new(long.as_bytes());
         let e = records.read(&mut Record::default()).unwrap_err();
-        assert!(e.to_string().contains("longer than"), "{e}");
+        assert!(e.error.to_string().contains("longer than"), "{e:?}");
     }
 }
