@@ -8,7 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Import, export and follow segments: named, per-organization lists of
 /// person ids (PIDs such as p-a1b2c3d4e5f6), on SQLite or PostgreSQL.
 #[derive(Debug, Parser)]
-#[command(name = "segments", version, propagate_version = true)]
+#[command(
+    name = "segments",
+    version,
+    propagate_version = true,
+    after_help = "Every command takes --db FILE or --postgres URL, and --org ORG, before or after its name.\n\
+                  Exit status: 0 when the command completed, 2 for a usage error, 1 for any other failure."
+)]
 pub(crate) struct Cli {
     /// Where the segments are, and whose.
     #[command(flatten)]
@@ -40,6 +46,7 @@ pub(crate) struct Target {
 pub(crate) enum Command {
     /// Adds the PIDs of a CSV file (or of one PID a line) to a segment,
     /// creating the segment if needed. Resumable: rerun after a failure.
+    #[command(after_long_help = IMPORT_HELP)]
     Import(ImportArgs),
     /// Writes a segment's members, in list order: pid, first_added_at,
     /// last_added_at.
@@ -51,6 +58,22 @@ pub(crate) enum Command {
     /// Creates or upgrades the database schema, then exits.
     Migrate,
 }
+
+/// The details of `segments import --help`.
+const IMPORT_HELP: &str = "\
+Input: CSV (quoted fields, CRLF or LF line ends, a UTF-8 BOM; blank lines are skipped) or one PID \
+a line. The first line is a header when it has a field named minerva_pid or pid, or none that \
+starts with p-. Spaces around a PID are trimmed. Malformed PIDs are counted, skipped, and the \
+first ones are listed with their line numbers.
+
+Resuming: PIDs are written in atomic batches of 10,000. The import's key (--key, or one derived \
+from the segment, --column and a SHA-256 of the file) makes a rerun of the same command replay \
+the batches that committed and apply the rest: nothing is applied twice. Keys are remembered for \
+24 hours: within them, importing the same file into the same segment again replays the first \
+import and changes nothing; pass another --key to import it anew.
+
+Exit status: 0 when the import completed, malformed lines or not; 2 for a usage error; 1 for any \
+other failure, with a message naming the file and the line.";
 
 /// `segments import`.
 #[derive(Args, Debug)]
