@@ -423,7 +423,13 @@ fn killed_import_resumes(t: &Target) {
         "killed partway (size {size_at_kill})"
     );
 
-    let summary = t.ok(&["import", "--segment", "Big", &input]);
+    let rerun = t.run(&["import", "--segment", "Big", &input]);
+    assert_eq!(status(&rerun), Some(0), "{}", stderr(&rerun));
+    assert!(
+        !stderr(&rerun).contains("made before"),
+        "a resume is not a replay"
+    );
+    let summary = String::from_utf8(rerun.stdout).unwrap();
     assert_eq!(
         counts(&summary),
         (
@@ -454,6 +460,25 @@ fn killed_import_resumes(t: &Target) {
     }
     assert_eq!(joins.len(), distinct.len(), "every PID joined");
     assert!(joins.values().all(|&n| n == 1), "each PID joined once");
+
+    // Once more: a replay of the finished import, which says so.
+    let seq = segments.last_seq(&org).unwrap();
+    let replay = t.run(&["import", "--segment", "Big", &input]);
+    assert_eq!(status(&replay), Some(0));
+    assert_eq!(
+        counts(&String::from_utf8(replay.stdout.clone()).unwrap()),
+        counts(&summary)
+    );
+    assert!(
+        stderr(&replay).contains("made before under the same key"),
+        "{}",
+        stderr(&replay)
+    );
+    assert_eq!(
+        segments.last_seq(&org).unwrap(),
+        seq,
+        "a replay writes nothing"
+    );
 }
 
 /// Stdin: with `--key` the import is resumable (a rerun replays it);

@@ -17,7 +17,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::rc::Rc;
 
 use segments_engine::limits::{IMPORT_BATCH_SIZE, MAX_IDEMPOTENCY_KEY_BYTES};
-use segments_engine::{Error, ImportOutcome, NewSegment, Segment};
+use segments_engine::{Error, ImportOutcome, NewSegment, OrgId, Segment};
 use sha2::{Digest, Sha256};
 
 use crate::args::{Column, ImportArgs, Target};
@@ -94,6 +94,8 @@ pub(crate) fn run(target: &Target, args: &ImportArgs) -> Result<(), Failure> {
             shown.borrow_mut().update(rows, bytes)
         })),
     )?;
+    // A replay writes no ledger entry: how a rerun of a finished import is told.
+    let seq_before = segments.last_seq(&org).ok();
     let imported = match &key {
         Some(key) => segments.with_idempotency_key(key.as_str()).import_members(
             &org,
@@ -114,8 +116,15 @@ pub(crate) fn run(target: &Target, args: &ImportArgs) -> Result<(), Failure> {
     }
     print!(
         "{}",
-        summary(name, &segment, key.as_deref(), &reader, &outcome)
+        summary(&org, name, &segment, key.as_deref(), &reader, &outcome)
     );
+    if outcome.n_added > 0 && seq_before.is_some() && segments.last_seq(&org).ok() == seq_before {
+        eprintln!(
+            "note: this import was made before under the same key (within the last 24 hours): \
+             the counts are the first run's and nothing was applied again; pass another --key \
+             to import the file anew"
+        );
+    }
     Ok(())
 }
 
@@ -189,6 +198,7 @@ fn batch_failed<R>(reader: &PidReader<R>, name: &str, key: Option<&str>, error: 
 
 /// The totals, then the first malformed lines.
 fn summary<R>(
+    org: &OrgId,
     name: &str,
     segment: &Segment,
     key: Option<&str>,
@@ -198,7 +208,7 @@ fn summary<R>(
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "imported {name} into segment {:?} ({})",
+        "imported {name} into segment {:?} ({}) of org {org}",
         segment.name, segment.id
     );
     let header = match reader.header() {

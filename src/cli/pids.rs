@@ -251,6 +251,8 @@ impl<R> PidReader<R> {
             if self.malformed.len() < MAX_IMPORT_INVALID_REPORTED {
                 let shown = if self.column >= self.record.len() {
                     format!("(no column {})", self.column + 1)
+                } else if pid.is_empty() {
+                    "(empty)".to_owned()
                 } else {
                     shorten(&pid)
                 };
@@ -443,6 +445,8 @@ mod tests {
         assert_eq!(pids, ["p-1", ""]);
         assert_eq!(r.malformed()[0].text, "(no column 2)");
         assert_eq!(r.malformed()[0].line, 3);
+        let (r, _) = read("a,pid\nx,\n", None);
+        assert_eq!(r.malformed()[0].text, "(empty)");
     }
 
     #[test]
