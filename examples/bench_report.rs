@@ -7,6 +7,11 @@
 //!     [--only SUBSTRING] [--size N] [--fills N] [--seconds S]
 //! ```
 //!
+//! The `segments import`/`export` rows (`--only import`) run the command's
+//! release binary: build it first with
+//! `cargo build --release --features cli --bin segments` (or name one in
+//! `SEGMENTS_BIN`); without it they say so and are skipped.
+//!
 //! With `postgres`, the PostgreSQL rows run on a throwaway server started
 //! for the run (the tests' harness; it needs the PostgreSQL server
 //! binaries), or on the one `SEGMENTS_POSTGRES_URL` names.

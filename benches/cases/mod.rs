@@ -24,6 +24,7 @@ use tempfile::TempDir;
 
 mod create;
 mod fill;
+mod import;
 pub mod pids;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -230,6 +231,7 @@ pub fn all() -> Vec<Group> {
         ("add_members/sqlite_file/pid64", |c| {
             vec![Entry::Fill(fill::sqlite(c, PidForm::Long))]
         }),
+        ("import/sqlite_file/pid14", import::sqlite),
         ("add_members/memory/pid14", |c| {
             vec![Entry::Fill(fill::memory(c, PidForm::Short))]
         }),
