@@ -119,7 +119,9 @@
 //! | `postgres` | no | `PostgresStore`: PostgreSQL via the sync `postgres` crate and an `r2d2` pool |
 //! | `postgres-tls` | no | `PostgresTls`: TLS for `PostgresStore`'s connections (`native-tls`; OpenSSL on Linux) |
 //! | `wire` | no | `segments_engine::wire`: the documented HTTP contract, transport-free |
-//! | `tokio` | no | `AsyncSegments`: every call as an `async fn` on Tokio's blocking pool |
+//! | `tokio` | no | `AsyncSegments`: every call as an `async fn` on Tokio's blocking pool; `DropOffRuntime` |
+//! | `tracing` | no | a `tracing` span for every call of the service, and error events |
+//! | `cli` | no | the `segments` command: import, export, list, history, migrate (see the README) |
 
 #![forbid(unsafe_code)]
 #![warn(

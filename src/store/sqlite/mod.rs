@@ -182,10 +182,19 @@ impl SqliteStoreBuilder {
 /// - Files use WAL, `synchronous=NORMAL` by default (see [`Synchronous`]),
 ///   `busy_timeout` 5 s and `foreign_keys=ON`, set on every connection as it
 ///   opens. Statements are prepared once per connection and cached.
-/// - One connection writes (calls that write take turns); on a file, reads
-///   use their own connections, so readers never wait on the writer (in
-///   memory, reads share the one connection). Several processes may open
-///   one file; SQLite's locks order their writes.
+/// - One connection writes. The store's write calls wait in line, served
+///   in arrival order (no polling of SQLite's lock between them), and on
+///   a file the calls waiting together **commit together**: each runs in
+///   a savepoint of one transaction, which the last call in line commits
+///   (a group holds at most 64 calls, or 20 ms of them). Each call still
+///   applies all or nothing (a failing call rolls back to its savepoint,
+///   alone), and returns only once its group has committed; if that
+///   commit fails, every call of the group fails and nothing of it is
+///   written. With `synchronous=FULL`, a group pays one fsync. On a file,
+///   reads use their own connections, so readers never wait on the writer
+///   (in memory, reads share the one connection, and each write commits
+///   alone). Several processes may open one file; SQLite's locks order
+///   their writes (their groups, for stores in other processes).
 /// - The crate's tables are `segment_heads`, `segments`, `segment_people`,
 ///   `segment_memberships`, `segment_ledger`, `segment_ops`,
 ///   `segment_sizes`, `death_records`, `segment_keys` and
