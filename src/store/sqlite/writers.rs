@@ -128,6 +128,27 @@ impl Writers {
         };
         open.calls += 1;
 
+        // The group's first call needs no savepoint: if it does not keep
+        // its work, it rolls the whole transaction back (nothing else is in
+        // it yet), and the group ends empty.
+        if open.calls == 1 {
+            let out = catch_unwind(AssertUnwindSafe(|| f(&conn)));
+            if dry_run || !matches!(out, Ok(Ok(_))) {
+                // Nobody else is in the group: it just goes.
+                let rolled_back = execute(&conn, "ROLLBACK");
+                if rolled_back.is_err() {
+                    rollback(&conn);
+                }
+                self.pass_turn(None);
+                drop(conn);
+                return match out {
+                    Ok(out) => out,
+                    Err(panic) => resume_unwind(panic),
+                };
+            }
+            return self.finish(conn, ticket, grouped, open, out);
+        }
+
         let ran = match execute(&conn, "SAVEPOINT segments_call") {
             Ok(()) => {
                 let out = catch_unwind(AssertUnwindSafe(|| f(&conn)));
@@ -154,7 +175,20 @@ impl Writers {
                 return Err(failed(&e));
             }
         };
+        self.finish(conn, ticket, grouped, open, out)
+    }
 
+    /// After a call ran in the group `open`: commits the group now (when
+    /// nobody waits behind the call, or the group is full), or leaves it
+    /// open for the next caller; then waits for the group's end.
+    fn finish<T>(
+        &self,
+        conn: MutexGuard<'_, Connection>,
+        ticket: u64,
+        grouped: bool,
+        open: Open,
+        out: std::thread::Result<Result<T>>,
+    ) -> Result<T> {
         // Commit now, or leave the group open for the callers in line.
         let waiting = {
             let state = self.lock();
@@ -411,6 +445,43 @@ mod tests {
             c.execute("INSERT INTO numbers (n) VALUES (99)", []).db()
         });
         assert!(next.is_ok(), "a later call works: {next:?}");
+    }
+
+    #[test]
+    fn a_call_alone_commits_alone_and_a_failed_or_dry_call_alone_writes_nothing() {
+        let (_dir, conn) = database();
+        let writers = Writers::default();
+        let insert = |n: i64| {
+            move |c: &Connection| -> Result<()> {
+                c.execute("INSERT INTO numbers (n) VALUES (?1)", [n]).db()?;
+                Ok(())
+            }
+        };
+        writers
+            .write(&conn, true, false, PATIENCE, insert(1))
+            .unwrap();
+        let failed = writers.write(&conn, true, false, PATIENCE, |c| {
+            insert(2)(c)?;
+            Err::<(), _>(Error::storage("fails after it wrote"))
+        });
+        assert!(failed.is_err(), "the failure is the caller's");
+        writers
+            .write(&conn, true, true, PATIENCE, insert(3))
+            .unwrap();
+        writers
+            .write(&conn, true, false, PATIENCE, insert(4))
+            .unwrap();
+        assert_eq!(
+            numbers(&conn),
+            [1, 4],
+            "a failed call and a dry run, each alone in its group, wrote nothing"
+        );
+        assert_eq!(
+            writers.groups_committed(),
+            2,
+            "one commit per call that worked"
+        );
+        assert!(conn.lock().unwrap().is_autocommit(), "no transaction open");
     }
 
     #[test]
