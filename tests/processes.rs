@@ -15,12 +15,19 @@
 //!   error reaches a caller, every `current_size` equals its segment's
 //!   members afterwards. Meanwhile a poller follows
 //!   `changes_since` and must see every seq exactly once, in order.
-//! - **Crashes**: a child adding large batches is killed with SIGKILL at a
-//!   random moment, again and again (on SQLite in both durability modes):
+//! - **Crashes**: a child adding large batches from four threads (so that
+//!   a SQLite store is killed in the middle of a group of commits) is
+//!   killed with SIGKILL at a random moment, again and again (on SQLite in
+//!   both durability modes):
 //!   the store opens (`PRAGMA integrity_check` is ok on SQLite), every batch
 //!   is all or nothing, every batch the child saw committed is there, every
 //!   size matches.
 //!
+//! - **Many writers**: two processes of 32 writer threads each add and
+//!   remove overlapping PIDs in four shared segments at once (on SQLite,
+//!   whose writers wait in line and commit in groups): every
+//!   `current_size` equals its members, and the org's ledger is numbered
+//!   1, 2, 3, … without a gap up to `last_seq`.
 //! - **Imports**: a child importing a list of PIDs under an idempotency key
 //!   is killed with SIGKILL partway (after two batches, at a random moment
 //!   in the next ones); the same import rerun with the same key completes
@@ -54,6 +61,7 @@ fn main() {
         Ok("race") => race_child(),
         Ok("writer") => writer_child(),
         Ok("importer") => importer_child(),
+        Ok("writers") => many_writers_child(),
         Ok(other) => panic!("unknown child mode {other:?}"),
         Err(_) => {
             let soak: usize = std::env::var("SEGMENTS_SOAK")
@@ -72,6 +80,10 @@ fn main() {
                 let sync = if kill % 2 == 0 { "normal" } else { "full" };
                 (Target::Sqlite(dir.path().join(format!("{sync}.db"))), sync)
             });
+            for sync in ["normal", "full"] {
+                let target = Target::Sqlite(dir.path().join(format!("writers-{sync}.db")));
+                two_processes_of_many_writers_keep_sizes_and_the_ledger(&target, sync);
+            }
             let target = Target::Sqlite(dir.path().join("import.db"));
             killed_imports_resume_with_their_key(&target, 3 * soak);
             #[cfg(feature = "postgres")]
@@ -534,23 +546,39 @@ fn writer_child() {
         Some(s) => s.id,
         None => segments.create(&org, NewSegment::new("crash")).unwrap().id,
     };
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "ready").unwrap();
-    out.flush().unwrap();
-    let start: u64 = seed() * 10_000;
-    for batch in start.. {
-        let pids: Vec<String> = (0..BATCH).map(|i| format!("p-{batch}x{i}")).collect();
-        segments.add_members(&org, id, &pids).unwrap();
-        if batch % 3 == 2 {
-            let some: Vec<&str> = pids.iter().step_by(2).map(String::as_str).collect();
-            segments.remove_members(&org, id, &some).unwrap();
-            writeln!(out, "committed {batch} halved").unwrap();
-        } else {
-            writeln!(out, "committed {batch}").unwrap();
-        }
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ready").unwrap();
         out.flush().unwrap();
     }
+    // Several writer threads, so that a store that groups its writers'
+    // commits is killed in the middle of a group.
+    let start: u64 = seed() * 10_000;
+    std::thread::scope(|scope| {
+        for thread in 0..WRITER_THREADS {
+            let (segments, org) = (&segments, &org);
+            scope.spawn(move || {
+                for batch in (start + thread..).step_by(WRITER_THREADS as usize) {
+                    let pids: Vec<String> = (0..BATCH).map(|i| format!("p-{batch}x{i}")).collect();
+                    segments.add_members(org, id, &pids).unwrap();
+                    let line = if batch % 3 == 2 {
+                        let some: Vec<&str> = pids.iter().step_by(2).map(String::as_str).collect();
+                        segments.remove_members(org, id, &some).unwrap();
+                        format!("committed {batch} halved")
+                    } else {
+                        format!("committed {batch}")
+                    };
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{line}").unwrap();
+                    out.flush().unwrap();
+                }
+            });
+        }
+    });
 }
+
+/// Writer threads in one writer child.
+const WRITER_THREADS: u64 = 4;
 
 /// Starts a writer `kills` times and kills it mid-batch; `target(kill)`
 /// says where it writes and in which durability mode.
@@ -801,5 +829,118 @@ fn killed_imports_resume_with_their_key(target: &Target, rounds: usize) {
     }
     println!(
         "imports: {rounds} killed imports (sizes at the kill: {killed_at:?}) resumed, counts exact, one join per PID"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Many writers
+
+/// Writer threads in each of the two processes.
+const MANY_WRITERS: u64 = 32;
+/// Calls each writer thread makes.
+const CALLS_PER_WRITER: u64 = 40;
+/// Segments the writers share.
+const SHARED_SEGMENTS: u64 = 4;
+
+/// 32 threads sharing one store, each making [`CALLS_PER_WRITER`] adds and
+/// removals of PIDs from a small pool in the shared segments; prints
+/// `done N` with the calls that worked (every one must).
+fn many_writers_child() {
+    let sync = match std::env::var(SYNC).as_deref() {
+        Ok("full") => Synchronous::Full,
+        _ => Synchronous::Normal,
+    };
+    let segments = Target::from_env().open(sync);
+    let org = org();
+    let ids: Vec<SegmentId> = (0..SHARED_SEGMENTS)
+        .map(|i| {
+            segments
+                .find_or_create(&org, NewSegment::new(format!("shared {i}")))
+                .unwrap()
+                .id
+        })
+        .collect();
+    let base = seed();
+    let calls: u64 = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..MANY_WRITERS)
+            .map(|t| {
+                let (segments, org, ids) = (&segments, &org, &ids);
+                scope.spawn(move || {
+                    let mut rng = Rng(base ^ (t + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                    let mut calls = 0;
+                    for _ in 0..CALLS_PER_WRITER {
+                        let id = ids[rng.below(SHARED_SEGMENTS) as usize];
+                        let pids: Vec<String> =
+                            (0..8).map(|_| format!("p-w{}", rng.below(300))).collect();
+                        if rng.below(3) == 0 {
+                            segments.remove_members(org, id, &pids).unwrap();
+                        } else {
+                            segments.add_members(org, id, &pids).unwrap();
+                        }
+                        calls += 1;
+                    }
+                    calls
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    println!("done {calls}");
+}
+
+/// Two processes of [`MANY_WRITERS`] writers each on one store: sizes
+/// exact, the ledger gapless.
+fn two_processes_of_many_writers_keep_sizes_and_the_ledger(target: &Target, sync: &str) {
+    let base = seed();
+    println!(
+        "many writers: seed {base}, 2 processes of {MANY_WRITERS} writers on {target:?} ({sync})"
+    );
+    let children: Vec<Child> = (0..2)
+        .map(|i| spawn("writers", target, sync, base + i))
+        .collect();
+    for mut child in children {
+        let stdout = child.stdout.take().unwrap();
+        let last = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .last()
+            .unwrap_or_default();
+        assert!(child.wait().unwrap().success(), "a writers process failed");
+        assert_eq!(
+            last,
+            format!("done {}", MANY_WRITERS * CALLS_PER_WRITER),
+            "every call of the process worked"
+        );
+    }
+    target.check_sound(sync);
+    let segments = target.open(Synchronous::Normal);
+    let org = org();
+    for i in 0..SHARED_SEGMENTS {
+        let s = segments
+            .find_by_name(&org, &format!("shared {i}"))
+            .unwrap()
+            .expect("the shared segment exists");
+        assert_eq!(
+            s.current_size,
+            members_of(&segments, &org, s.id),
+            "segment {i}: current_size equals its members ({sync})"
+        );
+    }
+    let feed = whole_feed(&segments, &org);
+    let seqs: Vec<u64> = feed.iter().map(|c| c.seq).collect();
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert!(
+        seqs == expected,
+        "the ledger is numbered without a gap ({sync})"
+    );
+    assert_eq!(
+        segments.last_seq(&org).unwrap(),
+        seqs.len() as u64,
+        "last_seq is the feed's last entry ({sync})"
+    );
+    println!(
+        "many writers: {} calls, {} ledger entries, sizes exact, ledger gapless ({sync})",
+        2 * MANY_WRITERS * CALLS_PER_WRITER,
+        seqs.len()
     );
 }
