@@ -20,12 +20,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use segments_engine::{
-    ListOptions, MemberOptions, NewSegment, OrgId, SegmentId, Segments, SqliteStore, Synchronous,
-};
+use segments_engine::{ListOptions, MemberOptions, OrgId, Segments, SqliteStore, Synchronous};
 
 #[derive(Debug, Parser)]
 #[command(name = "load_direct")]
@@ -65,32 +63,8 @@ enum Command {
     },
 }
 
-/// The share of each call in the mix, out of 100.
-const CREATE_PERCENT: u64 = 10;
-const ADD_PERCENT: u64 = 60;
-/// PIDs in each add.
-const PIDS_PER_ADD: usize = 10;
-/// How many of its latest segments a thread spreads its calls over.
-const RECENT: usize = 32;
-
-/// A small, fast generator (xorshift64*), seeded per thread.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-/// What one thread did.
-#[derive(Default)]
-struct Tally {
-    latencies_us: Vec<u32>,
-    errors: u64,
-}
+#[path = "../benches/mix.rs"]
+mod mix;
 
 fn run(
     db: PathBuf,
@@ -106,69 +80,15 @@ fn run(
     let store = SqliteStore::builder().synchronous(synchronous).open(&db)?;
     let segments = Arc::new(Segments::new(store));
     let org = OrgId::new(org)?;
-    let until = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let segments = Arc::clone(&segments);
-            let org = org.clone();
-            std::thread::spawn(move || {
-                let mut rng =
-                    Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) << 32) ^ std::process::id() as u64);
-                let mut mine: Vec<SegmentId> = Vec::new();
-                let mut tally = Tally::default();
-                let mut created = 0u64;
-                while Instant::now() < until {
-                    let roll = rng.next() % 100;
-                    let began = Instant::now();
-                    let ok = if mine.is_empty() || roll < CREATE_PERCENT {
-                        created += 1;
-                        let name = format!("direct {t} {created} {:x}", rng.next());
-                        segments
-                            .create(&org, NewSegment::new(name))
-                            .map(|s| mine.push(s.id))
-                            .is_ok()
-                    } else {
-                        let recent = &mine[mine.len().saturating_sub(RECENT)..];
-                        let id = recent[(rng.next() % recent.len() as u64) as usize];
-                        if roll < CREATE_PERCENT + ADD_PERCENT {
-                            let pids: Vec<String> = (0..PIDS_PER_ADD)
-                                .map(|_| format!("p-{:012x}", rng.next() >> 16))
-                                .collect();
-                            segments.add_members(&org, id, &pids).is_ok()
-                        } else {
-                            segments.members_page(&org, id, 1).is_ok()
-                        }
-                    };
-                    let micros = began.elapsed().as_micros();
-                    tally
-                        .latencies_us
-                        .push(u32::try_from(micros).unwrap_or(u32::MAX));
-                    tally.errors += u64::from(!ok);
-                }
-                tally
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for handle in handles {
-        let tally = handle.join().expect("a load thread does not panic");
-        latencies.extend(tally.latencies_us);
-        errors += tally.errors;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let percentile = |p: f64| {
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        f64::from(latencies[i]) / 1000.0
-    };
+    let out = mix::run(&segments, &org, threads, Duration::from_secs(seconds));
+    let errors = out.errors;
     println!(
-        "DIRECT threads={threads} ops={} seconds={elapsed:.3} ops_per_s={:.1} p50_ms={:.3} p99_ms={:.3} errors={errors}",
-        latencies.len(),
-        latencies.len() as f64 / elapsed,
-        percentile(0.50),
-        percentile(0.99),
+        "DIRECT threads={threads} ops={} seconds={:.3} ops_per_s={:.1} p50_ms={:.3} p99_ms={:.3} errors={errors}",
+        out.ops,
+        out.seconds,
+        out.ops_per_s(),
+        out.p50_ms,
+        out.p99_ms,
     );
     if errors > 0 {
         return Err(format!("{errors} calls failed").into());

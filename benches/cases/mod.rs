@@ -25,6 +25,7 @@ use tempfile::TempDir;
 mod create;
 mod fill;
 mod import;
+mod mixed;
 pub mod pids;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -232,6 +233,7 @@ pub fn all() -> Vec<Group> {
             vec![Entry::Fill(fill::sqlite(c, PidForm::Long))]
         }),
         ("import/sqlite_file/pid14", import::sqlite),
+        ("mixed/sqlite_file", mixed::sqlite),
         ("add_members/memory/pid14", |c| {
             vec![Entry::Fill(fill::memory(c, PidForm::Short))]
         }),
