@@ -54,9 +54,6 @@ enum EntryKind {
     Segment(usize),
 }
 
-// A fill writes one entry per member: keep them at 48 bytes.
-const _: () = assert!(std::mem::size_of::<Entry>() <= 48);
-
 /// What the entries of one call share.
 struct Call {
     at: DateTime<Utc>,

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use smallvec::SmallVec;
 
 use super::ledger::{MemberCall, MemberChange, Origin};
-use super::people::People;
 use super::roster::Roster;
 use super::{Org, SizeSample, Stored, time};
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Stamp};
@@ -77,8 +77,8 @@ impl Members {
 
 /// The person of `pid`, added at the end of the org's people if the org
 /// never saw them.
-fn person_or_new<'a>(people: &'a mut People, pid: &Pid) -> &'a mut Person {
-    people.get_or_insert_with(pid, || Person {
+fn person_or_new<'a>(people: &'a mut HashMap<Pid, Person>, pid: &Pid) -> &'a mut Person {
+    people.entry(pid.clone()).or_insert_with(|| Person {
         last_entry: super::ledger::NO_ENTRY,
         memberships: SmallVec::new(),
     })
