@@ -66,7 +66,7 @@ impl Synchronous {
 ///
 /// ```
 /// use std::time::Duration;
-/// use segments_engine::{SqliteStore, Synchronous};
+/// use segments_engine::sqlite::{SqliteStore, Synchronous};
 /// # let dir = tempfile::tempdir()?;
 /// let store = SqliteStore::builder()
 ///     .synchronous(Synchronous::Full)
