@@ -133,6 +133,14 @@ pub(crate) const ADDED: i16 = 5;
 pub(crate) const READDED: i16 = 6;
 pub(crate) const REMOVED: i16 = 7;
 
+/// The ledger code of a joining member's entry.
+pub(crate) fn join_code(joined: crate::store::plan::Joined) -> i16 {
+    match joined {
+        crate::store::plan::Joined::Added => ADDED,
+        crate::store::plan::Joined::ReAdded => READDED,
+    }
+}
+
 /// The columns of an entry about a segment (not a member).
 pub(crate) struct SegmentEntry<'a> {
     pub(crate) code: i16,

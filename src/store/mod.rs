@@ -114,6 +114,7 @@ use crate::{
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod entries;
 pub(crate) mod memory;
+pub(crate) mod plan;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
