@@ -134,10 +134,10 @@ pub(crate) const READDED: i16 = 6;
 pub(crate) const REMOVED: i16 = 7;
 
 /// The ledger code of a joining member's entry.
-pub(crate) fn join_code(joined: crate::store::plan::Joined) -> i16 {
+pub(crate) fn join_code(joined: crate::store::rules::members::Joined) -> i16 {
     match joined {
-        crate::store::plan::Joined::Added => ADDED,
-        crate::store::plan::Joined::ReAdded => READDED,
+        crate::store::rules::members::Joined::Added => ADDED,
+        crate::store::rules::members::Joined::ReAdded => READDED,
     }
 }
 

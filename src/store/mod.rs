@@ -114,9 +114,9 @@ use crate::{
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod entries;
 pub(crate) mod memory;
-pub(crate) mod plan;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+pub(crate) mod rules;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 mod types;

@@ -8,9 +8,9 @@ use smallvec::SmallVec;
 use super::ledger::{MemberCall, MemberChange, Origin};
 use super::roster::Roster;
 use super::{Org, SizeSample, Stored, time};
-use crate::store::plan::{self, Joined, Standing};
+use crate::store::rules::members::{self as plan, Joined, Standing};
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Stamp};
-use crate::{Member, Pid, SegmentId};
+use crate::{Member, Pid, Result, SegmentId};
 
 /// A person, within one org.
 pub(super) struct Person {
@@ -212,17 +212,12 @@ pub(super) fn remove(
     pids: &[Pid],
     stamp: Stamp<'_>,
     origin: Origin,
-) -> MembersRemoved {
+) -> Result<MembersRemoved> {
     // A repeat has left by its turn.
     let leaving = plan::remove(standings(org, id, pids, Standing::Removed));
-    let size = stored.members.size();
-    let out = MembersRemoved {
-        n_deleted: leaving.len() as u64,
-        // Every one leaving is an active member: counted in the size.
-        new_current_size: size - leaving.len() as u64,
-    };
+    let out = plan::removed(id, stored.members.size(), leaving.len() as u64)?;
     if stamp.dry_run {
-        return out;
+        return Ok(out);
     }
     let request_id = stamp.request_id.map(Arc::from);
     let ledger_at = org.ledger.next_at(stamp.at);
@@ -252,7 +247,7 @@ pub(super) fn remove(
             size: members.size(),
         });
     }
-    out
+    Ok(out)
 }
 
 pub(super) fn slice(

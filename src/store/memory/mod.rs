@@ -297,7 +297,7 @@ impl SegmentStore for MemoryStore {
     ) -> Result<MembersRemoved> {
         self.keyed(org, stamp, |state| {
             let (org, stored) = state.stored_mut(org, id)?;
-            Ok(members::remove(org, stored, id, pids, stamp, Origin::NONE))
+            members::remove(org, stored, id, pids, stamp, Origin::NONE)
         })
     }
 

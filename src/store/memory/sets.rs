@@ -77,7 +77,7 @@ impl State {
     ) -> Result<MembersRemoved> {
         let (pids, origin) = self.prepare(org, id, expr, stamp)?;
         let (org, stored) = self.stored_mut(org, id)?;
-        Ok(members::remove(org, stored, id, &pids, stamp, origin))
+        members::remove(org, stored, id, &pids, stamp, origin)
     }
 
     /// Checks the target and the sources, computes the members of `expr`

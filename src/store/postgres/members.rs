@@ -19,7 +19,7 @@ use super::ledger::{Ledger, REMOVED, pid_at};
 use super::segments::locate;
 use super::{Tx, count, get, micros, sql_int, time};
 use crate::store::entries::{Batch, join_code};
-use crate::store::plan::{self, Standing};
+use crate::store::rules::members::{self as plan, Standing};
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 

@@ -1,7 +1,6 @@
-//! The member call's plan: the decision every backend makes the same way,
-//! as a plain function over plain data. A backend reads what each PID of
-//! the call is to the segment, asks for the plan, then writes it; a dry run
-//! reads, plans and stops.
+//! The member call's plan. A backend reads what each PID of the call is to
+//! the segment, asks for the plan, then writes it; a dry run reads, plans
+//! and stops.
 
 use crate::store::{MembersAdded, MembersRemoved};
 use crate::{Error, Result, SegmentId};

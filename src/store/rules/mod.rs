@@ -1,0 +1,10 @@
+//! The decisions every backend makes the same way, as plain functions over
+//! plain data, tested once: a backend reads, asks a rule what to do, and
+//! writes what it says.
+//!
+//! - [`members`]: a member call's plan (new, re-added or redundant PIDs,
+//!   leavers, the ledger entries in the caller's order);
+//! - [`deaths`]: where an upserted death record goes in the feed.
+
+pub(crate) mod deaths;
+pub(crate) mod members;
