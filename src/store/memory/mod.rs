@@ -184,8 +184,7 @@ impl MemoryStore {
         };
         state.keys.check(org, claim, stamp.at)?;
         let out = f(&mut state)?;
-        let outcome = (claim.outcome)(out.written());
-        state.keys.claim(org, claim, stamp, outcome);
+        state.keys.claim(org, claim, stamp, &out);
         Ok(out)
     }
 }

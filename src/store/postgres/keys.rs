@@ -6,7 +6,7 @@ use r2d2_postgres::postgres::Row;
 
 use super::{Tx, get, micros, sql_int, time};
 use crate::limits::EXPIRED_KEYS_PER_WRITE;
-use crate::store::{KeyRecord, Stamp, WriteOutcome};
+use crate::store::{KeyRecord, Stamp, WriteOutcome, rules};
 use crate::{Error, OrgId, Result};
 
 /// Inserts a key's record, or replaces its expired record; changes no row
@@ -97,13 +97,7 @@ pub(super) fn claimed<T: WriteOutcome>(
 ) -> Result<T> {
     let out = f(tx)?;
     if let Some(claim) = stamp.key {
-        let record = KeyRecord {
-            fingerprint: claim.fingerprint,
-            outcome: (claim.outcome)(out.written()),
-            request_id: stamp.request_id.map(str::to_owned),
-            recorded_at: stamp.at,
-            expires_at: claim.expires_at,
-        };
+        let record = rules::keys::record(claim, stamp, &out);
         if !put(tx, org, claim.key, &record, micros(stamp.at))? {
             return Err(Error::IdempotencyInProgress {
                 key: claim.key.to_owned(),

@@ -4,7 +4,9 @@
 //!
 //! - [`members`]: a member call's plan (new, re-added or redundant PIDs,
 //!   leavers, the ledger entries in the caller's order);
-//! - [`deaths`]: where an upserted death record goes in the feed.
+//! - [`deaths`]: where an upserted death record goes in the feed;
+//! - [`keys`]: the idempotency-key record a keyed write leaves.
 
 pub(crate) mod deaths;
+pub(crate) mod keys;
 pub(crate) mod members;

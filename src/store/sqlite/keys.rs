@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Db, micros, sql_int, time_at};
 use crate::limits::EXPIRED_KEYS_PER_WRITE;
-use crate::store::{KeyRecord, Stamp, WriteOutcome};
+use crate::store::{KeyRecord, Stamp, WriteOutcome, rules};
 use crate::{Error, OrgId, Result};
 
 /// Inserts a key's record, or replaces its expired record; changes no row
@@ -96,13 +96,7 @@ pub(super) fn claimed<T: WriteOutcome>(
 ) -> Result<T> {
     let out = f(tx)?;
     if let Some(claim) = stamp.key {
-        let record = KeyRecord {
-            fingerprint: claim.fingerprint,
-            outcome: (claim.outcome)(out.written()),
-            request_id: stamp.request_id.map(str::to_owned),
-            recorded_at: stamp.at,
-            expires_at: claim.expires_at,
-        };
+        let record = rules::keys::record(claim, stamp, &out);
         if !put(tx, org, claim.key, &record, micros(stamp.at))? {
             return Err(Error::IdempotencyInProgress {
                 key: claim.key.to_owned(),
