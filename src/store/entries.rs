@@ -142,7 +142,7 @@ pub(crate) fn join_code(joined: crate::store::rules::members::Joined) -> i16 {
 }
 
 /// The columns of an entry about a segment (not a member).
-pub(crate) struct SegmentEntry<'a> {
+pub(crate) struct SegmentColumns<'a> {
     pub(crate) code: i16,
     pub(crate) name: Option<&'a str>,
     pub(crate) description: Option<&'a str>,
@@ -150,7 +150,7 @@ pub(crate) struct SegmentEntry<'a> {
 
 /// The columns of `kind`, an entry about a segment. Membership entries
 /// name a person by number and are written in batches, not through this.
-pub(crate) fn segment_entry(kind: &ChangeKind) -> Result<SegmentEntry<'_>> {
+pub(crate) fn segment_entry(kind: &ChangeKind) -> Result<SegmentColumns<'_>> {
     let (code, name, description) = match kind {
         ChangeKind::Created { name, description } => {
             (CREATED, Some(name.as_str()), description.as_deref())
@@ -164,7 +164,7 @@ pub(crate) fn segment_entry(kind: &ChangeKind) -> Result<SegmentEntry<'_>> {
             )));
         }
     };
-    Ok(SegmentEntry {
+    Ok(SegmentColumns {
         code,
         name,
         description,

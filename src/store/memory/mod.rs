@@ -70,11 +70,12 @@ use crate::{
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    state: Arc<RwLock<State>>,
+    state: Arc<RwLock<Contents>>,
 }
 
+/// Everything the store holds, behind its one lock.
 #[derive(Default)]
-struct State {
+struct Contents {
     /// Every segment, by id: ids are unique across orgs, as in SQLite.
     /// Boxed, so that growing the table moves pointers, not segments.
     segments: HashMap<SegmentId, Box<Stored>>,
@@ -87,7 +88,7 @@ struct State {
 /// `by_key`; the rare rename or delete recomputes it from the stored name.
 #[derive(Default)]
 struct Org {
-    /// Tells this org's segments from other orgs' in `State::segments`.
+    /// Tells this org's segments from other orgs' in `Contents::segments`.
     number: u32,
     by_key: HashMap<String, SegmentId>,
     /// The org's segments in creation order.
@@ -161,11 +162,11 @@ impl MemoryStore {
     // A panic while the lock was held cannot leave a half-applied write:
     // every write checks everything before it changes anything. So a
     // poisoned lock still guards consistent state.
-    fn read(&self) -> RwLockReadGuard<'_, State> {
+    fn read(&self) -> RwLockReadGuard<'_, Contents> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
+    fn write(&self) -> RwLockWriteGuard<'_, Contents> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -176,7 +177,7 @@ impl MemoryStore {
         &self,
         org: &OrgId,
         stamp: Stamp<'_>,
-        f: impl FnOnce(&mut State) -> Result<T>,
+        f: impl FnOnce(&mut Contents) -> Result<T>,
     ) -> Result<T> {
         let mut state = self.write();
         let Some(claim) = stamp.key else {
@@ -200,7 +201,7 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
-impl State {
+impl Contents {
     fn stored(&self, org: &OrgId, id: SegmentId) -> Result<(&Org, &Stored)> {
         let org = self.orgs.get(org).ok_or(Error::NotFound { id })?;
         let stored = self
