@@ -109,18 +109,19 @@ macro_rules! conformance_tests {
             list_limit_is_checked,
             // members.rs
             add_members_reports_the_documented_counts,
-            repeats_within_a_call_count_once,
-            malformed_pids_never_fail_the_call,
             redundant_adds_move_last_added_at,
             removal_keeps_history,
-            too_many_pids_are_refused_whole,
             member_calls_on_another_orgs_segment_are_not_found,
             deleting_a_segment_takes_its_members,
+            racing_member_calls_keep_current_size_exact,
+            reads_from_past_the_last_member_are_empty_and_exact,
+            // pid_input.rs
+            malformed_pids_never_fail_the_call,
+            too_many_pids_are_refused_whole,
             person_directory_rejects_unknown_pids,
             empty_member_calls_change_nothing,
-            racing_member_calls_keep_current_size_exact,
+            repeats_within_a_call_count_once,
             a_pid_given_twice_to_a_store_is_refused_or_counted_once,
-            reads_from_past_the_last_member_are_empty_and_exact,
             // imports.rs
             an_import_counts_every_pid_once,
             an_empty_or_misdirected_import_changes_nothing,
@@ -408,6 +409,7 @@ mod listing;
 mod members;
 mod names;
 mod pages;
+mod pid_input;
 mod reopen;
 mod segments;
 mod sets;
@@ -421,6 +423,7 @@ pub use listing::*;
 pub use members::*;
 pub use names::*;
 pub use pages::*;
+pub use pid_input::*;
 pub use reopen::*;
 pub use segments::*;
 pub use sets::*;

@@ -5,7 +5,7 @@ use super::*;
 
 /// The suite's source files, as compiled: every function of the suite
 /// is in one of them.
-const SOURCES: [(&str, &str); 14] = [
+const SOURCES: [(&str, &str); 15] = [
     ("mod.rs", include_str!("mod.rs")),
     ("deaths.rs", include_str!("deaths.rs")),
     ("history.rs", include_str!("history.rs")),
@@ -16,6 +16,7 @@ const SOURCES: [(&str, &str); 14] = [
     ("members.rs", include_str!("members.rs")),
     ("names.rs", include_str!("names.rs")),
     ("pages.rs", include_str!("pages.rs")),
+    ("pid_input.rs", include_str!("pid_input.rs")),
     ("reopen.rs", include_str!("reopen.rs")),
     ("segments.rs", include_str!("segments.rs")),
     ("sets.rs", include_str!("sets.rs")),
