@@ -137,9 +137,10 @@ macro_rules! conformance_tests {
             ledgers_are_per_org,
             ledger_times_never_go_backwards,
             no_op_changes_record_nothing,
-            racing_writers_number_the_ledger_in_commit_order,
             member_entries_follow_the_callers_order,
             members_seq_moves_with_every_membership_change,
+            // ledger_races.rs
+            racing_writers_number_the_ledger_in_commit_order,
             // history.rs
             the_change_feed_never_misses_or_repeats,
             a_cursor_past_the_ledger_is_refused,
@@ -405,6 +406,7 @@ mod history;
 mod imports;
 mod keys;
 mod ledger;
+mod ledger_races;
 mod listing;
 mod members;
 mod names;
@@ -419,6 +421,7 @@ pub use history::*;
 pub use imports::*;
 pub use keys::*;
 pub use ledger::*;
+pub use ledger_races::*;
 pub use listing::*;
 pub use members::*;
 pub use names::*;

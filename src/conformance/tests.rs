@@ -5,13 +5,14 @@ use super::*;
 
 /// The suite's source files, as compiled: every function of the suite
 /// is in one of them.
-const SOURCES: [(&str, &str); 15] = [
+const SOURCES: [(&str, &str); 16] = [
     ("mod.rs", include_str!("mod.rs")),
     ("deaths.rs", include_str!("deaths.rs")),
     ("history.rs", include_str!("history.rs")),
     ("imports.rs", include_str!("imports.rs")),
     ("keys.rs", include_str!("keys.rs")),
     ("ledger.rs", include_str!("ledger.rs")),
+    ("ledger_races.rs", include_str!("ledger_races.rs")),
     ("listing.rs", include_str!("listing.rs")),
     ("members.rs", include_str!("members.rs")),
     ("names.rs", include_str!("names.rs")),
