@@ -649,4 +649,8 @@ impl SegmentStore for SqliteStore {
 }
 
 #[cfg(test)]
+mod failure_tests;
+#[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
 mod tests;
