@@ -96,14 +96,9 @@ pub(super) fn claimed<T: WriteOutcome>(
     f: &mut impl FnMut(&mut Tx<'_>) -> Result<T>,
 ) -> Result<T> {
     let out = f(tx)?;
-    if let Some(claim) = stamp.key {
-        let record = rules::keys::record(claim, stamp, &out);
-        if !put(tx, org, claim.key, &record, micros(stamp.at))? {
-            return Err(Error::IdempotencyInProgress {
-                key: claim.key.to_owned(),
-            });
-        }
-    }
+    rules::keys::claim(stamp, &out, |key, record| {
+        put(tx, org, key, record, micros(stamp.at))
+    })?;
     Ok(out)
 }
 
@@ -116,9 +111,10 @@ pub(super) fn record(
     record: &KeyRecord,
     now: DateTime<Utc>,
 ) -> Result<KeyRecord> {
-    if put(tx, org, key, record, micros(now))? {
-        return Ok(record.clone());
-    }
-    get_record(tx, org, key, now)?
-        .ok_or_else(|| Error::storage("an idempotency key's record vanished inside a transaction"))
+    rules::keys::record_or_standing(
+        tx,
+        record.clone(),
+        |tx, record| put(tx, org, key, record, micros(now)),
+        |tx| get_record(tx, org, key, now),
+    )
 }
