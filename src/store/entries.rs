@@ -6,12 +6,15 @@
 use chrono::{DateTime, Utc};
 
 use crate::store::Stamp;
+use crate::store::rules::clock::ledger_time;
 use crate::{ChangeKind, Error, OrgId, Pid, Result};
 
 /// An org's ledger head as one write transaction holds it: the seqs it
-/// hands out, and the one time of all its changes. The contract's clock
-/// rule lives in [`Head::open`]: a change stamped earlier than the org's
-/// last entry is recorded at that entry's time. Each SQL store reads the
+/// hands out, and the one time of all its changes. [`Head::open`] sets
+/// that time by the ledger clock
+/// ([`ledger_time`](crate::store::rules::clock::ledger_time)): a change
+/// stamped earlier than the org's last entry is recorded at that entry's
+/// time. Each SQL store reads the
 /// head row into it (locking it first, on PostgreSQL) and writes it back
 /// when [`Head::moved`].
 pub(crate) struct Head<'a> {
@@ -29,11 +32,11 @@ impl<'a> Head<'a> {
     /// The head of `org` for a write stamped `stamp`, from the org's head
     /// row (`last_seq`, `last_at`), or `None` for an org that never wrote.
     pub(crate) fn open(org: &'a OrgId, stamp: Stamp<'a>, row: Option<(i64, i64)>) -> Self {
-        let (last, last_at) = row.unwrap_or((0, i64::MIN));
+        let last = row.map_or(0, |(seq, _)| seq);
         Self {
             org: org.as_str(),
             request_id: stamp.request_id,
-            at: stamp.at.timestamp_micros().max(last_at),
+            at: ledger_time(stamp.at.timestamp_micros(), row.map(|(_, at)| at)),
             last,
             opened_at: last,
         }
