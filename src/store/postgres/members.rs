@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use r2d2_postgres::postgres::Row;
 
 use super::ledger::{Ledger, REMOVED, pid_at};
-use super::segments::locate;
+use super::segments::{locate, set_size};
 use super::{Tx, count, get, micros, sql_int, time};
 use crate::store::entries::{Batch, join_code};
 use crate::store::rules::members::{self as plan, Standing};
@@ -500,39 +500,6 @@ pub(super) fn create_from(
         current_size: added.new_current_size,
         ..created
     })
-}
-
-/// A segment's new size, as `current_size` and as a size sample.
-pub(super) const SET_SIZE: &str = "WITH sized AS (
-         UPDATE {schema}.segments SET current_size = $3 WHERE org = $1 AND id = $2
-     )
-     INSERT INTO {schema}.segment_sizes (org, segment, seq, at, size) VALUES ($1, $2, $4, $5, $3)";
-
-/// Stores a segment's new size, as `current_size` and as the size after
-/// ledger entry `entry` (for `size_as_of`, and as its `members_seq`).
-/// Nothing to do when the call recorded no entry.
-fn set_size(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    id: SegmentId,
-    ledger: &Ledger<'_>,
-    entry: Option<i64>,
-    size: u64,
-) -> Result<()> {
-    let Some(entry) = entry else {
-        return Ok(());
-    };
-    tx.execute(
-        SET_SIZE,
-        &[
-            &org.as_str(),
-            id.as_uuid(),
-            &sql_int(size),
-            &entry,
-            &ledger.at(),
-        ],
-    )?;
-    Ok(())
 }
 
 fn member_from_row(row: &Row) -> Result<Member> {

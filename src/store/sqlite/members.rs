@@ -15,7 +15,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::ledger::{Ledger, REMOVED, pid_at};
-use super::segments::{Located, locate};
+use super::segments::{Located, locate, set_size};
 use super::{Db, array, micros, sql_int, time_at};
 use crate::store::entries::{Batch, join_code};
 use crate::store::rules::members::{self as plan, Standing};
@@ -415,31 +415,6 @@ fn check_rows(rows: usize, batch: &Batch<'_>) -> Result<()> {
             batch.len()
         )))
     }
-}
-
-/// Stores a segment's new size, both as `current_size` and as the size
-/// after ledger entry `entry` (for `size_as_of`, and as its
-/// `members_seq`). Nothing to do when the call recorded no entry: the
-/// members did not change.
-fn set_size(
-    tx: &Connection,
-    segment: Located,
-    at: i64,
-    entry: Option<i64>,
-    size: u64,
-) -> Result<()> {
-    let Some(entry) = entry else {
-        return Ok(());
-    };
-    tx.prepare_cached("UPDATE segments SET current_size = ?1 WHERE number = ?2")
-        .db()?
-        .execute(params![sql_int(size), segment.number])
-        .db()?;
-    tx.prepare_cached("INSERT INTO segment_sizes (segment, at, seq, size) VALUES (?1, ?2, ?3, ?4)")
-        .db()?
-        .execute(params![segment.number, at, entry, sql_int(size)])
-        .db()?;
-    Ok(())
 }
 
 /// A member row: `pid, first_added_at, last_added_at`.
