@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use segments_engine::{ListOptions, MemberOptions, OrgId, Segments, SqliteStore, Synchronous};
+use segments_engine::sqlite::Synchronous;
+use segments_engine::{ListOptions, MemberOptions, OrgId, Segments, SqliteStore};
 
 #[derive(Debug, Parser)]
 #[command(name = "load_direct")]

@@ -179,7 +179,15 @@ pub use store::postgres::PostgresTls;
 pub use store::postgres::{PostgresPoolStatus, PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use store::sqlite::{SqliteStore, SqliteStoreBuilder, Synchronous};
+pub use store::sqlite::{SqliteStore, SqliteStoreBuilder};
+
+/// SQLite: [`SqliteStore`](sqlite::SqliteStore), its builder, and its
+/// settings ([`Synchronous`](sqlite::Synchronous)).
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite {
+    pub use crate::store::sqlite::{SqliteStore, SqliteStoreBuilder, Synchronous};
+}
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -43,9 +43,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use segments_engine::sqlite::Synchronous;
 use segments_engine::{
     Error, ListOptions, MemberOptions, NewSegment, OrgId, SegmentId, SegmentStore, Segments,
-    SqliteStore, Synchronous,
+    SqliteStore,
 };
 
 #[cfg(feature = "postgres")]

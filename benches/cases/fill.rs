@@ -158,7 +158,9 @@ pub fn memory(config: Config, form: PidForm) -> Fill {
         size,
         // A memory fill of 1M takes about a second.
         fills: 4,
-        whole: Target::RatioAtLeast(0.5),
+        // SPEC §8: reported; 0.3 only catches accidents (MemoryStore is a
+        // plain reference backend, not a race against a HashMap).
+        whole: Target::RatioAtLeast(0.3),
         last: Target::Report,
         library,
         floor,

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use segments_engine::{OrgId, Segments, SqliteStore, Synchronous};
+use segments_engine::sqlite::Synchronous;
+use segments_engine::{OrgId, Segments, SqliteStore};
 
 use super::{Config, Curve, Entry, fresh_dir, human};
 

@@ -52,8 +52,9 @@ impl Record {
     }
 }
 
+/// Where the CSV reader is within a record.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
+enum CsvState {
     FieldStart,
     Unquoted,
     Quoted,
@@ -110,7 +111,7 @@ impl<R: BufRead> Records<R> {
         record.data.clear();
         record.ends.clear();
         record.line = self.lines + 1;
-        let mut state = State::FieldStart;
+        let mut state = CsvState::FieldStart;
         let mut size = 0usize;
         loop {
             self.line.clear();
@@ -118,7 +119,7 @@ impl<R: BufRead> Records<R> {
             let n = <&mut R as io::Read>::take(&mut self.input, room)
                 .read_until(b'\n', &mut self.line)?;
             if n == 0 {
-                if state == State::Quoted {
+                if state == CsvState::Quoted {
                     return Err(invalid("a quoted field is never closed".to_owned()));
                 }
                 if size == 0 {
@@ -151,32 +152,32 @@ impl<R: BufRead> Records<R> {
             }
             for &b in text {
                 state = match (state, b) {
-                    (State::FieldStart, b'"') => State::Quoted,
-                    (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b',') => {
+                    (CsvState::FieldStart, b'"') => CsvState::Quoted,
+                    (CsvState::FieldStart | CsvState::Unquoted | CsvState::QuoteInQuoted, b',') => {
                         record.ends.push(record.data.len());
-                        State::FieldStart
+                        CsvState::FieldStart
                     }
-                    (State::Quoted, b'"') => State::QuoteInQuoted,
-                    (State::QuoteInQuoted, b'"') => {
+                    (CsvState::Quoted, b'"') => CsvState::QuoteInQuoted,
+                    (CsvState::QuoteInQuoted, b'"') => {
                         record.data.push(b'"');
-                        State::Quoted
+                        CsvState::Quoted
                     }
-                    (State::Quoted, b) => {
+                    (CsvState::Quoted, b) => {
                         record.data.push(b);
-                        State::Quoted
+                        CsvState::Quoted
                     }
                     (_, b) => {
                         record.data.push(b);
-                        State::Unquoted
+                        CsvState::Unquoted
                     }
                 };
             }
-            if state == State::Quoted && ended {
+            if state == CsvState::Quoted && ended {
                 // A line end inside quotes belongs to the field.
                 record.data.extend_from_slice(end);
                 continue;
             }
-            if state == State::Quoted {
+            if state == CsvState::Quoted {
                 // The input ended inside quotes: reported on the next turn.
                 continue;
             }

@@ -21,6 +21,7 @@ mod deaths;
 mod history;
 mod idempotency;
 mod members;
+mod outcomes;
 mod sets;
 mod trace;
 

@@ -6,12 +6,15 @@
 use chrono::{DateTime, Utc};
 
 use crate::store::Stamp;
+use crate::store::rules::clock::ledger_time;
 use crate::{ChangeKind, Error, OrgId, Pid, Result};
 
 /// An org's ledger head as one write transaction holds it: the seqs it
-/// hands out, and the one time of all its changes. The contract's clock
-/// rule lives in [`Head::open`]: a change stamped earlier than the org's
-/// last entry is recorded at that entry's time. Each SQL store reads the
+/// hands out, and the one time of all its changes. [`Head::open`] sets
+/// that time by the ledger clock
+/// ([`ledger_time`](crate::store::rules::clock::ledger_time)): a change
+/// stamped earlier than the org's last entry is recorded at that entry's
+/// time. Each SQL store reads the
 /// head row into it (locking it first, on PostgreSQL) and writes it back
 /// when [`Head::moved`].
 pub(crate) struct Head<'a> {
@@ -29,11 +32,11 @@ impl<'a> Head<'a> {
     /// The head of `org` for a write stamped `stamp`, from the org's head
     /// row (`last_seq`, `last_at`), or `None` for an org that never wrote.
     pub(crate) fn open(org: &'a OrgId, stamp: Stamp<'a>, row: Option<(i64, i64)>) -> Self {
-        let (last, last_at) = row.unwrap_or((0, i64::MIN));
+        let last = row.map_or(0, |(seq, _)| seq);
         Self {
             org: org.as_str(),
             request_id: stamp.request_id,
-            at: stamp.at.timestamp_micros().max(last_at),
+            at: ledger_time(stamp.at.timestamp_micros(), row.map(|(_, at)| at)),
             last,
             opened_at: last,
         }
@@ -133,8 +136,16 @@ pub(crate) const ADDED: i16 = 5;
 pub(crate) const READDED: i16 = 6;
 pub(crate) const REMOVED: i16 = 7;
 
+/// The ledger code of a joining member's entry.
+pub(crate) fn join_code(joined: crate::store::rules::members::Joined) -> i16 {
+    match joined {
+        crate::store::rules::members::Joined::Added => ADDED,
+        crate::store::rules::members::Joined::ReAdded => READDED,
+    }
+}
+
 /// The columns of an entry about a segment (not a member).
-pub(crate) struct SegmentEntry<'a> {
+pub(crate) struct SegmentColumns<'a> {
     pub(crate) code: i16,
     pub(crate) name: Option<&'a str>,
     pub(crate) description: Option<&'a str>,
@@ -142,7 +153,7 @@ pub(crate) struct SegmentEntry<'a> {
 
 /// The columns of `kind`, an entry about a segment. Membership entries
 /// name a person by number and are written in batches, not through this.
-pub(crate) fn segment_entry(kind: &ChangeKind) -> Result<SegmentEntry<'_>> {
+pub(crate) fn segment_entry(kind: &ChangeKind) -> Result<SegmentColumns<'_>> {
     let (code, name, description) = match kind {
         ChangeKind::Created { name, description } => {
             (CREATED, Some(name.as_str()), description.as_deref())
@@ -156,7 +167,7 @@ pub(crate) fn segment_entry(kind: &ChangeKind) -> Result<SegmentEntry<'_>> {
             )));
         }
     };
-    Ok(SegmentEntry {
+    Ok(SegmentColumns {
         code,
         name,
         description,

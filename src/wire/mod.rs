@@ -93,12 +93,17 @@ use crate::{
 
 mod auth;
 mod json;
+mod responses;
+mod routes;
 
 pub use auth::{Authenticator, KeyRing};
 use json::{
     AddResults, DeathItem, ErrorResponse, LegacyErrorBody, LimitsResponse, ListResults, MemberItem,
     MembersResults, Query, RemoveResults, ResultsResponse, SegmentIdResponse, SegmentItem,
 };
+pub use responses::error_response;
+use responses::*;
+use routes::*;
 
 /// An org's request rate: a sustained rate and a burst above it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,39 +173,6 @@ impl<S> fmt::Debug for Wire<S> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Route {
-    Create,
-    CreateFrom,
-    MembersAdd,
-    MembersAddFrom,
-    Members,
-    MembersRemove,
-    MembersRemoveFrom,
-    Get,
-    List,
-    Delete,
-    Deaths,
-    UsageLimits,
-}
-
-impl Route {
-    /// Whether the route writes: the routes an `Idempotency-Key` applies
-    /// to.
-    fn writes(self) -> bool {
-        matches!(
-            self,
-            Self::Create
-                | Self::CreateFrom
-                | Self::MembersAdd
-                | Self::MembersAddFrom
-                | Self::MembersRemove
-                | Self::MembersRemoveFrom
-                | Self::Delete
-        )
-    }
-}
-
 /// What a route did, before it is written as JSON.
 enum Answer {
     Created(SegmentId),
@@ -259,49 +231,6 @@ fn idempotency_key(header: &HeaderValue) -> Result<String, ValidationError> {
             Some(c) if c != '"' && (' '..='~').contains(&c) => key.push(c),
             _ => return Err(malformed()),
         }
-    }
-}
-
-/// The routes under `/v2/segments/`, with their method.
-const SEGMENT_ROUTES: &[(&str, Method, Route)] = &[
-    ("create", Method::POST, Route::Create),
-    ("create_from", Method::POST, Route::CreateFrom),
-    ("members/add", Method::POST, Route::MembersAdd),
-    ("members/add_from", Method::POST, Route::MembersAddFrom),
-    ("members", Method::GET, Route::Members),
-    ("members/remove", Method::POST, Route::MembersRemove),
-    (
-        "members/remove_from",
-        Method::POST,
-        Route::MembersRemoveFrom,
-    ),
-    ("get", Method::GET, Route::Get),
-    ("list", Method::GET, Route::List),
-    ("delete", Method::POST, Route::Delete),
-    ("signals/deaths", Method::GET, Route::Deaths),
-];
-
-/// Why a request got no answer from the service.
-enum Refusal {
-    /// The service (or the checks around it) said no.
-    Domain(Error),
-    /// The path or method has no route.
-    Route {
-        status: StatusCode,
-        message: String,
-        allow: Option<&'static str>,
-    },
-}
-
-impl From<Error> for Refusal {
-    fn from(e: Error) -> Self {
-        Self::Domain(e)
-    }
-}
-
-impl From<ValidationError> for Refusal {
-    fn from(e: ValidationError) -> Self {
-        Self::Domain(e.into())
     }
 }
 
@@ -592,158 +521,6 @@ impl<S: SegmentStore> Wire<S> {
             request_completed_at: self.completed_at(),
         })
     }
-}
-
-/// The route of `path`, or why there is none.
-fn route(method: &Method, path: &str) -> Result<Route, Refusal> {
-    let found = if path == "/v2/usage/limits" {
-        Some((&Method::GET, Route::UsageLimits))
-    } else if let Some(name) = path.strip_prefix("/v2/segments/") {
-        SEGMENT_ROUTES
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .map(|(_, m, r)| (m, *r))
-    } else if let Some(name) = path.strip_prefix("/v1/segments/") {
-        if SEGMENT_ROUTES.iter().any(|(n, _, _)| *n == name) {
-            return Err(Refusal::Route {
-                status: StatusCode::NOT_FOUND,
-                message: format!("Segments {name} endpoint only supports v2 API version"),
-                allow: None,
-            });
-        }
-        None
-    } else {
-        None
-    };
-    match found {
-        None => Err(Refusal::Route {
-            status: StatusCode::NOT_FOUND,
-            message: format!("No endpoint at {path}"),
-            allow: None,
-        }),
-        Some((allowed, _)) if allowed != method => Err(Refusal::Route {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            message: format!("Method {method} is not allowed; this endpoint accepts {allowed}"),
-            allow: Some(allowed.as_str()),
-        }),
-        Some((_, route)) => Ok(route),
-    }
-}
-
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// The documented error response for a refusal a host makes itself, around
-/// the adapter rather than in it (a body-size layer's `413`, a timeout's
-/// `503`, a host route's `405`), in the shape of the adapter's own:
-/// `application/json`, `api_request_id`, `error_message`, and the
-/// deprecated `statusCode` and `body` fields.
-///
-/// `request_id` is the `api_request_id` to give: an admitted request's
-/// ([`Admitted::request_id`]), so that its answer carries the id its changes
-/// are recorded under; `None` for a fresh one.
-///
-/// `error_message` is the adapter's own text where it has one for `status`
-/// (`413`: the body-size message, `401`: `Unauthorized`, `500`: `Internal
-/// server error`), else the status's reason phrase. No header is set but
-/// `Content-Type`: a host that answers `405` adds its `Allow`, one that
-/// answers `429` its `Retry-After`.
-///
-/// ```
-/// use segments_engine::wire::error_response;
-/// let response = error_response(http::StatusCode::PAYLOAD_TOO_LARGE, None);
-/// assert_eq!(response.status(), 413);
-/// let body: serde_json::Value = serde_json::from_slice(response.body())?;
-/// assert_eq!(body["error_message"], "More than 16777216 bytes in request");
-/// assert_eq!(body["statusCode"], 413);
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-pub fn error_response(status: StatusCode, request_id: Option<&str>) -> Response<Vec<u8>> {
-    let message = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge {
-            what: "bytes",
-            limit: MAX_BODY_BYTES,
-        }
-        .public_message()
-        .into_owned(),
-        StatusCode::UNAUTHORIZED => Error::Unauthorized.public_message().into_owned(),
-        StatusCode::INTERNAL_SERVER_ERROR => "Internal server error".to_owned(),
-        other => other.canonical_reason().unwrap_or("Error").to_owned(),
-    };
-    let refusal = Refusal::Route {
-        status,
-        message,
-        allow: None,
-    };
-    match request_id {
-        Some(id) => refusal_response(refusal, id),
-        None => refusal_response(refusal, &Uuid::now_v7().hyphenated().to_string()),
-    }
-}
-
-fn refusal_response(refusal: Refusal, request_id: &str) -> Response<Vec<u8>> {
-    let (status, message, allow, retry_after, error) = match refusal {
-        Refusal::Route {
-            status,
-            message,
-            allow,
-        } => (status, message, allow, None, None),
-        Refusal::Domain(error) => {
-            let status = StatusCode::from_u16(error.status_code())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let retry_after = match &error {
-                Error::RateLimited { retry_after } => Some(whole_seconds(*retry_after)),
-                _ => None,
-            };
-            (
-                status,
-                error.public_message().into_owned(),
-                None,
-                retry_after,
-                Some(error),
-            )
-        }
-    };
-    let legacy = json::to_vec(&LegacyErrorBody {
-        error: &message,
-        status_code: status.as_u16(),
-    });
-    let body = json::to_vec(&ErrorResponse {
-        api_request_id: request_id,
-        error_message: &message,
-        status_code: status.as_u16(),
-        body: String::from_utf8(legacy).expect("serde_json writes UTF-8"),
-    });
-    let mut response = json_response(status, body);
-    if let Some(allow) = allow {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
-    }
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    if let Some(error) = error {
-        response
-            .extensions_mut()
-            .insert(ErrorDetail(Arc::new(error)));
-    }
-    response
-}
-
-/// `Retry-After` is whole seconds: round up, and never 0.
-fn whole_seconds(d: Duration) -> u64 {
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    secs.max(1)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use foldhash::HashMap;
 
+use crate::store::rules::deaths::{self, Place};
 use crate::store::{DeathSignalPage, DeathsUpserted};
 use crate::{DeathCursor, DeathRecord, Pid};
 
@@ -23,24 +24,28 @@ impl Deaths {
         let mut done = DeathsUpserted::default();
         for record in records {
             let mut record = record.clone();
-            if let Some(&i) = self.by_obituary.get(&record.obituary_id) {
-                let old = self.records[i]
-                    .as_mut()
-                    .expect("the index points at the record");
-                record.first_observed_at = old.first_observed_at;
-                done.n_updated += 1;
-                if old.minerva_pid == record.minerva_pid {
-                    *old = record;
-                    continue;
+            let known = self.by_obituary.get(&record.obituary_id).and_then(|&i| {
+                let old = self.records[i].as_ref()?;
+                Some((i, old.minerva_pid.as_str(), old.first_observed_at))
+            });
+            let (place, first) = deaths::place(
+                known,
+                record.minerva_pid.as_str(),
+                record.first_observed_at,
+                &mut done,
+            );
+            record.first_observed_at = first;
+            match place {
+                Place::Kept(i) => self.records[i] = Some(record),
+                Place::End { moved_from } => {
+                    if let Some(i) = moved_from {
+                        self.records[i] = None;
+                    }
+                    self.by_obituary
+                        .insert(record.obituary_id.clone(), self.records.len());
+                    self.records.push(Some(record));
                 }
-                // Another person now: the record moves to the end of the feed.
-                self.records[i] = None;
-            } else {
-                done.n_inserted += 1;
             }
-            self.by_obituary
-                .insert(record.obituary_id.clone(), self.records.len());
-            self.records.push(Some(record));
         }
         done
     }

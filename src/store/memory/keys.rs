@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 
 use crate::limits::EXPIRED_KEYS_PER_WRITE;
-use crate::store::{KeyClaim, KeyRecord, Stamp};
+use crate::store::{KeyClaim, KeyRecord, Stamp, WriteOutcome, rules};
 use crate::{Error, OrgId, Result};
 
 /// Every org's idempotency keys.
@@ -49,22 +49,20 @@ impl Keys {
         }
     }
 
-    /// Records a claimed key with the write's encoded outcome.
+    /// Records the key a write claimed, with its outcome.
     pub(super) fn claim(
         &mut self,
         org: &OrgId,
         claim: &KeyClaim<'_>,
         stamp: Stamp<'_>,
-        outcome: Vec<u8>,
+        out: &impl WriteOutcome,
     ) {
-        let record = KeyRecord {
-            fingerprint: claim.fingerprint,
-            outcome,
-            request_id: stamp.request_id.map(str::to_owned),
-            recorded_at: stamp.at,
-            expires_at: claim.expires_at,
-        };
-        self.put(org, claim.key, record, stamp.at);
+        self.put(
+            org,
+            claim.key,
+            rules::keys::record(claim, stamp, out),
+            stamp.at,
+        );
     }
 
     /// Records `record` for `key` unless a live record stands; returns the

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::members::Person;
 use super::{Org, Stored, time};
+use crate::store::rules::clock::ledger_time;
 use crate::{Change, ChangeKind, MemberCursor, PastMember, Pid, Provenance, SegmentId};
 
 /// An org's ledger: entry `seq` is `entries[seq - 1]`, and entry times
@@ -53,9 +54,6 @@ enum EntryKind {
     Member(MemberChange, Pid),
     Segment(usize),
 }
-
-// A fill writes one entry per member: keep them at 48 bytes.
-const _: () = assert!(std::mem::size_of::<Entry>() <= 48);
 
 /// What the entries of one call share.
 struct Call {
@@ -168,7 +166,7 @@ impl Ledger {
     /// The time the next entry gets: the stamp's, or the last call's if
     /// that is later.
     pub(super) fn next_at(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        self.calls.last().map_or(at, |last| last.at.max(at))
+        ledger_time(at, self.calls.last().map(|last| last.at))
     }
 
     /// Appends an entry about a segment at `at` (from `next_at`); returns

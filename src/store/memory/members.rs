@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashSet, HashSetExt};
 use smallvec::SmallVec;
 
 use super::ledger::{MemberCall, MemberChange, Origin};
-use super::people::People;
 use super::roster::Roster;
 use super::{Org, SizeSample, Stored, time};
+use crate::store::rules::members::{self as plan, Joined, Standing};
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Stamp};
-use crate::{Member, Pid, SegmentId};
+use crate::{Member, Pid, Result, SegmentId};
 
 /// A person, within one org.
 pub(super) struct Person {
@@ -77,8 +78,8 @@ impl Members {
 
 /// The person of `pid`, added at the end of the org's people if the org
 /// never saw them.
-fn person_or_new<'a>(people: &'a mut People, pid: &Pid) -> &'a mut Person {
-    people.get_or_insert_with(pid, || Person {
+fn person_or_new<'a>(people: &'a mut HashMap<Pid, Person>, pid: &Pid) -> &'a mut Person {
+    people.entry(pid.clone()).or_insert_with(|| Person {
         last_entry: super::ledger::NO_ENTRY,
         memberships: SmallVec::new(),
     })
@@ -110,8 +111,33 @@ impl Org {
     }
 }
 
+/// Each of `pids` with its place and what it is to `segment` when its
+/// turn comes: a PID the call gave before stands as `repeat` (the service
+/// gives unique PIDs; a store given a repeat counts it once).
+fn standings<'p>(
+    org: &Org,
+    segment: SegmentId,
+    pids: &'p [Pid],
+    repeat: Standing,
+) -> impl Iterator<Item = (usize, &'p Pid, Standing)> {
+    let mut seen = HashSet::with_capacity(pids.len());
+    pids.iter().enumerate().map(move |(place, pid)| {
+        let standing = if !seen.insert(pid) {
+            repeat
+        } else {
+            match org.membership(segment, pid) {
+                None => Standing::NotMember,
+                Some(m) if m.active => Standing::Member,
+                Some(_) => Standing::Removed,
+            }
+        };
+        (place, pid, standing)
+    })
+}
+
 /// Makes each of `pids` an active member, recording each entry with
-/// `origin`; with a dry run, only counts.
+/// `origin`; with a dry run, only counts. The split comes from
+/// [`plan::add`], as in every backend.
 pub(super) fn add(
     org: &mut Org,
     stored: &mut Stored,
@@ -120,71 +146,65 @@ pub(super) fn add(
     stamp: Stamp<'_>,
     origin: Origin,
 ) -> MembersAdded {
+    // A repeat is a member by its turn: redundant.
+    let plan = plan::add(standings(org, id, pids, Standing::Member));
     if stamp.dry_run {
-        let n_redundant = pids.iter().filter(|pid| org.is_member(id, pid)).count() as u64;
-        let n_added = pids.len() as u64 - n_redundant;
-        return MembersAdded {
-            n_added,
-            n_redundant,
-            new_current_size: stored.members.size() + n_added,
-        };
+        return plan.outcome(stored.members.size());
     }
     let request_id = stamp.request_id.map(Arc::from);
     let ledger_at = org.ledger.next_at(stamp.at);
-    let mut call = MemberCall::new(ledger_at, &request_id, id, origin);
     let micros = ledger_at.timestamp_micros();
-    let mut n_redundant = 0;
-    let mut last_seq = None;
-    let (mut new, mut rejoined) = (Vec::new(), Vec::new());
-    for pid in pids {
-        let person = person_or_new(&mut org.people, pid);
-        let kind = match person.membership_mut(id) {
-            None => {
-                person.memberships.push((
-                    id,
-                    Membership {
-                        first_added_at: micros,
-                        last_added_at: micros,
-                        active: true,
-                    },
-                ));
-                new.push((micros, pid.clone()));
-                MemberChange::Added
-            }
-            Some(m) => {
-                m.last_added_at = micros;
-                if m.active {
-                    n_redundant += 1;
-                    continue;
-                }
+    let mut new = Vec::with_capacity(plan.insert.len());
+    for &pid in &plan.insert {
+        person_or_new(&mut org.people, pid).memberships.push((
+            id,
+            Membership {
+                first_added_at: micros,
+                last_added_at: micros,
+                active: true,
+            },
+        ));
+        new.push((micros, pid.clone()));
+    }
+    let mut rejoined = Vec::with_capacity(plan.readd.len());
+    for &pid in plan.readd.iter().chain(&plan.touch) {
+        if let Some(m) = org.people.get_mut(pid).and_then(|p| p.membership_mut(id)) {
+            m.last_added_at = micros;
+            if !m.active {
                 m.active = true;
                 rejoined.push((m.first_added_at, pid.clone()));
-                MemberChange::ReAdded
             }
-        };
-        last_seq = Some(org.ledger.append_member(&mut call, person, kind, pid));
+        }
     }
+    let mut call = MemberCall::new(ledger_at, &request_id, id, origin);
+    let mut last_seq = None;
+    for &(joined, pid) in &plan.entries {
+        let kind = match joined {
+            Joined::Added => MemberChange::Added,
+            Joined::ReAdded => MemberChange::ReAdded,
+        };
+        if let Some(person) = org.people.get_mut(pid) {
+            last_seq = Some(org.ledger.append_member(&mut call, person, kind, pid));
+        }
+    }
+    let out = plan.outcome(stored.members.size());
     let members = &mut stored.members;
-    let n_added = (new.len() + rejoined.len()) as u64;
     members.active.insert(new);
     members.removed.remove(rejoined.clone());
     members.active.insert(rejoined);
     if let Some(seq) = last_seq {
         stored.sizes.push(SizeSample {
-            at: ledger_at.timestamp_micros(),
+            at: micros,
             seq,
             size: members.size(),
         });
     }
-    MembersAdded {
-        n_added,
-        n_redundant,
-        new_current_size: members.size(),
-    }
+    out
 }
 
 /// Ends the active membership of each of `pids` that has one, recording
-/// each entry with `origin`; with a dry run, only counts.
+/// each entry with `origin`; with a dry run, only counts. Who leaves comes
+/// from [`plan::remove`], as in every backend.
 pub(super) fn remove(
     org: &mut Org,
     stored: &mut Stored,
@@ -192,35 +212,32 @@ pub(super) fn remove(
     pids: &[Pid],
     stamp: Stamp<'_>,
     origin: Origin,
-) -> MembersRemoved {
+) -> Result<MembersRemoved> {
+    // A repeat has left by its turn.
+    let leaving = plan::remove(standings(org, id, pids, Standing::Removed));
+    let out = plan::removed(id, stored.members.size(), leaving.len() as u64)?;
     if stamp.dry_run {
-        let n_deleted = pids.iter().filter(|pid| org.is_member(id, pid)).count() as u64;
-        return MembersRemoved {
-            n_deleted,
-            new_current_size: stored.members.size() - n_deleted,
-        };
+        return Ok(out);
     }
     let request_id = stamp.request_id.map(Arc::from);
     let ledger_at = org.ledger.next_at(stamp.at);
     let mut call = MemberCall::new(ledger_at, &request_id, id, origin);
     let mut last_seq = None;
-    let mut left = Vec::new();
-    for pid in pids {
+    let mut left = Vec::with_capacity(leaving.len());
+    for pid in leaving {
         let Some(person) = org.people.get_mut(pid) else {
             continue;
         };
-        if let Some(m) = person.membership_mut(id).filter(|m| m.active) {
+        if let Some(m) = person.membership_mut(id) {
             m.active = false;
             left.push((m.first_added_at, pid.clone()));
-            last_seq =
-                Some(
-                    org.ledger
-                        .append_member(&mut call, person, MemberChange::Removed, pid),
-                );
         }
+        last_seq = Some(
+            org.ledger
+                .append_member(&mut call, person, MemberChange::Removed, pid),
+        );
     }
     let members = &mut stored.members;
-    let n_deleted = left.len() as u64;
     members.active.remove(left.clone());
     members.removed.insert(left);
     if let Some(seq) = last_seq {
@@ -230,10 +247,7 @@ pub(super) fn remove(
             size: members.size(),
         });
     }
-    MembersRemoved {
-        n_deleted,
-        new_current_size: members.size(),
-    }
+    Ok(out)
 }
 
 pub(super) fn slice(

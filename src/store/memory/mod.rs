@@ -15,7 +15,6 @@ mod deaths;
 mod keys;
 mod ledger;
 mod members;
-mod people;
 mod roster;
 mod segments;
 mod sets;
@@ -24,7 +23,6 @@ use deaths::Deaths;
 use keys::Keys;
 use ledger::{Ledger, Origin};
 use members::Members;
-use people::People;
 use segments::CreationOrder;
 
 use crate::store::{
@@ -33,32 +31,19 @@ use crate::store::{
 };
 use crate::{
     Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
+    SegmentCursor, SegmentId, SegmentStore, SetExpr,
 };
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
 ///
 /// Costs to know:
-/// - A member call looks each person up once in the org's map of people,
-///   then in the list of that person's memberships: linear in the number
-///   of the org's live segments they belong to (one or a few for most).
-///   People are kept in the order they first joined, so filling a segment
-///   with new people appends; the map's hash table holds each one's
-///   position and 32 bits of their PID's hash (8 bytes), so a lookup
-///   reads one other person only when those bits collide, and the table
-///   grows without reading the people. An org holds at most 2^32 − 1
-///   people: an add that could pass that, counting every PID of the call
-///   as new, is a [`StorageFailure::Full`](crate::StorageFailure::Full)
-///   error, and changes nothing.
-/// - Active members are kept in runs, one per `first_added_at` (one per add
-///   call, unless calls share a microsecond). A call's new members become
-///   a run; removing or re-adding members rewrites the runs they belong to,
-///   and a call that shares the last run's microsecond rewrites that run:
-///   linear in the size of the runs a call touches. A page by offset skips
-///   whole runs, so its cost grows with the number of runs before it (a
-///   few for a segment filled in big calls, one per member for one filled
-///   one PID at a time); the service's page walk starts each page from a
-///   cursor instead.
+/// - A member call looks each person up in the org's map of people, then
+///   in the list of that person's memberships (one or a few for most), and
+///   puts each member it changes in or out of the segment's ordered set of
+///   (`first_added_at`, PID): O(log n) a PID.
+/// - A page from a cursor is a range read of that set; a page by offset
+///   walks it from the start (the service's page walk starts each page
+///   from a cursor instead).
 /// - `members_as_of` walks everyone who ever joined the segment in list
 ///   order from the cursor, stopping at the first who joined after the
 ///   time asked about, and looks at the recent history of each.
@@ -85,11 +70,12 @@ use crate::{
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryStore {
-    state: Arc<RwLock<State>>,
+    state: Arc<RwLock<Contents>>,
 }
 
+/// Everything the store holds, behind its one lock.
 #[derive(Default)]
-struct State {
+struct Contents {
     /// Every segment, by id: ids are unique across orgs, as in SQLite.
     /// Boxed, so that growing the table moves pointers, not segments.
     segments: HashMap<SegmentId, Box<Stored>>,
@@ -102,16 +88,16 @@ struct State {
 /// `by_key`; the rare rename or delete recomputes it from the stored name.
 #[derive(Default)]
 struct Org {
-    /// Tells this org's segments from other orgs' in `State::segments`.
+    /// Tells this org's segments from other orgs' in `Contents::segments`.
     number: u32,
     by_key: HashMap<String, SegmentId>,
     /// The org's segments in creation order.
     by_creation: CreationOrder,
     ledger: Ledger,
     /// Everyone who ever joined one of the org's segments, by PID, with
-    /// their memberships and place in the ledger, in the order they first
-    /// joined.
-    people: People,
+    /// their memberships and place in the ledger. People are never
+    /// removed: their timelines outlive segments.
+    people: HashMap<Pid, members::Person>,
 }
 
 struct Stored {
@@ -176,11 +162,11 @@ impl MemoryStore {
     // A panic while the lock was held cannot leave a half-applied write:
     // every write checks everything before it changes anything. So a
     // poisoned lock still guards consistent state.
-    fn read(&self) -> RwLockReadGuard<'_, State> {
+    fn read(&self) -> RwLockReadGuard<'_, Contents> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
+    fn write(&self) -> RwLockWriteGuard<'_, Contents> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -191,7 +177,7 @@ impl MemoryStore {
         &self,
         org: &OrgId,
         stamp: Stamp<'_>,
-        f: impl FnOnce(&mut State) -> Result<T>,
+        f: impl FnOnce(&mut Contents) -> Result<T>,
     ) -> Result<T> {
         let mut state = self.write();
         let Some(claim) = stamp.key else {
@@ -199,8 +185,7 @@ impl MemoryStore {
         };
         state.keys.check(org, claim, stamp.at)?;
         let out = f(&mut state)?;
-        let outcome = (claim.outcome)(out.written());
-        state.keys.claim(org, claim, stamp, outcome);
+        state.keys.claim(org, claim, stamp, &out);
         Ok(out)
     }
 }
@@ -216,7 +201,7 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
-impl State {
+impl Contents {
     fn stored(&self, org: &OrgId, id: SegmentId) -> Result<(&Org, &Stored)> {
         let org = self.orgs.get(org).ok_or(Error::NotFound { id })?;
         let stored = self
@@ -299,18 +284,6 @@ impl SegmentStore for MemoryStore {
         let org_id = org;
         self.keyed(org, stamp, |state| {
             let (org, stored) = state.stored_mut(org_id, id)?;
-            // Checked before anything changes, counting every PID of the
-            // call as a new person. (Set operations add people the org
-            // has already.)
-            if !org.people.has_room_for(pids.len()) {
-                return Err(Error::storage_failure(
-                    StorageFailure::Full,
-                    format!(
-                        "org {org_id}: a MemoryStore org holds at most {} people",
-                        people::MAX_PEOPLE
-                    ),
-                ));
-            }
             Ok(members::add(org, stored, id, pids, stamp, Origin::NONE))
         })
     }
@@ -324,7 +297,7 @@ impl SegmentStore for MemoryStore {
     ) -> Result<MembersRemoved> {
         self.keyed(org, stamp, |state| {
             let (org, stored) = state.stored_mut(org, id)?;
-            Ok(members::remove(org, stored, id, pids, stamp, Origin::NONE))
+            members::remove(org, stored, id, pids, stamp, Origin::NONE)
         })
     }
 
@@ -464,42 +437,5 @@ mod conformance {
     mod through_arc_dyn {
         use super::*;
         crate::conformance_tests!(Arc::new(MemoryStore::new()) as Arc<dyn SegmentStore>);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{NewSegment, Segments};
-
-    /// An add that could take an org past its most people fails as a full
-    /// store and changes nothing; one that fits goes through.
-    #[test]
-    fn an_add_past_the_org_s_most_people_changes_nothing() {
-        let store = MemoryStore::new();
-        let segments = Segments::new(store.clone());
-        let org = OrgId::new("acme").unwrap();
-        let id = segments.create(&org, NewSegment::new("s")).unwrap().id;
-        segments.add_members(&org, id, &["p-1", "p-2"]).unwrap();
-        store.write().orgs.get_mut(&org).unwrap().people.set_max(4);
-        let before = segments.changes_since(&org, 0, 100).unwrap();
-        let err = segments
-            .add_members(&org, id, &["p-3", "p-4", "p-5"])
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Storage {
-                    kind: StorageFailure::Full,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert_eq!(segments.get(&org, id).unwrap().current_size, 2);
-        assert_eq!(segments.changes_since(&org, 0, 100).unwrap(), before);
-        // Two more fit.
-        segments.add_members(&org, id, &["p-3", "p-4"]).unwrap();
-        assert_eq!(segments.get(&org, id).unwrap().current_size, 4);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 use uuid::Uuid;
 
 use super::ledger::SegmentEntry;
-use super::{Org, Row, State, Stored};
+use super::{Contents, Org, Row, Stored};
 use crate::domain::name::name_key;
 use crate::limits::DEFAULT_SOURCE;
 use crate::store::{SegmentChange, SegmentInsert, Stamp};
@@ -62,7 +62,7 @@ fn creation_key(created_at: chrono::DateTime<chrono::Utc>, id: SegmentId) -> (i6
     (created_at.timestamp_micros(), id.as_uuid().as_u128())
 }
 
-impl State {
+impl Contents {
     pub(super) fn insert_segment(
         &mut self,
         org: &OrgId,

@@ -4,11 +4,11 @@
 use std::cmp::Ordering;
 
 use super::ledger::Origin;
-use super::{State, members};
+use super::{Contents, members};
 use crate::store::{MembersAdded, MembersRemoved, SegmentInsert, Stamp};
 use crate::{OrgId, Pid, Provenance, Result, Segment, SegmentId, SetExpr};
 
-impl State {
+impl Contents {
     /// Checks that `org` has every source of `expr`, naming the first
     /// missing one in id order.
     fn check_sources(&self, org: &OrgId, expr: &SetExpr) -> Result<Vec<SegmentId>> {
@@ -20,7 +20,7 @@ impl State {
     }
 
     /// The members of `expr`, in PID order, and the provenance of entries
-    /// made from them. Call after [`State::check_sources`].
+    /// made from them. Call after [`Contents::check_sources`].
     fn evaluate(
         &self,
         org_id: &OrgId,
@@ -77,7 +77,7 @@ impl State {
     ) -> Result<MembersRemoved> {
         let (pids, origin) = self.prepare(org, id, expr, stamp)?;
         let (org, stored) = self.stored_mut(org, id)?;
-        Ok(members::remove(org, stored, id, &pids, stamp, origin))
+        members::remove(org, stored, id, &pids, stamp, origin)
     }
 
     /// Checks the target and the sources, computes the members of `expr`
@@ -107,7 +107,7 @@ impl State {
 }
 
 /// The members of `expr`, in PID order, each once.
-fn eval<'s>(state: &'s State, expr: &SetExpr) -> Vec<&'s Pid> {
+fn eval<'s>(state: &'s Contents, expr: &SetExpr) -> Vec<&'s Pid> {
     match expr {
         SetExpr::Segment(id) => {
             let mut pids: Vec<&Pid> = state.segments[id]

@@ -37,7 +37,7 @@ pub(super) struct Manager {
 
 /// Why the pool's last attempt to open a connection failed, shared by the
 /// pool's manager (which sets it) and the store (which reads it).
-pub(super) type LastFailure = std::sync::Arc<std::sync::Mutex<Option<Refusal>>>;
+pub(super) type LastFailure = std::sync::Arc<std::sync::Mutex<Option<OpenFailure>>>;
 
 /// Opens connections, in plain text or with TLS.
 pub(super) enum Connector {
@@ -83,7 +83,8 @@ impl ManageConnection for Manager {
     /// Opens a connection; nothing is set on it, nothing is kept on it
     /// (each transaction sets what it needs, and prepares its statements).
     fn connect(&self) -> std::result::Result<Client, Connecting> {
-        let opened = each_manager!(self, m => m.connect()).map_err(|e| Refusal::from_server(&e));
+        let opened =
+            each_manager!(self, m => m.connect()).map_err(|e| OpenFailure::from_server(&e));
         let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
         match opened {
             Ok(client) => {
@@ -112,13 +113,13 @@ impl ManageConnection for Manager {
 /// when, so that a caller reports only a failure that happened while it
 /// waited.
 #[derive(Clone, Debug)]
-pub(super) struct Refusal {
+pub(super) struct OpenFailure {
     kind: StorageFailure,
     reason: String,
     at: std::time::Instant,
 }
 
-impl Refusal {
+impl OpenFailure {
     fn new(kind: StorageFailure, reason: String) -> Self {
         Self {
             kind,
@@ -217,7 +218,7 @@ impl PostgresStore {
 
     /// The pool's last failure to open a connection, if it happened after
     /// `since` (and no connection has opened since it).
-    fn failure_since(&self, since: std::time::Instant) -> Option<Refusal> {
+    fn failure_since(&self, since: std::time::Instant) -> Option<OpenFailure> {
         let last = self
             .inner
             .last_failure
@@ -233,7 +234,7 @@ impl PostgresStore {
     pub(super) fn connection(&self) -> Result<PooledConnection<Manager>> {
         let started = std::time::Instant::now();
         self.inner.pool().get().map_err(|e| {
-            match self.failure_since(started).filter(Refusal::lasting) {
+            match self.failure_since(started).filter(OpenFailure::lasting) {
                 Some(refusal) => refusal.error(),
                 None => Error::storage_failure(StorageFailure::Unavailable, e),
             }

@@ -8,6 +8,7 @@ use r2d2_postgres::postgres::Row;
 use super::ledger::pid_at;
 use super::segments::locate;
 use super::{Tx, count, get, micros, sql_int, time};
+use crate::store::rules::deaths::{self, Place};
 use crate::store::{DeathSignalPage, DeathsUpserted};
 use crate::{
     DeathCursor, DeathRecord, Error, OrgId, Result, SegmentId, SignalMetadata, StorageFailure,
@@ -66,20 +67,22 @@ pub(super) fn upsert(
                 )
             })
             .or_else(|| stored.get(id).cloned());
-        let (seq, first_observed_at) = match before {
-            Some((seq, pid, first)) => {
-                done.n_updated += 1;
-                if pid == record.minerva_pid.as_str() {
-                    (seq, first)
-                } else {
-                    last += 1;
-                    (last, first)
-                }
-            }
-            None => {
-                done.n_inserted += 1;
+        let known = before
+            .as_ref()
+            .map(|(seq, pid, first)| (*seq, pid.as_str(), *first));
+        let (place, first_observed_at) = deaths::place(
+            known,
+            record.minerva_pid.as_str(),
+            micros(record.first_observed_at),
+            &mut done,
+        );
+        // Every known record is deleted and written again below: a moved
+        // one at a new seq.
+        let seq = match place {
+            Place::Kept(seq) => seq,
+            Place::End { .. } => {
                 last += 1;
-                (last, micros(record.first_observed_at))
+                last
             }
         };
         placed.insert(

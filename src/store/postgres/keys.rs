@@ -6,7 +6,7 @@ use r2d2_postgres::postgres::Row;
 
 use super::{Tx, get, micros, sql_int, time};
 use crate::limits::EXPIRED_KEYS_PER_WRITE;
-use crate::store::{KeyRecord, Stamp, WriteOutcome};
+use crate::store::{KeyRecord, Stamp, WriteOutcome, rules};
 use crate::{Error, OrgId, Result};
 
 /// Inserts a key's record, or replaces its expired record; changes no row
@@ -96,20 +96,9 @@ pub(super) fn claimed<T: WriteOutcome>(
     f: &mut impl FnMut(&mut Tx<'_>) -> Result<T>,
 ) -> Result<T> {
     let out = f(tx)?;
-    if let Some(claim) = stamp.key {
-        let record = KeyRecord {
-            fingerprint: claim.fingerprint,
-            outcome: (claim.outcome)(out.written()),
-            request_id: stamp.request_id.map(str::to_owned),
-            recorded_at: stamp.at,
-            expires_at: claim.expires_at,
-        };
-        if !put(tx, org, claim.key, &record, micros(stamp.at))? {
-            return Err(Error::IdempotencyInProgress {
-                key: claim.key.to_owned(),
-            });
-        }
-    }
+    rules::keys::claim(stamp, &out, |key, record| {
+        put(tx, org, key, record, micros(stamp.at))
+    })?;
     Ok(out)
 }
 
@@ -122,9 +111,10 @@ pub(super) fn record(
     record: &KeyRecord,
     now: DateTime<Utc>,
 ) -> Result<KeyRecord> {
-    if put(tx, org, key, record, micros(now))? {
-        return Ok(record.clone());
-    }
-    get_record(tx, org, key, now)?
-        .ok_or_else(|| Error::storage("an idempotency key's record vanished inside a transaction"))
+    rules::keys::record_or_standing(
+        tx,
+        record.clone(),
+        |tx, record| put(tx, org, key, record, micros(now)),
+        |tx| get_record(tx, org, key, now),
+    )
 }

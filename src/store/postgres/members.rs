@@ -15,17 +15,18 @@ use std::collections::HashMap;
 
 use r2d2_postgres::postgres::Row;
 
-use super::ledger::{ADDED, Ledger, READDED, REMOVED, pid_at};
-use super::segments::locate;
+use super::ledger::{Ledger, REMOVED, pid_at};
+use super::segments::{locate, set_size};
 use super::{Tx, count, get, micros, sql_int, time};
-use crate::store::entries::Batch;
+use crate::store::entries::{Batch, join_code};
+use crate::store::rules::members::{self as plan, Standing};
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
 /// What a PID is to the segment, before an add.
-const NEW: i16 = 0;
-const ACTIVE: i16 = 1;
-const REMOVED_MEMBER: i16 = 2;
+const NEW: i16 = Standing::NOT_MEMBER_CODE;
+const ACTIVE: i16 = Standing::MEMBER_CODE;
+const REMOVED_MEMBER: i16 = Standing::REMOVED_CODE;
 
 /// The people of the batch (`$2`, in PID order) whose org (`$1`) knows
 /// them, and their numbers: a scalar subquery per PID, which PostgreSQL
@@ -200,49 +201,36 @@ fn join(
     provenance: Option<&Provenance>,
 ) -> Result<MembersAdded> {
     let at = ledger.at();
-    let (mut new, mut new_pids) = (Vec::new(), Vec::new());
-    // Those with a membership already, removed or active, in PID order.
-    let mut existing = Vec::new();
-    let mut n_redundant = 0;
-    // (place, ledger code, person) of everyone who joins.
-    let mut joined = Vec::new();
-    for row in rows {
-        match row.state {
-            NEW => {
-                new.push(row.person);
-                new_pids.push(row.pid);
-                joined.push((row.place, ADDED, row.person));
-            }
-            REMOVED_MEMBER => {
-                existing.push(row.person);
-                joined.push((row.place, READDED, row.person));
-            }
-            ACTIVE => {
-                existing.push(row.person);
-                n_redundant += 1;
-            }
-            other => return Err(Error::storage(format!("unknown membership state {other}"))),
-        }
-    }
-    if !new.is_empty() {
+    let rows = rows
+        .iter()
+        .map(|row| {
+            let standing = Standing::from_code(i64::from(row.state))?;
+            Ok((row.place, (row.person, row.pid), standing))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let plan = plan::add(rows);
+    if !plan.insert.is_empty() {
+        let (new, new_pids): (Vec<i64>, Vec<&str>) = plan.insert.iter().copied().unzip();
         tx.execute(
             INSERT_MEMBERS,
             &[&org.as_str(), id.as_uuid(), &at, &new, &new_pids],
         )?;
     }
+    // One statement re-adds and touches (both move `last_added_at`; the
+    // org's head lock orders writers, so the rows' order is free).
+    let existing: Vec<i64> = plan
+        .readd
+        .iter()
+        .chain(&plan.touch)
+        .map(|&(person, _)| person)
+        .collect();
     update_each(tx, REJOIN, org, id, at, &existing)?;
-    joined.sort_unstable_by_key(|(place, _, _)| *place);
-    let codes: Vec<i16> = joined.iter().map(|(_, code, _)| *code).collect();
-    let people: Vec<i64> = joined.iter().map(|(_, _, person)| *person).collect();
+    let codes: Vec<i16> = plan.entries.iter().map(|&(j, _)| join_code(j)).collect();
+    let people: Vec<i64> = plan.entries.iter().map(|&(_, (p, _))| p).collect();
     let last_entry = ledger.members(tx, id, &codes, &people, provenance)?;
-    let n_added = joined.len() as u64;
-    let new_current_size = size + n_added;
-    set_size(tx, org, id, ledger, last_entry, new_current_size)?;
-    Ok(MembersAdded {
-        n_added,
-        n_redundant,
-        new_current_size,
-    })
+    let out = plan.outcome(size);
+    set_size(tx, org, id, ledger, last_entry, out.new_current_size)?;
+    Ok(out)
 }
 
 /// Numbers the people of the batch who have none yet (`None` in
@@ -345,23 +333,15 @@ fn leave(
     mut leaving: Vec<(usize, i64)>,
     provenance: Option<&Provenance>,
 ) -> Result<MembersRemoved> {
-    let n_deleted = leaving.len() as u64;
-    let new_current_size = size.checked_sub(n_deleted).ok_or_else(|| {
-        Error::storage(format!(
-            "segment {id}: current_size {size} is below the {n_deleted} members removed"
-        ))
-    })?;
+    let out = plan::removed(id, size, leaving.len() as u64)?;
     let persons: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
     update_each(tx, LEAVE, org, id, ledger.at(), &persons)?;
     leaving.sort_unstable_by_key(|(place, _)| *place);
     let codes = vec![REMOVED; leaving.len()];
     let people: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
     let last_entry = ledger.members(tx, id, &codes, &people, provenance)?;
-    set_size(tx, org, id, ledger, last_entry, new_current_size)?;
-    Ok(MembersRemoved {
-        n_deleted,
-        new_current_size,
-    })
+    set_size(tx, org, id, ledger, last_entry, out.new_current_size)?;
+    Ok(out)
 }
 
 /// The SQL of the people (person numbers) an expression stands for: the
@@ -520,39 +500,6 @@ pub(super) fn create_from(
         current_size: added.new_current_size,
         ..created
     })
-}
-
-/// A segment's new size, as `current_size` and as a size sample.
-pub(super) const SET_SIZE: &str = "WITH sized AS (
-         UPDATE {schema}.segments SET current_size = $3 WHERE org = $1 AND id = $2
-     )
-     INSERT INTO {schema}.segment_sizes (org, segment, seq, at, size) VALUES ($1, $2, $4, $5, $3)";
-
-/// Stores a segment's new size, as `current_size` and as the size after
-/// ledger entry `entry` (for `size_as_of`, and as its `members_seq`).
-/// Nothing to do when the call recorded no entry.
-fn set_size(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    id: SegmentId,
-    ledger: &Ledger<'_>,
-    entry: Option<i64>,
-    size: u64,
-) -> Result<()> {
-    let Some(entry) = entry else {
-        return Ok(());
-    };
-    tx.execute(
-        SET_SIZE,
-        &[
-            &org.as_str(),
-            id.as_uuid(),
-            &sql_int(size),
-            &entry,
-            &ledger.at(),
-        ],
-    )?;
-    Ok(())
 }
 
 fn member_from_row(row: &Row) -> Result<Member> {

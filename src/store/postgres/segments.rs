@@ -214,3 +214,36 @@ pub(super) fn delete(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId, stamp: Stamp<'
     ledger.append(tx, id, &ChangeKind::Deleted)?;
     ledger.close(tx)
 }
+
+/// A segment's new size, as `current_size` and as a size sample.
+pub(super) const SET_SIZE: &str = "WITH sized AS (
+         UPDATE {schema}.segments SET current_size = $3 WHERE org = $1 AND id = $2
+     )
+     INSERT INTO {schema}.segment_sizes (org, segment, seq, at, size) VALUES ($1, $2, $4, $5, $3)";
+
+/// Stores a segment's new size, as `current_size` and as the size after
+/// ledger entry `entry` (for `size_as_of`, and as its `members_seq`).
+/// Nothing to do when the call recorded no entry.
+pub(super) fn set_size(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    ledger: &Ledger<'_>,
+    entry: Option<i64>,
+    size: u64,
+) -> Result<()> {
+    let Some(entry) = entry else {
+        return Ok(());
+    };
+    tx.execute(
+        SET_SIZE,
+        &[
+            &org.as_str(),
+            id.as_uuid(),
+            &sql_int(size),
+            &entry,
+            &ledger.at(),
+        ],
+    )?;
+    Ok(())
+}

@@ -212,7 +212,7 @@ fn cases() -> Vec<Case> {
             false,
         ),
         (
-            members::SET_SIZE,
+            segments::SET_SIZE,
             "'big', BIG, 18001, 20001, 30000",
             &[SEGMENT_KEY],
             false,

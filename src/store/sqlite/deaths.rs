@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::ledger::pid_at;
 use super::segments::locate;
 use super::{Db, count_at, micros, sql_int, time_at};
+use crate::store::rules::deaths::{self, Place};
 use crate::store::{DeathSignalPage, DeathsUpserted};
 use crate::{DeathCursor, DeathRecord, OrgId, Result, SegmentId, SignalMetadata};
 
@@ -89,8 +90,17 @@ pub(super) fn upsert(
             })
             .optional()
             .db()?;
-        let first_observed_at = match existing {
-            Some((seq, pid, _)) if pid == r.minerva_pid.as_str() => {
+        let known = existing
+            .as_ref()
+            .map(|(seq, pid, first)| (*seq, pid.as_str(), *first));
+        let (place, first_observed_at) = deaths::place(
+            known,
+            r.minerva_pid.as_str(),
+            micros(r.first_observed_at),
+            &mut done,
+        );
+        match place {
+            Place::Kept(seq) => {
                 update
                     .execute(params![
                         seq,
@@ -103,19 +113,14 @@ pub(super) fn upsert(
                         micros(at)
                     ])
                     .db()?;
-                done.n_updated += 1;
                 continue;
             }
-            Some((seq, _, first)) => {
-                forget.execute([seq]).db()?;
-                done.n_updated += 1;
-                first
+            Place::End { moved_from } => {
+                if let Some(seq) = moved_from {
+                    forget.execute([seq]).db()?;
+                }
             }
-            None => {
-                done.n_inserted += 1;
-                micros(r.first_observed_at)
-            }
-        };
+        }
         insert
             .execute(params![
                 r.obituary_id,

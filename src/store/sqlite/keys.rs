@@ -5,8 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Db, micros, sql_int, time_at};
 use crate::limits::EXPIRED_KEYS_PER_WRITE;
-use crate::store::{KeyRecord, Stamp, WriteOutcome};
-use crate::{Error, OrgId, Result};
+use crate::store::{KeyRecord, Stamp, WriteOutcome, rules};
+use crate::{OrgId, Result};
 
 /// Inserts a key's record, or replaces its expired record; changes no row
 /// while a live record stands.
@@ -95,20 +95,9 @@ pub(super) fn claimed<T: WriteOutcome>(
     f: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
     let out = f(tx)?;
-    if let Some(claim) = stamp.key {
-        let record = KeyRecord {
-            fingerprint: claim.fingerprint,
-            outcome: (claim.outcome)(out.written()),
-            request_id: stamp.request_id.map(str::to_owned),
-            recorded_at: stamp.at,
-            expires_at: claim.expires_at,
-        };
-        if !put(tx, org, claim.key, &record, micros(stamp.at))? {
-            return Err(Error::IdempotencyInProgress {
-                key: claim.key.to_owned(),
-            });
-        }
-    }
+    rules::keys::claim(stamp, &out, |key, record| {
+        put(tx, org, key, record, micros(stamp.at))
+    })?;
     Ok(out)
 }
 
@@ -121,9 +110,10 @@ pub(super) fn record(
     record: KeyRecord,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<KeyRecord> {
-    if put(tx, org, key, &record, micros(now))? {
-        return Ok(record);
-    }
-    get(tx, org, key, now)?
-        .ok_or_else(|| Error::storage("an idempotency key's record vanished inside a transaction"))
+    rules::keys::record_or_standing(
+        &mut &*tx,
+        record,
+        |tx, record| put(tx, org, key, record, micros(now)),
+        |tx| get(tx, org, key, now),
+    )
 }

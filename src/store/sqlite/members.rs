@@ -14,10 +14,11 @@ use std::rc::Rc;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::ledger::{ADDED, Ledger, READDED, REMOVED, pid_at};
-use super::segments::{Located, locate};
+use super::ledger::{Ledger, REMOVED, pid_at};
+use super::segments::{Located, locate, set_size};
 use super::{Db, array, micros, sql_int, time_at};
-use crate::store::entries::Batch;
+use crate::store::entries::{Batch, join_code};
+use crate::store::rules::members::{self as plan, Standing};
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
@@ -27,9 +28,9 @@ fn texts(batch: &Batch<'_>) -> Rc<Vec<Value>> {
 }
 
 /// What a person is to the segment, before an add.
-const NEW: i64 = 0;
-const ACTIVE: i64 = 1;
-const REMOVED_MEMBER: i64 = 2;
+const NEW: i64 = Standing::NOT_MEMBER_CODE as i64;
+const ACTIVE: i64 = Standing::MEMBER_CODE as i64;
+const REMOVED_MEMBER: i64 = Standing::REMOVED_CODE as i64;
 
 /// Every PID of the batch (`rarray` in PID order): its person number, if
 /// the org knows them, and what they are to the segment.
@@ -109,51 +110,34 @@ fn join(
     provenance: Option<&Provenance>,
 ) -> Result<MembersAdded> {
     let at = ledger.at();
-    let (mut new, mut rejoining, mut redundant) = (Vec::new(), Vec::new(), Vec::new());
-    // (place in the ledger, ledger code, person) of everyone who joins.
-    let mut joined = Vec::new();
-    for (place, person, state) in rows {
-        match state {
-            NEW => {
-                new.push(person);
-                joined.push((place, ADDED, person));
-            }
-            REMOVED_MEMBER => {
-                rejoining.push(person);
-                joined.push((place, READDED, person));
-            }
-            ACTIVE => redundant.push(person),
-            other => return Err(Error::storage(format!("unknown membership state {other}"))),
-        }
-    }
-    let n_added = joined.len() as u64;
-    let n_redundant = redundant.len() as u64;
+    let rows = rows
+        .into_iter()
+        .map(|(place, person, code)| Ok((place, person, Standing::from_code(code)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let plan = plan::add(rows);
     for (sql, persons) in [
-        (INSERT_MEMBERS, new),
-        (REJOIN, rejoining),
-        (TOUCH, redundant),
+        (INSERT_MEMBERS, &plan.insert),
+        (REJOIN, &plan.readd),
+        (TOUCH, &plan.touch),
     ] {
         if !persons.is_empty() {
             tx.prepare_cached(sql)
                 .db()?
-                .execute(params![segment.number, at, array(persons)])
+                .execute(params![segment.number, at, array(persons.iter().copied())])
                 .db()?;
         }
     }
-    joined.sort_unstable_by_key(|(place, _, _)| *place);
     let last_entry = ledger.members(
         tx,
         id,
-        joined.into_iter().map(|(_, c, p)| (c, p)),
+        plan.entries
+            .iter()
+            .map(|&(joined, p)| (join_code(joined), p)),
         provenance,
     )?;
-    let new_current_size = segment.current_size + n_added;
-    set_size(tx, segment, at, last_entry, new_current_size)?;
-    Ok(MembersAdded {
-        n_added,
-        n_redundant,
-        new_current_size,
-    })
+    let out = plan.outcome(segment.current_size);
+    set_size(tx, segment, at, last_entry, out.new_current_size)?;
+    Ok(out)
 }
 
 /// Numbers the people of the batch who have none yet (`None` in
@@ -246,13 +230,7 @@ fn leave(
     mut leaving: Vec<(usize, i64)>,
     provenance: Option<&Provenance>,
 ) -> Result<MembersRemoved> {
-    let n_deleted = leaving.len() as u64;
-    let new_current_size = segment.current_size.checked_sub(n_deleted).ok_or_else(|| {
-        Error::storage(format!(
-            "segment {id}: current_size {} is below the {n_deleted} members removed",
-            segment.current_size
-        ))
-    })?;
+    let out = plan::removed(id, segment.current_size, leaving.len() as u64)?;
     if !leaving.is_empty() {
         tx.prepare_cached(LEAVE)
             .db()?
@@ -270,11 +248,8 @@ fn leave(
         leaving.into_iter().map(|(_, p)| (REMOVED, p)),
         provenance,
     )?;
-    set_size(tx, segment, ledger.at(), last_entry, new_current_size)?;
-    Ok(MembersRemoved {
-        n_deleted,
-        new_current_size,
-    })
+    set_size(tx, segment, ledger.at(), last_entry, out.new_current_size)?;
+    Ok(out)
 }
 
 /// The SQL of the people (person numbers) an expression stands for: the
@@ -440,31 +415,6 @@ fn check_rows(rows: usize, batch: &Batch<'_>) -> Result<()> {
             batch.len()
         )))
     }
-}
-
-/// Stores a segment's new size, both as `current_size` and as the size
-/// after ledger entry `entry` (for `size_as_of`, and as its
-/// `members_seq`). Nothing to do when the call recorded no entry: the
-/// members did not change.
-fn set_size(
-    tx: &Connection,
-    segment: Located,
-    at: i64,
-    entry: Option<i64>,
-    size: u64,
-) -> Result<()> {
-    let Some(entry) = entry else {
-        return Ok(());
-    };
-    tx.prepare_cached("UPDATE segments SET current_size = ?1 WHERE number = ?2")
-        .db()?
-        .execute(params![sql_int(size), segment.number])
-        .db()?;
-    tx.prepare_cached("INSERT INTO segment_sizes (segment, at, seq, size) VALUES (?1, ?2, ?3, ?4)")
-        .db()?
-        .execute(params![segment.number, at, entry, sql_int(size)])
-        .db()?;
-    Ok(())
 }
 
 /// A member row: `pid, first_added_at, last_added_at`.

@@ -219,3 +219,28 @@ pub(super) fn delete(tx: &Connection, org: &OrgId, id: SegmentId, stamp: Stamp<'
     ledger.append(tx, id, &ChangeKind::Deleted)?;
     ledger.close(tx)
 }
+
+/// Stores a segment's new size, both as `current_size` and as the size
+/// after ledger entry `entry` (for `size_as_of`, and as its
+/// `members_seq`). Nothing to do when the call recorded no entry: the
+/// members did not change.
+pub(super) fn set_size(
+    tx: &Connection,
+    segment: Located,
+    at: i64,
+    entry: Option<i64>,
+    size: u64,
+) -> Result<()> {
+    let Some(entry) = entry else {
+        return Ok(());
+    };
+    tx.prepare_cached("UPDATE segments SET current_size = ?1 WHERE number = ?2")
+        .db()?
+        .execute(params![sql_int(size), segment.number])
+        .db()?;
+    tx.prepare_cached("INSERT INTO segment_sizes (segment, at, seq, size) VALUES (?1, ?2, ?3, ?4)")
+        .db()?
+        .execute(params![segment.number, at, entry, sql_int(size)])
+        .db()?;
+    Ok(())
+}

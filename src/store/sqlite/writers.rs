@@ -42,11 +42,11 @@ const MAX_GROUP_AGE: Duration = Duration::from_millis(20);
 /// only that group's callers.
 #[derive(Debug, Default)]
 pub(super) struct Writers {
-    state: Mutex<State>,
+    state: Mutex<WriteLine>,
 }
 
 #[derive(Debug, Default)]
-struct State {
+struct WriteLine {
     /// The ticket the next caller takes.
     next_ticket: u64,
     /// The ticket whose turn it is.
@@ -54,13 +54,13 @@ struct State {
     /// The callers waiting for their turn, in ticket order.
     line: VecDeque<(u64, Thread)>,
     /// The group whose transaction is open, between turns.
-    open: Option<Open>,
+    open: Option<OpenGroup>,
     /// How many groups have committed (for tests).
     committed: u64,
 }
 
 #[derive(Debug)]
-struct Open {
+struct OpenGroup {
     group: Arc<Mutex<Group>>,
     began: Instant,
     calls: usize,
@@ -80,7 +80,7 @@ struct Group {
 struct GroupFailed(#[source] Arc<Error>);
 
 impl Writers {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, WriteLine> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -115,7 +115,7 @@ impl Writers {
         let mut open = match open {
             Some(open) => open,
             None => match when_busy(patience, || execute(&conn, "BEGIN IMMEDIATE")) {
-                Ok(()) => Open {
+                Ok(()) => OpenGroup {
                     group: Arc::default(),
                     began: Instant::now(),
                     calls: 0,
@@ -186,7 +186,7 @@ impl Writers {
         conn: MutexGuard<'_, Connection>,
         ticket: u64,
         grouped: bool,
-        open: Open,
+        open: OpenGroup,
         out: std::thread::Result<Result<T>>,
     ) -> Result<T> {
         // Commit now, or leave the group open for the callers in line.
@@ -229,7 +229,7 @@ impl Writers {
 
     /// Hands the turn (and the open group, if any) to the next ticket,
     /// waking its caller if it is waiting.
-    fn pass_turn(&self, open: Option<Open>) {
+    fn pass_turn(&self, open: Option<OpenGroup>) {
         let mut state = self.lock();
         state.open = open;
         state.serving += 1;

@@ -1,0 +1,168 @@
+//! The idempotency-key record a keyed write leaves.
+
+use crate::store::{KeyClaim, KeyRecord, Stamp, WriteOutcome};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crate::{Error, Result};
+
+/// The record of a write stamped `stamp` that claimed `claim`, once it
+/// has applied and returned `out`: the claim's fingerprint and expiry,
+/// the outcome as the claim encodes it, the call's request id and time.
+pub(crate) fn record(claim: &KeyClaim<'_>, stamp: Stamp<'_>, out: &impl WriteOutcome) -> KeyRecord {
+    KeyRecord {
+        fingerprint: claim.fingerprint,
+        outcome: (claim.outcome)(out.written()),
+        request_id: stamp.request_id.map(str::to_owned),
+        recorded_at: stamp.at,
+        expires_at: claim.expires_at,
+    }
+}
+
+/// Records the key `stamp` claims, if any, for a write that returned
+/// `out`, through `put` (which records unless a live record of the key
+/// stands, and says whether it did).
+///
+/// # Errors
+/// `IdempotencyInProgress` when a live record stands (the caller's
+/// transaction then rolls the write back), or what `put` fails with.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn claim(
+    stamp: Stamp<'_>,
+    out: &impl WriteOutcome,
+    put: impl FnOnce(&str, &KeyRecord) -> Result<bool>,
+) -> Result<()> {
+    let Some(claim) = stamp.key else {
+        return Ok(());
+    };
+    if put(claim.key, &record(claim, stamp, out))? {
+        Ok(())
+    } else {
+        Err(Error::IdempotencyInProgress {
+            key: claim.key.to_owned(),
+        })
+    }
+}
+
+/// Records `record` through `put` unless a live record stands; the record
+/// that stands, read through `get` (`conn` is what both work on).
+///
+/// # Errors
+/// What `put` or `get` fail with; a storage error when the record `put`
+/// saw standing is gone.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn record_or_standing<C>(
+    conn: &mut C,
+    record: KeyRecord,
+    put: impl FnOnce(&mut C, &KeyRecord) -> Result<bool>,
+    get: impl FnOnce(&mut C) -> Result<Option<KeyRecord>>,
+) -> Result<KeyRecord> {
+    if put(conn, &record)? {
+        return Ok(record);
+    }
+    get(conn)?
+        .ok_or_else(|| Error::storage("an idempotency key's record vanished inside a transaction"))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    use super::claim as claim_;
+    use super::*;
+    use crate::store::{MembersAdded, Written};
+
+    /// The record holds the claim's fingerprint and expiry, the call's
+    /// request id and time, and the outcome as the claim encodes it.
+    #[test]
+    fn a_record_holds_the_claim_the_call_and_the_outcome() {
+        let encode = |written: Written<'_>| match written {
+            Written::Added(added) => vec![added.n_added as u8],
+            _ => Vec::new(),
+        };
+        let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let expires_at = at + chrono::Duration::hours(24);
+        let claim = KeyClaim {
+            key: "k-1",
+            fingerprint: [7; 32],
+            expires_at,
+            outcome: &encode,
+        };
+        let stamp = Stamp {
+            at,
+            request_id: Some("req-1"),
+            dry_run: false,
+            key: Some(&claim),
+        };
+        let out = MembersAdded {
+            n_added: 3,
+            n_redundant: 1,
+            new_current_size: 9,
+        };
+        let record = record(&claim, stamp, &out);
+        assert_eq!(record.fingerprint, [7; 32], "the claim's fingerprint");
+        assert_eq!(record.outcome, vec![3], "the outcome, encoded by the claim");
+        assert_eq!(
+            record.request_id.as_deref(),
+            Some("req-1"),
+            "the request id"
+        );
+        assert_eq!(
+            (record.recorded_at, record.expires_at),
+            (at, expires_at),
+            "recorded at the call's time, expiring with the claim"
+        );
+    }
+
+    /// A write without a key records nothing; one whose key has a live
+    /// record is in progress; a record seen standing is the answer, and
+    /// one that vanished is damage.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[test]
+    fn a_claim_records_once_and_a_standing_record_answers() {
+        let encode = |_: Written<'_>| vec![1];
+        let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let claim = KeyClaim {
+            key: "k-1",
+            fingerprint: [7; 32],
+            expires_at: at,
+            outcome: &encode,
+        };
+        let out = MembersAdded::default();
+        let unkeyed = Stamp {
+            at,
+            request_id: None,
+            dry_run: false,
+            key: None,
+        };
+        claim_(unkeyed, &out, |_, _| panic!("no key, nothing to put")).unwrap();
+        let keyed = Stamp {
+            key: Some(&claim),
+            ..unkeyed
+        };
+        claim_(keyed, &out, |key, _| Ok(key == "k-1")).expect("recorded");
+        let err = claim_(keyed, &out, |_, _| Ok(false)).unwrap_err();
+        assert!(
+            matches!(err, Error::IdempotencyInProgress { ref key } if key == "k-1"),
+            "a live record means in progress: {err:?}"
+        );
+        let mine = record(&claim, keyed, &out);
+        let standing = KeyRecord {
+            fingerprint: [9; 32],
+            ..mine.clone()
+        };
+        let got = record_or_standing(&mut (), mine.clone(), |_, _| Ok(true), |_| Ok(None)).unwrap();
+        assert_eq!(got, mine, "put: the new record stands");
+        let got = record_or_standing(
+            &mut (),
+            mine.clone(),
+            |_, _| Ok(false),
+            |_| Ok(Some(standing.clone())),
+        )
+        .unwrap();
+        assert_eq!(got, standing, "not put: the standing record answers");
+        assert!(
+            record_or_standing(&mut (), mine, |_, _| Ok(false), |_| Ok(None)).is_err(),
+            "a standing record that vanished is damage"
+        );
+    }
+}
