@@ -181,7 +181,7 @@ pub use store::postgres::{PostgresPoolStatus, PostgresStore, PostgresStoreBuilde
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::sqlite::{SqliteStore, SqliteStoreBuilder};
 
-/// SQLite: [`SqliteStore`](sqlite::SqliteStore), its builder, and its
+/// SQLite: [`SqliteStore`], its builder, and its
 /// settings ([`Synchronous`](sqlite::Synchronous)).
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
