@@ -127,18 +127,11 @@ impl<S: SegmentStore> Segments<S> {
         outcome: &(dyn Fn(Written<'_>) -> Option<T> + Sync),
         run: impl FnOnce(Stamp<'_>) -> Result<T>,
     ) -> Result<T> {
-        let (Some(key), Some(input)) = (self.idempotency_key.as_deref(), input) else {
-            return run(stamp);
+        let (key, fingerprint) = match self.first_use(org, stamp, input)? {
+            KeyUse::Unkeyed => return run(stamp),
+            KeyUse::Replay(record, key, fingerprint) => return replay(key, &record, &fingerprint),
+            KeyUse::First(key, fingerprint) => (key, fingerprint),
         };
-        check_key(key)?;
-        let fingerprint = input.finish(org);
-        if let Some(record) = self.store.idempotency_record(org, key, stamp.at)? {
-            #[cfg(feature = "tracing")]
-            super::trace::keyed(true);
-            return replay(key, &record, &fingerprint);
-        }
-        #[cfg(feature = "tracing")]
-        super::trace::keyed(false);
         let encode = |written: Written<'_>| -> Vec<u8> {
             outcome(written).map_or_else(Vec::new, |t| encode(&Ok(t.to_recorded())))
         };
@@ -154,33 +147,79 @@ impl<S: SegmentStore> Segments<S> {
         };
         match run(keyed) {
             Ok(out) => Ok(out),
-            // Another call with this key got there first: its outcome.
             Err(Error::IdempotencyInProgress { .. }) => {
-                #[cfg(feature = "tracing")]
-                super::trace::keyed(true);
-                match self.store.idempotency_record(org, key, stamp.at)? {
-                    Some(record) => replay(key, &record, &fingerprint),
-                    None => Err(Error::IdempotencyInProgress {
-                        key: key.to_owned(),
-                    }),
-                }
+                self.in_progress(org, key, stamp.at, &fingerprint)
             }
             // An outcome that wrote nothing but would be the same on a
             // retry is recorded too, so a retry gets it even if the world
             // has changed since.
             Err(e @ (Error::DuplicateName { .. } | Error::NotFound { .. })) => {
-                let record = KeyRecord {
-                    fingerprint,
-                    outcome: encode_error(&e),
-                    request_id: stamp.request_id.map(str::to_owned),
-                    recorded_at: stamp.at,
-                    expires_at: self.expiry(stamp.at),
-                };
-                let standing = self.store.record_idempotency(org, key, record, stamp.at)?;
-                replay(key, &standing, &fingerprint)
+                self.standing(org, key, stamp, fingerprint, encode_error(&e))
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// How a write uses its key: not at all, for the first time, or again
+    /// (with the record that stands).
+    fn first_use<'k>(
+        &'k self,
+        org: &OrgId,
+        stamp: Stamp<'_>,
+        input: Option<Fingerprint>,
+    ) -> Result<KeyUse<'k>> {
+        let (Some(key), Some(input)) = (self.idempotency_key.as_deref(), input) else {
+            return Ok(KeyUse::Unkeyed);
+        };
+        check_key(key)?;
+        let fingerprint = input.finish(org);
+        let record = self.store.idempotency_record(org, key, stamp.at)?;
+        #[cfg(feature = "tracing")]
+        super::trace::keyed(record.is_some());
+        Ok(match record {
+            Some(record) => KeyUse::Replay(record, key, fingerprint),
+            None => KeyUse::First(key, fingerprint),
+        })
+    }
+
+    /// Another call with this key got there first: its outcome.
+    fn in_progress<T: Recordable>(
+        &self,
+        org: &OrgId,
+        key: &str,
+        at: DateTime<Utc>,
+        fingerprint: &[u8; 32],
+    ) -> Result<T> {
+        #[cfg(feature = "tracing")]
+        super::trace::keyed(true);
+        match self.store.idempotency_record(org, key, at)? {
+            Some(record) => replay(key, &record, fingerprint),
+            None => Err(Error::IdempotencyInProgress {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    /// Records `outcome` under the key when it wrote nothing (a found
+    /// segment, a refusal that a retry must see again), and answers the
+    /// record that stands (another call's, if it recorded first).
+    fn standing<T: Recordable>(
+        &self,
+        org: &OrgId,
+        key: &str,
+        stamp: Stamp<'_>,
+        fingerprint: [u8; 32],
+        outcome: Vec<u8>,
+    ) -> Result<T> {
+        let record = KeyRecord {
+            fingerprint,
+            outcome,
+            request_id: stamp.request_id.map(str::to_owned),
+            recorded_at: stamp.at,
+            expires_at: self.expiry(stamp.at),
+        };
+        let standing = self.store.record_idempotency(org, key, record, stamp.at)?;
+        replay(key, &standing, &fingerprint)
     }
 
     /// Runs a find-or-create ([`Segments::find_or_create`]): `find` looks
@@ -203,20 +242,10 @@ impl<S: SegmentStore> Segments<S> {
         // A lost race means the winner's segment exists; it can only be
         // missing again if it was deleted in between, so a few rounds do.
         const ROUNDS: usize = 3;
-        let keyed = match (self.idempotency_key.as_deref(), input) {
-            (Some(key), Some(input)) => {
-                check_key(key)?;
-                let fingerprint = input.finish(org);
-                if let Some(record) = self.store.idempotency_record(org, key, stamp.at)? {
-                    #[cfg(feature = "tracing")]
-                    super::trace::keyed(true);
-                    return replay(key, &record, &fingerprint);
-                }
-                #[cfg(feature = "tracing")]
-                super::trace::keyed(false);
-                Some((key, fingerprint))
-            }
-            _ => None,
+        let keyed = match self.first_use(org, stamp, input)? {
+            KeyUse::Unkeyed => None,
+            KeyUse::Replay(record, key, fingerprint) => return replay(key, &record, &fingerprint),
+            KeyUse::First(key, fingerprint) => Some((key, fingerprint)),
         };
         let mut lost = None;
         for _ in 0..ROUNDS {
@@ -224,15 +253,8 @@ impl<S: SegmentStore> Segments<S> {
                 let Some((key, fingerprint)) = keyed else {
                     return Ok(found);
                 };
-                let record = KeyRecord {
-                    fingerprint,
-                    outcome: encode(&Ok(found.to_recorded())),
-                    request_id: stamp.request_id.map(str::to_owned),
-                    recorded_at: stamp.at,
-                    expires_at: self.expiry(stamp.at),
-                };
-                let standing = self.store.record_idempotency(org, key, record, stamp.at)?;
-                return replay(key, &standing, &fingerprint);
+                let outcome = encode(&Ok(found.to_recorded()));
+                return self.standing(org, key, stamp, fingerprint, outcome);
             }
             let created = match keyed {
                 None => create(stamp),
@@ -253,14 +275,8 @@ impl<S: SegmentStore> Segments<S> {
                         key: Some(&claim),
                         ..stamp
                     }) {
-                        // Another call with this key got there first.
                         Err(Error::IdempotencyInProgress { .. }) => {
-                            return match self.store.idempotency_record(org, key, stamp.at)? {
-                                Some(record) => replay(key, &record, &fingerprint),
-                                None => Err(Error::IdempotencyInProgress {
-                                    key: key.to_owned(),
-                                }),
-                            };
+                            return self.in_progress(org, key, stamp.at, &fingerprint);
                         }
                         other => other,
                     }
@@ -280,6 +296,16 @@ impl<S: SegmentStore> Segments<S> {
             .and_then(|ttl| at.checked_add_signed(ttl))
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
+}
+
+/// How a write uses its idempotency key ([`Segments::first_use`]).
+enum KeyUse<'k> {
+    /// The service has no key (or the call records none).
+    Unkeyed,
+    /// The key's first use: the key and the input's fingerprint.
+    First(&'k str, [u8; 32]),
+    /// The key was used before: its record, the key and the fingerprint.
+    Replay(KeyRecord, &'k str, [u8; 32]),
 }
 
 /// Checks an idempotency key: 1 to
