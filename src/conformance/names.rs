@@ -60,33 +60,10 @@ pub fn the_same_name_may_exist_in_two_orgs(store: &dyn SegmentStore) {
 /// succeeds and the others get `DuplicateName`.
 pub fn racing_creates_of_one_name_have_one_winner(store: &dyn SegmentStore) {
     let ns = Namespace::new();
-    const THREADS: usize = 8;
     let acme = ns.org("acme");
     for round in 0..5 {
-        let barrier = Arc::new(Barrier::new(THREADS));
-        let name = format!("Contested {round}");
-        let results: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..THREADS)
-                .map(|i| {
-                    let barrier = Arc::clone(&barrier);
-                    let (acme, name) = (&acme, &name);
-                    scope.spawn(move || {
-                        let segments = Segments::new(store);
-                        // Spelled differently by each thread: one key.
-                        let spelled = if i % 2 == 0 {
-                            name.to_uppercase()
-                        } else {
-                            format!(" {name} ")
-                        };
-                        barrier.wait();
-                        segments.create(acme, NewSegment::new(spelled))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("no thread panics"))
-                .collect()
+        let results = race_one_name(store, &format!("Contested {round}"), |_, segments, new| {
+            segments.create(&acme, new)
         });
         let winners = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(
@@ -212,38 +189,16 @@ pub fn find_or_create_finds_by_key_or_creates(store: &dyn SegmentStore) {
 /// uniqueness, and the losers look again.
 pub fn racing_find_or_creates_agree_on_one_segment(store: &dyn SegmentStore) {
     let ns = Namespace::new();
-    const THREADS: usize = 8;
     let acme = ns.org("acme");
     for round in 0..5 {
-        let barrier = Arc::new(Barrier::new(THREADS));
-        let name = format!("Shared {round}");
-        let results: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..THREADS)
-                .map(|i| {
-                    let barrier = Arc::clone(&barrier);
-                    let (acme, name) = (&acme, &name);
-                    scope.spawn(move || {
-                        let segments = Segments::new(store);
-                        let spelled = if i % 2 == 0 {
-                            name.to_lowercase()
-                        } else {
-                            format!("  {name}")
-                        };
-                        barrier.wait();
-                        if i % 4 == 3 {
-                            segments
-                                .with_idempotency_key(format!("race-{round}-{i}"))
-                                .find_or_create(acme, NewSegment::new(spelled))
-                        } else {
-                            segments.find_or_create(acme, NewSegment::new(spelled))
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("no thread panics"))
-                .collect()
+        let results = race_one_name(store, &format!("Shared {round}"), |i, segments, new| {
+            if i % 4 == 3 {
+                segments
+                    .with_idempotency_key(format!("race-{round}-{i}"))
+                    .find_or_create(&acme, new)
+            } else {
+                segments.find_or_create(&acme, new)
+            }
         });
         let ids: Vec<SegmentId> = results
             .iter()
@@ -379,4 +334,39 @@ pub fn delete_frees_the_name(store: &dyn SegmentStore) {
         .create(&acme, NewSegment::new("TEMPORARY"))
         .expect("the name is free again");
     assert_ne!(again.id, s.id, "a new segment, a new id");
+}
+
+/// Threads racing on one name.
+const RACERS: usize = 8;
+
+/// Runs `call` from [`RACERS`] threads released at once, each with its own
+/// service over `store` and the name spelled its own way (upper case, or
+/// with spaces around it: one key); their results, in thread order.
+fn race_one_name(
+    store: &dyn SegmentStore,
+    name: &str,
+    call: impl Fn(usize, &Segments<&dyn SegmentStore>, NewSegment) -> crate::Result<Segment> + Sync,
+) -> Vec<crate::Result<Segment>> {
+    let barrier = Barrier::new(RACERS);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (barrier, call) = (&barrier, &call);
+                scope.spawn(move || {
+                    let segments = Segments::new(store);
+                    let spelled = if i % 2 == 0 {
+                        name.to_uppercase()
+                    } else {
+                        format!(" {name} ")
+                    };
+                    barrier.wait();
+                    call(i, &segments, NewSegment::new(spelled))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no thread panics"))
+            .collect()
+    })
 }
