@@ -161,15 +161,45 @@ pub fn fill(config: Config, form: PidForm) -> Fill {
         whole: Target::RatioAtLeast(0.7),
         last: Target::RatioAtLeast(0.7),
         library,
-        floor: raw_fill(size, form, true),
-        also: vec![("the upsert alone", raw_fill(size, form, false))],
+        floor: raw_fill(size, form, Raw::WithLedger),
+        also: vec![
+            ("the upsert alone", raw_fill(size, form, Raw::Upsert)),
+            (
+                "the floor with a per-person timeline index",
+                raw_fill(size, form, Raw::WithTimeline),
+            ),
+            (
+                "the floor with the timeline and list-order indexes",
+                raw_fill(size, form, Raw::WithReadIndexes),
+            ),
+        ],
     }
 }
 
-/// The raw fill: the `unnest` upsert of each batch into a plain membership
-/// table, and with `ledger` a plain insert of one ledger row per PID, in
-/// one transaction per batch.
-fn raw_fill(size: u64, form: PidForm, ledger: bool) -> FillRoutine {
+/// What a raw fill writes.
+#[derive(Clone, Copy, PartialEq)]
+enum Raw {
+    /// The `unnest` upsert of each batch into a plain membership table.
+    Upsert,
+    /// The upsert and a plain insert of one ledger row per PID: the floor.
+    WithLedger,
+    /// The floor, with one B-tree more on the ledger, `(org, pid, seq)`:
+    /// the least a store needs to read one person's timeline without
+    /// reading the whole ledger. Reported beside the floor, to show what
+    /// such an index costs on its own.
+    WithTimeline,
+    /// [`Raw::WithTimeline`], and a B-tree of the memberships in list
+    /// order, `(segment, first_added_at, pid)`: the least a store needs for
+    /// member pages that cost O(page) at any depth. These two indexes are
+    /// what PostgresStore's reads rest on (its own are keyed by person
+    /// numbers), so this row is the fill's work with nothing of the
+    /// library's own.
+    WithReadIndexes,
+}
+
+/// The raw fill, in one transaction per batch.
+fn raw_fill(size: u64, form: PidForm, raw: Raw) -> FillRoutine {
+    let ledger = raw != Raw::Upsert;
     Box::new(move || {
         let schema = fresh_schema("fill_floor");
         let mut client = Client::connect(&server::url(), NoTls).unwrap();
@@ -193,6 +223,21 @@ fn raw_fill(size: u64, form: PidForm, ledger: bool) -> FillRoutine {
                  );"
             ))
             .unwrap();
+        if matches!(raw, Raw::WithTimeline | Raw::WithReadIndexes) {
+            client
+                .batch_execute(&format!(
+                    "CREATE INDEX ledger_by_pid ON {schema}.ledger (org, pid, seq)"
+                ))
+                .unwrap();
+        }
+        if raw == Raw::WithReadIndexes {
+            client
+                .batch_execute(&format!(
+                    "CREATE INDEX memberships_in_order
+                         ON {schema}.memberships (segment, first_added_at, pid)"
+                ))
+                .unwrap();
+        }
         let upsert = client
             .prepare(&format!(
                 "INSERT INTO {schema}.memberships (segment, pid, first_added_at, last_added_at)
