@@ -113,6 +113,8 @@ use crate::{
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod entries;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod member_calls;
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;

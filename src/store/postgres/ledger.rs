@@ -9,7 +9,7 @@ use crate::store::Stamp;
 use crate::store::entries::{self, Head};
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId, StorageFailure};
 
-pub(super) use crate::store::entries::{ADDED, READDED, REMOVED};
+pub(super) use crate::store::entries::{ADDED, READDED};
 
 /// Locks the org's head row for the rest of the transaction.
 pub(super) const LOCK_HEAD: &str =

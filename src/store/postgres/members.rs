@@ -16,11 +16,12 @@ use std::collections::HashMap;
 
 use r2d2_postgres::postgres::Row;
 
-use super::ledger::{Ledger, REMOVED, pid_at};
+use super::ledger::{Ledger, pid_at};
 use super::segments::{locate, set_size};
 use super::{Tx, count, get, micros, sql_int, time};
-use crate::store::entries::{Batch, join_code};
-use crate::store::rules::members::{self as plan, Standing};
+use crate::store::entries::Batch;
+use crate::store::member_calls::{self, MemberSql, SetMember};
+use crate::store::rules::members::Standing;
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
@@ -173,6 +174,120 @@ pub(super) const REJOIN: &str =
                  WHERE m.org = $1 AND m.segment = $2 AND m.person = u.person)
          FROM unnest($4::bigint[]) AS u (person)))";
 
+/// A member call on one segment: the statements of each step of the
+/// shared flow ([`member_calls`]).
+struct Call<'c, 't, 'l> {
+    tx: &'c mut Tx<'t>,
+    ledger: &'c mut Ledger<'l>,
+    org: &'c OrgId,
+    id: SegmentId,
+    size: u64,
+}
+
+impl<'c, 't, 'l> Call<'c, 't, 'l> {
+    /// The call on segment `id` (`NotFound` if the org has no such
+    /// segment), with the org's ledger open.
+    fn on(
+        tx: &'c mut Tx<'t>,
+        ledger: &'c mut Ledger<'l>,
+        org: &'c OrgId,
+        id: SegmentId,
+    ) -> Result<Self> {
+        let size = locate(tx, org, id)?;
+        Ok(Self::located(tx, ledger, org, id, size))
+    }
+
+    fn located(
+        tx: &'c mut Tx<'t>,
+        ledger: &'c mut Ledger<'l>,
+        org: &'c OrgId,
+        id: SegmentId,
+        size: u64,
+    ) -> Self {
+        Self {
+            tx,
+            ledger,
+            org,
+            id,
+            size,
+        }
+    }
+}
+
+impl MemberSql for Call<'_, '_, '_> {
+    fn segment(&self) -> SegmentId {
+        self.id
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn number_or_classify(&mut self, batch: &Batch<'_>) -> Result<Vec<(i64, Standing)>> {
+        number_or_classify(self.tx, self.org, self.id, batch)?
+            .into_iter()
+            .map(|(person, state)| {
+                let person =
+                    person.ok_or_else(|| Error::storage("a PID of the call got no number"))?;
+                Ok((person, Standing::from_code(i64::from(state))?))
+            })
+            .collect()
+    }
+
+    fn active_among(&mut self, batch: &Batch<'_>) -> Result<Vec<(usize, i64)>> {
+        Ok(classify(self.tx, self.org, self.id, batch)?
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, state)| match state {
+                (Some(person), ACTIVE) => Some((i, person)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn insert(&mut self, people: &[(i64, &str)]) -> Result<()> {
+        let (persons, pids): (Vec<i64>, Vec<&str>) = people.iter().copied().unzip();
+        let at = self.ledger.at();
+        self.tx.execute(
+            INSERT_MEMBERS,
+            &[&self.org.as_str(), self.id.as_uuid(), &at, &persons, &pids],
+        )?;
+        Ok(())
+    }
+
+    fn rejoin(&mut self, readd: &[i64], touch: &[i64]) -> Result<()> {
+        // One statement re-adds and touches (both move `last_added_at`; the
+        // org's head lock orders writers, so the rows' order is free).
+        let people = [readd, touch].concat();
+        update_each(
+            self.tx,
+            REJOIN,
+            self.org,
+            self.id,
+            self.ledger.at(),
+            &people,
+        )
+    }
+
+    fn end(&mut self, people: &[i64]) -> Result<()> {
+        update_each(self.tx, LEAVE, self.org, self.id, self.ledger.at(), people)
+    }
+
+    fn entries(
+        &mut self,
+        entries: &[(i16, i64)],
+        provenance: Option<&Provenance>,
+    ) -> Result<Option<i64>> {
+        let (codes, people): (Vec<i16>, Vec<i64>) = entries.iter().copied().unzip();
+        self.ledger
+            .members(self.tx, self.id, &codes, &people, provenance)
+    }
+
+    fn set_size(&mut self, last_entry: Option<i64>, size: u64) -> Result<()> {
+        set_size(self.tx, self.org, self.id, self.ledger, last_entry, size)
+    }
+}
+
 /// Makes every PID of `batch` an active member. Call inside a write
 /// transaction.
 pub(super) fn add(
@@ -183,79 +298,23 @@ pub(super) fn add(
     stamp: Stamp<'_>,
 ) -> Result<MembersAdded> {
     let mut ledger = Ledger::open(tx, org, stamp)?;
-    let size = locate(tx, org, id)?;
-    let states = number_or_classify(tx, org, id, batch)?;
-    let mut rows = Vec::with_capacity(states.len());
-    for (i, &(person, state)) in states.iter().enumerate() {
-        let person = person.ok_or_else(|| Error::storage("a PID of the call got no number"))?;
-        // Entries follow the caller's order.
-        rows.push(Joining {
-            place: batch
-                .place(i)
-                .ok_or_else(|| Error::storage(format!("no PID at place {i} of the call")))?,
-            person,
-            pid: batch.texts()[i],
-            state,
-        });
-    }
-    let out = join(tx, org, id, size, &mut ledger, &rows, None)?;
+    let out = member_calls::add(&mut Call::on(tx, &mut ledger, org, id)?, batch)?;
     ledger.close(tx)?;
     Ok(out)
 }
 
-/// A person a call or set operation makes a member, and what they were.
-struct Joining<'p> {
-    /// Where the entry goes among the call's entries.
-    place: usize,
-    person: i64,
-    pid: &'p str,
-    /// [`NEW`], [`ACTIVE`] or [`REMOVED_MEMBER`].
-    state: i16,
-}
-
-/// Makes active members of the people of `rows` (in PID order), recording
-/// an entry for each who joins, in the order of their places, with
-/// `provenance`; updates the size. Call inside a write transaction, after
-/// the ledger opened.
-fn join(
+/// Ends the active membership of every PID of `batch` that has one. Call
+/// inside a write transaction.
+pub(super) fn remove(
     tx: &mut Tx<'_>,
     org: &OrgId,
     id: SegmentId,
-    size: u64,
-    ledger: &mut Ledger<'_>,
-    rows: &[Joining<'_>],
-    provenance: Option<&Provenance>,
-) -> Result<MembersAdded> {
-    let at = ledger.at();
-    let rows = rows
-        .iter()
-        .map(|row| {
-            let standing = Standing::from_code(i64::from(row.state))?;
-            Ok((row.place, (row.person, row.pid), standing))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let plan = plan::add(rows);
-    if !plan.insert.is_empty() {
-        let (new, new_pids): (Vec<i64>, Vec<&str>) = plan.insert.iter().copied().unzip();
-        tx.execute(
-            INSERT_MEMBERS,
-            &[&org.as_str(), id.as_uuid(), &at, &new, &new_pids],
-        )?;
-    }
-    // One statement re-adds and touches (both move `last_added_at`; the
-    // org's head lock orders writers, so the rows' order is free).
-    let existing: Vec<i64> = plan
-        .readd
-        .iter()
-        .chain(&plan.touch)
-        .map(|&(person, _)| person)
-        .collect();
-    update_each(tx, REJOIN, org, id, at, &existing)?;
-    let codes: Vec<i16> = plan.entries.iter().map(|&(j, _)| join_code(j)).collect();
-    let people: Vec<i64> = plan.entries.iter().map(|&(_, (p, _))| p).collect();
-    let last_entry = ledger.members(tx, id, &codes, &people, provenance)?;
-    let out = plan.outcome(size);
-    set_size(tx, org, id, ledger, last_entry, out.new_current_size)?;
+    batch: &Batch<'_>,
+    stamp: Stamp<'_>,
+) -> Result<MembersRemoved> {
+    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let out = member_calls::remove(&mut Call::on(tx, &mut ledger, org, id)?, batch)?;
+    ledger.close(tx)?;
     Ok(out)
 }
 
@@ -313,57 +372,6 @@ fn update_each(
     Ok(())
 }
 
-/// Ends the active membership of every PID of `batch` that has one. Call
-/// inside a write transaction.
-pub(super) fn remove(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    id: SegmentId,
-    batch: &Batch<'_>,
-    stamp: Stamp<'_>,
-) -> Result<MembersRemoved> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
-    let size = locate(tx, org, id)?;
-    let mut leaving = Vec::new();
-    for (i, (person, state)) in classify(tx, org, id, batch)?.into_iter().enumerate() {
-        let (Some(person), ACTIVE) = (person, state) else {
-            continue;
-        };
-        let place = batch
-            .place(i)
-            .ok_or_else(|| Error::storage(format!("no PID at place {i} of the call")))?;
-        // Entries follow the caller's order.
-        leaving.push((place, person));
-    }
-    let out = leave(tx, org, id, size, &mut ledger, leaving, None)?;
-    ledger.close(tx)?;
-    Ok(out)
-}
-
-/// Ends the active membership of the people of `leaving` (each `(place,
-/// person)`, all active members), recording an entry for each in the order
-/// of their places, with `provenance`; updates the size. Call inside a
-/// write transaction, after the ledger opened.
-fn leave(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    id: SegmentId,
-    size: u64,
-    ledger: &mut Ledger<'_>,
-    mut leaving: Vec<(usize, i64)>,
-    provenance: Option<&Provenance>,
-) -> Result<MembersRemoved> {
-    let out = plan::removed(id, size, leaving.len() as u64)?;
-    let persons: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
-    update_each(tx, LEAVE, org, id, ledger.at(), &persons)?;
-    leaving.sort_unstable_by_key(|(place, _)| *place);
-    let codes = vec![REMOVED; leaving.len()];
-    let people: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
-    let last_entry = ledger.members(tx, id, &codes, &people, provenance)?;
-    set_size(tx, org, id, ledger, last_entry, out.new_current_size)?;
-    Ok(out)
-}
-
 /// The SQL of the people (person numbers) an expression stands for: the
 /// active members of its sources (`$1` is the org), combined by `UNION`,
 /// `INTERSECT` and `EXCEPT`.
@@ -384,13 +392,6 @@ fn compound(a: &SetExpr, op: &str, b: &SetExpr) -> String {
     format!("({}) {op} ({})", expression_sql(a), expression_sql(b))
 }
 
-/// A member of a set expression, and what they are to the target.
-struct Found {
-    person: i64,
-    pid: String,
-    state: i16,
-}
-
 /// The members of `expr` (its sources checked in id order, the first
 /// missing one `NotFound`), in PID order, each with what they are to
 /// segment `target`, and the provenance of entries made from them.
@@ -403,7 +404,7 @@ fn evaluate(
     target: SegmentId,
     expr: &SetExpr,
     ledger: &Ledger<'_>,
-) -> Result<(Vec<Found>, Provenance)> {
+) -> Result<(Vec<SetMember>, Provenance)> {
     let sources = expr.segments();
     for &source in &sources {
         locate(tx, org, source)?;
@@ -423,10 +424,10 @@ fn evaluate(
         .query_once(&sql, &[&org.as_str(), target.as_uuid()])?
         .iter()
         .map(|row| {
-            Ok(Found {
+            Ok(SetMember {
                 person: get(row, 0)?,
                 pid: get(row, 1)?,
-                state: get(row, 2)?,
+                standing: Standing::from_code(i64::from(get::<i16>(row, 2)?))?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -462,18 +463,8 @@ fn add_from_located(
     ledger: &mut Ledger<'_>,
 ) -> Result<MembersAdded> {
     let (found, provenance) = evaluate(tx, org, id, expr, ledger)?;
-    // Entries in PID order: the order of the rows.
-    let rows: Vec<Joining<'_>> = found
-        .iter()
-        .enumerate()
-        .map(|(place, found)| Joining {
-            place,
-            person: found.person,
-            pid: &found.pid,
-            state: found.state,
-        })
-        .collect();
-    join(tx, org, id, size, ledger, &rows, Some(&provenance))
+    let mut call = Call::located(tx, ledger, org, id, size);
+    member_calls::join_found(&mut call, &found, &provenance)
 }
 
 /// Ends the membership in segment `id` of every member of `expr`. Call
@@ -488,13 +479,8 @@ pub(super) fn remove_from(
     let mut ledger = Ledger::open(tx, org, stamp)?;
     let size = locate(tx, org, id)?;
     let (found, provenance) = evaluate(tx, org, id, expr, &ledger)?;
-    let leaving = found
-        .into_iter()
-        .filter(|found| found.state == ACTIVE)
-        .enumerate()
-        .map(|(place, found)| (place, found.person))
-        .collect();
-    let out = leave(tx, org, id, size, &mut ledger, leaving, Some(&provenance))?;
+    let mut call = Call::located(tx, &mut ledger, org, id, size);
+    let out = member_calls::leave_found(&mut call, &found, &provenance)?;
     ledger.close(tx)?;
     Ok(out)
 }

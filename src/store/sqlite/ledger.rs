@@ -9,7 +9,7 @@ use crate::store::Stamp;
 use crate::store::entries::{self, Head};
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId};
 
-pub(super) use crate::store::entries::{REMOVED, joins};
+pub(super) use crate::store::entries::joins;
 
 /// Writes one transaction's ledger entries for one org: reads the org's
 /// head when it opens, numbers entries from it, and moves it when it

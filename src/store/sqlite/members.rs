@@ -14,11 +14,12 @@ use std::rc::Rc;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::ledger::{Ledger, REMOVED, pid_at};
+use super::ledger::{Ledger, pid_at};
 use super::segments::{Located, locate, set_size};
 use super::{Db, array, micros, sql_int, time_at};
-use crate::store::entries::{Batch, join_code};
-use crate::store::rules::members::{self as plan, Standing};
+use crate::store::entries::Batch;
+use crate::store::member_calls::{self, MemberSql, SetMember};
+use crate::store::rules::members::Standing;
 use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
@@ -60,6 +61,114 @@ pub(super) const REJOIN: &str =
 pub(super) const TOUCH: &str = "UPDATE segment_memberships SET last_added_at = ?2
      WHERE segment = ?1 AND person IN rarray(?3)";
 
+/// A member call on one segment: the statements of each step of the
+/// shared flow ([`member_calls`]).
+struct Call<'c, 'l> {
+    tx: &'c Connection,
+    ledger: &'c mut Ledger<'l>,
+    org: &'c OrgId,
+    id: SegmentId,
+    segment: Located,
+}
+
+impl MemberSql for Call<'_, '_> {
+    fn segment(&self) -> SegmentId {
+        self.id
+    }
+
+    fn size(&self) -> u64 {
+        self.segment.current_size
+    }
+
+    fn number_or_classify(&mut self, batch: &Batch<'_>) -> Result<Vec<(i64, Standing)>> {
+        let states = self
+            .tx
+            .prepare_cached(CLASSIFY)
+            .db()?
+            .query_map(
+                params![texts(batch), self.org.as_str(), self.segment.number],
+                |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .db()?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .db()?;
+        let mut persons: Vec<Option<i64>> = states.iter().map(|(person, _)| *person).collect();
+        number_new_people(self.tx, self.org, batch, &mut persons)?;
+        states
+            .iter()
+            .zip(persons)
+            .map(|(&(_, code), person)| {
+                let person = person.ok_or_else(|| Error::storage("a new person got no number"))?;
+                Ok((person, Standing::from_code(code)?))
+            })
+            .collect()
+    }
+
+    fn active_among(&mut self, batch: &Batch<'_>) -> Result<Vec<(usize, i64)>> {
+        self.tx
+            .prepare_cached(ACTIVE_AMONG)
+            .db()?
+            .query_map(
+                params![texts(batch), self.org.as_str(), self.segment.number],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .db()?
+            .map(|row| {
+                let (rowid, person) = row.db()?;
+                let i = usize::try_from(rowid - 1)
+                    .map_err(|_| Error::storage(format!("no PID at place {rowid} of the call")))?;
+                Ok((i, person))
+            })
+            .collect()
+    }
+
+    fn insert(&mut self, people: &[(i64, &str)]) -> Result<()> {
+        self.each(INSERT_MEMBERS, people.iter().map(|&(person, _)| person))
+    }
+
+    fn rejoin(&mut self, readd: &[i64], touch: &[i64]) -> Result<()> {
+        self.each(REJOIN, readd.iter().copied())?;
+        self.each(TOUCH, touch.iter().copied())
+    }
+
+    fn end(&mut self, people: &[i64]) -> Result<()> {
+        self.each(LEAVE, people.iter().copied())
+    }
+
+    fn entries(
+        &mut self,
+        entries: &[(i16, i64)],
+        provenance: Option<&Provenance>,
+    ) -> Result<Option<i64>> {
+        self.ledger
+            .members(self.tx, self.id, entries.iter().copied(), provenance)
+    }
+
+    fn set_size(&mut self, last_entry: Option<i64>, size: u64) -> Result<()> {
+        set_size(self.tx, self.segment, self.ledger.at(), last_entry, size)
+    }
+}
+
+impl Call<'_, '_> {
+    /// Runs `sql` ([`INSERT_MEMBERS`], [`REJOIN`], [`TOUCH`] or [`LEAVE`])
+    /// for `persons`, now; nothing for none.
+    fn each(&self, sql: &str, persons: impl ExactSizeIterator<Item = i64>) -> Result<()> {
+        if persons.len() == 0 {
+            return Ok(());
+        }
+        self.tx
+            .prepare_cached(sql)
+            .db()?
+            .execute(params![
+                self.segment.number,
+                self.ledger.at(),
+                array(persons)
+            ])
+            .db()?;
+        Ok(())
+    }
+}
+
 /// Makes every PID of `batch` an active member. Call inside a write
 /// transaction.
 pub(super) fn add(
@@ -71,72 +180,15 @@ pub(super) fn add(
 ) -> Result<MembersAdded> {
     let segment = locate(tx, org, id)?;
     let mut ledger = Ledger::open(tx, org, stamp)?;
-    let states = tx
-        .prepare_cached(CLASSIFY)
-        .db()?
-        .query_map(params![texts(batch), org.as_str(), segment.number], |r| {
-            Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?))
-        })
-        .db()?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
-    check_rows(states.len(), batch)?;
-    let mut persons: Vec<Option<i64>> = states.iter().map(|(person, _)| *person).collect();
-    number_new_people(tx, org, batch, &mut persons)?;
-    let mut rows = Vec::with_capacity(states.len());
-    for (i, ((_, state), person)) in states.iter().zip(&persons).enumerate() {
-        let person = person.ok_or_else(|| Error::storage("a new person got no number"))?;
-        // Entries follow the caller's order.
-        let place = batch
-            .place(i)
-            .ok_or_else(|| Error::storage(format!("no PID at place {i} of the call")))?;
-        rows.push((place, person, *state));
-    }
-    let out = join(tx, segment, id, &mut ledger, rows, None)?;
-    ledger.close(tx)?;
-    Ok(out)
-}
-
-/// Makes active members of the people of `rows` (each `(place in the
-/// ledger, person, state)`, in PID order), recording an entry for each who
-/// joins, in ledger order, with `provenance`; updates the size. Call inside
-/// a write transaction, after the ledger opened.
-fn join(
-    tx: &Connection,
-    segment: Located,
-    id: SegmentId,
-    ledger: &mut Ledger<'_>,
-    rows: Vec<(usize, i64, i64)>,
-    provenance: Option<&Provenance>,
-) -> Result<MembersAdded> {
-    let at = ledger.at();
-    let rows = rows
-        .into_iter()
-        .map(|(place, person, code)| Ok((place, person, Standing::from_code(code)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let plan = plan::add(rows);
-    for (sql, persons) in [
-        (INSERT_MEMBERS, &plan.insert),
-        (REJOIN, &plan.readd),
-        (TOUCH, &plan.touch),
-    ] {
-        if !persons.is_empty() {
-            tx.prepare_cached(sql)
-                .db()?
-                .execute(params![segment.number, at, array(persons.iter().copied())])
-                .db()?;
-        }
-    }
-    let last_entry = ledger.members(
+    let mut call = Call {
         tx,
+        ledger: &mut ledger,
+        org,
         id,
-        plan.entries
-            .iter()
-            .map(|&(joined, p)| (join_code(joined), p)),
-        provenance,
-    )?;
-    let out = plan.outcome(segment.current_size);
-    set_size(tx, segment, at, last_entry, out.new_current_size)?;
+        segment,
+    };
+    let out = member_calls::add(&mut call, batch)?;
+    ledger.close(tx)?;
     Ok(out)
 }
 
@@ -193,62 +245,15 @@ pub(super) fn remove(
 ) -> Result<MembersRemoved> {
     let segment = locate(tx, org, id)?;
     let mut ledger = Ledger::open(tx, org, stamp)?;
-    let leaving = tx
-        .prepare_cached(ACTIVE_AMONG)
-        .db()?
-        .query_map(params![texts(batch), org.as_str(), segment.number], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        })
-        .db()?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
-    let leaving = leaving
-        .into_iter()
-        .map(|(rowid, person)| {
-            let place = usize::try_from(rowid - 1)
-                .ok()
-                .and_then(|i| batch.place(i))
-                .ok_or_else(|| Error::storage(format!("no PID at place {rowid} of the call")))?;
-            // Entries follow the caller's order.
-            Ok((place, person))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let out = leave(tx, segment, id, &mut ledger, leaving, None)?;
-    ledger.close(tx)?;
-    Ok(out)
-}
-
-/// Ends the active membership of the people of `leaving` (each `(place in
-/// the ledger, person)`, all active members), recording an entry for each
-/// in ledger order with `provenance`; updates the size. Call inside a
-/// write transaction, after the ledger opened.
-fn leave(
-    tx: &Connection,
-    segment: Located,
-    id: SegmentId,
-    ledger: &mut Ledger<'_>,
-    mut leaving: Vec<(usize, i64)>,
-    provenance: Option<&Provenance>,
-) -> Result<MembersRemoved> {
-    let out = plan::removed(id, segment.current_size, leaving.len() as u64)?;
-    if !leaving.is_empty() {
-        tx.prepare_cached(LEAVE)
-            .db()?
-            .execute(params![
-                segment.number,
-                ledger.at(),
-                array(leaving.iter().map(|&(_, person)| person))
-            ])
-            .db()?;
-    }
-    leaving.sort_unstable_by_key(|(place, _)| *place);
-    let last_entry = ledger.members(
+    let mut call = Call {
         tx,
+        ledger: &mut ledger,
+        org,
         id,
-        leaving.into_iter().map(|(_, p)| (REMOVED, p)),
-        provenance,
-    )?;
-    set_size(tx, segment, ledger.at(), last_entry, out.new_current_size)?;
+        segment,
+    };
+    let out = member_calls::remove(&mut call, batch)?;
+    ledger.close(tx)?;
     Ok(out)
 }
 
@@ -293,14 +298,14 @@ fn evaluate(
     target: i64,
     expr: &SetExpr,
     ledger: &Ledger<'_>,
-) -> Result<(Vec<(i64, i64)>, Provenance)> {
+) -> Result<(Vec<SetMember>, Provenance)> {
     let sources = expr.segments();
     let numbers = sources
         .iter()
         .map(|&source| Ok((source, locate(tx, org, source)?.number)))
         .collect::<Result<Vec<_>>>()?;
     let sql = format!(
-        "SELECT e.person,
+        "SELECT e.person, p.pid,
                 CASE WHEN m.person IS NULL THEN {NEW}
                      WHEN m.removed_at IS NULL THEN {ACTIVE} ELSE {REMOVED_MEMBER} END
          FROM ({}) e
@@ -312,10 +317,19 @@ fn evaluate(
     let rows = tx
         .prepare(&sql)
         .db()?
-        .query_map([target], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([target], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?))
+        })
         .db()?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .db()?;
+        .map(|row| {
+            let (person, pid, code) = row.db()?;
+            Ok(SetMember {
+                person,
+                pid,
+                standing: Standing::from_code(code)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let provenance = Provenance {
         sources,
         read_at: u64::try_from(ledger.read_at()).unwrap_or(0),
@@ -347,14 +361,15 @@ fn add_from_located(
     expr: &SetExpr,
     ledger: &mut Ledger<'_>,
 ) -> Result<MembersAdded> {
-    let (rows, provenance) = evaluate(tx, org, segment.number, expr, ledger)?;
-    // Entries in PID order: the order of the rows.
-    let rows = rows
-        .into_iter()
-        .enumerate()
-        .map(|(place, (person, state))| (place, person, state))
-        .collect();
-    join(tx, segment, id, ledger, rows, Some(&provenance))
+    let (found, provenance) = evaluate(tx, org, segment.number, expr, ledger)?;
+    let mut call = Call {
+        tx,
+        ledger,
+        org,
+        id,
+        segment,
+    };
+    member_calls::join_found(&mut call, &found, &provenance)
 }
 
 /// Ends the membership in segment `id` of every member of `expr`. Call
@@ -368,14 +383,15 @@ pub(super) fn remove_from(
 ) -> Result<MembersRemoved> {
     let segment = locate(tx, org, id)?;
     let mut ledger = Ledger::open(tx, org, stamp)?;
-    let (rows, provenance) = evaluate(tx, org, segment.number, expr, &ledger)?;
-    let leaving = rows
-        .into_iter()
-        .filter(|&(_, state)| state == ACTIVE)
-        .enumerate()
-        .map(|(place, (person, _))| (place, person))
-        .collect();
-    let out = leave(tx, segment, id, &mut ledger, leaving, Some(&provenance))?;
+    let (found, provenance) = evaluate(tx, org, segment.number, expr, &ledger)?;
+    let mut call = Call {
+        tx,
+        ledger: &mut ledger,
+        org,
+        id,
+        segment,
+    };
+    let out = member_calls::leave_found(&mut call, &found, &provenance)?;
     ledger.close(tx)?;
     Ok(out)
 }
@@ -403,18 +419,6 @@ pub(super) fn create_from(
         current_size: added.new_current_size,
         ..created
     })
-}
-
-/// A statement over the batch must answer once per PID.
-fn check_rows(rows: usize, batch: &Batch<'_>) -> Result<()> {
-    if rows == batch.len() {
-        Ok(())
-    } else {
-        Err(Error::storage(format!(
-            "classifying {} PIDs gave {rows} rows",
-            batch.len()
-        )))
-    }
 }
 
 /// A member row: `pid, first_added_at, last_added_at`.

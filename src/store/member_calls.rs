@@ -1,0 +1,189 @@
+//! The member calls of the SQL backends, written once: what a call reads,
+//! what it asks the plan ([`rules::members`](super::rules::members)) and
+//! what it writes, in which order. A backend implements [`MemberSql`]
+//! with its statements and the decoding of their rows, and calls [`add`],
+//! [`remove`], [`join`] and [`leave`]; set operations read their members
+//! with their own SQL, then [`join`] or [`leave`] them.
+//!
+//! Each step is one statement over the whole batch, whatever its size, so
+//! a call costs a handful of round trips (SPEC §10).
+
+use super::entries::{Batch, REMOVED, join_code};
+use super::rules::members::{self as plan, Standing};
+use super::{MembersAdded, MembersRemoved};
+use crate::{Error, Provenance, Result, SegmentId};
+
+/// One member call on one segment, inside its write transaction, with the
+/// org's ledger open: the statements a SQL backend runs for each step.
+/// People are named by the org's person numbers.
+pub(crate) trait MemberSql {
+    /// The segment of the call.
+    fn segment(&self) -> SegmentId;
+
+    /// The segment's active members before the call.
+    fn size(&self) -> u64;
+
+    /// Every PID of `batch`, in PID order: its person number and what it
+    /// is to the segment. Numbers the people the org has never seen (to
+    /// the segment they are [`Standing::NotMember`]).
+    fn number_or_classify(&mut self, batch: &Batch<'_>) -> Result<Vec<(i64, Standing)>>;
+
+    /// The active members of the segment among the PIDs of `batch`: each
+    /// one's index in PID order, and person number.
+    fn active_among(&mut self, batch: &Batch<'_>) -> Result<Vec<(usize, i64)>>;
+
+    /// Inserts new memberships, each `(person, PID)`, first and last added
+    /// now.
+    fn insert(&mut self, people: &[(i64, &str)]) -> Result<()>;
+
+    /// Makes the removed members of `readd` active again and moves the
+    /// last add of the active members of `touch`, both to now.
+    fn rejoin(&mut self, readd: &[i64], touch: &[i64]) -> Result<()>;
+
+    /// Ends the active memberships of `people`, now.
+    fn end(&mut self, people: &[i64]) -> Result<()>;
+
+    /// Appends one ledger entry per `(code, person)`, in order, naming the
+    /// set operation they came from when `provenance` says so; returns the
+    /// last entry's seq, if any.
+    fn entries(
+        &mut self,
+        entries: &[(i16, i64)],
+        provenance: Option<&Provenance>,
+    ) -> Result<Option<i64>>;
+
+    /// Records the segment's size after the call, when the call wrote an
+    /// entry (`last_entry`); a call that changed nothing records nothing.
+    fn set_size(&mut self, last_entry: Option<i64>, size: u64) -> Result<()>;
+}
+
+/// Where the entry of the PID at `i` (in PID order) goes among the call's
+/// entries: its place in the caller's order.
+fn place(batch: &Batch<'_>, i: usize) -> Result<usize> {
+    batch
+        .place(i)
+        .ok_or_else(|| Error::storage(format!("no PID at place {i} of the call")))
+}
+
+/// Makes every PID of `batch` an active member.
+pub(crate) fn add(call: &mut impl MemberSql, batch: &Batch<'_>) -> Result<MembersAdded> {
+    let states = call.number_or_classify(batch)?;
+    if states.len() != batch.len() {
+        return Err(Error::storage(format!(
+            "classifying {} PIDs gave {} rows",
+            batch.len(),
+            states.len()
+        )));
+    }
+    let rows = states
+        .into_iter()
+        .enumerate()
+        .map(|(i, (person, standing))| {
+            // Entries follow the caller's order.
+            Ok((place(batch, i)?, (person, batch.texts()[i]), standing))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    join(call, rows, None)
+}
+
+/// Makes active members of the people of `rows` (each its entry's place
+/// among the call's entries, `(person, PID)` and standing, in PID order),
+/// recording an entry for each who joins, in the order of their places,
+/// with `provenance`; updates the size.
+pub(crate) fn join(
+    call: &mut impl MemberSql,
+    rows: Vec<(usize, (i64, &str), Standing)>,
+    provenance: Option<&Provenance>,
+) -> Result<MembersAdded> {
+    let plan = plan::add(rows);
+    if !plan.insert.is_empty() {
+        call.insert(&plan.insert)?;
+    }
+    let person = |&(person, _): &(i64, &str)| person;
+    let readd: Vec<i64> = plan.readd.iter().map(person).collect();
+    let touch: Vec<i64> = plan.touch.iter().map(person).collect();
+    if !(readd.is_empty() && touch.is_empty()) {
+        call.rejoin(&readd, &touch)?;
+    }
+    let entries: Vec<(i16, i64)> = plan
+        .entries
+        .iter()
+        .map(|&(joined, (person, _))| (join_code(joined), person))
+        .collect();
+    let last_entry = call.entries(&entries, provenance)?;
+    let out = plan.outcome(call.size());
+    call.set_size(last_entry, out.new_current_size)?;
+    Ok(out)
+}
+
+/// Ends the active membership of every PID of `batch` that has one.
+pub(crate) fn remove(call: &mut impl MemberSql, batch: &Batch<'_>) -> Result<MembersRemoved> {
+    let leaving = call
+        .active_among(batch)?
+        .into_iter()
+        // Entries follow the caller's order.
+        .map(|(i, person)| Ok((place(batch, i)?, person)))
+        .collect::<Result<Vec<_>>>()?;
+    leave(call, leaving, None)
+}
+
+/// Ends the active membership of the people of `leaving` (each its
+/// entry's place among the call's entries and person, all active
+/// members), recording an entry for each in the order of their places,
+/// with `provenance`; updates the size.
+pub(crate) fn leave(
+    call: &mut impl MemberSql,
+    mut leaving: Vec<(usize, i64)>,
+    provenance: Option<&Provenance>,
+) -> Result<MembersRemoved> {
+    let out = plan::removed(call.segment(), call.size(), leaving.len() as u64)?;
+    if !leaving.is_empty() {
+        let people: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
+        call.end(&people)?;
+    }
+    leaving.sort_unstable_by_key(|&(place, _)| place);
+    let entries: Vec<(i16, i64)> = leaving.iter().map(|&(_, p)| (REMOVED, p)).collect();
+    let last_entry = call.entries(&entries, provenance)?;
+    call.set_size(last_entry, out.new_current_size)?;
+    Ok(out)
+}
+
+/// A member of a set expression, as a backend's SQL found it.
+pub(crate) struct SetMember {
+    pub(crate) person: i64,
+    pub(crate) pid: String,
+    /// What they are to the segment the operation writes.
+    pub(crate) standing: Standing,
+}
+
+/// The members of a set expression, in PID order, joined to the target
+/// with `provenance`: their entries follow PID order.
+pub(crate) fn join_found(
+    call: &mut impl MemberSql,
+    found: &[SetMember],
+    provenance: &Provenance,
+) -> Result<MembersAdded> {
+    let rows = found
+        .iter()
+        .enumerate()
+        .map(|(place, m)| (place, (m.person, m.pid.as_str()), m.standing))
+        .collect();
+    join(call, rows, Some(provenance))
+}
+
+/// The members of a set expression, in PID order, taken out of the
+/// target with `provenance`: those who are active members of it leave, in
+/// PID order.
+pub(crate) fn leave_found(
+    call: &mut impl MemberSql,
+    found: &[SetMember],
+    provenance: &Provenance,
+) -> Result<MembersRemoved> {
+    let leaving = found
+        .iter()
+        .filter(|m| m.standing == Standing::Member)
+        .enumerate()
+        .map(|(place, m)| (place, m.person))
+        .collect();
+    leave(call, leaving, Some(provenance))
+}
