@@ -16,8 +16,8 @@
 -- Designs:
 --   floor         INSERT ... ON CONFLICT DO UPDATE of (segment, pid,
 --                 first_added_at, last_added_at), key (segment, pid).
---   store         PostgresStore's tables and statements for a fill: look up
---                 the batch's known people, number the new ones, insert
+--   store         PostgresStore's tables and statements for a fill: number
+--                 the new people (an insert that skips known ones), insert
 --                 their memberships, one ledger row per member in the
 --                 caller's order, move the org's head.
 --   min           the least a list-order index and a ledger need: one
@@ -34,15 +34,6 @@ SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS fill_designs CASCADE;
 CREATE SCHEMA fill_designs;
 SET search_path TO fill_designs;
--- As PostgresStore's sessions plan (`PLANNER` in src/store/postgres/mod.rs).
-SET jit = off;
-SET plan_cache_mode = force_generic_plan;
-SET enable_seqscan = off;
-SET enable_bitmapscan = off;
-SET enable_hashjoin = off;
-SET enable_mergejoin = off;
-SET enable_material = off;
-SET enable_sort = off;
 
 -- Each batch's PIDs in PID order (as a store receives them), and the
 -- caller's order: a random permutation of their places, which the ledger
@@ -113,9 +104,9 @@ BEGIN
         END IF;
         SELECT last_seq INTO base FROM heads WHERE org = 'acme' FOR UPDATE;
         IF design = 'store' THEN
-            PERFORM count(*) FROM people WHERE org = 'acme' AND pid = ANY(p);
+            -- New people first: the insert's key check finds who is new.
             WITH n AS (INSERT INTO people (org, pid) SELECT 'acme', u FROM unnest(p) AS u
-                       RETURNING pid, person)
+                       ON CONFLICT (org, pid) DO NOTHING RETURNING pid, person)
             SELECT array_agg(person), array_agg(pid) INTO persons, numbered FROM n;
             INSERT INTO memberships (org, segment, person, pid, first_added_at, last_added_at)
             SELECT 'acme', seg, u.person, u.pid, now, now

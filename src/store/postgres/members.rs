@@ -3,14 +3,14 @@
 //!
 //! A member call is a handful of statements, whatever its size: the batch
 //! travels as arrays (`unnest`, `= ANY`), in PID order (the order of the
-//! people index). An add first numbers the people the org has never seen
-//! (an insert that skips those it knows); only the others are looked up,
-//! they and their memberships of the segment, so a fill of new people
-//! reads nothing before it writes. Then one statement inserts the new
-//! memberships, one updates the re-added and redundant ones (or the
-//! removed ones), and one appends every ledger entry, in the caller's
-//! order. Every lookup of one person or membership is a seek of its whole
-//! key, whatever the planner believes about the tables.
+//! people index). One statement finds the people of the batch the org
+//! knows and one their memberships of the segment, one numbers the people
+//! the org has never seen, one inserts the new memberships, one updates
+//! the re-added and redundant ones (or the removed ones), and one appends
+//! every ledger entry, in the caller's order (the flow is
+//! [`member_calls`](crate::store::member_calls), shared with SQLite). Every lookup of one person or
+//! membership is a seek of its whole key, whatever the planner believes
+//! about the tables.
 
 use std::collections::HashMap;
 
@@ -74,30 +74,9 @@ fn classify(
     batch: &Batch<'_>,
 ) -> Result<Vec<(Option<i64>, i16)>> {
     let mut out = vec![(None, NEW); batch.len()];
-    let all: Vec<usize> = (0..batch.len()).collect();
-    classify_known(tx, org, id, batch, &all, &mut out)?;
-    Ok(out)
-}
-
-/// Looks up the PIDs of `batch` at `places` (in PID order) among the
-/// org's people and, for those found, their memberships of the segment,
-/// filling their slots of `out`: a person number, and what they are to
-/// the segment (the slots of those not found stay as they were).
-fn classify_known(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    id: SegmentId,
-    batch: &Batch<'_>,
-    places: &[usize],
-    out: &mut [(Option<i64>, i16)],
-) -> Result<()> {
-    if places.is_empty() {
-        return Ok(());
-    }
-    let texts: Vec<&str> = places.iter().map(|&i| batch.texts()[i]).collect();
-    let known = tx.query(KNOWN_PEOPLE, &[&org.as_str(), &texts])?;
+    let known = tx.query(KNOWN_PEOPLE, &[&org.as_str(), &batch.texts()])?;
     if known.is_empty() {
-        return Ok(());
+        return Ok(out);
     }
     let mut persons = Vec::with_capacity(known.len());
     // Person number → position in PID order.
@@ -108,7 +87,7 @@ fn classify_known(
         let i = batch
             .position(pid)
             .ok_or_else(|| Error::storage(format!("found {pid}, which the call did not hold")))?;
-        out[i] = (Some(person), NEW);
+        out[i].0 = Some(person);
         persons.push(person);
         if positions.insert(person, i).is_some() {
             return Err(super::damaged(format!(
@@ -135,18 +114,15 @@ fn classify_known(
             Some(false) => REMOVED_MEMBER,
         };
     }
-    Ok(())
+    Ok(out)
 }
 
-/// Numbers the people of the batch (`$2`, in PID order) the org (`$1`)
-/// has never seen, and returns their numbers; the people it knows are
-/// left as they are (`DO NOTHING` writes nothing for them). The insert's
-/// own check of the people key is how an add finds who is new: a fill of
-/// new people reads nothing else (a lookup first, one scalar subquery
-/// per PID, took as long as the insert).
+/// Numbers people the org (`$1`) has never seen (`$2`, in PID order).
+/// (Numbering the whole batch with `ON CONFLICT (org, pid) DO NOTHING`,
+/// and looking up only those it skipped, timed the same for a fill within
+/// noise, and costs a re-add one probe more per PID: `benches/README.md`.)
 pub(super) const NEW_PEOPLE: &str = "INSERT INTO {schema}.segment_people (org, pid)
      SELECT $1, u.pid FROM unnest($2::text[]) WITH ORDINALITY AS u (pid, i) ORDER BY u.i
-     ON CONFLICT (org, pid) DO NOTHING
      RETURNING pid, person";
 
 /// New memberships: a plain insert. (One upsert of the whole batch, `ON
@@ -319,24 +295,32 @@ pub(super) fn remove(
 }
 
 /// Every PID of the batch, in PID order, with its person number and what
-/// it is to the segment: numbers the people the org has never seen (they
-/// are [`NEW`]), then classifies the others, whom the org knows.
+/// it is to the segment: classifies the batch, then numbers the people
+/// the org has never seen (they are [`NEW`]), in one statement.
 fn number_or_classify(
     tx: &mut Tx<'_>,
     org: &OrgId,
     id: SegmentId,
     batch: &Batch<'_>,
 ) -> Result<Vec<(Option<i64>, i16)>> {
-    let mut out = vec![(None, NEW); batch.len()];
-    for row in tx.query(NEW_PEOPLE, &[&org.as_str(), &batch.texts()])? {
+    let mut out = classify(tx, org, id, batch)?;
+    let unknown: Vec<&str> = batch
+        .texts()
+        .iter()
+        .zip(&out)
+        .filter(|(_, (person, _))| person.is_none())
+        .map(|(pid, _)| *pid)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(out);
+    }
+    for row in tx.query(NEW_PEOPLE, &[&org.as_str(), &unknown])? {
         let pid: &str = get(&row, 0)?;
         let i = batch.position(pid).ok_or_else(|| {
             Error::storage(format!("numbered {pid}, which the call did not hold"))
         })?;
         out[i].0 = Some(get(&row, 1)?);
     }
-    let known: Vec<usize> = (0..out.len()).filter(|&i| out[i].0.is_none()).collect();
-    classify_known(tx, org, id, batch, &known, &mut out)?;
     Ok(out)
 }
 
