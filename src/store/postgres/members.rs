@@ -3,14 +3,15 @@
 //!
 //! A member call is a handful of statements, whatever its size: the batch
 //! travels as arrays (`unnest`, `= ANY`), in PID order (the order of the
-//! people index). One statement finds the people of the batch the org
-//! knows and one their memberships of the segment, one numbers the people
-//! the org has never seen, one inserts the new memberships, one updates
-//! the re-added and redundant ones (or the removed ones), and one appends
-//! every ledger entry, in the caller's order (the flow is
-//! [`member_calls`](crate::store::member_calls), shared with SQLite). Every lookup of one person or
-//! membership is a seek of its whole key, whatever the planner believes
-//! about the tables.
+//! people index). An add first numbers the people the org has never seen
+//! (an insert that skips those it knows); only the others are looked up,
+//! they and their memberships of the segment, so a fill of new people
+//! reads nothing before it writes. Then one statement inserts the new
+//! memberships, one updates the re-added and redundant ones (or the
+//! removed ones), and one appends every ledger entry, in the caller's
+//! order (the flow is [`member_calls`](crate::store::member_calls),
+//! shared with SQLite). Every lookup of one person or membership is a
+//! seek of its whole key, whatever the planner believes about the tables.
 
 use std::collections::HashMap;
 
@@ -74,9 +75,30 @@ fn classify(
     batch: &Batch<'_>,
 ) -> Result<Vec<(Option<i64>, i16)>> {
     let mut out = vec![(None, NEW); batch.len()];
-    let known = tx.query(KNOWN_PEOPLE, &[&org.as_str(), &batch.texts()])?;
+    let all: Vec<usize> = (0..batch.len()).collect();
+    classify_known(tx, org, id, batch, &all, &mut out)?;
+    Ok(out)
+}
+
+/// Looks up the PIDs of `batch` at `places` (in PID order) among the
+/// org's people and, for those found, their memberships of the segment,
+/// filling their slots of `out`: a person number, and what they are to
+/// the segment (the slots of those not found stay as they were).
+fn classify_known(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    id: SegmentId,
+    batch: &Batch<'_>,
+    places: &[usize],
+    out: &mut [(Option<i64>, i16)],
+) -> Result<()> {
+    if places.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<&str> = places.iter().map(|&i| batch.texts()[i]).collect();
+    let known = tx.query(KNOWN_PEOPLE, &[&org.as_str(), &texts])?;
     if known.is_empty() {
-        return Ok(out);
+        return Ok(());
     }
     let mut persons = Vec::with_capacity(known.len());
     // Person number → position in PID order.
@@ -87,7 +109,7 @@ fn classify(
         let i = batch
             .position(pid)
             .ok_or_else(|| Error::storage(format!("found {pid}, which the call did not hold")))?;
-        out[i].0 = Some(person);
+        out[i] = (Some(person), NEW);
         persons.push(person);
         if positions.insert(person, i).is_some() {
             return Err(super::damaged(format!(
@@ -114,15 +136,20 @@ fn classify(
             Some(false) => REMOVED_MEMBER,
         };
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Numbers people the org (`$1`) has never seen (`$2`, in PID order).
-/// (Numbering the whole batch with `ON CONFLICT (org, pid) DO NOTHING`,
-/// and looking up only those it skipped, timed the same for a fill within
-/// noise, and costs a re-add one probe more per PID: `benches/README.md`.)
+/// Numbers the people of the batch (`$2`, in PID order) the org (`$1`)
+/// has never seen, and returns their numbers; the people it knows are
+/// left as they are (`DO NOTHING` writes nothing for them, but uses up a
+/// person number each). The insert's own probe of the people key is how
+/// an add finds who is new, so a fill of new people reads nothing before
+/// it writes; a lookup first (a seek per PID that finds no one) made a
+/// fill slow down as the org grew. A re-add of known people pays the
+/// probe on top of their lookup (`benches/README.md` has both figures).
 pub(super) const NEW_PEOPLE: &str = "INSERT INTO {schema}.segment_people (org, pid)
      SELECT $1, u.pid FROM unnest($2::text[]) WITH ORDINALITY AS u (pid, i) ORDER BY u.i
+     ON CONFLICT (org, pid) DO NOTHING
      RETURNING pid, person";
 
 /// New memberships: a plain insert. (One upsert of the whole batch, `ON
@@ -295,32 +322,24 @@ pub(super) fn remove(
 }
 
 /// Every PID of the batch, in PID order, with its person number and what
-/// it is to the segment: classifies the batch, then numbers the people
-/// the org has never seen (they are [`NEW`]), in one statement.
+/// it is to the segment: numbers the people the org has never seen (they
+/// are [`NEW`]), then classifies the others, whom the org knows.
 fn number_or_classify(
     tx: &mut Tx<'_>,
     org: &OrgId,
     id: SegmentId,
     batch: &Batch<'_>,
 ) -> Result<Vec<(Option<i64>, i16)>> {
-    let mut out = classify(tx, org, id, batch)?;
-    let unknown: Vec<&str> = batch
-        .texts()
-        .iter()
-        .zip(&out)
-        .filter(|(_, (person, _))| person.is_none())
-        .map(|(pid, _)| *pid)
-        .collect();
-    if unknown.is_empty() {
-        return Ok(out);
-    }
-    for row in tx.query(NEW_PEOPLE, &[&org.as_str(), &unknown])? {
+    let mut out = vec![(None, NEW); batch.len()];
+    for row in tx.query(NEW_PEOPLE, &[&org.as_str(), &batch.texts()])? {
         let pid: &str = get(&row, 0)?;
         let i = batch.position(pid).ok_or_else(|| {
             Error::storage(format!("numbered {pid}, which the call did not hold"))
         })?;
         out[i].0 = Some(get(&row, 1)?);
     }
+    let known: Vec<usize> = (0..out.len()).filter(|&i| out[i].0.is_none()).collect();
+    classify_known(tx, org, id, batch, &known, &mut out)?;
     Ok(out)
 }
 
