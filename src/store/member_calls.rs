@@ -2,8 +2,9 @@
 //! what it asks the plan ([`rules::members`](super::rules::members)) and
 //! what it writes, in which order. A backend implements [`MemberSql`]
 //! with its statements and the decoding of their rows, and calls [`add`],
-//! [`remove`], [`join`] and [`leave`]; set operations read their members
-//! with their own SQL, then [`join`] or [`leave`] them.
+//! [`remove`], [`add_from`] and [`remove_from`] (a set operation's
+//! members come from the backend's own SQL, then join or leave the same
+//! way).
 //!
 //! Each step is one statement over the whole batch, whatever its size, so
 //! a call costs a handful of round trips (SPEC §10).
@@ -11,7 +12,7 @@
 use super::entries::{Batch, REMOVED, join_code};
 use super::rules::members::{self as plan, Standing};
 use super::{MembersAdded, MembersRemoved};
-use crate::{Error, Provenance, Result, SegmentId};
+use crate::{Error, Provenance, Result, SegmentId, SetExpr};
 
 /// One member call on one segment, inside its write transaction, with the
 /// org's ledger open: the statements a SQL backend runs for each step.
@@ -22,6 +23,15 @@ pub(crate) trait MemberSql {
 
     /// The segment's active members before the call.
     fn size(&self) -> u64;
+
+    /// The org's last seq before this transaction: what a set operation
+    /// read its sources at.
+    fn read_at(&self) -> i64;
+
+    /// The members of `expr`, in PID order, each with what they are to
+    /// the call's segment. A source the org does not have is `NotFound`
+    /// (the first missing one, in id order).
+    fn members_of(&mut self, expr: &SetExpr) -> Result<Vec<SetMember>>;
 
     /// Every PID of `batch`, in PID order: its person number and what it
     /// is to the segment. Numbers the people the org has never seen (to
@@ -90,7 +100,7 @@ pub(crate) fn add(call: &mut impl MemberSql, batch: &Batch<'_>) -> Result<Member
 /// among the call's entries, `(person, PID)` and standing, in PID order),
 /// recording an entry for each who joins, in the order of their places,
 /// with `provenance`; updates the size.
-pub(crate) fn join(
+fn join(
     call: &mut impl MemberSql,
     rows: Vec<(usize, (i64, &str), Standing)>,
     provenance: Option<&Provenance>,
@@ -131,7 +141,7 @@ pub(crate) fn remove(call: &mut impl MemberSql, batch: &Batch<'_>) -> Result<Mem
 /// entry's place among the call's entries and person, all active
 /// members), recording an entry for each in the order of their places,
 /// with `provenance`; updates the size.
-pub(crate) fn leave(
+fn leave(
     call: &mut impl MemberSql,
     mut leaving: Vec<(usize, i64)>,
     provenance: Option<&Provenance>,
@@ -156,34 +166,38 @@ pub(crate) struct SetMember {
     pub(crate) standing: Standing,
 }
 
-/// The members of a set expression, in PID order, joined to the target
-/// with `provenance`: their entries follow PID order.
-pub(crate) fn join_found(
-    call: &mut impl MemberSql,
-    found: &[SetMember],
-    provenance: &Provenance,
-) -> Result<MembersAdded> {
+/// Makes every member of `expr` an active member of the call's segment;
+/// their entries follow PID order and name the operation.
+pub(crate) fn add_from(call: &mut impl MemberSql, expr: &SetExpr) -> Result<MembersAdded> {
+    let found = call.members_of(expr)?;
+    let provenance = provenance(call, expr);
     let rows = found
         .iter()
         .enumerate()
         .map(|(place, m)| (place, (m.person, m.pid.as_str()), m.standing))
         .collect();
-    join(call, rows, Some(provenance))
+    join(call, rows, Some(&provenance))
 }
 
-/// The members of a set expression, in PID order, taken out of the
-/// target with `provenance`: those who are active members of it leave, in
-/// PID order.
-pub(crate) fn leave_found(
-    call: &mut impl MemberSql,
-    found: &[SetMember],
-    provenance: &Provenance,
-) -> Result<MembersRemoved> {
+/// Ends the membership in the call's segment of every member of `expr`
+/// who is an active member of it; their entries follow PID order and name
+/// the operation.
+pub(crate) fn remove_from(call: &mut impl MemberSql, expr: &SetExpr) -> Result<MembersRemoved> {
+    let found = call.members_of(expr)?;
+    let provenance = provenance(call, expr);
     let leaving = found
         .iter()
         .filter(|m| m.standing == Standing::Member)
         .enumerate()
         .map(|(place, m)| (place, m.person))
         .collect();
-    leave(call, leaving, Some(provenance))
+    leave(call, leaving, Some(&provenance))
+}
+
+/// Where the entries of a set operation on `expr` came from.
+fn provenance(call: &impl MemberSql, expr: &SetExpr) -> Provenance {
+    Provenance {
+        sources: expr.segments(),
+        read_at: u64::try_from(call.read_at()).unwrap_or(0),
+    }
 }

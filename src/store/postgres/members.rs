@@ -23,7 +23,7 @@ use super::{Tx, count, get, micros, sql_int, time};
 use crate::store::entries::Batch;
 use crate::store::member_calls::{self, MemberSql, SetMember};
 use crate::store::rules::members::Standing;
-use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
+use crate::store::{MemberSlice, MemberStart, SegmentInsert, Stamp};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
 /// What a PID is to the segment, before an add.
@@ -179,7 +179,7 @@ pub(super) const REJOIN: &str =
 
 /// A member call on one segment: the statements of each step of the
 /// shared flow ([`member_calls`]).
-struct Call<'c, 't, 'l> {
+pub(super) struct Call<'c, 't, 'l> {
     tx: &'c mut Tx<'t>,
     ledger: &'c mut Ledger<'l>,
     org: &'c OrgId,
@@ -224,6 +224,14 @@ impl MemberSql for Call<'_, '_, '_> {
 
     fn size(&self) -> u64 {
         self.size
+    }
+
+    fn read_at(&self) -> i64 {
+        self.ledger.read_at()
+    }
+
+    fn members_of(&mut self, expr: &SetExpr) -> Result<Vec<SetMember>> {
+        members_of(self.tx, self.org, self.id, expr)
     }
 
     fn number_or_classify(&mut self, batch: &Batch<'_>) -> Result<Vec<(i64, Standing)>> {
@@ -291,32 +299,18 @@ impl MemberSql for Call<'_, '_, '_> {
     }
 }
 
-/// Makes every PID of `batch` an active member. Call inside a write
-/// transaction.
-pub(super) fn add(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    id: SegmentId,
-    batch: &Batch<'_>,
-    stamp: Stamp<'_>,
-) -> Result<MembersAdded> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
-    let out = member_calls::add(&mut Call::on(tx, &mut ledger, org, id)?, batch)?;
-    ledger.close(tx)?;
-    Ok(out)
-}
-
-/// Ends the active membership of every PID of `batch` that has one. Call
+/// Runs `f`, a member call on segment `id` of `org` (`NotFound` if the
+/// org has no such segment), with the org's ledger open for it. Call
 /// inside a write transaction.
-pub(super) fn remove(
+pub(super) fn on_segment<T>(
     tx: &mut Tx<'_>,
     org: &OrgId,
     id: SegmentId,
-    batch: &Batch<'_>,
     stamp: Stamp<'_>,
-) -> Result<MembersRemoved> {
+    f: impl FnOnce(&mut Call<'_, '_, '_>) -> Result<T>,
+) -> Result<T> {
     let mut ledger = Ledger::open(tx, org, stamp)?;
-    let out = member_calls::remove(&mut Call::on(tx, &mut ledger, org, id)?, batch)?;
+    let out = f(&mut Call::on(tx, &mut ledger, org, id)?)?;
     ledger.close(tx)?;
     Ok(out)
 }
@@ -397,19 +391,17 @@ fn compound(a: &SetExpr, op: &str, b: &SetExpr) -> String {
 
 /// The members of `expr` (its sources checked in id order, the first
 /// missing one `NotFound`), in PID order, each with what they are to
-/// segment `target`, and the provenance of entries made from them.
+/// segment `target`.
 ///
 /// The expression is computed by PostgreSQL over whole segments: the
 /// planner may hash, merge and sort, as it judges best.
-fn evaluate(
+fn members_of(
     tx: &mut Tx<'_>,
     org: &OrgId,
     target: SegmentId,
     expr: &SetExpr,
-    ledger: &Ledger<'_>,
-) -> Result<(Vec<SetMember>, Provenance)> {
-    let sources = expr.segments();
-    for &source in &sources {
+) -> Result<Vec<SetMember>> {
+    for source in expr.segments() {
         locate(tx, org, source)?;
     }
     let sql = format!(
@@ -423,8 +415,7 @@ fn evaluate(
          ORDER BY p.pid",
         expression_sql(expr)
     );
-    let rows = tx
-        .query_once(&sql, &[&org.as_str(), target.as_uuid()])?
+    tx.query_once(&sql, &[&org.as_str(), target.as_uuid()])?
         .iter()
         .map(|row| {
             Ok(SetMember {
@@ -433,59 +424,7 @@ fn evaluate(
                 standing: Standing::from_code(i64::from(get::<i16>(row, 2)?))?,
             })
         })
-        .collect::<Result<Vec<_>>>()?;
-    let provenance = Provenance {
-        sources,
-        read_at: u64::try_from(ledger.read_at()).unwrap_or(0),
-    };
-    Ok((rows, provenance))
-}
-
-/// Makes every member of `expr` an active member of segment `id`. Call
-/// inside a write transaction.
-pub(super) fn add_from(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    id: SegmentId,
-    expr: &SetExpr,
-    stamp: Stamp<'_>,
-) -> Result<MembersAdded> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
-    let size = locate(tx, org, id)?;
-    let out = add_from_located(tx, org, id, size, expr, &mut ledger)?;
-    ledger.close(tx)?;
-    Ok(out)
-}
-
-fn add_from_located(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    id: SegmentId,
-    size: u64,
-    expr: &SetExpr,
-    ledger: &mut Ledger<'_>,
-) -> Result<MembersAdded> {
-    let (found, provenance) = evaluate(tx, org, id, expr, ledger)?;
-    let mut call = Call::located(tx, ledger, org, id, size);
-    member_calls::join_found(&mut call, &found, &provenance)
-}
-
-/// Ends the membership in segment `id` of every member of `expr`. Call
-/// inside a write transaction.
-pub(super) fn remove_from(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    id: SegmentId,
-    expr: &SetExpr,
-    stamp: Stamp<'_>,
-) -> Result<MembersRemoved> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
-    let size = locate(tx, org, id)?;
-    let (found, provenance) = evaluate(tx, org, id, expr, &ledger)?;
-    let mut call = Call::located(tx, &mut ledger, org, id, size);
-    let out = member_calls::leave_found(&mut call, &found, &provenance)?;
-    ledger.close(tx)?;
-    Ok(out)
+        .collect()
 }
 
 /// Creates a segment and makes the members of `expr` its members. Call
@@ -503,7 +442,8 @@ pub(super) fn create_from(
         locate(tx, org, source)?;
     }
     let created = super::segments::insert_with(tx, org, new, &mut ledger)?;
-    let added = add_from_located(tx, org, created.id, 0, expr, &mut ledger)?;
+    let mut call = Call::located(tx, &mut ledger, org, created.id, 0);
+    let added = member_calls::add_from(&mut call, expr)?;
     ledger.close(tx)?;
     Ok(Segment {
         current_size: added.new_current_size,

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use r2d2_postgres::r2d2::Pool;
 
 use crate::store::entries::Batch;
+use crate::store::member_calls;
 use crate::store::{
     DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
     MembersRemoved, SegmentChange, SegmentInsert, Stamp,
@@ -382,7 +383,7 @@ impl SegmentStore for PostgresStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
         let batch = Batch::new(pids)?;
-        self.keyed(org, stamp, |tx| members::add(tx, org, id, &batch, stamp))
+        self.member_call(org, id, stamp, |call| member_calls::add(call, &batch))
     }
 
     fn remove_members(
@@ -393,7 +394,7 @@ impl SegmentStore for PostgresStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
         let batch = Batch::new(pids)?;
-        self.keyed(org, stamp, |tx| members::remove(tx, org, id, &batch, stamp))
+        self.member_call(org, id, stamp, |call| member_calls::remove(call, &batch))
     }
 
     fn create_from(
@@ -415,7 +416,7 @@ impl SegmentStore for PostgresStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        self.keyed(org, stamp, |tx| members::add_from(tx, org, id, expr, stamp))
+        self.member_call(org, id, stamp, |call| member_calls::add_from(call, expr))
     }
 
     fn remove_from(
@@ -425,9 +426,7 @@ impl SegmentStore for PostgresStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
-        self.keyed(org, stamp, |tx| {
-            members::remove_from(tx, org, id, expr, stamp)
-        })
+        self.member_call(org, id, stamp, |call| member_calls::remove_from(call, expr))
     }
 
     fn members(

@@ -11,9 +11,10 @@ use r2d2_postgres::postgres::{self as pg, Client, Row, Statement};
 
 use super::builder::PostgresStoreBuilder;
 use super::errors::{Db, is_lost};
+use super::members::{self, Call};
 use super::{PostgresStore, blocking, keys, schema};
 use crate::store::{Stamp, WriteOutcome};
-use crate::{Error, OrgId, Result};
+use crate::{Error, OrgId, Result, SegmentId};
 
 /// The store's SQL in its schema: each statement's text with the schema
 /// named (tables are written `{schema}.table`), made once per store, the
@@ -216,6 +217,18 @@ impl PostgresStore {
         mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
     ) -> Result<T> {
         self.write_or_try(stamp.dry_run, |tx| keys::claimed(tx, org, stamp, &mut f))
+    }
+
+    /// [`keyed`](Self::keyed) for a member call on segment `id` of `org`:
+    /// `f` runs with the segment located and the org's ledger open.
+    pub(super) fn member_call<T: WriteOutcome + Send>(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        stamp: Stamp<'_>,
+        f: impl Fn(&mut Call<'_, '_, '_>) -> Result<T> + Sync,
+    ) -> Result<T> {
+        self.keyed(org, stamp, |tx| members::on_segment(tx, org, id, stamp, &f))
     }
 
     /// Runs `f` in a read-only `REPEATABLE READ` transaction: everything it

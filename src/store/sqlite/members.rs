@@ -20,7 +20,7 @@ use super::{Db, array, micros, sql_int, time_at};
 use crate::store::entries::Batch;
 use crate::store::member_calls::{self, MemberSql, SetMember};
 use crate::store::rules::members::Standing;
-use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
+use crate::store::{MemberSlice, MemberStart, SegmentInsert, Stamp};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
 /// The PIDs of `batch`, in PID order, as one `rarray` parameter.
@@ -63,7 +63,7 @@ pub(super) const TOUCH: &str = "UPDATE segment_memberships SET last_added_at = ?
 
 /// A member call on one segment: the statements of each step of the
 /// shared flow ([`member_calls`]).
-struct Call<'c, 'l> {
+pub(super) struct Call<'c, 'l> {
     tx: &'c Connection,
     ledger: &'c mut Ledger<'l>,
     org: &'c OrgId,
@@ -78,6 +78,14 @@ impl MemberSql for Call<'_, '_> {
 
     fn size(&self) -> u64 {
         self.segment.current_size
+    }
+
+    fn read_at(&self) -> i64 {
+        self.ledger.read_at()
+    }
+
+    fn members_of(&mut self, expr: &SetExpr) -> Result<Vec<SetMember>> {
+        members_of(self.tx, self.org, self.segment.number, expr)
     }
 
     fn number_or_classify(&mut self, batch: &Batch<'_>) -> Result<Vec<(i64, Standing)>> {
@@ -169,25 +177,25 @@ impl Call<'_, '_> {
     }
 }
 
-/// Makes every PID of `batch` an active member. Call inside a write
-/// transaction.
-pub(super) fn add(
+/// Runs `f`, a member call on segment `id` of `org` (`NotFound` if the
+/// org has no such segment), with the org's ledger open for it. Call
+/// inside a write transaction.
+pub(super) fn on_segment<T>(
     tx: &Connection,
     org: &OrgId,
     id: SegmentId,
-    batch: &Batch<'_>,
     stamp: Stamp<'_>,
-) -> Result<MembersAdded> {
+    f: impl FnOnce(&mut Call<'_, '_>) -> Result<T>,
+) -> Result<T> {
     let segment = locate(tx, org, id)?;
     let mut ledger = Ledger::open(tx, org, stamp)?;
-    let mut call = Call {
+    let out = f(&mut Call {
         tx,
         ledger: &mut ledger,
         org,
         id,
         segment,
-    };
-    let out = member_calls::add(&mut call, batch)?;
+    })?;
     ledger.close(tx)?;
     Ok(out)
 }
@@ -234,29 +242,6 @@ pub(super) const ACTIVE_AMONG: &str = "SELECT r.rowid, p.person
 pub(super) const LEAVE: &str = "UPDATE segment_memberships SET removed_at = ?2
      WHERE segment = ?1 AND person IN rarray(?3)";
 
-/// Ends the active membership of every PID of `batch` that has one. Call
-/// inside a write transaction.
-pub(super) fn remove(
-    tx: &Connection,
-    org: &OrgId,
-    id: SegmentId,
-    batch: &Batch<'_>,
-    stamp: Stamp<'_>,
-) -> Result<MembersRemoved> {
-    let segment = locate(tx, org, id)?;
-    let mut ledger = Ledger::open(tx, org, stamp)?;
-    let mut call = Call {
-        tx,
-        ledger: &mut ledger,
-        org,
-        id,
-        segment,
-    };
-    let out = member_calls::remove(&mut call, batch)?;
-    ledger.close(tx)?;
-    Ok(out)
-}
-
 /// The SQL of the people (person numbers) an expression stands for: the
 /// active members of its sources, combined by `UNION`, `INTERSECT` and
 /// `EXCEPT`. Sources are given by row number, resolved beforehand.
@@ -290,19 +275,12 @@ fn compound(a: &SetExpr, op: &str, b: &SetExpr, numbers: &[(SegmentId, i64)]) ->
 
 /// The members of `expr` (resolving its sources in `org`, the first
 /// missing one in id order `NotFound`), in PID order, each with what they
-/// are to segment `target` (row number `target`), and the provenance of
-/// entries made from them.
-fn evaluate(
-    tx: &Connection,
-    org: &OrgId,
-    target: i64,
-    expr: &SetExpr,
-    ledger: &Ledger<'_>,
-) -> Result<(Vec<SetMember>, Provenance)> {
-    let sources = expr.segments();
-    let numbers = sources
-        .iter()
-        .map(|&source| Ok((source, locate(tx, org, source)?.number)))
+/// are to segment `target` (row number `target`).
+fn members_of(tx: &Connection, org: &OrgId, target: i64, expr: &SetExpr) -> Result<Vec<SetMember>> {
+    let numbers = expr
+        .segments()
+        .into_iter()
+        .map(|source| Ok((source, locate(tx, org, source)?.number)))
         .collect::<Result<Vec<_>>>()?;
     let sql = format!(
         "SELECT e.person, p.pid,
@@ -314,8 +292,7 @@ fn evaluate(
          ORDER BY p.pid",
         expression_sql(expr, &numbers)?
     );
-    let rows = tx
-        .prepare(&sql)
+    tx.prepare(&sql)
         .db()?
         .query_map([target], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?))
@@ -329,71 +306,7 @@ fn evaluate(
                 standing: Standing::from_code(code)?,
             })
         })
-        .collect::<Result<Vec<_>>>()?;
-    let provenance = Provenance {
-        sources,
-        read_at: u64::try_from(ledger.read_at()).unwrap_or(0),
-    };
-    Ok((rows, provenance))
-}
-
-/// Makes every member of `expr` an active member of segment `id`. Call
-/// inside a write transaction.
-pub(super) fn add_from(
-    tx: &Connection,
-    org: &OrgId,
-    id: SegmentId,
-    expr: &SetExpr,
-    stamp: Stamp<'_>,
-) -> Result<MembersAdded> {
-    let segment = locate(tx, org, id)?;
-    let mut ledger = Ledger::open(tx, org, stamp)?;
-    let out = add_from_located(tx, org, segment, id, expr, &mut ledger)?;
-    ledger.close(tx)?;
-    Ok(out)
-}
-
-fn add_from_located(
-    tx: &Connection,
-    org: &OrgId,
-    segment: Located,
-    id: SegmentId,
-    expr: &SetExpr,
-    ledger: &mut Ledger<'_>,
-) -> Result<MembersAdded> {
-    let (found, provenance) = evaluate(tx, org, segment.number, expr, ledger)?;
-    let mut call = Call {
-        tx,
-        ledger,
-        org,
-        id,
-        segment,
-    };
-    member_calls::join_found(&mut call, &found, &provenance)
-}
-
-/// Ends the membership in segment `id` of every member of `expr`. Call
-/// inside a write transaction.
-pub(super) fn remove_from(
-    tx: &Connection,
-    org: &OrgId,
-    id: SegmentId,
-    expr: &SetExpr,
-    stamp: Stamp<'_>,
-) -> Result<MembersRemoved> {
-    let segment = locate(tx, org, id)?;
-    let mut ledger = Ledger::open(tx, org, stamp)?;
-    let (found, provenance) = evaluate(tx, org, segment.number, expr, &ledger)?;
-    let mut call = Call {
-        tx,
-        ledger: &mut ledger,
-        org,
-        id,
-        segment,
-    };
-    let out = member_calls::leave_found(&mut call, &found, &provenance)?;
-    ledger.close(tx)?;
-    Ok(out)
+        .collect()
 }
 
 /// Creates a segment and makes the members of `expr` its members. Call
@@ -412,8 +325,14 @@ pub(super) fn create_from(
     }
     let id = new.id;
     let created = super::segments::insert_with(tx, org, new, &mut ledger)?;
-    let segment = locate(tx, org, id)?;
-    let added = add_from_located(tx, org, segment, id, expr, &mut ledger)?;
+    let mut call = Call {
+        tx,
+        ledger: &mut ledger,
+        org,
+        id,
+        segment: locate(tx, org, id)?,
+    };
+    let added = member_calls::add_from(&mut call, expr)?;
     ledger.close(tx)?;
     Ok(Segment {
         current_size: added.new_current_size,

@@ -17,6 +17,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::store::entries::Batch;
+use crate::store::member_calls;
 use crate::store::{
     DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
     MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
@@ -236,6 +237,18 @@ impl SqliteStore {
         self.write_or_try(stamp.dry_run, |tx| keys::claimed(tx, org, stamp, f))
     }
 
+    /// [`keyed`](Self::keyed) for a member call on segment `id` of `org`:
+    /// `f` runs with the segment located and the org's ledger open.
+    fn member_call<T: WriteOutcome>(
+        &self,
+        org: &OrgId,
+        id: SegmentId,
+        stamp: Stamp<'_>,
+        f: impl FnOnce(&mut members::Call<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        self.keyed(org, stamp, |tx| members::on_segment(tx, org, id, stamp, f))
+    }
+
     /// Runs `f` on a read connection, in one read transaction (one
     /// snapshot), again if the database was busy (reads
     /// change nothing, so a retry is safe).
@@ -392,7 +405,7 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
         let batch = Batch::new(pids)?;
-        self.keyed(org, stamp, |tx| members::add(tx, org, id, &batch, stamp))
+        self.member_call(org, id, stamp, |call| member_calls::add(call, &batch))
     }
 
     fn remove_members(
@@ -403,7 +416,7 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
         let batch = Batch::new(pids)?;
-        self.keyed(org, stamp, |tx| members::remove(tx, org, id, &batch, stamp))
+        self.member_call(org, id, stamp, |call| member_calls::remove(call, &batch))
     }
 
     fn create_from(
@@ -425,7 +438,7 @@ impl SegmentStore for SqliteStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<MembersAdded> {
-        self.keyed(org, stamp, |tx| members::add_from(tx, org, id, expr, stamp))
+        self.member_call(org, id, stamp, |call| member_calls::add_from(call, expr))
     }
 
     fn remove_from(
@@ -435,9 +448,7 @@ impl SegmentStore for SqliteStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<MembersRemoved> {
-        self.keyed(org, stamp, |tx| {
-            members::remove_from(tx, org, id, expr, stamp)
-        })
+        self.member_call(org, id, stamp, |call| member_calls::remove_from(call, expr))
     }
 
     fn members(
