@@ -15,13 +15,13 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::store::{
-    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
+    KeyRecord, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp, StoreAddOutcome,
+    StoreDeathsIngested, StoreRemoveOutcome,
 };
 use segments_engine::{
-    AddOutcome, Change, DeathCursor, DeathRecord, Error, MemberCursor, MemberOptions, MemoryStore,
-    NewSegment, OrgId, PastMember, Pid, RemoveOutcome, Segment, SegmentCursor, SegmentId,
-    SegmentStore, Segments, SetExpr, SqliteStore,
+    AddOutcome, Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, MemberOptions,
+    MemoryStore, NewSegment, OrgId, PastMember, Pid, RemoveOutcome, Segment, SegmentCursor,
+    SegmentId, SegmentStore, Segments, SetExpr, SqliteStore,
 };
 
 #[derive(Clone, Debug)]
@@ -795,7 +795,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> segments_engine::Result<MembersAdded> {
+    ) -> segments_engine::Result<StoreAddOutcome> {
         self.next().add_members(org, id, pids, stamp)
     }
     fn remove_members(
@@ -804,7 +804,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> segments_engine::Result<MembersRemoved> {
+    ) -> segments_engine::Result<StoreRemoveOutcome> {
         self.next().remove_members(org, id, pids, stamp)
     }
     fn create_from(
@@ -822,7 +822,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> segments_engine::Result<MembersAdded> {
+    ) -> segments_engine::Result<StoreAddOutcome> {
         self.next().add_from(org, id, expr, stamp)
     }
     fn remove_from(
@@ -831,7 +831,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> segments_engine::Result<MembersRemoved> {
+    ) -> segments_engine::Result<StoreRemoveOutcome> {
         self.next().remove_from(org, id, expr, stamp)
     }
     fn members(
@@ -902,7 +902,7 @@ impl SegmentStore for TakingTurns {
         &self,
         records: &[DeathRecord],
         at: DateTime<Utc>,
-    ) -> segments_engine::Result<DeathsUpserted> {
+    ) -> segments_engine::Result<StoreDeathsIngested> {
         self.next().upsert_deaths(records, at)
     }
     fn death_signals(
@@ -911,7 +911,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         after: DeathCursor,
         limit: usize,
-    ) -> segments_engine::Result<DeathSignalPage> {
+    ) -> segments_engine::Result<DeathSignals> {
         self.next().death_signals(org, id, after, limit)
     }
 }

@@ -9,13 +9,13 @@ use http::{Method, Request, Response, StatusCode};
 use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::store::{
-    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
+    KeyRecord, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp, StoreAddOutcome,
+    StoreDeathsIngested, StoreRemoveOutcome,
 };
 use segments_engine::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
 use segments_engine::{
-    Change, DeathCursor, DeathRecord, Error, MemberCursor, MemoryStore, OrgId, PastMember, Pid,
-    Result, Segment, SegmentCursor, SegmentId, SegmentStore, Segments, SetExpr,
+    Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, MemoryStore, OrgId,
+    PastMember, Pid, Result, Segment, SegmentCursor, SegmentId, SegmentStore, Segments, SetExpr,
 };
 use serde_json::{Value, json};
 
@@ -842,7 +842,7 @@ impl SegmentStore for Broken {
         _: SegmentId,
         _: &[Pid],
         _: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         broken()
     }
     fn remove_members(
@@ -851,7 +851,7 @@ impl SegmentStore for Broken {
         _: SegmentId,
         _: &[Pid],
         _: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         broken()
     }
     fn create_from(
@@ -863,7 +863,13 @@ impl SegmentStore for Broken {
     ) -> Result<Segment> {
         broken()
     }
-    fn add_from(&self, _: &OrgId, _: SegmentId, _: &SetExpr, _: Stamp<'_>) -> Result<MembersAdded> {
+    fn add_from(
+        &self,
+        _: &OrgId,
+        _: SegmentId,
+        _: &SetExpr,
+        _: Stamp<'_>,
+    ) -> Result<StoreAddOutcome> {
         broken()
     }
     fn remove_from(
@@ -872,7 +878,7 @@ impl SegmentStore for Broken {
         _: SegmentId,
         _: &SetExpr,
         _: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         broken()
     }
     fn members(
@@ -923,7 +929,7 @@ impl SegmentStore for Broken {
     ) -> Result<KeyRecord> {
         broken()
     }
-    fn upsert_deaths(&self, _: &[DeathRecord], _: DateTime<Utc>) -> Result<DeathsUpserted> {
+    fn upsert_deaths(&self, _: &[DeathRecord], _: DateTime<Utc>) -> Result<StoreDeathsIngested> {
         broken()
     }
     fn death_signals(
@@ -932,7 +938,7 @@ impl SegmentStore for Broken {
         _: SegmentId,
         _: DeathCursor,
         _: usize,
-    ) -> Result<DeathSignalPage> {
+    ) -> Result<DeathSignals> {
         broken()
     }
 }

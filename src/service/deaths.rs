@@ -117,11 +117,7 @@ impl<S: SegmentStore> Segments<S> {
             [],
             (|| {
                 check_limit(limit)?;
-                let page = self.store.death_signals(org, id, since, limit)?;
-                Ok(DeathSignals {
-                    records: page.records,
-                    next: page.next,
-                })
+                self.store.death_signals(org, id, since, limit)
             })()
         )
     }

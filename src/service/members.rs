@@ -11,7 +11,7 @@ use crate::domain::limits::{
 };
 use crate::domain::member::SplitPids;
 use crate::error::{Field, Rule, ValidationError};
-use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Written};
+use crate::store::{MemberSlice, MemberStart, StoreAddOutcome, StoreRemoveOutcome, Written};
 use crate::{
     AddOutcome, Error, ImportOutcome, InvalidPid, Member, MemberCursor, MemberList, MemberOptions,
     MembersPage, OrgId, RemoveOutcome, Result, SegmentId, SegmentStore,
@@ -204,9 +204,9 @@ impl<S: SegmentStore> Segments<S> {
             }
             split.retain_known(&known);
         }
-        let added = |done: &MembersAdded| AddOutcome {
+        let added = |done: &StoreAddOutcome| AddOutcome {
             n_added: done.n_added,
-            n_redundant_additions: done.n_redundant + split.n_repeats(),
+            n_redundant_additions: done.n_redundant_additions + split.n_repeats(),
             invalid_pids: split.invalid.clone(),
             new_current_size: done.new_current_size,
         };
@@ -266,7 +266,7 @@ impl<S: SegmentStore> Segments<S> {
     ) -> Result<RemoveOutcome> {
         check_batch(pids.len())?;
         let split = SplitPids::new(pids);
-        let removed = |done: &MembersRemoved| RemoveOutcome {
+        let removed = |done: &StoreRemoveOutcome| RemoveOutcome {
             n_deleted: done.n_deleted,
             invalid_pids: split.invalid.clone(),
             new_current_size: done.new_current_size,

@@ -58,7 +58,7 @@ use members::PageHints;
 /// `segments.dry_run.add_from`, …) with the `org`, the `segment` id, the
 /// input's size (`n_pids`) and, once it returns, its `outcome` (`ok`, or
 /// the error's code: `not_found`, `duplicate_name`, `invalid`, `storage`,
-/// …) and counts (`n_added`, `n_redundant`, `n_deleted`, `n_invalid`,
+/// …) and counts (`n_added`, `n_redundant_additions`, `n_deleted`, `n_invalid`,
 /// `size`, `n_items`), with `keyed` and `replayed` for writes with an
 /// idempotency key. A storage failure is also an `ERROR` event with the
 /// error's chain (the first line of each cause: a database's detail lines

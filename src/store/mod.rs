@@ -107,8 +107,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    Change, DeathCursor, DeathRecord, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SetExpr,
+    Change, DeathCursor, DeathRecord, DeathSignals, MemberCursor, OrgId, PastMember, Pid, Result,
+    Segment, SegmentCursor, SegmentId, SetExpr,
 };
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -123,8 +123,8 @@ mod types;
 
 pub(crate) use types::WriteOutcome;
 pub use types::{
-    DeathSignalPage, DeathsUpserted, KeyClaim, KeyRecord, MAX_READ, MemberSlice, MemberStart,
-    MembersAdded, MembersRemoved, SegmentChange, SegmentInsert, Stamp, Written,
+    KeyClaim, KeyRecord, MAX_READ, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, Written,
 };
 
 /// Where segments live. Implemented by [`MemoryStore`](crate::MemoryStore),
@@ -225,7 +225,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded>;
+    ) -> Result<StoreAddOutcome>;
 
     /// Ends the active membership of each of `pids` that has one, keeping its
     /// history (`first_added_at` comes back on a later add), and records
@@ -242,7 +242,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved>;
+    ) -> Result<StoreRemoveOutcome>;
 
     /// Creates a segment (as [`insert_segment`](SegmentStore::insert_segment))
     /// whose members are those of `expr` (as
@@ -276,7 +276,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded>;
+    ) -> Result<StoreAddOutcome>;
 
     /// Ends the active membership in segment `id` of every member of
     /// `expr`, as [`remove_members`](SegmentStore::remove_members) would
@@ -290,7 +290,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved>;
+    ) -> Result<StoreRemoveOutcome>;
 
     /// Up to `limit` active members in list order (`first_added_at`, then
     /// PID) from `from`, with the segment's `current_size` and
@@ -384,11 +384,15 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// failure is `Unavailable`, whose outcome is unknown (see "atomic
     /// writes" in the module docs; storing the same records again is
     /// harmless: they are keyed by `obituary_id`).
-    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted>;
+    fn upsert_deaths(
+        &self,
+        records: &[DeathRecord],
+        at: DateTime<Utc>,
+    ) -> Result<StoreDeathsIngested>;
 
     /// Up to `limit` death records of the segment's active members that
     /// entered the death feed after `after`, in feed order, and where the
-    /// next read starts ([`DeathSignalPage::next`]).
+    /// next read starts ([`DeathSignals::next`]).
     ///
     /// # Errors
     /// `NotFound` when `org` has no segment `id`; `Storage`.
@@ -398,7 +402,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         id: SegmentId,
         after: DeathCursor,
         limit: usize,
-    ) -> Result<DeathSignalPage>;
+    ) -> Result<DeathSignals>;
 }
 
 macro_rules! forward_store {
@@ -422,19 +426,19 @@ macro_rules! forward_store {
             fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
                 (**self).delete_segment(org, id, stamp)
             }
-            fn add_members(&self, org: &OrgId, id: SegmentId, pids: &[Pid], stamp: Stamp<'_>) -> Result<MembersAdded> {
+            fn add_members(&self, org: &OrgId, id: SegmentId, pids: &[Pid], stamp: Stamp<'_>) -> Result<StoreAddOutcome> {
                 (**self).add_members(org, id, pids, stamp)
             }
-            fn remove_members(&self, org: &OrgId, id: SegmentId, pids: &[Pid], stamp: Stamp<'_>) -> Result<MembersRemoved> {
+            fn remove_members(&self, org: &OrgId, id: SegmentId, pids: &[Pid], stamp: Stamp<'_>) -> Result<StoreRemoveOutcome> {
                 (**self).remove_members(org, id, pids, stamp)
             }
             fn create_from(&self, org: &OrgId, segment: SegmentInsert, expr: &SetExpr, stamp: Stamp<'_>) -> Result<Segment> {
                 (**self).create_from(org, segment, expr, stamp)
             }
-            fn add_from(&self, org: &OrgId, id: SegmentId, expr: &SetExpr, stamp: Stamp<'_>) -> Result<MembersAdded> {
+            fn add_from(&self, org: &OrgId, id: SegmentId, expr: &SetExpr, stamp: Stamp<'_>) -> Result<StoreAddOutcome> {
                 (**self).add_from(org, id, expr, stamp)
             }
-            fn remove_from(&self, org: &OrgId, id: SegmentId, expr: &SetExpr, stamp: Stamp<'_>) -> Result<MembersRemoved> {
+            fn remove_from(&self, org: &OrgId, id: SegmentId, expr: &SetExpr, stamp: Stamp<'_>) -> Result<StoreRemoveOutcome> {
                 (**self).remove_from(org, id, expr, stamp)
             }
             fn members(&self, org: &OrgId, id: SegmentId, from: MemberStart<'_>, limit: usize) -> Result<MemberSlice> {
@@ -461,10 +465,10 @@ macro_rules! forward_store {
             fn record_idempotency(&self, org: &OrgId, key: &str, record: KeyRecord, now: DateTime<Utc>) -> Result<KeyRecord> {
                 (**self).record_idempotency(org, key, record, now)
             }
-            fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {
+            fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<StoreDeathsIngested> {
                 (**self).upsert_deaths(records, at)
             }
-            fn death_signals(&self, org: &OrgId, id: SegmentId, after: DeathCursor, limit: usize) -> Result<DeathSignalPage> {
+            fn death_signals(&self, org: &OrgId, id: SegmentId, after: DeathCursor, limit: usize) -> Result<DeathSignals> {
                 (**self).death_signals(org, id, after, limit)
             }
         }

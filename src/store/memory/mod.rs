@@ -21,17 +21,17 @@ mod sets;
 
 use deaths::Deaths;
 use keys::Keys;
-use ledger::{Ledger, Origin};
+use ledger::{OrgLedger, Origin};
 use members::Members;
 use segments::CreationOrder;
 
 use crate::store::{
-    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
+    KeyRecord, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp, StoreAddOutcome,
+    StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
 };
 use crate::{
-    Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, SetExpr,
+    Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, OrgId, PastMember, Pid,
+    Result, Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr,
 };
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
@@ -93,7 +93,7 @@ struct Org {
     by_key: HashMap<String, SegmentId>,
     /// The org's segments in creation order.
     by_creation: CreationOrder,
-    ledger: Ledger,
+    ledger: OrgLedger,
     /// Everyone who ever joined one of the org's segments, by PID, with
     /// their memberships and place in the ledger. People are never
     /// removed: their timelines outlive segments.
@@ -280,7 +280,7 @@ impl SegmentStore for MemoryStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         let org_id = org;
         self.keyed(org, stamp, |state| {
             let (org, stored) = state.stored_mut(org_id, id)?;
@@ -294,7 +294,7 @@ impl SegmentStore for MemoryStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         self.keyed(org, stamp, |state| {
             let (org, stored) = state.stored_mut(org, id)?;
             members::remove(org, stored, id, pids, stamp, Origin::NONE)
@@ -319,7 +319,7 @@ impl SegmentStore for MemoryStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         self.keyed(org, stamp, |state| state.add_from(org, id, expr, stamp))
     }
 
@@ -329,7 +329,7 @@ impl SegmentStore for MemoryStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         self.keyed(org, stamp, |state| state.remove_from(org, id, expr, stamp))
     }
 
@@ -409,7 +409,11 @@ impl SegmentStore for MemoryStore {
         Ok(self.write().keys.record(org, key, record, now))
     }
 
-    fn upsert_deaths(&self, records: &[DeathRecord], _at: DateTime<Utc>) -> Result<DeathsUpserted> {
+    fn upsert_deaths(
+        &self,
+        records: &[DeathRecord],
+        _at: DateTime<Utc>,
+    ) -> Result<StoreDeathsIngested> {
         Ok(self.write().deaths.upsert(records))
     }
 
@@ -419,7 +423,7 @@ impl SegmentStore for MemoryStore {
         id: SegmentId,
         after: DeathCursor,
         limit: usize,
-    ) -> Result<DeathSignalPage> {
+    ) -> Result<DeathSignals> {
         let state = self.read();
         let org = state.stored(org, id)?.0;
         Ok(state

@@ -15,12 +15,14 @@ use std::collections::HashMap;
 
 use r2d2_postgres::postgres::Row;
 
-use super::ledger::{Ledger, REMOVED, pid_at};
+use super::ledger::{PostgresLedger, REMOVED, pid_at};
 use super::segments::{locate, set_size};
 use super::{Tx, count, get, micros, sql_int, time};
 use crate::store::entries::{Batch, join_code};
 use crate::store::rules::members::{self as plan, Standing};
-use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
+use crate::store::{
+    MemberSlice, MemberStart, SegmentInsert, Stamp, StoreAddOutcome, StoreRemoveOutcome,
+};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
 /// What a PID is to the segment, before an add.
@@ -153,8 +155,8 @@ pub(super) fn add(
     id: SegmentId,
     batch: &Batch<'_>,
     stamp: Stamp<'_>,
-) -> Result<MembersAdded> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+) -> Result<StoreAddOutcome> {
+    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     let size = locate(tx, org, id)?;
     let states = classify(tx, org, id, batch)?;
     let mut persons: Vec<Option<i64>> = states.iter().map(|&(person, _)| person).collect();
@@ -196,10 +198,10 @@ fn join(
     org: &OrgId,
     id: SegmentId,
     size: u64,
-    ledger: &mut Ledger<'_>,
+    ledger: &mut PostgresLedger<'_>,
     rows: &[Joining<'_>],
     provenance: Option<&Provenance>,
-) -> Result<MembersAdded> {
+) -> Result<StoreAddOutcome> {
     let at = ledger.at();
     let rows = rows
         .iter()
@@ -301,8 +303,8 @@ pub(super) fn remove(
     id: SegmentId,
     batch: &Batch<'_>,
     stamp: Stamp<'_>,
-) -> Result<MembersRemoved> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+) -> Result<StoreRemoveOutcome> {
+    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     let size = locate(tx, org, id)?;
     let mut leaving = Vec::new();
     for (i, (person, state)) in classify(tx, org, id, batch)?.into_iter().enumerate() {
@@ -329,10 +331,10 @@ fn leave(
     org: &OrgId,
     id: SegmentId,
     size: u64,
-    ledger: &mut Ledger<'_>,
+    ledger: &mut PostgresLedger<'_>,
     mut leaving: Vec<(usize, i64)>,
     provenance: Option<&Provenance>,
-) -> Result<MembersRemoved> {
+) -> Result<StoreRemoveOutcome> {
     let out = plan::removed(id, size, leaving.len() as u64)?;
     let persons: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
     update_each(tx, LEAVE, org, id, ledger.at(), &persons)?;
@@ -382,7 +384,7 @@ fn evaluate(
     org: &OrgId,
     target: SegmentId,
     expr: &SetExpr,
-    ledger: &Ledger<'_>,
+    ledger: &PostgresLedger<'_>,
 ) -> Result<(Vec<Found>, Provenance)> {
     let sources = expr.segments();
     for &source in &sources {
@@ -425,8 +427,8 @@ pub(super) fn add_from(
     id: SegmentId,
     expr: &SetExpr,
     stamp: Stamp<'_>,
-) -> Result<MembersAdded> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+) -> Result<StoreAddOutcome> {
+    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     let size = locate(tx, org, id)?;
     let out = add_from_located(tx, org, id, size, expr, &mut ledger)?;
     ledger.close(tx)?;
@@ -439,8 +441,8 @@ fn add_from_located(
     id: SegmentId,
     size: u64,
     expr: &SetExpr,
-    ledger: &mut Ledger<'_>,
-) -> Result<MembersAdded> {
+    ledger: &mut PostgresLedger<'_>,
+) -> Result<StoreAddOutcome> {
     let (found, provenance) = evaluate(tx, org, id, expr, ledger)?;
     // Entries in PID order: the order of the rows.
     let rows: Vec<Joining<'_>> = found
@@ -464,8 +466,8 @@ pub(super) fn remove_from(
     id: SegmentId,
     expr: &SetExpr,
     stamp: Stamp<'_>,
-) -> Result<MembersRemoved> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+) -> Result<StoreRemoveOutcome> {
+    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     let size = locate(tx, org, id)?;
     let (found, provenance) = evaluate(tx, org, id, expr, &ledger)?;
     let leaving = found
@@ -488,7 +490,7 @@ pub(super) fn create_from(
     expr: &SetExpr,
     stamp: Stamp<'_>,
 ) -> Result<Segment> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     // The sources first: a missing one creates nothing.
     for source in expr.segments() {
         locate(tx, org, source)?;

@@ -18,12 +18,12 @@ use r2d2_postgres::r2d2::Pool;
 
 use crate::store::entries::Batch;
 use crate::store::{
-    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
+    KeyRecord, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp, StoreAddOutcome,
+    StoreDeathsIngested, StoreRemoveOutcome,
 };
 use crate::{
-    Change, DeathCursor, DeathRecord, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, SetExpr,
+    Change, DeathCursor, DeathRecord, DeathSignals, MemberCursor, OrgId, PastMember, Pid, Result,
+    Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr,
 };
 
 mod as_of;
@@ -49,7 +49,7 @@ pub use tls::PostgresTls;
 #[cfg(doc)]
 use crate::{Error, StorageFailure};
 use connections::{LastFailure, Manager};
-use errors::{Db, count, damaged, from_micros, get, micros, sql_int, time};
+use errors::{PostgresDb, count, damaged, from_micros, get, micros, sql_int, time};
 use transactions::{Sql, Tx};
 
 /// Segments in PostgreSQL: one database that many app servers share, each
@@ -251,10 +251,11 @@ use transactions::{Sql, Tx};
 /// Clones share the pool.
 #[derive(Clone)]
 pub struct PostgresStore {
-    inner: std::sync::Arc<Inner>,
+    inner: std::sync::Arc<PostgresShared>,
 }
 
-struct Inner {
+/// What the clones of a [`PostgresStore`] share.
+struct PostgresShared {
     /// Always there, but for the moment `Drop` hands it to another thread.
     pool: Option<Pool<Manager>>,
     /// The manager's (`Manager::last_failure`).
@@ -264,7 +265,7 @@ struct Inner {
     options: PostgresStoreBuilder,
 }
 
-impl Inner {
+impl PostgresShared {
     fn pool(&self) -> &Pool<Manager> {
         self.pool
             .as_ref()
@@ -272,7 +273,7 @@ impl Inner {
     }
 }
 
-impl Drop for Inner {
+impl Drop for PostgresShared {
     /// Closes the idle connections off any async runtime's thread, where
     /// closing a `postgres` client would panic.
     fn drop(&mut self) {
@@ -380,7 +381,7 @@ impl SegmentStore for PostgresStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         let batch = Batch::new(pids)?;
         self.keyed(org, stamp, |tx| members::add(tx, org, id, &batch, stamp))
     }
@@ -391,7 +392,7 @@ impl SegmentStore for PostgresStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         let batch = Batch::new(pids)?;
         self.keyed(org, stamp, |tx| members::remove(tx, org, id, &batch, stamp))
     }
@@ -414,7 +415,7 @@ impl SegmentStore for PostgresStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         self.keyed(org, stamp, |tx| members::add_from(tx, org, id, expr, stamp))
     }
 
@@ -424,7 +425,7 @@ impl SegmentStore for PostgresStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         self.keyed(org, stamp, |tx| {
             members::remove_from(tx, org, id, expr, stamp)
         })
@@ -486,7 +487,11 @@ impl SegmentStore for PostgresStore {
         self.write(|tx| keys::record(tx, org, key, &record, now))
     }
 
-    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {
+    fn upsert_deaths(
+        &self,
+        records: &[DeathRecord],
+        at: DateTime<Utc>,
+    ) -> Result<StoreDeathsIngested> {
         self.write(|tx| deaths::upsert(tx, records, at))
     }
 
@@ -496,7 +501,7 @@ impl SegmentStore for PostgresStore {
         id: SegmentId,
         after: DeathCursor,
         limit: usize,
-    ) -> Result<DeathSignalPage> {
+    ) -> Result<DeathSignals> {
         self.read(|tx| deaths::signals(tx, org, id, after, limit))
     }
 }

@@ -14,12 +14,14 @@ use std::rc::Rc;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::ledger::{Ledger, REMOVED, pid_at};
+use super::ledger::{REMOVED, SqliteLedger, pid_at};
 use super::segments::{Located, locate, set_size};
-use super::{Db, array, micros, sql_int, time_at};
+use super::{SqliteDb, array, micros, sql_int, time_at};
 use crate::store::entries::{Batch, join_code};
 use crate::store::rules::members::{self as plan, Standing};
-use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, SegmentInsert, Stamp};
+use crate::store::{
+    MemberSlice, MemberStart, SegmentInsert, Stamp, StoreAddOutcome, StoreRemoveOutcome,
+};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
 /// The PIDs of `batch`, in PID order, as one `rarray` parameter.
@@ -68,9 +70,9 @@ pub(super) fn add(
     id: SegmentId,
     batch: &Batch<'_>,
     stamp: Stamp<'_>,
-) -> Result<MembersAdded> {
+) -> Result<StoreAddOutcome> {
     let segment = locate(tx, org, id)?;
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     let states = tx
         .prepare_cached(CLASSIFY)
         .db()?
@@ -105,10 +107,10 @@ fn join(
     tx: &Connection,
     segment: Located,
     id: SegmentId,
-    ledger: &mut Ledger<'_>,
+    ledger: &mut SqliteLedger<'_>,
     rows: Vec<(usize, i64, i64)>,
     provenance: Option<&Provenance>,
-) -> Result<MembersAdded> {
+) -> Result<StoreAddOutcome> {
     let at = ledger.at();
     let rows = rows
         .into_iter()
@@ -190,9 +192,9 @@ pub(super) fn remove(
     id: SegmentId,
     batch: &Batch<'_>,
     stamp: Stamp<'_>,
-) -> Result<MembersRemoved> {
+) -> Result<StoreRemoveOutcome> {
     let segment = locate(tx, org, id)?;
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     let leaving = tx
         .prepare_cached(ACTIVE_AMONG)
         .db()?
@@ -226,10 +228,10 @@ fn leave(
     tx: &Connection,
     segment: Located,
     id: SegmentId,
-    ledger: &mut Ledger<'_>,
+    ledger: &mut SqliteLedger<'_>,
     mut leaving: Vec<(usize, i64)>,
     provenance: Option<&Provenance>,
-) -> Result<MembersRemoved> {
+) -> Result<StoreRemoveOutcome> {
     let out = plan::removed(id, segment.current_size, leaving.len() as u64)?;
     if !leaving.is_empty() {
         tx.prepare_cached(LEAVE)
@@ -292,7 +294,7 @@ fn evaluate(
     org: &OrgId,
     target: i64,
     expr: &SetExpr,
-    ledger: &Ledger<'_>,
+    ledger: &SqliteLedger<'_>,
 ) -> Result<(Vec<(i64, i64)>, Provenance)> {
     let sources = expr.segments();
     let numbers = sources
@@ -331,9 +333,9 @@ pub(super) fn add_from(
     id: SegmentId,
     expr: &SetExpr,
     stamp: Stamp<'_>,
-) -> Result<MembersAdded> {
+) -> Result<StoreAddOutcome> {
     let segment = locate(tx, org, id)?;
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     let out = add_from_located(tx, org, segment, id, expr, &mut ledger)?;
     ledger.close(tx)?;
     Ok(out)
@@ -345,8 +347,8 @@ fn add_from_located(
     segment: Located,
     id: SegmentId,
     expr: &SetExpr,
-    ledger: &mut Ledger<'_>,
-) -> Result<MembersAdded> {
+    ledger: &mut SqliteLedger<'_>,
+) -> Result<StoreAddOutcome> {
     let (rows, provenance) = evaluate(tx, org, segment.number, expr, ledger)?;
     // Entries in PID order: the order of the rows.
     let rows = rows
@@ -365,9 +367,9 @@ pub(super) fn remove_from(
     id: SegmentId,
     expr: &SetExpr,
     stamp: Stamp<'_>,
-) -> Result<MembersRemoved> {
+) -> Result<StoreRemoveOutcome> {
     let segment = locate(tx, org, id)?;
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     let (rows, provenance) = evaluate(tx, org, segment.number, expr, &ledger)?;
     let leaving = rows
         .into_iter()
@@ -389,7 +391,7 @@ pub(super) fn create_from(
     expr: &SetExpr,
     stamp: Stamp<'_>,
 ) -> Result<Segment> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     // The sources first: a missing one creates nothing.
     for source in expr.segments() {
         locate(tx, org, source)?;

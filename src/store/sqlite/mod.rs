@@ -18,12 +18,12 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::store::entries::Batch;
 use crate::store::{
-    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
+    KeyRecord, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp, StoreAddOutcome,
+    StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
 };
 use crate::{
-    Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
+    Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, OrgId, PastMember, Pid,
+    Result, Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
 };
 
 mod as_of;
@@ -110,7 +110,7 @@ pub use builder::{SqliteStoreBuilder, Synchronous};
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
+    inner: Arc<SqliteShared>,
 }
 
 /// Runs `attempt` again while it fails because the database is busy, for
@@ -139,7 +139,8 @@ fn when_busy<T>(patience: Duration, mut attempt: impl FnMut() -> Result<T>) -> R
     }
 }
 
-struct Inner {
+/// What the clones of a [`SqliteStore`] share.
+struct SqliteShared {
     writer: Mutex<Connection>,
     /// The store's write calls, in line for the write connection.
     writers: writers::Writers,
@@ -181,7 +182,7 @@ impl SqliteStore {
     fn from_parts(writer: Connection, path: Option<PathBuf>, options: SqliteStoreBuilder) -> Self {
         let readers = path.as_ref().map(|_| Mutex::new(Vec::new()));
         Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(SqliteShared {
                 writer: Mutex::new(writer),
                 writers: writers::Writers::default(),
                 readers,
@@ -291,11 +292,11 @@ impl fmt::Debug for SqliteStore {
 /// source. Constraint violations that mean something in the domain never get
 /// here: the statements detect them (`ON CONFLICT`, reads under the write
 /// lock) and answer the domain error.
-trait Db<T> {
+trait SqliteDb<T> {
     fn db(self) -> Result<T>;
 }
 
-impl<T> Db<T> for rusqlite::Result<T> {
+impl<T> SqliteDb<T> for rusqlite::Result<T> {
     fn db(self) -> Result<T> {
         self.map_err(|e| {
             use rusqlite::ErrorCode as C;
@@ -390,7 +391,7 @@ impl SegmentStore for SqliteStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         let batch = Batch::new(pids)?;
         self.keyed(org, stamp, |tx| members::add(tx, org, id, &batch, stamp))
     }
@@ -401,7 +402,7 @@ impl SegmentStore for SqliteStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         let batch = Batch::new(pids)?;
         self.keyed(org, stamp, |tx| members::remove(tx, org, id, &batch, stamp))
     }
@@ -424,7 +425,7 @@ impl SegmentStore for SqliteStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         self.keyed(org, stamp, |tx| members::add_from(tx, org, id, expr, stamp))
     }
 
@@ -434,7 +435,7 @@ impl SegmentStore for SqliteStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         self.keyed(org, stamp, |tx| {
             members::remove_from(tx, org, id, expr, stamp)
         })
@@ -496,7 +497,11 @@ impl SegmentStore for SqliteStore {
         self.write(|tx| keys::record(tx, org, key, record, now))
     }
 
-    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {
+    fn upsert_deaths(
+        &self,
+        records: &[DeathRecord],
+        at: DateTime<Utc>,
+    ) -> Result<StoreDeathsIngested> {
         self.write(|tx| deaths::upsert(tx, records, at))
     }
 
@@ -506,7 +511,7 @@ impl SegmentStore for SqliteStore {
         id: SegmentId,
         after: DeathCursor,
         limit: usize,
-    ) -> Result<DeathSignalPage> {
+    ) -> Result<DeathSignals> {
         self.read(|conn| deaths::signals(conn, org, id, after, limit))
     }
 }
