@@ -15,8 +15,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::store::{
-    KeyRecord, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp, StoreAddOutcome,
-    StoreDeathsIngested, StoreRemoveOutcome,
+    KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome,
 };
 use segments_engine::{
     AddOutcome, Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, MemberOptions,
@@ -767,10 +767,9 @@ impl SegmentStore for TakingTurns {
     fn segments(
         &self,
         org: &OrgId,
-        after: Option<SegmentCursor>,
-        limit: usize,
+        page: Page<Option<SegmentCursor>>,
     ) -> segments_engine::Result<Vec<Segment>> {
-        self.next().segments(org, after, limit)
+        self.next().segments(org, page)
     }
     fn update_segment(
         &self,
@@ -838,18 +837,12 @@ impl SegmentStore for TakingTurns {
         &self,
         org: &OrgId,
         id: SegmentId,
-        from: MemberStart<'_>,
-        limit: usize,
+        page: Page<MemberStart<'_>>,
     ) -> segments_engine::Result<MemberSlice> {
-        self.next().members(org, id, from, limit)
+        self.next().members(org, id, page)
     }
-    fn changes_since(
-        &self,
-        org: &OrgId,
-        after: u64,
-        limit: usize,
-    ) -> segments_engine::Result<Vec<Change>> {
-        self.next().changes_since(org, after, limit)
+    fn changes_since(&self, org: &OrgId, page: Page<u64>) -> segments_engine::Result<Vec<Change>> {
+        self.next().changes_since(org, page)
     }
     fn last_seq(&self, org: &OrgId) -> segments_engine::Result<u64> {
         self.next().last_seq(org)
@@ -858,10 +851,9 @@ impl SegmentStore for TakingTurns {
         &self,
         org: &OrgId,
         pid: &Pid,
-        after: u64,
-        limit: usize,
+        page: Page<u64>,
     ) -> segments_engine::Result<Vec<Change>> {
-        self.next().timeline(org, pid, after, limit)
+        self.next().timeline(org, pid, page)
     }
     fn size_as_of(
         &self,
@@ -876,10 +868,9 @@ impl SegmentStore for TakingTurns {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        page: Page<Option<&MemberCursor>>,
     ) -> segments_engine::Result<Vec<PastMember>> {
-        self.next().members_as_of(org, id, at, after, limit)
+        self.next().members_as_of(org, id, at, page)
     }
     fn idempotency_record(
         &self,
@@ -909,10 +900,9 @@ impl SegmentStore for TakingTurns {
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: DeathCursor,
-        limit: usize,
+        page: Page<DeathCursor>,
     ) -> segments_engine::Result<DeathSignals> {
-        self.next().death_signals(org, id, after, limit)
+        self.next().death_signals(org, id, page)
     }
 }
 

@@ -9,8 +9,8 @@ use http::{Method, Request, Response, StatusCode};
 use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::store::{
-    KeyRecord, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp, StoreAddOutcome,
-    StoreDeathsIngested, StoreRemoveOutcome,
+    KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome,
 };
 use segments_engine::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
 use segments_engine::{
@@ -821,7 +821,7 @@ impl SegmentStore for Broken {
     fn segment_by_key(&self, _: &OrgId, _: &str) -> Result<Option<Segment>> {
         broken()
     }
-    fn segments(&self, _: &OrgId, _: Option<SegmentCursor>, _: usize) -> Result<Vec<Segment>> {
+    fn segments(&self, _: &OrgId, _: Page<Option<SegmentCursor>>) -> Result<Vec<Segment>> {
         broken()
     }
     fn update_segment(
@@ -881,22 +881,16 @@ impl SegmentStore for Broken {
     ) -> Result<StoreRemoveOutcome> {
         broken()
     }
-    fn members(
-        &self,
-        _: &OrgId,
-        _: SegmentId,
-        _: MemberStart<'_>,
-        _: usize,
-    ) -> Result<MemberSlice> {
+    fn members(&self, _: &OrgId, _: SegmentId, _: Page<MemberStart<'_>>) -> Result<MemberSlice> {
         broken()
     }
-    fn changes_since(&self, _: &OrgId, _: u64, _: usize) -> Result<Vec<Change>> {
+    fn changes_since(&self, _: &OrgId, _: Page<u64>) -> Result<Vec<Change>> {
         broken()
     }
     fn last_seq(&self, _: &OrgId) -> Result<u64> {
         broken()
     }
-    fn timeline(&self, _: &OrgId, _: &Pid, _: u64, _: usize) -> Result<Vec<Change>> {
+    fn timeline(&self, _: &OrgId, _: &Pid, _: Page<u64>) -> Result<Vec<Change>> {
         broken()
     }
     fn size_as_of(&self, _: &OrgId, _: SegmentId, _: DateTime<Utc>) -> Result<u64> {
@@ -907,8 +901,7 @@ impl SegmentStore for Broken {
         _: &OrgId,
         _: SegmentId,
         _: DateTime<Utc>,
-        _: Option<&MemberCursor>,
-        _: usize,
+        _: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
         broken()
     }
@@ -932,13 +925,7 @@ impl SegmentStore for Broken {
     fn upsert_deaths(&self, _: &[DeathRecord], _: DateTime<Utc>) -> Result<StoreDeathsIngested> {
         broken()
     }
-    fn death_signals(
-        &self,
-        _: &OrgId,
-        _: SegmentId,
-        _: DeathCursor,
-        _: usize,
-    ) -> Result<DeathSignals> {
+    fn death_signals(&self, _: &OrgId, _: SegmentId, _: Page<DeathCursor>) -> Result<DeathSignals> {
         broken()
     }
 }

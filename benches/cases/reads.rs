@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use segments_engine::limits::MEMBERS_PAGE_SIZE;
-use segments_engine::store::MemberStart;
+use segments_engine::store::{MemberStart, Page};
 use segments_engine::{
     DeathCursor, DeathReport, MemberCursor, MemberOptions, MemoryStore, NewSegment, OrgId,
     SegmentId, SegmentStore, Segments, SignalMetadata, SqliteStore,
@@ -148,7 +148,11 @@ fn build<S: SegmentStore + Clone>(
     assert_eq!(done.n_inserted, 2 * NEW_DEATHS);
 
     let deep = store
-        .members(&org, big, MemberStart::Offset(size - PAGE as u64 - 1), 1)
+        .members(
+            &org,
+            big,
+            Page::new(MemberStart::Offset(size - PAGE as u64 - 1), 1),
+        )
         .unwrap()
         .members[0]
         .cursor();

@@ -2,6 +2,7 @@
 //! their clock.
 
 use super::*;
+use crate::store::Page;
 
 /// Every change (created, renamed, description changed, added, re-added,
 /// removed, deleted) is one ledger entry, numbered from 1 without gaps,
@@ -333,7 +334,7 @@ pub fn members_seq_moves_with_every_membership_change(store: &dyn SegmentStore) 
     let other = segments.create(&acme, NewSegment::new("Other")).unwrap();
     let read = || {
         let slice = store
-            .members(&acme, s.id, MemberStart::FIRST, 10)
+            .members(&acme, s.id, Page::first(10))
             .expect("members succeeds");
         (slice.members_seq, slice.current_size)
     };

@@ -3,6 +3,7 @@
 use super::trace::traced;
 use super::{Segments, check_limit};
 use crate::domain::limits::{MAX_DEATHS_PER_CALL, MAX_PAGE_LIMIT};
+use crate::store::Page;
 use crate::{
     DeathCursor, DeathRecord, DeathReport, DeathSignals, DeathsIngested, Error, OrgId,
     RejectedDeath, Result, SegmentId, SegmentStore,
@@ -79,7 +80,9 @@ impl<S: SegmentStore> Segments<S> {
                 let mut records = Vec::new();
                 let mut after = DeathCursor::START;
                 loop {
-                    let page = self.store.death_signals(org, id, after, MAX_PAGE_LIMIT)?;
+                    let page =
+                        self.store
+                            .death_signals(org, id, Page::new(after, MAX_PAGE_LIMIT))?;
                     let full = page.records.len() == MAX_PAGE_LIMIT;
                     after = page.next;
                     records.extend(page.records);
@@ -117,7 +120,7 @@ impl<S: SegmentStore> Segments<S> {
             [],
             (|| {
                 check_limit(limit)?;
-                self.store.death_signals(org, id, since, limit)
+                self.store.death_signals(org, id, Page::new(since, limit))
             })()
         )
     }

@@ -6,6 +6,7 @@ use super::trace::traced;
 use super::{Segments, check_limit, page};
 use crate::clock::truncate_to_micros;
 use crate::error::{Field, Rule, ValidationError};
+use crate::store::Page;
 use crate::{
     ChangePage, MemberCursor, MembersAsOf, OrgId, PastMember, Pid, Result, SegmentId, SegmentStore,
 };
@@ -30,7 +31,7 @@ impl<S: SegmentStore> Segments<S> {
             [after = after],
             (|| {
                 check_limit(limit)?;
-                let changes = self.store.changes_since(org, after, limit)?;
+                let changes = self.store.changes_since(org, Page::new(after, limit))?;
                 // Nothing new: make sure `after` is a place in this ledger, not a
                 // cursor of another store or org, which would skip what comes next.
                 if changes.is_empty() && after > 0 && after > self.store.last_seq(org)? {
@@ -111,7 +112,9 @@ impl<S: SegmentStore> Segments<S> {
             [after = after],
             (|| {
                 check_limit(limit)?;
-                let changes = self.store.timeline(org, &Pid::parse(pid)?, after, limit)?;
+                let changes =
+                    self.store
+                        .timeline(org, &Pid::parse(pid)?, Page::new(after, limit))?;
                 let next = changes.last().map_or(after, |c| c.seq);
                 Ok(ChangePage { changes, next })
             })()
@@ -155,9 +158,12 @@ impl<S: SegmentStore> Segments<S> {
             [],
             (|| {
                 check_limit(limit)?;
-                let found =
-                    self.store
-                        .members_as_of(org, id, truncate_to_micros(at), after, limit + 1)?;
+                let found = self.store.members_as_of(
+                    org,
+                    id,
+                    truncate_to_micros(at),
+                    Page::new(after, limit + 1),
+                )?;
                 let (members, next) = page(found, limit, PastMember::cursor);
                 Ok(MembersAsOf { members, next })
             })()

@@ -11,7 +11,7 @@ use crate::domain::limits::{
 };
 use crate::domain::name::{validate_description, validate_source};
 use crate::error::{Field, Rule, ValidationError};
-use crate::store::{SegmentChange, SegmentInsert, Stamp, Written};
+use crate::store::{Page, SegmentChange, SegmentInsert, Stamp, Written};
 use crate::{
     Error, ListOptions, NewSegment, OrgId, PersonDirectory, Result, Segment, SegmentId,
     SegmentName, SegmentPage, SegmentStore,
@@ -354,7 +354,9 @@ impl<S: SegmentStore> Segments<S> {
             (|| {
                 let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
                 check_limit(limit)?;
-                let found = self.store.segments(org, options.after, limit + 1)?;
+                let found = self
+                    .store
+                    .segments(org, Page::new(options.after, limit + 1))?;
                 let (segments, next) = page(found, limit, Segment::cursor);
                 Ok(SegmentPage { segments, next })
             })()

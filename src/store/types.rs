@@ -203,6 +203,47 @@ pub struct StoreRemoveOutcome {
     pub new_current_size: u64,
 }
 
+/// Where a paged read of a [`SegmentStore`](super::SegmentStore) starts,
+/// and how many items it returns: every paged read takes one.
+///
+/// `after` is the read's own kind of position (a
+/// [`SegmentCursor`](crate::SegmentCursor), a
+/// ledger `seq`, a [`MemberStart`], a [`DeathCursor`](crate::DeathCursor),
+/// …); the read returns the items just after it, in the read's order.
+/// `limit` is at least 1 and at most [`MAX_READ`] (the service checks it).
+///
+/// ```
+/// use segments_engine::store::Page;
+/// let first: Page<u64> = Page::first(100); // ledger entries after seq 0
+/// assert_eq!(first, Page::new(0, 100));
+/// assert_eq!(first, Page { after: 0, limit: 100 });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page<C> {
+    /// Where the read starts: the items just after this position.
+    pub after: C,
+    /// The most items to return.
+    pub limit: usize,
+}
+
+impl<C> Page<C> {
+    /// Up to `limit` items after `after`.
+    pub const fn new(after: C, limit: usize) -> Self {
+        Self { after, limit }
+    }
+}
+
+impl<C: Default> Page<C> {
+    /// Up to `limit` items from the start (`after` is `C`'s default: no
+    /// cursor, seq 0, [`MemberStart::FIRST`], [`DeathCursor::START`](crate::DeathCursor::START)).
+    pub fn first(limit: usize) -> Self {
+        Self {
+            after: C::default(),
+            limit,
+        }
+    }
+}
+
 /// Where a read of a segment's members starts, in list order
 /// (`first_added_at`, then PID).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +259,13 @@ pub enum MemberStart<'a> {
 impl MemberStart<'_> {
     /// The start of the list.
     pub const FIRST: MemberStart<'static> = MemberStart::Offset(0);
+}
+
+impl Default for MemberStart<'_> {
+    /// [`MemberStart::FIRST`].
+    fn default() -> Self {
+        MemberStart::FIRST
+    }
 }
 
 /// Up to `limit` active members of a segment and what the segment was when

@@ -26,8 +26,8 @@ use members::Members;
 use segments::CreationOrder;
 
 use crate::store::{
-    KeyRecord, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp, StoreAddOutcome,
-    StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
+    KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
 };
 use crate::{
     Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, OrgId, PastMember, Pid,
@@ -244,8 +244,7 @@ impl SegmentStore for MemoryStore {
     fn segments(
         &self,
         org: &OrgId,
-        after: Option<SegmentCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<SegmentCursor>>,
     ) -> Result<Vec<Segment>> {
         Ok(self.read().segments(org, after, limit))
     }
@@ -337,15 +336,14 @@ impl SegmentStore for MemoryStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        from: MemberStart<'_>,
-        limit: usize,
+        Page { after: from, limit }: Page<MemberStart<'_>>,
     ) -> Result<MemberSlice> {
         let state = self.read();
         let (org, stored) = state.stored(org, id)?;
         Ok(members::slice(org, stored, id, from, limit))
     }
 
-    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn changes_since(&self, org: &OrgId, Page { after, limit }: Page<u64>) -> Result<Vec<Change>> {
         let state = self.read();
         Ok(state
             .orgs
@@ -359,7 +357,12 @@ impl SegmentStore for MemoryStore {
         Ok(state.orgs.get(org).map_or(0, |org| org.ledger.last_seq()))
     }
 
-    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn timeline(
+        &self,
+        org: &OrgId,
+        pid: &Pid,
+        Page { after, limit }: Page<u64>,
+    ) -> Result<Vec<Change>> {
         let state = self.read();
         Ok(state
             .orgs
@@ -382,8 +385,7 @@ impl SegmentStore for MemoryStore {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
         let state = self.read();
         let (org, stored) = state.stored(org, id)?;
@@ -421,8 +423,7 @@ impl SegmentStore for MemoryStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: DeathCursor,
-        limit: usize,
+        Page { after, limit }: Page<DeathCursor>,
     ) -> Result<DeathSignals> {
         let state = self.read();
         let org = state.stored(org, id)?.0;

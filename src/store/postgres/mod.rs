@@ -18,8 +18,8 @@ use r2d2_postgres::r2d2::Pool;
 
 use crate::store::entries::Batch;
 use crate::store::{
-    KeyRecord, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp, StoreAddOutcome,
-    StoreDeathsIngested, StoreRemoveOutcome,
+    KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome,
 };
 use crate::{
     Change, DeathCursor, DeathRecord, DeathSignals, MemberCursor, OrgId, PastMember, Pid, Result,
@@ -353,8 +353,7 @@ impl SegmentStore for PostgresStore {
     fn segments(
         &self,
         org: &OrgId,
-        after: Option<SegmentCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<SegmentCursor>>,
     ) -> Result<Vec<Segment>> {
         self.read_in_order(|tx| segments::list(tx, org, after, limit))
     }
@@ -435,13 +434,12 @@ impl SegmentStore for PostgresStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        from: MemberStart<'_>,
-        limit: usize,
+        Page { after: from, limit }: Page<MemberStart<'_>>,
     ) -> Result<MemberSlice> {
         self.read_in_order(|tx| members::slice(tx, org, id, from, limit))
     }
 
-    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn changes_since(&self, org: &OrgId, Page { after, limit }: Page<u64>) -> Result<Vec<Change>> {
         self.read_in_order(|tx| ledger::since(tx, org, after, limit))
     }
 
@@ -449,7 +447,12 @@ impl SegmentStore for PostgresStore {
         self.read(|tx| ledger::last_seq(tx, org))
     }
 
-    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn timeline(
+        &self,
+        org: &OrgId,
+        pid: &Pid,
+        Page { after, limit }: Page<u64>,
+    ) -> Result<Vec<Change>> {
         self.read(|tx| ledger::timeline(tx, org, pid, after, limit))
     }
 
@@ -462,8 +465,7 @@ impl SegmentStore for PostgresStore {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
         self.read(|tx| as_of::members(tx, org, id, at, after, limit))
     }
@@ -499,8 +501,7 @@ impl SegmentStore for PostgresStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: DeathCursor,
-        limit: usize,
+        Page { after, limit }: Page<DeathCursor>,
     ) -> Result<DeathSignals> {
         self.read(|tx| deaths::signals(tx, org, id, after, limit))
     }

@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::store::entries::Batch;
 use crate::store::{
-    KeyRecord, MemberSlice, MemberStart, SegmentChange, SegmentInsert, Stamp, StoreAddOutcome,
-    StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
+    KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
 };
 use crate::{
     Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, OrgId, PastMember, Pid,
@@ -363,8 +363,7 @@ impl SegmentStore for SqliteStore {
     fn segments(
         &self,
         org: &OrgId,
-        after: Option<SegmentCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<SegmentCursor>>,
     ) -> Result<Vec<Segment>> {
         self.read(|conn| segments::list(conn, org, after, limit))
     }
@@ -445,13 +444,12 @@ impl SegmentStore for SqliteStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        from: MemberStart<'_>,
-        limit: usize,
+        Page { after: from, limit }: Page<MemberStart<'_>>,
     ) -> Result<MemberSlice> {
         self.read(|conn| members::slice(conn, org, id, from, limit))
     }
 
-    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn changes_since(&self, org: &OrgId, Page { after, limit }: Page<u64>) -> Result<Vec<Change>> {
         self.read(|conn| ledger::since(conn, org, after, limit))
     }
 
@@ -459,7 +457,12 @@ impl SegmentStore for SqliteStore {
         self.read(|conn| ledger::last_seq(conn, org))
     }
 
-    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn timeline(
+        &self,
+        org: &OrgId,
+        pid: &Pid,
+        Page { after, limit }: Page<u64>,
+    ) -> Result<Vec<Change>> {
         self.read(|conn| ledger::timeline(conn, org, pid, after, limit))
     }
 
@@ -472,8 +475,7 @@ impl SegmentStore for SqliteStore {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
         self.read(|conn| as_of::members(conn, org, id, at, after, limit))
     }
@@ -509,8 +511,7 @@ impl SegmentStore for SqliteStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: DeathCursor,
-        limit: usize,
+        Page { after, limit }: Page<DeathCursor>,
     ) -> Result<DeathSignals> {
         self.read(|conn| deaths::signals(conn, org, id, after, limit))
     }
