@@ -642,10 +642,10 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 t
             );
             let mut got = Vec::new();
-            let mut after: Option<MemberCursor> = None;
+            let mut options = MemberOptions::new().limit(4);
             loop {
                 let page = segments
-                    .members_as_of(&org, s.id, t, after.as_ref(), 4)
+                    .members_as_of(&org, s.id, t, options.clone())
                     .expect("members_as_of");
                 got.extend(
                     page.members
@@ -653,7 +653,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                         .map(|m| (m.pid.as_str().to_owned(), (m.first_added_at, m.joined_at))),
                 );
                 match page.next {
-                    Some(next) => after = Some(next),
+                    Some(next) => options = options.after(next),
                     None => break,
                 }
             }
