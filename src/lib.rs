@@ -160,12 +160,13 @@ pub use domain::history::{Change, ChangeKind, ChangePage, MembersAsOf, PastMembe
 pub use domain::ids::{OrgId, SegmentId};
 pub use domain::limits;
 pub use domain::member::{
-    AddOutcome, ImportOutcome, InvalidPid, Member, MemberCursor, MemberList, MemberOptions,
-    MembersPage, RemoveOutcome,
+    AddOutcome, ImportOutcome, InvalidPid, Member, MemberCursor, MemberList, MembersPage,
+    RemoveOutcome,
 };
 pub use domain::name::SegmentName;
+pub use domain::page::{ListOptions, MemberOptions, PageOptions};
 pub use domain::pid::{Pid, is_well_formed as is_well_formed_pid};
-pub use domain::segment::{ListOptions, NewSegment, Segment, SegmentCursor, SegmentPage};
+pub use domain::segment::{NewSegment, Segment, SegmentCursor, SegmentPage};
 pub use domain::set_expr::{Provenance, SetExpr};
 pub use error::{Error, Field, Result, Rule, StorageFailure, ValidationError};
 pub use service::{DryRun, IdempotencyRecord, Segments};

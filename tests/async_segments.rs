@@ -15,9 +15,9 @@ use std::task::{Context, Poll, Waker};
 use chrono::{DateTime, Utc};
 use segments_engine::clock::Clock;
 use segments_engine::{
-    AsyncSegments, ChangeKind, DeathCursor, DeathReport, DropOffRuntime, Error, ListOptions,
-    MemberOptions, NewSegment, NotRun, OrgId, PersonDirectory, Pid, SegmentStore, Segments,
-    SetExpr, SignalMetadata, SqliteStore, StorageFailure,
+    AsyncSegments, ChangeKind, DeathReport, DropOffRuntime, Error, ListOptions, MemberOptions,
+    NewSegment, NotRun, OrgId, PageOptions, PersonDirectory, Pid, SegmentStore, Segments, SetExpr,
+    SignalMetadata, SqliteStore, StorageFailure,
 };
 
 const A: &str = "p-a1b2c3d4e5f6";
@@ -224,23 +224,35 @@ fn member_history_and_death_calls_work_through_the_facade() {
         assert!(matches!(feed.changes[0].kind, ChangeKind::Created { .. }));
         assert_eq!(feed.changes.len(), 5, "created, three added, one removed");
         assert_eq!(segments.last_seq(&org).await.expect("last seq"), feed.next);
-        let timeline = segments.timeline(&org, A, 0, 10).await.expect("timeline");
+        let timeline = segments
+            .timeline(&org, A, PageOptions::new().limit(10))
+            .await
+            .expect("timeline");
         assert_eq!(timeline.changes.len(), 2, "A joined, then left");
         assert!(
             matches!(
-                segments.timeline(&org, "p-bad!", 0, 10).await,
+                segments
+                    .timeline(&org, "p-bad!", PageOptions::new().limit(10))
+                    .await,
                 Err(Error::Invalid(_))
             ),
             "a malformed PID in a timeline is a typed error"
         );
         assert_eq!(segments.size_as_of(&org, s.id, at).await.expect("size"), 3);
         let then = segments
-            .members_as_of(&org, s.id, at, None, 2)
+            .members_as_of(&org, s.id, at, MemberOptions::new().limit(2))
             .await
             .expect("members as of");
         assert_eq!(then.members.len(), 2);
         let then_rest = segments
-            .members_as_of(&org, s.id, at, then.next.as_ref(), 2)
+            .members_as_of(
+                &org,
+                s.id,
+                at,
+                MemberOptions::new()
+                    .after(then.next.clone().unwrap())
+                    .limit(2),
+            )
             .await
             .expect("members as of, next page");
         assert_eq!(then_rest.members.len(), 1, "three members then");
@@ -254,12 +266,12 @@ fn member_history_and_death_calls_work_through_the_facade() {
         assert_eq!(deaths.len(), 1);
         assert_eq!(deaths[0].minerva_pid.as_str(), B);
         let since = segments
-            .death_signals_since(&org, s.id, DeathCursor::START, 10)
+            .death_signals_since(&org, s.id, PageOptions::new().limit(10))
             .await
             .expect("signals since");
         assert_eq!(since.records.len(), 1);
         let none_new = segments
-            .death_signals_since(&org, s.id, since.next, 10)
+            .death_signals_since(&org, s.id, PageOptions::new().after(since.next).limit(10))
             .await
             .expect("signals since the last poll");
         assert!(none_new.records.is_empty());

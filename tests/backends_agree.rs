@@ -9,7 +9,7 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
-use segments_engine::store::MemberStart;
+use segments_engine::store::{MemberStart, Page};
 use segments_engine::{
     Change, DeathCursor, DeathReport, Member, MemberCursor, MemoryStore, NewSegment, OrgId, Pid,
     Segment, SegmentId, SegmentStore, Segments, SignalMetadata, SqliteStore,
@@ -152,7 +152,7 @@ fn run(ops: &[Op], other: &dyn SegmentStore) -> Result<(), TestCaseError> {
 fn all_segments(store: &dyn SegmentStore, org: &OrgId) -> segments_engine::Result<Vec<Segment>> {
     let mut out: Vec<Segment> = Vec::new();
     loop {
-        let page = store.segments(org, out.last().map(Segment::cursor), 2)?;
+        let page = store.segments(org, Page::new(out.last().map(Segment::cursor), 2))?;
         let done = page.len() < 2;
         out.extend(page);
         if done {
@@ -188,7 +188,7 @@ fn all_members(
         let from = cursor
             .as_ref()
             .map_or(MemberStart::FIRST, MemberStart::After);
-        let got = store.members(org, id, from, 4)?.members;
+        let got = store.members(org, id, Page::new(from, 4))?.members;
         let done = got.len() < 4;
         out.extend(got);
         if done {
@@ -207,7 +207,7 @@ fn all_signals(
     let mut out = Vec::new();
     let mut after = since;
     loop {
-        let page = store.death_signals(org, id, after, 2)?;
+        let page = store.death_signals(org, id, Page::new(after, 2))?;
         let done = page.records.len() < 2;
         after = page.next;
         out.extend(page.records);
@@ -238,11 +238,11 @@ fn compare(
         prop_assert_eq!(
             format!(
                 "{:?}",
-                all_changes(|after, limit| a.changes_since(org, after, limit))
+                all_changes(|after, limit| a.changes_since(org, Page::new(after, limit)))
             ),
             format!(
                 "{:?}",
-                all_changes(|after, limit| b.changes_since(org, after, limit))
+                all_changes(|after, limit| b.changes_since(org, Page::new(after, limit)))
             ),
             "changes, step {}",
             step
@@ -251,11 +251,11 @@ fn compare(
             prop_assert_eq!(
                 format!(
                     "{:?}",
-                    all_changes(|after, limit| a.timeline(org, pid, after, limit))
+                    all_changes(|after, limit| a.timeline(org, pid, Page::new(after, limit)))
                 ),
                 format!(
                     "{:?}",
-                    all_changes(|after, limit| b.timeline(org, pid, after, limit))
+                    all_changes(|after, limit| b.timeline(org, pid, Page::new(after, limit)))
                 ),
                 "timeline {:?} org {}, step {}",
                 pid,
@@ -299,8 +299,14 @@ fn compare(
                     let c = MemberCursor::new(*t, pid.clone());
                     for limit in [1usize, 3] {
                         prop_assert_eq!(
-                            format!("{:?}", a.members(org, *id, MemberStart::After(&c), limit)),
-                            format!("{:?}", b.members(org, *id, MemberStart::After(&c), limit)),
+                            format!(
+                                "{:?}",
+                                a.members(org, *id, Page::new(MemberStart::After(&c), limit))
+                            ),
+                            format!(
+                                "{:?}",
+                                b.members(org, *id, Page::new(MemberStart::After(&c), limit))
+                            ),
                             "members after {:?}, step {}",
                             c,
                             step
@@ -308,8 +314,14 @@ fn compare(
                     }
                     for limit in [2usize, 100] {
                         prop_assert_eq!(
-                            format!("{:?}", a.members_as_of(org, *id, *t, Some(&c), limit)),
-                            format!("{:?}", b.members_as_of(org, *id, *t, Some(&c), limit)),
+                            format!(
+                                "{:?}",
+                                a.members_as_of(org, *id, *t, Page::new(Some(&c), limit))
+                            ),
+                            format!(
+                                "{:?}",
+                                b.members_as_of(org, *id, *t, Page::new(Some(&c), limit))
+                            ),
                             "members_as_of {} after {:?} limit {}, step {}",
                             t,
                             c,
@@ -324,11 +336,11 @@ fn compare(
                     prop_assert_eq!(
                         format!(
                             "{:?}",
-                            a.members(org, *id, MemberStart::Offset(offset), limit)
+                            a.members(org, *id, Page::new(MemberStart::Offset(offset), limit))
                         ),
                         format!(
                             "{:?}",
-                            b.members(org, *id, MemberStart::Offset(offset), limit)
+                            b.members(org, *id, Page::new(MemberStart::Offset(offset), limit))
                         ),
                         "offset {} limit {}, step {}",
                         offset,
@@ -347,8 +359,8 @@ fn compare(
                 );
                 for limit in [2usize, 100] {
                     prop_assert_eq!(
-                        format!("{:?}", a.members_as_of(org, *id, *t, None, limit)),
-                        format!("{:?}", b.members_as_of(org, *id, *t, None, limit)),
+                        format!("{:?}", a.members_as_of(org, *id, *t, Page::first(limit))),
+                        format!("{:?}", b.members_as_of(org, *id, *t, Page::first(limit))),
                         "members_as_of {} limit {}, step {}",
                         t,
                         limit,

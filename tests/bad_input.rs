@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::{
     DeathCursor, DeathReport, Error, KnownPids, ListOptions, MemberCursor, MemberOptions,
-    MemoryStore, NewSegment, OrgId, Pid, SegmentCursor, SegmentId, SegmentName, SegmentStore,
-    Segments, SignalMetadata, SqliteStore,
+    MemoryStore, NewSegment, OrgId, PageOptions, Pid, SegmentCursor, SegmentId, SegmentName,
+    SegmentStore, Segments, SignalMetadata, SqliteStore,
 };
 
 /// Strings that have broken parsers and databases before.
@@ -130,7 +130,10 @@ fn run(store: &dyn SegmentStore, a: &str, b: &str, pids: &[String]) -> Result<()
     );
     call!("add_members", segments.add_members(&org, s.id, pids));
     call!("remove_members", segments.remove_members(&org, s.id, pids));
-    call!("timeline", segments.timeline(&org, a, 0, 10));
+    call!(
+        "timeline",
+        segments.timeline(&org, a, PageOptions::new().limit(10))
+    );
     if let Ok(cursor) = a.parse::<MemberCursor>() {
         call!(
             "members after a cursor",
@@ -138,7 +141,12 @@ fn run(store: &dyn SegmentStore, a: &str, b: &str, pids: &[String]) -> Result<()
         );
         call!(
             "members_as_of after a cursor",
-            segments.members_as_of(&org, s.id, chrono::Utc::now(), Some(&cursor), 10)
+            segments.members_as_of(
+                &org,
+                s.id,
+                chrono::Utc::now(),
+                MemberOptions::new().after(cursor.clone()).limit(10)
+            )
         );
     }
     if let Ok(cursor) = a.parse::<SegmentCursor>() {

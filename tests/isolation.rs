@@ -6,7 +6,7 @@ use chrono::Utc;
 use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::{
-    DeathCursor, DeathReport, Error, ListOptions, MemberOptions, MemoryStore, NewSegment, OrgId,
+    DeathReport, Error, ListOptions, MemberOptions, MemoryStore, NewSegment, OrgId, PageOptions,
     SegmentId, SegmentStore, Segments, SignalMetadata, SqliteStore,
 };
 
@@ -143,7 +143,7 @@ fn run(store: &dyn SegmentStore, intrusions: &[(usize, Intrusion)]) -> Result<()
             )?,
             Intrusion::Page => not_found(segments.members_page(&b, id, 1), id, "members_page")?,
             Intrusion::AsOf => not_found(
-                segments.members_as_of(&b, id, Utc::now(), None, 10),
+                segments.members_as_of(&b, id, Utc::now(), MemberOptions::new().limit(10)),
                 id,
                 "members_as_of",
             )?,
@@ -152,7 +152,7 @@ fn run(store: &dyn SegmentStore, intrusions: &[(usize, Intrusion)]) -> Result<()
             }
             Intrusion::Deaths => not_found(segments.death_signals(&b, id), id, "death_signals")?,
             Intrusion::DeathsSince => not_found(
-                segments.death_signals_since(&b, id, DeathCursor::START, 10),
+                segments.death_signals_since(&b, id, PageOptions::new().limit(10)),
                 id,
                 "death_signals_since",
             )?,
@@ -196,7 +196,9 @@ fn run(store: &dyn SegmentStore, intrusions: &[(usize, Intrusion)]) -> Result<()
                 );
             }
             Intrusion::Timeline(n) => {
-                let timeline = segments.timeline(&b, &pid(*n), 0, 100).unwrap();
+                let timeline = segments
+                    .timeline(&b, &pid(*n), PageOptions::new().limit(100))
+                    .unwrap();
                 prop_assert!(
                     timeline
                         .changes

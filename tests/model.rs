@@ -15,13 +15,13 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::store::{
-    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
+    KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome,
 };
 use segments_engine::{
-    AddOutcome, Change, DeathCursor, DeathRecord, Error, MemberCursor, MemberOptions, MemoryStore,
-    NewSegment, OrgId, PastMember, Pid, RemoveOutcome, Segment, SegmentCursor, SegmentId,
-    SegmentStore, Segments, SetExpr, SqliteStore,
+    AddOutcome, Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, MemberOptions,
+    MemoryStore, NewSegment, OrgId, PastMember, Pid, RemoveOutcome, Segment, SegmentCursor,
+    SegmentId, SegmentStore, Segments, SetExpr, SqliteStore,
 };
 
 #[derive(Clone, Debug)]
@@ -642,10 +642,10 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 t
             );
             let mut got = Vec::new();
-            let mut after: Option<MemberCursor> = None;
+            let mut options = MemberOptions::new().limit(4);
             loop {
                 let page = segments
-                    .members_as_of(&org, s.id, t, after.as_ref(), 4)
+                    .members_as_of(&org, s.id, t, options.clone())
                     .expect("members_as_of");
                 got.extend(
                     page.members
@@ -653,7 +653,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                         .map(|m| (m.pid.as_str().to_owned(), (m.first_added_at, m.joined_at))),
                 );
                 match page.next {
-                    Some(next) => after = Some(next),
+                    Some(next) => options = options.after(next),
                     None => break,
                 }
             }
@@ -767,10 +767,9 @@ impl SegmentStore for TakingTurns {
     fn segments(
         &self,
         org: &OrgId,
-        after: Option<SegmentCursor>,
-        limit: usize,
+        page: Page<Option<SegmentCursor>>,
     ) -> segments_engine::Result<Vec<Segment>> {
-        self.next().segments(org, after, limit)
+        self.next().segments(org, page)
     }
     fn update_segment(
         &self,
@@ -795,7 +794,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> segments_engine::Result<MembersAdded> {
+    ) -> segments_engine::Result<StoreAddOutcome> {
         self.next().add_members(org, id, pids, stamp)
     }
     fn remove_members(
@@ -804,7 +803,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> segments_engine::Result<MembersRemoved> {
+    ) -> segments_engine::Result<StoreRemoveOutcome> {
         self.next().remove_members(org, id, pids, stamp)
     }
     fn create_from(
@@ -822,7 +821,7 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> segments_engine::Result<MembersAdded> {
+    ) -> segments_engine::Result<StoreAddOutcome> {
         self.next().add_from(org, id, expr, stamp)
     }
     fn remove_from(
@@ -831,25 +830,19 @@ impl SegmentStore for TakingTurns {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> segments_engine::Result<MembersRemoved> {
+    ) -> segments_engine::Result<StoreRemoveOutcome> {
         self.next().remove_from(org, id, expr, stamp)
     }
     fn members(
         &self,
         org: &OrgId,
         id: SegmentId,
-        from: MemberStart<'_>,
-        limit: usize,
+        page: Page<MemberStart<'_>>,
     ) -> segments_engine::Result<MemberSlice> {
-        self.next().members(org, id, from, limit)
+        self.next().members(org, id, page)
     }
-    fn changes_since(
-        &self,
-        org: &OrgId,
-        after: u64,
-        limit: usize,
-    ) -> segments_engine::Result<Vec<Change>> {
-        self.next().changes_since(org, after, limit)
+    fn changes_since(&self, org: &OrgId, page: Page<u64>) -> segments_engine::Result<Vec<Change>> {
+        self.next().changes_since(org, page)
     }
     fn last_seq(&self, org: &OrgId) -> segments_engine::Result<u64> {
         self.next().last_seq(org)
@@ -858,10 +851,9 @@ impl SegmentStore for TakingTurns {
         &self,
         org: &OrgId,
         pid: &Pid,
-        after: u64,
-        limit: usize,
+        page: Page<u64>,
     ) -> segments_engine::Result<Vec<Change>> {
-        self.next().timeline(org, pid, after, limit)
+        self.next().timeline(org, pid, page)
     }
     fn size_as_of(
         &self,
@@ -876,10 +868,9 @@ impl SegmentStore for TakingTurns {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        page: Page<Option<&MemberCursor>>,
     ) -> segments_engine::Result<Vec<PastMember>> {
-        self.next().members_as_of(org, id, at, after, limit)
+        self.next().members_as_of(org, id, at, page)
     }
     fn idempotency_record(
         &self,
@@ -902,17 +893,16 @@ impl SegmentStore for TakingTurns {
         &self,
         records: &[DeathRecord],
         at: DateTime<Utc>,
-    ) -> segments_engine::Result<DeathsUpserted> {
+    ) -> segments_engine::Result<StoreDeathsIngested> {
         self.next().upsert_deaths(records, at)
     }
     fn death_signals(
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: DeathCursor,
-        limit: usize,
-    ) -> segments_engine::Result<DeathSignalPage> {
-        self.next().death_signals(org, id, after, limit)
+        page: Page<DeathCursor>,
+    ) -> segments_engine::Result<DeathSignals> {
+        self.next().death_signals(org, id, page)
     }
 }
 

@@ -136,7 +136,7 @@ fn calls_are_spans_with_org_segment_counts_and_outcome() {
     assert_eq!(add["segment"], id.as_str());
     assert_eq!(add["n_pids"], 4);
     assert_eq!(add["n_added"], 2);
-    assert_eq!(add["n_redundant"], 1);
+    assert_eq!(add["n_redundant_additions"], 1);
     assert_eq!(add["n_invalid"], 1);
     assert_eq!(add["size"], 2);
 

@@ -9,13 +9,13 @@ use http::{Method, Request, Response, StatusCode};
 use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::store::{
-    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
+    KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome,
 };
 use segments_engine::wire::{ErrorDetail, KeyRing, RateLimit, Wire};
 use segments_engine::{
-    Change, DeathCursor, DeathRecord, Error, MemberCursor, MemoryStore, OrgId, PastMember, Pid,
-    Result, Segment, SegmentCursor, SegmentId, SegmentStore, Segments, SetExpr,
+    Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, MemoryStore, OrgId,
+    PastMember, Pid, Result, Segment, SegmentCursor, SegmentId, SegmentStore, Segments, SetExpr,
 };
 use serde_json::{Value, json};
 
@@ -821,7 +821,7 @@ impl SegmentStore for Broken {
     fn segment_by_key(&self, _: &OrgId, _: &str) -> Result<Option<Segment>> {
         broken()
     }
-    fn segments(&self, _: &OrgId, _: Option<SegmentCursor>, _: usize) -> Result<Vec<Segment>> {
+    fn segments(&self, _: &OrgId, _: Page<Option<SegmentCursor>>) -> Result<Vec<Segment>> {
         broken()
     }
     fn update_segment(
@@ -842,7 +842,7 @@ impl SegmentStore for Broken {
         _: SegmentId,
         _: &[Pid],
         _: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         broken()
     }
     fn remove_members(
@@ -851,7 +851,7 @@ impl SegmentStore for Broken {
         _: SegmentId,
         _: &[Pid],
         _: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         broken()
     }
     fn create_from(
@@ -863,7 +863,13 @@ impl SegmentStore for Broken {
     ) -> Result<Segment> {
         broken()
     }
-    fn add_from(&self, _: &OrgId, _: SegmentId, _: &SetExpr, _: Stamp<'_>) -> Result<MembersAdded> {
+    fn add_from(
+        &self,
+        _: &OrgId,
+        _: SegmentId,
+        _: &SetExpr,
+        _: Stamp<'_>,
+    ) -> Result<StoreAddOutcome> {
         broken()
     }
     fn remove_from(
@@ -872,25 +878,19 @@ impl SegmentStore for Broken {
         _: SegmentId,
         _: &SetExpr,
         _: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         broken()
     }
-    fn members(
-        &self,
-        _: &OrgId,
-        _: SegmentId,
-        _: MemberStart<'_>,
-        _: usize,
-    ) -> Result<MemberSlice> {
+    fn members(&self, _: &OrgId, _: SegmentId, _: Page<MemberStart<'_>>) -> Result<MemberSlice> {
         broken()
     }
-    fn changes_since(&self, _: &OrgId, _: u64, _: usize) -> Result<Vec<Change>> {
+    fn changes_since(&self, _: &OrgId, _: Page<u64>) -> Result<Vec<Change>> {
         broken()
     }
     fn last_seq(&self, _: &OrgId) -> Result<u64> {
         broken()
     }
-    fn timeline(&self, _: &OrgId, _: &Pid, _: u64, _: usize) -> Result<Vec<Change>> {
+    fn timeline(&self, _: &OrgId, _: &Pid, _: Page<u64>) -> Result<Vec<Change>> {
         broken()
     }
     fn size_as_of(&self, _: &OrgId, _: SegmentId, _: DateTime<Utc>) -> Result<u64> {
@@ -901,8 +901,7 @@ impl SegmentStore for Broken {
         _: &OrgId,
         _: SegmentId,
         _: DateTime<Utc>,
-        _: Option<&MemberCursor>,
-        _: usize,
+        _: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
         broken()
     }
@@ -923,16 +922,10 @@ impl SegmentStore for Broken {
     ) -> Result<KeyRecord> {
         broken()
     }
-    fn upsert_deaths(&self, _: &[DeathRecord], _: DateTime<Utc>) -> Result<DeathsUpserted> {
+    fn upsert_deaths(&self, _: &[DeathRecord], _: DateTime<Utc>) -> Result<StoreDeathsIngested> {
         broken()
     }
-    fn death_signals(
-        &self,
-        _: &OrgId,
-        _: SegmentId,
-        _: DeathCursor,
-        _: usize,
-    ) -> Result<DeathSignalPage> {
+    fn death_signals(&self, _: &OrgId, _: SegmentId, _: Page<DeathCursor>) -> Result<DeathSignals> {
         broken()
     }
 }

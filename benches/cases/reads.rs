@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use segments_engine::limits::MEMBERS_PAGE_SIZE;
-use segments_engine::store::MemberStart;
+use segments_engine::store::{MemberStart, Page};
 use segments_engine::{
     DeathCursor, DeathReport, MemberCursor, MemberOptions, MemoryStore, NewSegment, OrgId,
-    SegmentId, SegmentStore, Segments, SignalMetadata, SqliteStore,
+    PageOptions, SegmentId, SegmentStore, Segments, SignalMetadata, SqliteStore,
 };
 use tempfile::TempDir;
 
@@ -132,7 +132,7 @@ fn build<S: SegmentStore + Clone>(
     let done = segments.ingest_deaths(old).unwrap();
     assert!(done.rejected.is_empty());
     let deaths_from = segments
-        .death_signals_since(&org, big, DeathCursor::START, 10_000)
+        .death_signals_since(&org, big, PageOptions::new().limit(10_000))
         .unwrap()
         .next;
     let new: Vec<DeathReport> = (0..NEW_DEATHS)
@@ -148,7 +148,11 @@ fn build<S: SegmentStore + Clone>(
     assert_eq!(done.n_inserted, 2 * NEW_DEATHS);
 
     let deep = store
-        .members(&org, big, MemberStart::Offset(size - PAGE as u64 - 1), 1)
+        .members(
+            &org,
+            big,
+            Page::new(MemberStart::Offset(size - PAGE as u64 - 1), 1),
+        )
         .unwrap()
         .members[0]
         .cursor();
@@ -364,14 +368,22 @@ fn cases<S: SegmentStore + Clone + 'static>(
             routine(Box::new(|b| {
                 let got = b
                     .segments
-                    .death_signals_since(&b.org, b.big, b.deaths_from, 1_000)
+                    .death_signals_since(
+                        &b.org,
+                        b.big,
+                        PageOptions::new().after(b.deaths_from).limit(1_000),
+                    )
                     .unwrap();
                 assert_eq!(got.records.len() as u64, NEW_DEATHS);
             })),
             routine(Box::new(|b| {
                 let got = b
                     .segments
-                    .death_signals_since(&b.org, b.thousand, b.deaths_from, 1_000)
+                    .death_signals_since(
+                        &b.org,
+                        b.thousand,
+                        PageOptions::new().after(b.deaths_from).limit(1_000),
+                    )
                     .unwrap();
                 assert_eq!(got.records.len() as u64, NEW_DEATHS);
             })),

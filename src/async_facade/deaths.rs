@@ -2,8 +2,8 @@
 
 use super::AsyncSegments;
 use crate::{
-    DeathCursor, DeathRecord, DeathReport, DeathSignals, DeathsIngested, OrgId, Result, SegmentId,
-    SegmentStore,
+    DeathCursor, DeathRecord, DeathReport, DeathSignals, DeathsIngested, OrgId, PageOptions,
+    Result, SegmentId, SegmentStore,
 };
 
 impl<S: SegmentStore + 'static> AsyncSegments<S> {
@@ -38,11 +38,10 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
         &self,
         org: &OrgId,
         id: SegmentId,
-        since: DeathCursor,
-        limit: usize,
+        options: PageOptions<DeathCursor>,
     ) -> Result<DeathSignals> {
         let org = org.clone();
-        self.run(move |s| s.death_signals_since(&org, id, since, limit))
+        self.run(move |s| s.death_signals_since(&org, id, options))
             .await
     }
 }

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use super::AsyncSegments;
-use crate::{ChangePage, MemberCursor, MembersAsOf, OrgId, Result, SegmentId, SegmentStore};
+use crate::{
+    ChangePage, MemberOptions, MembersAsOf, OrgId, PageOptions, Result, SegmentId, SegmentStore,
+};
 
 impl<S: SegmentStore + 'static> AsyncSegments<S> {
     /// [`Segments::changes_since`](crate::Segments::changes_since), on the
@@ -38,12 +40,10 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
         &self,
         org: &OrgId,
         pid: &str,
-        after: u64,
-        limit: usize,
+        options: PageOptions<u64>,
     ) -> Result<ChangePage> {
         let (org, pid) = (org.clone(), pid.to_owned());
-        self.run(move |s| s.timeline(&org, &pid, after, limit))
-            .await
+        self.run(move |s| s.timeline(&org, &pid, options)).await
     }
 
     /// [`Segments::size_as_of`](crate::Segments::size_as_of), on the
@@ -58,7 +58,7 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
     }
 
     /// [`Segments::members_as_of`](crate::Segments::members_as_of), on the
-    /// blocking pool (`after` is cloned).
+    /// blocking pool.
     ///
     /// # Errors
     /// As [`Segments::members_as_of`](crate::Segments::members_as_of);
@@ -68,11 +68,10 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        options: MemberOptions,
     ) -> Result<MembersAsOf> {
-        let (org, after) = (org.clone(), after.cloned());
-        self.run(move |s| s.members_as_of(&org, id, at, after.as_ref(), limit))
+        let org = org.clone();
+        self.run(move |s| s.members_as_of(&org, id, at, options))
             .await
     }
 }

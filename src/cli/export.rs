@@ -13,7 +13,7 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use segments_engine::limits::MAX_PAGE_LIMIT;
-use segments_engine::{MemberCursor, MemberOptions, OrgId, Segment};
+use segments_engine::{MemberOptions, OrgId, Segment};
 
 use crate::args::{ExportArgs, Format, Target};
 use crate::failure::{self, Failure};
@@ -98,20 +98,16 @@ fn current(
     rows: &mut Rows,
     out: &mut Output,
 ) -> Result<(), Failure> {
-    let mut after: Option<MemberCursor> = None;
+    let mut options = MemberOptions::new().limit(MAX_PAGE_LIMIT);
     loop {
-        let mut options = MemberOptions::new().limit(MAX_PAGE_LIMIT);
-        if let Some(cursor) = after.take() {
-            options = options.after(cursor);
-        }
         let page = segments
-            .members(org, segment.id, options)
+            .members(org, segment.id, options.clone())
             .map_err(|e| failure::library(format!("segment {:?}", segment.name), e))?;
         for m in &page.members {
             rows.write(out, m.pid.as_str(), m.first_added_at, m.last_added_at)?;
         }
         match page.next {
-            Some(next) => after = Some(next),
+            Some(next) => options = options.after(next),
             None => return Ok(()),
         }
     }
@@ -125,16 +121,16 @@ fn as_of(
     rows: &mut Rows,
     out: &mut Output,
 ) -> Result<(), Failure> {
-    let mut after: Option<MemberCursor> = None;
+    let mut options = MemberOptions::new().limit(MAX_PAGE_LIMIT);
     loop {
         let page = segments
-            .members_as_of(org, segment.id, at, after.as_ref(), MAX_PAGE_LIMIT)
+            .members_as_of(org, segment.id, at, options.clone())
             .map_err(|e| failure::library(format!("segment {:?}", segment.name), e))?;
         for m in &page.members {
             rows.write(out, m.pid.as_str(), m.first_added_at, m.joined_at)?;
         }
         match page.next {
-            Some(next) => after = Some(next),
+            Some(next) => options = options.after(next),
             None => return Ok(()),
         }
     }

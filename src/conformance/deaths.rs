@@ -168,7 +168,7 @@ pub fn death_signals_since_returns_only_new_records(store: &dyn SegmentStore) {
         ])
         .unwrap();
     let first = segments
-        .death_signals_since(&acme, s.id, DeathCursor::START, 100)
+        .death_signals_since(&acme, s.id, PageOptions::new().limit(100))
         .unwrap();
     assert_eq!(
         obituaries(&first.records),
@@ -176,7 +176,7 @@ pub fn death_signals_since_returns_only_new_records(store: &dyn SegmentStore) {
         "the member's record, not the stranger's"
     );
     let quiet = segments
-        .death_signals_since(&acme, s.id, first.next, 100)
+        .death_signals_since(&acme, s.id, PageOptions::new().after(first.next).limit(100))
         .unwrap();
     assert!(quiet.records.is_empty(), "nothing new");
     assert!(
@@ -193,7 +193,7 @@ pub fn death_signals_since_returns_only_new_records(store: &dyn SegmentStore) {
         ])
         .unwrap();
     let page = segments
-        .death_signals_since(&acme, s.id, quiet.next, 1)
+        .death_signals_since(&acme, s.id, PageOptions::new().after(quiet.next).limit(1))
         .unwrap();
     assert_eq!(
         obituaries(&page.records),
@@ -201,7 +201,7 @@ pub fn death_signals_since_returns_only_new_records(store: &dyn SegmentStore) {
         "new records only, a page of 1"
     );
     let rest = segments
-        .death_signals_since(&acme, s.id, page.next, 100)
+        .death_signals_since(&acme, s.id, PageOptions::new().after(page.next).limit(100))
         .unwrap();
     assert_eq!(
         obituaries(&rest.records),
@@ -209,7 +209,7 @@ pub fn death_signals_since_returns_only_new_records(store: &dyn SegmentStore) {
         "the update of o-a did not come again"
     );
     assert_invalid(
-        segments.death_signals_since(&acme, s.id, DeathCursor::START, 0),
+        segments.death_signals_since(&acme, s.id, PageOptions::new().limit(0)),
         Field::Limit,
         "limit 0",
     );
@@ -229,7 +229,7 @@ pub fn a_quiet_poll_moves_past_other_peoples_records(store: &dyn SegmentStore) {
     let s = segments.create(&acme, NewSegment::new("Rarely")).unwrap();
     segments.add_members(&acme, s.id, &[&member]).unwrap();
     let start = segments
-        .death_signals_since(&acme, s.id, DeathCursor::START, 100)
+        .death_signals_since(&acme, s.id, PageOptions::new().limit(100))
         .unwrap();
     assert!(start.records.is_empty(), "no record of the member yet");
     segments
@@ -240,7 +240,7 @@ pub fn a_quiet_poll_moves_past_other_peoples_records(store: &dyn SegmentStore) {
         ])
         .unwrap();
     let quiet = segments
-        .death_signals_since(&acme, s.id, start.next, 100)
+        .death_signals_since(&acme, s.id, PageOptions::new().after(start.next).limit(100))
         .unwrap();
     assert!(
         quiet.records.is_empty(),
@@ -261,7 +261,7 @@ pub fn a_quiet_poll_moves_past_other_peoples_records(store: &dyn SegmentStore) {
         ])
         .unwrap();
     let full = segments
-        .death_signals_since(&acme, s.id, quiet.next, 1)
+        .death_signals_since(&acme, s.id, PageOptions::new().after(quiet.next).limit(1))
         .unwrap();
     assert_eq!(
         obituaries(&full.records),
@@ -275,7 +275,7 @@ pub fn a_quiet_poll_moves_past_other_peoples_records(store: &dyn SegmentStore) {
         quiet.next
     );
     let rest = segments
-        .death_signals_since(&acme, s.id, full.next, 100)
+        .death_signals_since(&acme, s.id, PageOptions::new().after(full.next).limit(100))
         .unwrap();
     assert_eq!(
         obituaries(&rest.records),
@@ -283,7 +283,7 @@ pub fn a_quiet_poll_moves_past_other_peoples_records(store: &dyn SegmentStore) {
         "a full page's cursor skips nothing: the next poll returns what followed it"
     );
     let after = segments
-        .death_signals_since(&acme, s.id, rest.next, 100)
+        .death_signals_since(&acme, s.id, PageOptions::new().after(rest.next).limit(100))
         .unwrap();
     assert!(
         after.records.is_empty(),
@@ -292,7 +292,7 @@ pub fn a_quiet_poll_moves_past_other_peoples_records(store: &dyn SegmentStore) {
     assert_eq!(
         obituaries(
             &segments
-                .death_signals_since(&acme, s.id, start.next, 100)
+                .death_signals_since(&acme, s.id, PageOptions::new().after(start.next).limit(100))
                 .unwrap()
                 .records
         ),
@@ -317,7 +317,7 @@ pub fn a_record_that_names_another_person_is_new_to_them(store: &dyn SegmentStor
         .ingest_deaths(vec![report(&wrong, &ns.obit("o-1"), 0.6)])
         .unwrap();
     let cursor = segments
-        .death_signals_since(&acme, second.id, DeathCursor::START, 100)
+        .death_signals_since(&acme, second.id, PageOptions::new().limit(100))
         .unwrap();
     assert!(
         cursor.records.is_empty(),
@@ -336,7 +336,11 @@ pub fn a_record_that_names_another_person_is_new_to_them(store: &dyn SegmentStor
         "it left the first person's segment"
     );
     let new = segments
-        .death_signals_since(&acme, second.id, cursor.next, 100)
+        .death_signals_since(
+            &acme,
+            second.id,
+            PageOptions::new().after(cursor.next).limit(100),
+        )
         .unwrap();
     assert_eq!(
         obituaries(&new.records),

@@ -344,14 +344,14 @@ pub fn size_and_members_as_of_past_times(store: &dyn SegmentStore) {
             "size as of +{secs}s"
         );
         let mut listed = Vec::new();
-        let mut after = None;
+        let mut options = MemberOptions::new().limit(2);
         loop {
             let page = segments
-                .members_as_of(&acme, s.id, at(secs), after.as_ref(), 2)
+                .members_as_of(&acme, s.id, at(secs), options.clone())
                 .unwrap();
             listed.extend(page.members.iter().map(|m| m.pid.as_str().to_owned()));
             match page.next {
-                Some(next) => after = Some(next),
+                Some(next) => options = options.after(next),
                 None => break,
             }
         }
@@ -361,7 +361,7 @@ pub fn size_and_members_as_of_past_times(store: &dyn SegmentStore) {
         );
     }
     let b = segments
-        .members_as_of(&acme, s.id, at(35), None, 10)
+        .members_as_of(&acme, s.id, at(35), MemberOptions::new().limit(10))
         .unwrap();
     let b = b.members.iter().find(|m| m.pid.as_str() == "p-b").unwrap();
     assert_eq!(
@@ -403,7 +403,7 @@ pub fn a_leap_second_is_kept_as_microseconds(store: &dyn SegmentStore) {
         "the member counts as of a time just after the leap second"
     );
     let members = segments
-        .members_as_of(&acme, s.id, after, None, 10)
+        .members_as_of(&acme, s.id, after, MemberOptions::new().limit(10))
         .unwrap();
     assert_eq!(
         members.members.len(),
@@ -453,7 +453,7 @@ pub fn timeline_pages_read_one_timeline(store: &dyn SegmentStore) {
     }
     segments.delete(&acme, c.id).unwrap();
     let whole = segments
-        .timeline(&acme, "p-x", 0, 1_000)
+        .timeline(&acme, "p-x", PageOptions::new().limit(1_000))
         .expect("timeline succeeds")
         .changes;
     let from_ledger: Vec<crate::Change> = whole_ledger(&segments, &acme)
@@ -469,7 +469,7 @@ pub fn timeline_pages_read_one_timeline(store: &dyn SegmentStore) {
         let (mut paged, mut after) = (Vec::new(), 0);
         loop {
             let page = segments
-                .timeline(&acme, "p-x", after, limit)
+                .timeline(&acme, "p-x", PageOptions::new().after(after).limit(limit))
                 .expect("timeline succeeds");
             assert!(
                 page.changes.len() <= limit,
@@ -500,14 +500,14 @@ pub fn timeline_pages_read_one_timeline(store: &dyn SegmentStore) {
     let middle = whole[3].seq;
     assert_eq!(
         segments
-            .timeline(&acme, "p-x", middle, 1_000)
+            .timeline(&acme, "p-x", PageOptions::new().after(middle).limit(1_000))
             .expect("timeline succeeds")
             .changes,
         whole[4..],
         "a page from the middle starts just after its cursor"
     );
     let none = segments
-        .timeline(&acme, "p-nobody", 0, 5)
+        .timeline(&acme, "p-nobody", PageOptions::new().limit(5))
         .expect("timeline succeeds");
     assert!(
         none.changes.is_empty() && none.next == 0,

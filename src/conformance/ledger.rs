@@ -2,6 +2,7 @@
 //! their clock.
 
 use super::*;
+use crate::store::Page;
 
 /// Every change (created, renamed, description changed, added, re-added,
 /// removed, deleted) is one ledger entry, numbered from 1 without gaps,
@@ -141,19 +142,22 @@ pub fn ledgers_are_per_org(store: &dyn SegmentStore) {
         lb.iter().all(|c| c.segment_id == sb.id),
         "B's feed holds only B's segment"
     );
-    let ta = segments.timeline(&a, "p-shared", 0, 10).unwrap().changes;
+    let ta = segments
+        .timeline(&a, "p-shared", PageOptions::new().limit(10))
+        .unwrap()
+        .changes;
     assert_eq!(ta.len(), 1, "A's timeline of p-shared has A's one entry");
     assert_eq!(ta[0].segment_id, sa.id, "a timeline stays in its org");
     assert!(
         segments
-            .timeline(&ns.org("org-c"), "p-shared", 0, 10)
+            .timeline(&ns.org("org-c"), "p-shared", PageOptions::new().limit(10))
             .unwrap()
             .changes
             .is_empty(),
         "an org with no ledger has no timeline"
     );
     assert_invalid(
-        segments.timeline(&a, "P-BAD", 0, 10),
+        segments.timeline(&a, "P-BAD", PageOptions::new().limit(10)),
         Field::MinervaPids,
         "a malformed PID",
     );
@@ -195,7 +199,12 @@ pub fn ledger_times_never_go_backwards(store: &dyn SegmentStore) {
         "member times follow the same rule"
     );
     let as_of = segments
-        .members_as_of(&acme, early.id, member.first_added_at, None, 10)
+        .members_as_of(
+            &acme,
+            early.id,
+            member.first_added_at,
+            MemberOptions::new().limit(10),
+        )
         .unwrap();
     assert_eq!(
         as_of.members.len(),
@@ -333,7 +342,7 @@ pub fn members_seq_moves_with_every_membership_change(store: &dyn SegmentStore) 
     let other = segments.create(&acme, NewSegment::new("Other")).unwrap();
     let read = || {
         let slice = store
-            .members(&acme, s.id, MemberStart::FIRST, 10)
+            .members(&acme, s.id, Page::first(10))
             .expect("members succeeds");
         (slice.members_seq, slice.current_size)
     };

@@ -1,6 +1,7 @@
 //! Members: adds, removals, sizes.
 
 use super::*;
+use crate::store::Page;
 
 /// The documented example: two new PIDs and one malformed one add two,
 /// report the malformed one, and count the size; repeats within a call and
@@ -288,13 +289,17 @@ pub fn reads_from_past_the_last_member_are_empty_and_exact(store: &dyn SegmentSt
     segments.remove_members(&acme, s.id, &pids[..7]).unwrap();
     for (id, what) in [(s.id, "a segment of 23"), (empty.id, "an empty segment")] {
         let first = store
-            .members(&acme, id, MemberStart::FIRST, MAX_PAGE_LIMIT)
+            .members(&acme, id, Page::first(MAX_PAGE_LIMIT))
             .expect("a read from the start");
         let size = first.current_size;
         assert_eq!(first.members.len() as u64, size, "{what}: every member");
         for offset in [size, size + 1, size + 1_000_000, u64::MAX - 1, u64::MAX] {
             let past = store
-                .members(&acme, id, MemberStart::Offset(offset), MAX_PAGE_LIMIT)
+                .members(
+                    &acme,
+                    id,
+                    Page::new(MemberStart::Offset(offset), MAX_PAGE_LIMIT),
+                )
                 .expect("a read past the end succeeds");
             assert!(
                 past.members.is_empty(),
@@ -308,7 +313,11 @@ pub fn reads_from_past_the_last_member_are_empty_and_exact(store: &dyn SegmentSt
         }
         if size > 0 {
             let last = store
-                .members(&acme, id, MemberStart::Offset(size - 1), MAX_PAGE_LIMIT)
+                .members(
+                    &acme,
+                    id,
+                    Page::new(MemberStart::Offset(size - 1), MAX_PAGE_LIMIT),
+                )
                 .unwrap();
             assert_eq!(
                 last.members,

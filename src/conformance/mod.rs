@@ -42,8 +42,8 @@ use crate::limits::{
 };
 use crate::store::MemberStart;
 use crate::{
-    AddOutcome, ChangeKind, DeathCursor, DeathReport, Error, Field, ImportOutcome, KnownPids,
-    ListOptions, Member, MemberOptions, NewSegment, OrgId, Pid, RemoveOutcome, Rule, Segment,
+    AddOutcome, ChangeKind, DeathReport, Error, Field, ImportOutcome, KnownPids, ListOptions,
+    Member, MemberOptions, NewSegment, OrgId, PageOptions, Pid, RemoveOutcome, Rule, Segment,
     SegmentId, SegmentStore, Segments, SignalMetadata,
 };
 
@@ -370,7 +370,7 @@ fn whole_timeline(
     let mut after = 0;
     loop {
         let page = segments
-            .timeline(org, pid, after, 3)
+            .timeline(org, pid, PageOptions::new().after(after).limit(3))
             .expect("timeline succeeds");
         let last = page.changes.len() < 3;
         after = page.next;

@@ -1,6 +1,7 @@
 //! Listing members: their order, the documented page API, the cursor API.
 
 use super::*;
+use crate::store::Page;
 
 /// Members are ordered by `first_added_at`, then PID, whatever order the
 /// calls gave them in.
@@ -173,8 +174,7 @@ pub fn walking_pages_in_order_matches_counting_from_the_start(store: &dyn Segmen
             .members(
                 &acme,
                 s.id,
-                MemberStart::Offset(offset as u64),
-                MEMBERS_PAGE_SIZE,
+                Page::new(MemberStart::Offset(offset as u64), MEMBERS_PAGE_SIZE),
             )
             .expect("members succeeds");
         assert_eq!(

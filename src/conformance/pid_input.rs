@@ -274,7 +274,7 @@ pub fn a_pid_given_twice_to_a_store_is_refused_or_counted_once(store: &dyn Segme
         let outcome = if add {
             store
                 .add_members(&acme, s.id, &given, stamp)
-                .map(|o| (o.n_added, o.n_redundant, o.new_current_size))
+                .map(|o| (o.n_added, o.n_redundant_additions, o.new_current_size))
         } else {
             store
                 .remove_members(&acme, s.id, &given, stamp)

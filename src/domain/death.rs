@@ -128,16 +128,20 @@ impl FromStr for DeathCursor {
     }
 }
 
-/// Death records of a segment's members, newer than a cursor
-/// ([`Segments::death_signals_since`](crate::Segments::death_signals_since)).
-#[derive(Clone, Debug, PartialEq)]
+/// Death records of a segment's members, newer than a cursor, and where
+/// the next read starts: what
+/// [`Segments::death_signals_since`](crate::Segments::death_signals_since)
+/// returns, as the store read it
+/// ([`SegmentStore::death_signals`](crate::SegmentStore::death_signals)).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DeathSignals {
     /// The records, in feed order.
     pub records: Vec<DeathRecord>,
     /// The cursor to pass next time: after the last record when the page
-    /// is full, otherwise the end of the death feed as this read saw it
-    /// (never before the cursor given), so that the next poll reads only
-    /// what entered the feed since.
+    /// is full (`limit` records), otherwise the end of the death feed as
+    /// this read saw it (never before the cursor given), so that the next
+    /// poll reads only what entered the feed since and does not look again
+    /// at records of people who are not members.
     pub next: DeathCursor,
 }
 

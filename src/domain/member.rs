@@ -195,38 +195,6 @@ impl FromStr for MemberCursor {
     }
 }
 
-/// Options of [`Segments::members`](crate::Segments::members): where to
-/// start and how many to return.
-///
-/// ```
-/// use segments_engine::MemberOptions;
-/// let first_page = MemberOptions::new().limit(1_000);
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MemberOptions {
-    pub(crate) after: Option<MemberCursor>,
-    pub(crate) limit: Option<usize>,
-}
-
-impl MemberOptions {
-    /// From the first member, [`DEFAULT_PAGE_LIMIT`](crate::limits::DEFAULT_PAGE_LIMIT) members.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Start after this cursor (exclusive).
-    pub fn after(mut self, cursor: MemberCursor) -> Self {
-        self.after = Some(cursor);
-        self
-    }
-
-    /// Return at most `limit` members, 1 to [`MAX_PAGE_LIMIT`](crate::limits::MAX_PAGE_LIMIT).
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = Some(limit);
-        self
-    }
-}
-
 /// The PIDs of one member call, settled once for every store: the
 /// well-formed ones once each, in the order first given, with how many
 /// times each was repeated; the malformed ones once each, in the order

@@ -6,6 +6,7 @@ pub(crate) mod ids;
 pub mod limits;
 pub(crate) mod member;
 pub(crate) mod name;
+pub(crate) mod page;
 pub(crate) mod pid;
 pub(crate) mod segment;
 pub(crate) mod set_expr;

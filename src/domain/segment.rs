@@ -161,38 +161,6 @@ impl FromStr for SegmentCursor {
     }
 }
 
-/// Options of [`Segments::list`](crate::Segments::list): where to start and
-/// how many to return.
-///
-/// ```
-/// use segments_engine::ListOptions;
-/// let first_page = ListOptions::new().limit(50);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ListOptions {
-    pub(crate) after: Option<SegmentCursor>,
-    pub(crate) limit: Option<usize>,
-}
-
-impl ListOptions {
-    /// From the start, [`DEFAULT_PAGE_LIMIT`](crate::limits::DEFAULT_PAGE_LIMIT) items.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Start after this cursor (exclusive).
-    pub fn after(mut self, cursor: SegmentCursor) -> Self {
-        self.after = Some(cursor);
-        self
-    }
-
-    /// Return at most `limit` items, 1 to [`MAX_PAGE_LIMIT`](crate::limits::MAX_PAGE_LIMIT).
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = Some(limit);
-        self
-    }
-}
-
 /// One page of an org's segments, in creation order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentPage {

@@ -2,9 +2,10 @@
 
 use super::trace::traced;
 use super::{Segments, check_limit};
-use crate::domain::limits::{MAX_DEATHS_PER_CALL, MAX_PAGE_LIMIT};
+use crate::domain::limits::{DEFAULT_PAGE_LIMIT, MAX_DEATHS_PER_CALL, MAX_PAGE_LIMIT};
+use crate::store::Page;
 use crate::{
-    DeathCursor, DeathRecord, DeathReport, DeathSignals, DeathsIngested, Error, OrgId,
+    DeathCursor, DeathRecord, DeathReport, DeathSignals, DeathsIngested, Error, OrgId, PageOptions,
     RejectedDeath, Result, SegmentId, SegmentStore,
 };
 
@@ -79,7 +80,9 @@ impl<S: SegmentStore> Segments<S> {
                 let mut records = Vec::new();
                 let mut after = DeathCursor::START;
                 loop {
-                    let page = self.store.death_signals(org, id, after, MAX_PAGE_LIMIT)?;
+                    let page =
+                        self.store
+                            .death_signals(org, id, Page::new(after, MAX_PAGE_LIMIT))?;
                     let full = page.records.len() == MAX_PAGE_LIMIT;
                     after = page.next;
                     records.extend(page.records);
@@ -92,9 +95,10 @@ impl<S: SegmentStore> Segments<S> {
     }
 
     /// For monitoring: the death records of the segment's current members
-    /// that entered the death feed after `since`, up to `limit` (1 to
+    /// that entered the death feed after the cursor (from the start by
+    /// default), up to `limit` (default [`DEFAULT_PAGE_LIMIT`], 1 to
     /// [`MAX_PAGE_LIMIT`]). Keep the returned [`DeathSignals::next`] and pass
-    /// it next time to see only new records (a poll reads only what entered
+    /// it to [`PageOptions::after`] next time to see only new records (a poll reads only what entered
     /// the feed since the last one). An updated record does not come
     /// again (unless it now names another person: then it is new to that
     /// person's segments). The feed follows records, not members: a person
@@ -107,8 +111,7 @@ impl<S: SegmentStore> Segments<S> {
         &self,
         org: &OrgId,
         id: SegmentId,
-        since: DeathCursor,
-        limit: usize,
+        options: PageOptions<DeathCursor>,
     ) -> Result<DeathSignals> {
         traced!(
             "segments.death_signals_since",
@@ -116,12 +119,10 @@ impl<S: SegmentStore> Segments<S> {
             Some(id),
             [],
             (|| {
+                let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
                 check_limit(limit)?;
-                let page = self.store.death_signals(org, id, since, limit)?;
-                Ok(DeathSignals {
-                    records: page.records,
-                    next: page.next,
-                })
+                let since = options.after.unwrap_or(DeathCursor::START);
+                self.store.death_signals(org, id, Page::new(since, limit))
             })()
         )
     }

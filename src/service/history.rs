@@ -6,8 +6,11 @@ use super::trace::traced;
 use super::{Segments, check_limit, page};
 use crate::clock::truncate_to_micros;
 use crate::error::{Field, Rule, ValidationError};
+use crate::limits::DEFAULT_PAGE_LIMIT;
+use crate::store::Page;
 use crate::{
-    ChangePage, MemberCursor, MembersAsOf, OrgId, PastMember, Pid, Result, SegmentId, SegmentStore,
+    ChangePage, MemberOptions, MembersAsOf, OrgId, PageOptions, PastMember, Pid, Result, SegmentId,
+    SegmentStore,
 };
 
 impl<S: SegmentStore> Segments<S> {
@@ -30,7 +33,7 @@ impl<S: SegmentStore> Segments<S> {
             [after = after],
             (|| {
                 check_limit(limit)?;
-                let changes = self.store.changes_since(org, after, limit)?;
+                let changes = self.store.changes_since(org, Page::new(after, limit))?;
                 // Nothing new: make sure `after` is a place in this ledger, not a
                 // cursor of another store or org, which would skip what comes next.
                 if changes.is_empty() && after > 0 && after > self.store.last_seq(org)? {
@@ -82,20 +85,22 @@ impl<S: SegmentStore> Segments<S> {
     }
 
     /// One person's joins and leaves across the org's segments, deleted ones
-    /// included, in order: up to `limit` entries after sequence `after` (0
-    /// for the first). Pass [`ChangePage::next`] as `after` for the next
-    /// page; a page with fewer than `limit` entries is the last for now.
+    /// included, in order: up to `limit` entries (default
+    /// [`DEFAULT_PAGE_LIMIT`]) after sequence `after` (from the first by
+    /// default). Pass [`ChangePage::next`] to [`PageOptions::after`] for
+    /// the next page; a page with fewer than `limit` entries is the last
+    /// for now.
     ///
     /// ```
-    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, PageOptions, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// let s = segments.create(&org, NewSegment::new("Watchlist"))?;
     /// segments.add_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
     /// segments.remove_members(&org, s.id, &["p-a1b2c3d4e5f6"])?;
-    /// let first = segments.timeline(&org, "p-a1b2c3d4e5f6", 0, 1)?;
+    /// let first = segments.timeline(&org, "p-a1b2c3d4e5f6", PageOptions::new().limit(1))?;
     /// assert!(first.changes[0].kind.joins());
-    /// let rest = segments.timeline(&org, "p-a1b2c3d4e5f6", first.next, 100)?;
+    /// let rest = segments.timeline(&org, "p-a1b2c3d4e5f6", PageOptions::new().after(first.next))?;
     /// assert_eq!(rest.changes.len(), 1);
     /// # Ok::<(), segments_engine::Error>(())
     /// ```
@@ -103,15 +108,24 @@ impl<S: SegmentStore> Segments<S> {
     /// # Errors
     /// `Invalid` (field `minerva_pids`) for a malformed PID, (field `limit`)
     /// for a bad limit; `Storage`.
-    pub fn timeline(&self, org: &OrgId, pid: &str, after: u64, limit: usize) -> Result<ChangePage> {
+    pub fn timeline(
+        &self,
+        org: &OrgId,
+        pid: &str,
+        options: PageOptions<u64>,
+    ) -> Result<ChangePage> {
+        let after = options.after.unwrap_or(0);
         traced!(
             "segments.timeline",
             Some(org),
             None::<SegmentId>,
             [after = after],
             (|| {
+                let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
                 check_limit(limit)?;
-                let changes = self.store.timeline(org, &Pid::parse(pid)?, after, limit)?;
+                let changes =
+                    self.store
+                        .timeline(org, &Pid::parse(pid)?, Page::new(after, limit))?;
                 let next = changes.last().map_or(after, |c| c.seq);
                 Ok(ChangePage { changes, next })
             })()
@@ -134,9 +148,10 @@ impl<S: SegmentStore> Segments<S> {
     }
 
     /// The members the segment had at `at`, in list order (`first_added_at`,
-    /// then PID), a page of up to `limit` (1 to
-    /// [`MAX_PAGE_LIMIT`](crate::limits::MAX_PAGE_LIMIT)) after `after`.
-    /// Pass [`MembersAsOf::next`] as `after` for the next page.
+    /// then PID), a page of up to `limit` (default [`DEFAULT_PAGE_LIMIT`],
+    /// 1 to [`MAX_PAGE_LIMIT`](crate::limits::MAX_PAGE_LIMIT)) after the
+    /// cursor. Pass [`MembersAsOf::next`] to [`MemberOptions::after`] for
+    /// the next page.
     ///
     /// # Errors
     /// `Invalid` for a bad limit; `NotFound`; `Storage`.
@@ -145,8 +160,7 @@ impl<S: SegmentStore> Segments<S> {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        options: MemberOptions,
     ) -> Result<MembersAsOf> {
         traced!(
             "segments.members_as_of",
@@ -154,10 +168,14 @@ impl<S: SegmentStore> Segments<S> {
             Some(id),
             [],
             (|| {
+                let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
                 check_limit(limit)?;
-                let found =
-                    self.store
-                        .members_as_of(org, id, truncate_to_micros(at), after, limit + 1)?;
+                let found = self.store.members_as_of(
+                    org,
+                    id,
+                    truncate_to_micros(at),
+                    Page::new(options.after.as_ref(), limit + 1),
+                )?;
                 let (members, next) = page(found, limit, PastMember::cursor);
                 Ok(MembersAsOf { members, next })
             })()

@@ -3,7 +3,7 @@
 //!
 //! The service fingerprints a call's input (SHA-256 of the operation, the
 //! org and every input field, in a fixed encoding) and encodes its outcome
-//! (below); the store records both with the key, in the write's own
+//! (as JSON, see `outcomes.rs`); the store records both with the key, in the write's own
 //! transaction ([`KeyClaim`]), or, for an outcome that wrote nothing (a
 //! duplicate name, an unknown segment), on its own
 //! ([`SegmentStore::record_idempotency`]).
@@ -133,7 +133,7 @@ impl<S: SegmentStore> Segments<S> {
             KeyUse::First(key, fingerprint) => (key, fingerprint),
         };
         let encode = |written: Written<'_>| -> Vec<u8> {
-            outcome(written).map_or_else(Vec::new, |t| encode(&Ok(t.to_recorded())))
+            outcome(written).map_or_else(Vec::new, |t| encode(&t.to_recorded()))
         };
         let claim = KeyClaim {
             key,
@@ -253,7 +253,7 @@ impl<S: SegmentStore> Segments<S> {
                 let Some((key, fingerprint)) = keyed else {
                     return Ok(found);
                 };
-                let outcome = encode(&Ok(found.to_recorded()));
+                let outcome = encode(&found.to_recorded());
                 return self.standing(org, key, stamp, fingerprint, outcome);
             }
             let created = match keyed {
@@ -261,7 +261,7 @@ impl<S: SegmentStore> Segments<S> {
                 Some((key, fingerprint)) => {
                     let encode = |written: Written<'_>| -> Vec<u8> {
                         match written {
-                            Written::Segment(s) => encode(&Ok(s.to_recorded())),
+                            Written::Segment(s) => encode(&s.to_recorded()),
                             _ => Vec::new(),
                         }
                     };

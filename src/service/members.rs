@@ -11,7 +11,7 @@ use crate::domain::limits::{
 };
 use crate::domain::member::SplitPids;
 use crate::error::{Field, Rule, ValidationError};
-use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Written};
+use crate::store::{MemberSlice, MemberStart, Page, StoreAddOutcome, StoreRemoveOutcome, Written};
 use crate::{
     AddOutcome, Error, ImportOutcome, InvalidPid, Member, MemberCursor, MemberList, MemberOptions,
     MembersPage, OrgId, RemoveOutcome, Result, SegmentId, SegmentStore,
@@ -204,9 +204,9 @@ impl<S: SegmentStore> Segments<S> {
             }
             split.retain_known(&known);
         }
-        let added = |done: &MembersAdded| AddOutcome {
+        let added = |done: &StoreAddOutcome| AddOutcome {
             n_added: done.n_added,
-            n_redundant_additions: done.n_redundant + split.n_repeats(),
+            n_redundant_additions: done.n_redundant_additions + split.n_repeats(),
             invalid_pids: split.invalid.clone(),
             new_current_size: done.new_current_size,
         };
@@ -266,7 +266,7 @@ impl<S: SegmentStore> Segments<S> {
     ) -> Result<RemoveOutcome> {
         check_batch(pids.len())?;
         let split = SplitPids::new(pids);
-        let removed = |done: &MembersRemoved| RemoveOutcome {
+        let removed = |done: &StoreRemoveOutcome| RemoveOutcome {
             n_deleted: done.n_deleted,
             invalid_pids: split.invalid.clone(),
             new_current_size: done.new_current_size,
@@ -348,15 +348,20 @@ impl<S: SegmentStore> Segments<S> {
     /// members have not changed since, else counted from the start.
     fn member_page_at(&self, org: &OrgId, id: SegmentId, offset: u64) -> Result<MemberSlice> {
         if let Some((members_seq, cursor)) = self.page_hints.get(org, id, offset) {
-            let slice =
-                self.store
-                    .members(org, id, MemberStart::After(&cursor), MEMBERS_PAGE_SIZE)?;
+            let slice = self.store.members(
+                org,
+                id,
+                Page::new(MemberStart::After(&cursor), MEMBERS_PAGE_SIZE),
+            )?;
             if slice.members_seq == members_seq {
                 return Ok(slice);
             }
         }
-        self.store
-            .members(org, id, MemberStart::Offset(offset), MEMBERS_PAGE_SIZE)
+        self.store.members(
+            org,
+            id,
+            Page::new(MemberStart::Offset(offset), MEMBERS_PAGE_SIZE),
+        )
     }
 
     /// The cursor API: up to `limit` members (default
@@ -401,7 +406,7 @@ impl<S: SegmentStore> Segments<S> {
                     .after
                     .as_ref()
                     .map_or(MemberStart::FIRST, MemberStart::After);
-                let found = self.store.members(org, id, from, limit + 1)?;
+                let found = self.store.members(org, id, Page::new(from, limit + 1))?;
                 let (members, next) = page(found.members, limit, Member::cursor);
                 Ok(MemberList { members, next })
             })()

@@ -11,7 +11,7 @@ use crate::domain::limits::{
 };
 use crate::domain::name::{validate_description, validate_source};
 use crate::error::{Field, Rule, ValidationError};
-use crate::store::{SegmentChange, SegmentInsert, Stamp, Written};
+use crate::store::{Page, SegmentChange, SegmentInsert, Stamp, Written};
 use crate::{
     Error, ListOptions, NewSegment, OrgId, PersonDirectory, Result, Segment, SegmentId,
     SegmentName, SegmentPage, SegmentStore,
@@ -58,7 +58,7 @@ use members::PageHints;
 /// `segments.dry_run.add_from`, …) with the `org`, the `segment` id, the
 /// input's size (`n_pids`) and, once it returns, its `outcome` (`ok`, or
 /// the error's code: `not_found`, `duplicate_name`, `invalid`, `storage`,
-/// …) and counts (`n_added`, `n_redundant`, `n_deleted`, `n_invalid`,
+/// …) and counts (`n_added`, `n_redundant_additions`, `n_deleted`, `n_invalid`,
 /// `size`, `n_items`), with `keyed` and `replayed` for writes with an
 /// idempotency key. A storage failure is also an `ERROR` event with the
 /// error's chain (the first line of each cause: a database's detail lines
@@ -354,7 +354,9 @@ impl<S: SegmentStore> Segments<S> {
             (|| {
                 let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
                 check_limit(limit)?;
-                let found = self.store.segments(org, options.after, limit + 1)?;
+                let found = self
+                    .store
+                    .segments(org, Page::new(options.after, limit + 1))?;
                 let (segments, next) = page(found, limit, Segment::cursor);
                 Ok(SegmentPage { segments, next })
             })()

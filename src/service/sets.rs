@@ -2,7 +2,7 @@
 
 use super::Segments;
 use super::trace::traced;
-use crate::store::{MembersAdded, MembersRemoved, Stamp, Written};
+use crate::store::{Stamp, StoreAddOutcome, StoreRemoveOutcome, Written};
 use crate::{
     AddOutcome, NewSegment, OrgId, RemoveOutcome, Result, Segment, SegmentId, SegmentStore, SetExpr,
 };
@@ -177,17 +177,17 @@ impl<S: SegmentStore> Segments<S> {
 }
 
 /// The outcome of a set operation that added `done`.
-fn added(done: &MembersAdded) -> AddOutcome {
+fn added(done: &StoreAddOutcome) -> AddOutcome {
     AddOutcome {
         n_added: done.n_added,
-        n_redundant_additions: done.n_redundant,
+        n_redundant_additions: done.n_redundant_additions,
         invalid_pids: Vec::new(),
         new_current_size: done.new_current_size,
     }
 }
 
 /// The outcome of a set operation that removed `done`.
-fn removed(done: &MembersRemoved) -> RemoveOutcome {
+fn removed(done: &StoreRemoveOutcome) -> RemoveOutcome {
     RemoveOutcome {
         n_deleted: done.n_deleted,
         invalid_pids: Vec::new(),

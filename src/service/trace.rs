@@ -4,7 +4,7 @@
 //! span named after it (`segments.add_members`, …), with `org`, the
 //! segment id when there is one, the input's size (`n_pids`), and once it
 //! returns its `outcome` (`ok`, or the error's code: `not_found`,
-//! `invalid`, `storage`, …) and its counts (`n_added`, `n_redundant`,
+//! `invalid`, `storage`, …) and its counts (`n_added`, `n_redundant_additions`,
 //! `n_deleted`, `n_invalid`, `size`, `n_items`); `keyed` and `replayed` for
 //! writes with an idempotency key. A storage failure is also an `ERROR`
 //! event with the error's chain (the first line of each cause: a database
@@ -34,7 +34,7 @@ macro_rules! traced {
                 $($field = $value,)*
                 outcome = tracing::field::Empty,
                 n_added = tracing::field::Empty,
-                n_redundant = tracing::field::Empty,
+                n_redundant_additions = tracing::field::Empty,
                 n_deleted = tracing::field::Empty,
                 n_invalid = tracing::field::Empty,
                 size = tracing::field::Empty,
@@ -172,7 +172,7 @@ mod with_feature {
     impl Traced for AddOutcome {
         fn record(&self, span: &Span) {
             span.record("n_added", self.n_added);
-            span.record("n_redundant", self.n_redundant_additions);
+            span.record("n_redundant_additions", self.n_redundant_additions);
             span.record("n_invalid", self.invalid_pids.len());
             span.record("size", self.new_current_size);
         }
@@ -181,7 +181,7 @@ mod with_feature {
     impl Traced for ImportOutcome {
         fn record(&self, span: &Span) {
             span.record("n_added", self.n_added);
-            span.record("n_redundant", self.n_redundant_additions);
+            span.record("n_redundant_additions", self.n_redundant_additions);
             span.record("n_invalid", self.n_invalid);
             span.record("size", self.new_current_size);
             span.record("n_items", self.n_batches);

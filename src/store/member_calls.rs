@@ -11,7 +11,7 @@
 
 use super::entries::{Batch, REMOVED, join_code};
 use super::rules::members::{self as plan, Standing};
-use super::{MembersAdded, MembersRemoved};
+use super::{StoreAddOutcome, StoreRemoveOutcome};
 use crate::{Error, Provenance, Result, SegmentId, SetExpr};
 
 /// One member call on one segment, inside its write transaction, with the
@@ -76,7 +76,7 @@ fn place(batch: &Batch<'_>, i: usize) -> Result<usize> {
 }
 
 /// Makes every PID of `batch` an active member.
-pub(crate) fn add(call: &mut impl MemberSql, batch: &Batch<'_>) -> Result<MembersAdded> {
+pub(crate) fn add(call: &mut impl MemberSql, batch: &Batch<'_>) -> Result<StoreAddOutcome> {
     let states = call.number_or_classify(batch)?;
     if states.len() != batch.len() {
         return Err(Error::storage(format!(
@@ -104,7 +104,7 @@ fn join(
     call: &mut impl MemberSql,
     rows: Vec<(usize, (i64, &str), Standing)>,
     provenance: Option<&Provenance>,
-) -> Result<MembersAdded> {
+) -> Result<StoreAddOutcome> {
     let plan = plan::add(rows);
     if !plan.insert.is_empty() {
         call.insert(&plan.insert)?;
@@ -127,7 +127,7 @@ fn join(
 }
 
 /// Ends the active membership of every PID of `batch` that has one.
-pub(crate) fn remove(call: &mut impl MemberSql, batch: &Batch<'_>) -> Result<MembersRemoved> {
+pub(crate) fn remove(call: &mut impl MemberSql, batch: &Batch<'_>) -> Result<StoreRemoveOutcome> {
     let leaving = call
         .active_among(batch)?
         .into_iter()
@@ -145,7 +145,7 @@ fn leave(
     call: &mut impl MemberSql,
     mut leaving: Vec<(usize, i64)>,
     provenance: Option<&Provenance>,
-) -> Result<MembersRemoved> {
+) -> Result<StoreRemoveOutcome> {
     let out = plan::removed(call.segment(), call.size(), leaving.len() as u64)?;
     if !leaving.is_empty() {
         let people: Vec<i64> = leaving.iter().map(|&(_, person)| person).collect();
@@ -168,7 +168,7 @@ pub(crate) struct SetMember {
 
 /// Makes every member of `expr` an active member of the call's segment;
 /// their entries follow PID order and name the operation.
-pub(crate) fn add_from(call: &mut impl MemberSql, expr: &SetExpr) -> Result<MembersAdded> {
+pub(crate) fn add_from(call: &mut impl MemberSql, expr: &SetExpr) -> Result<StoreAddOutcome> {
     let found = call.members_of(expr)?;
     let provenance = provenance(call, expr);
     let rows = found
@@ -182,7 +182,7 @@ pub(crate) fn add_from(call: &mut impl MemberSql, expr: &SetExpr) -> Result<Memb
 /// Ends the membership in the call's segment of every member of `expr`
 /// who is an active member of it; their entries follow PID order and name
 /// the operation.
-pub(crate) fn remove_from(call: &mut impl MemberSql, expr: &SetExpr) -> Result<MembersRemoved> {
+pub(crate) fn remove_from(call: &mut impl MemberSql, expr: &SetExpr) -> Result<StoreRemoveOutcome> {
     let found = call.members_of(expr)?;
     let provenance = provenance(call, expr);
     let leaving = found

@@ -17,7 +17,8 @@
 //! - Time: [`Stamp::at`] is truncated to microseconds.
 //! - Limits and paging: batches are at most
 //!   [`MAX_PIDS_PER_CALL`](crate::limits::MAX_PIDS_PER_CALL) PIDs, and every
-//!   read asks for at least 1 and at most [`MAX_READ`] items (a page and
+//!   paged read takes one [`Page`] (where it starts, how many items) and
+//!   asks for at least 1 and at most [`MAX_READ`] items (a page and
 //!   one more); a store need not answer a `limit` of 0 in any particular
 //!   way (the backends differ). The page API's arithmetic, and where a
 //!   walk through pages resumes, are the service's.
@@ -107,8 +108,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    Change, DeathCursor, DeathRecord, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SetExpr,
+    Change, DeathCursor, DeathRecord, DeathSignals, MemberCursor, OrgId, PastMember, Pid, Result,
+    Segment, SegmentCursor, SegmentId, SetExpr,
 };
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -125,8 +126,8 @@ mod types;
 
 pub(crate) use types::WriteOutcome;
 pub use types::{
-    DeathSignalPage, DeathsUpserted, KeyClaim, KeyRecord, MAX_READ, MemberSlice, MemberStart,
-    MembersAdded, MembersRemoved, SegmentChange, SegmentInsert, Stamp, Written,
+    KeyClaim, KeyRecord, MAX_READ, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert,
+    Stamp, StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, Written,
 };
 
 /// Where segments live. Implemented by [`MemoryStore`](crate::MemoryStore),
@@ -137,8 +138,8 @@ pub use types::{
 /// The [module docs](self) list what the service settles before a store is
 /// called, and what a store must enforce itself. In short: every method is
 /// scoped by an [`OrgId`]; every method that writes is atomic and records
-/// its ledger entries in the same transaction; `limit`s are at least 1 and
-/// at most [`MAX_READ`].
+/// its ledger entries in the same transaction; every paged read takes a
+/// [`Page`], whose `limit` is at least 1 and at most [`MAX_READ`].
 pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// Inserts a new, empty segment and its
     /// [`ChangeKind::Created`](crate::ChangeKind::Created) entry, and returns
@@ -170,17 +171,12 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// `Storage` on backend failure.
     fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>>;
 
-    /// Up to `limit` segments of `org` in creation order (`created_at`, then
-    /// id), starting after `after`.
+    /// Up to `page.limit` segments of `org` in creation order (`created_at`,
+    /// then id), after `page.after` (from the first when `None`).
     ///
     /// # Errors
     /// `Storage` on backend failure.
-    fn segments(
-        &self,
-        org: &OrgId,
-        after: Option<SegmentCursor>,
-        limit: usize,
-    ) -> Result<Vec<Segment>>;
+    fn segments(&self, org: &OrgId, page: Page<Option<SegmentCursor>>) -> Result<Vec<Segment>>;
 
     /// Applies `change`, sets `updated_at` to the entry's time and records
     /// the change; returns the segment as it now is. A change to the value
@@ -227,7 +223,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded>;
+    ) -> Result<StoreAddOutcome>;
 
     /// Ends the active membership of each of `pids` that has one, keeping its
     /// history (`first_added_at` comes back on a later add), and records
@@ -244,7 +240,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved>;
+    ) -> Result<StoreRemoveOutcome>;
 
     /// Creates a segment (as [`insert_segment`](SegmentStore::insert_segment))
     /// whose members are those of `expr` (as
@@ -278,7 +274,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded>;
+    ) -> Result<StoreAddOutcome>;
 
     /// Ends the active membership in segment `id` of every member of
     /// `expr`, as [`remove_members`](SegmentStore::remove_members) would
@@ -292,10 +288,10 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved>;
+    ) -> Result<StoreRemoveOutcome>;
 
-    /// Up to `limit` active members in list order (`first_added_at`, then
-    /// PID) from `from`, with the segment's `current_size` and
+    /// Up to `page.limit` active members in list order (`first_added_at`,
+    /// then PID) from `page.after`, with the segment's `current_size` and
     /// `members_seq`, all read in one snapshot.
     ///
     /// # Errors
@@ -304,16 +300,15 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         &self,
         org: &OrgId,
         id: SegmentId,
-        from: MemberStart<'_>,
-        limit: usize,
+        page: Page<MemberStart<'_>>,
     ) -> Result<MemberSlice>;
 
-    /// Up to `limit` entries of the org's ledger with `seq` after `after`, in
-    /// order. An org with no ledger yet has none.
+    /// Up to `page.limit` entries of the org's ledger with `seq` after
+    /// `page.after`, in order. An org with no ledger yet has none.
     ///
     /// # Errors
     /// `Storage` on backend failure.
-    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>>;
+    fn changes_since(&self, org: &OrgId, page: Page<u64>) -> Result<Vec<Change>>;
 
     /// The seq of the org's last ledger entry; 0 when it has none. Read
     /// from the org's head, so it costs the same however long the ledger.
@@ -322,12 +317,12 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// `Storage` on backend failure.
     fn last_seq(&self, org: &OrgId) -> Result<u64>;
 
-    /// Up to `limit` membership entries of `pid` in the org's ledger with
-    /// `seq` after `after`, in order, deleted segments included.
+    /// Up to `page.limit` membership entries of `pid` in the org's ledger
+    /// with `seq` after `page.after`, in order, deleted segments included.
     ///
     /// # Errors
     /// `Storage` on backend failure.
-    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>>;
+    fn timeline(&self, org: &OrgId, pid: &Pid, page: Page<u64>) -> Result<Vec<Change>>;
 
     /// The segment's size after every ledger entry recorded at or before
     /// `at`; 0 before its first member.
@@ -336,9 +331,10 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// `NotFound` when `org` has no (live) segment `id`; `Storage`.
     fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64>;
 
-    /// Up to `limit` of the segment's members as of `at` (after every ledger
-    /// entry recorded at or before it), in list order (`first_added_at`,
-    /// then PID), after `after`.
+    /// Up to `page.limit` of the segment's members as of `at` (after every
+    /// ledger entry recorded at or before it), in list order
+    /// (`first_added_at`, then PID), after `page.after` (from the first
+    /// when `None`).
     ///
     /// # Errors
     /// `NotFound` when `org` has no (live) segment `id`; `Storage`.
@@ -347,8 +343,7 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        page: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>>;
 
     /// The record of idempotency key `key` in `org`, if one was made and
@@ -386,11 +381,15 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
     /// failure is `Unavailable`, whose outcome is unknown (see "atomic
     /// writes" in the module docs; storing the same records again is
     /// harmless: they are keyed by `obituary_id`).
-    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted>;
+    fn upsert_deaths(
+        &self,
+        records: &[DeathRecord],
+        at: DateTime<Utc>,
+    ) -> Result<StoreDeathsIngested>;
 
-    /// Up to `limit` death records of the segment's active members that
-    /// entered the death feed after `after`, in feed order, and where the
-    /// next read starts ([`DeathSignalPage::next`]).
+    /// Up to `page.limit` death records of the segment's active members
+    /// that entered the death feed after `page.after`, in feed order, and
+    /// where the next read starts ([`DeathSignals::next`]).
     ///
     /// # Errors
     /// `NotFound` when `org` has no segment `id`; `Storage`.
@@ -398,9 +397,8 @@ pub trait SegmentStore: Send + Sync + fmt::Debug {
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: DeathCursor,
-        limit: usize,
-    ) -> Result<DeathSignalPage>;
+        page: Page<DeathCursor>,
+    ) -> Result<DeathSignals>;
 }
 
 macro_rules! forward_store {
@@ -415,8 +413,8 @@ macro_rules! forward_store {
             fn segment_by_key(&self, org: &OrgId, key: &str) -> Result<Option<Segment>> {
                 (**self).segment_by_key(org, key)
             }
-            fn segments(&self, org: &OrgId, after: Option<SegmentCursor>, limit: usize) -> Result<Vec<Segment>> {
-                (**self).segments(org, after, limit)
+            fn segments(&self, org: &OrgId, page: Page<Option<SegmentCursor>>) -> Result<Vec<Segment>> {
+                (**self).segments(org, page)
             }
             fn update_segment(&self, org: &OrgId, id: SegmentId, change: &SegmentChange, stamp: Stamp<'_>) -> Result<Segment> {
                 (**self).update_segment(org, id, change, stamp)
@@ -424,38 +422,38 @@ macro_rules! forward_store {
             fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
                 (**self).delete_segment(org, id, stamp)
             }
-            fn add_members(&self, org: &OrgId, id: SegmentId, pids: &[Pid], stamp: Stamp<'_>) -> Result<MembersAdded> {
+            fn add_members(&self, org: &OrgId, id: SegmentId, pids: &[Pid], stamp: Stamp<'_>) -> Result<StoreAddOutcome> {
                 (**self).add_members(org, id, pids, stamp)
             }
-            fn remove_members(&self, org: &OrgId, id: SegmentId, pids: &[Pid], stamp: Stamp<'_>) -> Result<MembersRemoved> {
+            fn remove_members(&self, org: &OrgId, id: SegmentId, pids: &[Pid], stamp: Stamp<'_>) -> Result<StoreRemoveOutcome> {
                 (**self).remove_members(org, id, pids, stamp)
             }
             fn create_from(&self, org: &OrgId, segment: SegmentInsert, expr: &SetExpr, stamp: Stamp<'_>) -> Result<Segment> {
                 (**self).create_from(org, segment, expr, stamp)
             }
-            fn add_from(&self, org: &OrgId, id: SegmentId, expr: &SetExpr, stamp: Stamp<'_>) -> Result<MembersAdded> {
+            fn add_from(&self, org: &OrgId, id: SegmentId, expr: &SetExpr, stamp: Stamp<'_>) -> Result<StoreAddOutcome> {
                 (**self).add_from(org, id, expr, stamp)
             }
-            fn remove_from(&self, org: &OrgId, id: SegmentId, expr: &SetExpr, stamp: Stamp<'_>) -> Result<MembersRemoved> {
+            fn remove_from(&self, org: &OrgId, id: SegmentId, expr: &SetExpr, stamp: Stamp<'_>) -> Result<StoreRemoveOutcome> {
                 (**self).remove_from(org, id, expr, stamp)
             }
-            fn members(&self, org: &OrgId, id: SegmentId, from: MemberStart<'_>, limit: usize) -> Result<MemberSlice> {
-                (**self).members(org, id, from, limit)
+            fn members(&self, org: &OrgId, id: SegmentId, page: Page<MemberStart<'_>>) -> Result<MemberSlice> {
+                (**self).members(org, id, page)
             }
-            fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
-                (**self).changes_since(org, after, limit)
+            fn changes_since(&self, org: &OrgId, page: Page<u64>) -> Result<Vec<Change>> {
+                (**self).changes_since(org, page)
             }
             fn last_seq(&self, org: &OrgId) -> Result<u64> {
                 (**self).last_seq(org)
             }
-            fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
-                (**self).timeline(org, pid, after, limit)
+            fn timeline(&self, org: &OrgId, pid: &Pid, page: Page<u64>) -> Result<Vec<Change>> {
+                (**self).timeline(org, pid, page)
             }
             fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
                 (**self).size_as_of(org, id, at)
             }
-            fn members_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>, after: Option<&MemberCursor>, limit: usize) -> Result<Vec<PastMember>> {
-                (**self).members_as_of(org, id, at, after, limit)
+            fn members_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>, page: Page<Option<&MemberCursor>>) -> Result<Vec<PastMember>> {
+                (**self).members_as_of(org, id, at, page)
             }
             fn idempotency_record(&self, org: &OrgId, key: &str, now: DateTime<Utc>) -> Result<Option<KeyRecord>> {
                 (**self).idempotency_record(org, key, now)
@@ -463,11 +461,11 @@ macro_rules! forward_store {
             fn record_idempotency(&self, org: &OrgId, key: &str, record: KeyRecord, now: DateTime<Utc>) -> Result<KeyRecord> {
                 (**self).record_idempotency(org, key, record, now)
             }
-            fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {
+            fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<StoreDeathsIngested> {
                 (**self).upsert_deaths(records, at)
             }
-            fn death_signals(&self, org: &OrgId, id: SegmentId, after: DeathCursor, limit: usize) -> Result<DeathSignalPage> {
-                (**self).death_signals(org, id, after, limit)
+            fn death_signals(&self, org: &OrgId, id: SegmentId, page: Page<DeathCursor>) -> Result<DeathSignals> {
+                (**self).death_signals(org, id, page)
             }
         }
     )*};

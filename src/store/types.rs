@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{DeathCursor, DeathRecord, Member, MemberCursor, Segment, SegmentId, SegmentName};
+use crate::{Member, MemberCursor, Segment, SegmentId, SegmentName};
 
 /// The most items a store is ever asked to read in one call: a page of
 /// [`MAX_PAGE_LIMIT`](crate::limits::MAX_PAGE_LIMIT), and one more that
@@ -66,9 +66,9 @@ pub enum Written<'a> {
     /// A segment was created or changed: it as it now is.
     Segment(&'a Segment),
     /// Members were added.
-    Added(&'a MembersAdded),
+    Added(&'a StoreAddOutcome),
     /// Members were removed.
-    Removed(&'a MembersRemoved),
+    Removed(&'a StoreRemoveOutcome),
     /// A segment was deleted.
     Deleted,
 }
@@ -84,13 +84,13 @@ impl WriteOutcome for Segment {
     }
 }
 
-impl WriteOutcome for MembersAdded {
+impl WriteOutcome for StoreAddOutcome {
     fn written(&self) -> Written<'_> {
         Written::Added(self)
     }
 }
 
-impl WriteOutcome for MembersRemoved {
+impl WriteOutcome for StoreRemoveOutcome {
     fn written(&self) -> Written<'_> {
         Written::Removed(self)
     }
@@ -175,27 +175,73 @@ impl SegmentChange {
     }
 }
 
-/// What [`SegmentStore::add_members`](super::SegmentStore::add_members) did.
-/// The service adds the PIDs it settled itself (malformed ones, repeats) to
-/// make an [`AddOutcome`](crate::AddOutcome).
+/// The store's part of an [`AddOutcome`](crate::AddOutcome): what
+/// [`SegmentStore::add_members`](super::SegmentStore::add_members) (or
+/// `add_from`) did with the PIDs it was given. The service adds the PIDs it
+/// settled itself (malformed ones, repeats) to make the `AddOutcome`; the
+/// fields keep its names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MembersAdded {
+pub struct StoreAddOutcome {
     /// PIDs that were not active members and now are (re-added ones
     /// included).
     pub n_added: u64,
     /// PIDs that were active members already; their `last_added_at` moved.
-    pub n_redundant: u64,
+    /// (The service adds the repeats of a PID within the call.)
+    pub n_redundant_additions: u64,
     /// The segment's size after the call.
     pub new_current_size: u64,
 }
 
-/// What [`SegmentStore::remove_members`](super::SegmentStore::remove_members) did.
+/// The store's part of a [`RemoveOutcome`](crate::RemoveOutcome): what
+/// [`SegmentStore::remove_members`](super::SegmentStore::remove_members) (or
+/// `remove_from`) did. The service adds the malformed PIDs it skipped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MembersRemoved {
+pub struct StoreRemoveOutcome {
     /// PIDs that were active members and no longer are.
     pub n_deleted: u64,
     /// The segment's size after the call.
     pub new_current_size: u64,
+}
+
+/// Where a paged read of a [`SegmentStore`](super::SegmentStore) starts,
+/// and how many items it returns: every paged read takes one.
+///
+/// `after` is the read's own kind of position (a
+/// [`SegmentCursor`](crate::SegmentCursor), a
+/// ledger `seq`, a [`MemberStart`], a [`DeathCursor`](crate::DeathCursor),
+/// …); the read returns the items just after it, in the read's order.
+/// `limit` is at least 1 and at most [`MAX_READ`] (the service checks it).
+///
+/// ```
+/// use segments_engine::store::Page;
+/// let first: Page<u64> = Page::first(100); // ledger entries after seq 0
+/// assert_eq!(first, Page::new(0, 100));
+/// assert_eq!(first, Page { after: 0, limit: 100 });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page<C> {
+    /// Where the read starts: the items just after this position.
+    pub after: C,
+    /// The most items to return.
+    pub limit: usize,
+}
+
+impl<C> Page<C> {
+    /// Up to `limit` items after `after`.
+    pub const fn new(after: C, limit: usize) -> Self {
+        Self { after, limit }
+    }
+}
+
+impl<C: Default> Page<C> {
+    /// Up to `limit` items from the start (`after` is `C`'s default: no
+    /// cursor, seq 0, [`MemberStart::FIRST`], [`DeathCursor::START`](crate::DeathCursor::START)).
+    pub fn first(limit: usize) -> Self {
+        Self {
+            after: C::default(),
+            limit,
+        }
+    }
 }
 
 /// Where a read of a segment's members starts, in list order
@@ -215,6 +261,13 @@ impl MemberStart<'_> {
     pub const FIRST: MemberStart<'static> = MemberStart::Offset(0);
 }
 
+impl Default for MemberStart<'_> {
+    /// [`MemberStart::FIRST`].
+    fn default() -> Self {
+        MemberStart::FIRST
+    }
+}
+
 /// Up to `limit` active members of a segment and what the segment was when
 /// they were read, all from one snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -231,24 +284,14 @@ pub struct MemberSlice {
     pub members_seq: u64,
 }
 
-/// What [`SegmentStore::upsert_deaths`](super::SegmentStore::upsert_deaths) did.
+/// The store's part of a [`DeathsIngested`](crate::DeathsIngested): what
+/// [`SegmentStore::upsert_deaths`](super::SegmentStore::upsert_deaths) did
+/// with the records the service checked. The service adds the reports it
+/// rejected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DeathsUpserted {
+pub struct StoreDeathsIngested {
     /// Obituaries seen for the first time.
     pub n_inserted: u64,
     /// Obituaries already known, now updated.
     pub n_updated: u64,
-}
-
-/// What [`SegmentStore::death_signals`](super::SegmentStore::death_signals)
-/// found, and where the next read starts.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DeathSignalPage {
-    /// The records, in feed order.
-    pub records: Vec<DeathRecord>,
-    /// Where the next read starts. After the last record when the page is
-    /// full (`limit` records); otherwise the end of the feed as this read
-    /// saw it, so that the next read does not look again at records of
-    /// people who are not members.
-    pub next: DeathCursor,
 }

@@ -2,9 +2,9 @@
 
 use foldhash::HashMap;
 
+use crate::store::StoreDeathsIngested;
 use crate::store::rules::deaths::{self, Place};
-use crate::store::{DeathSignalPage, DeathsUpserted};
-use crate::{DeathCursor, DeathRecord, Pid};
+use crate::{DeathCursor, DeathRecord, DeathSignals, Pid};
 
 /// Death records, in feed order: record `n` (from 1) is `records[n - 1]`.
 #[derive(Default)]
@@ -20,8 +20,8 @@ impl Deaths {
         self.records.len()
     }
 
-    pub(super) fn upsert(&mut self, records: &[DeathRecord]) -> DeathsUpserted {
-        let mut done = DeathsUpserted::default();
+    pub(super) fn upsert(&mut self, records: &[DeathRecord]) -> StoreDeathsIngested {
+        let mut done = StoreDeathsIngested::default();
         for record in records {
             let mut record = record.clone();
             let known = self.by_obituary.get(&record.obituary_id).and_then(|&i| {
@@ -58,9 +58,9 @@ impl Deaths {
         after: DeathCursor,
         limit: usize,
         is_member: impl Fn(&Pid) -> bool,
-    ) -> DeathSignalPage {
+    ) -> DeathSignals {
         let start = usize::try_from(after.get()).unwrap_or(usize::MAX);
-        let mut page = DeathSignalPage {
+        let mut page = DeathSignals {
             records: Vec::new(),
             next: DeathCursor::new(after.get().max(self.records.len() as u64)),
         };

@@ -14,7 +14,7 @@ use crate::{Change, ChangeKind, MemberCursor, PastMember, Pid, Provenance, Segme
 /// are the org's head: the next entry's `seq` and the earliest time it may
 /// have.
 #[derive(Default)]
-pub(super) struct Ledger {
+pub(super) struct OrgLedger {
     entries: Vec<Entry>,
     /// The calls that wrote the entries, in order: what all the entries of
     /// one call share, kept once.
@@ -29,7 +29,7 @@ pub(super) struct Ledger {
 }
 
 /// Which set operation a call's membership entries came from: an index
-/// into `Ledger::origins`, or [`Origin::NONE`].
+/// into `OrgLedger::origins`, or [`Origin::NONE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Origin(usize);
 
@@ -40,7 +40,7 @@ impl Origin {
 
 /// One entry, kept small: a fill writes one per member.
 struct Entry {
-    /// The call that wrote it, an index into `Ledger::calls`.
+    /// The call that wrote it, an index into `OrgLedger::calls`.
     call: usize,
     kind: EntryKind,
     /// For a membership entry, the same person's previous one
@@ -49,7 +49,7 @@ struct Entry {
 }
 
 /// What an entry records: a membership change inline, the rare segment
-/// change as an index into `Ledger::segment_changes`.
+/// change as an index into `OrgLedger::segment_changes`.
 enum EntryKind {
     Member(MemberChange, Pid),
     Segment(usize),
@@ -138,7 +138,7 @@ pub(super) struct MemberCall<'a> {
     request_id: &'a Option<Arc<str>>,
     segment: SegmentId,
     origin: Origin,
-    /// The call's index in `Ledger::calls`, once recorded.
+    /// The call's index in `OrgLedger::calls`, once recorded.
     recorded: Option<usize>,
 }
 
@@ -162,7 +162,7 @@ impl<'a> MemberCall<'a> {
 /// The end of a person's chain of entries.
 pub(super) const NO_ENTRY: usize = usize::MAX;
 
-impl Ledger {
+impl OrgLedger {
     /// The time the next entry gets: the stamp's, or the last call's if
     /// that is later.
     pub(super) fn next_at(&self, at: DateTime<Utc>) -> DateTime<Utc> {
@@ -367,7 +367,7 @@ mod tests {
         );
         let (x_pid, y_pid) = (Pid::parse("p-x").unwrap(), Pid::parse("p-y").unwrap());
         let (mut x, mut y) = (person(), person());
-        let mut ledger = Ledger::default();
+        let mut ledger = OrgLedger::default();
         assert_eq!(ledger.next_at(t(10)), t(10));
         let created = SegmentEntry::Created {
             name: Arc::from("A"),

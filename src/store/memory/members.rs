@@ -9,7 +9,7 @@ use super::ledger::{MemberCall, MemberChange, Origin};
 use super::roster::Roster;
 use super::{Org, SizeSample, Stored, time};
 use crate::store::rules::members::{self as plan, Joined, Standing};
-use crate::store::{MemberSlice, MemberStart, MembersAdded, MembersRemoved, Stamp};
+use crate::store::{MemberSlice, MemberStart, Stamp, StoreAddOutcome, StoreRemoveOutcome};
 use crate::{Member, Pid, Result, SegmentId};
 
 /// A person, within one org.
@@ -145,7 +145,7 @@ pub(super) fn add(
     pids: &[Pid],
     stamp: Stamp<'_>,
     origin: Origin,
-) -> MembersAdded {
+) -> StoreAddOutcome {
     // A repeat is a member by its turn: redundant.
     let plan = plan::add(standings(org, id, pids, Standing::Member));
     if stamp.dry_run {
@@ -212,7 +212,7 @@ pub(super) fn remove(
     pids: &[Pid],
     stamp: Stamp<'_>,
     origin: Origin,
-) -> Result<MembersRemoved> {
+) -> Result<StoreRemoveOutcome> {
     // A repeat has left by its turn.
     let leaving = plan::remove(standings(org, id, pids, Standing::Removed));
     let out = plan::removed(id, stored.members.size(), leaving.len() as u64)?;

@@ -21,17 +21,17 @@ mod sets;
 
 use deaths::Deaths;
 use keys::Keys;
-use ledger::{Ledger, Origin};
+use ledger::{OrgLedger, Origin};
 use members::Members;
 use segments::CreationOrder;
 
 use crate::store::{
-    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
+    KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
 };
 use crate::{
-    Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, SetExpr,
+    Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, OrgId, PastMember, Pid,
+    Result, Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr,
 };
 
 /// A store in process memory: fast, and gone when the last clone is dropped.
@@ -93,7 +93,7 @@ struct Org {
     by_key: HashMap<String, SegmentId>,
     /// The org's segments in creation order.
     by_creation: CreationOrder,
-    ledger: Ledger,
+    ledger: OrgLedger,
     /// Everyone who ever joined one of the org's segments, by PID, with
     /// their memberships and place in the ledger. People are never
     /// removed: their timelines outlive segments.
@@ -244,8 +244,7 @@ impl SegmentStore for MemoryStore {
     fn segments(
         &self,
         org: &OrgId,
-        after: Option<SegmentCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<SegmentCursor>>,
     ) -> Result<Vec<Segment>> {
         Ok(self.read().segments(org, after, limit))
     }
@@ -280,7 +279,7 @@ impl SegmentStore for MemoryStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         let org_id = org;
         self.keyed(org, stamp, |state| {
             let (org, stored) = state.stored_mut(org_id, id)?;
@@ -294,7 +293,7 @@ impl SegmentStore for MemoryStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         self.keyed(org, stamp, |state| {
             let (org, stored) = state.stored_mut(org, id)?;
             members::remove(org, stored, id, pids, stamp, Origin::NONE)
@@ -319,7 +318,7 @@ impl SegmentStore for MemoryStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         self.keyed(org, stamp, |state| state.add_from(org, id, expr, stamp))
     }
 
@@ -329,7 +328,7 @@ impl SegmentStore for MemoryStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         self.keyed(org, stamp, |state| state.remove_from(org, id, expr, stamp))
     }
 
@@ -337,15 +336,14 @@ impl SegmentStore for MemoryStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        from: MemberStart<'_>,
-        limit: usize,
+        Page { after: from, limit }: Page<MemberStart<'_>>,
     ) -> Result<MemberSlice> {
         let state = self.read();
         let (org, stored) = state.stored(org, id)?;
         Ok(members::slice(org, stored, id, from, limit))
     }
 
-    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn changes_since(&self, org: &OrgId, Page { after, limit }: Page<u64>) -> Result<Vec<Change>> {
         let state = self.read();
         Ok(state
             .orgs
@@ -359,7 +357,12 @@ impl SegmentStore for MemoryStore {
         Ok(state.orgs.get(org).map_or(0, |org| org.ledger.last_seq()))
     }
 
-    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn timeline(
+        &self,
+        org: &OrgId,
+        pid: &Pid,
+        Page { after, limit }: Page<u64>,
+    ) -> Result<Vec<Change>> {
         let state = self.read();
         Ok(state
             .orgs
@@ -382,8 +385,7 @@ impl SegmentStore for MemoryStore {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
         let state = self.read();
         let (org, stored) = state.stored(org, id)?;
@@ -409,7 +411,11 @@ impl SegmentStore for MemoryStore {
         Ok(self.write().keys.record(org, key, record, now))
     }
 
-    fn upsert_deaths(&self, records: &[DeathRecord], _at: DateTime<Utc>) -> Result<DeathsUpserted> {
+    fn upsert_deaths(
+        &self,
+        records: &[DeathRecord],
+        _at: DateTime<Utc>,
+    ) -> Result<StoreDeathsIngested> {
         Ok(self.write().deaths.upsert(records))
     }
 
@@ -417,9 +423,8 @@ impl SegmentStore for MemoryStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: DeathCursor,
-        limit: usize,
-    ) -> Result<DeathSignalPage> {
+        Page { after, limit }: Page<DeathCursor>,
+    ) -> Result<DeathSignals> {
         let state = self.read();
         let org = state.stored(org, id)?.0;
         Ok(state

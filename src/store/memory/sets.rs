@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use super::ledger::Origin;
 use super::{Contents, members};
-use crate::store::{MembersAdded, MembersRemoved, SegmentInsert, Stamp};
+use crate::store::{SegmentInsert, Stamp, StoreAddOutcome, StoreRemoveOutcome};
 use crate::{OrgId, Pid, Provenance, Result, Segment, SegmentId, SetExpr};
 
 impl Contents {
@@ -62,7 +62,7 @@ impl Contents {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         let (pids, origin) = self.prepare(org, id, expr, stamp)?;
         let (org, stored) = self.stored_mut(org, id)?;
         Ok(members::add(org, stored, id, &pids, stamp, origin))
@@ -74,7 +74,7 @@ impl Contents {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         let (pids, origin) = self.prepare(org, id, expr, stamp)?;
         let (org, stored) = self.stored_mut(org, id)?;
         members::remove(org, stored, id, &pids, stamp, origin)

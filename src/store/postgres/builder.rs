@@ -10,7 +10,7 @@ use r2d2_postgres::r2d2::Pool;
 #[cfg(feature = "postgres-tls")]
 use super::PostgresTls;
 use super::connections::{Connector, Manager};
-use super::{Inner, PostgresStore, Sql, blocking, schema};
+use super::{PostgresShared, PostgresStore, Sql, blocking, schema};
 use crate::{Error, Result, StorageFailure};
 
 /// Options of a [`PostgresStore`], set before it connects.
@@ -227,7 +227,7 @@ impl PostgresStoreBuilder {
             .test_on_check_out(false)
             .build_unchecked(manager);
         let store = PostgresStore {
-            inner: std::sync::Arc::new(Inner {
+            inner: std::sync::Arc::new(PostgresShared {
                 pool: Some(pool),
                 last_failure,
                 sql,

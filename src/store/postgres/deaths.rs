@@ -8,10 +8,11 @@ use r2d2_postgres::postgres::Row;
 use super::ledger::pid_at;
 use super::segments::locate;
 use super::{Tx, count, get, micros, sql_int, time};
+use crate::store::StoreDeathsIngested;
 use crate::store::rules::deaths::{self, Place};
-use crate::store::{DeathSignalPage, DeathsUpserted};
 use crate::{
-    DeathCursor, DeathRecord, Error, OrgId, Result, SegmentId, SignalMetadata, StorageFailure,
+    DeathCursor, DeathRecord, DeathSignals, Error, OrgId, Result, SegmentId, SignalMetadata,
+    StorageFailure,
 };
 
 /// Locks the death feed's head for the rest of the transaction: ingestions
@@ -41,8 +42,8 @@ pub(super) fn upsert(
     tx: &mut Tx<'_>,
     records: &[DeathRecord],
     at: DateTime<Utc>,
-) -> Result<DeathsUpserted> {
-    let mut done = DeathsUpserted::default();
+) -> Result<StoreDeathsIngested> {
+    let mut done = StoreDeathsIngested::default();
     if records.is_empty() {
         return Ok(done);
     }
@@ -206,7 +207,7 @@ pub(super) fn signals(
     id: SegmentId,
     after: DeathCursor,
     limit: usize,
-) -> Result<DeathSignalPage> {
+) -> Result<DeathSignals> {
     locate(tx, org, id)?;
     let found = tx
         .query(
@@ -229,7 +230,7 @@ pub(super) fn signals(
             after.get().max(end)
         }
     };
-    Ok(DeathSignalPage {
+    Ok(DeathSignals {
         records: found.into_iter().map(|(_, record)| record).collect(),
         next: DeathCursor::new(next),
     })

@@ -18,11 +18,11 @@ pub(super) fn is_lost(e: &pg::Error) -> bool {
 /// classified by [`failure_kind`], with the `postgres` error kept as the
 /// source. A unique violation of a segment's name is recognized by its
 /// constraint's name where a statement can meet it (see `segments.rs`).
-pub(super) trait Db<T> {
+pub(super) trait PostgresDb<T> {
     fn db(self) -> Result<T>;
 }
 
-impl<T> Db<T> for std::result::Result<T, pg::Error> {
+impl<T> PostgresDb<T> for std::result::Result<T, pg::Error> {
     fn db(self) -> Result<T> {
         self.map_err(|e| Error::storage_failure(failure_kind(&e), e))
     }

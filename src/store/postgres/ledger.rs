@@ -25,11 +25,11 @@ pub(super) const MOVE_HEAD: &str =
 /// Writes one transaction's ledger entries for one org: locks the org's
 /// head when it opens (so the org's writes take turns, and seq order is
 /// commit order), numbers entries from it, and moves it when it closes.
-pub(super) struct Ledger<'a> {
+pub(super) struct PostgresLedger<'a> {
     head: Head<'a>,
 }
 
-impl<'a> Ledger<'a> {
+impl<'a> PostgresLedger<'a> {
     /// Locks and reads the org's head. The first statement of every write.
     pub(super) fn open(tx: &mut Tx<'_>, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self> {
         let row = match tx.query_opt(LOCK_HEAD, &[&org.as_str()])? {
@@ -57,7 +57,7 @@ impl<'a> Ledger<'a> {
         self.head.at()
     }
 
-    /// [`Ledger::at`] as a time.
+    /// [`PostgresLedger::at`] as a time.
     pub(super) fn time(&self) -> DateTime<Utc> {
         self.head.time()
     }

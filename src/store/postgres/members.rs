@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use r2d2_postgres::postgres::Row;
 
-use super::ledger::{Ledger, pid_at};
+use super::ledger::{PostgresLedger, pid_at};
 use super::segments::{locate, set_size};
 use super::{Tx, count, get, micros, sql_int, time};
 use crate::store::entries::Batch;
@@ -181,7 +181,7 @@ pub(super) const REJOIN: &str =
 /// shared flow ([`member_calls`]).
 pub(super) struct Call<'c, 't, 'l> {
     tx: &'c mut Tx<'t>,
-    ledger: &'c mut Ledger<'l>,
+    ledger: &'c mut PostgresLedger<'l>,
     org: &'c OrgId,
     id: SegmentId,
     size: u64,
@@ -192,7 +192,7 @@ impl<'c, 't, 'l> Call<'c, 't, 'l> {
     /// segment), with the org's ledger open.
     fn on(
         tx: &'c mut Tx<'t>,
-        ledger: &'c mut Ledger<'l>,
+        ledger: &'c mut PostgresLedger<'l>,
         org: &'c OrgId,
         id: SegmentId,
     ) -> Result<Self> {
@@ -202,7 +202,7 @@ impl<'c, 't, 'l> Call<'c, 't, 'l> {
 
     fn located(
         tx: &'c mut Tx<'t>,
-        ledger: &'c mut Ledger<'l>,
+        ledger: &'c mut PostgresLedger<'l>,
         org: &'c OrgId,
         id: SegmentId,
         size: u64,
@@ -309,7 +309,7 @@ pub(super) fn on_segment<T>(
     stamp: Stamp<'_>,
     f: impl FnOnce(&mut Call<'_, '_, '_>) -> Result<T>,
 ) -> Result<T> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     let out = f(&mut Call::on(tx, &mut ledger, org, id)?)?;
     ledger.close(tx)?;
     Ok(out)
@@ -436,7 +436,7 @@ pub(super) fn create_from(
     expr: &SetExpr,
     stamp: Stamp<'_>,
 ) -> Result<Segment> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     // The sources first: a missing one creates nothing.
     for source in expr.segments() {
         locate(tx, org, source)?;

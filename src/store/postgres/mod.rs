@@ -19,12 +19,12 @@ use r2d2_postgres::r2d2::Pool;
 use crate::store::entries::Batch;
 use crate::store::member_calls;
 use crate::store::{
-    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp,
+    KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome,
 };
 use crate::{
-    Change, DeathCursor, DeathRecord, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, SetExpr,
+    Change, DeathCursor, DeathRecord, DeathSignals, MemberCursor, OrgId, PastMember, Pid, Result,
+    Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr,
 };
 
 mod as_of;
@@ -50,7 +50,7 @@ pub use tls::PostgresTls;
 #[cfg(doc)]
 use crate::{Error, StorageFailure};
 use connections::{LastFailure, Manager};
-use errors::{Db, count, damaged, from_micros, get, micros, sql_int, time};
+use errors::{PostgresDb, count, damaged, from_micros, get, micros, sql_int, time};
 use transactions::{Sql, Tx};
 
 /// Segments in PostgreSQL: one database that many app servers share, each
@@ -252,10 +252,11 @@ use transactions::{Sql, Tx};
 /// Clones share the pool.
 #[derive(Clone)]
 pub struct PostgresStore {
-    inner: std::sync::Arc<Inner>,
+    inner: std::sync::Arc<PostgresShared>,
 }
 
-struct Inner {
+/// What the clones of a [`PostgresStore`] share.
+struct PostgresShared {
     /// Always there, but for the moment `Drop` hands it to another thread.
     pool: Option<Pool<Manager>>,
     /// The manager's (`Manager::last_failure`).
@@ -265,7 +266,7 @@ struct Inner {
     options: PostgresStoreBuilder,
 }
 
-impl Inner {
+impl PostgresShared {
     fn pool(&self) -> &Pool<Manager> {
         self.pool
             .as_ref()
@@ -273,7 +274,7 @@ impl Inner {
     }
 }
 
-impl Drop for Inner {
+impl Drop for PostgresShared {
     /// Closes the idle connections off any async runtime's thread, where
     /// closing a `postgres` client would panic.
     fn drop(&mut self) {
@@ -353,8 +354,7 @@ impl SegmentStore for PostgresStore {
     fn segments(
         &self,
         org: &OrgId,
-        after: Option<SegmentCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<SegmentCursor>>,
     ) -> Result<Vec<Segment>> {
         self.read_in_order(|tx| segments::list(tx, org, after, limit))
     }
@@ -381,7 +381,7 @@ impl SegmentStore for PostgresStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         let batch = Batch::new(pids)?;
         self.member_call(org, id, stamp, |call| member_calls::add(call, &batch))
     }
@@ -392,7 +392,7 @@ impl SegmentStore for PostgresStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         let batch = Batch::new(pids)?;
         self.member_call(org, id, stamp, |call| member_calls::remove(call, &batch))
     }
@@ -415,7 +415,7 @@ impl SegmentStore for PostgresStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         self.member_call(org, id, stamp, |call| member_calls::add_from(call, expr))
     }
 
@@ -425,7 +425,7 @@ impl SegmentStore for PostgresStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         self.member_call(org, id, stamp, |call| member_calls::remove_from(call, expr))
     }
 
@@ -433,13 +433,12 @@ impl SegmentStore for PostgresStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        from: MemberStart<'_>,
-        limit: usize,
+        Page { after: from, limit }: Page<MemberStart<'_>>,
     ) -> Result<MemberSlice> {
         self.read_in_order(|tx| members::slice(tx, org, id, from, limit))
     }
 
-    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn changes_since(&self, org: &OrgId, Page { after, limit }: Page<u64>) -> Result<Vec<Change>> {
         self.read_in_order(|tx| ledger::since(tx, org, after, limit))
     }
 
@@ -447,7 +446,12 @@ impl SegmentStore for PostgresStore {
         self.read(|tx| ledger::last_seq(tx, org))
     }
 
-    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn timeline(
+        &self,
+        org: &OrgId,
+        pid: &Pid,
+        Page { after, limit }: Page<u64>,
+    ) -> Result<Vec<Change>> {
         self.read(|tx| ledger::timeline(tx, org, pid, after, limit))
     }
 
@@ -460,8 +464,7 @@ impl SegmentStore for PostgresStore {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
         self.read(|tx| as_of::members(tx, org, id, at, after, limit))
     }
@@ -485,7 +488,11 @@ impl SegmentStore for PostgresStore {
         self.write(|tx| keys::record(tx, org, key, &record, now))
     }
 
-    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {
+    fn upsert_deaths(
+        &self,
+        records: &[DeathRecord],
+        at: DateTime<Utc>,
+    ) -> Result<StoreDeathsIngested> {
         self.write(|tx| deaths::upsert(tx, records, at))
     }
 
@@ -493,9 +500,8 @@ impl SegmentStore for PostgresStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: DeathCursor,
-        limit: usize,
-    ) -> Result<DeathSignalPage> {
+        Page { after, limit }: Page<DeathCursor>,
+    ) -> Result<DeathSignals> {
         self.read(|tx| deaths::signals(tx, org, id, after, limit))
     }
 }

@@ -7,7 +7,7 @@
 
 use r2d2_postgres::postgres::{Client, IsolationLevel, Transaction};
 
-use super::Db;
+use super::PostgresDb;
 use crate::error::{Field, Rule, ValidationError};
 use crate::{Error, Result, StorageFailure};
 
@@ -334,7 +334,7 @@ mod postgres_like {
     use r2d2_postgres::postgres::types::ToSql;
     use r2d2_postgres::postgres::{Client, Row, Transaction};
 
-    use super::super::Db;
+    use super::super::PostgresDb;
     use crate::Result;
 
     pub(super) trait Queries {

@@ -3,7 +3,7 @@
 use r2d2_postgres::postgres::Row;
 use r2d2_postgres::postgres::error::SqlState;
 
-use super::ledger::Ledger;
+use super::ledger::PostgresLedger;
 use super::{Tx, count, get, micros, sql_int, time};
 use crate::store::{SegmentChange, SegmentInsert, Stamp};
 use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
@@ -104,7 +104,7 @@ pub(super) fn insert(
     new: &SegmentInsert,
     stamp: Stamp<'_>,
 ) -> Result<Segment> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     let segment = insert_with(tx, org, new, &mut ledger)?;
     ledger.close(tx)?;
     Ok(segment)
@@ -116,7 +116,7 @@ pub(super) fn insert_with(
     tx: &mut Tx<'_>,
     org: &OrgId,
     new: &SegmentInsert,
-    ledger: &mut Ledger<'_>,
+    ledger: &mut PostgresLedger<'_>,
 ) -> Result<Segment> {
     // A plain INSERT: the unique constraint decides between racing
     // creates, and its violation is recognized by the constraint's name.
@@ -153,7 +153,7 @@ pub(super) fn update(
 ) -> Result<Segment> {
     // The head lock first: the segment read after it is the truth until
     // commit.
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     let current = get_segment(tx, org, id)?;
     if change.is_no_op(&current) {
         return Ok(current);
@@ -195,7 +195,7 @@ pub(super) fn update(
 /// Deletes the segment row, its memberships and its sizes; its ledger
 /// entries stay. Call inside a write transaction.
 pub(super) fn delete(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     let deleted = tx.execute(
         "DELETE FROM {schema}.segments WHERE org = $1 AND id = $2",
         &[&org.as_str(), id.as_uuid()],
@@ -228,7 +228,7 @@ pub(super) fn set_size(
     tx: &mut Tx<'_>,
     org: &OrgId,
     id: SegmentId,
-    ledger: &Ledger<'_>,
+    ledger: &PostgresLedger<'_>,
     entry: Option<i64>,
     size: u64,
 ) -> Result<()> {

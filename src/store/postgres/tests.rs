@@ -15,6 +15,7 @@ use r2d2_postgres::postgres::{self as pg, Client, NoTls};
 use super::errors::failure_kind;
 use super::*;
 use crate::StorageFailure;
+use crate::store::Page;
 
 // The tests' harness, shared with the integration tests.
 #[allow(unreachable_pub)]
@@ -572,7 +573,7 @@ fn a_missing_death_feed_head_is_corrupt() {
         .batch_execute(&format!("DELETE FROM {schema}.death_feed_head"))
         .unwrap();
     let err = store
-        .death_signals(&org, s.id, DeathCursor::new(0), 10)
+        .death_signals(&org, s.id, Page::new(DeathCursor::new(0), 10))
         .unwrap_err();
     assert_eq!(err.storage_kind(), Some(StorageFailure::Corrupt), "{err:?}");
     let record = DeathRecord {

@@ -10,7 +10,7 @@ use r2d2_postgres::postgres::types::ToSql;
 use r2d2_postgres::postgres::{self as pg, Client, Row, Statement};
 
 use super::builder::PostgresStoreBuilder;
-use super::errors::{Db, is_lost};
+use super::errors::{PostgresDb, is_lost};
 use super::members::{self, Call};
 use super::{PostgresStore, blocking, keys, schema};
 use crate::store::{Stamp, WriteOutcome};

@@ -1,6 +1,6 @@
 //! Where an upserted death record goes in the death feed.
 
-use crate::store::DeathsUpserted;
+use crate::store::StoreDeathsIngested;
 
 /// Where a death record goes, for a feed whose places are `K`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub(crate) fn place<K, F>(
     known: Option<(K, &str, F)>,
     pid: &str,
     first_observed_at: F,
-    done: &mut DeathsUpserted,
+    done: &mut StoreDeathsIngested,
 ) -> (Place<K>, F) {
     match known {
         None => {
@@ -56,7 +56,7 @@ mod tests {
     /// new person moves to the end; the first observation is kept.
     #[test]
     fn records_go_where_pollers_see_their_changes() {
-        let mut done = DeathsUpserted::default();
+        let mut done = StoreDeathsIngested::default();
         assert_eq!(
             place::<u64, i64>(None, "p-1", 5, &mut done),
             (Place::End { moved_from: None }, 5),

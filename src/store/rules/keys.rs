@@ -69,7 +69,7 @@ mod tests {
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     use super::claim as claim_;
     use super::*;
-    use crate::store::{MembersAdded, Written};
+    use crate::store::{StoreAddOutcome, Written};
 
     /// The record holds the claim's fingerprint and expiry, the call's
     /// request id and time, and the outcome as the claim encodes it.
@@ -93,9 +93,9 @@ mod tests {
             dry_run: false,
             key: Some(&claim),
         };
-        let out = MembersAdded {
+        let out = StoreAddOutcome {
             n_added: 3,
-            n_redundant: 1,
+            n_redundant_additions: 1,
             new_current_size: 9,
         };
         let record = record(&claim, stamp, &out);
@@ -127,7 +127,7 @@ mod tests {
             expires_at: at,
             outcome: &encode,
         };
-        let out = MembersAdded::default();
+        let out = StoreAddOutcome::default();
         let unkeyed = Stamp {
             at,
             request_id: None,

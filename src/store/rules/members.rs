@@ -2,7 +2,7 @@
 //! the segment, asks for the plan, then writes it; a dry run reads, plans
 //! and stops.
 
-use crate::store::{MembersAdded, MembersRemoved};
+use crate::store::{StoreAddOutcome, StoreRemoveOutcome};
 use crate::{Error, Result, SegmentId};
 
 /// What one PID of a member call was to the segment before the call.
@@ -66,11 +66,11 @@ pub(crate) struct AddPlan<T> {
 
 impl<T> AddPlan<T> {
     /// The call's result, for a segment of `size` active members before it.
-    pub(crate) fn outcome(&self, size: u64) -> MembersAdded {
+    pub(crate) fn outcome(&self, size: u64) -> StoreAddOutcome {
         let n_added = self.entries.len() as u64;
-        MembersAdded {
+        StoreAddOutcome {
             n_added,
-            n_redundant: self.touch.len() as u64,
+            n_redundant_additions: self.touch.len() as u64,
             new_current_size: size + n_added,
         }
     }
@@ -124,13 +124,13 @@ pub(crate) fn remove<T>(rows: impl IntoIterator<Item = (usize, T, Standing)>) ->
 ///
 /// # Errors
 /// A storage error when the stored size is below the members removed.
-pub(crate) fn removed(id: SegmentId, size: u64, n_deleted: u64) -> Result<MembersRemoved> {
+pub(crate) fn removed(id: SegmentId, size: u64, n_deleted: u64) -> Result<StoreRemoveOutcome> {
     let new_current_size = size.checked_sub(n_deleted).ok_or_else(|| {
         Error::storage(format!(
             "segment {id}: current_size {size} is below the {n_deleted} members removed"
         ))
     })?;
-    Ok(MembersRemoved {
+    Ok(StoreRemoveOutcome {
         n_deleted,
         new_current_size,
     })
@@ -164,7 +164,7 @@ mod tests {
         );
         let out = plan.outcome(10);
         assert_eq!(
-            (out.n_added, out.n_redundant, out.new_current_size),
+            (out.n_added, out.n_redundant_additions, out.new_current_size),
             (3, 1, 13),
             "counts and size"
         );

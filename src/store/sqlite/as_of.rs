@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::ledger::{joins, pid_at};
 use super::segments::locate;
-use super::{Db, micros, time_at};
+use super::{SqliteDb, micros, time_at};
 use crate::{MemberCursor, OrgId, PastMember, Result, SegmentId};
 
 /// The segment's size after its last change at or before a time. Entry

@@ -5,10 +5,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::ledger::pid_at;
 use super::segments::locate;
-use super::{Db, count_at, micros, sql_int, time_at};
+use super::{SqliteDb, count_at, micros, sql_int, time_at};
+use crate::store::StoreDeathsIngested;
 use crate::store::rules::deaths::{self, Place};
-use crate::store::{DeathSignalPage, DeathsUpserted};
-use crate::{DeathCursor, DeathRecord, OrgId, Result, SegmentId, SignalMetadata};
+use crate::{DeathCursor, DeathRecord, DeathSignals, OrgId, Result, SegmentId, SignalMetadata};
 
 fn corrupt(i: usize, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into())
@@ -53,7 +53,7 @@ pub(super) fn upsert(
     conn: &Connection,
     records: &[DeathRecord],
     at: DateTime<Utc>,
-) -> Result<DeathsUpserted> {
+) -> Result<StoreDeathsIngested> {
     let mut known = conn
         .prepare_cached(
             "SELECT seq, pid, first_observed_at FROM death_records WHERE obituary_id = ?1",
@@ -77,7 +77,7 @@ pub(super) fn upsert(
     let mut forget = conn
         .prepare_cached("DELETE FROM death_records WHERE seq = ?1")
         .db()?;
-    let mut done = DeathsUpserted::default();
+    let mut done = StoreDeathsIngested::default();
     for r in records {
         let m = &r.signal_metadata;
         let date = r.date_of_death.format("%Y-%m-%d").to_string();
@@ -161,7 +161,7 @@ pub(super) fn signals(
     id: SegmentId,
     after: DeathCursor,
     limit: usize,
-) -> Result<DeathSignalPage> {
+) -> Result<DeathSignals> {
     let segment = locate(conn, org, id)?;
     let found = conn
         .prepare_cached(SIGNALS)
@@ -190,7 +190,7 @@ pub(super) fn signals(
             after.get().max(u64::try_from(end).unwrap_or(0))
         }
     };
-    Ok(DeathSignalPage {
+    Ok(DeathSignals {
         records: found.into_iter().map(|(_, record)| record).collect(),
         next: DeathCursor::new(next),
     })

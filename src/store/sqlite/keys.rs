@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Db, micros, sql_int, time_at};
+use super::{SqliteDb, micros, sql_int, time_at};
 use crate::limits::EXPIRED_KEYS_PER_WRITE;
 use crate::store::{KeyRecord, Stamp, WriteOutcome, rules};
 use crate::{OrgId, Result};

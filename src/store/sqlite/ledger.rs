@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Db, count_at, sql_int, time_at};
+use super::{SqliteDb, count_at, sql_int, time_at};
 use crate::domain::pid::is_well_formed;
 use crate::store::Stamp;
 use crate::store::entries::{self, Head};
@@ -14,12 +14,12 @@ pub(super) use crate::store::entries::joins;
 /// Writes one transaction's ledger entries for one org: reads the org's
 /// head when it opens, numbers entries from it, and moves it when it
 /// closes. Use inside a write transaction; the head is only moved if
-/// [`Ledger::close`] runs, and the transaction commits.
-pub(super) struct Ledger<'a> {
+/// [`SqliteLedger::close`] runs, and the transaction commits.
+pub(super) struct SqliteLedger<'a> {
     head: Head<'a>,
 }
 
-impl<'a> Ledger<'a> {
+impl<'a> SqliteLedger<'a> {
     /// Reads the org's head. Call inside the write transaction.
     pub(super) fn open(conn: &Connection, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self> {
         let row: Option<(i64, i64)> = conn
@@ -38,7 +38,7 @@ impl<'a> Ledger<'a> {
         self.head.at()
     }
 
-    /// [`Ledger::at`] as a time.
+    /// [`SqliteLedger::at`] as a time.
     pub(super) fn time(&self) -> DateTime<Utc> {
         self.head.time()
     }

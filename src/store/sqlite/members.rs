@@ -14,9 +14,9 @@ use std::rc::Rc;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::ledger::{Ledger, pid_at};
+use super::ledger::{SqliteLedger, pid_at};
 use super::segments::{Located, locate, set_size};
-use super::{Db, array, micros, sql_int, time_at};
+use super::{SqliteDb, array, micros, sql_int, time_at};
 use crate::store::entries::Batch;
 use crate::store::member_calls::{self, MemberSql, SetMember};
 use crate::store::rules::members::Standing;
@@ -65,7 +65,7 @@ pub(super) const TOUCH: &str = "UPDATE segment_memberships SET last_added_at = ?
 /// shared flow ([`member_calls`]).
 pub(super) struct Call<'c, 'l> {
     tx: &'c Connection,
-    ledger: &'c mut Ledger<'l>,
+    ledger: &'c mut SqliteLedger<'l>,
     org: &'c OrgId,
     id: SegmentId,
     segment: Located,
@@ -188,7 +188,7 @@ pub(super) fn on_segment<T>(
     f: impl FnOnce(&mut Call<'_, '_>) -> Result<T>,
 ) -> Result<T> {
     let segment = locate(tx, org, id)?;
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     let out = f(&mut Call {
         tx,
         ledger: &mut ledger,
@@ -318,7 +318,7 @@ pub(super) fn create_from(
     expr: &SetExpr,
     stamp: Stamp<'_>,
 ) -> Result<Segment> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     // The sources first: a missing one creates nothing.
     for source in expr.segments() {
         locate(tx, org, source)?;

@@ -19,12 +19,12 @@ use rusqlite::{Connection, OpenFlags, Row};
 use crate::store::entries::Batch;
 use crate::store::member_calls;
 use crate::store::{
-    DeathSignalPage, DeathsUpserted, KeyRecord, MemberSlice, MemberStart, MembersAdded,
-    MembersRemoved, SegmentChange, SegmentInsert, Stamp, WriteOutcome,
+    KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
 };
 use crate::{
-    Change, DeathCursor, DeathRecord, Error, MemberCursor, OrgId, PastMember, Pid, Result, Segment,
-    SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
+    Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, OrgId, PastMember, Pid,
+    Result, Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
 };
 
 mod as_of;
@@ -111,7 +111,7 @@ pub use builder::{SqliteStoreBuilder, Synchronous};
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
+    inner: Arc<SqliteShared>,
 }
 
 /// Runs `attempt` again while it fails because the database is busy, for
@@ -140,7 +140,8 @@ fn when_busy<T>(patience: Duration, mut attempt: impl FnMut() -> Result<T>) -> R
     }
 }
 
-struct Inner {
+/// What the clones of a [`SqliteStore`] share.
+struct SqliteShared {
     writer: Mutex<Connection>,
     /// The store's write calls, in line for the write connection.
     writers: writers::Writers,
@@ -182,7 +183,7 @@ impl SqliteStore {
     fn from_parts(writer: Connection, path: Option<PathBuf>, options: SqliteStoreBuilder) -> Self {
         let readers = path.as_ref().map(|_| Mutex::new(Vec::new()));
         Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(SqliteShared {
                 writer: Mutex::new(writer),
                 writers: writers::Writers::default(),
                 readers,
@@ -304,11 +305,11 @@ impl fmt::Debug for SqliteStore {
 /// source. Constraint violations that mean something in the domain never get
 /// here: the statements detect them (`ON CONFLICT`, reads under the write
 /// lock) and answer the domain error.
-trait Db<T> {
+trait SqliteDb<T> {
     fn db(self) -> Result<T>;
 }
 
-impl<T> Db<T> for rusqlite::Result<T> {
+impl<T> SqliteDb<T> for rusqlite::Result<T> {
     fn db(self) -> Result<T> {
         self.map_err(|e| {
             use rusqlite::ErrorCode as C;
@@ -375,8 +376,7 @@ impl SegmentStore for SqliteStore {
     fn segments(
         &self,
         org: &OrgId,
-        after: Option<SegmentCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<SegmentCursor>>,
     ) -> Result<Vec<Segment>> {
         self.read(|conn| segments::list(conn, org, after, limit))
     }
@@ -403,7 +403,7 @@ impl SegmentStore for SqliteStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         let batch = Batch::new(pids)?;
         self.member_call(org, id, stamp, |call| member_calls::add(call, &batch))
     }
@@ -414,7 +414,7 @@ impl SegmentStore for SqliteStore {
         id: SegmentId,
         pids: &[Pid],
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         let batch = Batch::new(pids)?;
         self.member_call(org, id, stamp, |call| member_calls::remove(call, &batch))
     }
@@ -437,7 +437,7 @@ impl SegmentStore for SqliteStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersAdded> {
+    ) -> Result<StoreAddOutcome> {
         self.member_call(org, id, stamp, |call| member_calls::add_from(call, expr))
     }
 
@@ -447,7 +447,7 @@ impl SegmentStore for SqliteStore {
         id: SegmentId,
         expr: &SetExpr,
         stamp: Stamp<'_>,
-    ) -> Result<MembersRemoved> {
+    ) -> Result<StoreRemoveOutcome> {
         self.member_call(org, id, stamp, |call| member_calls::remove_from(call, expr))
     }
 
@@ -455,13 +455,12 @@ impl SegmentStore for SqliteStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        from: MemberStart<'_>,
-        limit: usize,
+        Page { after: from, limit }: Page<MemberStart<'_>>,
     ) -> Result<MemberSlice> {
         self.read(|conn| members::slice(conn, org, id, from, limit))
     }
 
-    fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn changes_since(&self, org: &OrgId, Page { after, limit }: Page<u64>) -> Result<Vec<Change>> {
         self.read(|conn| ledger::since(conn, org, after, limit))
     }
 
@@ -469,7 +468,12 @@ impl SegmentStore for SqliteStore {
         self.read(|conn| ledger::last_seq(conn, org))
     }
 
-    fn timeline(&self, org: &OrgId, pid: &Pid, after: u64, limit: usize) -> Result<Vec<Change>> {
+    fn timeline(
+        &self,
+        org: &OrgId,
+        pid: &Pid,
+        Page { after, limit }: Page<u64>,
+    ) -> Result<Vec<Change>> {
         self.read(|conn| ledger::timeline(conn, org, pid, after, limit))
     }
 
@@ -482,8 +486,7 @@ impl SegmentStore for SqliteStore {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        after: Option<&MemberCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
         self.read(|conn| as_of::members(conn, org, id, at, after, limit))
     }
@@ -507,7 +510,11 @@ impl SegmentStore for SqliteStore {
         self.write(|tx| keys::record(tx, org, key, record, now))
     }
 
-    fn upsert_deaths(&self, records: &[DeathRecord], at: DateTime<Utc>) -> Result<DeathsUpserted> {
+    fn upsert_deaths(
+        &self,
+        records: &[DeathRecord],
+        at: DateTime<Utc>,
+    ) -> Result<StoreDeathsIngested> {
         self.write(|tx| deaths::upsert(tx, records, at))
     }
 
@@ -515,9 +522,8 @@ impl SegmentStore for SqliteStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        after: DeathCursor,
-        limit: usize,
-    ) -> Result<DeathSignalPage> {
+        Page { after, limit }: Page<DeathCursor>,
+    ) -> Result<DeathSignals> {
         self.read(|conn| deaths::signals(conn, org, id, after, limit))
     }
 }

@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::Db;
+use super::SqliteDb;
 use crate::{Error, Result, StorageFailure};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.

@@ -2,8 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::ledger::Ledger;
-use super::{Db, count_at, micros, sql_int, time_at};
+use super::ledger::SqliteLedger;
+use super::{SqliteDb, count_at, micros, sql_int, time_at};
 use crate::store::{SegmentChange, SegmentInsert, Stamp};
 use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
 
@@ -103,7 +103,7 @@ pub(super) fn insert(
     new: SegmentInsert,
     stamp: Stamp<'_>,
 ) -> Result<Segment> {
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     let segment = insert_with(tx, org, new, &mut ledger)?;
     ledger.close(tx)?;
     Ok(segment)
@@ -115,7 +115,7 @@ pub(super) fn insert_with(
     tx: &Connection,
     org: &OrgId,
     new: SegmentInsert,
-    ledger: &mut Ledger<'_>,
+    ledger: &mut SqliteLedger<'_>,
 ) -> Result<Segment> {
     // The unique index decides between racing creates, in this process or
     // another; `ON CONFLICT` tells its answer without matching text.
@@ -163,7 +163,7 @@ pub(super) fn update(
     if change.is_no_op(&current) {
         return Ok(current);
     }
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     let at = ledger.at();
     let kind = match change {
         SegmentChange::Rename(name) => {
@@ -211,7 +211,7 @@ pub(super) fn update(
 /// keys), its ledger entries stay. Call inside a write transaction.
 pub(super) fn delete(tx: &Connection, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
     let segment = locate(tx, org, id)?;
-    let mut ledger = Ledger::open(tx, org, stamp)?;
+    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     tx.prepare_cached("DELETE FROM segments WHERE number = ?1")
         .db()?
         .execute([segment.number])

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::{Db, when_busy};
+use super::{SqliteDb, when_busy};
 use crate::{Error, Result, StorageFailure};
 
 /// The most calls one group holds: the SQLite write lock is held for a
