@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use segments_engine::sqlite::Synchronous;
-use segments_engine::{ListOptions, MemberOptions, OrgId, Segments, SqliteStore};
+use segments_engine::{OrgId, PageOptions, Segments, SqliteStore};
 
 #[derive(Debug, Parser)]
 #[command(name = "load_direct")]
@@ -111,17 +111,17 @@ fn check(db: PathBuf, org: &str) -> Result<(), Box<dyn std::error::Error>> {
     let segments = Segments::new(SqliteStore::open(&db)?);
     let org = OrgId::new(org)?;
     let (mut n_segments, mut n_members, mut mismatches) = (0u64, 0u64, Vec::new());
-    let mut options = ListOptions::new().limit(1_000);
+    let mut options = PageOptions::new().limit(1_000);
     loop {
         let page = segments.list(&org, options)?;
         for segment in &page.segments {
             let mut counted = 0u64;
-            let mut members = MemberOptions::new().limit(10_000);
+            let mut members = PageOptions::new().limit(10_000);
             loop {
                 let list = segments.members(&org, segment.id, members)?;
                 counted += list.members.len() as u64;
                 match list.next {
-                    Some(next) => members = MemberOptions::new().limit(10_000).after(next),
+                    Some(next) => members = PageOptions::new().limit(10_000).after(next),
                     None => break,
                 }
             }
@@ -135,7 +135,7 @@ fn check(db: PathBuf, org: &str) -> Result<(), Box<dyn std::error::Error>> {
             n_members += counted;
         }
         match page.next {
-            Some(next) => options = ListOptions::new().limit(1_000).after(next),
+            Some(next) => options = PageOptions::new().limit(1_000).after(next),
             None => break,
         }
     }

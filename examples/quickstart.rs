@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use segments_engine::{Error, MemberOptions, NewSegment, OrgId, Segments, SqliteStore};
+use segments_engine::{Error, NewSegment, OrgId, PageOptions, Segments, SqliteStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = match std::env::args_os().nth(1) {
@@ -113,7 +113,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let last = segments.last_seq(&org)?;
     println!("the org's ledger holds {last} entries; the last two:");
     for change in segments
-        .changes_since(&org, last.saturating_sub(2), 2)?
+        .changes_since(
+            &org,
+            segments_engine::PageOptions::new()
+                .after(last.saturating_sub(2))
+                .limit(2),
+        )?
         .changes
     {
         println!("  #{} {:?}", change.seq, change.kind);
@@ -132,7 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             m.first_added_at.format("%Y-%m-%dT%H:%M:%S%.6fZ")
         );
     }
-    let first = segments.members(&org, segment.id, MemberOptions::new().limit(1))?;
+    let first = segments.members(&org, segment.id, PageOptions::new().limit(1))?;
     println!(
         "cursor page of 1: {:?}, next cursor {}",
         first

@@ -164,7 +164,7 @@ pub use domain::member::{
     RemoveOutcome,
 };
 pub use domain::name::SegmentName;
-pub use domain::page::{ListOptions, MemberOptions, PageOptions};
+pub use domain::page::PageOptions;
 pub use domain::pid::{Pid, is_well_formed as is_well_formed_pid};
 pub use domain::segment::{NewSegment, Segment, SegmentCursor, SegmentPage};
 pub use domain::set_expr::{Provenance, SetExpr};

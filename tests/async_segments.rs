@@ -15,9 +15,9 @@ use std::task::{Context, Poll, Waker};
 use chrono::{DateTime, Utc};
 use segments_engine::clock::Clock;
 use segments_engine::{
-    AsyncSegments, ChangeKind, DeathReport, DropOffRuntime, Error, ListOptions, MemberOptions,
-    NewSegment, NotRun, OrgId, PageOptions, PersonDirectory, Pid, SegmentStore, Segments, SetExpr,
-    SignalMetadata, SqliteStore, StorageFailure,
+    AsyncSegments, ChangeKind, DeathReport, DropOffRuntime, Error, NewSegment, NotRun, OrgId,
+    PageOptions, PersonDirectory, Pid, SegmentStore, Segments, SetExpr, SignalMetadata,
+    SqliteStore, StorageFailure,
 };
 
 const A: &str = "p-a1b2c3d4e5f6";
@@ -142,14 +142,14 @@ fn segment_calls_work_through_the_facade() {
             .await
             .expect("created");
         let page = segments
-            .list(&org, ListOptions::new().limit(1))
+            .list(&org, PageOptions::new().limit(1))
             .await
             .expect("listed");
         assert_eq!(page.segments[0].id, s.id, "creation order");
         let rest = segments
             .list(
                 &org,
-                ListOptions::new().after(page.next.expect("a next page")),
+                PageOptions::new().after(page.next.expect("a next page")),
             )
             .await
             .expect("listed");
@@ -196,7 +196,7 @@ fn member_history_and_death_calls_work_through_the_facade() {
         assert_eq!((page.total_count, page.items.len()), (3, 3));
         assert!(!page.list_continues);
         let first = segments
-            .members(&org, s.id, MemberOptions::new().limit(2))
+            .members(&org, s.id, PageOptions::new().limit(2))
             .await
             .expect("a cursor page");
         assert_eq!(first.members.len(), 2);
@@ -204,7 +204,7 @@ fn member_history_and_death_calls_work_through_the_facade() {
             .members(
                 &org,
                 s.id,
-                MemberOptions::new().after(first.next.expect("more")),
+                PageOptions::new().after(first.next.expect("more")),
             )
             .await
             .expect("the next cursor page");
@@ -218,7 +218,7 @@ fn member_history_and_death_calls_work_through_the_facade() {
         assert_eq!((removed.n_deleted, removed.new_current_size), (1, 2));
 
         let feed = segments
-            .changes_since(&org, 0, 100)
+            .changes_since(&org, segments_engine::PageOptions::new().limit(100))
             .await
             .expect("the feed");
         assert!(matches!(feed.changes[0].kind, ChangeKind::Created { .. }));
@@ -240,7 +240,7 @@ fn member_history_and_death_calls_work_through_the_facade() {
         );
         assert_eq!(segments.size_as_of(&org, s.id, at).await.expect("size"), 3);
         let then = segments
-            .members_as_of(&org, s.id, at, MemberOptions::new().limit(2))
+            .members_as_of(&org, s.id, at, PageOptions::new().limit(2))
             .await
             .expect("members as of");
         assert_eq!(then.members.len(), 2);
@@ -249,7 +249,7 @@ fn member_history_and_death_calls_work_through_the_facade() {
                 &org,
                 s.id,
                 at,
-                MemberOptions::new()
+                PageOptions::new()
                     .after(then.next.clone().unwrap())
                     .limit(2),
             )
@@ -467,7 +467,10 @@ fn a_keyed_retry_replays_and_views_record_their_request_id() {
             );
         spawned.await.expect("the task ends").expect("created");
 
-        let feed = segments.changes_since(&org, 0, 100).await.unwrap();
+        let feed = segments
+            .changes_since(&org, segments_engine::PageOptions::new().limit(100))
+            .await
+            .unwrap();
         let ids: Vec<Option<&str>> = feed
             .changes
             .iter()
@@ -621,7 +624,7 @@ fn a_call_outside_a_runtime_is_an_error_not_a_panic() {
     assert!(
         segments
             .segments()
-            .list(&org(), ListOptions::new())
+            .list(&org(), PageOptions::new())
             .unwrap()
             .segments
             .is_empty(),

@@ -5,9 +5,9 @@
 use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::{
-    DeathCursor, DeathReport, Error, KnownPids, ListOptions, MemberCursor, MemberOptions,
-    MemoryStore, NewSegment, OrgId, PageOptions, Pid, SegmentCursor, SegmentId, SegmentName,
-    SegmentStore, Segments, SignalMetadata, SqliteStore,
+    DeathCursor, DeathReport, Error, KnownPids, MemberCursor, MemoryStore, NewSegment, OrgId,
+    PageOptions, Pid, SegmentCursor, SegmentId, SegmentName, SegmentStore, Segments,
+    SignalMetadata, SqliteStore,
 };
 
 /// Strings that have broken parsers and databases before.
@@ -51,17 +51,21 @@ fn documented(e: &Error) -> bool {
 
 /// Everything an org can read, to check that a refused call changed nothing.
 fn snapshot(s: &Segments<&dyn SegmentStore>, org: &OrgId) -> String {
-    let list = s.list(org, ListOptions::new().limit(10_000)).unwrap();
+    let list = s.list(org, PageOptions::new().limit(10_000)).unwrap();
     let mut out = format!("{list:?}");
     for seg in list.segments {
         out += &format!(
             "{:?}",
-            s.members(org, seg.id, MemberOptions::new().limit(10_000))
+            s.members(org, seg.id, PageOptions::new().limit(10_000))
                 .unwrap()
         );
         out += &format!("{:?}", s.death_signals(org, seg.id).unwrap());
     }
-    out + &format!("{:?}", s.changes_since(org, 0, 10_000).unwrap())
+    out + &format!(
+        "{:?}",
+        s.changes_since(org, segments_engine::PageOptions::new().limit(10_000))
+            .unwrap()
+    )
 }
 
 fn check<T: std::fmt::Debug>(
@@ -137,7 +141,7 @@ fn run(store: &dyn SegmentStore, a: &str, b: &str, pids: &[String]) -> Result<()
     if let Ok(cursor) = a.parse::<MemberCursor>() {
         call!(
             "members after a cursor",
-            segments.members(&org, s.id, MemberOptions::new().after(cursor.clone()))
+            segments.members(&org, s.id, PageOptions::new().after(cursor.clone()))
         );
         call!(
             "members_as_of after a cursor",
@@ -145,14 +149,14 @@ fn run(store: &dyn SegmentStore, a: &str, b: &str, pids: &[String]) -> Result<()
                 &org,
                 s.id,
                 chrono::Utc::now(),
-                MemberOptions::new().after(cursor.clone()).limit(10)
+                PageOptions::new().after(cursor.clone()).limit(10)
             )
         );
     }
     if let Ok(cursor) = a.parse::<SegmentCursor>() {
         call!(
             "list after a cursor",
-            segments.list(&org, ListOptions::new().after(cursor))
+            segments.list(&org, PageOptions::new().after(cursor))
         );
     }
     let report = DeathReport {

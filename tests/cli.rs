@@ -445,7 +445,14 @@ fn killed_import_resumes(t: &Target) {
     let mut joins: HashMap<String, u32> = HashMap::new();
     let mut after = 0;
     loop {
-        let page = segments.changes_since(&org, after, 10_000).unwrap();
+        let page = segments
+            .changes_since(
+                &org,
+                segments_engine::PageOptions::new()
+                    .after(after)
+                    .limit(10_000),
+            )
+            .unwrap();
         for change in &page.changes {
             if let ChangeKind::MemberAdded { pid } | ChangeKind::MemberReAdded { pid } =
                 &change.kind

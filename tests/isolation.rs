@@ -6,8 +6,8 @@ use chrono::Utc;
 use proptest::prelude::*;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::{
-    DeathReport, Error, ListOptions, MemberOptions, MemoryStore, NewSegment, OrgId, PageOptions,
-    SegmentId, SegmentStore, Segments, SignalMetadata, SqliteStore,
+    DeathReport, Error, MemoryStore, NewSegment, OrgId, PageOptions, SegmentId, SegmentStore,
+    Segments, SignalMetadata, SqliteStore,
 };
 
 #[derive(Clone, Debug)]
@@ -61,17 +61,21 @@ fn pid(n: u8) -> String {
 
 /// Everything org A can read.
 fn view(s: &Segments<&dyn SegmentStore>, org: &OrgId) -> String {
-    let list = s.list(org, ListOptions::new().limit(1_000)).unwrap();
+    let list = s.list(org, PageOptions::new().limit(1_000)).unwrap();
     let mut out = format!("{list:?}");
     for seg in &list.segments {
         out += &format!(
             "{:?}",
-            s.members(org, seg.id, MemberOptions::new().limit(1_000))
+            s.members(org, seg.id, PageOptions::new().limit(1_000))
                 .unwrap()
         );
         out += &format!("{:?}", s.death_signals(org, seg.id).unwrap());
     }
-    out + &format!("{:?}", s.changes_since(org, 0, 10_000).unwrap())
+    out + &format!(
+        "{:?}",
+        s.changes_since(org, segments_engine::PageOptions::new().limit(10_000))
+            .unwrap()
+    )
 }
 
 fn not_found<T: std::fmt::Debug>(
@@ -136,14 +140,12 @@ fn run(store: &dyn SegmentStore, intrusions: &[(usize, Intrusion)]) -> Result<()
             Intrusion::Remove(n) => {
                 not_found(segments.remove_members(&b, id, &[pid(*n)]), id, "remove")?
             }
-            Intrusion::Members => not_found(
-                segments.members(&b, id, MemberOptions::new()),
-                id,
-                "members",
-            )?,
+            Intrusion::Members => {
+                not_found(segments.members(&b, id, PageOptions::new()), id, "members")?
+            }
             Intrusion::Page => not_found(segments.members_page(&b, id, 1), id, "members_page")?,
             Intrusion::AsOf => not_found(
-                segments.members_as_of(&b, id, Utc::now(), MemberOptions::new().limit(10)),
+                segments.members_as_of(&b, id, Utc::now(), PageOptions::new().limit(10)),
                 id,
                 "members_as_of",
             )?,
@@ -182,14 +184,16 @@ fn run(store: &dyn SegmentStore, intrusions: &[(usize, Intrusion)]) -> Result<()
                 }
             }
             Intrusion::List => {
-                let listed = segments.list(&b, ListOptions::new()).unwrap();
+                let listed = segments.list(&b, PageOptions::new()).unwrap();
                 prop_assert!(
                     listed.segments.iter().all(|s| !ids.contains(&s.id)),
                     "B lists only its own"
                 );
             }
             Intrusion::Feed => {
-                let feed = segments.changes_since(&b, 0, 1_000).unwrap();
+                let feed = segments
+                    .changes_since(&b, segments_engine::PageOptions::new().limit(1_000))
+                    .unwrap();
                 prop_assert!(
                     feed.changes.iter().all(|c| !ids.contains(&c.segment_id)),
                     "B's feed holds only B's"

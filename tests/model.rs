@@ -19,8 +19,8 @@ use segments_engine::store::{
     StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome,
 };
 use segments_engine::{
-    AddOutcome, Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, MemberOptions,
-    MemoryStore, NewSegment, OrgId, PastMember, Pid, RemoveOutcome, Segment, SegmentCursor,
+    AddOutcome, Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, MemoryStore,
+    NewSegment, OrgId, PageOptions, PastMember, Pid, RemoveOutcome, Segment, SegmentCursor,
     SegmentId, SegmentStore, Segments, SetExpr, SqliteStore,
 };
 
@@ -642,7 +642,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 t
             );
             let mut got = Vec::new();
-            let mut options = MemberOptions::new().limit(4);
+            let mut options = PageOptions::new().limit(4);
             loop {
                 let page = segments
                     .members_as_of(&org, s.id, t, options.clone())
@@ -679,7 +679,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
             .map(|(pid, m)| ((m.first, pid.clone()), m.last))
             .collect();
         let mut got = Vec::new();
-        let mut options = MemberOptions::new().limit(3);
+        let mut options = PageOptions::new().limit(3);
         loop {
             let page = segments
                 .members(&org, s.id, options.clone())
@@ -691,7 +691,7 @@ fn run(store: &dyn SegmentStore, ops: &[Op]) -> Result<(), TestCaseError> {
                 )
             }));
             match page.next {
-                Some(next) => options = MemberOptions::new().after(next).limit(3),
+                Some(next) => options = PageOptions::new().after(next).limit(3),
                 None => break,
             }
         }

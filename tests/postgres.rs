@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls};
 use segments_engine::{
-    Error, MemberOptions, NewSegment, OrgId, PostgresStore, Segment, SegmentId, SegmentStore,
+    Error, NewSegment, OrgId, PageOptions, PostgresStore, Segment, SegmentId, SegmentStore,
     Segments, StorageFailure,
 };
 use support::postgres::{TestServer, url};
@@ -432,7 +432,11 @@ fn a_statement_past_its_time_limit_is_a_timeout_and_changes_nothing() {
     let after = segments.get(&org, s.id).unwrap();
     assert_eq!(after.current_size, 0, "nothing was added");
     assert_eq!(
-        segments.changes_since(&org, 0, 10).unwrap().changes.len(),
+        segments
+            .changes_since(&org, segments_engine::PageOptions::new().limit(10))
+            .unwrap()
+            .changes
+            .len(),
         1,
         "only the create is in the ledger"
     );
@@ -497,7 +501,10 @@ fn serialization_failures_are_tried_again_up_to_a_bound() {
         .unwrap();
     let out = segments.add_members(&org, s.id, &["p-a", "p-b"]).unwrap();
     assert_eq!(out.n_added, 2, "the third try went through");
-    let feed = segments.changes_since(&org, 0, 10).unwrap().changes;
+    let feed = segments
+        .changes_since(&org, segments_engine::PageOptions::new().limit(10))
+        .unwrap()
+        .changes;
     assert_eq!(
         feed.len(),
         3,
@@ -578,7 +585,7 @@ fn fill_the_pool(
 /// Every member of a segment, by PID.
 fn every_pid(segments: &Segments<PostgresStore>, org: &OrgId, id: SegmentId) -> Vec<String> {
     let mut members = Vec::new();
-    let mut options = MemberOptions::new().limit(1_000);
+    let mut options = PageOptions::new().limit(1_000);
     loop {
         let page = segments.members(org, id, options.clone()).unwrap();
         members.extend(page.members.iter().map(|m| m.pid.as_str().to_owned()));
@@ -982,9 +989,11 @@ mod through_pgbouncer {
             .unwrap();
         segments.get(&org, s.id).unwrap();
         segments
-            .members(&org, s.id, MemberOptions::new().limit(1))
+            .members(&org, s.id, PageOptions::new().limit(1))
             .unwrap();
-        segments.changes_since(&org, 0, 10).unwrap();
+        segments
+            .changes_since(&org, segments_engine::PageOptions::new().limit(10))
+            .unwrap();
         segments
             .create(&org, NewSegment::new("clean"))
             .expect_err("a duplicate name fails, mid-transaction");

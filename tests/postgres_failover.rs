@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use segments_engine::{
-    Error, MemberOptions, NewSegment, OrgId, PostgresStore, SegmentId, Segments, StorageFailure,
+    Error, NewSegment, OrgId, PageOptions, PostgresStore, SegmentId, Segments, StorageFailure,
 };
 use support::postgres::TestServer;
 
@@ -284,7 +284,7 @@ fn keyed_writers_ride_a_failover_to_a_synchronous_standby() {
     for (w, ((id, org), seen)) in ids.iter().zip(&orgs).zip(&seen).enumerate() {
         let seen = seen.lock().unwrap();
         let mut members = Vec::new();
-        let mut options = MemberOptions::new().limit(1_000);
+        let mut options = PageOptions::new().limit(1_000);
         loop {
             let page = after.members(org, *id, options.clone()).unwrap();
             members.extend(page.members.into_iter().map(|m| m.pid.to_string()));
@@ -310,7 +310,12 @@ fn keyed_writers_ride_a_failover_to_a_synchronous_standby() {
         let mut seqs = Vec::new();
         let mut next = 0;
         loop {
-            let page = after.changes_since(org, next, 1_000).unwrap();
+            let page = after
+                .changes_since(
+                    org,
+                    segments_engine::PageOptions::new().after(next).limit(1_000),
+                )
+                .unwrap();
             if page.changes.is_empty() {
                 break;
             }

@@ -45,8 +45,7 @@ use std::time::{Duration, Instant};
 
 use segments_engine::sqlite::Synchronous;
 use segments_engine::{
-    Error, ListOptions, MemberOptions, NewSegment, OrgId, SegmentId, SegmentStore, Segments,
-    SqliteStore,
+    Error, NewSegment, OrgId, PageOptions, SegmentId, SegmentStore, Segments, SqliteStore,
 };
 
 #[cfg(feature = "postgres")]
@@ -399,7 +398,7 @@ fn races_across_processes_have_one_winner_per_name(target: &Target, round: usize
     let segments = target.open(Synchronous::Normal);
     let org = org();
     let live = segments
-        .list(&org, ListOptions::new().limit(1_000))
+        .list(&org, PageOptions::new().limit(1_000))
         .unwrap()
         .segments;
     let mut keys = BTreeMap::new();
@@ -479,7 +478,10 @@ fn follow_the_feed(target: &Target, racing: &AtomicBool) -> Vec<u64> {
         let still_racing = racing.load(Ordering::SeqCst);
         loop {
             let page = segments
-                .changes_since(&org, next, 50)
+                .changes_since(
+                    &org,
+                    segments_engine::PageOptions::new().after(next).limit(50),
+                )
                 .expect("polling the feed succeeds");
             for change in &page.changes {
                 assert_eq!(
@@ -508,7 +510,14 @@ fn whole_feed(
     let mut out: Vec<segments_engine::Change> = Vec::new();
     loop {
         let after = out.last().map_or(0, |c| c.seq);
-        let page = segments.changes_since(org, after, 1_000).unwrap();
+        let page = segments
+            .changes_since(
+                org,
+                segments_engine::PageOptions::new()
+                    .after(after)
+                    .limit(1_000),
+            )
+            .unwrap();
         let done = page.changes.len() < 1_000;
         out.extend(page.changes);
         if done {
@@ -519,12 +528,12 @@ fn whole_feed(
 
 fn members_of(segments: &Segments<Box<dyn SegmentStore>>, org: &OrgId, id: SegmentId) -> u64 {
     let mut n = 0;
-    let mut options = MemberOptions::new().limit(10_000);
+    let mut options = PageOptions::new().limit(10_000);
     loop {
         let page = segments.members(org, id, options.clone()).unwrap();
         n += page.members.len() as u64;
         match page.next {
-            Some(next) => options = MemberOptions::new().after(next).limit(10_000),
+            Some(next) => options = PageOptions::new().after(next).limit(10_000),
             None => return n,
         }
     }
@@ -675,7 +684,7 @@ fn batches_of(
     id: SegmentId,
 ) -> BTreeMap<u64, usize> {
     let mut by_batch: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut options = MemberOptions::new().limit(10_000);
+    let mut options = PageOptions::new().limit(10_000);
     loop {
         let page = segments.members(org, id, options.clone()).unwrap();
         for m in &page.members {
@@ -688,7 +697,7 @@ fn batches_of(
             *by_batch.entry(batch).or_default() += 1;
         }
         match page.next {
-            Some(next) => options = MemberOptions::new().after(next).limit(10_000),
+            Some(next) => options = PageOptions::new().after(next).limit(10_000),
             None => return by_batch,
         }
     }

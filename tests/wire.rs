@@ -1248,7 +1248,10 @@ fn changes_made_through_the_api_carry_its_request_id() {
         json!({"segment_id": id, "minerva_pids": ["p-a"]}),
     );
     let org = OrgId::new("acme").unwrap();
-    let feed = wire.segments().changes_since(&org, 0, 10).unwrap();
+    let feed = wire
+        .segments()
+        .changes_since(&org, segments_engine::PageOptions::new().limit(10))
+        .unwrap();
     let ids: Vec<Option<&str>> = feed
         .changes
         .iter()

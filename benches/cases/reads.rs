@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use segments_engine::limits::MEMBERS_PAGE_SIZE;
 use segments_engine::store::{MemberStart, Page};
 use segments_engine::{
-    DeathCursor, DeathReport, MemberCursor, MemberOptions, MemoryStore, NewSegment, OrgId,
-    PageOptions, SegmentId, SegmentStore, Segments, SignalMetadata, SqliteStore,
+    DeathCursor, DeathReport, MemberCursor, MemoryStore, NewSegment, OrgId, PageOptions, SegmentId,
+    SegmentStore, Segments, SignalMetadata, SqliteStore,
 };
 use tempfile::TempDir;
 
@@ -294,12 +294,12 @@ fn cases<S: SegmentStore + Clone + 'static>(
             "pages",
             Target::RatioAtLeast(0.5),
             routine(Box::new(|b| {
-                let options = MemberOptions::new().after(b.deep.clone()).limit(PAGE);
+                let options = PageOptions::new().after(b.deep.clone()).limit(PAGE);
                 let got = b.segments.members(&b.org, b.big, options).unwrap();
                 assert_eq!(got.members.len(), PAGE);
             })),
             routine(Box::new(|b| {
-                let options = MemberOptions::new().limit(PAGE);
+                let options = PageOptions::new().limit(PAGE);
                 let got = b.segments.members(&b.org, b.big, options).unwrap();
                 assert_eq!(got.members.len(), PAGE);
             })),
@@ -399,11 +399,20 @@ fn cases<S: SegmentStore + Clone + 'static>(
             Target::Report,
             routine(Box::new(|b| {
                 let after = b.size - 5 * PAGE as u64;
-                let got = b.segments.changes_since(&b.org, after, PAGE).unwrap();
+                let got = b
+                    .segments
+                    .changes_since(
+                        &b.org,
+                        segments_engine::PageOptions::new().after(after).limit(PAGE),
+                    )
+                    .unwrap();
                 assert_eq!(got.changes.len(), PAGE);
             })),
             routine(Box::new(|b| {
-                let got = b.segments.changes_since(&b.org, 0, PAGE).unwrap();
+                let got = b
+                    .segments
+                    .changes_since(&b.org, segments_engine::PageOptions::new().limit(PAGE))
+                    .unwrap();
                 assert_eq!(got.changes.len(), PAGE);
             })),
         ),

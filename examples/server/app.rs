@@ -50,7 +50,7 @@ use axum::response::Response;
 use axum::routing::get;
 use segments_engine::limits::MAX_BODY_BYTES;
 use segments_engine::wire::{Admitted, ErrorDetail, Wire, error_response};
-use segments_engine::{AsyncSegments, DropOffRuntime, ListOptions, OrgId, SegmentStore};
+use segments_engine::{AsyncSegments, DropOffRuntime, OrgId, PageOptions, SegmentStore};
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -225,7 +225,7 @@ fn is_over_limit(error: &axum::Error) -> bool {
 async fn healthz(State(App { segments, .. }): State<App>) -> Response {
     static ORG: OnceLock<OrgId> = OnceLock::new();
     let org = ORG.get_or_init(|| OrgId::new("healthz").expect("a valid org id"));
-    let checked = segments.list(org, ListOptions::new().limit(1)).await;
+    let checked = segments.list(org, PageOptions::new().limit(1)).await;
     let response = match checked {
         Ok(_) => {
             let mut ok = http::Response::new(br#"{"status":"ok"}"#.to_vec());

@@ -3,20 +3,23 @@
 use chrono::{DateTime, Utc};
 
 use super::AsyncSegments;
-use crate::{
-    ChangePage, MemberOptions, MembersAsOf, OrgId, PageOptions, Result, SegmentId, SegmentStore,
-};
+use crate::MemberCursor;
+use crate::{ChangePage, MembersAsOf, OrgId, PageOptions, Result, SegmentId, SegmentStore};
 
 impl<S: SegmentStore + 'static> AsyncSegments<S> {
     /// [`Segments::changes_since`](crate::Segments::changes_since), on the
-    /// blocking pool: the org's change feed after seq `after`.
+    /// blocking pool: the org's change feed.
     ///
     /// # Errors
     /// As [`Segments::changes_since`](crate::Segments::changes_since);
     /// `Storage` with a [`NotRun`](crate::NotRun) source.
-    pub async fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<ChangePage> {
+    pub async fn changes_since(
+        &self,
+        org: &OrgId,
+        options: PageOptions<u64>,
+    ) -> Result<ChangePage> {
         let org = org.clone();
-        self.run(move |s| s.changes_since(&org, after, limit)).await
+        self.run(move |s| s.changes_since(&org, options)).await
     }
 
     /// [`Segments::last_seq`](crate::Segments::last_seq), on the blocking
@@ -68,7 +71,7 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        options: MemberOptions,
+        options: PageOptions<MemberCursor>,
     ) -> Result<MembersAsOf> {
         let org = org.clone();
         self.run(move |s| s.members_as_of(&org, id, at, options))

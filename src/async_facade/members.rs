@@ -1,9 +1,10 @@
 //! Members, async: adds, removals, and the two ways to list them.
 
 use super::{AsyncSegments, in_view};
+use crate::MemberCursor;
 use crate::{
-    AddOutcome, ImportOutcome, MemberList, MemberOptions, MembersPage, OrgId, RemoveOutcome,
-    Result, SegmentId, SegmentStore,
+    AddOutcome, ImportOutcome, MemberList, MembersPage, OrgId, PageOptions, RemoveOutcome, Result,
+    SegmentId, SegmentStore,
 };
 
 impl<S: SegmentStore + 'static> AsyncSegments<S> {
@@ -112,7 +113,7 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
         &self,
         org: &OrgId,
         id: SegmentId,
-        options: MemberOptions,
+        options: PageOptions<MemberCursor>,
     ) -> Result<MemberList> {
         let org = org.clone();
         self.run(move |s| s.members(&org, id, options)).await

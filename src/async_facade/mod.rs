@@ -3,8 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::SegmentCursor;
 use crate::{
-    Error, ListOptions, NewSegment, OrgId, Result, Segment, SegmentId, SegmentPage, SegmentStore,
+    Error, NewSegment, OrgId, PageOptions, Result, Segment, SegmentId, SegmentPage, SegmentStore,
     Segments, StorageFailure,
 };
 
@@ -362,7 +363,11 @@ impl<S: SegmentStore + 'static> AsyncSegments<S> {
     ///
     /// # Errors
     /// As [`Segments::list`]; `Storage` with a [`NotRun`] source.
-    pub async fn list(&self, org: &OrgId, options: ListOptions) -> Result<SegmentPage> {
+    pub async fn list(
+        &self,
+        org: &OrgId,
+        options: PageOptions<SegmentCursor>,
+    ) -> Result<SegmentPage> {
         let org = org.clone();
         self.run(move |s| s.list(&org, options)).await
     }

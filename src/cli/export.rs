@@ -13,7 +13,7 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use segments_engine::limits::MAX_PAGE_LIMIT;
-use segments_engine::{MemberOptions, OrgId, Segment};
+use segments_engine::{OrgId, PageOptions, Segment};
 
 use crate::args::{ExportArgs, Format, Target};
 use crate::failure::{self, Failure};
@@ -98,7 +98,7 @@ fn current(
     rows: &mut Rows,
     out: &mut Output,
 ) -> Result<(), Failure> {
-    let mut options = MemberOptions::new().limit(MAX_PAGE_LIMIT);
+    let mut options = PageOptions::new().limit(MAX_PAGE_LIMIT);
     loop {
         let page = segments
             .members(org, segment.id, options.clone())
@@ -121,7 +121,7 @@ fn as_of(
     rows: &mut Rows,
     out: &mut Output,
 ) -> Result<(), Failure> {
-    let mut options = MemberOptions::new().limit(MAX_PAGE_LIMIT);
+    let mut options = PageOptions::new().limit(MAX_PAGE_LIMIT);
     loop {
         let page = segments
             .members_as_of(org, segment.id, at, options.clone())

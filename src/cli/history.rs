@@ -32,7 +32,12 @@ pub(crate) fn run(target: &Target, args: &HistoryArgs) -> Result<(), Failure> {
     let mut after = args.after;
     loop {
         let page = segments
-            .changes_since(&org, after, MAX_PAGE_LIMIT)
+            .changes_since(
+                &org,
+                segments_engine::PageOptions::new()
+                    .after(after)
+                    .limit(MAX_PAGE_LIMIT),
+            )
             .map_err(|e| failure::library(format!("--after {after}"), e))?;
         for change in &page.changes {
             writeln!(out.writer(), "{}", line(change)).map_err(|e| out.failed(e))?;

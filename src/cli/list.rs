@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use segments_engine::limits::MAX_PAGE_LIMIT;
-use segments_engine::{ListOptions, SegmentCursor};
+use segments_engine::{PageOptions, SegmentCursor};
 
 use crate::args::Target;
 use crate::failure::{self, Failure};
@@ -24,7 +24,7 @@ pub(crate) fn run(target: &Target) -> Result<(), Failure> {
     writeln!(out.writer(), "name,current_size,id,created_at,source").map_err(|e| out.failed(e))?;
     let mut after: Option<SegmentCursor> = None;
     loop {
-        let mut options = ListOptions::new().limit(MAX_PAGE_LIMIT);
+        let mut options = PageOptions::new().limit(MAX_PAGE_LIMIT);
         if let Some(cursor) = after.take() {
             options = options.after(cursor);
         }

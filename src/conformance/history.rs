@@ -35,7 +35,9 @@ pub fn the_change_feed_never_misses_or_repeats(store: &dyn SegmentStore) {
         let mut after = 0;
         loop {
             let finished = done.load(std::sync::atomic::Ordering::SeqCst) == WRITERS;
-            let page = segments.changes_since(&acme, after, 13).unwrap();
+            let page = segments
+                .changes_since(&acme, crate::PageOptions::new().after(after).limit(13))
+                .unwrap();
             after = page.next;
             let empty = page.changes.is_empty();
             seen.extend(page.changes.into_iter().map(|c| c.seq));
@@ -62,32 +64,38 @@ pub fn a_cursor_past_the_ledger_is_refused(store: &dyn SegmentStore) {
     segments.create(&acme, NewSegment::new("One")).unwrap();
     assert!(
         segments
-            .changes_since(&acme, 1, 10)
+            .changes_since(&acme, crate::PageOptions::new().after(1).limit(10))
             .unwrap()
             .changes
             .is_empty(),
         "the end itself is fine"
     );
     assert_eq!(
-        segments.changes_since(&acme, 1, 10).unwrap().next,
+        segments
+            .changes_since(&acme, crate::PageOptions::new().after(1).limit(10))
+            .unwrap()
+            .next,
         1,
         "an empty page at the end keeps the cursor"
     );
     assert!(
         segments
-            .changes_since(&ns.org("empty"), 0, 10)
+            .changes_since(&ns.org("empty"), crate::PageOptions::new().limit(10))
             .unwrap()
             .changes
             .is_empty(),
         "an empty ledger from 0 is fine"
     );
     assert_invalid(
-        segments.changes_since(&acme, 2, 10),
+        segments.changes_since(&acme, crate::PageOptions::new().after(2).limit(10)),
         Field::Cursor,
         "a cursor past the end",
     );
     assert_invalid(
-        segments.changes_since(&ns.org("empty"), 5, 10),
+        segments.changes_since(
+            &ns.org("empty"),
+            crate::PageOptions::new().after(5).limit(10),
+        ),
         Field::Cursor,
         "a cursor of another org",
     );
@@ -134,7 +142,12 @@ pub fn last_seq_is_the_last_entry_of_the_org(store: &dyn SegmentStore) {
     let last = segments.last_seq(&acme).unwrap();
     assert_eq!(last, 14, "a removal is an entry");
     let tail = segments
-        .changes_since(&acme, last.saturating_sub(5), 5)
+        .changes_since(
+            &acme,
+            crate::PageOptions::new()
+                .after(last.saturating_sub(5))
+                .limit(5),
+        )
         .unwrap();
     let seqs: Vec<u64> = tail.changes.iter().map(|c| c.seq).collect();
     assert_eq!(seqs, [10, 11, 12, 13, 14], "the last five entries");
@@ -179,7 +192,10 @@ pub fn creations_keep_their_place_in_the_feed(store: &dyn SegmentStore) {
     segments.delete(&acme, created[2].id).unwrap();
     segments.rename(&acme, created[3].id, "S3 renamed").unwrap();
     segments.delete(&acme, created[3].id).unwrap();
-    let whole = segments.changes_since(&acme, 0, 1_000).unwrap().changes;
+    let whole = segments
+        .changes_since(&acme, crate::PageOptions::new().limit(1_000))
+        .unwrap()
+        .changes;
     let seqs: Vec<u64> = whole.iter().map(|c| c.seq).collect();
     assert_eq!(
         seqs,
@@ -194,7 +210,9 @@ pub fn creations_keep_their_place_in_the_feed(store: &dyn SegmentStore) {
     for limit in 1..=5 {
         let (mut paged, mut after) = (Vec::new(), 0);
         loop {
-            let page = segments.changes_since(&acme, after, limit).unwrap();
+            let page = segments
+                .changes_since(&acme, crate::PageOptions::new().after(after).limit(limit))
+                .unwrap();
             if page.changes.is_empty() {
                 break;
             }
@@ -344,7 +362,7 @@ pub fn size_and_members_as_of_past_times(store: &dyn SegmentStore) {
             "size as of +{secs}s"
         );
         let mut listed = Vec::new();
-        let mut options = MemberOptions::new().limit(2);
+        let mut options = PageOptions::new().limit(2);
         loop {
             let page = segments
                 .members_as_of(&acme, s.id, at(secs), options.clone())
@@ -361,7 +379,7 @@ pub fn size_and_members_as_of_past_times(store: &dyn SegmentStore) {
         );
     }
     let b = segments
-        .members_as_of(&acme, s.id, at(35), MemberOptions::new().limit(10))
+        .members_as_of(&acme, s.id, at(35), PageOptions::new().limit(10))
         .unwrap();
     let b = b.members.iter().find(|m| m.pid.as_str() == "p-b").unwrap();
     assert_eq!(
@@ -403,7 +421,7 @@ pub fn a_leap_second_is_kept_as_microseconds(store: &dyn SegmentStore) {
         "the member counts as of a time just after the leap second"
     );
     let members = segments
-        .members_as_of(&acme, s.id, after, MemberOptions::new().limit(10))
+        .members_as_of(&acme, s.id, after, PageOptions::new().limit(10))
         .unwrap();
     assert_eq!(
         members.members.len(),

@@ -25,7 +25,7 @@ pub fn list_pages_in_creation_order(store: &dyn SegmentStore) {
             .unwrap();
     }
     let mut seen = Vec::new();
-    let mut options = ListOptions::new().limit(5);
+    let mut options = PageOptions::new().limit(5);
     let mut pages = 0;
     loop {
         let page = segments.list(&acme, options).unwrap();
@@ -42,7 +42,7 @@ pub fn list_pages_in_creation_order(store: &dyn SegmentStore) {
         "23 segments in pages of 5 make 5 pages, the last without a next cursor"
     );
     assert_eq!(seen, created, "every segment once, in creation order");
-    let exact = segments.list(&acme, ListOptions::new().limit(23)).unwrap();
+    let exact = segments.list(&acme, PageOptions::new().limit(23)).unwrap();
     assert_eq!(
         exact.segments.len(),
         23,
@@ -134,11 +134,11 @@ pub fn list_cursor_survives_deletion(store: &dyn SegmentStore) {
                 .id,
         );
     }
-    let page = segments.list(&acme, ListOptions::new().limit(3)).unwrap();
+    let page = segments.list(&acme, PageOptions::new().limit(3)).unwrap();
     let next = page.next.expect("more pages");
     segments.delete(&acme, ids[2]).unwrap();
     let rest = segments
-        .list(&acme, ListOptions::new().after(next))
+        .list(&acme, PageOptions::new().after(next))
         .unwrap();
     let rest: Vec<_> = rest.segments.iter().map(|s| s.id).collect();
     assert_eq!(
@@ -155,7 +155,7 @@ pub fn list_limit_is_checked(store: &dyn SegmentStore) {
     let acme = ns.org("acme");
     for limit in [0, MAX_PAGE_LIMIT + 1] {
         let rule = assert_invalid(
-            segments.list(&acme, ListOptions::new().limit(limit)),
+            segments.list(&acme, PageOptions::new().limit(limit)),
             Field::Limit,
             &format!("limit {limit}"),
         );
@@ -170,7 +170,7 @@ pub fn list_limit_is_checked(store: &dyn SegmentStore) {
     }
     assert!(
         segments
-            .list(&acme, ListOptions::new().limit(MAX_PAGE_LIMIT))
+            .list(&acme, PageOptions::new().limit(MAX_PAGE_LIMIT))
             .is_ok(),
         "the maximum itself is accepted"
     );

@@ -161,7 +161,7 @@ pub fn member_calls_on_another_orgs_segment_are_not_found(store: &dyn SegmentSto
         "remove from another org's segment",
     );
     assert_not_found(
-        segments.members(&b, s.id, MemberOptions::new()),
+        segments.members(&b, s.id, PageOptions::new()),
         s.id,
         "list another org's members",
     );
@@ -198,7 +198,7 @@ pub fn deleting_a_segment_takes_its_members(store: &dyn SegmentStore) {
     segments.add_members(&acme, s.id, &["p-a", "p-b"]).unwrap();
     segments.delete(&acme, s.id).unwrap();
     assert_not_found(
-        segments.members(&acme, s.id, MemberOptions::new()),
+        segments.members(&acme, s.id, PageOptions::new()),
         s.id,
         "members of a deleted segment",
     );

@@ -42,9 +42,9 @@ use crate::limits::{
 };
 use crate::store::MemberStart;
 use crate::{
-    AddOutcome, ChangeKind, DeathReport, Error, Field, ImportOutcome, KnownPids, ListOptions,
-    Member, MemberOptions, NewSegment, OrgId, PageOptions, Pid, RemoveOutcome, Rule, Segment,
-    SegmentId, SegmentStore, Segments, SignalMetadata,
+    AddOutcome, ChangeKind, DeathReport, Error, Field, ImportOutcome, KnownPids, Member,
+    NewSegment, OrgId, PageOptions, Pid, RemoveOutcome, Rule, Segment, SegmentId, SegmentStore,
+    Segments, SignalMetadata,
 };
 
 /// What a conformance test runs against: a store, or a store with a guard
@@ -280,7 +280,7 @@ impl Namespace {
 
 fn all(segments: &Segments<&dyn SegmentStore>, org: &OrgId) -> Vec<Segment> {
     let mut out = Vec::new();
-    let mut options = ListOptions::new().limit(MAX_PAGE_LIMIT);
+    let mut options = PageOptions::new().limit(MAX_PAGE_LIMIT);
     loop {
         let page = segments.list(org, options).expect("list succeeds");
         out.extend(page.segments);
@@ -328,7 +328,7 @@ fn assert_invalid(result: crate::Result<impl std::fmt::Debug>, field: Field, why
 
 fn every_member(segments: &Segments<&dyn SegmentStore>, org: &OrgId, id: SegmentId) -> Vec<Member> {
     let mut out = Vec::new();
-    let mut options = MemberOptions::new().limit(MAX_PAGE_LIMIT);
+    let mut options = PageOptions::new().limit(MAX_PAGE_LIMIT);
     loop {
         let page = segments
             .members(org, id, options.clone())
@@ -350,7 +350,7 @@ fn whole_ledger(segments: &Segments<&dyn SegmentStore>, org: &OrgId) -> Vec<crat
     let mut after = 0;
     loop {
         let page = segments
-            .changes_since(org, after, 7)
+            .changes_since(org, crate::PageOptions::new().after(after).limit(7))
             .expect("changes_since succeeds");
         if page.changes.is_empty() {
             return out;

@@ -102,7 +102,10 @@ pub fn find_or_create_finds_by_key_or_creates(store: &dyn SegmentStore) {
     let head = segments.last_seq(&acme).unwrap();
     assert_eq!(head, 1, "a create records its Created entry");
     assert_eq!(
-        segments.changes_since(&acme, 0, 1).unwrap().changes[0]
+        segments
+            .changes_since(&acme, crate::PageOptions::new().limit(1))
+            .unwrap()
+            .changes[0]
             .request_id
             .as_deref(),
         Some("req-foc"),

@@ -83,7 +83,7 @@ pub fn member_cursor_walks_every_member_once(store: &dyn SegmentStore) {
         expected.extend(pids);
     }
     let mut seen = Vec::new();
-    let mut options = MemberOptions::new().limit(7);
+    let mut options = PageOptions::new().limit(7);
     let mut pages = 0;
     loop {
         let page = segments.members(&acme, s.id, options.clone()).unwrap();
@@ -91,14 +91,14 @@ pub fn member_cursor_walks_every_member_once(store: &dyn SegmentStore) {
         assert!(page.members.len() <= 7, "a page holds at most the limit");
         seen.extend(page.members.iter().map(|m| m.pid.as_str().to_owned()));
         match page.next {
-            Some(next) => options = MemberOptions::new().after(next).limit(7),
+            Some(next) => options = PageOptions::new().after(next).limit(7),
             None => break,
         }
     }
     assert_eq!(seen, expected, "every member once, in order");
     assert_eq!(pages, 8, "50 members in pages of 7 make 8 pages");
     let first = segments
-        .members(&acme, s.id, MemberOptions::new().limit(3))
+        .members(&acme, s.id, PageOptions::new().limit(3))
         .unwrap();
     segments
         .remove_members(&acme, s.id, &[expected[2].as_str()])
@@ -107,7 +107,7 @@ pub fn member_cursor_walks_every_member_once(store: &dyn SegmentStore) {
         .members(
             &acme,
             s.id,
-            MemberOptions::new().after(first.next.unwrap()).limit(2),
+            PageOptions::new().after(first.next.unwrap()).limit(2),
         )
         .unwrap();
     assert_eq!(
@@ -117,7 +117,7 @@ pub fn member_cursor_walks_every_member_once(store: &dyn SegmentStore) {
     );
     for limit in [0, MAX_PAGE_LIMIT + 1] {
         assert_invalid(
-            segments.members(&acme, s.id, MemberOptions::new().limit(limit)),
+            segments.members(&acme, s.id, PageOptions::new().limit(limit)),
             Field::Limit,
             &format!("limit {limit}"),
         );

@@ -1,13 +1,12 @@
 //! Paging: where a paged read starts and how many items it returns.
 
-use crate::{MemberCursor, SegmentCursor};
-
 /// Where a paged read of [`Segments`](crate::Segments) starts, and how many
 /// items it returns: [`list`](crate::Segments::list),
 /// [`members`](crate::Segments::members),
 /// [`timeline`](crate::Segments::timeline),
 /// [`members_as_of`](crate::Segments::members_as_of) and
-/// [`death_signals_since`](crate::Segments::death_signals_since) each take
+/// [`death_signals_since`](crate::Segments::death_signals_since) and
+/// [`changes_since`](crate::Segments::changes_since) each take
 /// one, of their own kind of cursor `C`. Each page they return says where
 /// the next one starts (its `next`): pass it to [`after`](Self::after).
 ///
@@ -21,13 +20,6 @@ pub struct PageOptions<C> {
     pub(crate) after: Option<C>,
     pub(crate) limit: Option<usize>,
 }
-
-/// The options of [`Segments::list`](crate::Segments::list).
-pub type ListOptions = PageOptions<SegmentCursor>;
-
-/// The options of [`Segments::members`](crate::Segments::members) and
-/// [`Segments::members_as_of`](crate::Segments::members_as_of).
-pub type MemberOptions = PageOptions<MemberCursor>;
 
 impl<C> Default for PageOptions<C> {
     fn default() -> Self {

@@ -4,34 +4,37 @@ use chrono::{DateTime, Utc};
 
 use super::trace::traced;
 use super::{Segments, check_limit, page};
+use crate::MemberCursor;
 use crate::clock::truncate_to_micros;
 use crate::error::{Field, Rule, ValidationError};
 use crate::limits::DEFAULT_PAGE_LIMIT;
 use crate::store::Page;
 use crate::{
-    ChangePage, MemberOptions, MembersAsOf, OrgId, PageOptions, PastMember, Pid, Result, SegmentId,
-    SegmentStore,
+    ChangePage, MembersAsOf, OrgId, PageOptions, PastMember, Pid, Result, SegmentId, SegmentStore,
 };
 
 impl<S: SegmentStore> Segments<S> {
-    /// The org's change feed: up to `limit` ledger entries after sequence
-    /// `after` (0 for the beginning), in order. Poll with the returned
-    /// [`ChangePage::next`] and no entry is missed or seen twice, whatever
-    /// else writes in between.
+    /// The org's change feed: up to the options' limit of ledger entries
+    /// after the sequence number they start after (from the beginning
+    /// without one), in order. Poll with the returned [`ChangePage::next`]
+    /// and no entry is missed or seen twice, whatever else writes in
+    /// between.
     ///
     /// # Errors
     /// `Invalid` (field `limit`) for a limit of 0 or over
     /// [`MAX_PAGE_LIMIT`](crate::limits::MAX_PAGE_LIMIT); `Invalid` (field
-    /// `cursor`) when `after` is past the end of the org's ledger (a cursor
+    /// `cursor`) when the start is past the end of the org's ledger (a cursor
     /// from another store, or from a database since restored from an older
     /// copy); `Storage`.
-    pub fn changes_since(&self, org: &OrgId, after: u64, limit: usize) -> Result<ChangePage> {
+    pub fn changes_since(&self, org: &OrgId, options: PageOptions<u64>) -> Result<ChangePage> {
+        let after = options.after.unwrap_or(0);
         traced!(
             "segments.changes_since",
             Some(org),
             None::<SegmentId>,
             [after = after],
             (|| {
+                let limit = options.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
                 check_limit(limit)?;
                 let changes = self.store.changes_since(org, Page::new(after, limit))?;
                 // Nothing new: make sure `after` is a place in this ledger, not a
@@ -57,7 +60,7 @@ impl<S: SegmentStore> Segments<S> {
     /// With it a reader shows the tail of the feed without walking it:
     ///
     /// ```
-    /// use segments_engine::{MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{MemoryStore, NewSegment, OrgId, PageOptions, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// assert_eq!(segments.last_seq(&org)?, 0, "no entries yet");
@@ -66,7 +69,7 @@ impl<S: SegmentStore> Segments<S> {
     /// segments.add_members(&org, s.id, &pids)?;
     /// let last = segments.last_seq(&org)?;
     /// assert_eq!(last, 21, "one Created entry, then one per PID");
-    /// let tail = segments.changes_since(&org, last.saturating_sub(5), 5)?;
+    /// let tail = segments.changes_since(&org, PageOptions::new().after(last - 5).limit(5))?;
     /// assert_eq!(tail.changes.len(), 5);
     /// assert_eq!(tail.changes.last().map(|c| c.seq), Some(last));
     /// # Ok::<(), segments_engine::Error>(())
@@ -150,7 +153,7 @@ impl<S: SegmentStore> Segments<S> {
     /// The members the segment had at `at`, in list order (`first_added_at`,
     /// then PID), a page of up to `limit` (default [`DEFAULT_PAGE_LIMIT`],
     /// 1 to [`MAX_PAGE_LIMIT`](crate::limits::MAX_PAGE_LIMIT)) after the
-    /// cursor. Pass [`MembersAsOf::next`] to [`MemberOptions::after`] for
+    /// cursor. Pass [`MembersAsOf::next`] to [`PageOptions::after`] for
     /// the next page.
     ///
     /// # Errors
@@ -160,7 +163,7 @@ impl<S: SegmentStore> Segments<S> {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        options: MemberOptions,
+        options: PageOptions<MemberCursor>,
     ) -> Result<MembersAsOf> {
         traced!(
             "segments.members_as_of",

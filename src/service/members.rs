@@ -13,8 +13,8 @@ use crate::domain::member::SplitPids;
 use crate::error::{Field, Rule, ValidationError};
 use crate::store::{MemberSlice, MemberStart, Page, StoreAddOutcome, StoreRemoveOutcome, Written};
 use crate::{
-    AddOutcome, Error, ImportOutcome, InvalidPid, Member, MemberCursor, MemberList, MemberOptions,
-    MembersPage, OrgId, RemoveOutcome, Result, SegmentId, SegmentStore,
+    AddOutcome, Error, ImportOutcome, InvalidPid, Member, MemberCursor, MemberList, MembersPage,
+    OrgId, PageOptions, RemoveOutcome, Result, SegmentId, SegmentStore,
 };
 
 impl<S: SegmentStore> Segments<S> {
@@ -368,18 +368,18 @@ impl<S: SegmentStore> Segments<S> {
     /// [`DEFAULT_PAGE_LIMIT`], at most
     /// [`MAX_PAGE_LIMIT`](crate::limits::MAX_PAGE_LIMIT)) in order of
     /// `first_added_at`, then PID, after the cursor. A page costs the same at
-    /// any depth. Pass [`MemberList::next`] to [`MemberOptions::after`] for
+    /// any depth. Pass [`MemberList::next`] to [`PageOptions::after`] for
     /// the next page; it is `None` on the last.
     ///
     /// ```
-    /// use segments_engine::{MemberOptions, MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{PageOptions, MemoryStore, NewSegment, OrgId, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// let s = segments.create(&org, NewSegment::new("All"))?;
     /// segments.add_members(&org, s.id, &["p-c", "p-a", "p-b"])?;
-    /// let first = segments.members(&org, s.id, MemberOptions::new().limit(2))?;
+    /// let first = segments.members(&org, s.id, PageOptions::new().limit(2))?;
     /// assert_eq!(first.members[0].pid.as_str(), "p-a");
-    /// let rest = segments.members(&org, s.id, MemberOptions::new().after(first.next.unwrap()))?;
+    /// let rest = segments.members(&org, s.id, PageOptions::new().after(first.next.unwrap()))?;
     /// assert_eq!(rest.members[0].pid.as_str(), "p-c");
     /// assert!(rest.next.is_none());
     /// # Ok::<(), segments_engine::Error>(())
@@ -392,7 +392,7 @@ impl<S: SegmentStore> Segments<S> {
         &self,
         org: &OrgId,
         id: SegmentId,
-        options: MemberOptions,
+        options: PageOptions<MemberCursor>,
     ) -> Result<MemberList> {
         traced!(
             "segments.members",

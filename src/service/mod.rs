@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::SegmentCursor;
 use crate::clock::{Clock, IdGenerator, SystemClock, UuidV7, truncate_to_micros};
 use crate::domain::limits::{
     DEFAULT_IDEMPOTENCY_TTL, DEFAULT_PAGE_LIMIT, DEFAULT_SOURCE, MAX_PAGE_LIMIT, MAX_PIDS_PER_CALL,
@@ -13,7 +14,7 @@ use crate::domain::name::{validate_description, validate_source};
 use crate::error::{Field, Rule, ValidationError};
 use crate::store::{Page, SegmentChange, SegmentInsert, Stamp, Written};
 use crate::{
-    Error, ListOptions, NewSegment, OrgId, PersonDirectory, Result, Segment, SegmentId,
+    Error, NewSegment, OrgId, PageOptions, PersonDirectory, Result, Segment, SegmentId,
     SegmentName, SegmentPage, SegmentStore,
 };
 
@@ -126,11 +127,11 @@ impl<S: SegmentStore> Segments<S> {
     /// in the ledger with `request_id`. Cheap (it borrows the store).
     ///
     /// ```
-    /// use segments_engine::{ChangeKind, MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{ChangeKind, MemoryStore, NewSegment, OrgId, PageOptions, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// segments.for_request("req_seg123").create(&org, NewSegment::new("Tracked"))?;
-    /// let feed = segments.changes_since(&org, 0, 10)?;
+    /// let feed = segments.changes_since(&org, PageOptions::new().limit(10))?;
     /// assert_eq!(feed.changes[0].request_id.as_deref(), Some("req_seg123"));
     /// assert!(matches!(feed.changes[0].kind, ChangeKind::Created { .. }));
     /// # Ok::<(), segments_engine::Error>(())
@@ -323,20 +324,20 @@ impl<S: SegmentStore> Segments<S> {
 
     /// Lists the org's segments in creation order, a page at a time.
     ///
-    /// Pass the returned [`SegmentPage::next`] to [`ListOptions::after`] for
+    /// Pass the returned [`SegmentPage::next`] to [`PageOptions::after`] for
     /// the next page; it is `None` on the last page. The cost of a page does
     /// not depend on its depth.
     ///
     /// ```
-    /// use segments_engine::{ListOptions, MemoryStore, NewSegment, OrgId, Segments};
+    /// use segments_engine::{PageOptions, MemoryStore, NewSegment, OrgId, Segments};
     /// let segments = Segments::new(MemoryStore::new());
     /// let org = OrgId::new("acme")?;
     /// for name in ["a", "b", "c"] {
     ///     segments.create(&org, NewSegment::new(name))?;
     /// }
-    /// let first = segments.list(&org, ListOptions::new().limit(2))?;
+    /// let first = segments.list(&org, PageOptions::new().limit(2))?;
     /// assert_eq!(first.segments.len(), 2);
-    /// let rest = segments.list(&org, ListOptions::new().after(first.next.unwrap()))?;
+    /// let rest = segments.list(&org, PageOptions::new().after(first.next.unwrap()))?;
     /// assert_eq!(rest.segments[0].name, "c");
     /// assert!(rest.next.is_none());
     /// # Ok::<(), segments_engine::Error>(())
@@ -345,7 +346,7 @@ impl<S: SegmentStore> Segments<S> {
     /// # Errors
     /// `Invalid` (field `limit`) for a limit of 0 or over
     /// [`MAX_PAGE_LIMIT`]; `Storage` on backend failure.
-    pub fn list(&self, org: &OrgId, options: ListOptions) -> Result<SegmentPage> {
+    pub fn list(&self, org: &OrgId, options: PageOptions<SegmentCursor>) -> Result<SegmentPage> {
         traced!(
             "segments.list",
             Some(org),

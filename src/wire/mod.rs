@@ -87,7 +87,7 @@ use uuid::Uuid;
 use crate::domain::limits::MAX_BODY_BYTES;
 use crate::error::{Field, Rule, ValidationError};
 use crate::{
-    AddOutcome, DeathRecord, Error, ListOptions, MembersPage, NewSegment, OrgId, RemoveOutcome,
+    AddOutcome, DeathRecord, Error, MembersPage, NewSegment, OrgId, PageOptions, RemoveOutcome,
     Result, Segment, SegmentCursor, SegmentId, SegmentPage, SegmentStore, Segments,
 };
 
@@ -411,7 +411,7 @@ impl<S: SegmentStore> Wire<S> {
             Route::Get => Answer::Segment(s.get(org, query().segment_id()?)?),
             Route::List => {
                 let query = query();
-                let mut options = ListOptions::new();
+                let mut options = PageOptions::new();
                 if let Some(cursor) = query.get(Field::Cursor) {
                     options = options.after(cursor.parse::<SegmentCursor>()?);
                 }

@@ -81,7 +81,7 @@ impl ManageConnection for Manager {
     type Error = Connecting;
 
     /// Opens a connection; nothing is set on it, nothing is kept on it
-    /// (each transaction sets what it needs, and prepares its statements).
+    /// (each transaction sets what it needs, and prepares no statement).
     fn connect(&self) -> std::result::Result<Client, Connecting> {
         let opened =
             each_manager!(self, m => m.connect()).map_err(|e| OpenFailure::from_server(&e));

@@ -186,10 +186,11 @@ use transactions::{Sql, Tx};
 ///   pooling (`pool_mode = transaction`, stock settings otherwise), as
 ///   directly: it sends no startup `options`; every table is named with
 ///   its schema; each transaction starts with its own time limits and
-///   time zone (`SET LOCAL`); and each prepares the statements it runs
-///   and closes them before it ends (a statement kept for the session
-///   would stay on a server session that another client gets next, and
-///   be missing from the one this client gets). The store is also a pool
+///   time zone (`SET LOCAL`); and it prepares no statement: each runs
+///   on the unnamed statement, its parameters' types given, in one round
+///   trip (a statement prepared for the session would stay on a server
+///   session that another client gets next, and be missing from the one
+///   this client gets). The store is also a pool
 ///   of its own: without a pooler, `pool_size` times the number of app
 ///   servers must fit within the server's `max_connections`; through
 ///   PgBouncer, within its `max_client_conn`.
@@ -204,8 +205,10 @@ use transactions::{Sql, Tx};
 ///   the server's defaults.
 /// - **Round trips.** A read is a `REPEATABLE READ` read-only
 ///   transaction, so that the reads of one call agree. A call's round
-///   trips: `BEGIN` with its settings, one to prepare each statement and
-///   one to run it, and `COMMIT`.
+///   trips: `BEGIN` with its settings, one for each statement, and
+///   `COMMIT` (the first use of a statement in a store prepares it once
+///   more, to learn its parameters' types; a set operation's statement,
+///   built for the call, is prepared and run).
 /// - **Page walks across servers.** The page API
 ///   ([`Segments::members_page`](crate::Segments::members_page)) starts a
 ///   page where the previous one ended from a hint the service keeps in

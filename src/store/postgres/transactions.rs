@@ -1,13 +1,15 @@
-//! Transactions: each starts with its own settings (`SET LOCAL`) and
-//! prepares its statements, in the store's schema, closing them before it
-//! ends; serialization failures and deadlocks run it again, with a pause.
+//! Transactions: each starts with its own settings (`SET LOCAL`) and runs
+//! its statements, in the store's schema, unprepared: one round trip each,
+//! with their parameters' types given (learned once per store); no
+//! statement outlives it. Serialization failures and deadlocks run it
+//! again, with a pause.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use r2d2_postgres::postgres::error::SqlState;
-use r2d2_postgres::postgres::types::ToSql;
-use r2d2_postgres::postgres::{self as pg, Client, Row, Statement};
+use r2d2_postgres::postgres::types::{ToSql, Type};
+use r2d2_postgres::postgres::{self as pg, Client, Row};
 
 use super::builder::PostgresStoreBuilder;
 use super::errors::{PostgresDb, is_lost};
@@ -24,6 +26,10 @@ pub(super) struct Sql {
     /// The schema, quoted as an identifier.
     schema: String,
     texts: std::sync::RwLock<HashMap<&'static str, std::sync::Arc<str>>>,
+    /// Each statement's parameter types, as the server inferred them when
+    /// the store first prepared it (a statement's types are fixed by its
+    /// text and the schema).
+    types: std::sync::RwLock<HashMap<&'static str, std::sync::Arc<[Type]>>>,
     /// `START TRANSACTION` of a read (`REPEATABLE READ, READ ONLY`), then
     /// `SET LOCAL` of the time limits and the time zone.
     begin_read: String,
@@ -52,6 +58,7 @@ impl Sql {
         Self {
             schema: schema::quoted(&options.schema),
             texts: Default::default(),
+            types: Default::default(),
             begin_read: format!("{read}; {settings}"),
             begin_read_in_order: format!("{read}; {settings}; SET LOCAL enable_sort = off"),
             begin_write: format!("START TRANSACTION ISOLATION LEVEL READ COMMITTED; {settings}"),
@@ -81,14 +88,12 @@ impl Sql {
 
 /// One transaction on a pooled connection. It relies on nothing of the
 /// session: it starts with its own settings (`SET LOCAL`), names every
-/// table with its schema, and prepares its statements itself, closing them
-/// before it ends, so that it runs the same through a pooler that hands
-/// each transaction another server session (PgBouncer's transaction
-/// pooling).
+/// table with its schema, and runs each statement unprepared, its
+/// parameters' types given (`query_typed`: parse, bind and execute in one
+/// round trip, on the unnamed statement), so that it runs the same
+/// through a pooler that hands each transaction another server session
+/// (PgBouncer's transaction pooling).
 pub(super) struct Tx<'c> {
-    /// The statements prepared in this transaction, closed (dropped)
-    /// before it ends, on every path.
-    statements: HashMap<&'static str, Statement>,
     sql: &'c Sql,
     client: &'c mut Client,
     /// Not yet committed or rolled back: `Drop` rolls it back.
@@ -97,6 +102,9 @@ pub(super) struct Tx<'c> {
 
 /// Parameters of a statement.
 type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+/// Parameters of a statement, each with its type.
+type Typed<'p> = Vec<(&'p (dyn ToSql + Sync), Type)>;
 
 impl<'c> Tx<'c> {
     /// Starts a transaction for `mode` on `client`, with its settings.
@@ -118,34 +126,64 @@ impl<'c> Tx<'c> {
             return Err(e);
         }
         Ok(Self {
-            statements: HashMap::new(),
             sql,
             client,
             open: true,
         })
     }
 
-    /// Commits, or rolls back for a dry run, once the statements are closed.
+    /// Commits, or rolls back for a dry run.
     fn finish(mut self, commit: bool) -> Result<()> {
-        self.statements.clear();
         self.open = false;
         self.client
             .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
             .db()
     }
 
-    fn statement(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
+    /// `sql`'s text in the store's schema, and its parameters with their
+    /// types. The first use of a statement in a store prepares it once to
+    /// learn the types (and closes it at once); later uses only look
+    /// them up.
+    fn typed<'p>(
+        &mut self,
+        sql: &'static str,
+        params: &Params<'p>,
+    ) -> Result<(std::sync::Arc<str>, Typed<'p>)> {
+        let text = self.sql.text(sql);
+        let known = self
+            .sql
+            .types
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sql)
+            .cloned();
+        let types = match known {
+            Some(types) => types,
+            None => {
+                let types: std::sync::Arc<[Type]> =
+                    self.client.prepare(&text).db()?.params().into();
+                self.sql
+                    .types
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(sql, std::sync::Arc::clone(&types));
+                types
+            }
+        };
+        if types.len() != params.len() {
+            return Err(Error::storage(format!(
+                "a statement of {} parameters was given {}",
+                types.len(),
+                params.len()
+            )));
         }
-        let statement = self.client.prepare(&self.sql.text(sql)).db()?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
+        let typed = params.iter().copied().zip(types.iter().cloned()).collect();
+        Ok((text, typed))
     }
 
     pub(super) fn query(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Vec<Row>> {
-        let statement = self.statement(sql)?;
-        self.client.query(&statement, params).db()
+        let (text, params) = self.typed(sql, params)?;
+        self.client.query_typed(&text, &params).db()
     }
 
     pub(super) fn query_opt(
@@ -153,13 +191,13 @@ impl<'c> Tx<'c> {
         sql: &'static str,
         params: &Params<'_>,
     ) -> Result<Option<Row>> {
-        let statement = self.statement(sql)?;
-        self.client.query_opt(&statement, params).db()
+        let (text, params) = self.typed(sql, params)?;
+        self.client.query_typed_opt(&text, &params).db()
     }
 
     pub(super) fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64> {
-        let statement = self.statement(sql)?;
-        self.client.execute(&statement, params).db()
+        let (text, params) = self.typed(sql, params)?;
+        self.client.execute_typed(&text, &params).db()
     }
 
     /// A statement built for this call (a set expression's), prepared and
@@ -170,11 +208,9 @@ impl<'c> Tx<'c> {
 }
 
 impl Drop for Tx<'_> {
-    /// Rolls back a transaction that did not finish (a failed call): its
-    /// statements first, so that nothing of it outlives it. A connection
-    /// that fails here is broken, and the pool drops it.
+    /// Rolls back a transaction that did not finish (a failed call). A
+    /// connection that fails here is broken, and the pool drops it.
     fn drop(&mut self) {
-        self.statements.clear();
         if self.open {
             let _ = self.client.batch_execute("ROLLBACK");
         }

@@ -56,7 +56,11 @@ fn a_read_only_file_reads_and_refuses_writes_cleanly() {
         "nothing was changed"
     );
     assert_eq!(
-        segments.changes_since(&org, 0, 100).unwrap().changes.len(),
+        segments
+            .changes_since(&org, crate::PageOptions::new().limit(100))
+            .unwrap()
+            .changes
+            .len(),
         4,
         "nothing was recorded"
     );
@@ -93,7 +97,7 @@ fn a_full_database_fails_whole_calls_and_recovers() {
     );
     assert_eq!(
         segments
-            .members(&org, id, crate::MemberOptions::new())
+            .members(&org, id, crate::PageOptions::new())
             .unwrap()
             .members
             .len(),
@@ -101,7 +105,11 @@ fn a_full_database_fails_whole_calls_and_recovers() {
         "no member was added"
     );
     assert_eq!(
-        segments.changes_since(&org, 0, 100).unwrap().changes.len(),
+        segments
+            .changes_since(&org, crate::PageOptions::new().limit(100))
+            .unwrap()
+            .changes
+            .len(),
         4,
         "nothing was recorded"
     );

@@ -224,7 +224,7 @@ fn a_failure_mid_batch_applies_nothing() {
         .unwrap_err();
     assert!(matches!(err, Error::Storage { .. }), "got {err:?}");
     let members: Vec<_> = segments
-        .members(&org, s.id, crate::MemberOptions::new())
+        .members(&org, s.id, crate::PageOptions::new())
         .unwrap()
         .members
         .into_iter()
@@ -302,7 +302,9 @@ fn two_stores_on_one_file_keep_one_gapless_ledger() {
             }
         }
     }
-    let feed = a.changes_since(&org, 0, 1_000).unwrap();
+    let feed = a
+        .changes_since(&org, crate::PageOptions::new().limit(1_000))
+        .unwrap();
     let seqs: Vec<u64> = feed.changes.iter().map(|c| c.seq).collect();
     assert_eq!(
         seqs,
@@ -315,7 +317,8 @@ fn two_stores_on_one_file_keep_one_gapless_ledger() {
         "every change of both stores is in it"
     );
     assert_eq!(
-        b.changes_since(&org, 0, 1_000).unwrap(),
+        b.changes_since(&org, crate::PageOptions::new().limit(1_000))
+            .unwrap(),
         feed,
         "both stores read the same ledger"
     );
