@@ -201,3 +201,176 @@ fn provenance(call: &impl MemberSql, expr: &SetExpr) -> Provenance {
         read_at: u64::try_from(call.read_at()).unwrap_or(0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Pid;
+    use crate::store::entries::{ADDED, READDED};
+
+    /// A store of one segment in memory that records what the flow asks
+    /// of it: people by number (the PID's last hex digit), standings as
+    /// given.
+    #[derive(Default)]
+    struct Recorder {
+        standings: Vec<(String, Standing)>,
+        size: u64,
+        calls: Vec<String>,
+        entries: Vec<(i16, i64)>,
+        sizes: Vec<(Option<i64>, u64)>,
+    }
+
+    fn person(pid: &str) -> i64 {
+        i64::from_str_radix(&pid[pid.len() - 1..], 16).unwrap()
+    }
+
+    impl MemberSql for Recorder {
+        fn segment(&self) -> SegmentId {
+            SegmentId::from_uuid(uuid::Uuid::nil())
+        }
+        fn size(&self) -> u64 {
+            self.size
+        }
+        fn read_at(&self) -> i64 {
+            7
+        }
+        fn members_of(&mut self, _: &SetExpr) -> Result<Vec<SetMember>> {
+            let mut found: Vec<SetMember> = self
+                .standings
+                .iter()
+                .map(|(pid, standing)| SetMember {
+                    person: person(pid),
+                    pid: pid.clone(),
+                    standing: *standing,
+                })
+                .collect();
+            found.sort_by(|a, b| a.pid.cmp(&b.pid));
+            Ok(found)
+        }
+        fn number_or_classify(&mut self, batch: &Batch<'_>) -> Result<Vec<(i64, Standing)>> {
+            Ok(batch
+                .texts()
+                .iter()
+                .map(|pid| {
+                    let standing = self
+                        .standings
+                        .iter()
+                        .find(|(p, _)| p == pid)
+                        .map_or(Standing::NotMember, |(_, s)| *s);
+                    (person(pid), standing)
+                })
+                .collect())
+        }
+        fn active_among(&mut self, batch: &Batch<'_>) -> Result<Vec<(usize, i64)>> {
+            let states = self.number_or_classify(batch)?;
+            Ok(states
+                .into_iter()
+                .enumerate()
+                .filter(|(_, (_, s))| *s == Standing::Member)
+                .map(|(i, (p, _))| (i, p))
+                .collect())
+        }
+        fn insert(&mut self, people: &[(i64, &str)]) -> Result<()> {
+            self.calls.push(format!("insert {people:?}"));
+            Ok(())
+        }
+        fn rejoin(&mut self, readd: &[i64], touch: &[i64]) -> Result<()> {
+            self.calls.push(format!("rejoin {readd:?} touch {touch:?}"));
+            Ok(())
+        }
+        fn end(&mut self, people: &[i64]) -> Result<()> {
+            self.calls.push(format!("end {people:?}"));
+            Ok(())
+        }
+        fn entries(
+            &mut self,
+            entries: &[(i16, i64)],
+            p: Option<&Provenance>,
+        ) -> Result<Option<i64>> {
+            self.calls.push(format!("entries from op: {}", p.is_some()));
+            self.entries.extend_from_slice(entries);
+            Ok((!entries.is_empty()).then_some(100))
+        }
+        fn set_size(&mut self, last_entry: Option<i64>, size: u64) -> Result<()> {
+            self.sizes.push((last_entry, size));
+            Ok(())
+        }
+    }
+
+    fn pids(texts: &[&str]) -> Vec<Pid> {
+        texts.iter().map(|t| Pid::parse(t).unwrap()).collect()
+    }
+
+    fn fixture() -> Recorder {
+        Recorder {
+            standings: vec![
+                ("p-00000000000a".into(), Standing::Member),
+                ("p-00000000000b".into(), Standing::Removed),
+            ],
+            size: 1,
+            ..Recorder::default()
+        }
+    }
+
+    #[test]
+    fn an_add_writes_each_kind_once_and_its_entries_in_the_callers_order() {
+        let mut store = fixture();
+        // Caller's order: new 3, active a, removed b, new 1.
+        let call = pids(&[
+            "p-000000000003",
+            "p-00000000000a",
+            "p-00000000000b",
+            "p-000000000001",
+        ]);
+        let out = add(&mut store, &Batch::new(&call).unwrap()).unwrap();
+        assert_eq!(
+            (out.n_added, out.n_redundant_additions, out.new_current_size),
+            (3, 1, 4)
+        );
+        assert_eq!(
+            store.calls,
+            [
+                r#"insert [(1, "p-000000000001"), (3, "p-000000000003")]"#,
+                "rejoin [11] touch [10]",
+                "entries from op: false",
+            ]
+        );
+        assert_eq!(store.entries, [(ADDED, 3), (READDED, 11), (ADDED, 1)]);
+        assert_eq!(store.sizes, [(Some(100), 4)]);
+    }
+
+    #[test]
+    fn a_remove_ends_only_active_members_and_one_that_changes_nothing_records_nothing() {
+        let mut store = fixture();
+        let call = pids(&["p-00000000000b", "p-00000000000a", "p-000000000005"]);
+        let out = remove(&mut store, &Batch::new(&call).unwrap()).unwrap();
+        assert_eq!((out.n_deleted, out.new_current_size), (1, 0));
+        assert_eq!(store.calls, ["end [10]", "entries from op: false"]);
+        assert_eq!(store.entries, [(REMOVED, 10)]);
+
+        let mut store = fixture();
+        let call = pids(&["p-000000000005"]);
+        remove(&mut store, &Batch::new(&call).unwrap()).unwrap();
+        assert_eq!(store.calls, ["entries from op: false"]);
+        assert_eq!(
+            store.sizes,
+            [(None, 1)],
+            "no entry: the size is not recorded"
+        );
+    }
+
+    #[test]
+    fn set_operations_name_their_sources_and_keep_pid_order() {
+        let expr = SetExpr::segment(SegmentId::from_uuid(uuid::Uuid::max()));
+        let mut store = fixture();
+        let out = add_from(&mut store, &expr).unwrap();
+        assert_eq!((out.n_added, out.n_redundant_additions), (1, 1));
+        assert_eq!(store.entries, [(READDED, 11)]);
+        assert_eq!(store.calls.last().unwrap(), "entries from op: true");
+
+        let mut store = fixture();
+        let out = remove_from(&mut store, &expr).unwrap();
+        assert_eq!(out.n_deleted, 1);
+        assert_eq!(store.entries, [(REMOVED, 10)]);
+    }
+}
