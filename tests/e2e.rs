@@ -624,6 +624,42 @@ fn refusals_on_the_way_in() {
     server.stop();
 }
 
+/// A request refused before its body is read is answered with
+/// `Connection: close`: the server reads nothing more on that connection,
+/// and a client that reused it would get no answer.
+#[test]
+fn a_refusal_before_the_body_closes_the_connection() {
+    let server = Server::start();
+    let closes = |reply: &Reply| {
+        reply
+            .headers
+            .get("connection")
+            .and_then(|v| v.to_str().ok())
+            == Some("close")
+    };
+    let body = br#"{"name": "Q1 Leads"}"#;
+
+    let no_key = server.post("/v2/segments/create", None, body);
+    no_key.refused(401);
+    assert!(
+        closes(&no_key),
+        "a refused head with a body: {:?}",
+        no_key.headers
+    );
+    let wrong_method = server.post("/v2/segments/members", Some(ACME), body);
+    wrong_method.refused(405);
+    assert!(closes(&wrong_method));
+    // Nothing left unread: the connection stays open.
+    let no_body = server.get("/v2/usage/limits", None);
+    no_body.refused(401);
+    assert!(!closes(&no_body));
+    let created = server.post("/v2/segments/create", Some(ACME), body);
+    assert!(!closes(&created), "an answer after the body was read");
+    created.ok();
+
+    server.stop();
+}
+
 #[test]
 fn a_body_of_16_mib_is_served() {
     let server = Server::start();

@@ -151,7 +151,11 @@ async fn admit(State(app): State<App>, request: Request, next: Next) -> Response
     match app.wire.admit(&parts) {
         Err(refused) => {
             record_request_id(&refused);
-            refused.map(Body::from)
+            let mut response = refused.map(Body::from);
+            if body_left_unread(&parts.headers, parts.version) {
+                close_connection(&mut response);
+            }
+            response
         }
         Ok(admitted) => {
             // Recorded now, so that the library's own spans and events
@@ -267,6 +271,7 @@ async fn documented_errors(
 ) -> Response {
     let id = RequestId::default();
     request.extensions_mut().insert(id.clone());
+    let unread = body_left_unread(request.headers(), request.version());
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
@@ -285,6 +290,11 @@ async fn documented_errors(
             .headers_mut()
             .insert(header::ALLOW, allow.clone());
     }
+    // A layer's own answer (the body limit's, axum's 405) is given before
+    // the body is read.
+    if unread && status != TIMEOUT_STATUS {
+        close_connection(&mut documented);
+    }
     if status == TIMEOUT_STATUS && response.headers().get(header::CONTENT_TYPE).is_none() {
         documented.extensions_mut().insert(HostErrorDetail(format!(
             "no answer within the request timeout ({} s)",
@@ -292,6 +302,29 @@ async fn documented_errors(
         )));
     }
     documented.map(Body::from)
+}
+
+/// Whether an answer given now, before the request's body is read, leaves
+/// a body on an HTTP/1 connection: the request declares one (a length
+/// over 0, or a chunked body).
+fn body_left_unread(headers: &http::HeaderMap, version: http::Version) -> bool {
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    version <= http::Version::HTTP_11
+        && (length.is_some_and(|n| n > 0) || headers.contains_key(header::TRANSFER_ENCODING))
+}
+
+/// Says the connection closes after this answer (RFC 9112, 9.6): the
+/// server answered without reading the request's body, so it will not
+/// read the next request on this connection either. Without the header a
+/// client may send its next request on the connection as it closes, and
+/// get no answer.
+fn close_connection<B>(response: &mut http::Response<B>) {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// Records on the request's span, for its log line, the `api_request_id`
