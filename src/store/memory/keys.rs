@@ -115,44 +115,14 @@ impl Keys {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use chrono::TimeDelta;
-
-    use crate::clock::ManualClock;
-    use crate::limits::EXPIRED_KEYS_PER_WRITE;
-    use crate::{MemoryStore, NewSegment, OrgId, Segments};
+    use crate::store::rules::keys::check_keyed_writes_forget_a_bounded_number_of_expired_keys;
+    use crate::{MemoryStore, OrgId};
 
     #[test]
     fn keyed_writes_forget_a_bounded_number_of_expired_keys() {
-        let clock = ManualClock::new(chrono::Utc::now());
         let store = MemoryStore::new();
-        let segments = Segments::new(store.clone())
-            .with_clock(clock.clone())
-            .with_idempotency_ttl(Duration::from_secs(60));
         let org = OrgId::new("acme").unwrap();
-        let s = segments.create(&org, NewSegment::new("s")).unwrap();
-        let used = EXPIRED_KEYS_PER_WRITE + 10;
-        for i in 0..used {
-            segments
-                .with_idempotency_key(format!("k-{i}"))
-                .add_members(&org, s.id, &["p-a"])
-                .unwrap();
-        }
         let held = || store.read().keys.held(&org);
-        assert_eq!(held(), used);
-        clock.advance(TimeDelta::minutes(2));
-        let keyed = segments.with_idempotency_key("k-new");
-        keyed.add_members(&org, s.id, &["p-a"]).unwrap();
-        assert_eq!(
-            held(),
-            used - EXPIRED_KEYS_PER_WRITE + 1,
-            "64 forgotten, one new"
-        );
-        segments
-            .with_idempotency_key("k-newer")
-            .add_members(&org, s.id, &["p-a"])
-            .unwrap();
-        assert_eq!(held(), 2, "the rest forgotten by the next keyed write");
+        check_keyed_writes_forget_a_bounded_number_of_expired_keys(store.clone(), held);
     }
 }

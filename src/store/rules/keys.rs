@@ -62,6 +62,57 @@ pub(crate) fn record_or_standing<C>(
         .ok_or_else(|| Error::storage("an idempotency key's record vanished inside a transaction"))
 }
 
+/// The check every store's tests run on its own key table: keyed writes
+/// forget expired keys at most
+/// [`EXPIRED_KEYS_PER_WRITE`](crate::limits::EXPIRED_KEYS_PER_WRITE) at a time, and
+/// a later keyed write forgets the rest. `held` counts the keys the store
+/// holds for `acme`, however it keeps them.
+#[cfg(test)]
+pub(crate) fn check_keyed_writes_forget_a_bounded_number_of_expired_keys<S>(
+    store: S,
+    held: impl Fn() -> usize,
+) where
+    S: crate::SegmentStore,
+{
+    use std::time::Duration;
+
+    use chrono::TimeDelta;
+
+    use crate::clock::ManualClock;
+    use crate::limits::EXPIRED_KEYS_PER_WRITE;
+    use crate::{NewSegment, OrgId, Segments};
+
+    let clock = ManualClock::new(chrono::Utc::now());
+    let segments = Segments::new(store)
+        .with_clock(clock.clone())
+        .with_idempotency_ttl(Duration::from_secs(60));
+    let org = OrgId::new("acme").unwrap();
+    let s = segments.create(&org, NewSegment::new("s")).unwrap();
+    let used = EXPIRED_KEYS_PER_WRITE + 10;
+    for i in 0..used {
+        segments
+            .with_idempotency_key(format!("k-{i}"))
+            .add_members(&org, s.id, &["p-a"])
+            .unwrap();
+    }
+    assert_eq!(held(), used);
+    clock.advance(TimeDelta::minutes(2));
+    segments
+        .with_idempotency_key("k-new")
+        .add_members(&org, s.id, &["p-a"])
+        .unwrap();
+    assert_eq!(
+        held(),
+        used - EXPIRED_KEYS_PER_WRITE + 1,
+        "64 forgotten, one new"
+    );
+    segments
+        .with_idempotency_key("k-newer")
+        .add_members(&org, s.id, &["p-a"])
+        .unwrap();
+    assert_eq!(held(), 2, "the rest forgotten by the next keyed write");
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
