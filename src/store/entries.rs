@@ -128,6 +128,21 @@ impl<'p> Batch<'p> {
     }
 }
 
+/// The tables of the latest schema that both SQL stores hold, each of
+/// which a usable database holds (PostgreSQL's also has
+/// `death_feed_head`).
+pub(crate) const SQL_TABLES: &[&str] = &[
+    "segment_heads",
+    "segments",
+    "segment_people",
+    "segment_memberships",
+    "segment_ledger",
+    "segment_ops",
+    "segment_sizes",
+    "death_records",
+    "segment_keys",
+];
+
 pub(crate) const CREATED: i16 = 1;
 pub(crate) const RENAMED: i16 = 2;
 pub(crate) const DESCRIBED: i16 = 3;

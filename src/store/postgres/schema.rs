@@ -9,6 +9,7 @@ use r2d2_postgres::postgres::{Client, IsolationLevel, Transaction};
 
 use super::PostgresDb;
 use crate::error::{Field, Rule, ValidationError};
+use crate::store::entries::SQL_TABLES;
 use crate::{Error, Result, StorageFailure};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. They run
@@ -158,18 +159,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
 pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;
 
 /// The tables of the latest schema, each of which a usable schema holds.
-pub(super) const TABLES: &[&str] = &[
-    "segment_heads",
-    "segments",
-    "segment_people",
-    "segment_memberships",
-    "segment_ledger",
-    "segment_ops",
-    "segment_sizes",
-    "death_feed_head",
-    "death_records",
-    "segment_keys",
-];
+pub(super) fn tables() -> impl Iterator<Item = &'static str> {
+    SQL_TABLES.iter().copied().chain(["death_feed_head"])
+}
 
 /// Checks a schema name: a lowercase SQL identifier that needs no quoting.
 pub(super) fn check_name(schema: &str) -> Result<()> {
@@ -315,7 +307,7 @@ fn check_tables(client: &mut Transaction<'_>, schema: &str) -> Result<()> {
         .iter()
         .map(|row| row.try_get(0).db())
         .collect::<Result<_>>()?;
-    for table in TABLES {
+    for table in tables() {
         if !found.iter().any(|t| t == table) {
             return Err(Error::storage_failure(
                 StorageFailure::Corrupt,

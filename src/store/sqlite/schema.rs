@@ -8,6 +8,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::SqliteDb;
+use crate::store::entries::SQL_TABLES;
 use crate::{Error, Result, StorageFailure};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
@@ -199,19 +200,6 @@ pub(super) fn migrate(conn: &mut Connection, now_micros: i64) -> Result<()> {
     tx.commit().db()
 }
 
-/// The tables of the latest schema, each of which a usable file holds.
-const TABLES: &[&str] = &[
-    "segment_heads",
-    "segments",
-    "segment_people",
-    "segment_memberships",
-    "segment_ledger",
-    "segment_ops",
-    "segment_sizes",
-    "death_records",
-    "segment_keys",
-];
-
 /// Checks that a file at the latest version holds every table of it: one
 /// that lost a table (dropped by something else), or that a development
 /// build wrote under the same version number, is refused at open with
@@ -222,7 +210,7 @@ pub(super) fn check_tables(conn: &Connection) -> Result<()> {
             "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
         )
         .db()?;
-    for table in TABLES {
+    for table in SQL_TABLES {
         let found: bool = exists.query_row([table], |r| r.get(0)).db()?;
         if !found {
             return Err(Error::storage_failure(
