@@ -1,11 +1,11 @@
-//! PostgreSQL plans: every statement the store prepares, planned as the
+//! PostgreSQL plans: every statement the store runs, planned as the
 //! store's transactions plan it, at the server's default settings (each
-//! statement is prepared in its transaction and run once: a custom plan
-//! for its values), for a segment of 20,000 members among many small ones,
-//! on tables not analyzed yet (the planner guesses from their pages) and
-//! analyzed. A plan that scans a whole table, sorts what an index gives in
-//! order or walks a segment to find one member would cost what the segment
-//! holds, not what the call reads; none may.
+//! statement is parsed and planned for the values it runs with, on the
+//! unnamed statement: a custom plan), for a segment of 20,000 members
+//! among many small ones, on tables not analyzed yet (the planner guesses
+//! from their pages) and analyzed. A plan that scans a whole table, sorts
+//! what an index gives in order or walks a segment to find one member
+//! would cost what the segment holds, not what the call reads; none may.
 //!
 //! Runs on the tests' throwaway server (`tests/support/postgres.rs`), or on
 //! the one `SEGMENTS_POSTGRES_URL` names.
@@ -157,7 +157,7 @@ const SKEWED: &str = "
         FROM generate_series(1, 20000) g;
 ";
 
-/// Each statement the store prepares, the values it runs with (for the
+/// Each statement the store runs, the values it runs with (for the
 /// big segment), the indexes its plan must walk, and whether it may sort.
 /// Sorting is only allowed where noted: of a batch, by its place in the
 /// call.
