@@ -115,9 +115,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for change in segments
         .changes_since(
             &org,
-            segments_engine::PageOptions::new()
-                .after(last.saturating_sub(2))
-                .limit(2),
+            PageOptions::new().after(last.saturating_sub(2)).limit(2),
         )?
         .changes
     {

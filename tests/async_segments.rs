@@ -218,7 +218,7 @@ fn member_history_and_death_calls_work_through_the_facade() {
         assert_eq!((removed.n_deleted, removed.new_current_size), (1, 2));
 
         let feed = segments
-            .changes_since(&org, segments_engine::PageOptions::new().limit(100))
+            .changes_since(&org, PageOptions::new().limit(100))
             .await
             .expect("the feed");
         assert!(matches!(feed.changes[0].kind, ChangeKind::Created { .. }));
@@ -468,7 +468,7 @@ fn a_keyed_retry_replays_and_views_record_their_request_id() {
         spawned.await.expect("the task ends").expect("created");
 
         let feed = segments
-            .changes_since(&org, segments_engine::PageOptions::new().limit(100))
+            .changes_since(&org, PageOptions::new().limit(100))
             .await
             .unwrap();
         let ids: Vec<Option<&str>> = feed

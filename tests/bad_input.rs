@@ -63,7 +63,7 @@ fn snapshot(s: &Segments<&dyn SegmentStore>, org: &OrgId) -> String {
     }
     out + &format!(
         "{:?}",
-        s.changes_since(org, segments_engine::PageOptions::new().limit(10_000))
+        s.changes_since(org, PageOptions::new().limit(10_000))
             .unwrap()
     )
 }

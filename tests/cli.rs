@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use segments_engine::limits::IMPORT_BATCH_SIZE;
-use segments_engine::{ChangeKind, OrgId, SegmentStore, Segments, SqliteStore};
+use segments_engine::{ChangeKind, OrgId, PageOptions, SegmentStore, Segments, SqliteStore};
 use tempfile::TempDir;
 
 /// Where a test's segments are: the store options it passes, and a
@@ -446,12 +446,7 @@ fn killed_import_resumes(t: &Target) {
     let mut after = 0;
     loop {
         let page = segments
-            .changes_since(
-                &org,
-                segments_engine::PageOptions::new()
-                    .after(after)
-                    .limit(10_000),
-            )
+            .changes_since(&org, PageOptions::new().after(after).limit(10_000))
             .unwrap();
         for change in &page.changes {
             if let ChangeKind::MemberAdded { pid } | ChangeKind::MemberReAdded { pid } =

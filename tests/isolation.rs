@@ -73,7 +73,7 @@ fn view(s: &Segments<&dyn SegmentStore>, org: &OrgId) -> String {
     }
     out + &format!(
         "{:?}",
-        s.changes_since(org, segments_engine::PageOptions::new().limit(10_000))
+        s.changes_since(org, PageOptions::new().limit(10_000))
             .unwrap()
     )
 }
@@ -192,7 +192,7 @@ fn run(store: &dyn SegmentStore, intrusions: &[(usize, Intrusion)]) -> Result<()
             }
             Intrusion::Feed => {
                 let feed = segments
-                    .changes_since(&b, segments_engine::PageOptions::new().limit(1_000))
+                    .changes_since(&b, PageOptions::new().limit(1_000))
                     .unwrap();
                 prop_assert!(
                     feed.changes.iter().all(|c| !ids.contains(&c.segment_id)),

@@ -433,7 +433,7 @@ fn a_statement_past_its_time_limit_is_a_timeout_and_changes_nothing() {
     assert_eq!(after.current_size, 0, "nothing was added");
     assert_eq!(
         segments
-            .changes_since(&org, segments_engine::PageOptions::new().limit(10))
+            .changes_since(&org, PageOptions::new().limit(10))
             .unwrap()
             .changes
             .len(),
@@ -502,7 +502,7 @@ fn serialization_failures_are_tried_again_up_to_a_bound() {
     let out = segments.add_members(&org, s.id, &["p-a", "p-b"]).unwrap();
     assert_eq!(out.n_added, 2, "the third try went through");
     let feed = segments
-        .changes_since(&org, segments_engine::PageOptions::new().limit(10))
+        .changes_since(&org, PageOptions::new().limit(10))
         .unwrap()
         .changes;
     assert_eq!(
@@ -992,7 +992,7 @@ mod through_pgbouncer {
             .members(&org, s.id, PageOptions::new().limit(1))
             .unwrap();
         segments
-            .changes_since(&org, segments_engine::PageOptions::new().limit(10))
+            .changes_since(&org, PageOptions::new().limit(10))
             .unwrap();
         segments
             .create(&org, NewSegment::new("clean"))

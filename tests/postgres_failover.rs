@@ -311,10 +311,7 @@ fn keyed_writers_ride_a_failover_to_a_synchronous_standby() {
         let mut next = 0;
         loop {
             let page = after
-                .changes_since(
-                    org,
-                    segments_engine::PageOptions::new().after(next).limit(1_000),
-                )
+                .changes_since(org, PageOptions::new().after(next).limit(1_000))
                 .unwrap();
             if page.changes.is_empty() {
                 break;

@@ -478,10 +478,7 @@ fn follow_the_feed(target: &Target, racing: &AtomicBool) -> Vec<u64> {
         let still_racing = racing.load(Ordering::SeqCst);
         loop {
             let page = segments
-                .changes_since(
-                    &org,
-                    segments_engine::PageOptions::new().after(next).limit(50),
-                )
+                .changes_since(&org, PageOptions::new().after(next).limit(50))
                 .expect("polling the feed succeeds");
             for change in &page.changes {
                 assert_eq!(
@@ -511,12 +508,7 @@ fn whole_feed(
     loop {
         let after = out.last().map_or(0, |c| c.seq);
         let page = segments
-            .changes_since(
-                org,
-                segments_engine::PageOptions::new()
-                    .after(after)
-                    .limit(1_000),
-            )
+            .changes_since(org, PageOptions::new().after(after).limit(1_000))
             .unwrap();
         let done = page.changes.len() < 1_000;
         out.extend(page.changes);

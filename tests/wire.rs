@@ -7,6 +7,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use http::{Method, Request, Response, StatusCode};
 use proptest::prelude::*;
+use segments_engine::PageOptions;
 use segments_engine::clock::{ManualClock, SequentialIds};
 use segments_engine::store::{
     KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
@@ -1250,7 +1251,7 @@ fn changes_made_through_the_api_carry_its_request_id() {
     let org = OrgId::new("acme").unwrap();
     let feed = wire
         .segments()
-        .changes_since(&org, segments_engine::PageOptions::new().limit(10))
+        .changes_since(&org, PageOptions::new().limit(10))
         .unwrap();
     let ids: Vec<Option<&str>> = feed
         .changes

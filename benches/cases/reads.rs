@@ -401,17 +401,14 @@ fn cases<S: SegmentStore + Clone + 'static>(
                 let after = b.size - 5 * PAGE as u64;
                 let got = b
                     .segments
-                    .changes_since(
-                        &b.org,
-                        segments_engine::PageOptions::new().after(after).limit(PAGE),
-                    )
+                    .changes_since(&b.org, PageOptions::new().after(after).limit(PAGE))
                     .unwrap();
                 assert_eq!(got.changes.len(), PAGE);
             })),
             routine(Box::new(|b| {
                 let got = b
                     .segments
-                    .changes_since(&b.org, segments_engine::PageOptions::new().limit(PAGE))
+                    .changes_since(&b.org, PageOptions::new().limit(PAGE))
                     .unwrap();
                 assert_eq!(got.changes.len(), PAGE);
             })),

@@ -6,6 +6,7 @@
 //! segments and the seq they were read at) for changes made by a set
 //! operation. `--follow` polls for more until interrupted.
 
+use segments_engine::PageOptions;
 use std::io::Write;
 use std::thread;
 use std::time::Duration;
@@ -32,12 +33,7 @@ pub(crate) fn run(target: &Target, args: &HistoryArgs) -> Result<(), Failure> {
     let mut after = args.after;
     loop {
         let page = segments
-            .changes_since(
-                &org,
-                segments_engine::PageOptions::new()
-                    .after(after)
-                    .limit(MAX_PAGE_LIMIT),
-            )
+            .changes_since(&org, PageOptions::new().after(after).limit(MAX_PAGE_LIMIT))
             .map_err(|e| failure::library(format!("--after {after}"), e))?;
         for change in &page.changes {
             writeln!(out.writer(), "{}", line(change)).map_err(|e| out.failed(e))?;

@@ -36,7 +36,7 @@ pub fn the_change_feed_never_misses_or_repeats(store: &dyn SegmentStore) {
         loop {
             let finished = done.load(std::sync::atomic::Ordering::SeqCst) == WRITERS;
             let page = segments
-                .changes_since(&acme, crate::PageOptions::new().after(after).limit(13))
+                .changes_since(&acme, PageOptions::new().after(after).limit(13))
                 .unwrap();
             after = page.next;
             let empty = page.changes.is_empty();
@@ -64,7 +64,7 @@ pub fn a_cursor_past_the_ledger_is_refused(store: &dyn SegmentStore) {
     segments.create(&acme, NewSegment::new("One")).unwrap();
     assert!(
         segments
-            .changes_since(&acme, crate::PageOptions::new().after(1).limit(10))
+            .changes_since(&acme, PageOptions::new().after(1).limit(10))
             .unwrap()
             .changes
             .is_empty(),
@@ -72,7 +72,7 @@ pub fn a_cursor_past_the_ledger_is_refused(store: &dyn SegmentStore) {
     );
     assert_eq!(
         segments
-            .changes_since(&acme, crate::PageOptions::new().after(1).limit(10))
+            .changes_since(&acme, PageOptions::new().after(1).limit(10))
             .unwrap()
             .next,
         1,
@@ -80,22 +80,19 @@ pub fn a_cursor_past_the_ledger_is_refused(store: &dyn SegmentStore) {
     );
     assert!(
         segments
-            .changes_since(&ns.org("empty"), crate::PageOptions::new().limit(10))
+            .changes_since(&ns.org("empty"), PageOptions::new().limit(10))
             .unwrap()
             .changes
             .is_empty(),
         "an empty ledger from 0 is fine"
     );
     assert_invalid(
-        segments.changes_since(&acme, crate::PageOptions::new().after(2).limit(10)),
+        segments.changes_since(&acme, PageOptions::new().after(2).limit(10)),
         Field::Cursor,
         "a cursor past the end",
     );
     assert_invalid(
-        segments.changes_since(
-            &ns.org("empty"),
-            crate::PageOptions::new().after(5).limit(10),
-        ),
+        segments.changes_since(&ns.org("empty"), PageOptions::new().after(5).limit(10)),
         Field::Cursor,
         "a cursor of another org",
     );
@@ -144,9 +141,7 @@ pub fn last_seq_is_the_last_entry_of_the_org(store: &dyn SegmentStore) {
     let tail = segments
         .changes_since(
             &acme,
-            crate::PageOptions::new()
-                .after(last.saturating_sub(5))
-                .limit(5),
+            PageOptions::new().after(last.saturating_sub(5)).limit(5),
         )
         .unwrap();
     let seqs: Vec<u64> = tail.changes.iter().map(|c| c.seq).collect();
@@ -193,7 +188,7 @@ pub fn creations_keep_their_place_in_the_feed(store: &dyn SegmentStore) {
     segments.rename(&acme, created[3].id, "S3 renamed").unwrap();
     segments.delete(&acme, created[3].id).unwrap();
     let whole = segments
-        .changes_since(&acme, crate::PageOptions::new().limit(1_000))
+        .changes_since(&acme, PageOptions::new().limit(1_000))
         .unwrap()
         .changes;
     let seqs: Vec<u64> = whole.iter().map(|c| c.seq).collect();
@@ -211,7 +206,7 @@ pub fn creations_keep_their_place_in_the_feed(store: &dyn SegmentStore) {
         let (mut paged, mut after) = (Vec::new(), 0);
         loop {
             let page = segments
-                .changes_since(&acme, crate::PageOptions::new().after(after).limit(limit))
+                .changes_since(&acme, PageOptions::new().after(after).limit(limit))
                 .unwrap();
             if page.changes.is_empty() {
                 break;

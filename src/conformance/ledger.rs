@@ -266,7 +266,7 @@ pub fn member_entries_follow_the_callers_order(store: &dyn SegmentStore) {
     let mut after = 1;
     let mut check = |what: &str, expected: Vec<ChangeKind>| {
         let entries = segments
-            .changes_since(&acme, crate::PageOptions::new().after(after).limit(100))
+            .changes_since(&acme, PageOptions::new().after(after).limit(100))
             .expect("changes_since succeeds")
             .changes;
         let kinds: Vec<ChangeKind> = entries.iter().map(|c| c.kind.clone()).collect();

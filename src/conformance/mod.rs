@@ -350,7 +350,7 @@ fn whole_ledger(segments: &Segments<&dyn SegmentStore>, org: &OrgId) -> Vec<crat
     let mut after = 0;
     loop {
         let page = segments
-            .changes_since(org, crate::PageOptions::new().after(after).limit(7))
+            .changes_since(org, PageOptions::new().after(after).limit(7))
             .expect("changes_since succeeds");
         if page.changes.is_empty() {
             return out;

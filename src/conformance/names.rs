@@ -103,7 +103,7 @@ pub fn find_or_create_finds_by_key_or_creates(store: &dyn SegmentStore) {
     assert_eq!(head, 1, "a create records its Created entry");
     assert_eq!(
         segments
-            .changes_since(&acme, crate::PageOptions::new().limit(1))
+            .changes_since(&acme, PageOptions::new().limit(1))
             .unwrap()
             .changes[0]
             .request_id

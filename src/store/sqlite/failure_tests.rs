@@ -3,6 +3,7 @@
 
 use super::tests::file_store;
 use super::*;
+use crate::PageOptions;
 use crate::StorageFailure;
 use crate::{NewSegment, Segments};
 
@@ -57,7 +58,7 @@ fn a_read_only_file_reads_and_refuses_writes_cleanly() {
     );
     assert_eq!(
         segments
-            .changes_since(&org, crate::PageOptions::new().limit(100))
+            .changes_since(&org, PageOptions::new().limit(100))
             .unwrap()
             .changes
             .len(),
@@ -97,7 +98,7 @@ fn a_full_database_fails_whole_calls_and_recovers() {
     );
     assert_eq!(
         segments
-            .members(&org, id, crate::PageOptions::new())
+            .members(&org, id, PageOptions::new())
             .unwrap()
             .members
             .len(),
@@ -106,7 +107,7 @@ fn a_full_database_fails_whole_calls_and_recovers() {
     );
     assert_eq!(
         segments
-            .changes_since(&org, crate::PageOptions::new().limit(100))
+            .changes_since(&org, PageOptions::new().limit(100))
             .unwrap()
             .changes
             .len(),

@@ -2,6 +2,7 @@
 //! conformance suite on every configuration.
 
 use super::*;
+use crate::PageOptions;
 use crate::StorageFailure;
 use crate::{NewSegment, Segments};
 use rusqlite::TransactionBehavior;
@@ -224,7 +225,7 @@ fn a_failure_mid_batch_applies_nothing() {
         .unwrap_err();
     assert!(matches!(err, Error::Storage { .. }), "got {err:?}");
     let members: Vec<_> = segments
-        .members(&org, s.id, crate::PageOptions::new())
+        .members(&org, s.id, PageOptions::new())
         .unwrap()
         .members
         .into_iter()
@@ -303,7 +304,7 @@ fn two_stores_on_one_file_keep_one_gapless_ledger() {
         }
     }
     let feed = a
-        .changes_since(&org, crate::PageOptions::new().limit(1_000))
+        .changes_since(&org, PageOptions::new().limit(1_000))
         .unwrap();
     let seqs: Vec<u64> = feed.changes.iter().map(|c| c.seq).collect();
     assert_eq!(
@@ -317,7 +318,7 @@ fn two_stores_on_one_file_keep_one_gapless_ledger() {
         "every change of both stores is in it"
     );
     assert_eq!(
-        b.changes_since(&org, crate::PageOptions::new().limit(1_000))
+        b.changes_since(&org, PageOptions::new().limit(1_000))
             .unwrap(),
         feed,
         "both stores read the same ledger"
