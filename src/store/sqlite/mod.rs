@@ -29,6 +29,7 @@ use crate::{
 
 mod as_of;
 mod builder;
+mod checkpoints;
 mod deaths;
 mod keys;
 mod ledger;
@@ -59,6 +60,10 @@ pub use builder::{SqliteStoreBuilder, Synchronous};
 ///   (in memory, reads share the one connection, and each write commits
 ///   alone). Several processes may open one file; SQLite's locks order
 ///   their writes (their groups, for stores in other processes).
+/// - A file store checkpoints its WAL on a thread of its own, so that no
+///   write call waits while the WAL is copied back into the file (see
+///   [`SqliteStoreBuilder::background_checkpoints`]); dropping the last
+///   clone stops the thread.
 /// - The crate's tables are `segment_heads`, `segments`, `segment_people`,
 ///   `segment_memberships`, `segment_ledger`, `segment_ops`,
 ///   `segment_sizes`, `death_records`, `segment_keys` and
@@ -142,6 +147,11 @@ fn when_busy<T>(patience: Duration, mut attempt: impl FnMut() -> Result<T>) -> R
 
 /// What the clones of a [`SqliteStore`] share.
 struct SqliteShared {
+    /// The file's checkpoint thread, if it has one: first, so that it
+    /// stops (and its connection closes) before the writer closes. Held
+    /// for that drop; only tests read it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    checkpoints: Option<checkpoints::Checkpointer>,
     writer: Mutex<Connection>,
     /// The store's write calls, in line for the write connection.
     writers: writers::Writers,
@@ -180,10 +190,16 @@ impl SqliteStore {
         self.inner.path.as_deref()
     }
 
-    fn from_parts(writer: Connection, path: Option<PathBuf>, options: SqliteStoreBuilder) -> Self {
+    fn from_parts(
+        writer: Connection,
+        checkpoints: Option<checkpoints::Checkpointer>,
+        path: Option<PathBuf>,
+        options: SqliteStoreBuilder,
+    ) -> Self {
         let readers = path.as_ref().map(|_| Mutex::new(Vec::new()));
         Self {
             inner: Arc::new(SqliteShared {
+                checkpoints,
                 writer: Mutex::new(writer),
                 writers: writers::Writers::default(),
                 readers,
@@ -191,6 +207,16 @@ impl SqliteStore {
                 options,
             }),
         }
+    }
+
+    /// How many checkpoints the file's checkpoint thread has run; `None`
+    /// without the thread.
+    #[cfg(test)]
+    fn checkpoints_run(&self) -> Option<u64> {
+        self.inner
+            .checkpoints
+            .as_ref()
+            .map(checkpoints::Checkpointer::ran)
     }
 
     /// The write connection. A panic in another thread while it held the
@@ -265,13 +291,7 @@ impl SqliteStore {
         let conn = match idle {
             Some(conn) => conn,
             None => {
-                // Without CREATE: a reader never makes an empty database
-                // where the file went missing.
-                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_URI
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let conn = Connection::open_with_flags(path, flags).db()?;
-                self.inner.options.configure(&conn, true)?;
+                let conn = self.inner.options.connect(path)?;
                 conn.pragma_update(None, "query_only", "ON").db()?;
                 conn
             }
