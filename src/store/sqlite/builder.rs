@@ -94,6 +94,13 @@ impl SqliteStoreBuilder {
     /// behind, or long reads hold old pages). Off, the store spawns no
     /// thread and SQLite checkpoints inline. Durability is the same either
     /// way. No effect in memory (no WAL).
+    ///
+    /// What it buys, measured on the bench report's mixed load (2 cores):
+    /// with [`Synchronous::Normal`], 20–25% more calls/s and a one-thread
+    /// p99 of 0.5 ms instead of 5 ms. With [`Synchronous::Full`] and a
+    /// single writing thread, the thread's syncs compete with each
+    /// commit's: 14–20% fewer calls/s (p99 still lower); turn it off there
+    /// if throughput matters more than the tail.
     pub fn background_checkpoints(mut self, on: bool) -> Self {
         self.background_checkpoints = on;
         self
