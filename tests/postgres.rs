@@ -39,6 +39,22 @@ mod conformance {
     }
 }
 
+/// The whole suite again with each connection keeping its statements
+/// prepared (`PostgresStoreBuilder::prepared_statements`).
+mod kept_statements {
+    use super::*;
+
+    fn store() -> PostgresStore {
+        PostgresStore::builder(&url())
+            .schema("segments_conformance")
+            .prepared_statements(true)
+            .connect()
+            .expect("the test server accepts the store")
+    }
+
+    segments_engine::conformance_tests!(store());
+}
+
 /// The whole suite again, through a role that may only read and write the
 /// rows of a schema an owner migrated: what an app server needs once its
 /// schema is at the crate's version (the store's docs, "Privileges").

@@ -241,7 +241,12 @@ pub fn all() -> Vec<Group> {
             vec![Entry::Fill(fill::memory(c, PidForm::Long))]
         }),
         #[cfg(feature = "postgres")]
-        ("create/postgres", |_| vec![Entry::Rate(postgres::create())]),
+        ("create/postgres", |_| {
+            vec![
+                Entry::Rate(postgres::create(false)),
+                Entry::Rate(postgres::create(true)),
+            ]
+        }),
         #[cfg(feature = "postgres")]
         ("add_members/postgres/pid14", |c| {
             vec![Entry::Fill(postgres::fill(c, PidForm::Short))]

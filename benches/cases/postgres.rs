@@ -49,10 +49,19 @@ pub(super) fn raw(schema: &str) -> Client {
 /// `create` on PostgresStore vs the same work as raw statements in one
 /// transaction on the same server: lock the org's head row, insert the
 /// segment row, insert its `Created` ledger row, move the head, commit;
-/// with a fresh UUID v7 and the clock, as a create takes them.
-pub fn create() -> Case {
+/// with a fresh UUID v7 and the clock, as a create takes them. The raw
+/// side prepares its statements once; the store as configured by
+/// default runs them unprepared (PgBouncer-safe), and with
+/// `prepared_statements` keeps them as the raw side does.
+pub fn create(prepared_statements: bool) -> Case {
     let lib_schema = fresh_schema("create_lib");
-    let segments = Segments::new(store(&lib_schema));
+    let lib_store = PostgresStore::builder(&server::url())
+        .schema(&lib_schema)
+        .pool_size(2)
+        .prepared_statements(prepared_statements)
+        .connect()
+        .expect("the bench server accepts the store");
+    let segments = Segments::new(lib_store);
     let org = OrgId::new(ORG).unwrap();
     let mut n = 0u64;
     let library: Routine = Box::new(move |iters| {
@@ -109,9 +118,20 @@ pub fn create() -> Case {
             tx.commit().unwrap();
         })
     });
+    let (id, name) = if prepared_statements {
+        (
+            "create/postgres_prepared",
+            "create, PostgresStore with prepared_statements(true) (direct connections) vs raw tx on the same server (head lock, segment row, ledger row, head update)",
+        )
+    } else {
+        (
+            "create/postgres",
+            "create, PostgresStore (default: unprepared, PgBouncer-safe) vs raw tx on the same server (head lock, segment row, ledger row, head update)",
+        )
+    };
     Case {
-        id: "create/postgres".into(),
-        name: "create, PostgresStore vs raw tx on the same server (head lock, segment row, ledger row, head update)".into(),
+        id: id.into(),
+        name: name.into(),
         unit: "creates",
         ops_per_iter: 1,
         target: Target::RatioAtLeast(0.8),

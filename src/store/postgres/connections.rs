@@ -2,11 +2,12 @@
 //! why the last connection failed, and when; and how a call waits for a
 //! connection.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
 use r2d2_postgres::PostgresConnectionManager;
-use r2d2_postgres::postgres::{self as pg, Client, NoTls};
+use r2d2_postgres::postgres::{self as pg, Client, NoTls, Statement};
 use r2d2_postgres::r2d2::{ManageConnection, PooledConnection};
 
 use super::PostgresStore;
@@ -76,20 +77,32 @@ macro_rules! each_manager {
     };
 }
 
+/// A pooled connection, and the statements kept prepared on it (none
+/// unless the store keeps them:
+/// [`PostgresStoreBuilder::prepared_statements`](super::PostgresStoreBuilder::prepared_statements)).
+pub(super) struct Conn {
+    pub(super) client: Client,
+    /// Statements prepared on this connection, by their text in the crate.
+    pub(super) prepared: HashMap<&'static str, Statement>,
+}
+
 impl ManageConnection for Manager {
-    type Connection = Client;
+    type Connection = Conn;
     type Error = Connecting;
 
-    /// Opens a connection; nothing is set on it, nothing is kept on it
-    /// (each transaction sets what it needs, and prepares no statement).
-    fn connect(&self) -> std::result::Result<Client, Connecting> {
+    /// Opens a connection; nothing is set on it (each transaction sets
+    /// what it needs), and it starts with no statement prepared.
+    fn connect(&self) -> std::result::Result<Conn, Connecting> {
         let opened =
             each_manager!(self, m => m.connect()).map_err(|e| OpenFailure::from_server(&e));
         let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
         match opened {
             Ok(client) => {
                 *last = None;
-                Ok(client)
+                Ok(Conn {
+                    client,
+                    prepared: HashMap::new(),
+                })
             }
             Err(refusal) => {
                 let shown = Connecting(refusal.reason.clone());
@@ -99,12 +112,12 @@ impl ManageConnection for Manager {
         }
     }
 
-    fn is_valid(&self, client: &mut Client) -> std::result::Result<(), Connecting> {
-        each_manager!(self, m => m.is_valid(client)).map_err(|e| Connecting::from(&e))
+    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), Connecting> {
+        each_manager!(self, m => m.is_valid(&mut conn.client)).map_err(|e| Connecting::from(&e))
     }
 
-    fn has_broken(&self, client: &mut Client) -> bool {
-        each_manager!(self, m => m.has_broken(client))
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        each_manager!(self, m => m.has_broken(&mut conn.client))
     }
 }
 

@@ -190,7 +190,11 @@ use transactions::{Sql, Tx};
 ///   on the unnamed statement, its parameters' types given, in one round
 ///   trip (a statement prepared for the session would stay on a server
 ///   session that another client gets next, and be missing from the one
-///   this client gets). The store is also a pool
+///   this client gets). On a direct connection,
+///   [`PostgresStoreBuilder::prepared_statements`] keeps each statement
+///   prepared on its connection instead (less parsing and planning per
+///   call; for a pooler only if it keeps prepared statements per client).
+///   The store is also a pool
 ///   of its own: without a pooler, `pool_size` times the number of app
 ///   servers must fit within the server's `max_connections`; through
 ///   PgBouncer, within its `max_client_conn`.
@@ -207,8 +211,9 @@ use transactions::{Sql, Tx};
 ///   transaction, so that the reads of one call agree. A call's round
 ///   trips: `BEGIN` with its settings, one for each statement, and
 ///   `COMMIT` (the first use of a statement in a store prepares it once
-///   more, to learn its parameters' types; a set operation's statement,
-///   built for the call, is prepared and run).
+///   more, to learn its parameters' types, or, with kept statements, the
+///   first use on a connection prepares it there; a set operation's
+///   statement, built for the call, is prepared and run).
 /// - **Page walks across servers.** The page API
 ///   ([`Segments::members_page`](crate::Segments::members_page)) starts a
 ///   page where the previous one ended from a hint the service keeps in

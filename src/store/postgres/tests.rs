@@ -20,7 +20,7 @@ use crate::store::Page;
 // The tests' harness, shared with the integration tests.
 #[allow(unreachable_pub)]
 #[path = "../../../tests/support/postgres.rs"]
-mod server;
+pub(super) mod server;
 
 /// A batch of `n` as an SQL array: `item(i)` for each `i` from 1.
 fn batch(n: usize, item: impl Fn(usize) -> String) -> String {

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use r2d2_postgres::postgres::error::SqlState;
 use r2d2_postgres::postgres::types::{ToSql, Type};
-use r2d2_postgres::postgres::{self as pg, Client, Row};
+use r2d2_postgres::postgres::{self as pg, Row, Statement};
 
 use super::builder::PostgresStoreBuilder;
+use super::connections::Conn;
 use super::errors::{PostgresDb, is_lost};
 use super::members::{self, Call};
 use super::{PostgresStore, blocking, keys, schema};
@@ -36,6 +37,9 @@ pub(super) struct Sql {
     /// [`begin_read`](Self::begin_read), and no explicit sorts
     /// ([`PostgresStore::read_in_order`]).
     begin_read_in_order: String,
+    /// Whether connections keep their statements prepared
+    /// ([`PostgresStoreBuilder::prepared_statements`]).
+    keep_prepared: bool,
     /// `START TRANSACTION` of a write (`READ COMMITTED`), then the
     /// settings. A write says nothing of its mode: `READ WRITE` is refused
     /// on a standby as a setting ("cannot set transaction read-write mode
@@ -59,6 +63,7 @@ impl Sql {
             schema: schema::quoted(&options.schema),
             texts: Default::default(),
             types: Default::default(),
+            keep_prepared: options.prepared_statements,
             begin_read: format!("{read}; {settings}"),
             begin_read_in_order: format!("{read}; {settings}; SET LOCAL enable_sort = off"),
             begin_write: format!("START TRANSACTION ISOLATION LEVEL READ COMMITTED; {settings}"),
@@ -86,16 +91,21 @@ impl Sql {
     }
 }
 
-/// One transaction on a pooled connection. It relies on nothing of the
-/// session: it starts with its own settings (`SET LOCAL`), names every
-/// table with its schema, and runs each statement unprepared, its
-/// parameters' types given (`query_typed`: parse, bind and execute in one
-/// round trip, on the unnamed statement), so that it runs the same
-/// through a pooler that hands each transaction another server session
-/// (PgBouncer's transaction pooling).
+/// One transaction on a pooled connection. It starts with its own
+/// settings (`SET LOCAL`) and names every table with its schema. By
+/// default it relies on nothing of the session: it runs each statement
+/// unprepared, its parameters' types given (`query_typed`: parse, bind
+/// and execute in one round trip, on the unnamed statement), so that it
+/// runs the same through a pooler that hands each transaction another
+/// server session (PgBouncer's transaction pooling). When the store keeps
+/// prepared statements, it runs the connection's.
 pub(super) struct Tx<'c> {
     sql: &'c Sql,
-    client: &'c mut Client,
+    conn: &'c mut Conn,
+    /// Runs the connection's kept statements. Never in a transaction
+    /// that sets a planner hint (`ReadInOrder`): a plan PostgreSQL kept
+    /// for a statement would not see the hint.
+    keep: bool,
     /// Not yet committed or rolled back: `Drop` rolls it back.
     open: bool,
 }
@@ -110,24 +120,25 @@ impl<'c> Tx<'c> {
     /// Starts a transaction for `mode` on `client`, with its settings.
     /// The error is `postgres`'s, for the caller to tell a connection
     /// found closed (nothing was sent) from other failures.
-    fn start(client: &'c mut Client, sql: &'c Sql, mode: Mode) -> Result<Self, pg::Error> {
+    fn start(conn: &'c mut Conn, sql: &'c Sql, mode: Mode) -> Result<Self, pg::Error> {
         let begin = match mode {
             Mode::Read => &sql.begin_read,
             Mode::ReadInOrder => &sql.begin_read_in_order,
             Mode::Write | Mode::DryRun => &sql.begin_write,
         };
-        if let Err(e) = client.batch_execute(begin) {
+        if let Err(e) = conn.client.batch_execute(begin) {
             // A setting refused after the transaction began leaves it
             // open and aborted: it ends here, before the connection goes
             // back to the pool.
             if !is_lost(&e) {
-                let _ = client.batch_execute("ROLLBACK");
+                let _ = conn.client.batch_execute("ROLLBACK");
             }
             return Err(e);
         }
         Ok(Self {
             sql,
-            client,
+            conn,
+            keep: sql.keep_prepared && !matches!(mode, Mode::ReadInOrder),
             open: true,
         })
     }
@@ -135,7 +146,8 @@ impl<'c> Tx<'c> {
     /// Commits, or rolls back for a dry run.
     fn finish(mut self, commit: bool) -> Result<()> {
         self.open = false;
-        self.client
+        self.conn
+            .client
             .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
             .db()
     }
@@ -161,7 +173,7 @@ impl<'c> Tx<'c> {
             Some(types) => types,
             None => {
                 let types: std::sync::Arc<[Type]> =
-                    self.client.prepare(&text).db()?.params().into();
+                    self.conn.client.prepare(&text).db()?.params().into();
                 self.sql
                     .types
                     .write()
@@ -181,9 +193,38 @@ impl<'c> Tx<'c> {
         Ok((text, typed))
     }
 
+    /// The connection's prepared statement for `sql`, prepared now if it
+    /// has none; `None` when the store keeps no statements.
+    fn kept(&mut self, sql: &'static str) -> Result<Option<Statement>> {
+        if !self.keep {
+            return Ok(None);
+        }
+        if let Some(statement) = self.conn.prepared.get(sql) {
+            return Ok(Some(statement.clone()));
+        }
+        let statement = self.conn.client.prepare(&self.sql.text(sql)).db()?;
+        self.conn.prepared.insert(sql, statement.clone());
+        Ok(Some(statement))
+    }
+
+    /// What running a kept statement returned: when the server no longer
+    /// has it, or holds a plan the schema made stale, the connection
+    /// forgets its statements, and the call runs again (see
+    /// [`is_retryable`]), preparing them afresh.
+    fn ran<T>(&mut self, out: Result<T, pg::Error>) -> Result<T> {
+        if out.as_ref().is_err_and(is_stale_statement) {
+            self.conn.prepared.clear();
+        }
+        out.db()
+    }
+
     pub(super) fn query(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Vec<Row>> {
+        if let Some(statement) = self.kept(sql)? {
+            let out = self.conn.client.query(&statement, params);
+            return self.ran(out);
+        }
         let (text, params) = self.typed(sql, params)?;
-        self.client.query_typed(&text, &params).db()
+        self.conn.client.query_typed(&text, &params).db()
     }
 
     pub(super) fn query_opt(
@@ -191,19 +232,27 @@ impl<'c> Tx<'c> {
         sql: &'static str,
         params: &Params<'_>,
     ) -> Result<Option<Row>> {
+        if let Some(statement) = self.kept(sql)? {
+            let out = self.conn.client.query_opt(&statement, params);
+            return self.ran(out);
+        }
         let (text, params) = self.typed(sql, params)?;
-        self.client.query_typed_opt(&text, &params).db()
+        self.conn.client.query_typed_opt(&text, &params).db()
     }
 
     pub(super) fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64> {
+        if let Some(statement) = self.kept(sql)? {
+            let out = self.conn.client.execute(&statement, params);
+            return self.ran(out);
+        }
         let (text, params) = self.typed(sql, params)?;
-        self.client.execute_typed(&text, &params).db()
+        self.conn.client.execute_typed(&text, &params).db()
     }
 
     /// A statement built for this call (a set expression's), prepared and
     /// planned for it alone, and closed at once.
     pub(super) fn query_once(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
-        self.client.query(&self.sql.qualify(sql), params).db()
+        self.conn.client.query(&self.sql.qualify(sql), params).db()
     }
 }
 
@@ -212,7 +261,7 @@ impl Drop for Tx<'_> {
     /// connection that fails here is broken, and the pool drops it.
     fn drop(&mut self) {
         if self.open {
-            let _ = self.client.batch_execute("ROLLBACK");
+            let _ = self.conn.client.batch_execute("ROLLBACK");
         }
     }
 }
@@ -355,15 +404,30 @@ pub(super) enum Mode {
     DryRun,
 }
 
-/// Whether a failed transaction may simply run again: a serialization
-/// failure or a deadlock (PostgreSQL rolled it back whole).
+/// Whether a failed transaction may simply run again (PostgreSQL rolled
+/// it back whole): a serialization failure, a deadlock, or a kept
+/// statement gone stale (which its connection has forgotten since).
 fn is_retryable(e: &Error) -> bool {
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<pg::Error>())
-        .and_then(pg::Error::code)
-        .is_some_and(|code| {
+    let Some(e) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<pg::Error>()) else {
+        return false;
+    };
+    is_stale_statement(e)
+        || e.code().is_some_and(|code| {
             *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
         })
+}
+
+/// A kept statement the server no longer has (its session was reset, or
+/// is another one behind a pooler), or whose kept plan a change of the
+/// schema made unusable.
+fn is_stale_statement(e: &pg::Error) -> bool {
+    match e.code() {
+        Some(code) if *code == SqlState::INVALID_SQL_STATEMENT_NAME => true,
+        Some(code) if *code == SqlState::FEATURE_NOT_SUPPORTED => e
+            .as_db_error()
+            .is_some_and(|db| db.message().starts_with("cached plan must not change")),
+        _ => false,
+    }
 }
 
 /// A pause before retry `n` (from 1): 2, 4, 8 … ms, capped at 100 ms, of
@@ -372,4 +436,107 @@ fn backoff(n: u32) -> Duration {
     let ceiling = 2u64.saturating_pow(n).min(100);
     let jitter = uuid::Uuid::now_v7().as_u128() as u64 % (ceiling * 1_000);
     Duration::from_micros(ceiling * 500 + jitter / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::server;
+    use super::*;
+    use crate::{NewSegment, Segments};
+
+    /// A store with one connection in a schema of its own, and that
+    /// connection's statements as the server lists them.
+    fn store(prepared_statements: bool) -> (PostgresStore, String) {
+        let schema = format!(
+            "kept_{}",
+            uuid::Uuid::now_v7().simple().to_string().get(20..).unwrap()
+        );
+        let store = PostgresStore::builder(&server::url())
+            .schema(schema.clone())
+            .pool_size(1)
+            .prepared_statements(prepared_statements)
+            .connect()
+            .unwrap();
+        (store, schema)
+    }
+
+    fn on_the_server(conn: &mut Conn) -> usize {
+        let n: i64 = conn
+            .client
+            // (Not counting this query, which `postgres` prepares too.)
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_statements \
+                 WHERE statement NOT LIKE '%pg_prepared_statements%'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        usize::try_from(n).unwrap()
+    }
+
+    fn drop_schema(store: PostgresStore, schema: &str) {
+        let mut conn = store.connection().unwrap();
+        conn.client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+    }
+
+    #[test]
+    fn kept_statements_are_prepared_once_and_again_when_the_server_forgot_them() {
+        let (store, schema) = store(true);
+        let segments = Segments::new(store.clone());
+        let org = OrgId::new("acme").unwrap();
+        segments.create(&org, NewSegment::new("First")).unwrap();
+        let kept = {
+            let mut conn = store.connection().unwrap();
+            let kept = conn.prepared.len();
+            assert!(kept > 0, "the create's statements are kept");
+            assert_eq!(on_the_server(&mut conn), kept, "and prepared on the server");
+            // The server forgets them, as when a pooler hands the
+            // connection another session.
+            conn.client.batch_execute("DEALLOCATE ALL").unwrap();
+            kept
+        };
+        let second = segments.create(&org, NewSegment::new("Second"));
+        assert!(
+            second.is_ok(),
+            "the call ran again, preparing afresh: {second:?}"
+        );
+        let mut conn = store.connection().unwrap();
+        // (The first create also made the org's ledger head.)
+        let again = conn.prepared.len();
+        assert!(
+            again > 0 && again <= kept,
+            "the second create's statements, kept again: {again} of {kept}"
+        );
+        assert_eq!(on_the_server(&mut conn), again);
+        drop(conn);
+        segments.create(&org, NewSegment::new("Third")).unwrap();
+        assert_eq!(
+            store.connection().unwrap().prepared.len(),
+            again,
+            "a call whose statements the connection has prepares nothing"
+        );
+        drop_schema(store, &schema);
+    }
+
+    #[test]
+    fn by_default_nothing_is_kept_on_the_session() {
+        let (store, schema) = store(false);
+        let segments = Segments::new(store.clone());
+        let org = OrgId::new("acme").unwrap();
+        let s = segments.create(&org, NewSegment::new("First")).unwrap();
+        segments
+            .add_members(&org, s.id, &["p-a1b2c3d4e5f6"])
+            .unwrap();
+        let mut conn = store.connection().unwrap();
+        assert!(conn.prepared.is_empty());
+        assert_eq!(
+            on_the_server(&mut conn),
+            0,
+            "no statement outlives its call"
+        );
+        drop(conn);
+        drop_schema(store, &schema);
+    }
 }
