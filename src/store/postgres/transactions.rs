@@ -1,8 +1,10 @@
 //! Transactions: each starts with its own settings (`SET LOCAL`) and runs
 //! its statements, in the store's schema, unprepared: one round trip each,
 //! with their parameters' types given (learned once per store); no
-//! statement outlives it. Serialization failures and deadlocks run it
-//! again, with a pause.
+//! statement outlives it. With kept statements
+//! ([`PostgresStoreBuilder::prepared_statements`]) it runs those its
+//! connection prepared instead. Serialization failures, deadlocks and
+//! kept statements gone stale run it again, with a pause.
 
 use std::collections::HashMap;
 use std::time::Duration;

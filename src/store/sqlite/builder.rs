@@ -96,7 +96,7 @@ impl SqliteStoreBuilder {
     /// way. No effect in memory (no WAL).
     ///
     /// What it buys, measured on the bench report's mixed load (2 cores):
-    /// with [`Synchronous::Normal`], 20–25% more calls/s and a one-thread
+    /// with [`Synchronous::Normal`], 10–25% more calls/s and a one-thread
     /// p99 of 0.5 ms instead of 5 ms. With [`Synchronous::Full`] and a
     /// single writing thread, the thread's syncs compete with each
     /// commit's: 14–20% fewer calls/s (p99 still lower); turn it off there
