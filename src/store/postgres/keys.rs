@@ -6,7 +6,7 @@ use r2d2_postgres::postgres::Row;
 
 use super::{Tx, get, micros, sql_int, time};
 use crate::limits::EXPIRED_KEYS_PER_WRITE;
-use crate::store::{KeyRecord, Stamp, WriteOutcome, rules};
+use crate::store::{KeyRecord, rules};
 use crate::{Error, OrgId, Result};
 
 /// Inserts a key's record, or replaces its expired record; changes no row
@@ -64,7 +64,13 @@ pub(super) fn get_record(
 
 /// Records `record` unless a live record of `key` stands; returns
 /// whether it did.
-fn put(tx: &mut Tx<'_>, org: &OrgId, key: &str, record: &KeyRecord, now: i64) -> Result<bool> {
+pub(super) fn put(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    key: &str,
+    record: &KeyRecord,
+    now: i64,
+) -> Result<bool> {
     tx.execute(
         FORGET_EXPIRED,
         &[&org.as_str(), &now, &sql_int(EXPIRED_KEYS_PER_WRITE)],
@@ -83,23 +89,6 @@ fn put(tx: &mut Tx<'_>, org: &OrgId, key: &str, record: &KeyRecord, now: i64) ->
         ],
     )?;
     Ok(changed == 1)
-}
-
-/// Runs write `f` in transaction `tx`; when `stamp` claims an idempotency
-/// key, records it with the outcome, or, if a live record of the key
-/// stands, fails with `IdempotencyInProgress` (the transaction then rolls
-/// `f`'s changes back).
-pub(super) fn claimed<T: WriteOutcome>(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    stamp: Stamp<'_>,
-    f: &mut impl FnMut(&mut Tx<'_>) -> Result<T>,
-) -> Result<T> {
-    let out = f(tx)?;
-    rules::keys::claim(stamp, &out, |key, record| {
-        put(tx, org, key, record, micros(stamp.at))
-    })?;
-    Ok(out)
 }
 
 /// Records `record` for `key` unless a live record stands; the record that

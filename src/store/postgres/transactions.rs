@@ -17,8 +17,8 @@ use super::builder::PostgresStoreBuilder;
 use super::connections::Conn;
 use super::errors::{PostgresDb, is_lost};
 use super::members::{self, Call};
-use super::{PostgresStore, blocking, keys, schema};
-use crate::store::{Stamp, WriteOutcome};
+use super::{PostgresStore, blocking, keys, micros, schema};
+use crate::store::{Stamp, WriteOutcome, rules};
 use crate::{Error, OrgId, Result, SegmentId};
 
 /// The store's SQL in its schema: each statement's text with the schema
@@ -303,7 +303,11 @@ impl PostgresStore {
         stamp: Stamp<'_>,
         mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
     ) -> Result<T> {
-        self.write_or_try(stamp.dry_run, |tx| keys::claimed(tx, org, stamp, &mut f))
+        self.write_or_try(stamp.dry_run, |tx| {
+            rules::keys::claimed(tx, stamp, &mut f, |tx, key, record| {
+                keys::put(tx, org, key, record, micros(stamp.at))
+            })
+        })
     }
 
     /// [`keyed`](Self::keyed) for a member call on segment `id` of `org`:

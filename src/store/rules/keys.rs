@@ -17,24 +17,27 @@ pub(crate) fn record(claim: &KeyClaim<'_>, stamp: Stamp<'_>, out: &impl WriteOut
     }
 }
 
-/// Records the key `stamp` claims, if any, for a write that returned
-/// `out`, through `put` (which records unless a live record of the key
-/// stands, and says whether it did).
+/// Runs write `f` on `conn`; when `stamp` claims an idempotency key,
+/// records it with the write's outcome through `put` (which records unless
+/// a live record of the key stands, and says whether it did).
 ///
 /// # Errors
-/// `IdempotencyInProgress` when a live record stands (the caller's
-/// transaction then rolls the write back), or what `put` fails with.
+/// What `f` fails with; `IdempotencyInProgress` when a live record stands
+/// (the caller's transaction then rolls the write back), or what `put`
+/// fails with.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn claim(
+pub(crate) fn claimed<C, T: WriteOutcome>(
+    conn: &mut C,
     stamp: Stamp<'_>,
-    out: &impl WriteOutcome,
-    put: impl FnOnce(&str, &KeyRecord) -> Result<bool>,
-) -> Result<()> {
+    f: impl FnOnce(&mut C) -> Result<T>,
+    put: impl FnOnce(&mut C, &str, &KeyRecord) -> Result<bool>,
+) -> Result<T> {
+    let out = f(conn)?;
     let Some(claim) = stamp.key else {
-        return Ok(());
+        return Ok(out);
     };
-    if put(claim.key, &record(claim, stamp, out))? {
-        Ok(())
+    if put(conn, claim.key, &record(claim, stamp, &out))? {
+        Ok(out)
     } else {
         Err(Error::IdempotencyInProgress {
             key: claim.key.to_owned(),
@@ -117,8 +120,6 @@ pub(crate) fn check_keyed_writes_forget_a_bounded_number_of_expired_keys<S>(
 mod tests {
     use chrono::{TimeZone, Utc};
 
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    use super::claim as claim_;
     use super::*;
     use crate::store::{StoreAddOutcome, Written};
 
@@ -185,17 +186,39 @@ mod tests {
             dry_run: false,
             key: None,
         };
-        claim_(unkeyed, &out, |_, _| panic!("no key, nothing to put")).unwrap();
+        let write = |writes: &mut Vec<&str>| {
+            writes.push("the write");
+            Ok(out)
+        };
+        let mut writes = Vec::new();
+        let got = claimed(&mut writes, unkeyed, write, |_, _, _| {
+            panic!("no key, nothing to put")
+        })
+        .unwrap();
+        assert_eq!((got, writes), (out, vec!["the write"]), "the write alone");
         let keyed = Stamp {
             key: Some(&claim),
             ..unkeyed
         };
-        claim_(keyed, &out, |key, _| Ok(key == "k-1")).expect("recorded");
-        let err = claim_(keyed, &out, |_, _| Ok(false)).unwrap_err();
+        let mut writes = Vec::new();
+        claimed(&mut writes, keyed, write, |writes, key, _| {
+            writes.push("the key");
+            Ok(key == "k-1")
+        })
+        .expect("recorded");
+        assert_eq!(writes, ["the write", "the key"], "the key after the write");
+        let err = claimed(&mut Vec::new(), keyed, write, |_, _, _| Ok(false)).unwrap_err();
         assert!(
             matches!(err, Error::IdempotencyInProgress { ref key } if key == "k-1"),
             "a live record means in progress: {err:?}"
         );
+        let failed = claimed(
+            &mut Vec::<&str>::new(),
+            keyed,
+            |_| Err::<StoreAddOutcome, _>(Error::storage("the write fails")),
+            |_, _, _| panic!("a failed write claims nothing"),
+        );
+        assert!(failed.is_err(), "the write's failure is the call's");
         let mine = record(&claim, keyed, &out);
         let standing = KeyRecord {
             fingerprint: [9; 32],

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteDb, micros, sql_int, time_at};
 use crate::limits::EXPIRED_KEYS_PER_WRITE;
-use crate::store::{KeyRecord, Stamp, WriteOutcome, rules};
+use crate::store::{KeyRecord, rules};
 use crate::{OrgId, Result};
 
 /// Inserts a key's record, or replaces its expired record; changes no row
@@ -62,7 +62,13 @@ pub(super) fn get(
 
 /// Records `record` unless a live record of `key` stands; returns
 /// whether it did.
-fn put(conn: &Connection, org: &OrgId, key: &str, record: &KeyRecord, now: i64) -> Result<bool> {
+pub(super) fn put(
+    conn: &Connection,
+    org: &OrgId,
+    key: &str,
+    record: &KeyRecord,
+    now: i64,
+) -> Result<bool> {
     conn.prepare_cached(FORGET_EXPIRED)
         .db()?
         .execute(params![org.as_str(), now, sql_int(EXPIRED_KEYS_PER_WRITE)])
@@ -82,23 +88,6 @@ fn put(conn: &Connection, org: &OrgId, key: &str, record: &KeyRecord, now: i64) 
         ])
         .db()?;
     Ok(changed == 1)
-}
-
-/// Runs write `f` in transaction `tx`; when `stamp` claims an idempotency
-/// key, records it with the outcome, or, if a live record of the key
-/// stands, fails with `IdempotencyInProgress` (the caller rolls `f`'s
-/// changes back with the transaction).
-pub(super) fn claimed<T: WriteOutcome>(
-    tx: &Connection,
-    org: &OrgId,
-    stamp: Stamp<'_>,
-    f: impl FnOnce(&Connection) -> Result<T>,
-) -> Result<T> {
-    let out = f(tx)?;
-    rules::keys::claim(stamp, &out, |key, record| {
-        put(tx, org, key, record, micros(stamp.at))
-    })?;
-    Ok(out)
 }
 
 /// Records `record` for `key` unless a live record stands; the record that

@@ -17,11 +17,11 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::store::entries::Batch;
-use crate::store::member_calls;
 use crate::store::{
     KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
     StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
 };
+use crate::store::{member_calls, rules};
 use crate::{
     Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, OrgId, PastMember, Pid,
     Result, Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
@@ -261,7 +261,14 @@ impl SqliteStore {
         stamp: Stamp<'_>,
         f: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
-        self.write_or_try(stamp.dry_run, |tx| keys::claimed(tx, org, stamp, f))
+        self.write_or_try(stamp.dry_run, |mut tx| {
+            rules::keys::claimed(
+                &mut tx,
+                stamp,
+                |tx| f(tx),
+                |tx, key, record| keys::put(tx, org, key, record, micros(stamp.at)),
+            )
+        })
     }
 
     /// [`keyed`](Self::keyed) for a member call on segment `id` of `org`:
