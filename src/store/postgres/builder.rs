@@ -168,8 +168,14 @@ impl PostgresStoreBuilder {
     /// server no longer knows, or that a change of the schema made stale,
     /// is forgotten by its connection, and the call runs again (as after a
     /// serialization failure, within [`max_retries`](Self::max_retries)),
-    /// preparing afresh. Behind a pooler that does not keep them, most
-    /// calls would fail that way: leave it off there.
+    /// preparing afresh.
+    ///
+    /// Never turn it on behind a pooler that does not keep prepared
+    /// statements per client (PgBouncer before 1.21, or without
+    /// `max_prepared_statements`, in transaction or statement pooling):
+    /// there clients share server sessions, and the `postgres` crate names
+    /// statements the same way in every process, so a call could run
+    /// another process's statement of the same name, or fail on it.
     pub fn prepared_statements(mut self, on: bool) -> Self {
         self.prepared_statements = on;
         self

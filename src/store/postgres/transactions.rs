@@ -423,15 +423,16 @@ fn is_retryable(e: &Error) -> bool {
         })
 }
 
-/// A kept statement the server no longer has (its session was reset, or
-/// is another one behind a pooler), or whose kept plan a change of the
-/// schema made unusable.
+/// A kept statement the server no longer has (its session was reset),
+/// or whose kept plan a change of the schema made unusable ("cached plan
+/// must not change result type", told by the server's routine, whose
+/// name is not translated as the message may be).
 fn is_stale_statement(e: &pg::Error) -> bool {
     match e.code() {
         Some(code) if *code == SqlState::INVALID_SQL_STATEMENT_NAME => true,
         Some(code) if *code == SqlState::FEATURE_NOT_SUPPORTED => e
             .as_db_error()
-            .is_some_and(|db| db.message().starts_with("cached plan must not change")),
+            .is_some_and(|db| db.routine() == Some("RevalidateCachedQuery")),
         _ => false,
     }
 }
@@ -522,6 +523,33 @@ mod tests {
             store.connection().unwrap().prepared.len(),
             again,
             "a call whose statements the connection has prepares nothing"
+        );
+        drop_schema(store, &schema);
+    }
+
+    #[test]
+    fn a_kept_statement_that_a_schema_change_made_stale_is_prepared_afresh() {
+        let (store, schema) = store(true);
+        let segments = Segments::new(store.clone());
+        let org = OrgId::new("acme").unwrap();
+        let s = segments.create(&org, NewSegment::new("First")).unwrap();
+        assert_eq!(segments.get(&org, s.id).unwrap().name, "First");
+        {
+            // The result type of every kept read of a segment changes.
+            let mut conn = store.connection().unwrap();
+            let kept = conn.prepared.len();
+            conn.client
+                .batch_execute(&format!(
+                    "ALTER TABLE {schema}.segments ALTER COLUMN name TYPE varchar(200)"
+                ))
+                .unwrap();
+            assert_eq!(conn.prepared.len(), kept, "still kept");
+        }
+        let got = segments.get(&org, s.id);
+        assert_eq!(
+            got.map(|s| s.name).ok().as_deref(),
+            Some("First"),
+            "the read ran again, preparing afresh"
         );
         drop_schema(store, &schema);
     }

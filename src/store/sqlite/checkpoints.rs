@@ -1,15 +1,23 @@
 //! Checkpoints off the write path: a file store's thread that copies the
-//! WAL back into the database file, so that no write call waits for it.
+//! WAL back into the database file, so that write calls wait for it less.
 //!
 //! By SQLite's own rule (`wal_autocheckpoint`), the commit that takes the
 //! WAL past 1,000 pages runs the checkpoint before it returns: it copies
 //! the pages into the database file and syncs it, and every call in line
-//! behind it waits. Here that commit only signals this module's thread,
-//! which runs a passive checkpoint on a connection of its own (passive:
-//! it neither waits for nor blocks readers and writers). If the WAL still
-//! reaches [`WAL_PAGES_INLINE`] (the thread is behind, or long reads pin
-//! the WAL), the commit that takes it there checkpoints inline, as SQLite
-//! would.
+//! behind it waits. Here a commit only wakes this module's thread each
+//! time the WAL has grown by another [`WAL_PAGES`]; the thread runs a
+//! passive checkpoint on a connection of its own (passive: it neither
+//! waits for nor blocks readers and writers) and copies what the WAL holds
+//! at that moment.
+//!
+//! The WAL starts again from its beginning only when a write begins with
+//! every page of it copied, which a checkpoint running beside the writes
+//! seldom leaves. So the commit that takes the WAL to
+//! [`WAL_PAGES_INLINE`] waits for a checkpoint the thread is running, and
+//! checkpoints inline, as SQLite would: by then the thread has copied all
+//! but the last pages, so this checkpoint has little left to copy, and the
+//! next write starts the WAL again. The WAL stays under about
+//! [`WAL_PAGES_INLINE`] pages and one call's.
 
 use std::ffi::c_int;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -20,8 +28,8 @@ use rusqlite::hooks::Wal;
 
 use crate::{Error, Result};
 
-/// WAL pages after a commit from which the thread is asked to checkpoint
-/// (SQLite's default `wal_autocheckpoint`).
+/// WAL pages a commit adds, since it last woke the thread, before it wakes
+/// it again (SQLite's default `wal_autocheckpoint`).
 const WAL_PAGES: c_int = 1000;
 
 /// WAL pages after a commit from which the writer checkpoints inline.
@@ -30,18 +38,28 @@ const WAL_PAGES_INLINE: c_int = 4 * WAL_PAGES;
 /// What the writer's commits and the thread share.
 #[derive(Debug, Default)]
 struct Signal {
-    /// A commit left the WAL past [`WAL_PAGES`] since the last checkpoint.
+    /// A commit asked for a checkpoint.
     due: bool,
+    /// The thread is checkpointing.
+    busy: bool,
+    /// The writer is checkpointing inline: the thread starts none.
+    hold: bool,
     /// The store is closing: the thread ends.
     stop: bool,
-    /// Checkpoints the thread has run (for tests).
+    /// Checkpoints the thread ran that worked, and the checkpoints the
+    /// writer ran inline (for tests).
     ran: u64,
+    inline: u64,
 }
 
 type Shared = Arc<(Mutex<Signal>, Condvar)>;
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Signal> {
     shared.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn wait<'a>(shared: &'a Shared, signal: MutexGuard<'a, Signal>) -> MutexGuard<'a, Signal> {
+    shared.1.wait(signal).unwrap_or_else(|e| e.into_inner())
 }
 
 /// A file store's checkpoint thread; dropping it stops the thread and
@@ -64,24 +82,7 @@ impl Checkpointer {
                 move || run(&conn, &shared)
             })
             .map_err(|e| Error::storage(format!("cannot start the checkpoint thread: {e}")))?;
-        let signal = Arc::clone(&shared);
-        // Replaces SQLite's own hook, which `wal_autocheckpoint` sets.
-        //
-        // The hook never returns an error: the commit has happened by the
-        // time it runs, and an error would make the COMMIT report a failure
-        // (SQLite's own hook ignores its checkpoint's outcome too: one that
-        // met another checkpoint running leaves the work to it).
-        let hooked = writer.wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
-            if pages >= WAL_PAGES_INLINE {
-                let _ = wal.checkpoint();
-                return Ok(());
-            }
-            if pages >= WAL_PAGES {
-                lock(&signal).due = true;
-                signal.1.notify_one();
-            }
-            Ok(())
-        }));
+        let hooked = writer.wal_hook(Some(hook(Arc::clone(&shared))));
         let checkpointer = Self {
             shared,
             thread: Some(thread),
@@ -90,37 +91,82 @@ impl Checkpointer {
         Ok(checkpointer)
     }
 
-    /// How many checkpoints the thread has run.
+    /// Checkpoints the thread has run that worked, and the checkpoints
+    /// the writer ran inline.
     #[cfg(test)]
-    pub(super) fn ran(&self) -> u64 {
-        lock(&self.shared).ran
+    pub(super) fn work(&self) -> (u64, u64) {
+        let signal = lock(&self.shared);
+        (signal.ran, signal.inline)
     }
 }
 
-/// The thread: a passive checkpoint each time a commit asks for one.
+/// The writer's hook, run after each commit with the WAL's pages. It
+/// replaces SQLite's own, which `wal_autocheckpoint` sets.
+///
+/// It never returns an error: the commit has happened by the time it
+/// runs, and an error would make the COMMIT report a failure (SQLite's
+/// own hook ignores its checkpoint's outcome too).
+fn hook(shared: Shared) -> impl FnMut(&mut Wal, c_int) -> rusqlite::Result<()> + Send + 'static {
+    // The WAL's pages when a commit last woke the thread.
+    let mut woke_at: c_int = 0;
+    move |wal: &mut Wal, pages: c_int| {
+        if pages < woke_at {
+            // The WAL started again.
+            woke_at = 0;
+        }
+        if pages >= WAL_PAGES_INLINE {
+            let mut signal = lock(&shared);
+            signal.hold = true;
+            while signal.busy {
+                signal = wait(&shared, signal);
+            }
+            drop(signal);
+            let _ = wal.checkpoint();
+            let mut signal = lock(&shared);
+            signal.hold = false;
+            signal.inline += 1;
+            woke_at = 0;
+        } else if pages >= woke_at + WAL_PAGES {
+            woke_at = pages;
+            lock(&shared).due = true;
+            shared.1.notify_all();
+        }
+        Ok(())
+    }
+}
+
+/// The thread: a passive checkpoint each time a commit asks for one,
+/// unless the writer is checkpointing inline.
 fn run(conn: &Connection, shared: &Shared) {
     let mut signal = lock(shared);
     loop {
         while !signal.due && !signal.stop {
-            signal = shared.1.wait(signal).unwrap_or_else(|e| e.into_inner());
+            signal = wait(shared, signal);
         }
         if signal.stop {
             return;
         }
         signal.due = false;
+        if signal.hold {
+            continue;
+        }
+        signal.busy = true;
         drop(signal);
         // One that could not copy every page (a reader still needs them)
-        // copies the rest at the next signal; nothing to report to anyone.
-        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        // copies the rest next time; nothing to report to anyone.
+        let ran = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
         signal = lock(shared);
-        signal.ran += 1;
+        signal.busy = false;
+        signal.ran += u64::from(ran.is_ok());
+        // A commit may be waiting to checkpoint inline.
+        shared.1.notify_all();
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         lock(&self.shared).stop = true;
-        self.shared.1.notify_one();
+        self.shared.1.notify_all();
         if let Some(thread) = self.thread.take() {
             // The thread only waits and checkpoints; a panic in it has
             // nothing left to undo.
@@ -133,71 +179,57 @@ impl Drop for Checkpointer {
 mod tests {
     use std::path::Path;
 
-    use crate::{NewSegment, OrgId, Pid, SegmentId, Segments, SqliteStore};
+    use super::WAL_PAGES_INLINE;
+    use crate::{NewSegment, OrgId, Pid, Segments, SqliteStore};
 
-    /// Adds batches of new people until the store's checkpoint thread has
-    /// run `at_least` checkpoints (or 200 batches, far more than needed);
-    /// the segment, and the members added.
-    fn fill(
-        segments: &Segments<SqliteStore>,
-        ran: impl Fn() -> u64,
-        at_least: u64,
-    ) -> (SegmentId, u64) {
+    const BATCHES: u64 = 100;
+
+    /// Fills a segment with [`BATCHES`] batches of 1,000 new people (many
+    /// times 1,000 WAL pages), and returns the most pages the WAL has
+    /// held: its file's size (SQLite reuses the file from its start when
+    /// the WAL starts again, and never shrinks it while the store is open).
+    fn fill(path: &Path, segments: &Segments<SqliteStore>) -> u64 {
         let org = OrgId::new("acme").unwrap();
         let id = segments.create(&org, NewSegment::new("Fill")).unwrap().id;
-        let mut added = 0;
-        for batch in 0..200u64 {
-            if ran() >= at_least {
-                break;
-            }
+        for batch in 0..BATCHES {
             let pids: Vec<Pid> = (0..1000u64)
                 .map(|i| Pid::parse(&format!("p-{:012x}", batch * 1000 + i)).unwrap())
                 .collect();
-            added += segments.add_members(&org, id, &pids).unwrap().n_added;
+            segments.add_members(&org, id, &pids).unwrap();
         }
-        assert_eq!(segments.get(&org, id).unwrap().current_size, added);
-        (id, added)
-    }
-
-    fn wal_pages(path: &Path) -> i64 {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-            .unwrap()
+        assert_eq!(segments.get(&org, id).unwrap().current_size, BATCHES * 1000);
+        let wal = std::fs::metadata(path.with_extension("db-wal")).unwrap();
+        // A frame is a 24-byte header and a 4,096-byte page.
+        wal.len() / (24 + 4096)
     }
 
     #[test]
-    fn a_file_store_checkpoints_on_its_own_thread_and_stops_it_when_dropped() {
+    fn a_file_store_checkpoints_on_its_own_thread_and_keeps_the_wal_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
         let store = SqliteStore::open(&path).unwrap();
-        let ran = || {
-            store
-                .checkpoints_run()
-                .expect("a file store has the thread")
-        };
         let segments = Segments::new(store.clone());
-        // A commit can only signal the thread once the WAL is past 1,000
-        // pages; the writes go on until the thread has answered twice.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let (id, added) = fill(&segments, ran, 2);
-        while ran() < 2 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert!(ran() >= 2, "the thread checkpointed ({} times)", ran());
-        drop((segments, store));
-        // The thread's connection closed with the store: the last
-        // connection to close checkpointed the WAL and removed it.
+        let largest = fill(&path, &segments);
+        let (ran, inline) = store
+            .checkpoints_work()
+            .expect("a file store has the thread");
         assert!(
-            !dir.path().join("c.db-wal").exists(),
-            "no WAL is left behind"
+            ran >= 1,
+            "the thread checkpointed ({ran} times, {inline} inline)"
         );
+        // A batch of 1,000 new people writes well under 1,000 pages.
+        assert!(
+            largest < u64::try_from(WAL_PAGES_INLINE).unwrap() + 1000,
+            "the WAL stays near its bound: {largest} pages at most"
+        );
+        drop((segments, store));
         let reopened = Segments::new(SqliteStore::open(&path).unwrap());
         let org = OrgId::new("acme").unwrap();
-        assert_eq!(
-            reopened.get(&org, id).unwrap().current_size,
-            added,
-            "the writes are there"
-        );
+        let list = reopened
+            .list(&org, crate::PageOptions::new())
+            .unwrap()
+            .segments;
+        assert_eq!(list[0].current_size, BATCHES * 1000, "the writes are there");
     }
 
     #[test]
@@ -208,19 +240,17 @@ mod tests {
             .background_checkpoints(false)
             .open(&path)
             .unwrap();
-        assert_eq!(store.checkpoints_run(), None, "no thread");
-        let segments = Segments::new(store.clone());
-        // 200 batches of 1,000 new people: far past 1,000 WAL pages.
-        fill(&segments, || 0, 1);
+        assert_eq!(store.checkpoints_work(), None, "no thread");
+        let largest = fill(&path, &Segments::new(store));
         assert!(
-            wal_pages(&path) < 2000,
-            "SQLite's own checkpoints keep the WAL near 1,000 pages"
+            largest < 2000,
+            "SQLite's own checkpoints keep the WAL near 1,000 pages: {largest}"
         );
     }
 
     #[test]
     fn an_in_memory_store_has_no_checkpoint_thread() {
         let store = SqliteStore::open_in_memory().unwrap();
-        assert_eq!(store.checkpoints_run(), None);
+        assert_eq!(store.checkpoints_work(), None);
     }
 }

@@ -209,14 +209,14 @@ impl SqliteStore {
         }
     }
 
-    /// How many checkpoints the file's checkpoint thread has run; `None`
-    /// without the thread.
+    /// The checkpoints the file's checkpoint thread has run, and those
+    /// the writer ran inline; `None` without the thread.
     #[cfg(test)]
-    fn checkpoints_run(&self) -> Option<u64> {
+    fn checkpoints_work(&self) -> Option<(u64, u64)> {
         self.inner
             .checkpoints
             .as_ref()
-            .map(checkpoints::Checkpointer::ran)
+            .map(checkpoints::Checkpointer::work)
     }
 
     /// The write connection. A panic in another thread while it held the
