@@ -60,10 +60,11 @@ pub use builder::{SqliteStoreBuilder, Synchronous};
 ///   (in memory, reads share the one connection, and each write commits
 ///   alone). Several processes may open one file; SQLite's locks order
 ///   their writes (their groups, for stores in other processes).
-/// - A file store checkpoints its WAL on a thread of its own, so that no
-///   write call waits while the WAL is copied back into the file (see
-///   [`SqliteStoreBuilder::background_checkpoints`]); dropping the last
-///   clone stops the thread.
+/// - A file store checkpoints its WAL on a thread of its own, so that
+///   write calls seldom wait while the WAL is copied back into the file
+///   (only the commit that takes the WAL to 4,000 pages finishes the copy
+///   inline; see [`SqliteStoreBuilder::background_checkpoints`]); dropping
+///   the last clone stops the thread.
 /// - The crate's tables are `segment_heads`, `segments`, `segment_people`,
 ///   `segment_memberships`, `segment_ledger`, `segment_ops`,
 ///   `segment_sizes`, `death_records`, `segment_keys` and
