@@ -515,4 +515,6 @@ impl SegmentStore for PostgresStore {
 }
 
 #[cfg(test)]
+mod plan_fixture;
+#[cfg(test)]
 mod tests;
