@@ -3,8 +3,8 @@
 
 use r2d2_postgres::postgres::{Client, NoTls};
 
-use super::PostgresStore;
 use super::tests::server;
+use super::{PostgresStore, schema};
 
 /// The big segment of [`SKEWED`].
 pub(super) const BIG: &str = "00000000-0000-0000-0000-0000000000b1";
@@ -92,4 +92,25 @@ pub(super) fn skewed_schema() -> (String, Client) {
         "the fixture holds the big segment"
     );
     (schema, client)
+}
+
+/// Has the server analyze every table of the fixture's schema (the
+/// client's search path).
+pub(super) fn analyze(client: &mut Client) {
+    for table in schema::tables() {
+        client.batch_execute(&format!("ANALYZE {table}")).unwrap();
+    }
+}
+
+/// Drops the fixture's schema, then fails with every wrong plan found.
+pub(super) fn drop_and_check(client: &mut Client, schema: &str, wrong: &[String]) {
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+    assert!(
+        wrong.is_empty(),
+        "{} plans are wrong:\n\n{}",
+        wrong.len(),
+        wrong.join("\n\n")
+    );
 }

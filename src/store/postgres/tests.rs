@@ -15,7 +15,7 @@
 use r2d2_postgres::postgres::{self as pg, Client, NoTls};
 
 use super::errors::failure_kind;
-use super::plan_fixture::{BIG, skewed_schema};
+use super::plan_fixture::{BIG, analyze, drop_and_check, skewed_schema};
 use super::*;
 use crate::StorageFailure;
 use crate::store::Page;
@@ -373,9 +373,7 @@ fn every_statement_walks_indexes_whatever_the_tables_sizes() {
             ));
         }
     }
-    for table in schema::tables() {
-        client.batch_execute(&format!("ANALYZE {table}")).unwrap();
-    }
+    analyze(&mut client);
     wrong.extend(check_plans(&mut client, &schema, "skewed tables, analyzed"));
     // Once analyzed, the hint changes nothing: the plans walk indexes
     // without it.
@@ -388,15 +386,7 @@ fn every_statement_walks_indexes_whatever_the_tables_sizes() {
             ));
         }
     }
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .unwrap();
-    assert!(
-        wrong.is_empty(),
-        "{} plans are wrong:\n\n{}",
-        wrong.len(),
-        wrong.join("\n\n")
-    );
+    drop_and_check(&mut client, &schema, &wrong);
 }
 
 /// With kept statements ([`PostgresStoreBuilder::prepared_statements`]),
@@ -410,19 +400,9 @@ fn every_statement_walks_indexes_in_a_generic_plan_too() {
         .batch_execute("SET plan_cache_mode = force_generic_plan")
         .unwrap();
     let mut wrong = check_plans(&mut client, &schema, "generic plans, not analyzed");
-    for table in schema::tables() {
-        client.batch_execute(&format!("ANALYZE {table}")).unwrap();
-    }
+    analyze(&mut client);
     wrong.extend(check_plans(&mut client, &schema, "generic plans, analyzed"));
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .unwrap();
-    assert!(
-        wrong.is_empty(),
-        "{} plans are wrong:\n\n{}",
-        wrong.len(),
-        wrong.join("\n\n")
-    );
+    drop_and_check(&mut client, &schema, &wrong);
 }
 
 /// The kind each `postgres` error gets. Only a connection that failed is
