@@ -1,12 +1,13 @@
 //! What the SQL backends share: how they store a ledger entry (a kind
 //! code and the columns the kind uses, the same numbers in every schema),
-//! an org's ledger head as a write holds it, and the batch of a member
-//! call.
+//! an org's ledger head as a write holds it, the flow of every write made
+//! on a caller's behalf ([`keyed_write`]: the ledger opened first, the
+//! idempotency key recorded last), and the batch of a member call.
 
 use chrono::{DateTime, Utc};
 
-use crate::store::Stamp;
-use crate::store::rules::clock::ledger_time;
+use crate::store::rules::{self, clock::ledger_time};
+use crate::store::{KeyRecord, Stamp, WriteOutcome};
 use crate::{ChangeKind, Error, OrgId, Pid, Result};
 
 /// An org's ledger head as one write transaction holds it: the seqs it
@@ -74,6 +75,50 @@ impl<'a> Head<'a> {
     pub(crate) fn moved(&self) -> bool {
         self.last != self.opened_at
     }
+}
+
+/// How a SQL backend holds an org's ledger head for one write transaction
+/// on its connection type `C`: [`open`](Self::open) reads the head row
+/// (locking it first, on PostgreSQL) into a [`Head`], and
+/// [`close`](Self::close) writes the head back when the transaction
+/// [`moved`](Head::moved) it. [`keyed_write`] is the one place that opens
+/// and closes it.
+pub(crate) trait Ledger<'a, C>: Sized {
+    /// Reads the head of `org` for a write stamped `stamp`.
+    fn open(conn: &mut C, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self>;
+
+    /// Moves the head past this transaction's entries (nothing to do when
+    /// it gave none).
+    fn close(self, conn: &mut C) -> Result<()>;
+}
+
+/// Every write a SQL store makes on a caller's behalf (creates, updates,
+/// deletes and member calls): opens the org's ledger `L` on `conn` before
+/// anything else, runs `f` with it, closes it, then records the stamp's
+/// idempotency key, if any, through `put` ([`rules::keys::claimed`]).
+/// The caller's transaction commits all of it or none.
+///
+/// # Errors
+/// What opening or closing the ledger, `f` or `put` fail with;
+/// `IdempotencyInProgress` when a live record of the key stands.
+pub(crate) fn keyed_write<'a, C, L: Ledger<'a, C>, T: WriteOutcome>(
+    conn: &mut C,
+    org: &'a OrgId,
+    stamp: Stamp<'a>,
+    f: impl FnOnce(&mut C, &mut L) -> Result<T>,
+    put: impl FnOnce(&mut C, &str, &KeyRecord) -> Result<bool>,
+) -> Result<T> {
+    rules::keys::claimed(
+        conn,
+        stamp,
+        |conn| {
+            let mut ledger = L::open(conn, org, stamp)?;
+            let out = f(conn, &mut ledger)?;
+            ledger.close(conn)?;
+            Ok(out)
+        },
+        put,
+    )
 }
 
 /// The PIDs of one member call in PID order, each with its place in the

@@ -120,6 +120,8 @@ pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod rules;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod segment_calls;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 mod types;

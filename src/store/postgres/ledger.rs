@@ -1,12 +1,11 @@
 //! The ledger: org heads, entries, the change feed and timelines, in SQL.
 
-use chrono::{DateTime, Utc};
 use r2d2_postgres::postgres::Row;
 
 use super::{Tx, count, damaged, get, sql_int, time};
 use crate::domain::pid::is_well_formed;
 use crate::store::Stamp;
-use crate::store::entries::{self, Head};
+use crate::store::entries::{self, Head, Ledger};
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId, StorageFailure};
 
 pub(super) use crate::store::entries::{ADDED, READDED};
@@ -26,12 +25,13 @@ pub(super) const MOVE_HEAD: &str =
 /// head when it opens (so the org's writes take turns, and seq order is
 /// commit order), numbers entries from it, and moves it when it closes.
 pub(super) struct PostgresLedger<'a> {
-    head: Head<'a>,
+    /// The head as this transaction holds it: its seqs and its time.
+    pub(super) head: Head<'a>,
 }
 
-impl<'a> PostgresLedger<'a> {
+impl<'a, 't> Ledger<'a, Tx<'t>> for PostgresLedger<'a> {
     /// Locks and reads the org's head. The first statement of every write.
-    pub(super) fn open(tx: &mut Tx<'_>, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self> {
+    fn open(tx: &mut Tx<'t>, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self> {
         let row = match tx.query_opt(LOCK_HEAD, &[&org.as_str()])? {
             Some(row) => row,
             None => {
@@ -52,16 +52,20 @@ impl<'a> PostgresLedger<'a> {
         })
     }
 
-    /// The time of this transaction's changes (see [`Head::at`]).
-    pub(super) fn at(&self) -> i64 {
-        self.head.at()
+    /// Moves the org's head past this transaction's entries (nothing to do
+    /// when it wrote none; the lock goes at commit either way).
+    fn close(self, tx: &mut Tx<'t>) -> Result<()> {
+        if self.head.moved() {
+            tx.execute(
+                MOVE_HEAD,
+                &[&self.head.org, &self.head.last(), &self.head.at()],
+            )?;
+        }
+        Ok(())
     }
+}
 
-    /// [`PostgresLedger::at`] as a time.
-    pub(super) fn time(&self) -> DateTime<Utc> {
-        self.head.time()
-    }
-
+impl PostgresLedger<'_> {
     /// Appends an entry about a segment; returns its `seq`.
     pub(super) fn append(
         &mut self,
@@ -86,11 +90,6 @@ impl<'a> PostgresLedger<'a> {
             ],
         )?;
         Ok(seq)
-    }
-
-    /// The org's last seq before this transaction (see [`Head::read_at`]).
-    pub(super) fn read_at(&self) -> i64 {
-        self.head.read_at()
     }
 
     /// Appends one membership entry per `(code, person)`, in order, in one
@@ -133,18 +132,6 @@ impl<'a> PostgresLedger<'a> {
             )?;
         }
         Ok(Some(self.head.take(codes.len() as i64)))
-    }
-
-    /// Moves the org's head past this transaction's entries (nothing to do
-    /// when it wrote none; the lock goes at commit either way).
-    pub(super) fn close(self, tx: &mut Tx<'_>) -> Result<()> {
-        if self.head.moved() {
-            tx.execute(
-                MOVE_HEAD,
-                &[&self.head.org, &self.head.last(), &self.head.at()],
-            )?;
-        }
-        Ok(())
     }
 }
 

@@ -18,12 +18,13 @@ use std::collections::HashMap;
 use r2d2_postgres::postgres::Row;
 
 use super::ledger::{PostgresLedger, pid_at};
-use super::segments::{locate, set_size};
+use super::segments::{Writes, locate, set_size};
 use super::{Tx, count, get, micros, sql_int, time};
 use crate::store::entries::Batch;
 use crate::store::member_calls::{self, MemberSql, SetMember};
 use crate::store::rules::members::Standing;
-use crate::store::{MemberSlice, MemberStart, SegmentInsert, Stamp};
+use crate::store::segment_calls;
+use crate::store::{MemberSlice, MemberStart, SegmentInsert};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
 /// What a PID is to the segment, before an add.
@@ -227,7 +228,7 @@ impl MemberSql for Call<'_, '_, '_> {
     }
 
     fn read_at(&self) -> i64 {
-        self.ledger.read_at()
+        self.ledger.head.read_at()
     }
 
     fn members_of(&mut self, expr: &SetExpr) -> Result<Vec<SetMember>> {
@@ -258,7 +259,7 @@ impl MemberSql for Call<'_, '_, '_> {
 
     fn insert(&mut self, people: &[(i64, &str)]) -> Result<()> {
         let (persons, pids): (Vec<i64>, Vec<&str>) = people.iter().copied().unzip();
-        let at = self.ledger.at();
+        let at = self.ledger.head.at();
         self.tx.execute(
             INSERT_MEMBERS,
             &[&self.org.as_str(), self.id.as_uuid(), &at, &persons, &pids],
@@ -275,13 +276,20 @@ impl MemberSql for Call<'_, '_, '_> {
             REJOIN,
             self.org,
             self.id,
-            self.ledger.at(),
+            self.ledger.head.at(),
             &people,
         )
     }
 
     fn end(&mut self, people: &[i64]) -> Result<()> {
-        update_each(self.tx, LEAVE, self.org, self.id, self.ledger.at(), people)
+        update_each(
+            self.tx,
+            LEAVE,
+            self.org,
+            self.id,
+            self.ledger.head.at(),
+            people,
+        )
     }
 
     fn entries(
@@ -300,19 +308,15 @@ impl MemberSql for Call<'_, '_, '_> {
 }
 
 /// Runs `f`, a member call on segment `id` of `org` (`NotFound` if the
-/// org has no such segment), with the org's ledger open for it. Call
-/// inside a write transaction.
+/// org has no such segment), in `ledger`'s transaction.
 pub(super) fn on_segment<T>(
     tx: &mut Tx<'_>,
+    ledger: &mut PostgresLedger<'_>,
     org: &OrgId,
     id: SegmentId,
-    stamp: Stamp<'_>,
     f: impl FnOnce(&mut Call<'_, '_, '_>) -> Result<T>,
 ) -> Result<T> {
-    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
-    let out = f(&mut Call::on(tx, &mut ledger, org, id)?)?;
-    ledger.close(tx)?;
-    Ok(out)
+    f(&mut Call::on(tx, ledger, org, id)?)
 }
 
 /// Every PID of the batch, in PID order, with its person number and what
@@ -427,24 +431,29 @@ fn members_of(
         .collect()
 }
 
-/// Creates a segment and makes the members of `expr` its members. Call
-/// inside a write transaction.
+/// Creates a segment and makes the members of `expr` its members, in
+/// `ledger`'s transaction.
 pub(super) fn create_from(
     tx: &mut Tx<'_>,
+    ledger: &mut PostgresLedger<'_>,
     org: &OrgId,
     new: &SegmentInsert,
     expr: &SetExpr,
-    stamp: Stamp<'_>,
 ) -> Result<Segment> {
-    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
     // The sources first: a missing one creates nothing.
     for source in expr.segments() {
         locate(tx, org, source)?;
     }
-    let created = super::segments::insert_with(tx, org, new, &mut ledger)?;
-    let mut call = Call::located(tx, &mut ledger, org, created.id, 0);
+    let created = segment_calls::insert(
+        &mut Writes {
+            tx: &mut *tx,
+            ledger: &mut *ledger,
+            org,
+        },
+        new,
+    )?;
+    let mut call = Call::located(tx, ledger, org, created.id, 0);
     let added = member_calls::add_from(&mut call, expr)?;
-    ledger.close(tx)?;
     Ok(Segment {
         current_size: added.new_current_size,
         ..created

@@ -17,15 +17,16 @@ use chrono::{DateTime, Utc};
 use r2d2_postgres::r2d2::Pool;
 
 use crate::store::entries::Batch;
-use crate::store::member_calls;
 use crate::store::{
     KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
     StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome,
 };
+use crate::store::{member_calls, segment_calls};
 use crate::{
     Change, DeathCursor, DeathRecord, DeathSignals, MemberCursor, OrgId, PastMember, Pid, Result,
     Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr,
 };
+use segments::Writes;
 
 mod as_of;
 mod blocking;
@@ -348,7 +349,9 @@ impl PostgresStore {
 
 impl SegmentStore for PostgresStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
-        self.keyed(org, stamp, |tx| segments::insert(tx, org, &new, stamp))
+        self.keyed(org, stamp, |tx, ledger| {
+            segment_calls::insert(&mut Writes { tx, ledger, org }, &new)
+        })
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
@@ -374,13 +377,15 @@ impl SegmentStore for PostgresStore {
         change: &SegmentChange,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        self.keyed(org, stamp, |tx| {
-            segments::update(tx, org, id, change, stamp)
+        self.keyed(org, stamp, |tx, ledger| {
+            segment_calls::update(&mut Writes { tx, ledger, org }, id, change)
         })
     }
 
     fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
-        self.keyed(org, stamp, |tx| segments::delete(tx, org, id, stamp))
+        self.keyed(org, stamp, |tx, ledger| {
+            segment_calls::delete(&mut Writes { tx, ledger, org }, id)
+        })
     }
 
     fn add_members(
@@ -412,8 +417,8 @@ impl SegmentStore for PostgresStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        self.keyed(org, stamp, |tx| {
-            members::create_from(tx, org, &segment, expr, stamp)
+        self.keyed(org, stamp, |tx, ledger| {
+            members::create_from(tx, ledger, org, &segment, expr)
         })
     }
 

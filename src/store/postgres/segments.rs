@@ -1,11 +1,13 @@
 //! Segments: their rows, names and creation order, in SQL.
 
+use chrono::{DateTime, Utc};
 use r2d2_postgres::postgres::Row;
 use r2d2_postgres::postgres::error::SqlState;
 
 use super::ledger::PostgresLedger;
 use super::{Tx, count, get, micros, sql_int, time};
-use crate::store::{SegmentChange, SegmentInsert, Stamp};
+use crate::store::segment_calls::SegmentSql;
+use crate::store::{SegmentChange, SegmentInsert};
 use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
 
 /// The constraint that keeps names unique per org (by key).
@@ -96,123 +98,91 @@ fn duplicate_name(e: Error, name: &str) -> Error {
     }
 }
 
-/// Inserts the segment row and its `Created` entry. Call inside a write
-/// transaction.
-pub(super) fn insert(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    new: &SegmentInsert,
-    stamp: Stamp<'_>,
-) -> Result<Segment> {
-    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
-    let segment = insert_with(tx, org, new, &mut ledger)?;
-    ledger.close(tx)?;
-    Ok(segment)
+/// One segment write of `org` in `ledger`'s transaction: the statements
+/// of [`segment_calls`](crate::store::segment_calls), which runs the flow.
+pub(super) struct Writes<'c, 't, 'l> {
+    pub(super) tx: &'c mut Tx<'t>,
+    pub(super) ledger: &'c mut PostgresLedger<'l>,
+    pub(super) org: &'c OrgId,
 }
 
-/// Inserts the segment row and its `Created` entry in `ledger`'s
-/// transaction (which the caller closes).
-pub(super) fn insert_with(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    new: &SegmentInsert,
-    ledger: &mut PostgresLedger<'_>,
-) -> Result<Segment> {
-    // A plain INSERT: the unique constraint decides between racing
-    // creates, and its violation is recognized by the constraint's name.
-    tx.execute(
-        "INSERT INTO {schema}.segments (org, id, name, name_key, description, source, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-        &[
-            &org.as_str(),
-            new.id.as_uuid(),
-            &new.name.as_str(),
-            &new.name.key(),
-            &new.description,
-            &new.source,
-            &ledger.at(),
-        ],
-    )
-    .map_err(|e| duplicate_name(e, new.name.as_str()))?;
-    let segment = new.clone().into_segment(ledger.time());
-    let created = ChangeKind::Created {
-        name: segment.name.clone(),
-        description: segment.description.clone(),
-    };
-    ledger.append(tx, segment.id, &created)?;
-    Ok(segment)
-}
-
-/// Applies a rename or a new description. Call inside a write transaction.
-pub(super) fn update(
-    tx: &mut Tx<'_>,
-    org: &OrgId,
-    id: SegmentId,
-    change: &SegmentChange,
-    stamp: Stamp<'_>,
-) -> Result<Segment> {
-    // The head lock first: the segment read after it is the truth until
-    // commit.
-    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
-    let current = get_segment(tx, org, id)?;
-    if change.is_no_op(&current) {
-        return Ok(current);
+impl SegmentSql for Writes<'_, '_, '_> {
+    fn time(&self) -> DateTime<Utc> {
+        self.ledger.head.time()
     }
-    let at = ledger.at();
-    let kind = match change {
-        SegmentChange::Rename(name) => {
-            tx.execute(
-                "UPDATE {schema}.segments SET name = $3, name_key = $4, updated_at = $5
-                 WHERE org = $1 AND id = $2",
+
+    fn segment(&mut self, id: SegmentId) -> Result<Segment> {
+        get_segment(self.tx, self.org, id)
+    }
+
+    fn insert(&mut self, new: &SegmentInsert) -> Result<()> {
+        // A plain INSERT: the unique constraint decides between racing
+        // creates, and its violation is recognized by the constraint's name.
+        self.tx
+            .execute(
+                "INSERT INTO {schema}.segments (org, id, name, name_key, description, source, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
                 &[
-                    &org.as_str(),
-                    id.as_uuid(),
-                    &name.as_str(),
-                    &name.key(),
-                    &at,
+                    &self.org.as_str(),
+                    new.id.as_uuid(),
+                    &new.name.as_str(),
+                    &new.name.key(),
+                    &new.description,
+                    &new.source,
+                    &self.ledger.head.at(),
                 ],
             )
-            .map_err(|e| duplicate_name(e, name.as_str()))?;
-            ChangeKind::Renamed {
-                name: name.as_str().to_owned(),
-            }
-        }
-        SegmentChange::Describe(description) => {
-            tx.execute(
-                "UPDATE {schema}.segments SET description = $3, updated_at = $4 WHERE org = $1 AND id = $2",
-                &[&org.as_str(), id.as_uuid(), description, &at],
-            )?;
-            ChangeKind::DescriptionChanged {
-                description: description.clone(),
-            }
-        }
-    };
-    ledger.append(tx, id, &kind)?;
-    ledger.close(tx)?;
-    get_segment(tx, org, id)
-}
-
-/// Deletes the segment row, its memberships and its sizes; its ledger
-/// entries stay. Call inside a write transaction.
-pub(super) fn delete(tx: &mut Tx<'_>, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
-    let mut ledger = PostgresLedger::open(tx, org, stamp)?;
-    let deleted = tx.execute(
-        "DELETE FROM {schema}.segments WHERE org = $1 AND id = $2",
-        &[&org.as_str(), id.as_uuid()],
-    )?;
-    if deleted == 0 {
-        return Err(Error::NotFound { id });
+            .map_err(|e| duplicate_name(e, new.name.as_str()))?;
+        Ok(())
     }
-    tx.execute(
-        "DELETE FROM {schema}.segment_memberships WHERE org = $1 AND segment = $2",
-        &[&org.as_str(), id.as_uuid()],
-    )?;
-    tx.execute(
-        "DELETE FROM {schema}.segment_sizes WHERE org = $1 AND segment = $2",
-        &[&org.as_str(), id.as_uuid()],
-    )?;
-    ledger.append(tx, id, &ChangeKind::Deleted)?;
-    ledger.close(tx)
+
+    fn change(&mut self, id: SegmentId, change: &SegmentChange) -> Result<()> {
+        let (org, at) = (self.org.as_str(), self.ledger.head.at());
+        match change {
+            SegmentChange::Rename(name) => {
+                self.tx
+                    .execute(
+                        "UPDATE {schema}.segments SET name = $3, name_key = $4, updated_at = $5
+                         WHERE org = $1 AND id = $2",
+                        &[&org, id.as_uuid(), &name.as_str(), &name.key(), &at],
+                    )
+                    .map_err(|e| duplicate_name(e, name.as_str()))?;
+            }
+            SegmentChange::Describe(description) => {
+                self.tx.execute(
+                    "UPDATE {schema}.segments SET description = $3, updated_at = $4 WHERE org = $1 AND id = $2",
+                    &[&org, id.as_uuid(), description, &at],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the segment row, its memberships and its sizes (no foreign
+    /// keys: see the schema).
+    fn delete(&mut self, id: SegmentId) -> Result<()> {
+        let (tx, org) = (&mut *self.tx, self.org);
+        let deleted = tx.execute(
+            "DELETE FROM {schema}.segments WHERE org = $1 AND id = $2",
+            &[&org.as_str(), id.as_uuid()],
+        )?;
+        if deleted == 0 {
+            return Err(Error::NotFound { id });
+        }
+        tx.execute(
+            "DELETE FROM {schema}.segment_memberships WHERE org = $1 AND segment = $2",
+            &[&org.as_str(), id.as_uuid()],
+        )?;
+        tx.execute(
+            "DELETE FROM {schema}.segment_sizes WHERE org = $1 AND segment = $2",
+            &[&org.as_str(), id.as_uuid()],
+        )?;
+        Ok(())
+    }
+
+    fn append(&mut self, id: SegmentId, kind: &ChangeKind) -> Result<()> {
+        self.ledger.append(self.tx, id, kind).map(drop)
+    }
 }
 
 /// A segment's new size, as `current_size` and as a size sample.
@@ -242,7 +212,7 @@ pub(super) fn set_size(
             id.as_uuid(),
             &sql_int(size),
             &entry,
-            &ledger.at(),
+            &ledger.head.at(),
         ],
     )?;
     Ok(())

@@ -16,9 +16,11 @@ use r2d2_postgres::postgres::{self as pg, Row, Statement};
 use super::builder::PostgresStoreBuilder;
 use super::connections::Conn;
 use super::errors::{PostgresDb, is_lost};
+use super::ledger::PostgresLedger;
 use super::members::{self, Call};
 use super::{PostgresStore, blocking, keys, micros, schema};
-use crate::store::{Stamp, WriteOutcome, rules};
+use crate::store::entries;
+use crate::store::{Stamp, WriteOutcome};
 use crate::{Error, OrgId, Result, SegmentId};
 
 /// The store's SQL in its schema: each statement's text with the schema
@@ -294,19 +296,24 @@ impl PostgresStore {
         self.attempt(mode, &mut f)
     }
 
-    /// [`write_or_try`](Self::write_or_try) for a write that may claim an
-    /// idempotency key ([`Stamp::key`]): the key is recorded in the same
-    /// transaction.
+    /// [`write_or_try`](Self::write_or_try) for a write on a caller's
+    /// behalf: `f` runs with the org's ledger open (its head locked first),
+    /// and the key the stamp may claim ([`Stamp::key`]) is recorded in the
+    /// same transaction ([`entries::keyed_write`]).
     pub(super) fn keyed<T: WriteOutcome + Send>(
         &self,
         org: &OrgId,
         stamp: Stamp<'_>,
-        mut f: impl FnMut(&mut Tx<'_>) -> Result<T> + Send,
+        mut f: impl FnMut(&mut Tx<'_>, &mut PostgresLedger<'_>) -> Result<T> + Send,
     ) -> Result<T> {
         self.write_or_try(stamp.dry_run, |tx| {
-            rules::keys::claimed(tx, stamp, &mut f, |tx, key, record| {
-                keys::put(tx, org, key, record, micros(stamp.at))
-            })
+            entries::keyed_write(
+                tx,
+                org,
+                stamp,
+                |tx: &mut Tx<'_>, ledger: &mut PostgresLedger<'_>| f(tx, ledger),
+                |tx, key, record| keys::put(tx, org, key, record, micros(stamp.at)),
+            )
         })
     }
 
@@ -319,7 +326,9 @@ impl PostgresStore {
         stamp: Stamp<'_>,
         f: impl Fn(&mut Call<'_, '_, '_>) -> Result<T> + Sync,
     ) -> Result<T> {
-        self.keyed(org, stamp, |tx| members::on_segment(tx, org, id, stamp, &f))
+        self.keyed(org, stamp, |tx, ledger| {
+            members::on_segment(tx, ledger, org, id, &f)
+        })
     }
 
     /// Runs `f` in a read-only `REPEATABLE READ` transaction: everything it

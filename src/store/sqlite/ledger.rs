@@ -1,27 +1,27 @@
 //! The ledger: org heads, entries, the change feed and timelines, in SQL.
 
-use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteDb, count_at, sql_int, time_at};
 use crate::domain::pid::is_well_formed;
 use crate::store::Stamp;
-use crate::store::entries::{self, Head};
+use crate::store::entries::{self, Head, Ledger};
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId};
 
 pub(super) use crate::store::entries::joins;
 
 /// Writes one transaction's ledger entries for one org: reads the org's
 /// head when it opens, numbers entries from it, and moves it when it
-/// closes. Use inside a write transaction; the head is only moved if
-/// [`SqliteLedger::close`] runs, and the transaction commits.
+/// closes ([`Ledger`], opened and closed by [`entries::keyed_write`]).
+/// The head only moves if the transaction commits.
 pub(super) struct SqliteLedger<'a> {
-    head: Head<'a>,
+    /// The head as this transaction holds it: its seqs and its time.
+    pub(super) head: Head<'a>,
 }
 
-impl<'a> SqliteLedger<'a> {
-    /// Reads the org's head. Call inside the write transaction.
-    pub(super) fn open(conn: &Connection, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self> {
+impl<'a, 'c> Ledger<'a, &'c Connection> for SqliteLedger<'a> {
+    /// Reads the org's head (the write lock is already held).
+    fn open(conn: &mut &'c Connection, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self> {
         let row: Option<(i64, i64)> = conn
             .prepare_cached("SELECT last_seq, last_at FROM segment_heads WHERE org = ?1")
             .db()?
@@ -33,16 +33,22 @@ impl<'a> SqliteLedger<'a> {
         })
     }
 
-    /// The time of this transaction's changes (see [`Head::at`]).
-    pub(super) fn at(&self) -> i64 {
-        self.head.at()
+    fn close(self, conn: &mut &'c Connection) -> Result<()> {
+        if !self.head.moved() {
+            return Ok(());
+        }
+        conn.prepare_cached(
+            "INSERT INTO segment_heads (org, last_seq, last_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (org) DO UPDATE SET last_seq = excluded.last_seq, last_at = excluded.last_at",
+        )
+        .db()?
+        .execute(params![self.head.org, self.head.last(), self.head.at()])
+        .db()?;
+        Ok(())
     }
+}
 
-    /// [`SqliteLedger::at`] as a time.
-    pub(super) fn time(&self) -> DateTime<Utc> {
-        self.head.time()
-    }
-
+impl SqliteLedger<'_> {
     /// Appends an entry about a segment; returns its `seq`.
     pub(super) fn append(
         &mut self,
@@ -69,11 +75,6 @@ impl<'a> SqliteLedger<'a> {
         ])
         .db()?;
         Ok(seq)
-    }
-
-    /// The org's last seq before this transaction (see [`Head::read_at`]).
-    pub(super) fn read_at(&self) -> i64 {
-        self.head.read_at()
     }
 
     /// Appends one membership entry (`ADDED`, `READDED` or `REMOVED`) per
@@ -131,22 +132,6 @@ impl<'a> SqliteLedger<'a> {
             .db()?;
         }
         Ok(last)
-    }
-
-    /// Moves the org's head past this transaction's entries (nothing to do
-    /// when it wrote none).
-    pub(super) fn close(self, conn: &Connection) -> Result<()> {
-        if !self.head.moved() {
-            return Ok(());
-        }
-        conn.prepare_cached(
-            "INSERT INTO segment_heads (org, last_seq, last_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (org) DO UPDATE SET last_seq = excluded.last_seq, last_at = excluded.last_at",
-        )
-        .db()?
-        .execute(params![self.head.org, self.head.last(), self.head.at()])
-        .db()?;
-        Ok(())
     }
 }
 

@@ -15,12 +15,13 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::ledger::{SqliteLedger, pid_at};
-use super::segments::{Located, locate, set_size};
+use super::segments::{Located, Writes, locate, set_size};
 use super::{SqliteDb, array, micros, sql_int, time_at};
 use crate::store::entries::Batch;
 use crate::store::member_calls::{self, MemberSql, SetMember};
 use crate::store::rules::members::Standing;
-use crate::store::{MemberSlice, MemberStart, SegmentInsert, Stamp};
+use crate::store::segment_calls;
+use crate::store::{MemberSlice, MemberStart, SegmentInsert};
 use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
 
 /// The PIDs of `batch`, in PID order, as one `rarray` parameter.
@@ -81,7 +82,7 @@ impl MemberSql for Call<'_, '_> {
     }
 
     fn read_at(&self) -> i64 {
-        self.ledger.read_at()
+        self.ledger.head.read_at()
     }
 
     fn members_of(&mut self, expr: &SetExpr) -> Result<Vec<SetMember>> {
@@ -153,7 +154,13 @@ impl MemberSql for Call<'_, '_> {
     }
 
     fn set_size(&mut self, last_entry: Option<i64>, size: u64) -> Result<()> {
-        set_size(self.tx, self.segment, self.ledger.at(), last_entry, size)
+        set_size(
+            self.tx,
+            self.segment,
+            self.ledger.head.at(),
+            last_entry,
+            size,
+        )
     }
 }
 
@@ -169,7 +176,7 @@ impl Call<'_, '_> {
             .db()?
             .execute(params![
                 self.segment.number,
-                self.ledger.at(),
+                self.ledger.head.at(),
                 array(persons)
             ])
             .db()?;
@@ -178,26 +185,22 @@ impl Call<'_, '_> {
 }
 
 /// Runs `f`, a member call on segment `id` of `org` (`NotFound` if the
-/// org has no such segment), with the org's ledger open for it. Call
-/// inside a write transaction.
+/// org has no such segment), in `ledger`'s transaction.
 pub(super) fn on_segment<T>(
     tx: &Connection,
+    ledger: &mut SqliteLedger<'_>,
     org: &OrgId,
     id: SegmentId,
-    stamp: Stamp<'_>,
     f: impl FnOnce(&mut Call<'_, '_>) -> Result<T>,
 ) -> Result<T> {
     let segment = locate(tx, org, id)?;
-    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
-    let out = f(&mut Call {
+    f(&mut Call {
         tx,
-        ledger: &mut ledger,
+        ledger,
         org,
         id,
         segment,
-    })?;
-    ledger.close(tx)?;
-    Ok(out)
+    })
 }
 
 /// Numbers the people of the batch who have none yet (`None` in
@@ -309,31 +312,36 @@ fn members_of(tx: &Connection, org: &OrgId, target: i64, expr: &SetExpr) -> Resu
         .collect()
 }
 
-/// Creates a segment and makes the members of `expr` its members. Call
-/// inside a write transaction.
+/// Creates a segment and makes the members of `expr` its members, in
+/// `ledger`'s transaction.
 pub(super) fn create_from(
     tx: &Connection,
+    ledger: &mut SqliteLedger<'_>,
     org: &OrgId,
-    new: SegmentInsert,
+    new: &SegmentInsert,
     expr: &SetExpr,
-    stamp: Stamp<'_>,
 ) -> Result<Segment> {
-    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
     // The sources first: a missing one creates nothing.
     for source in expr.segments() {
         locate(tx, org, source)?;
     }
     let id = new.id;
-    let created = super::segments::insert_with(tx, org, new, &mut ledger)?;
+    let created = segment_calls::insert(
+        &mut Writes {
+            tx,
+            ledger: &mut *ledger,
+            org,
+        },
+        new,
+    )?;
     let mut call = Call {
         tx,
-        ledger: &mut ledger,
+        ledger,
         org,
         id,
         segment: locate(tx, org, id)?,
     };
     let added = member_calls::add_from(&mut call, expr)?;
-    ledger.close(tx)?;
     Ok(Segment {
         current_size: added.new_current_size,
         ..created

@@ -16,16 +16,18 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, Row};
 
-use crate::store::entries::Batch;
+use crate::store::entries::{self, Batch};
 use crate::store::{
     KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
     StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
 };
-use crate::store::{member_calls, rules};
+use crate::store::{member_calls, segment_calls};
 use crate::{
     Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, OrgId, PastMember, Pid,
     Result, Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
 };
+use ledger::SqliteLedger;
+use segments::Writes;
 
 mod as_of;
 mod builder;
@@ -253,20 +255,22 @@ impl SqliteStore {
         )
     }
 
-    /// [`write_or_try`](Self::write_or_try) for a write that may claim an
-    /// idempotency key ([`Stamp::key`]): the key is recorded in the same
-    /// transaction.
+    /// [`write_or_try`](Self::write_or_try) for a write on a caller's
+    /// behalf: `f` runs with the org's ledger open, and the key the stamp
+    /// may claim ([`Stamp::key`]) is recorded in the same transaction
+    /// ([`entries::keyed_write`]).
     fn keyed<T: WriteOutcome>(
         &self,
         org: &OrgId,
         stamp: Stamp<'_>,
-        f: impl FnOnce(&Connection) -> Result<T>,
+        f: impl FnOnce(&Connection, &mut SqliteLedger<'_>) -> Result<T>,
     ) -> Result<T> {
         self.write_or_try(stamp.dry_run, |mut tx| {
-            rules::keys::claimed(
+            entries::keyed_write(
                 &mut tx,
+                org,
                 stamp,
-                |tx| f(tx),
+                |tx: &mut &Connection, ledger: &mut SqliteLedger<'_>| f(tx, ledger),
                 |tx, key, record| keys::put(tx, org, key, record, micros(stamp.at)),
             )
         })
@@ -281,7 +285,9 @@ impl SqliteStore {
         stamp: Stamp<'_>,
         f: impl FnOnce(&mut members::Call<'_, '_>) -> Result<T>,
     ) -> Result<T> {
-        self.keyed(org, stamp, |tx| members::on_segment(tx, org, id, stamp, f))
+        self.keyed(org, stamp, |tx, ledger| {
+            members::on_segment(tx, ledger, org, id, f)
+        })
     }
 
     /// Runs `f` on a read connection, in one read transaction (one
@@ -390,7 +396,9 @@ fn count_at(row: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
 
 impl SegmentStore for SqliteStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
-        self.keyed(org, stamp, |tx| segments::insert(tx, org, new, stamp))
+        self.keyed(org, stamp, |tx, ledger| {
+            segment_calls::insert(&mut Writes { tx, ledger, org }, &new)
+        })
     }
 
     fn segment(&self, org: &OrgId, id: SegmentId) -> Result<Segment> {
@@ -416,13 +424,15 @@ impl SegmentStore for SqliteStore {
         change: &SegmentChange,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        self.keyed(org, stamp, |tx| {
-            segments::update(tx, org, id, change, stamp)
+        self.keyed(org, stamp, |tx, ledger| {
+            segment_calls::update(&mut Writes { tx, ledger, org }, id, change)
         })
     }
 
     fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
-        self.keyed(org, stamp, |tx| segments::delete(tx, org, id, stamp))
+        self.keyed(org, stamp, |tx, ledger| {
+            segment_calls::delete(&mut Writes { tx, ledger, org }, id)
+        })
     }
 
     fn add_members(
@@ -454,8 +464,8 @@ impl SegmentStore for SqliteStore {
         expr: &SetExpr,
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
-        self.keyed(org, stamp, |tx| {
-            members::create_from(tx, org, segment, expr, stamp)
+        self.keyed(org, stamp, |tx, ledger| {
+            members::create_from(tx, ledger, org, &segment, expr)
         })
     }
 

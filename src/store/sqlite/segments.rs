@@ -1,10 +1,12 @@
 //! Segments: their rows, names and creation order, in SQL.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::ledger::SqliteLedger;
 use super::{SqliteDb, count_at, micros, sql_int, time_at};
-use crate::store::{SegmentChange, SegmentInsert, Stamp};
+use crate::store::segment_calls::SegmentSql;
+use crate::store::{SegmentChange, SegmentInsert};
 use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
 
 /// The columns [`segment_from_row`] reads.
@@ -95,129 +97,107 @@ pub(super) fn list(
     .db()
 }
 
-/// Inserts the segment row and its `Created` entry. Call inside a write
-/// transaction.
-pub(super) fn insert(
-    tx: &Connection,
-    org: &OrgId,
-    new: SegmentInsert,
-    stamp: Stamp<'_>,
-) -> Result<Segment> {
-    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
-    let segment = insert_with(tx, org, new, &mut ledger)?;
-    ledger.close(tx)?;
-    Ok(segment)
+/// One segment write of `org` in `ledger`'s transaction: the statements
+/// of [`segment_calls`](crate::store::segment_calls), which runs the flow.
+pub(super) struct Writes<'c, 'l> {
+    pub(super) tx: &'c Connection,
+    pub(super) ledger: &'c mut SqliteLedger<'l>,
+    pub(super) org: &'c OrgId,
 }
 
-/// Inserts the segment row and its `Created` entry in `ledger`'s
-/// transaction (which the caller closes).
-pub(super) fn insert_with(
-    tx: &Connection,
-    org: &OrgId,
-    new: SegmentInsert,
-    ledger: &mut SqliteLedger<'_>,
-) -> Result<Segment> {
-    // The unique index decides between racing creates, in this process or
-    // another; `ON CONFLICT` tells its answer without matching text.
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO segments (id, org, name, name_key, description, source,
-                                   created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-             ON CONFLICT (org, name_key) DO NOTHING",
-        )
-        .db()?
-        .execute(params![
-            new.id.as_bytes(),
-            org.as_str(),
-            new.name.as_str(),
-            new.name.key(),
-            new.description,
-            new.source,
-            ledger.at(),
-        ])
-        .db()?;
-    if inserted == 0 {
-        return Err(Error::DuplicateName {
-            name: new.name.as_str().to_owned(),
-        });
+impl SegmentSql for Writes<'_, '_> {
+    fn time(&self) -> DateTime<Utc> {
+        self.ledger.head.time()
     }
-    let segment = new.into_segment(ledger.time());
-    let created = ChangeKind::Created {
-        name: segment.name.clone(),
-        description: segment.description.clone(),
-    };
-    ledger.append(tx, segment.id, &created)?;
-    Ok(segment)
-}
 
-/// Applies a rename or a new description. Call inside a write transaction.
-pub(super) fn update(
-    tx: &Connection,
-    org: &OrgId,
-    id: SegmentId,
-    change: &SegmentChange,
-    stamp: Stamp<'_>,
-) -> Result<Segment> {
-    let current = get(tx, org, id)?;
-    if change.is_no_op(&current) {
-        return Ok(current);
+    fn segment(&mut self, id: SegmentId) -> Result<Segment> {
+        get(self.tx, self.org, id)
     }
-    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
-    let at = ledger.at();
-    let kind = match change {
-        SegmentChange::Rename(name) => {
-            // Under the write lock this read is the truth; the unique
-            // index stays the last word.
-            let holder: Option<[u8; 16]> = tx
-                .prepare_cached("SELECT id FROM segments WHERE org = ?1 AND name_key = ?2")
-                .db()?
-                .query_row(params![org.as_str(), name.key()], |r| r.get(0))
-                .optional()
-                .db()?;
-            if holder.is_some_and(|h| h != *id.as_bytes()) {
-                return Err(Error::DuplicateName {
-                    name: name.as_str().to_owned(),
-                });
-            }
-            tx.prepare_cached(
-                "UPDATE segments SET name = ?1, name_key = ?2, updated_at = ?3 WHERE id = ?4",
+
+    fn insert(&mut self, new: &SegmentInsert) -> Result<()> {
+        // The unique index decides between racing creates, in this process
+        // or another; `ON CONFLICT` tells its answer without matching text.
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO segments (id, org, name, name_key, description, source,
+                                       created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                 ON CONFLICT (org, name_key) DO NOTHING",
             )
             .db()?
-            .execute(params![name.as_str(), name.key(), at, id.as_bytes()])
+            .execute(params![
+                new.id.as_bytes(),
+                self.org.as_str(),
+                new.name.as_str(),
+                new.name.key(),
+                new.description,
+                new.source,
+                self.ledger.head.at(),
+            ])
             .db()?;
-            ChangeKind::Renamed {
-                name: name.as_str().to_owned(),
-            }
+        if inserted == 0 {
+            return Err(Error::DuplicateName {
+                name: new.name.as_str().to_owned(),
+            });
         }
-        SegmentChange::Describe(description) => {
-            tx.prepare_cached(
-                "UPDATE segments SET description = ?1, updated_at = ?2 WHERE id = ?3",
-            )
-            .db()?
-            .execute(params![description, at, id.as_bytes()])
-            .db()?;
-            ChangeKind::DescriptionChanged {
-                description: description.clone(),
-            }
-        }
-    };
-    ledger.append(tx, id, &kind)?;
-    ledger.close(tx)?;
-    get(tx, org, id)
-}
+        Ok(())
+    }
 
-/// Deletes the segment row; its memberships and sizes go with it (foreign
-/// keys), its ledger entries stay. Call inside a write transaction.
-pub(super) fn delete(tx: &Connection, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
-    let segment = locate(tx, org, id)?;
-    let mut ledger = SqliteLedger::open(tx, org, stamp)?;
-    tx.prepare_cached("DELETE FROM segments WHERE number = ?1")
-        .db()?
-        .execute([segment.number])
-        .db()?;
-    ledger.append(tx, id, &ChangeKind::Deleted)?;
-    ledger.close(tx)
+    fn change(&mut self, id: SegmentId, change: &SegmentChange) -> Result<()> {
+        let at = self.ledger.head.at();
+        match change {
+            SegmentChange::Rename(name) => {
+                // Under the write lock this read is the truth; the unique
+                // index stays the last word.
+                let holder: Option<[u8; 16]> = self
+                    .tx
+                    .prepare_cached("SELECT id FROM segments WHERE org = ?1 AND name_key = ?2")
+                    .db()?
+                    .query_row(params![self.org.as_str(), name.key()], |r| r.get(0))
+                    .optional()
+                    .db()?;
+                if holder.is_some_and(|h| h != *id.as_bytes()) {
+                    return Err(Error::DuplicateName {
+                        name: name.as_str().to_owned(),
+                    });
+                }
+                self.tx
+                    .prepare_cached(
+                        "UPDATE segments SET name = ?1, name_key = ?2, updated_at = ?3 WHERE id = ?4",
+                    )
+                    .db()?
+                    .execute(params![name.as_str(), name.key(), at, id.as_bytes()])
+                    .db()?;
+            }
+            SegmentChange::Describe(description) => {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE segments SET description = ?1, updated_at = ?2 WHERE id = ?3",
+                    )
+                    .db()?
+                    .execute(params![description, at, id.as_bytes()])
+                    .db()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the segment row; its memberships and sizes go with it
+    /// (foreign keys).
+    fn delete(&mut self, id: SegmentId) -> Result<()> {
+        let segment = locate(self.tx, self.org, id)?;
+        self.tx
+            .prepare_cached("DELETE FROM segments WHERE number = ?1")
+            .db()?
+            .execute([segment.number])
+            .db()?;
+        Ok(())
+    }
+
+    fn append(&mut self, id: SegmentId, kind: &ChangeKind) -> Result<()> {
+        self.ledger.append(self.tx, id, kind).map(drop)
+    }
 }
 
 /// Stores a segment's new size, both as `current_size` and as the size
