@@ -121,6 +121,22 @@ pub(crate) fn keyed_write<'a, C, L: Ledger<'a, C>, T: WriteOutcome>(
     )
 }
 
+/// Records an idempotency key's record, or replaces the key's expired
+/// record; changes no row while a live record stands (`$8` is now). The
+/// key rule of both SQL stores, in one statement: PostgreSQL runs it with
+/// its schema for `{schema}`, SQLite without the prefix (SQLite numbers
+/// `$1` … `$8` by their first appearance, which is their order here).
+pub(crate) const KEY_UPSERT: &str = "INSERT INTO {schema}.segment_keys
+        (org, key, fingerprint, outcome, request_id, recorded_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (org, key) DO UPDATE SET
+        fingerprint = excluded.fingerprint,
+        outcome     = excluded.outcome,
+        request_id  = excluded.request_id,
+        recorded_at = excluded.recorded_at,
+        expires_at  = excluded.expires_at
+    WHERE segment_keys.expires_at <= $8";
+
 /// The PIDs of one member call in PID order, each with its place in the
 /// call. Built before a transaction opens.
 pub(crate) struct Batch<'p> {

@@ -1,13 +1,14 @@
 //! The segment writes of the SQL backends, written once: create, rename or
 //! describe, delete; what each reads, which rule it asks, what it writes
 //! and in which order. A backend implements [`SegmentSql`] with its
-//! statements, and calls [`insert`], [`update`] and [`delete`] inside the
+//! statements, and calls [`insert`], [`create_from`], [`update`] and
+//! [`delete`] inside the
 //! write that [`keyed_write`](super::entries::keyed_write) opened.
 
 use chrono::{DateTime, Utc};
 
-use super::{SegmentChange, SegmentInsert};
-use crate::{ChangeKind, Result, Segment, SegmentId};
+use super::{SegmentChange, SegmentInsert, StoreAddOutcome};
+use crate::{ChangeKind, Result, Segment, SegmentId, SetExpr};
 
 /// One segment write of one org, inside its write transaction, with the
 /// org's ledger open: the statements a SQL backend runs for each step.
@@ -17,6 +18,10 @@ pub(crate) trait SegmentSql {
 
     /// The org's segment `id`; `NotFound` when the org has none.
     fn segment(&mut self, id: SegmentId) -> Result<Segment>;
+
+    /// `NotFound` unless the org has segment `id` (a cheaper
+    /// [`segment`](Self::segment)).
+    fn exists(&mut self, id: SegmentId) -> Result<()>;
 
     /// Inserts the row of `new`, created now; `DuplicateName` when the
     /// org has a segment of that name (the unique index decides between
@@ -45,6 +50,27 @@ pub(crate) fn insert(sql: &mut impl SegmentSql, new: &SegmentInsert) -> Result<S
     };
     sql.append(segment.id, &created)?;
     Ok(segment)
+}
+
+/// Creates segment `new` and makes the members of `expr` its members
+/// through `add`, the backend's member call on the new segment
+/// ([`add_from`](super::member_calls::add_from)). The sources are checked
+/// first: a missing one creates nothing.
+pub(crate) fn create_from<S: SegmentSql>(
+    sql: &mut S,
+    new: &SegmentInsert,
+    expr: &SetExpr,
+    add: impl FnOnce(&mut S, SegmentId) -> Result<StoreAddOutcome>,
+) -> Result<Segment> {
+    for source in expr.segments() {
+        sql.exists(source)?;
+    }
+    let created = insert(sql, new)?;
+    let added = add(sql, created.id)?;
+    Ok(Segment {
+        current_size: added.new_current_size,
+        ..created
+    })
 }
 
 /// Applies a rename or a new description and records it; a change that
@@ -103,6 +129,11 @@ mod tests {
             self.calls.push("segment".into());
             let found = self.segments.iter().find(|s| s.id == id);
             found.cloned().ok_or(Error::NotFound { id })
+        }
+        fn exists(&mut self, id: SegmentId) -> Result<()> {
+            self.calls.push("exists".into());
+            let found = self.segments.iter().any(|s| s.id == id);
+            found.then_some(()).ok_or(Error::NotFound { id })
         }
         fn insert(&mut self, new: &SegmentInsert) -> Result<()> {
             self.calls.push("insert".into());
@@ -220,5 +251,41 @@ mod tests {
             entries,
             "a missing segment records nothing"
         );
+    }
+
+    /// A create from a set operation checks every source before it writes
+    /// (a missing one creates nothing), then adds the members to the new
+    /// segment, whose size is what the add left.
+    #[test]
+    fn a_create_from_checks_its_sources_first_and_takes_the_adds_size() {
+        let mut sql = Recorder::default();
+        let source = insert(&mut sql, &new_segment("Leads")).unwrap().id;
+        let missing = SegmentId::from_uuid(uuid::Uuid::now_v7());
+        sql.calls.clear();
+        let expr = SetExpr::segment(source).union(SetExpr::segment(missing));
+        let refused = create_from(&mut sql, &new_segment("Both"), &expr, |_, _| {
+            unreachable!("no add after a missing source")
+        });
+        assert!(matches!(refused, Err(Error::NotFound { id }) if id == missing));
+        assert_eq!(sql.calls, ["exists", "exists"], "nothing written");
+        let made = create_from(
+            &mut sql,
+            &new_segment("Copy"),
+            &SetExpr::segment(source),
+            |sql, id| {
+                sql.calls.push(format!(
+                    "add to {}",
+                    sql.segments.iter().position(|s| s.id == id).unwrap()
+                ));
+                Ok(StoreAddOutcome {
+                    n_added: 3,
+                    n_redundant_additions: 0,
+                    new_current_size: 3,
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!((made.name.as_str(), made.current_size), ("Copy", 3));
+        assert_eq!(sql.calls[2..], ["exists", "insert", "append", "add to 1"]);
     }
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::ledger::{ADDED, READDED, pid_at};
 use super::segments::locate;
 use super::{Tx, count, from_micros, get, micros, sql_int};
+use crate::store::Page;
 use crate::{MemberCursor, OrgId, PastMember, Result, SegmentId};
 
 /// The segment's size after its last size sample at or before a time.
@@ -63,8 +64,7 @@ pub(super) fn members(
     org: &OrgId,
     id: SegmentId,
     at: DateTime<Utc>,
-    after: Option<&MemberCursor>,
-    limit: usize,
+    Page { after, limit }: Page<Option<&MemberCursor>>,
 ) -> Result<Vec<PastMember>> {
     locate(tx, org, id)?;
     if limit == 0 {

@@ -8,6 +8,7 @@ use r2d2_postgres::postgres::Row;
 use super::ledger::pid_at;
 use super::segments::locate;
 use super::{Tx, count, get, micros, sql_int, time};
+use crate::store::Page;
 use crate::store::StoreDeathsIngested;
 use crate::store::rules::deaths::{self, Place};
 use crate::{
@@ -205,8 +206,7 @@ pub(super) fn signals(
     tx: &mut Tx<'_>,
     org: &OrgId,
     id: SegmentId,
-    after: DeathCursor,
-    limit: usize,
+    Page { after, limit }: Page<DeathCursor>,
 ) -> Result<DeathSignals> {
     locate(tx, org, id)?;
     let found = tx

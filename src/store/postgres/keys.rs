@@ -9,19 +9,9 @@ use crate::limits::EXPIRED_KEYS_PER_WRITE;
 use crate::store::{KeyRecord, rules};
 use crate::{Error, OrgId, Result};
 
-/// Inserts a key's record, or replaces its expired record; changes no row
-/// while a live record stands. A racing insert of the same key waits for
-/// the other transaction, then sees its record.
-pub(super) const UPSERT: &str = "INSERT INTO {schema}.segment_keys
-        (org, key, fingerprint, outcome, request_id, recorded_at, expires_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT (org, key) DO UPDATE SET
-        fingerprint = excluded.fingerprint,
-        outcome     = excluded.outcome,
-        request_id  = excluded.request_id,
-        recorded_at = excluded.recorded_at,
-        expires_at  = excluded.expires_at
-    WHERE segment_keys.expires_at <= $8";
+/// [`KEY_UPSERT`](crate::store::entries::KEY_UPSERT): a racing insert of
+/// the same key waits for the other transaction, then sees its record.
+pub(super) use crate::store::entries::KEY_UPSERT as UPSERT;
 
 /// Forgets up to `$3` of the org's keys that expired by `$2`, oldest first.
 pub(super) const FORGET_EXPIRED: &str = "DELETE FROM {schema}.segment_keys

@@ -4,6 +4,7 @@ use r2d2_postgres::postgres::Row;
 
 use super::{Tx, count, damaged, get, sql_int, time};
 use crate::domain::pid::is_well_formed;
+use crate::store::Page;
 use crate::store::Stamp;
 use crate::store::entries::{self, Head, Ledger};
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId, StorageFailure};
@@ -148,7 +149,11 @@ pub(super) const SINCE: &str = "SELECT l.seq, l.at, l.request_id, l.segment, l.k
      WHERE l.org = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3";
 
 /// Up to `limit` of the org's entries after `after`, in order.
-pub(super) fn since(tx: &mut Tx<'_>, org: &OrgId, after: u64, limit: usize) -> Result<Vec<Change>> {
+pub(super) fn since(
+    tx: &mut Tx<'_>,
+    org: &OrgId,
+    Page { after, limit }: Page<u64>,
+) -> Result<Vec<Change>> {
     tx.query(SINCE, &[&org.as_str(), &sql_int(after), &sql_int(limit)])?
         .iter()
         .map(change_from_row)
@@ -183,8 +188,7 @@ pub(super) fn timeline(
     tx: &mut Tx<'_>,
     org: &OrgId,
     pid: &Pid,
-    after: u64,
-    limit: usize,
+    Page { after, limit }: Page<u64>,
 ) -> Result<Vec<Change>> {
     tx.query(
         TIMELINE,

@@ -20,12 +20,12 @@ use r2d2_postgres::postgres::Row;
 use super::ledger::{PostgresLedger, pid_at};
 use super::segments::{Writes, locate, set_size};
 use super::{Tx, count, get, micros, sql_int, time};
+use crate::store::Page;
 use crate::store::entries::Batch;
 use crate::store::member_calls::{self, MemberSql, SetMember};
 use crate::store::rules::members::Standing;
-use crate::store::segment_calls;
-use crate::store::{MemberSlice, MemberStart, SegmentInsert};
-use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
+use crate::store::{MemberSlice, MemberStart, StoreAddOutcome};
+use crate::{Error, Member, OrgId, Provenance, Result, SegmentId, SetExpr};
 
 /// What a PID is to the segment, before an add.
 const NEW: i16 = Standing::NOT_MEMBER_CODE;
@@ -431,33 +431,14 @@ fn members_of(
         .collect()
 }
 
-/// Creates a segment and makes the members of `expr` its members, in
-/// `ledger`'s transaction.
-pub(super) fn create_from(
-    tx: &mut Tx<'_>,
-    ledger: &mut PostgresLedger<'_>,
-    org: &OrgId,
-    new: &SegmentInsert,
+/// Makes the members of `expr` members of segment `id`, which `w` has
+/// just created, empty ([`create_from`](crate::store::segment_calls::create_from)).
+pub(super) fn add_to_new(
+    w: &mut Writes<'_, '_, '_>,
+    id: SegmentId,
     expr: &SetExpr,
-) -> Result<Segment> {
-    // The sources first: a missing one creates nothing.
-    for source in expr.segments() {
-        locate(tx, org, source)?;
-    }
-    let created = segment_calls::insert(
-        &mut Writes {
-            tx: &mut *tx,
-            ledger: &mut *ledger,
-            org,
-        },
-        new,
-    )?;
-    let mut call = Call::located(tx, ledger, org, created.id, 0);
-    let added = member_calls::add_from(&mut call, expr)?;
-    Ok(Segment {
-        current_size: added.new_current_size,
-        ..created
-    })
+) -> Result<StoreAddOutcome> {
+    member_calls::add_from(&mut Call::located(w.tx, w.ledger, w.org, id, 0), expr)
 }
 
 fn member_from_row(row: &Row) -> Result<Member> {
@@ -493,8 +474,7 @@ pub(super) fn slice(
     tx: &mut Tx<'_>,
     org: &OrgId,
     id: SegmentId,
-    from: MemberStart<'_>,
-    limit: usize,
+    Page { after: from, limit }: Page<MemberStart<'_>>,
 ) -> Result<MemberSlice> {
     let Some(head) = tx.query_opt(SIZE_AND_SEQ, &[&org.as_str(), id.as_uuid()])? else {
         return Err(Error::NotFound { id });

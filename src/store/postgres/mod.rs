@@ -362,12 +362,8 @@ impl SegmentStore for PostgresStore {
         self.read(|tx| segments::by_key(tx, org, key))
     }
 
-    fn segments(
-        &self,
-        org: &OrgId,
-        Page { after, limit }: Page<Option<SegmentCursor>>,
-    ) -> Result<Vec<Segment>> {
-        self.read_in_order(|tx| segments::list(tx, org, after, limit))
+    fn segments(&self, org: &OrgId, page: Page<Option<SegmentCursor>>) -> Result<Vec<Segment>> {
+        self.read_in_order(|tx| segments::list(tx, org, page))
     }
 
     fn update_segment(
@@ -418,7 +414,9 @@ impl SegmentStore for PostgresStore {
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
         self.keyed(org, stamp, |tx, ledger| {
-            members::create_from(tx, ledger, org, &segment, expr)
+            segment_calls::create_from(&mut Writes { tx, ledger, org }, &segment, expr, |w, id| {
+                members::add_to_new(w, id, expr)
+            })
         })
     }
 
@@ -446,26 +444,21 @@ impl SegmentStore for PostgresStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        Page { after: from, limit }: Page<MemberStart<'_>>,
+        page: Page<MemberStart<'_>>,
     ) -> Result<MemberSlice> {
-        self.read_in_order(|tx| members::slice(tx, org, id, from, limit))
+        self.read_in_order(|tx| members::slice(tx, org, id, page))
     }
 
-    fn changes_since(&self, org: &OrgId, Page { after, limit }: Page<u64>) -> Result<Vec<Change>> {
-        self.read_in_order(|tx| ledger::since(tx, org, after, limit))
+    fn changes_since(&self, org: &OrgId, page: Page<u64>) -> Result<Vec<Change>> {
+        self.read_in_order(|tx| ledger::since(tx, org, page))
     }
 
     fn last_seq(&self, org: &OrgId) -> Result<u64> {
         self.read(|tx| ledger::last_seq(tx, org))
     }
 
-    fn timeline(
-        &self,
-        org: &OrgId,
-        pid: &Pid,
-        Page { after, limit }: Page<u64>,
-    ) -> Result<Vec<Change>> {
-        self.read(|tx| ledger::timeline(tx, org, pid, after, limit))
+    fn timeline(&self, org: &OrgId, pid: &Pid, page: Page<u64>) -> Result<Vec<Change>> {
+        self.read(|tx| ledger::timeline(tx, org, pid, page))
     }
 
     fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
@@ -477,9 +470,9 @@ impl SegmentStore for PostgresStore {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        Page { after, limit }: Page<Option<&MemberCursor>>,
+        page: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
-        self.read(|tx| as_of::members(tx, org, id, at, after, limit))
+        self.read(|tx| as_of::members(tx, org, id, at, page))
     }
 
     fn idempotency_record(
@@ -513,9 +506,9 @@ impl SegmentStore for PostgresStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        Page { after, limit }: Page<DeathCursor>,
+        page: Page<DeathCursor>,
     ) -> Result<DeathSignals> {
-        self.read(|tx| deaths::signals(tx, org, id, after, limit))
+        self.read(|tx| deaths::signals(tx, org, id, page))
     }
 }
 

@@ -6,6 +6,7 @@ use r2d2_postgres::postgres::error::SqlState;
 
 use super::ledger::PostgresLedger;
 use super::{Tx, count, get, micros, sql_int, time};
+use crate::store::Page;
 use crate::store::segment_calls::SegmentSql;
 use crate::store::{SegmentChange, SegmentInsert};
 use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
@@ -67,8 +68,7 @@ pub(super) const LIST: &str =
 pub(super) fn list(
     tx: &mut Tx<'_>,
     org: &OrgId,
-    after: Option<SegmentCursor>,
-    limit: usize,
+    Page { after, limit }: Page<Option<SegmentCursor>>,
 ) -> Result<Vec<Segment>> {
     // Before every cursor: the smallest time and id.
     let (created_at, id) = after.map_or((i64::MIN, uuid::Uuid::nil()), |c| {
@@ -113,6 +113,10 @@ impl SegmentSql for Writes<'_, '_, '_> {
 
     fn segment(&mut self, id: SegmentId) -> Result<Segment> {
         get_segment(self.tx, self.org, id)
+    }
+
+    fn exists(&mut self, id: SegmentId) -> Result<()> {
+        locate(self.tx, self.org, id).map(drop)
     }
 
     fn insert(&mut self, new: &SegmentInsert) -> Result<()> {

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::ledger::{joins, pid_at};
 use super::segments::locate;
 use super::{SqliteDb, micros, time_at};
+use crate::store::Page;
 use crate::{MemberCursor, OrgId, PastMember, Result, SegmentId};
 
 /// The segment's size after its last change at or before a time. Entry
@@ -55,8 +56,7 @@ pub(super) fn members(
     org: &OrgId,
     id: SegmentId,
     at: DateTime<Utc>,
-    after: Option<&MemberCursor>,
-    limit: usize,
+    Page { after, limit }: Page<Option<&MemberCursor>>,
 ) -> Result<Vec<PastMember>> {
     let segment = locate(conn, org, id)?;
     let mut last_entry = conn.prepare_cached(LAST_ENTRY).db()?;

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::ledger::pid_at;
 use super::segments::locate;
 use super::{SqliteDb, count_at, micros, sql_int, time_at};
+use crate::store::Page;
 use crate::store::StoreDeathsIngested;
 use crate::store::rules::deaths::{self, Place};
 use crate::{DeathCursor, DeathRecord, DeathSignals, OrgId, Result, SegmentId, SignalMetadata};
@@ -159,8 +160,7 @@ pub(super) fn signals(
     conn: &Connection,
     org: &OrgId,
     id: SegmentId,
-    after: DeathCursor,
-    limit: usize,
+    Page { after, limit }: Page<DeathCursor>,
 ) -> Result<DeathSignals> {
     let segment = locate(conn, org, id)?;
     let found = conn

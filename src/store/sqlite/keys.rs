@@ -1,25 +1,18 @@
 //! Idempotency keys, in SQL: each keyed write records its key in its own
 //! transaction.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteDb, micros, sql_int, time_at};
 use crate::limits::EXPIRED_KEYS_PER_WRITE;
+use crate::store::entries::KEY_UPSERT;
 use crate::store::{KeyRecord, rules};
 use crate::{OrgId, Result};
 
-/// Inserts a key's record, or replaces its expired record; changes no row
-/// while a live record stands.
-const UPSERT: &str = "INSERT INTO segment_keys
-        (org, key, fingerprint, outcome, request_id, recorded_at, expires_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-    ON CONFLICT (org, key) DO UPDATE SET
-        fingerprint = excluded.fingerprint,
-        outcome     = excluded.outcome,
-        request_id  = excluded.request_id,
-        recorded_at = excluded.recorded_at,
-        expires_at  = excluded.expires_at
-    WHERE segment_keys.expires_at <= ?8";
+/// [`KEY_UPSERT`], the statement PostgreSQL runs, without the schema.
+static UPSERT: LazyLock<String> = LazyLock::new(|| KEY_UPSERT.replace("{schema}.", ""));
 
 /// Forgets up to `?3` of the org's keys that expired by `?2`, oldest first.
 pub(super) const FORGET_EXPIRED: &str = "DELETE FROM segment_keys WHERE rowid IN (
@@ -74,7 +67,7 @@ pub(super) fn put(
         .execute(params![org.as_str(), now, sql_int(EXPIRED_KEYS_PER_WRITE)])
         .db()?;
     let changed = conn
-        .prepare_cached(UPSERT)
+        .prepare_cached(&UPSERT)
         .db()?
         .execute(params![
             org.as_str(),

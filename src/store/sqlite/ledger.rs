@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteDb, count_at, sql_int, time_at};
 use crate::domain::pid::is_well_formed;
+use crate::store::Page;
 use crate::store::Stamp;
 use crate::store::entries::{self, Head, Ledger};
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId};
@@ -148,8 +149,7 @@ pub(super) const SINCE: &str =
 pub(super) fn since(
     conn: &Connection,
     org: &OrgId,
-    after: u64,
-    limit: usize,
+    Page { after, limit }: Page<u64>,
 ) -> Result<Vec<Change>> {
     changes(
         conn,
@@ -200,8 +200,7 @@ pub(super) fn timeline(
     conn: &Connection,
     org: &OrgId,
     pid: &Pid,
-    after: u64,
-    limit: usize,
+    Page { after, limit }: Page<u64>,
 ) -> Result<Vec<Change>> {
     let person: Option<i64> = conn
         .prepare_cached(PERSON)

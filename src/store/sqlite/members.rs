@@ -17,12 +17,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::ledger::{SqliteLedger, pid_at};
 use super::segments::{Located, Writes, locate, set_size};
 use super::{SqliteDb, array, micros, sql_int, time_at};
+use crate::store::Page;
 use crate::store::entries::Batch;
 use crate::store::member_calls::{self, MemberSql, SetMember};
 use crate::store::rules::members::Standing;
-use crate::store::segment_calls;
-use crate::store::{MemberSlice, MemberStart, SegmentInsert};
-use crate::{Error, Member, OrgId, Provenance, Result, Segment, SegmentId, SetExpr};
+use crate::store::{MemberSlice, MemberStart, StoreAddOutcome};
+use crate::{Error, Member, OrgId, Provenance, Result, SegmentId, SetExpr};
 
 /// The PIDs of `batch`, in PID order, as one `rarray` parameter.
 fn texts(batch: &Batch<'_>) -> Rc<Vec<Value>> {
@@ -312,40 +312,22 @@ fn members_of(tx: &Connection, org: &OrgId, target: i64, expr: &SetExpr) -> Resu
         .collect()
 }
 
-/// Creates a segment and makes the members of `expr` its members, in
-/// `ledger`'s transaction.
-pub(super) fn create_from(
-    tx: &Connection,
-    ledger: &mut SqliteLedger<'_>,
-    org: &OrgId,
-    new: &SegmentInsert,
+/// Makes the members of `expr` members of segment `id`, which `w` has
+/// just created ([`create_from`](crate::store::segment_calls::create_from)).
+pub(super) fn add_to_new(
+    w: &mut Writes<'_, '_>,
+    id: SegmentId,
     expr: &SetExpr,
-) -> Result<Segment> {
-    // The sources first: a missing one creates nothing.
-    for source in expr.segments() {
-        locate(tx, org, source)?;
-    }
-    let id = new.id;
-    let created = segment_calls::insert(
-        &mut Writes {
-            tx,
-            ledger: &mut *ledger,
-            org,
-        },
-        new,
-    )?;
+) -> Result<StoreAddOutcome> {
+    let segment = locate(w.tx, w.org, id)?;
     let mut call = Call {
-        tx,
-        ledger,
-        org,
+        tx: w.tx,
+        ledger: w.ledger,
+        org: w.org,
         id,
-        segment: locate(tx, org, id)?,
+        segment,
     };
-    let added = member_calls::add_from(&mut call, expr)?;
-    Ok(Segment {
-        current_size: added.new_current_size,
-        ..created
-    })
+    member_calls::add_from(&mut call, expr)
 }
 
 /// A member row: `pid, first_added_at, last_added_at`.
@@ -378,8 +360,7 @@ pub(super) fn slice(
     conn: &Connection,
     org: &OrgId,
     id: SegmentId,
-    from: MemberStart<'_>,
-    limit: usize,
+    Page { after: from, limit }: Page<MemberStart<'_>>,
 ) -> Result<MemberSlice> {
     let segment = locate(conn, org, id)?;
     let members_seq: i64 = conn

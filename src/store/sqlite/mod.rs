@@ -409,12 +409,8 @@ impl SegmentStore for SqliteStore {
         self.read(|conn| segments::by_key(conn, org, key))
     }
 
-    fn segments(
-        &self,
-        org: &OrgId,
-        Page { after, limit }: Page<Option<SegmentCursor>>,
-    ) -> Result<Vec<Segment>> {
-        self.read(|conn| segments::list(conn, org, after, limit))
+    fn segments(&self, org: &OrgId, page: Page<Option<SegmentCursor>>) -> Result<Vec<Segment>> {
+        self.read(|conn| segments::list(conn, org, page))
     }
 
     fn update_segment(
@@ -465,7 +461,9 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
         self.keyed(org, stamp, |tx, ledger| {
-            members::create_from(tx, ledger, org, &segment, expr)
+            segment_calls::create_from(&mut Writes { tx, ledger, org }, &segment, expr, |w, id| {
+                members::add_to_new(w, id, expr)
+            })
         })
     }
 
@@ -493,26 +491,21 @@ impl SegmentStore for SqliteStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        Page { after: from, limit }: Page<MemberStart<'_>>,
+        page: Page<MemberStart<'_>>,
     ) -> Result<MemberSlice> {
-        self.read(|conn| members::slice(conn, org, id, from, limit))
+        self.read(|conn| members::slice(conn, org, id, page))
     }
 
-    fn changes_since(&self, org: &OrgId, Page { after, limit }: Page<u64>) -> Result<Vec<Change>> {
-        self.read(|conn| ledger::since(conn, org, after, limit))
+    fn changes_since(&self, org: &OrgId, page: Page<u64>) -> Result<Vec<Change>> {
+        self.read(|conn| ledger::since(conn, org, page))
     }
 
     fn last_seq(&self, org: &OrgId) -> Result<u64> {
         self.read(|conn| ledger::last_seq(conn, org))
     }
 
-    fn timeline(
-        &self,
-        org: &OrgId,
-        pid: &Pid,
-        Page { after, limit }: Page<u64>,
-    ) -> Result<Vec<Change>> {
-        self.read(|conn| ledger::timeline(conn, org, pid, after, limit))
+    fn timeline(&self, org: &OrgId, pid: &Pid, page: Page<u64>) -> Result<Vec<Change>> {
+        self.read(|conn| ledger::timeline(conn, org, pid, page))
     }
 
     fn size_as_of(&self, org: &OrgId, id: SegmentId, at: DateTime<Utc>) -> Result<u64> {
@@ -524,9 +517,9 @@ impl SegmentStore for SqliteStore {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        Page { after, limit }: Page<Option<&MemberCursor>>,
+        page: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
-        self.read(|conn| as_of::members(conn, org, id, at, after, limit))
+        self.read(|conn| as_of::members(conn, org, id, at, page))
     }
 
     fn idempotency_record(
@@ -560,9 +553,9 @@ impl SegmentStore for SqliteStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        Page { after, limit }: Page<DeathCursor>,
+        page: Page<DeathCursor>,
     ) -> Result<DeathSignals> {
-        self.read(|conn| deaths::signals(conn, org, id, after, limit))
+        self.read(|conn| deaths::signals(conn, org, id, page))
     }
 }
 

@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::ledger::SqliteLedger;
 use super::{SqliteDb, count_at, micros, sql_int, time_at};
+use crate::store::Page;
 use crate::store::segment_calls::SegmentSql;
 use crate::store::{SegmentChange, SegmentInsert};
 use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
@@ -75,8 +76,7 @@ pub(super) fn by_key(conn: &Connection, org: &OrgId, key: &str) -> Result<Option
 pub(super) fn list(
     conn: &Connection,
     org: &OrgId,
-    after: Option<SegmentCursor>,
-    limit: usize,
+    Page { after, limit }: Page<Option<SegmentCursor>>,
 ) -> Result<Vec<Segment>> {
     // Before every cursor: the smallest time and id.
     let (created_at, id) = after.map_or((i64::MIN, [0; 16]), |c| {
@@ -112,6 +112,10 @@ impl SegmentSql for Writes<'_, '_> {
 
     fn segment(&mut self, id: SegmentId) -> Result<Segment> {
         get(self.tx, self.org, id)
+    }
+
+    fn exists(&mut self, id: SegmentId) -> Result<()> {
+        locate(self.tx, self.org, id).map(drop)
     }
 
     fn insert(&mut self, new: &SegmentInsert) -> Result<()> {
