@@ -2,6 +2,7 @@
 
 use foldhash::HashMap;
 
+use crate::store::Page;
 use crate::store::StoreDeathsIngested;
 use crate::store::rules::deaths::{self, Place};
 use crate::{DeathCursor, DeathRecord, DeathSignals, Pid};
@@ -55,8 +56,7 @@ impl Deaths {
     /// the page needs.
     pub(super) fn signals(
         &self,
-        after: DeathCursor,
-        limit: usize,
+        Page { after, limit }: Page<DeathCursor>,
         is_member: impl Fn(&Pid) -> bool,
     ) -> DeathSignals {
         let start = usize::try_from(after.get()).unwrap_or(usize::MAX);

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::members::Person;
 use super::{Org, Stored, time};
+use crate::store::Page;
 use crate::store::rules::clock::ledger_time;
 use crate::{Change, ChangeKind, MemberCursor, PastMember, Pid, Provenance, SegmentId};
 
@@ -283,7 +284,7 @@ impl OrgLedger {
     }
 
     /// Up to `limit` entries after `after`, in order.
-    pub(super) fn since(&self, after: u64, limit: usize) -> Vec<Change> {
+    pub(super) fn since(&self, Page { after, limit }: Page<u64>) -> Vec<Change> {
         let start = usize::try_from(after).unwrap_or(usize::MAX);
         let end = start.saturating_add(limit).min(self.entries.len());
         (start..end).map(|i| self.change(i)).collect()
@@ -291,7 +292,7 @@ impl OrgLedger {
 
     /// Up to `limit` of a person's entries (the last at index `last`) after
     /// `after`, in order: a walk back through their entries to `after`.
-    pub(super) fn timeline(&self, last: usize, after: u64, limit: usize) -> Vec<Change> {
+    pub(super) fn timeline(&self, last: usize, Page { after, limit }: Page<u64>) -> Vec<Change> {
         let after = usize::try_from(after).unwrap_or(usize::MAX);
         let mut newer: Vec<usize> = self.chain(last).take_while(|&i| i >= after).collect();
         // Oldest first, the first `limit` of them.
@@ -308,8 +309,7 @@ pub(super) fn members_as_of(
     stored: &Stored,
     id: SegmentId,
     at: DateTime<Utc>,
-    after: Option<&MemberCursor>,
-    limit: usize,
+    Page { after, limit }: Page<Option<&MemberCursor>>,
 ) -> Vec<PastMember> {
     let ledger = &org.ledger;
     let bound = ledger.bound(at);
@@ -399,7 +399,7 @@ mod tests {
 
         let bounds: Vec<usize> = [9, 10, 19, 20, 99].map(|s| ledger.bound(t(s))).into();
         assert_eq!(bounds, [0, 3, 3, 4, 4]);
-        let changes = ledger.since(0, 10);
+        let changes = ledger.since(Page::new(0, 10));
         let seen: Vec<_> = changes
             .iter()
             .map(|c| {
@@ -433,7 +433,7 @@ mod tests {
             ChangeKind::MemberRemoved { pid: x_pid.clone() }
         );
         let x_seqs: Vec<u64> = ledger
-            .timeline(x.last_entry, 0, 10)
+            .timeline(x.last_entry, Page::new(0, 10))
             .iter()
             .map(|c| c.seq)
             .collect();

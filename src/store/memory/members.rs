@@ -8,6 +8,7 @@ use smallvec::SmallVec;
 use super::ledger::{MemberCall, MemberChange, Origin};
 use super::roster::Roster;
 use super::{Org, SizeSample, Stored, time};
+use crate::store::Page;
 use crate::store::rules::members::{self as plan, Joined, Standing};
 use crate::store::{MemberSlice, MemberStart, Stamp, StoreAddOutcome, StoreRemoveOutcome};
 use crate::{Member, Pid, Result, SegmentId};
@@ -254,8 +255,7 @@ pub(super) fn slice(
     org: &Org,
     stored: &Stored,
     id: SegmentId,
-    from: MemberStart<'_>,
-    limit: usize,
+    Page { after: from, limit }: Page<MemberStart<'_>>,
 ) -> MemberSlice {
     let roster = &stored.members.active;
     let found = match from {

@@ -241,12 +241,8 @@ impl SegmentStore for MemoryStore {
         Ok(self.read().segment_by_key(org, key))
     }
 
-    fn segments(
-        &self,
-        org: &OrgId,
-        Page { after, limit }: Page<Option<SegmentCursor>>,
-    ) -> Result<Vec<Segment>> {
-        Ok(self.read().segments(org, after, limit))
+    fn segments(&self, org: &OrgId, page: Page<Option<SegmentCursor>>) -> Result<Vec<Segment>> {
+        Ok(self.read().segments(org, page))
     }
 
     fn update_segment(
@@ -336,19 +332,19 @@ impl SegmentStore for MemoryStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        Page { after: from, limit }: Page<MemberStart<'_>>,
+        page: Page<MemberStart<'_>>,
     ) -> Result<MemberSlice> {
         let state = self.read();
         let (org, stored) = state.stored(org, id)?;
-        Ok(members::slice(org, stored, id, from, limit))
+        Ok(members::slice(org, stored, id, page))
     }
 
-    fn changes_since(&self, org: &OrgId, Page { after, limit }: Page<u64>) -> Result<Vec<Change>> {
+    fn changes_since(&self, org: &OrgId, page: Page<u64>) -> Result<Vec<Change>> {
         let state = self.read();
         Ok(state
             .orgs
             .get(org)
-            .map(|org| org.ledger.since(after, limit))
+            .map(|org| org.ledger.since(page))
             .unwrap_or_default())
     }
 
@@ -357,18 +353,13 @@ impl SegmentStore for MemoryStore {
         Ok(state.orgs.get(org).map_or(0, |org| org.ledger.last_seq()))
     }
 
-    fn timeline(
-        &self,
-        org: &OrgId,
-        pid: &Pid,
-        Page { after, limit }: Page<u64>,
-    ) -> Result<Vec<Change>> {
+    fn timeline(&self, org: &OrgId, pid: &Pid, page: Page<u64>) -> Result<Vec<Change>> {
         let state = self.read();
         Ok(state
             .orgs
             .get(org)
             .and_then(|org| Some((org, org.person(pid)?)))
-            .map(|(org, person)| org.ledger.timeline(person.last_entry, after, limit))
+            .map(|(org, person)| org.ledger.timeline(person.last_entry, page))
             .unwrap_or_default())
     }
 
@@ -385,11 +376,11 @@ impl SegmentStore for MemoryStore {
         org: &OrgId,
         id: SegmentId,
         at: DateTime<Utc>,
-        Page { after, limit }: Page<Option<&MemberCursor>>,
+        page: Page<Option<&MemberCursor>>,
     ) -> Result<Vec<PastMember>> {
         let state = self.read();
         let (org, stored) = state.stored(org, id)?;
-        Ok(ledger::members_as_of(org, stored, id, at, after, limit))
+        Ok(ledger::members_as_of(org, stored, id, at, page))
     }
 
     fn idempotency_record(
@@ -423,13 +414,11 @@ impl SegmentStore for MemoryStore {
         &self,
         org: &OrgId,
         id: SegmentId,
-        Page { after, limit }: Page<DeathCursor>,
+        page: Page<DeathCursor>,
     ) -> Result<DeathSignals> {
         let state = self.read();
         let org = state.stored(org, id)?.0;
-        Ok(state
-            .deaths
-            .signals(after, limit, |pid| org.is_member(id, pid)))
+        Ok(state.deaths.signals(page, |pid| org.is_member(id, pid)))
     }
 }
 

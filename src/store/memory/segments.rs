@@ -9,6 +9,7 @@ use super::ledger::SegmentEntry;
 use super::{Contents, Org, Row, Stored};
 use crate::domain::name::name_key;
 use crate::limits::DEFAULT_SOURCE;
+use crate::store::Page;
 use crate::store::{SegmentChange, SegmentInsert, Stamp};
 use crate::{Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
 
@@ -141,8 +142,7 @@ impl Contents {
     pub(super) fn segments(
         &self,
         org: &OrgId,
-        after: Option<SegmentCursor>,
-        limit: usize,
+        Page { after, limit }: Page<Option<SegmentCursor>>,
     ) -> Vec<Segment> {
         let Some(org) = self.orgs.get(org) else {
             return Vec::new();

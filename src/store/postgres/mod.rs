@@ -19,9 +19,8 @@ use r2d2_postgres::r2d2::Pool;
 use crate::store::entries::Batch;
 use crate::store::{
     KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
-    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, member_calls, segment_calls,
 };
-use crate::store::{member_calls, segment_calls};
 use crate::{
     Change, DeathCursor, DeathRecord, DeathSignals, MemberCursor, OrgId, PastMember, Pid, Result,
     Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr,

@@ -19,9 +19,9 @@ use rusqlite::{Connection, OpenFlags, Row};
 use crate::store::entries::{self, Batch};
 use crate::store::{
     KeyRecord, MemberSlice, MemberStart, Page, SegmentChange, SegmentInsert, Stamp,
-    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome,
+    StoreAddOutcome, StoreDeathsIngested, StoreRemoveOutcome, WriteOutcome, member_calls,
+    segment_calls,
 };
-use crate::store::{member_calls, segment_calls};
 use crate::{
     Change, DeathCursor, DeathRecord, DeathSignals, Error, MemberCursor, OrgId, PastMember, Pid,
     Result, Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
