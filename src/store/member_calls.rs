@@ -212,7 +212,7 @@ mod tests {
     /// of it: people by number (the PID's last hex digit), standings as
     /// given.
     #[derive(Default)]
-    struct Recorder {
+    struct MemberRecorder {
         standings: Vec<(String, Standing)>,
         size: u64,
         calls: Vec<String>,
@@ -224,7 +224,7 @@ mod tests {
         i64::from_str_radix(&pid[pid.len() - 1..], 16).unwrap()
     }
 
-    impl MemberSql for Recorder {
+    impl MemberSql for MemberRecorder {
         fn segment(&self) -> SegmentId {
             SegmentId::from_uuid(uuid::Uuid::nil())
         }
@@ -301,14 +301,14 @@ mod tests {
         texts.iter().map(|t| Pid::parse(t).unwrap()).collect()
     }
 
-    fn fixture() -> Recorder {
-        Recorder {
+    fn fixture() -> MemberRecorder {
+        MemberRecorder {
             standings: vec![
                 ("p-00000000000a".into(), Standing::Member),
                 ("p-00000000000b".into(), Standing::Removed),
             ],
             size: 1,
-            ..Recorder::default()
+            ..MemberRecorder::default()
         }
     }
 

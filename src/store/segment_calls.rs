@@ -111,7 +111,7 @@ mod tests {
     /// One org's segments in memory that records what the flows ask of
     /// it, in order.
     #[derive(Default)]
-    struct Recorder {
+    struct SegmentRecorder {
         segments: Vec<Segment>,
         calls: Vec<String>,
         entries: Vec<ChangeKind>,
@@ -121,7 +121,7 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000, 0).unwrap()
     }
 
-    impl SegmentSql for Recorder {
+    impl SegmentSql for SegmentRecorder {
         fn time(&self) -> DateTime<Utc> {
             at()
         }
@@ -183,7 +183,7 @@ mod tests {
     /// description; a duplicate name writes no entry.
     #[test]
     fn a_create_writes_its_row_then_its_entry_and_a_refused_one_neither() {
-        let mut sql = Recorder::default();
+        let mut sql = SegmentRecorder::default();
         let new = new_segment("Leads");
         let created = insert(&mut sql, &new).unwrap();
         assert_eq!((created.id, created.created_at), (new.id, at()));
@@ -208,7 +208,7 @@ mod tests {
     /// segment back.
     #[test]
     fn an_update_records_what_changed_and_a_no_op_writes_nothing() {
-        let mut sql = Recorder::default();
+        let mut sql = SegmentRecorder::default();
         let id = insert(&mut sql, &new_segment("Leads")).unwrap().id;
         sql.calls.clear();
         let same = SegmentChange::Rename(SegmentName::parse("Leads").unwrap());
@@ -240,7 +240,7 @@ mod tests {
     /// `NotFound` and records nothing.
     #[test]
     fn a_delete_records_its_entry_only_when_the_segment_was_there() {
-        let mut sql = Recorder::default();
+        let mut sql = SegmentRecorder::default();
         let id = insert(&mut sql, &new_segment("Leads")).unwrap().id;
         delete(&mut sql, id).unwrap();
         assert_eq!(sql.entries.last(), Some(&ChangeKind::Deleted));
@@ -258,7 +258,7 @@ mod tests {
     /// segment, whose size is what the add left.
     #[test]
     fn a_create_from_checks_its_sources_first_and_takes_the_adds_size() {
-        let mut sql = Recorder::default();
+        let mut sql = SegmentRecorder::default();
         let source = insert(&mut sql, &new_segment("Leads")).unwrap().id;
         let missing = SegmentId::from_uuid(uuid::Uuid::now_v7());
         sql.calls.clear();

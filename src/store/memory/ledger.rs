@@ -19,7 +19,7 @@ pub(super) struct OrgLedger {
     entries: Vec<Entry>,
     /// The calls that wrote the entries, in order: what all the entries of
     /// one call share, kept once.
-    calls: Vec<Call>,
+    calls: Vec<CallRecord>,
     /// The provenance of each set operation's entries, which name it by
     /// index.
     origins: Vec<Provenance>,
@@ -57,7 +57,7 @@ enum EntryKind {
 }
 
 /// What the entries of one call share.
-struct Call {
+struct CallRecord {
     at: DateTime<Utc>,
     request_id: Option<Arc<str>>,
     segment: SegmentId,
@@ -215,7 +215,7 @@ impl OrgLedger {
         origin: Origin,
     ) -> usize {
         let index = self.calls.len();
-        self.calls.push(Call {
+        self.calls.push(CallRecord {
             at,
             request_id: request_id.clone(),
             segment,
@@ -231,7 +231,7 @@ impl OrgLedger {
     }
 
     /// The call that wrote entry `index`.
-    fn call_of(&self, index: usize) -> &Call {
+    fn call_of(&self, index: usize) -> &CallRecord {
         &self.calls[self.entries[index].call]
     }
 

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use r2d2_postgres::postgres::Row;
 
 use super::ledger::{PostgresLedger, pid_at};
-use super::segments::{Writes, locate, set_size};
+use super::segments::{PostgresSegmentWrite, locate, set_size};
 use super::{Tx, count, get, micros, sql_int, time};
 use crate::store::Page;
 use crate::store::entries::Batch;
@@ -180,7 +180,7 @@ pub(super) const REJOIN: &str =
 
 /// A member call on one segment: the statements of each step of the
 /// shared flow ([`member_calls`]).
-pub(super) struct Call<'c, 't, 'l> {
+pub(super) struct PostgresMemberCall<'c, 't, 'l> {
     tx: &'c mut Tx<'t>,
     ledger: &'c mut PostgresLedger<'l>,
     org: &'c OrgId,
@@ -188,7 +188,7 @@ pub(super) struct Call<'c, 't, 'l> {
     size: u64,
 }
 
-impl<'c, 't, 'l> Call<'c, 't, 'l> {
+impl<'c, 't, 'l> PostgresMemberCall<'c, 't, 'l> {
     /// The call on segment `id` (`NotFound` if the org has no such
     /// segment), with the org's ledger open.
     fn on(
@@ -218,7 +218,7 @@ impl<'c, 't, 'l> Call<'c, 't, 'l> {
     }
 }
 
-impl MemberSql for Call<'_, '_, '_> {
+impl MemberSql for PostgresMemberCall<'_, '_, '_> {
     fn segment(&self) -> SegmentId {
         self.id
     }
@@ -314,9 +314,9 @@ pub(super) fn on_segment<T>(
     ledger: &mut PostgresLedger<'_>,
     org: &OrgId,
     id: SegmentId,
-    f: impl FnOnce(&mut Call<'_, '_, '_>) -> Result<T>,
+    f: impl FnOnce(&mut PostgresMemberCall<'_, '_, '_>) -> Result<T>,
 ) -> Result<T> {
-    f(&mut Call::on(tx, ledger, org, id)?)
+    f(&mut PostgresMemberCall::on(tx, ledger, org, id)?)
 }
 
 /// Every PID of the batch, in PID order, with its person number and what
@@ -434,11 +434,14 @@ fn members_of(
 /// Makes the members of `expr` members of segment `id`, which `w` has
 /// just created, empty ([`create_from`](crate::store::segment_calls::create_from)).
 pub(super) fn add_to_new(
-    w: &mut Writes<'_, '_, '_>,
+    w: &mut PostgresSegmentWrite<'_, '_, '_>,
     id: SegmentId,
     expr: &SetExpr,
 ) -> Result<StoreAddOutcome> {
-    member_calls::add_from(&mut Call::located(w.tx, w.ledger, w.org, id, 0), expr)
+    member_calls::add_from(
+        &mut PostgresMemberCall::located(w.tx, w.ledger, w.org, id, 0),
+        expr,
+    )
 }
 
 fn member_from_row(row: &Row) -> Result<Member> {

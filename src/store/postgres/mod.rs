@@ -25,7 +25,7 @@ use crate::{
     Change, DeathCursor, DeathRecord, DeathSignals, MemberCursor, OrgId, PastMember, Pid, Result,
     Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr,
 };
-use segments::Writes;
+use segments::PostgresSegmentWrite;
 
 mod as_of;
 mod blocking;
@@ -349,7 +349,7 @@ impl PostgresStore {
 impl SegmentStore for PostgresStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
         self.keyed(org, stamp, |tx, ledger| {
-            segment_calls::insert(&mut Writes { tx, ledger, org }, &new)
+            segment_calls::insert(&mut PostgresSegmentWrite { tx, ledger, org }, &new)
         })
     }
 
@@ -373,13 +373,13 @@ impl SegmentStore for PostgresStore {
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
         self.keyed(org, stamp, |tx, ledger| {
-            segment_calls::update(&mut Writes { tx, ledger, org }, id, change)
+            segment_calls::update(&mut PostgresSegmentWrite { tx, ledger, org }, id, change)
         })
     }
 
     fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
         self.keyed(org, stamp, |tx, ledger| {
-            segment_calls::delete(&mut Writes { tx, ledger, org }, id)
+            segment_calls::delete(&mut PostgresSegmentWrite { tx, ledger, org }, id)
         })
     }
 
@@ -413,9 +413,12 @@ impl SegmentStore for PostgresStore {
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
         self.keyed(org, stamp, |tx, ledger| {
-            segment_calls::create_from(&mut Writes { tx, ledger, org }, &segment, expr, |w, id| {
-                members::add_to_new(w, id, expr)
-            })
+            segment_calls::create_from(
+                &mut PostgresSegmentWrite { tx, ledger, org },
+                &segment,
+                expr,
+                |w, id| members::add_to_new(w, id, expr),
+            )
         })
     }
 

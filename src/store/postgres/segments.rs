@@ -100,13 +100,13 @@ fn duplicate_name(e: Error, name: &str) -> Error {
 
 /// One segment write of `org` in `ledger`'s transaction: the statements
 /// of [`segment_calls`](crate::store::segment_calls), which runs the flow.
-pub(super) struct Writes<'c, 't, 'l> {
+pub(super) struct PostgresSegmentWrite<'c, 't, 'l> {
     pub(super) tx: &'c mut Tx<'t>,
     pub(super) ledger: &'c mut PostgresLedger<'l>,
     pub(super) org: &'c OrgId,
 }
 
-impl SegmentSql for Writes<'_, '_, '_> {
+impl SegmentSql for PostgresSegmentWrite<'_, '_, '_> {
     fn time(&self) -> DateTime<Utc> {
         self.ledger.head.time()
     }

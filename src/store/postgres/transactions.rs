@@ -17,7 +17,7 @@ use super::builder::PostgresStoreBuilder;
 use super::connections::Conn;
 use super::errors::{PostgresDb, is_lost};
 use super::ledger::PostgresLedger;
-use super::members::{self, Call};
+use super::members::{self, PostgresMemberCall};
 use super::{PostgresStore, blocking, keys, micros, schema};
 use crate::store::entries;
 use crate::store::{Stamp, WriteOutcome};
@@ -324,7 +324,7 @@ impl PostgresStore {
         org: &OrgId,
         id: SegmentId,
         stamp: Stamp<'_>,
-        f: impl Fn(&mut Call<'_, '_, '_>) -> Result<T> + Sync,
+        f: impl Fn(&mut PostgresMemberCall<'_, '_, '_>) -> Result<T> + Sync,
     ) -> Result<T> {
         self.keyed(org, stamp, |tx, ledger| {
             members::on_segment(tx, ledger, org, id, &f)

@@ -52,13 +52,13 @@ struct Signal {
     inline: u64,
 }
 
-type Shared = Arc<(Mutex<Signal>, Condvar)>;
+type SharedSignal = Arc<(Mutex<Signal>, Condvar)>;
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Signal> {
+fn lock(shared: &SharedSignal) -> MutexGuard<'_, Signal> {
     shared.0.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn wait<'a>(shared: &'a Shared, signal: MutexGuard<'a, Signal>) -> MutexGuard<'a, Signal> {
+fn wait<'a>(shared: &'a SharedSignal, signal: MutexGuard<'a, Signal>) -> MutexGuard<'a, Signal> {
     shared.1.wait(signal).unwrap_or_else(|e| e.into_inner())
 }
 
@@ -66,7 +66,7 @@ fn wait<'a>(shared: &'a Shared, signal: MutexGuard<'a, Signal>) -> MutexGuard<'a
 /// waits for it (and closes its connection).
 #[derive(Debug)]
 pub(super) struct Checkpointer {
-    shared: Shared,
+    shared: SharedSignal,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -74,7 +74,7 @@ impl Checkpointer {
     /// Starts the thread on `conn`, a connection of its own to the file,
     /// and has `writer`'s commits signal it.
     pub(super) fn start(writer: &mut Connection, conn: Connection) -> Result<Self> {
-        let shared = Shared::default();
+        let shared = SharedSignal::default();
         let thread = std::thread::Builder::new()
             .name("segments-sqlite-checkpoints".into())
             .spawn({
@@ -106,7 +106,9 @@ impl Checkpointer {
 /// It never returns an error: the commit has happened by the time it
 /// runs, and an error would make the COMMIT report a failure (SQLite's
 /// own hook ignores its checkpoint's outcome too).
-fn hook(shared: Shared) -> impl FnMut(&mut Wal, c_int) -> rusqlite::Result<()> + Send + 'static {
+fn hook(
+    shared: SharedSignal,
+) -> impl FnMut(&mut Wal, c_int) -> rusqlite::Result<()> + Send + 'static {
     // The WAL's pages when a commit last woke the thread.
     let mut woke_at: c_int = 0;
     move |wal: &mut Wal, pages: c_int| {
@@ -137,7 +139,7 @@ fn hook(shared: Shared) -> impl FnMut(&mut Wal, c_int) -> rusqlite::Result<()> +
 
 /// The thread: a passive checkpoint each time a commit asks for one,
 /// unless the writer is checkpointing inline.
-fn run(conn: &Connection, shared: &Shared) {
+fn run(conn: &Connection, shared: &SharedSignal) {
     let mut signal = lock(shared);
     loop {
         while !signal.due && !signal.stop {

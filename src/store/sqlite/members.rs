@@ -15,7 +15,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::ledger::{SqliteLedger, pid_at};
-use super::segments::{Located, Writes, locate, set_size};
+use super::segments::{Located, SqliteSegmentWrite, locate, set_size};
 use super::{SqliteDb, array, micros, sql_int, time_at};
 use crate::store::Page;
 use crate::store::entries::Batch;
@@ -64,7 +64,7 @@ pub(super) const TOUCH: &str = "UPDATE segment_memberships SET last_added_at = ?
 
 /// A member call on one segment: the statements of each step of the
 /// shared flow ([`member_calls`]).
-pub(super) struct Call<'c, 'l> {
+pub(super) struct SqliteMemberCall<'c, 'l> {
     tx: &'c Connection,
     ledger: &'c mut SqliteLedger<'l>,
     org: &'c OrgId,
@@ -72,7 +72,7 @@ pub(super) struct Call<'c, 'l> {
     segment: Located,
 }
 
-impl MemberSql for Call<'_, '_> {
+impl MemberSql for SqliteMemberCall<'_, '_> {
     fn segment(&self) -> SegmentId {
         self.id
     }
@@ -164,7 +164,7 @@ impl MemberSql for Call<'_, '_> {
     }
 }
 
-impl Call<'_, '_> {
+impl SqliteMemberCall<'_, '_> {
     /// Runs `sql` ([`INSERT_MEMBERS`], [`REJOIN`], [`TOUCH`] or [`LEAVE`])
     /// for `persons`, now; nothing for none.
     fn each(&self, sql: &str, persons: impl ExactSizeIterator<Item = i64>) -> Result<()> {
@@ -191,10 +191,10 @@ pub(super) fn on_segment<T>(
     ledger: &mut SqliteLedger<'_>,
     org: &OrgId,
     id: SegmentId,
-    f: impl FnOnce(&mut Call<'_, '_>) -> Result<T>,
+    f: impl FnOnce(&mut SqliteMemberCall<'_, '_>) -> Result<T>,
 ) -> Result<T> {
     let segment = locate(tx, org, id)?;
-    f(&mut Call {
+    f(&mut SqliteMemberCall {
         tx,
         ledger,
         org,
@@ -315,12 +315,12 @@ fn members_of(tx: &Connection, org: &OrgId, target: i64, expr: &SetExpr) -> Resu
 /// Makes the members of `expr` members of segment `id`, which `w` has
 /// just created ([`create_from`](crate::store::segment_calls::create_from)).
 pub(super) fn add_to_new(
-    w: &mut Writes<'_, '_>,
+    w: &mut SqliteSegmentWrite<'_, '_>,
     id: SegmentId,
     expr: &SetExpr,
 ) -> Result<StoreAddOutcome> {
     let segment = locate(w.tx, w.org, id)?;
-    let mut call = Call {
+    let mut call = SqliteMemberCall {
         tx: w.tx,
         ledger: w.ledger,
         org: w.org,

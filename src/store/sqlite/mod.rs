@@ -27,7 +27,7 @@ use crate::{
     Result, Segment, SegmentCursor, SegmentId, SegmentStore, SetExpr, StorageFailure,
 };
 use ledger::SqliteLedger;
-use segments::Writes;
+use segments::SqliteSegmentWrite;
 
 mod as_of;
 mod builder;
@@ -283,7 +283,7 @@ impl SqliteStore {
         org: &OrgId,
         id: SegmentId,
         stamp: Stamp<'_>,
-        f: impl FnOnce(&mut members::Call<'_, '_>) -> Result<T>,
+        f: impl FnOnce(&mut members::SqliteMemberCall<'_, '_>) -> Result<T>,
     ) -> Result<T> {
         self.keyed(org, stamp, |tx, ledger| {
             members::on_segment(tx, ledger, org, id, f)
@@ -397,7 +397,7 @@ fn count_at(row: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
 impl SegmentStore for SqliteStore {
     fn insert_segment(&self, org: &OrgId, new: SegmentInsert, stamp: Stamp<'_>) -> Result<Segment> {
         self.keyed(org, stamp, |tx, ledger| {
-            segment_calls::insert(&mut Writes { tx, ledger, org }, &new)
+            segment_calls::insert(&mut SqliteSegmentWrite { tx, ledger, org }, &new)
         })
     }
 
@@ -421,13 +421,13 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
         self.keyed(org, stamp, |tx, ledger| {
-            segment_calls::update(&mut Writes { tx, ledger, org }, id, change)
+            segment_calls::update(&mut SqliteSegmentWrite { tx, ledger, org }, id, change)
         })
     }
 
     fn delete_segment(&self, org: &OrgId, id: SegmentId, stamp: Stamp<'_>) -> Result<()> {
         self.keyed(org, stamp, |tx, ledger| {
-            segment_calls::delete(&mut Writes { tx, ledger, org }, id)
+            segment_calls::delete(&mut SqliteSegmentWrite { tx, ledger, org }, id)
         })
     }
 
@@ -461,9 +461,12 @@ impl SegmentStore for SqliteStore {
         stamp: Stamp<'_>,
     ) -> Result<Segment> {
         self.keyed(org, stamp, |tx, ledger| {
-            segment_calls::create_from(&mut Writes { tx, ledger, org }, &segment, expr, |w, id| {
-                members::add_to_new(w, id, expr)
-            })
+            segment_calls::create_from(
+                &mut SqliteSegmentWrite { tx, ledger, org },
+                &segment,
+                expr,
+                |w, id| members::add_to_new(w, id, expr),
+            )
         })
     }
 

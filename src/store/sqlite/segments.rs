@@ -99,13 +99,13 @@ pub(super) fn list(
 
 /// One segment write of `org` in `ledger`'s transaction: the statements
 /// of [`segment_calls`](crate::store::segment_calls), which runs the flow.
-pub(super) struct Writes<'c, 'l> {
+pub(super) struct SqliteSegmentWrite<'c, 'l> {
     pub(super) tx: &'c Connection,
     pub(super) ledger: &'c mut SqliteLedger<'l>,
     pub(super) org: &'c OrgId,
 }
 
-impl SegmentSql for Writes<'_, '_> {
+impl SegmentSql for SqliteSegmentWrite<'_, '_> {
     fn time(&self) -> DateTime<Utc> {
         self.ledger.head.time()
     }
