@@ -96,11 +96,9 @@ impl SqliteStoreBuilder {
     /// the WAL start again from its beginning). Off, the store spawns no
     /// thread and SQLite checkpoints inline. Durability is the same either
     /// way. No effect in memory (no WAL).
-    ///
-    /// Measured on the mixed load of the bench report (2 cores), against
-    /// the store without the thread: 10–35% more calls/s, and a one-thread
-    /// p99 of 0.5–0.9 ms instead of 3–5 ms, with `synchronous` NORMAL or
-    /// FULL.
+    /// It costs one thread, and takes the checkpoint's pause out of the
+    /// commits, which shows in their tail latency (measured in the
+    /// repository's `docs/benchmarks.md`).
     pub fn background_checkpoints(mut self, on: bool) -> Self {
         self.background_checkpoints = on;
         self
