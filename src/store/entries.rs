@@ -1,8 +1,8 @@
 //! What the SQL backends share: how they store a ledger entry (a kind
 //! code and the columns the kind uses, the same numbers in every schema),
-//! an org's ledger head as a write holds it, the flow of every write made
-//! on a caller's behalf ([`keyed_write`]: the ledger opened first, the
-//! idempotency key recorded last), and the batch of a member call.
+//! an org's ledger head as a write holds it, the flow of every write that
+//! changes segments or members ([`keyed_write`]: the ledger opened first,
+//! the idempotency key recorded last), and the batch of a member call.
 
 use chrono::{DateTime, Utc};
 
@@ -92,8 +92,8 @@ pub(crate) trait Ledger<'a, C>: Sized {
     fn close(self, conn: &mut C) -> Result<()>;
 }
 
-/// Every write a SQL store makes on a caller's behalf (creates, updates,
-/// deletes and member calls): opens the org's ledger `L` on `conn` before
+/// Every write of a SQL store that changes segments or members (creates,
+/// updates, deletes and member calls): opens the org's ledger `L` on `conn` before
 /// anything else, runs `f` with it, closes it, then records the stamp's
 /// idempotency key, if any, through `put` ([`rules::keys::claimed`]).
 /// The caller's transaction commits all of it or none.
@@ -378,5 +378,72 @@ mod tests {
             );
         }
         assert!(super::kind(99, None, None, None).is_err());
+    }
+
+    /// A ledger over a log of what a write did, in order.
+    struct LoggedLedger;
+
+    impl<'a> Ledger<'a, Vec<&'static str>> for LoggedLedger {
+        fn open(log: &mut Vec<&'static str>, _: &'a OrgId, _: Stamp<'a>) -> Result<Self> {
+            log.push("open");
+            Ok(Self)
+        }
+        fn close(self, log: &mut Vec<&'static str>) -> Result<()> {
+            log.push("close");
+            Ok(())
+        }
+    }
+
+    /// A keyed write opens the ledger before the write, closes it after,
+    /// and records the key last; a failed write closes nothing and records
+    /// nothing; a live record of the key is `IdempotencyInProgress`.
+    #[test]
+    fn a_keyed_write_opens_the_ledger_first_and_records_its_key_last() {
+        use crate::store::{KeyClaim, StoreAddOutcome};
+        let org = OrgId::new("acme").unwrap();
+        let encode = |_: crate::store::Written<'_>| vec![1];
+        let claim = KeyClaim {
+            key: "k-1",
+            fingerprint: [7; 32],
+            expires_at: DateTime::from_timestamp(2_000_000_000, 0).unwrap(),
+            outcome: &encode,
+        };
+        let stamp = Stamp {
+            at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            request_id: None,
+            dry_run: false,
+            key: Some(&claim),
+        };
+        let write = |log: &mut Vec<&'static str>, _: &mut LoggedLedger| {
+            log.push("write");
+            Ok(StoreAddOutcome::default())
+        };
+        let put = |log: &mut Vec<&'static str>, _: &str, _: &KeyRecord| {
+            log.push("key");
+            Ok(true)
+        };
+        let mut log = Vec::new();
+        keyed_write(&mut log, &org, stamp, write, put).unwrap();
+        assert_eq!(log, ["open", "write", "close", "key"]);
+
+        let mut log = Vec::new();
+        let failed = keyed_write(
+            &mut log,
+            &org,
+            stamp,
+            |log: &mut Vec<&'static str>, _: &mut LoggedLedger| {
+                log.push("write");
+                Err::<StoreAddOutcome, _>(Error::storage("the write fails"))
+            },
+            |_, _, _| panic!("a failed write records no key"),
+        );
+        assert!(failed.is_err());
+        assert_eq!(log, ["open", "write"], "nothing closed after a failure");
+
+        let standing = keyed_write(&mut Vec::new(), &org, stamp, write, |_, _, _| Ok(false));
+        assert!(
+            matches!(standing, Err(Error::IdempotencyInProgress { ref key }) if key == "k-1"),
+            "{standing:?}"
+        );
     }
 }

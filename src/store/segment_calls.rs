@@ -147,6 +147,17 @@ mod tests {
         }
         fn change(&mut self, id: SegmentId, change: &SegmentChange) -> Result<()> {
             self.calls.push("change".into());
+            if let SegmentChange::Rename(name) = change {
+                let taken = self
+                    .segments
+                    .iter()
+                    .any(|s| s.name == name.as_str() && s.id != id);
+                if taken {
+                    return Err(Error::DuplicateName {
+                        name: name.as_str().to_owned(),
+                    });
+                }
+            }
             let segment = self.segments.iter_mut().find(|s| s.id == id).unwrap();
             match change {
                 SegmentChange::Rename(name) => segment.name = name.as_str().to_owned(),
@@ -287,5 +298,36 @@ mod tests {
         .unwrap();
         assert_eq!((made.name.as_str(), made.current_size), ("Copy", 3));
         assert_eq!(sql.calls[2..], ["exists", "insert", "append", "add to 1"]);
+    }
+
+    /// A rename to a taken name, an update of a missing segment and a
+    /// create from a set operation under a taken name record nothing; the
+    /// last one never reaches its add.
+    #[test]
+    fn refused_updates_and_creates_record_nothing() {
+        let mut sql = SegmentRecorder::default();
+        let leads = insert(&mut sql, &new_segment("Leads")).unwrap().id;
+        insert(&mut sql, &new_segment("Prospects")).unwrap();
+        let entries = sql.entries.len();
+        let taken = SegmentChange::Rename(SegmentName::parse("Prospects").unwrap());
+        let refused = update(&mut sql, leads, &taken);
+        assert!(
+            matches!(refused, Err(Error::DuplicateName { .. })),
+            "{refused:?}"
+        );
+        let missing = SegmentId::from_uuid(uuid::Uuid::now_v7());
+        let refused = update(&mut sql, missing, &SegmentChange::Describe(None));
+        assert!(matches!(refused, Err(Error::NotFound { id }) if id == missing));
+        let refused = create_from(
+            &mut sql,
+            &new_segment("Leads"),
+            &SetExpr::segment(leads),
+            |_, _| unreachable!("no add after a refused insert"),
+        );
+        assert!(
+            matches!(refused, Err(Error::DuplicateName { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(sql.entries.len(), entries, "nothing recorded");
     }
 }

@@ -31,7 +31,8 @@ pub(super) struct PostgresLedger<'a> {
 }
 
 impl<'a, 't> Ledger<'a, Tx<'t>> for PostgresLedger<'a> {
-    /// Locks and reads the org's head. The first statement of every write.
+    /// Locks and reads the org's head: the first statement of every write
+    /// that changes segments or members.
     fn open(tx: &mut Tx<'t>, org: &'a OrgId, stamp: Stamp<'a>) -> Result<Self> {
         let row = match tx.query_opt(LOCK_HEAD, &[&org.as_str()])? {
             Some(row) => row,

@@ -296,10 +296,10 @@ impl PostgresStore {
         self.attempt(mode, &mut f)
     }
 
-    /// [`write_or_try`](Self::write_or_try) for a write on a caller's
-    /// behalf: `f` runs with the org's ledger open (its head locked first),
-    /// and the key the stamp may claim ([`Stamp::key`]) is recorded in the
-    /// same transaction ([`entries::keyed_write`]).
+    /// [`write_or_try`](Self::write_or_try) for a write that changes
+    /// segments or members: `f` runs with the org's ledger open (its head
+    /// locked first), and the key the stamp may claim ([`Stamp::key`]) is
+    /// recorded in the same transaction ([`entries::keyed_write`]).
     pub(super) fn keyed<T: WriteOutcome + Send>(
         &self,
         org: &OrgId,

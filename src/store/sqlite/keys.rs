@@ -99,3 +99,25 @@ pub(super) fn record(
         |tx| get(tx, org, key, now),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared key statement binds here by position: SQLite numbers
+    /// `$1` … `$8` by first appearance, so they must first appear in order.
+    #[test]
+    fn the_shared_key_statement_numbers_its_parameters_in_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn, 0).unwrap();
+        let statement = conn.prepare(&UPSERT).unwrap();
+        assert_eq!(statement.parameter_count(), 8);
+        for i in 1..=8 {
+            assert_eq!(
+                statement.parameter_name(i),
+                Some(format!("${i}").as_str()),
+                "parameter {i}"
+            );
+        }
+    }
+}

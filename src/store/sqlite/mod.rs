@@ -255,10 +255,10 @@ impl SqliteStore {
         )
     }
 
-    /// [`write_or_try`](Self::write_or_try) for a write on a caller's
-    /// behalf: `f` runs with the org's ledger open, and the key the stamp
-    /// may claim ([`Stamp::key`]) is recorded in the same transaction
-    /// ([`entries::keyed_write`]).
+    /// [`write_or_try`](Self::write_or_try) for a write that changes
+    /// segments or members: `f` runs with the org's ledger open, and the
+    /// key the stamp may claim ([`Stamp::key`]) is recorded in the same
+    /// transaction ([`entries::keyed_write`]).
     fn keyed<T: WriteOutcome>(
         &self,
         org: &OrgId,
