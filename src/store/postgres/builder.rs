@@ -157,10 +157,10 @@ impl PostgresStoreBuilder {
     /// its parameters' types given), so that it works through a pooler
     /// that hands each transaction another session (PgBouncer before 1.21
     /// in transaction pooling). On, a connection prepares each statement
-    /// the first time it runs it and reuses it after: less work for the
-    /// server on every call (the bench report's create, against a raw
-    /// transaction that prepares its statements once: 0.43–0.54 of its
-    /// rate off, 0.83–0.94 on, in the same runs). Turn it on for direct connections,
+    /// the first time it runs it and reuses it after: the server no longer
+    /// parses and plans it on every call, which matters most for short
+    /// calls such as a create (measured in the repository's
+    /// `docs/benchmarks.md`). Turn it on for direct connections,
     /// or behind a pooler that keeps prepared statements per client
     /// (PgBouncer 1.21 or later with `max_prepared_statements` set).
     /// PostgreSQL plans a kept statement as it plans any prepared one

@@ -155,7 +155,7 @@ pub(super) const NEW_PEOPLE: &str = "INSERT INTO {schema}.segment_people (org, p
 
 /// New memberships: a plain insert. (One upsert of the whole batch, `ON
 /// CONFLICT … DO UPDATE`, would also serve [`REJOIN`], but a speculative
-/// insertion per row made a 600k-row fill of the table a third slower.)
+/// insertion per row made a fill measurably slower: `benches/README.md`.)
 pub(super) const INSERT_MEMBERS: &str =
     "INSERT INTO {schema}.segment_memberships (org, segment, person, pid, first_added_at, last_added_at)
      SELECT $1, $2, u.person, u.pid, $3, $3
