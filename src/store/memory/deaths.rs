@@ -60,20 +60,21 @@ impl Deaths {
         is_member: impl Fn(&Pid) -> bool,
     ) -> DeathSignals {
         let start = usize::try_from(after.get()).unwrap_or(usize::MAX);
-        let mut page = DeathSignals {
-            records: Vec::new(),
-            next: DeathCursor::new(after.get().max(self.records.len() as u64)),
-        };
+        let mut records = Vec::new();
+        let mut last = None;
         for (i, record) in self.records.iter().enumerate().skip(start) {
             let Some(record) = record.as_ref().filter(|r| is_member(&r.minerva_pid)) else {
                 continue;
             };
-            page.records.push(record.clone());
-            if page.records.len() == limit {
-                page.next = DeathCursor::new(i as u64 + 1);
+            records.push(record.clone());
+            // Feed places count from 1.
+            last = Some(i as u64 + 1);
+            if records.len() == limit {
                 break;
             }
         }
-        page
+        let end = || Ok::<_, std::convert::Infallible>(self.records.len() as u64);
+        let Ok(next) = deaths::next_cursor(after, limit, records.len(), last, end);
+        DeathSignals { records, next }
     }
 }

@@ -222,16 +222,14 @@ pub(super) fn signals(
         .iter()
         .map(death_from_row)
         .collect::<Result<Vec<_>>>()?;
-    let next = match found.last() {
-        Some(&(seq, _)) if found.len() == limit => u64::try_from(seq).unwrap_or(0),
-        // Not a full page: everything up to the end of the feed was seen.
-        _ => {
-            let end = count(&feed_head(tx, FEED_END)?, 0)?;
-            after.get().max(end)
-        }
-    };
+    let last = found
+        .last()
+        .map(|&(seq, _)| u64::try_from(seq).unwrap_or(0));
+    let next = deaths::next_cursor(after, limit, found.len(), last, || {
+        count(&feed_head(tx, FEED_END)?, 0)
+    })?;
     Ok(DeathSignals {
         records: found.into_iter().map(|(_, record)| record).collect(),
-        next: DeathCursor::new(next),
+        next,
     })
 }

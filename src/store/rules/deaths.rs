@@ -1,5 +1,7 @@
-//! Where an upserted death record goes in the death feed.
+//! Where an upserted death record goes in the death feed, and where the
+//! next poll of a segment's death signals starts.
 
+use crate::DeathCursor;
 use crate::store::StoreDeathsIngested;
 
 /// Where a death record goes, for a feed whose places are `K`.
@@ -48,6 +50,27 @@ pub(crate) fn place<K, F>(
     }
 }
 
+/// The cursor after a page of death signals read from `after`, which
+/// found `found` records (of at most `limit`), the last at feed place
+/// `last`: after that record when the page is full; otherwise everything
+/// up to the end of the feed was seen, so the end as the read saw it
+/// (`feed_end`, asked only then), never before `after`.
+///
+/// # Errors
+/// What `feed_end` fails with.
+pub(crate) fn next_cursor<E>(
+    after: DeathCursor,
+    limit: usize,
+    found: usize,
+    last: Option<u64>,
+    feed_end: impl FnOnce() -> Result<u64, E>,
+) -> Result<DeathCursor, E> {
+    match last {
+        Some(last) if found == limit => Ok(DeathCursor::new(last)),
+        _ => Ok(DeathCursor::new(after.get().max(feed_end()?))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +101,20 @@ mod tests {
             "another person: moved to the end, first observation kept"
         );
         assert_eq!((done.n_inserted, done.n_updated), (1, 2), "counts");
+    }
+
+    /// A full page resumes after its last record; a short one at the end
+    /// of the feed, which it reads only then, and never before the cursor.
+    #[test]
+    fn a_poll_resumes_after_a_full_page_or_at_the_feeds_end() {
+        let after = DeathCursor::new(4);
+        let full = next_cursor::<()>(after, 2, 2, Some(9), || panic!("not asked"));
+        assert_eq!(full, Ok(DeathCursor::new(9)), "after the last record");
+        let short = next_cursor::<()>(after, 2, 1, Some(9), || Ok(12));
+        assert_eq!(short, Ok(DeathCursor::new(12)), "the feed's end");
+        let empty = next_cursor::<()>(after, 2, 0, None, || Ok(12));
+        assert_eq!(empty, Ok(DeathCursor::new(12)));
+        let behind = next_cursor::<()>(after, 2, 0, None, || Ok(3));
+        assert_eq!(behind, Ok(after), "never before the cursor given");
     }
 }

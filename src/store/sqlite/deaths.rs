@@ -178,20 +178,17 @@ pub(super) fn signals(
         .db()?
         .collect::<rusqlite::Result<Vec<_>>>()
         .db()?;
-    let next = match found.last() {
-        Some(&(seq, _)) if found.len() == limit => seq,
-        // Not a full page: everything up to the end of the feed was seen.
-        _ => {
-            let end: i64 = conn
-                .prepare_cached(FEED_END)
-                .db()?
-                .query_row([], |r| r.get(0))
-                .db()?;
-            after.get().max(u64::try_from(end).unwrap_or(0))
-        }
-    };
+    let last = found.last().map(|&(seq, _)| seq);
+    let next = deaths::next_cursor(after, limit, found.len(), last, || {
+        let end: i64 = conn
+            .prepare_cached(FEED_END)
+            .db()?
+            .query_row([], |r| r.get(0))
+            .db()?;
+        Ok::<_, crate::Error>(u64::try_from(end).unwrap_or(0))
+    })?;
     Ok(DeathSignals {
         records: found.into_iter().map(|(_, record)| record).collect(),
-        next: DeathCursor::new(next),
+        next,
     })
 }
