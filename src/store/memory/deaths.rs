@@ -2,9 +2,8 @@
 
 use foldhash::HashMap;
 
-use crate::store::Page;
-use crate::store::StoreDeathsIngested;
 use crate::store::rules::deaths::{self, Place};
+use crate::store::{Page, StoreDeathsIngested};
 use crate::{DeathCursor, DeathRecord, DeathSignals, Pid};
 
 /// Death records, in feed order: record `n` (from 1) is `records[n - 1]`.

@@ -8,9 +8,8 @@ use smallvec::SmallVec;
 use super::ledger::{MemberCall, MemberChange, Origin};
 use super::roster::Roster;
 use super::{Org, SizeSample, Stored, time};
-use crate::store::Page;
 use crate::store::rules::members::{self as plan, Joined, Standing};
-use crate::store::{MemberSlice, MemberStart, Stamp, StoreAddOutcome, StoreRemoveOutcome};
+use crate::store::{MemberSlice, MemberStart, Page, Stamp, StoreAddOutcome, StoreRemoveOutcome};
 use crate::{Member, Pid, Result, SegmentId};
 
 /// A person, within one org.

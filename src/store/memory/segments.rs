@@ -9,8 +9,7 @@ use super::ledger::SegmentEntry;
 use super::{Contents, Org, Row, Stored};
 use crate::domain::name::name_key;
 use crate::limits::DEFAULT_SOURCE;
-use crate::store::Page;
-use crate::store::{SegmentChange, SegmentInsert, Stamp};
+use crate::store::{Page, SegmentChange, SegmentInsert, Stamp};
 use crate::{Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
 
 /// (`created_at` in µs, id as an integer) of an org's segments, sorted.

@@ -8,9 +8,8 @@ use r2d2_postgres::postgres::Row;
 use super::ledger::pid_at;
 use super::segments::locate;
 use super::{Tx, count, get, micros, sql_int, time};
-use crate::store::Page;
-use crate::store::StoreDeathsIngested;
 use crate::store::rules::deaths::{self, Place};
+use crate::store::{Page, StoreDeathsIngested};
 use crate::{
     DeathCursor, DeathRecord, DeathSignals, Error, OrgId, Result, SegmentId, SignalMetadata,
     StorageFailure,

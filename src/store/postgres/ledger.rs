@@ -4,9 +4,8 @@ use r2d2_postgres::postgres::Row;
 
 use super::{Tx, count, damaged, get, sql_int, time};
 use crate::domain::pid::is_well_formed;
-use crate::store::Page;
-use crate::store::Stamp;
 use crate::store::entries::{self, Head, Ledger};
+use crate::store::{Page, Stamp};
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId, StorageFailure};
 
 pub(super) use crate::store::entries::{ADDED, READDED};

@@ -20,11 +20,10 @@ use r2d2_postgres::postgres::Row;
 use super::ledger::{PostgresLedger, pid_at};
 use super::segments::{PostgresSegmentWrite, locate, set_size};
 use super::{Tx, count, get, micros, sql_int, time};
-use crate::store::Page;
 use crate::store::entries::Batch;
 use crate::store::member_calls::{self, MemberSql, SetMember};
 use crate::store::rules::members::Standing;
-use crate::store::{MemberSlice, MemberStart, StoreAddOutcome};
+use crate::store::{MemberSlice, MemberStart, Page, StoreAddOutcome};
 use crate::{Error, Member, OrgId, Provenance, Result, SegmentId, SetExpr};
 
 /// What a PID is to the segment, before an add.

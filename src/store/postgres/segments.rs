@@ -6,9 +6,8 @@ use r2d2_postgres::postgres::error::SqlState;
 
 use super::ledger::PostgresLedger;
 use super::{Tx, count, get, micros, sql_int, time};
-use crate::store::Page;
 use crate::store::segment_calls::SegmentSql;
-use crate::store::{SegmentChange, SegmentInsert};
+use crate::store::{Page, SegmentChange, SegmentInsert};
 use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
 
 /// The constraint that keeps names unique per org (by key).

@@ -6,9 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::ledger::pid_at;
 use super::segments::locate;
 use super::{SqliteDb, count_at, micros, sql_int, time_at};
-use crate::store::Page;
-use crate::store::StoreDeathsIngested;
 use crate::store::rules::deaths::{self, Place};
+use crate::store::{Page, StoreDeathsIngested};
 use crate::{DeathCursor, DeathRecord, DeathSignals, OrgId, Result, SegmentId, SignalMetadata};
 
 fn corrupt(i: usize, what: String) -> rusqlite::Error {

@@ -4,9 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteDb, count_at, sql_int, time_at};
 use crate::domain::pid::is_well_formed;
-use crate::store::Page;
-use crate::store::Stamp;
 use crate::store::entries::{self, Head, Ledger};
+use crate::store::{Page, Stamp};
 use crate::{Change, ChangeKind, Error, OrgId, Pid, Provenance, Result, SegmentId};
 
 pub(super) use crate::store::entries::joins;

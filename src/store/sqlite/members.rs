@@ -17,11 +17,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::ledger::{SqliteLedger, pid_at};
 use super::segments::{Located, SqliteSegmentWrite, locate, set_size};
 use super::{SqliteDb, array, micros, sql_int, time_at};
-use crate::store::Page;
 use crate::store::entries::Batch;
 use crate::store::member_calls::{self, MemberSql, SetMember};
 use crate::store::rules::members::Standing;
-use crate::store::{MemberSlice, MemberStart, StoreAddOutcome};
+use crate::store::{MemberSlice, MemberStart, Page, StoreAddOutcome};
 use crate::{Error, Member, OrgId, Provenance, Result, SegmentId, SetExpr};
 
 /// The PIDs of `batch`, in PID order, as one `rarray` parameter.

@@ -5,9 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::ledger::SqliteLedger;
 use super::{SqliteDb, count_at, micros, sql_int, time_at};
-use crate::store::Page;
 use crate::store::segment_calls::SegmentSql;
-use crate::store::{SegmentChange, SegmentInsert};
+use crate::store::{Page, SegmentChange, SegmentInsert};
 use crate::{ChangeKind, Error, OrgId, Result, Segment, SegmentCursor, SegmentId};
 
 /// The columns [`segment_from_row`] reads.
